@@ -1,0 +1,69 @@
+// BitLens hot kernels. Each optimised kernel sits beside a portable scalar reference with the
+// same signature (`*_ref`). The `*_wasmsimd` kernels are written with wasm_simd128.h; natively
+// they compile through SIMDe, so the native CLI and the WASM module run the same operations in
+// the same order and give bit-identical results.
+//
+// Letters used in shapes: M rows of activations (tokens), N output features, K input features.
+// All matrices are row-major; `ld*` is the row stride in elements.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace bitlens::kernels {
+
+// ---------------------------------------------------------------------------------------------
+// f32 GEMM against a pre-packed right-hand side: C[M,N] = A[M,K] · W[N,K]ᵀ (+ bias[N]).
+// W is what PyTorch stores for a Linear (out × in). It is packed once into panels of
+// F32_GEMM_NR columns: packed[(n / NR) * K * NR + k * NR + n % NR] = W[n][k], zero padded.
+// Operation order (the contract every implementation keeps, so results are bit-identical):
+//   acc = 0; for k in 0..K-1: acc = acc + A[m][k] * W[n][k]  (a rounded multiply, then a rounded add)
+//   C[m][n] = bias ? acc + bias[n] : acc
+constexpr size_t F32_GEMM_NR = 8;
+size_t f32_gemm_packed_floats(size_t N, size_t K);
+// Packs W given element strides: W[n][k] = src[n * stride_n + k * stride_k]. With stride_n = K,
+// stride_k = 1 it packs a Linear weight; with stride_n = 1, stride_k = ld it packs a transposed
+// matrix (e.g. V in P·V), so attention uses the same kernel.
+void f32_gemm_pack(size_t N, size_t K, const float* src, size_t stride_n, size_t stride_k, float* packed);
+void f32_gemm_ref(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* packed,
+                  const float* bias, float* C, size_t ldc);
+void f32_gemm_4x8_wasmsimd(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* packed,
+                           const float* bias, float* C, size_t ldc);
+
+// ---------------------------------------------------------------------------------------------
+// Row-wise numerically-stable softmax in place over `rows` rows of length n (row stride ld):
+// m = max(x); e_i = bl_expf(x_i - m); s = Σ e_i (lane-blocked order defined in softmax.cpp); x_i = e_i * (1/s).
+void f32_softmax_ref(size_t rows, size_t n, float* x, size_t ld);
+void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld);
+
+// LayerNorm over the last dimension: y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps),
+// biased variance (as PyTorch).
+void f32_layernorm_ref(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
+                       const float* beta, float eps, float* y, size_t ldy);
+void f32_layernorm_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
+                            const float* beta, float eps, float* y, size_t ldy);
+
+// GELU in place over n values: exact form 0.5·x·(1 + erf(x/√2)), or the tanh form
+// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+void f32_gelu_ref(size_t n, float* x);
+void f32_gelu_wasmsimd(size_t n, float* x);
+void f32_gelu_tanh_ref(size_t n, float* x);
+void f32_gelu_tanh_wasmsimd(size_t n, float* x);
+
+}  // namespace bitlens::kernels
+
+namespace bitlens::kernels {
+
+// ---------------------------------------------------------------------------------------------
+// int8 GEMM: C[M,N] (int32) = A[M,K] (int8) · W[N,K]ᵀ (int8), exact integer arithmetic (so every
+// implementation gives the same result in any order). Both operands are zero padded to
+// Kp = qs8_gemm_kp(K) columns: A rows have stride lda ≥ Kp with A[m][K..Kp) = 0; W is packed as
+// rows of Kp by qs8_gemm_pack.
+constexpr size_t QS8_GEMM_KB = 8;
+inline size_t qs8_gemm_kp(size_t K) { return (K + QS8_GEMM_KB - 1) / QS8_GEMM_KB * QS8_GEMM_KB; }
+void qs8_gemm_pack(size_t N, size_t K, const int8_t* W, int8_t* packed);  // packed: N × Kp
+void qs8_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C, size_t ldc);
+// 1 row × 4 columns per step; i16x8.load8x8_s + i32x4.dot_i16x8_s, 8 values of K per instruction pair.
+void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
+                             size_t ldc);
+
+}  // namespace bitlens::kernels

@@ -1,0 +1,88 @@
+// LayerNorm over the last dimension, reference and WASM SIMD. gamma and beta must be non-null.
+//
+//   mean = Σx / n;  var = Σ(x - mean)² / n  (two passes, biased, as PyTorch);
+//   rstd = 1 / sqrt(var + eps);  y = ((x - mean) * rstd) * gamma + beta.
+// Reduction order (kept by both implementations, so they are bit-identical). With nb = n & ~3:
+//   four lane sums s_l (starting at +0) over i = 4j + l (j < nb/4), combined as
+//   (s_0 + s_1) + (s_2 + s_3), then the tail i in [nb, n) added in ascending order.
+// Both Σx and Σ(x - mean)² use this order. sqrt is IEEE correctly rounded on both targets.
+#include <cmath>
+
+#include "kernels.h"
+#include "simd.h"
+
+namespace bitlens::kernels {
+
+void f32_layernorm_ref(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
+                       const float* beta, float eps, float* y, size_t ldy) {
+  if (n == 0) return;
+  const size_t nb = n & ~size_t(3);
+  const float fn = static_cast<float>(n);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* px = x + r * ldx;
+    float* py = y + r * ldy;
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < nb; i += 4)
+      for (size_t l = 0; l < 4; ++l) s[l] = s[l] + px[i + l];
+    float sum = (s[0] + s[1]) + (s[2] + s[3]);
+    for (size_t i = nb; i < n; ++i) sum = sum + px[i];
+    const float mean = sum / fn;
+
+    float q[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < nb; i += 4)
+      for (size_t l = 0; l < 4; ++l) {
+        const float d = px[i + l] - mean;
+        q[l] = q[l] + d * d;
+      }
+    float sq = (q[0] + q[1]) + (q[2] + q[3]);
+    for (size_t i = nb; i < n; ++i) {
+      const float d = px[i] - mean;
+      sq = sq + d * d;
+    }
+    const float var = sq / fn;
+    const float rstd = 1.0f / std::sqrt(var + eps);
+    for (size_t i = 0; i < n; ++i) py[i] = ((px[i] - mean) * rstd) * gamma[i] + beta[i];
+  }
+}
+
+void f32_layernorm_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
+                            const float* beta, float eps, float* y, size_t ldy) {
+  if (n == 0) return;
+  const size_t nb = n & ~size_t(3);
+  const float fn = static_cast<float>(n);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* px = x + r * ldx;
+    float* py = y + r * ldy;
+    v128_t vs = wasm_f32x4_splat(0.0f);
+    for (size_t i = 0; i < nb; i += 4) vs = wasm_f32x4_add(vs, wasm_v128_load(px + i));
+    float sum = (wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1)) +
+                (wasm_f32x4_extract_lane(vs, 2) + wasm_f32x4_extract_lane(vs, 3));
+    for (size_t i = nb; i < n; ++i) sum = sum + px[i];
+    const float mean = sum / fn;
+
+    const v128_t vmean = wasm_f32x4_splat(mean);
+    v128_t vq = wasm_f32x4_splat(0.0f);
+    for (size_t i = 0; i < nb; i += 4) {
+      const v128_t d = wasm_f32x4_sub(wasm_v128_load(px + i), vmean);
+      vq = wasm_f32x4_add(vq, wasm_f32x4_mul(d, d));
+    }
+    float sq = (wasm_f32x4_extract_lane(vq, 0) + wasm_f32x4_extract_lane(vq, 1)) +
+               (wasm_f32x4_extract_lane(vq, 2) + wasm_f32x4_extract_lane(vq, 3));
+    for (size_t i = nb; i < n; ++i) {
+      const float d = px[i] - mean;
+      sq = sq + d * d;
+    }
+    const float var = sq / fn;
+    const float rstd = 1.0f / std::sqrt(var + eps);
+
+    const v128_t vrstd = wasm_f32x4_splat(rstd);
+    for (size_t i = 0; i < nb; i += 4) {
+      const v128_t t = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(px + i), vmean), vrstd);
+      wasm_v128_store(py + i,
+                      wasm_f32x4_add(wasm_f32x4_mul(t, wasm_v128_load(gamma + i)), wasm_v128_load(beta + i)));
+    }
+    for (size_t i = nb; i < n; ++i) py[i] = ((px[i] - mean) * rstd) * gamma[i] + beta[i];
+  }
+}
+
+}  // namespace bitlens::kernels

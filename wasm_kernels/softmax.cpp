@@ -1,0 +1,83 @@
+// Row-wise numerically stable softmax, reference and WASM SIMD.
+//
+// Reduction order (kept by both implementations, so they are bit-identical). With nb = n & ~3:
+//   max: four lane maxima m_l over x[4j + l] (j < nb/4), each starting at -inf and updated with
+//        pmax (m = m < v ? v : m, the semantics of wasm f32x4.pmax); combined as
+//        pmax(pmax(m_0, m_1), pmax(m_2, m_3)); then the tail x[nb..n) folded in ascending order.
+//   sum: four lane sums s_l (starting at +0) of e[4j + l]; combined as (s_0 + s_1) + (s_2 + s_3);
+//        then the tail e[nb..n) added in ascending order.
+// Element-wise: e_i = bl_expf(x_i - max); x_i = e_i * (1 / sum).
+#include <limits>
+
+#include "kernels.h"
+#include "mathfn.h"
+#include "simd.h"
+
+namespace bitlens::kernels {
+namespace {
+inline float pmax(float a, float b) { return a < b ? b : a; }
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+}  // namespace
+
+void f32_softmax_ref(size_t rows, size_t n, float* x, size_t ld) {
+  if (n == 0) return;
+  const size_t nb = n & ~size_t(3);
+  for (size_t r = 0; r < rows; ++r) {
+    float* p = x + r * ld;
+    float m[4] = {kNegInf, kNegInf, kNegInf, kNegInf};
+    for (size_t i = 0; i < nb; i += 4)
+      for (size_t l = 0; l < 4; ++l) m[l] = pmax(m[l], p[i + l]);
+    float mx = pmax(pmax(m[0], m[1]), pmax(m[2], m[3]));
+    for (size_t i = nb; i < n; ++i) mx = pmax(mx, p[i]);
+
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < nb; i += 4)
+      for (size_t l = 0; l < 4; ++l) {
+        const float e = bl_expf(p[i + l] - mx);
+        p[i + l] = e;
+        s[l] = s[l] + e;
+      }
+    float sum = (s[0] + s[1]) + (s[2] + s[3]);
+    for (size_t i = nb; i < n; ++i) {
+      const float e = bl_expf(p[i] - mx);
+      p[i] = e;
+      sum = sum + e;
+    }
+    const float inv = 1.0f / sum;
+    for (size_t i = 0; i < n; ++i) p[i] = p[i] * inv;
+  }
+}
+
+void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld) {
+  if (n == 0) return;
+  const size_t nb = n & ~size_t(3);
+  for (size_t r = 0; r < rows; ++r) {
+    float* p = x + r * ld;
+    v128_t vm = wasm_f32x4_splat(kNegInf);
+    for (size_t i = 0; i < nb; i += 4) vm = wasm_f32x4_pmax(vm, wasm_v128_load(p + i));
+    float mx = pmax(pmax(wasm_f32x4_extract_lane(vm, 0), wasm_f32x4_extract_lane(vm, 1)),
+                    pmax(wasm_f32x4_extract_lane(vm, 2), wasm_f32x4_extract_lane(vm, 3)));
+    for (size_t i = nb; i < n; ++i) mx = pmax(mx, p[i]);
+
+    const v128_t vmx = wasm_f32x4_splat(mx);
+    v128_t vs = wasm_f32x4_splat(0.0f);
+    for (size_t i = 0; i < nb; i += 4) {
+      const v128_t e = bl_expf_x4(wasm_f32x4_sub(wasm_v128_load(p + i), vmx));
+      wasm_v128_store(p + i, e);
+      vs = wasm_f32x4_add(vs, e);
+    }
+    float sum = (wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1)) +
+                (wasm_f32x4_extract_lane(vs, 2) + wasm_f32x4_extract_lane(vs, 3));
+    for (size_t i = nb; i < n; ++i) {
+      const float e = bl_expf(p[i] - mx);
+      p[i] = e;
+      sum = sum + e;
+    }
+    const float inv = 1.0f / sum;
+    const v128_t vinv = wasm_f32x4_splat(inv);
+    for (size_t i = 0; i < nb; i += 4) wasm_v128_store(p + i, wasm_f32x4_mul(wasm_v128_load(p + i), vinv));
+    for (size_t i = nb; i < n; ++i) p[i] = p[i] * inv;
+  }
+}
+
+}  // namespace bitlens::kernels
