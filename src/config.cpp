@@ -1,0 +1,394 @@
+#include "config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <regex>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "dataset.h"  // read_file_bytes
+
+namespace bitlens {
+using json = nlohmann::json;
+
+const char* naming_name(Naming n) {
+    switch (n) {
+        case Naming::HfVit: return "Hugging Face ViTForImageClassification";
+        case Naming::HfDeit: return "Hugging Face DeiTForImageClassification";
+        case Naming::Timm: return "timm vision_transformer";
+    }
+    return "?";
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
+
+const StTensor* find(const SafeTensors& st, const std::string& name) {
+    auto it = st.tensors.find(name);
+    return it == st.tensors.end() ? nullptr : &it->second;
+}
+const StTensor& need(const SafeTensors& st, const std::string& name, const std::string& what) {
+    const StTensor* t = find(st, name);
+    if (!t) fail(what + ": missing tensor '" + name + "'");
+    return *t;
+}
+
+json parse_json(const std::string& text, const std::string& what) {
+    try {
+        json j = json::parse(text);
+        if (!j.is_object()) fail(what + ": expected a JSON object");
+        return j;
+    } catch (const json::exception& e) {
+        fail(what + ": not valid JSON: " + e.what());
+    }
+}
+
+int get_int(const json& j, const char* field, const std::string& what) {
+    if (!j.contains(field)) fail(what + ": missing field '" + field + "'");
+    const json& v = j[field];
+    if (!v.is_number_integer() || v.get<long long>() <= 0 || v.get<long long>() > (1 << 24))
+        fail(what + ": field '" + std::string(field) + "' must be a positive integer, found " + v.dump());
+    return v.get<int>();
+}
+int opt_int(const json& j, const char* field, int def, const std::string& what) {
+    return j.contains(field) && !j[field].is_null() ? get_int(j, field, what) : def;
+}
+double opt_num(const json& j, const char* field, double def, const std::string& what) {
+    if (!j.contains(field) || j[field].is_null()) return def;
+    if (!j[field].is_number()) fail(what + ": field '" + std::string(field) + "' must be a number, found " + j[field].dump());
+    return j[field].get<double>();
+}
+std::vector<float> float_list(const json& v, const std::string& what, const std::string& field) {
+    std::vector<float> out;
+    if (v.is_number()) return {v.get<float>()};
+    if (!v.is_array()) fail(what + ": field '" + field + "' must be a list of numbers");
+    for (const json& x : v) {
+        if (!x.is_number()) fail(what + ": field '" + field + "' must be a list of numbers, found " + x.dump());
+        out.push_back(x.get<float>());
+    }
+    return out;
+}
+
+// timm's named sizes, for hub configs without model_args.
+bool timm_size(const std::string& arch, ViTConfig& c) {
+    struct S { const char* name; int dim, depth, heads; };
+    static const S sizes[] = {{"_tiny_", 192, 12, 3}, {"_small_", 384, 12, 6}, {"_base_", 768, 12, 12},
+                              {"_large_", 1024, 24, 16}, {"_huge_", 1280, 32, 16}};
+    for (const S& s : sizes)
+        if (arch.find(s.name) != std::string::npos) {
+            c.hidden = s.dim, c.depth = s.depth, c.heads = s.heads, c.mlp_dim = 4 * s.dim;
+            return true;
+        }
+    return false;
+}
+
+std::string resample_name(const json& v, const std::string& what) {
+    if (v.is_number_integer()) {
+        switch (v.get<int>()) {
+            case 0: return "nearest";
+            case 2: return "bilinear";
+            case 3: return "bicubic";
+            default: fail(what + ": resample " + v.dump() + " is not supported (0 nearest, 2 bilinear, 3 bicubic)");
+        }
+    }
+    if (v.is_string()) {
+        std::string s = v.get<std::string>();
+        if (s == "nearest" || s == "bilinear" || s == "bicubic") return s;
+    }
+    fail(what + ": resample/interpolation " + v.dump() + " is not supported (nearest, bilinear, bicubic)");
+}
+
+void read_hf_config(const json& j, const std::string& what, ViTConfig& c) {
+    if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+        j["architectures"][0].is_string())
+        c.architecture = j["architectures"][0].get<std::string>();
+    c.hidden = get_int(j, "hidden_size", what);
+    c.depth = get_int(j, "num_hidden_layers", what);
+    c.heads = get_int(j, "num_attention_heads", what);
+    c.mlp_dim = opt_int(j, "intermediate_size", 4 * c.hidden, what);
+    const int image = opt_int(j, "image_size", 224, what);
+    c.image_h = c.image_w = image;
+    c.patch = opt_int(j, "patch_size", 16, what);
+    c.channels = opt_int(j, "num_channels", 3, what);
+    c.ln_eps = float(opt_num(j, "layer_norm_eps", 1e-12, what));
+    const std::string act = j.contains("hidden_act") && j["hidden_act"].is_string() ? j["hidden_act"].get<std::string>() : "gelu";
+    if (act == "gelu") c.gelu_tanh = false;
+    else if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") c.gelu_tanh = true;
+    else fail(what + ": hidden_act '" + act + "' is not supported (gelu, gelu_new, gelu_pytorch_tanh)");
+    if (j.contains("qkv_bias") && j["qkv_bias"].is_boolean()) c.qkv_bias = j["qkv_bias"].get<bool>();
+    if (j.contains("id2label") && j["id2label"].is_object()) {
+        std::map<int, std::string> m;
+        for (auto it = j["id2label"].begin(); it != j["id2label"].end(); ++it) {
+            int k;
+            try { k = std::stoi(it.key()); } catch (...) { fail(what + ": id2label key '" + it.key() + "' is not an integer"); }
+            if (!it.value().is_string()) fail(what + ": id2label['" + it.key() + "'] is not a string");
+            m[k] = it.value().get<std::string>();
+        }
+        c.labels.clear();
+        for (int i = 0; i < int(m.size()); ++i) {
+            if (!m.count(i)) fail(what + ": id2label has no entry for class " + std::to_string(i));
+            c.labels.push_back(m[i]);
+        }
+        c.labels_known = true;
+        for (size_t i = 0; i < c.labels.size(); ++i)
+            if (c.labels[i] == "LABEL_" + std::to_string(i)) c.labels_known = false;
+    }
+    // HF ViT defaults for preprocessing when preprocessor_config.json is absent.
+    c.pp.mean.assign(size_t(c.channels), 0.5f);
+    c.pp.std.assign(size_t(c.channels), 0.5f);
+}
+
+void read_timm_config(const json& j, const std::string& what, ViTConfig& c) {
+    c.architecture = j.contains("architecture") && j["architecture"].is_string() ? j["architecture"].get<std::string>() : "";
+    std::smatch m;
+    if (std::regex_search(c.architecture, m, std::regex("patch(\\d+)"))) c.patch = std::stoi(m[1]);
+    if (std::regex_search(c.architecture, m, std::regex("_(\\d+)$"))) c.image_h = c.image_w = std::stoi(m[1]);
+    const bool named = timm_size(c.architecture, c);
+    const json args = j.contains("model_args") && j["model_args"].is_object() ? j["model_args"] : json::object();
+    if (!named && !args.contains("embed_dim"))
+        fail(what + ": timm config has neither model_args.embed_dim nor a known architecture size (tiny/small/base/large) in '" +
+             c.architecture + "'");
+    const std::string aw = what + " model_args";
+    if (args.contains("img_size")) {
+        const json& s = args["img_size"];
+        if (s.is_array() && s.size() == 2) c.image_h = s[0].get<int>(), c.image_w = s[1].get<int>();
+        else c.image_h = c.image_w = get_int(args, "img_size", aw);
+    }
+    c.patch = opt_int(args, "patch_size", c.patch, aw);
+    c.channels = opt_int(args, "in_chans", 3, aw);
+    c.hidden = opt_int(args, "embed_dim", c.hidden, aw);
+    c.depth = opt_int(args, "depth", c.depth, aw);
+    c.heads = opt_int(args, "num_heads", c.heads, aw);
+    c.mlp_dim = int(std::lround(opt_num(args, "mlp_ratio", double(c.mlp_dim) / c.hidden, aw) * c.hidden));
+    if (args.contains("qkv_bias") && args["qkv_bias"].is_boolean()) c.qkv_bias = args["qkv_bias"].get<bool>();
+    c.ln_eps = 1e-6f;
+    std::string pool = j.contains("global_pool") && j["global_pool"].is_string() ? j["global_pool"].get<std::string>() : "token";
+    if (args.contains("global_pool") && args["global_pool"].is_string()) pool = args["global_pool"].get<std::string>();
+    if (pool != "token" && pool != "avg") fail(what + ": global_pool '" + pool + "' is not supported (token, avg)");
+    c.avg_pool = pool == "avg";
+    c.num_classes = opt_int(j, "num_classes", 1000, what);
+    c.pp.mean = {0.485f, 0.456f, 0.406f};  // timm's ImageNet defaults
+    c.pp.std = {0.229f, 0.224f, 0.225f};
+    const json pc = j.contains("pretrained_cfg") && j["pretrained_cfg"].is_object() ? j["pretrained_cfg"] : json::object();
+    const std::string pw = what + " pretrained_cfg";
+    if (pc.contains("input_size")) {
+        const json& s = pc["input_size"];
+        if (!s.is_array() || s.size() != 3) fail(pw + ": input_size must be [C, H, W], found " + s.dump());
+        const int ch = s[0].get<int>(), h = s[1].get<int>(), w = s[2].get<int>();
+        if (ch != c.channels || h != c.image_h || w != c.image_w)
+            fail(pw + ": input_size " + s.dump() + " does not match model_args (channels " + std::to_string(c.channels) +
+                 ", image " + std::to_string(c.image_h) + "x" + std::to_string(c.image_w) + ")");
+    }
+    if (pc.contains("mean")) c.pp.mean = float_list(pc["mean"], pw, "mean");
+    if (pc.contains("std")) c.pp.std = float_list(pc["std"], pw, "std");
+    if (pc.contains("interpolation")) c.pp.resample = resample_name(pc["interpolation"], pw);
+    if (pc.contains("num_classes")) c.num_classes = opt_int(pc, "num_classes", c.num_classes, pw);
+    if (j.contains("label_names") && j["label_names"].is_array()) {
+        c.labels.clear();
+        for (const json& l : j["label_names"]) {
+            if (!l.is_string()) fail(what + ": label_names must be strings, found " + l.dump());
+            c.labels.push_back(l.get<std::string>());
+        }
+        c.labels_known = true;
+    }
+}
+
+void read_preprocessor(const json& j, const std::string& what, ViTConfig& c) {
+    const bool normalize = !j.contains("do_normalize") || j["do_normalize"] == true;
+    if (normalize) {
+        if (j.contains("image_mean")) c.pp.mean = float_list(j["image_mean"], what, "image_mean");
+        if (j.contains("image_std")) c.pp.std = float_list(j["image_std"], what, "image_std");
+    } else {
+        c.pp.mean.assign(size_t(c.channels), 0.0f);
+        c.pp.std.assign(size_t(c.channels), 1.0f);
+    }
+    if (j.contains("do_rescale") && j["do_rescale"] == false)
+        fail(what + ": do_rescale=false is not supported (images are 8-bit and rescaled by 1/255)");
+    if (j.contains("rescale_factor") && std::fabs(opt_num(j, "rescale_factor", 0, what) - 1.0 / 255) > 1e-9)
+        fail(what + ": rescale_factor " + j["rescale_factor"].dump() + " is not supported (expected 1/255)");
+    if (j.contains("size")) {
+        const json& s = j["size"];
+        int h = 0, w = 0;
+        if (s.is_number_integer()) h = w = s.get<int>();
+        else if (s.is_object() && s.contains("height") && s.contains("width")) h = get_int(s, "height", what + " size"), w = get_int(s, "width", what + " size");
+        else if (s.is_object() && s.contains("shortest_edge")) h = w = get_int(s, "shortest_edge", what + " size");
+        else fail(what + ": size must be an integer or {height, width}, found " + s.dump());
+        if (h != c.image_h || w != c.image_w)
+            fail(what + ": size " + std::to_string(h) + "x" + std::to_string(w) + " does not match the model's image size " +
+                 std::to_string(c.image_h) + "x" + std::to_string(c.image_w));
+    }
+    if (j.contains("resample")) c.pp.resample = resample_name(j["resample"], what);
+}
+
+void check_shape(const StTensor& t, const std::string& name, std::vector<int64_t> expect, const std::string& why,
+                 const std::string& what) {
+    if (t.shape != expect) {
+        auto s = [](const std::vector<int64_t>& v) {
+            std::string r = "[";
+            for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + std::to_string(v[i]);
+            return r + "]";
+        };
+        fail(what + ": tensor '" + name + "' has shape " + s(t.shape) + ", expected " + s(expect) + " (" + why + ")");
+    }
+}
+
+}  // namespace
+
+ModelSource read_model_source(const std::string& path) {
+    namespace fs = std::filesystem;
+    ModelSource src;
+    fs::path st_path, dir;
+    if (fs::is_directory(path)) {
+        dir = path;
+        st_path = dir / "model.safetensors";
+        if (!fs::exists(st_path)) {
+            for (const auto& e : fs::directory_iterator(dir))
+                if (e.path().extension() == ".safetensors") { st_path = e.path(); break; }
+        }
+        if (!fs::exists(st_path)) fail(path + ": no .safetensors file in this directory");
+    } else {
+        if (!fs::exists(path)) fail(path + ": no such file or directory");
+        st_path = path;
+        dir = st_path.parent_path();
+    }
+    src.safetensors = read_file_bytes(st_path.string());
+    src.safetensors_name = st_path.string();
+    auto slurp = [](const fs::path& p) {
+        std::vector<uint8_t> b = read_file_bytes(p.string());
+        return std::string(b.begin(), b.end());
+    };
+    if (fs::exists(dir / "config.json")) src.config_json = slurp(dir / "config.json"), src.config_name = (dir / "config.json").string();
+    if (fs::exists(dir / "preprocessor_config.json"))
+        src.preprocessor_json = slurp(dir / "preprocessor_config.json"), src.preprocessor_name = (dir / "preprocessor_config.json").string();
+    return src;
+}
+
+ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
+    const std::string what = src.safetensors_name;
+    ViTConfig c;
+    std::string p;  // prefix of the backbone
+    if (find(st, "vit.embeddings.cls_token")) c.naming = Naming::HfVit, p = "vit.";
+    else if (find(st, "deit.embeddings.cls_token")) c.naming = Naming::HfDeit, p = "deit.";
+    else if (find(st, "cls_token")) c.naming = Naming::Timm;
+    else
+        fail(what + ": not a ViT checkpoint: none of 'vit.embeddings.cls_token', 'deit.embeddings.cls_token', 'cls_token' is present");
+    const bool hf = c.naming != Naming::Timm;
+
+    // Config files.
+    if (!src.config_json.empty()) {
+        json j = parse_json(src.config_json, src.config_name);
+        const bool timm_cfg = j.contains("architecture") || j.contains("pretrained_cfg") || j.contains("model_args");
+        if (timm_cfg) {
+            if (hf) fail(src.config_name + ": a timm config.json, but the tensors use Hugging Face naming ('" + p + "embeddings...')");
+            read_timm_config(j, src.config_name, c);
+            c.config_source = "timm config.json";
+        } else {
+            if (!hf) fail(src.config_name + ": a Hugging Face config.json, but the tensors use timm naming ('cls_token', 'blocks.N...')");
+            read_hf_config(j, src.config_name, c);
+            c.config_source = "Hugging Face config.json";
+        }
+    }
+    if (!src.preprocessor_json.empty()) {
+        if (src.config_json.empty()) fail(src.preprocessor_name + ": given without a config.json");
+        read_preprocessor(parse_json(src.preprocessor_json, src.preprocessor_name), src.preprocessor_name, c);
+    }
+
+    // What the tensors say.
+    const std::string cls = hf ? p + "embeddings.cls_token" : "cls_token";
+    const std::string dist = hf ? p + "embeddings.distillation_token" : "dist_token";
+    const std::string pos = hf ? p + "embeddings.position_embeddings" : "pos_embed";
+    const std::string proj = hf ? p + "embeddings.patch_embeddings.projection.weight" : "patch_embed.proj.weight";
+    const std::string fc1 = hf ? p + "encoder.layer.0.intermediate.dense.weight" : "blocks.0.mlp.fc1.weight";
+    const StTensor& tcls = need(st, cls, what);
+    if (tcls.shape.size() != 3 || tcls.shape[0] != 1 || tcls.shape[1] != 1)
+        fail(what + ": tensor '" + cls + "' should have shape [1, 1, hidden]");
+    const int hidden = int(tcls.shape[2]);
+    const StTensor& tproj = need(st, proj, what);
+    if (tproj.shape.size() != 4 || tproj.shape[2] != tproj.shape[3])
+        fail(what + ": tensor '" + proj + "' should have shape [hidden, channels, patch, patch]");
+    int depth = 0;
+    while (find(st, hf ? p + "encoder.layer." + std::to_string(depth) + ".layernorm_before.weight"
+                       : "blocks." + std::to_string(depth) + ".norm1.weight"))
+        ++depth;
+    if (depth == 0) fail(what + ": no transformer blocks found");
+    const StTensor& tfc1 = need(st, fc1, what);
+    if (tfc1.shape.size() != 2) fail(what + ": tensor '" + fc1 + "' should be 2-D");
+    const bool has_dist = find(st, dist) != nullptr;
+    const std::string head_w = c.naming == Naming::HfVit ? "classifier.weight"
+                               : c.naming == Naming::HfDeit ? (find(st, "cls_classifier.weight") ? "cls_classifier.weight" : "classifier.weight")
+                                                            : "head.weight";
+    const StTensor& thead = need(st, head_w, what);
+    if (thead.shape.size() != 2) fail(what + ": tensor '" + head_w + "' should be 2-D");
+    const StTensor& tpos = need(st, pos, what);
+    if (tpos.shape.size() != 3) fail(what + ": tensor '" + pos + "' should have shape [1, tokens, hidden]");
+    const int prefix = 1 + (has_dist ? 1 : 0);
+    const int patches = int(tpos.shape[1]) - prefix;
+
+    if (src.config_json.empty()) {
+        c.config_source = "inferred from tensors";
+        c.hidden = hidden;
+        c.depth = depth;
+        c.channels = int(tproj.shape[1]);
+        c.patch = int(tproj.shape[2]);
+        c.mlp_dim = int(tfc1.shape[0]);
+        c.num_classes = int(thead.shape[0]);
+        const int g = int(std::lround(std::sqrt(double(std::max(patches, 0)))));
+        if (g * g != patches)
+            fail(what + ": cannot infer the image size: " + std::to_string(patches) + " patch positions is not a square grid; give a config.json");
+        c.image_h = c.image_w = g * c.patch;
+        c.ln_eps = hf ? 1e-12f : 1e-6f;
+        c.avg_pool = !hf && find(st, "fc_norm.weight");
+        if (src.heads_override <= 0)
+            fail(what + ": no config.json, and the number of attention heads cannot be seen in the tensors: give a config.json (or --heads N)");
+        c.heads = src.heads_override;
+        c.pp.mean.assign(size_t(c.channels), hf ? 0.5f : 0.0f);
+        c.pp.std.assign(size_t(c.channels), hf ? 0.5f : 1.0f);
+        if (!hf && c.channels == 3) c.pp.mean = {0.485f, 0.456f, 0.406f}, c.pp.std = {0.229f, 0.224f, 0.225f};
+    } else {
+        if (c.naming != Naming::Timm) c.num_classes = c.labels.empty() ? int(thead.shape[0]) : int(c.labels.size());
+        if (c.naming == Naming::Timm && find(st, "fc_norm.weight") && !c.avg_pool)
+            fail(src.config_name + ": global_pool is 'token' but the checkpoint has 'fc_norm' (average pooling); set global_pool to 'avg'");
+    }
+    if (src.heads_override > 0) c.heads = src.heads_override;
+    c.dist_token = has_dist;
+    c.dist_head = find(st, hf ? "distillation_classifier.weight" : "head_dist.weight") != nullptr;
+    if (c.naming == Naming::HfDeit && !has_dist) fail(what + ": DeiT checkpoint without '" + dist + "'");
+
+    // Consistency of the config with the tensors.
+    const std::string cw = src.config_json.empty() ? what : src.config_name;
+    auto mismatch = [&](const std::string& field, long long cfg, const std::string& tensor, long long found) {
+        if (cfg != found)
+            fail(cw + ": " + field + " is " + std::to_string(cfg) + " but tensor '" + tensor + "' implies " + std::to_string(found));
+    };
+    mismatch(hf ? "hidden_size" : "embed_dim", c.hidden, cls, hidden);
+    mismatch(hf ? "num_hidden_layers" : "depth", c.depth, hf ? p + "encoder.layer.N" : "blocks.N", depth);
+    mismatch(hf ? "num_channels" : "in_chans", c.channels, proj, tproj.shape[1]);
+    mismatch("patch_size", c.patch, proj, tproj.shape[2]);
+    mismatch(hf ? "intermediate_size" : "mlp_ratio * embed_dim", c.mlp_dim, fc1, tfc1.shape[0]);
+    mismatch(hf ? "number of labels (id2label)" : "num_classes", c.num_classes, head_w, thead.shape[0]);
+    if (c.image_h % c.patch || c.image_w % c.patch)
+        fail(cw + ": image size " + std::to_string(c.image_h) + " is not a multiple of patch_size " + std::to_string(c.patch));
+    mismatch("image_size/patch_size (number of patches)", c.num_patches(), pos, patches);
+    if (c.hidden % c.heads)
+        fail(cw + ": " + (hf ? std::string("num_attention_heads") : std::string("num_heads")) + " " + std::to_string(c.heads) +
+             " does not divide hidden size " + std::to_string(c.hidden));
+    if (c.labels.empty())
+        for (int i = 0; i < c.num_classes; ++i) c.labels.push_back(hf ? "LABEL_" + std::to_string(i) : std::to_string(i));
+    if (int(c.labels.size()) != c.num_classes)
+        fail(cw + ": " + std::to_string(c.labels.size()) + " label names for " + std::to_string(c.num_classes) + " classes");
+    if (int(c.pp.mean.size()) == 1 && c.channels > 1) c.pp.mean.assign(size_t(c.channels), c.pp.mean[0]);
+    if (int(c.pp.std.size()) == 1 && c.channels > 1) c.pp.std.assign(size_t(c.channels), c.pp.std[0]);
+    if (int(c.pp.mean.size()) != c.channels || int(c.pp.std.size()) != c.channels)
+        fail(cw + ": image mean/std have " + std::to_string(c.pp.mean.size()) + "/" + std::to_string(c.pp.std.size()) +
+             " values for " + std::to_string(c.channels) + " channels");
+    for (float s : c.pp.std)
+        if (!(s > 0)) fail(cw + ": image std must be positive");
+    c.pp.size_h = c.image_h;
+    c.pp.size_w = c.image_w;
+    c.pp.channels = c.channels;
+    return c;
+}
+
+}  // namespace bitlens

@@ -1,0 +1,335 @@
+#include "model.h"
+
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+#include "kernels.h"
+
+namespace bitlens {
+namespace k = kernels;
+
+const char* point_kind_name(PointKind kind) {
+    switch (kind) {
+        case PointKind::PatchInput: return "patch_input";
+        case PointKind::PostLN: return "post_layernorm";
+        case PointKind::Query: return "query";
+        case PointKind::Key: return "key";
+        case PointKind::Value: return "value";
+        case PointKind::AttnScores: return "attn_scores";
+        case PointKind::AttnProbs: return "attn_probs";
+        case PointKind::AttnOut: return "attn_out";
+        case PointKind::PostGELU: return "post_gelu";
+        case PointKind::HeadInput: return "head_input";
+    }
+    return "?";
+}
+
+void Linear::pack() {
+    packed.assign(k::f32_gemm_packed_floats(size_t(out), size_t(in)), 0.0f);
+    k::f32_gemm_pack(size_t(out), size_t(in), weight.data(), size_t(in), 1, packed.data());
+}
+
+void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t ldy) const {
+    if (int8) {
+        const IntLinear& q = *int8;
+        const size_t Kp = k::qs8_gemm_kp(size_t(in)), N = size_t(out);
+        thread_local std::vector<int8_t> xq;
+        thread_local std::vector<int32_t> acc;
+        xq.assign(rows * Kp, 0);
+        acc.resize(rows * N);
+        for (size_t r = 0; r < rows; ++r)
+            for (size_t c = 0; c < size_t(in); ++c) xq[r * Kp + c] = int8_t(q.in.code(x[r * ldx + c]) - q.shift);
+        k::qs8_gemm_1x4c8_wasmsimd(rows, N, size_t(in), xq.data(), Kp, q.packed.data(), acc.data(), N);
+        const int32_t zero = q.in.zero - q.shift;
+        for (size_t r = 0; r < rows; ++r)
+            for (size_t n = 0; n < N; ++n) {
+                const float v = (q.in.scale * q.wscale[n]) * float(acc[r * N + n] - zero * q.row_sum[n]);
+                y[r * ldy + n] = bias.empty() ? v : v + bias[n];
+            }
+        return;
+    }
+    k::f32_gemm_4x8_wasmsimd(rows, size_t(out), size_t(in), x, ldx, packed.data(), bias.empty() ? nullptr : bias.data(), y, ldy);
+}
+
+std::vector<Linear*> ViT::linears() {
+    std::vector<Linear*> r{&patch_embed};
+    for (Block& b : blocks) r.insert(r.end(), {&b.qkv, &b.proj, &b.fc1, &b.fc2});
+    r.push_back(&head);
+    if (cfg.dist_head) r.push_back(&head_dist);
+    return r;
+}
+std::vector<const Linear*> ViT::linears() const {
+    std::vector<const Linear*> r;
+    for (Linear* l : const_cast<ViT*>(this)->linears()) r.push_back(l);
+    return r;
+}
+
+size_t ViT::parameter_count() const {
+    size_t n = cls_token.size() + dist_token.size() + pos_embed.size();
+    for (const Linear* l : linears()) n += l->weight.size() + l->bias.size();
+    for (const Block& b : blocks) n += 2 * (b.norm1.gamma.size() + b.norm2.gamma.size());
+    return n + 2 * (norm.gamma.size() + fc_norm.gamma.size());
+}
+
+// Letters: T tokens (prefix + patches), D hidden, H heads, d = D/H head size, F mlp size,
+// C channels, P patch size, G = grid width.
+void ViT::forward(const float* image, float* logits, Workspace& ws, ActivationHook* hook) const {
+    const ViTConfig& c = cfg;
+    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.heads), d = size_t(c.head_dim()),
+                 F = size_t(c.mlp_dim), Np = size_t(c.num_patches()), P = size_t(c.patch), C = size_t(c.channels),
+                 G = size_t(c.grid_w()), pre = size_t(c.prefix_tokens()), PP = C * P * P;
+    const size_t Wimg = size_t(c.image_w), HWimg = size_t(c.image_h) * Wimg;
+    ws.x.resize(T * D), ws.ln.resize(T * D), ws.qkv.resize(T * 3 * D), ws.scores.resize(H * T * T);
+    ws.ctx.resize(T * D), ws.tmp.resize(T * D), ws.mlp.resize(T * F), ws.patches.resize(Np * PP);
+    ws.packed_k.resize(k::f32_gemm_packed_floats(T, d)), ws.packed_v.resize(k::f32_gemm_packed_floats(d, T));
+    auto act = [&](int point, float* x, size_t rows, size_t cols, size_t ld) {
+        if (hook) hook->on_activation(point, x, rows, cols, ld);
+    };
+
+    // Patch embedding. patches[Np, C·P·P], column (ch, i, j) as the Conv2d weight [D, C, P, P] is laid out.
+    for (size_t p = 0; p < Np; ++p) {
+        const size_t gy = p / G, gx = p % G;
+        float* row = &ws.patches[p * PP];
+        for (size_t ch = 0; ch < C; ++ch)
+            for (size_t i = 0; i < P; ++i)
+                std::memcpy(row + (ch * P + i) * P, image + ch * HWimg + (gy * P + i) * Wimg + gx * P, P * sizeof(float));
+    }
+    act(0, ws.patches.data(), Np, PP, PP);
+    float* x = ws.x.data();                                     // x[T, D]
+    patch_embed.forward(ws.patches.data(), Np, PP, x + pre * D, D);
+    std::memcpy(x, cls_token.data(), D * sizeof(float));
+    if (c.dist_token) std::memcpy(x + D, dist_token.data(), D * sizeof(float));
+    for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + pos_embed[i];
+
+    const float scale = 1.0f / std::sqrt(float(d));
+    for (size_t bi = 0; bi < blocks.size(); ++bi) {
+        const Block& b = blocks[bi];
+        const int bidx = int(bi);
+        // --- attention: x = x + proj(MHSA(LN1(x)))
+        k::f32_layernorm_wasmsimd(T, D, x, D, b.norm1.gamma.data(), b.norm1.beta.data(), c.ln_eps, ws.ln.data(), D);
+        act(point_index(bidx, kQkvIn), ws.ln.data(), T, D, D);
+        float* qkv = ws.qkv.data();                             // qkv[T, 3D] = [q | k | v]
+        b.qkv.forward(ws.ln.data(), T, D, qkv, 3 * D);
+        act(point_index(bidx, kQ), qkv, T, D, 3 * D);
+        act(point_index(bidx, kK), qkv + D, T, D, 3 * D);
+        act(point_index(bidx, kV), qkv + 2 * D, T, D, 3 * D);
+        for (size_t h = 0; h < H; ++h) {                       // scores[h] = q_h · k_hᵀ · scale   [T, T]
+            k::f32_gemm_pack(T, d, qkv + D + h * d, 3 * D, 1, ws.packed_k.data());
+            float* s = &ws.scores[h * T * T];
+            k::f32_gemm_4x8_wasmsimd(T, T, d, qkv + h * d, 3 * D, ws.packed_k.data(), nullptr, s, T);
+            for (size_t i = 0; i < T * T; ++i) s[i] = s[i] * scale;
+        }
+        act(point_index(bidx, kScores), ws.scores.data(), H * T, T, T);
+        k::f32_softmax_wasmsimd(H * T, T, ws.scores.data(), T);
+        act(point_index(bidx, kProbs), ws.scores.data(), H * T, T, T);
+        for (size_t h = 0; h < H; ++h) {                       // ctx[:, h] = probs[h] · v_h   [T, d]
+            k::f32_gemm_pack(d, T, qkv + 2 * D + h * d, 1, 3 * D, ws.packed_v.data());
+            k::f32_gemm_4x8_wasmsimd(T, d, T, &ws.scores[h * T * T], T, ws.packed_v.data(), nullptr, ws.ctx.data() + h * d, D);
+        }
+        act(point_index(bidx, kProjIn), ws.ctx.data(), T, D, D);
+        b.proj.forward(ws.ctx.data(), T, D, ws.tmp.data(), D);
+        for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + ws.tmp[i];
+        // --- MLP: x = x + fc2(GELU(fc1(LN2(x))))
+        k::f32_layernorm_wasmsimd(T, D, x, D, b.norm2.gamma.data(), b.norm2.beta.data(), c.ln_eps, ws.ln.data(), D);
+        act(point_index(bidx, kFc1In), ws.ln.data(), T, D, D);
+        b.fc1.forward(ws.ln.data(), T, D, ws.mlp.data(), F);
+        if (c.gelu_tanh) k::f32_gelu_tanh_wasmsimd(T * F, ws.mlp.data());
+        else k::f32_gelu_wasmsimd(T * F, ws.mlp.data());
+        act(point_index(bidx, kFc2In), ws.mlp.data(), T, F, F);
+        b.fc2.forward(ws.mlp.data(), T, F, ws.tmp.data(), D);
+        for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + ws.tmp[i];
+    }
+
+    // Head: pooled[rows, D] → logits. Token pooling uses the class (and distillation) token after the
+    // final norm; average pooling takes the mean of the patch tokens, then fc_norm.
+    const size_t rows = c.dist_head ? 2 : 1;
+    ws.pooled.resize(rows * D);
+    if (c.avg_pool) {
+        std::vector<float>& sum = ws.tmp;
+        for (size_t j = 0; j < D; ++j) sum[j] = 0.0f;
+        for (size_t t = pre; t < T; ++t)
+            for (size_t j = 0; j < D; ++j) sum[j] = sum[j] + x[t * D + j];
+        for (size_t j = 0; j < D; ++j) sum[j] = sum[j] / float(Np);
+        k::f32_layernorm_wasmsimd(1, D, sum.data(), D, fc_norm.gamma.data(), fc_norm.beta.data(), c.ln_eps, ws.pooled.data(), D);
+    } else {
+        k::f32_layernorm_wasmsimd(rows, D, x, D, norm.gamma.data(), norm.beta.data(), c.ln_eps, ws.pooled.data(), D);
+    }
+    act(head_point(), ws.pooled.data(), rows, D, D);
+    head.forward(ws.pooled.data(), 1, D, logits, size_t(c.num_classes));
+    if (c.dist_head) {
+        ws.logits2.resize(size_t(c.num_classes));
+        head_dist.forward(ws.pooled.data() + D, 1, D, ws.logits2.data(), size_t(c.num_classes));
+        for (int i = 0; i < c.num_classes; ++i) logits[i] = (logits[i] + ws.logits2[size_t(i)]) * 0.5f;
+    }
+}
+
+std::vector<float> ViT::forward(const std::vector<float>& image, ActivationHook* hook) const {
+    const size_t want = size_t(cfg.channels) * size_t(cfg.image_h) * size_t(cfg.image_w);
+    if (image.size() != want)
+        throw std::runtime_error("model input has " + std::to_string(image.size()) + " values, expected " + std::to_string(want) +
+                                 " (" + std::to_string(cfg.channels) + "x" + std::to_string(cfg.image_h) + "x" +
+                                 std::to_string(cfg.image_w) + ")");
+    Workspace ws;
+    std::vector<float> logits(size_t(cfg.num_classes));
+    forward(image.data(), logits.data(), ws, hook);
+    return logits;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Loading
+
+namespace {
+
+struct Loader {
+    const SafeTensors& st;
+    std::string what;
+    std::set<std::string> used;
+    std::string dtype;
+
+    const StTensor* get(const std::string& name) const {
+        auto it = st.tensors.find(name);
+        return it == st.tensors.end() ? nullptr : &it->second;
+    }
+    std::vector<float> take(const std::string& name, std::vector<int64_t> shape) {
+        const StTensor* t = get(name);
+        if (!t) throw std::runtime_error(what + ": missing tensor '" + name + "'");
+        if (t->shape != shape) {
+            auto s = [](const std::vector<int64_t>& v) {
+                std::string r = "[";
+                for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + std::to_string(v[i]);
+                return r + "]";
+            };
+            throw std::runtime_error(what + ": tensor '" + name + "' has shape " + s(t->shape) + ", expected " + s(shape));
+        }
+        if (t->dtype != "F32" && t->dtype != "F16" && t->dtype != "BF16")
+            throw std::runtime_error(what + ": tensor '" + name + "' has dtype " + t->dtype + ", expected F32, F16 or BF16");
+        dtype = dtype.empty() || dtype == t->dtype ? t->dtype : "mixed";
+        used.insert(name);
+        return t->to_f32(what + ": tensor '" + name + "'");
+    }
+    bool has(const std::string& name) const { return get(name) != nullptr; }
+    LayerNorm layernorm(const std::string& canon, const std::string& n, int64_t D) {
+        return {canon, take(n + ".weight", {D}), take(n + ".bias", {D})};
+    }
+    Linear linear(const std::string& canon, const std::string& n, int64_t out, int64_t in, bool bias = true) {
+        Linear l;
+        l.name = canon, l.source = n, l.out = int(out), l.in = int(in);
+        l.weight = take(n + ".weight", {out, in});
+        if (bias || has(n + ".bias")) l.bias = take(n + ".bias", {out});
+        l.pack();
+        return l;
+    }
+};
+
+}  // namespace
+
+LoadedModel load_model(const ModelSource& src) {
+    SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
+    LoadedModel out;
+    ViT& m = out.vit;
+    m.cfg = resolve_config(st, src);
+    const ViTConfig& c = m.cfg;
+    Loader L{st, src.safetensors_name, {}, {}};
+    const int64_t D = c.hidden, F = c.mlp_dim, T = c.tokens(), Cls = c.num_classes, PP = int64_t(c.channels) * c.patch * c.patch;
+    const bool hf = c.naming != Naming::Timm;
+    const std::string p = c.naming == Naming::HfVit ? "vit." : "deit.";
+
+    auto patch = [&](const std::string& n) {
+        Linear l;
+        l.name = "patch_embed.proj", l.source = n, l.out = int(D), l.in = int(PP);
+        l.weight = L.take(n + ".weight", {D, c.channels, c.patch, c.patch});  // same memory as [D, C·P·P]
+        l.bias = L.take(n + ".bias", {D});
+        l.pack();
+        return l;
+    };
+    if (hf) {
+        m.patch_embed = patch(p + "embeddings.patch_embeddings.projection");
+        m.cls_token = L.take(p + "embeddings.cls_token", {1, 1, D});
+        if (c.dist_token) m.dist_token = L.take(p + "embeddings.distillation_token", {1, 1, D});
+        m.pos_embed = L.take(p + "embeddings.position_embeddings", {1, T, D});
+        for (int i = 0; i < c.depth; ++i) {
+            const std::string n = p + "encoder.layer." + std::to_string(i) + ".", canon = "blocks." + std::to_string(i) + ".";
+            Block b;
+            b.norm1 = L.layernorm(canon + "norm1", n + "layernorm_before", D);
+            // Fuse q, k, v into one [3D, D] Linear, as timm stores it.
+            Linear q = L.linear("q", n + "attention.attention.query", D, D, c.qkv_bias);
+            Linear kk = L.linear("k", n + "attention.attention.key", D, D, c.qkv_bias);
+            Linear v = L.linear("v", n + "attention.attention.value", D, D, c.qkv_bias);
+            b.qkv.name = canon + "attn.qkv", b.qkv.source = n + "attention.attention.{query,key,value}";
+            b.qkv.out = int(3 * D), b.qkv.in = int(D);
+            for (Linear* s : {&q, &kk, &v}) b.qkv.weight.insert(b.qkv.weight.end(), s->weight.begin(), s->weight.end());
+            if (!q.bias.empty() || !kk.bias.empty() || !v.bias.empty())
+                for (Linear* s : {&q, &kk, &v}) {
+                    if (s->bias.empty()) s->bias.assign(size_t(D), 0.0f);
+                    b.qkv.bias.insert(b.qkv.bias.end(), s->bias.begin(), s->bias.end());
+                }
+            b.qkv.pack();
+            b.proj = L.linear(canon + "attn.proj", n + "attention.output.dense", D, D);
+            b.norm2 = L.layernorm(canon + "norm2", n + "layernorm_after", D);
+            b.fc1 = L.linear(canon + "mlp.fc1", n + "intermediate.dense", F, D);
+            b.fc2 = L.linear(canon + "mlp.fc2", n + "output.dense", D, F);
+            m.blocks.push_back(std::move(b));
+        }
+        m.norm = L.layernorm("norm", p + "layernorm", D);
+        if (c.naming == Naming::HfDeit && L.has("cls_classifier.weight")) {
+            m.head = L.linear("head", "cls_classifier", Cls, D);
+            if (c.dist_head) m.head_dist = L.linear("head_dist", "distillation_classifier", Cls, D);
+        } else {
+            m.head = L.linear("head", "classifier", Cls, D);
+        }
+        for (const auto& kv : st.tensors)
+            if (kv.first.rfind(p + "pooler.", 0) == 0) m.ignored_tensors.push_back(kv.first), L.used.insert(kv.first);
+    } else {
+        m.patch_embed = patch("patch_embed.proj");
+        m.cls_token = L.take("cls_token", {1, 1, D});
+        if (c.dist_token) m.dist_token = L.take("dist_token", {1, 1, D});
+        m.pos_embed = L.take("pos_embed", {1, T, D});
+        for (int i = 0; i < c.depth; ++i) {
+            const std::string n = "blocks." + std::to_string(i) + ".";
+            Block b;
+            b.norm1 = L.layernorm(n + "norm1", n + "norm1", D);
+            b.qkv = L.linear(n + "attn.qkv", n + "attn.qkv", 3 * D, D, c.qkv_bias);
+            b.proj = L.linear(n + "attn.proj", n + "attn.proj", D, D);
+            b.norm2 = L.layernorm(n + "norm2", n + "norm2", D);
+            b.fc1 = L.linear(n + "mlp.fc1", n + "mlp.fc1", F, D);
+            b.fc2 = L.linear(n + "mlp.fc2", n + "mlp.fc2", D, F);
+            m.blocks.push_back(std::move(b));
+        }
+        if (c.avg_pool) m.fc_norm = L.layernorm("fc_norm", "fc_norm", D);
+        else m.norm = L.layernorm("norm", "norm", D);
+        m.head = L.linear("head", "head", Cls, D);
+        if (c.dist_head) m.head_dist = L.linear("head_dist", "head_dist", Cls, D);
+    }
+    for (const std::string& name : st.order)
+        if (!L.used.count(name))
+            throw std::runtime_error(src.safetensors_name + ": unexpected tensor '" + name + "' (not part of a " +
+                                     naming_name(c.naming) + " with this config)");
+    out.source_dtype = L.dtype;
+
+    // Quantization points, in forward order.
+    m.points.push_back({"patch_embed.in", PointKind::PatchInput, -1, "patch_embed.proj"});
+    for (int i = 0; i < c.depth; ++i) {
+        const std::string n = "blocks." + std::to_string(i) + ".";
+        m.points.push_back({n + "attn.qkv.in", PointKind::PostLN, i, n + "attn.qkv"});
+        m.points.push_back({n + "attn.q", PointKind::Query, i, ""});
+        m.points.push_back({n + "attn.k", PointKind::Key, i, ""});
+        m.points.push_back({n + "attn.v", PointKind::Value, i, ""});
+        m.points.push_back({n + "attn.scores", PointKind::AttnScores, i, ""});
+        m.points.push_back({n + "attn.probs", PointKind::AttnProbs, i, ""});
+        m.points.push_back({n + "attn.proj.in", PointKind::AttnOut, i, n + "attn.proj"});
+        m.points.push_back({n + "mlp.fc1.in", PointKind::PostLN, i, n + "mlp.fc1"});
+        m.points.push_back({n + "mlp.fc2.in", PointKind::PostGELU, i, n + "mlp.fc2"});
+    }
+    m.points.push_back({"head.in", PointKind::HeadInput, -1, "head"});
+    return out;
+}
+
+LoadedModel load_model_path(const std::string& path, int heads_override) {
+    ModelSource src = read_model_source(path);
+    src.heads_override = heads_override;
+    return load_model(src);
+}
+
+}  // namespace bitlens

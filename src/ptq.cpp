@@ -1,0 +1,271 @@
+#include "ptq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels.h"
+#include "parallel.h"
+
+namespace bitlens {
+
+std::string QuantConfig::name() const {
+    std::string s = "W" + std::to_string(wbits) + "A" + std::to_string(abits);
+    if (probs_bits() != abits) s += "/P" + std::to_string(probs_bits());
+    return s;
+}
+
+void QuantConfig::validate() const {
+    check_bits(wbits, "weights (--wbits)");
+    check_bits(abits, "activations (--abits)");
+    check_bits(probs_bits(), "post-softmax (--softmax-bits)");
+    if (weights != QType::Uniform && weights != QType::Pow2)
+        throw std::runtime_error(std::string("weight quantizer '") + qtype_name(weights) + "' is not supported (uniform or pow2)");
+    if (softmax == QType::Pow2) throw std::runtime_error("post-softmax quantizer 'pow2' is not supported (uniform, log2 or sulq)");
+    if (calib_size < 1) throw std::runtime_error("calibration size must be at least 1, found " + std::to_string(calib_size));
+}
+
+nlohmann::json config_json(const QuantConfig& c) {
+    return {{"name", c.name()},           {"wbits", c.wbits},
+            {"abits", c.abits},           {"softmax_bits", c.probs_bits()},
+            {"weights", qtype_name(c.weights)}, {"granularity", c.per_channel ? "channel" : "tensor"},
+            {"weight_range", range_name(c.w_range)}, {"act_range", range_name(c.a_range)},
+            {"softmax", qtype_name(c.softmax)}, {"sulq_round_exponent", c.sulq_round_exponent},
+            {"edges_8bit", c.edges_8bit}, {"reparam", c.reparam},
+            {"calib_size", c.calib_size}, {"seed", c.seed}};
+}
+
+QuantConfig parse_wa(const std::string& s, QuantConfig base) {
+    int w = 0, a = 0;
+    char tail = 0;
+    std::string l = s;
+    for (char& ch : l) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (std::sscanf(l.c_str(), "w%da%d%c", &w, &a, &tail) != 2)
+        throw std::runtime_error("configuration '" + s + "' is not of the form W<bits>A<bits> (e.g. w4a4)");
+    base.wbits = w, base.abits = a;
+    base.validate();
+    return base;
+}
+
+std::vector<size_t> draw_calibration(size_t pool, size_t n, uint64_t seed) {
+    if (pool == 0) throw std::runtime_error("calibration set is empty");
+    if (n > pool)
+        throw std::runtime_error("calibration size " + std::to_string(n) + " is larger than the calibration pool (" +
+                                 std::to_string(pool) + " images)");
+    std::vector<size_t> idx(pool);
+    for (size_t i = 0; i < pool; ++i) idx[i] = i;
+    uint64_t state = seed;
+    auto next = [&state] {  // SplitMix64
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    for (size_t j = 0; j < n; ++j) std::swap(idx[j], idx[j + size_t(next() % uint64_t(pool - j))]);
+    idx.resize(n);
+    return idx;
+}
+
+size_t QuantizedViT::weight_count() const {
+    size_t n = 0;
+    for (const Linear* l : model.linears()) n += l->weight.size();
+    return n;
+}
+
+size_t QuantizedViT::model_bytes() const {
+    const std::vector<const Linear*> ls = model.linears();
+    size_t bits = 0, fp = model.parameter_count() - weight_count();  // biases, norms, tokens stay FP32
+    for (size_t i = 0; i < ls.size(); ++i) bits += ls[i]->weight.size() * size_t(wbits[i]) + 32 * wq[i].size() * 2;
+    return (bits + 7) / 8 + 4 * fp;
+}
+
+double QuantizedViT::bits_per_weight() const {
+    const std::vector<const Linear*> ls = model.linears();
+    double bits = 0;
+    for (size_t i = 0; i < ls.size(); ++i) bits += double(ls[i]->weight.size()) * wbits[i] + 32.0 * double(wq[i].size());
+    return bits / double(weight_count());
+}
+
+void FakeQuantHook::on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) {
+    if (!q.act_on[size_t(point)]) return;
+    const Quantizer& qz = q.aq[size_t(point)];
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < cols; ++c) x[r * ld + c] = qz.fake(x[r * ld + c]);
+}
+
+namespace {
+
+constexpr size_t kSampleCap = 1 << 15;  // values kept per point for the range searches
+
+// Collects, per point, a strided sample of its values and per-channel min/max.
+struct Observer : ActivationHook {
+    size_t images;
+    std::vector<std::vector<float>> samples;
+    std::vector<std::vector<float>> cmin, cmax;
+    std::vector<size_t> seen, stride;
+    Observer(size_t points, size_t n_images)
+        : images(n_images), samples(points), cmin(points), cmax(points), seen(points, 0), stride(points, 0) {}
+    void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
+        const size_t i = size_t(p);
+        if (!stride[i]) {
+            stride[i] = std::max<size_t>(1, (rows * cols * images + kSampleCap - 1) / kSampleCap);
+            cmin[i].assign(cols, x[0]), cmax[i].assign(cols, x[0]);
+        }
+        for (size_t r = 0; r < rows; ++r)
+            for (size_t c = 0; c < cols; ++c) {
+                const float v = x[r * ld + c];
+                if (seen[i]++ % stride[i] == 0) samples[i].push_back(v);
+                cmin[i][c] = std::min(cmin[i][c], v), cmax[i][c] = std::max(cmax[i][c], v);
+            }
+    }
+};
+
+Observer observe(const ViT& m, const PreparedData& calib, const std::vector<size_t>& idx) {
+    Observer obs(m.points.size(), idx.size());
+    Workspace ws;
+    std::vector<float> logits(size_t(m.cfg.num_classes));
+    for (size_t i : idx) m.forward(&calib.inputs[i * calib.input_size], logits.data(), ws, &obs);
+    return obs;
+}
+
+// RepQ-ViT: per-channel asymmetric scales s_c and zero points z_c of a post-LN activation are made
+// layer-wise (s̃ = mean s_c, z̃ = round(mean z_c)) by folding r1 = s_c/s̃ and r2 = z_c − z̃ into the
+// LayerNorm affine (γ' = γ/r1, β' = (β + s⊙r2)/r1) and the next Linear (W' = W·diag(r1),
+// b' = b − W·(s⊙r2)). The FP32 function is unchanged.
+void reparameterise(LayerNorm& ln, Linear& next, const std::vector<float>& cmin, const std::vector<float>& cmax, int bits) {
+    const size_t D = ln.gamma.size();
+    const double levels = double((1 << bits) - 1);
+    std::vector<double> s(D), z(D);
+    double smean = 0, zmean = 0;
+    for (size_t c = 0; c < D; ++c) {
+        const double lo = std::min(0.0, double(cmin[c])), hi = std::max(0.0, double(cmax[c]));
+        s[c] = std::max(hi - lo, 1e-8) / levels;
+        z[c] = std::nearbyint(-lo / s[c]);
+        smean += s[c], zmean += z[c];
+    }
+    smean /= double(D), zmean = std::nearbyint(zmean / double(D));
+    std::vector<double> r1(D), shift(D);
+    for (size_t c = 0; c < D; ++c) r1[c] = s[c] / smean, shift[c] = s[c] * (z[c] - zmean);
+    for (size_t o = 0; o < size_t(next.out); ++o) {
+        double acc = 0;
+        for (size_t c = 0; c < D; ++c) acc += double(next.weight[o * D + c]) * shift[c];
+        if (next.bias.empty()) next.bias.assign(size_t(next.out), 0.0f);
+        next.bias[o] = float(double(next.bias[o]) - acc);
+        for (size_t c = 0; c < D; ++c) next.weight[o * D + c] = float(double(next.weight[o * D + c]) * r1[c]);
+    }
+    for (size_t c = 0; c < D; ++c) {
+        ln.gamma[c] = float(double(ln.gamma[c]) / r1[c]);
+        ln.beta[c] = float((double(ln.beta[c]) + shift[c]) / r1[c]);
+    }
+    next.pack();
+}
+
+bool is_edge(const std::string& linear) { return linear == "patch_embed.proj" || linear == "head" || linear == "head_dist"; }
+
+}  // namespace
+
+QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg, int jobs) {
+    cfg.validate();
+    if (calib.n == 0) throw std::runtime_error("calibration set is empty");
+    if (calib.input_size != size_t(fp.cfg.channels) * size_t(fp.cfg.image_h) * size_t(fp.cfg.image_w))
+        throw std::runtime_error("calibration images have " + std::to_string(calib.input_size) + " values each, the model expects " +
+                                 std::to_string(fp.cfg.channels) + "x" + std::to_string(fp.cfg.image_h) + "x" +
+                                 std::to_string(fp.cfg.image_w));
+    const std::vector<size_t> idx = draw_calibration(calib.n, size_t(cfg.calib_size), cfg.seed);
+    QuantizedViT q;
+    q.cfg = cfg;
+    q.model = fp;
+
+    // 1. RepQ-ViT reparameterisation of post-LN activations (on the FP32 model).
+    if (cfg.reparam) {
+        Observer obs = observe(q.model, calib, idx);
+        for (size_t b = 0; b < q.model.blocks.size(); ++b) {
+            Block& blk = q.model.blocks[b];
+            const size_t p1 = size_t(q.model.point_index(int(b), ViT::kQkvIn)), p2 = size_t(q.model.point_index(int(b), ViT::kFc1In));
+            reparameterise(blk.norm1, blk.qkv, obs.cmin[p1], obs.cmax[p1], cfg.abits);
+            reparameterise(blk.norm2, blk.fc1, obs.cmin[p2], obs.cmax[p2], cfg.abits);
+        }
+    }
+
+    // 2. Weights: fit per output channel (or per tensor), replace by their quantized values.
+    std::vector<Linear*> ls = q.model.linears();
+    q.wq.resize(ls.size());
+    q.wbits.resize(ls.size());
+    parallel_for(ls.size(), jobs, [&](size_t b, size_t e, int) {
+        for (size_t i = b; i < e; ++i) {
+            Linear& l = *ls[i];
+            const int bits = cfg.edges_8bit && is_edge(l.name) ? 8 : cfg.wbits;
+            q.wbits[i] = bits;
+            const size_t rows = cfg.per_channel ? size_t(l.out) : 1, len = l.weight.size() / rows;
+            for (size_t r = 0; r < rows; ++r) {
+                std::vector<float> w(l.weight.begin() + long(r * len), l.weight.begin() + long((r + 1) * len));
+                Quantizer qz = fit(cfg.weights, w, bits, true, cfg.w_range);
+                for (size_t j = 0; j < len; ++j) l.weight[r * len + j] = qz.fake(w[j]);
+                q.wq[i].push_back(std::move(qz));
+            }
+            l.pack();
+        }
+    });
+
+    // 3. Activations: observe on the calibration images (weights quantized), fit each point.
+    Observer obs = observe(q.model, calib, idx);
+    const size_t P = q.model.points.size();
+    q.act_on.assign(P, false);
+    q.aq.resize(P);
+    parallel_for(P, jobs, [&](size_t b, size_t e, int) {
+        for (size_t i = b; i < e; ++i) {
+            const ActPoint& pt = q.model.points[i];
+            if (pt.kind == PointKind::AttnScores) continue;  // stays in the int32 accumulator domain
+            int bits = cfg.abits;
+            QType type = QType::Uniform;
+            if (pt.kind == PointKind::AttnProbs) type = cfg.softmax, bits = cfg.probs_bits();
+            if (cfg.edges_8bit && (pt.kind == PointKind::PatchInput || pt.kind == PointKind::HeadInput)) bits = 8;
+            q.aq[i] = fit(type, obs.samples[i], bits, false, cfg.a_range, cfg.sulq_round_exponent);
+            q.act_on[i] = true;
+        }
+    });
+    return q;
+}
+
+int enable_integer(QuantizedViT& q) {
+    std::vector<Linear*> ls = q.model.linears();
+    int count = 0;
+    for (size_t i = 0; i < ls.size(); ++i) {
+        Linear& l = *ls[i];
+        if (q.wq[i].empty() || q.wq[i][0].type != QType::Uniform) continue;
+        const std::string feeds = l.name == "head_dist" ? "head" : l.name;
+        int point = -1;
+        for (size_t p = 0; p < q.model.points.size(); ++p)
+            if (q.model.points[p].feeds == feeds) point = int(p);
+        if (point < 0 || !q.act_on[size_t(point)] || q.aq[size_t(point)].type != QType::Uniform) continue;
+        auto il = std::make_shared<IntLinear>();
+        il->in = q.aq[size_t(point)];
+        il->shift = il->in.qmin >= 0 ? 128 : 0;
+        const size_t N = size_t(l.out), K = size_t(l.in), per = q.wq[i].size() == 1 ? 0 : 1;
+        std::vector<int8_t> codes(N * K);
+        il->wscale.resize(N);
+        il->row_sum.assign(N, 0);
+        for (size_t n = 0; n < N; ++n) {
+            const Quantizer& wz = q.wq[i][n * per];
+            il->wscale[n] = wz.scale;
+            for (size_t k = 0; k < K; ++k) {
+                codes[n * K + k] = int8_t(wz.code(l.weight[n * K + k]));
+                il->row_sum[n] += codes[n * K + k];
+            }
+        }
+        il->packed.resize(N * kernels::qs8_gemm_kp(K));
+        kernels::qs8_gemm_pack(N, K, codes.data(), il->packed.data());
+        l.int8 = std::move(il);
+        ++count;
+    }
+    return count;
+}
+
+EvalResult evaluate_quantized(const QuantizedViT& q, const PreparedData& data, int jobs) {
+    FakeQuantHook hook(q);
+    return evaluate(q.model, data, jobs, &hook);
+}
+
+}  // namespace bitlens

@@ -1,0 +1,71 @@
+// Post-training quantization of a ViT: a configuration, a portable calibration draw, observers that
+// collect every point's values in one pass, optional RepQ-ViT reparameterisation of post-LayerNorm
+// activations, and the fake-quant hook used at inference.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "eval.h"
+#include "model.h"
+#include "quant.h"
+
+namespace bitlens {
+
+struct QuantConfig {
+    int wbits = 8, abits = 8;
+    QType weights = QType::Uniform;        // uniform | pow2
+    bool per_channel = true;               // weights: one quantizer per output channel
+    RangeMethod w_range = RangeMethod::Mse;
+    RangeMethod a_range = RangeMethod::Mse;
+    QType softmax = QType::Sulq;           // post-softmax quantizer: uniform | log2 | sulq
+    int softmax_bits = 0;                  // 0: same as abits
+    bool sulq_round_exponent = false;      // the I&S-ViT code's variant (exponent rounded before 2^·)
+    bool edges_8bit = true;                // patch embedding and head (weights and inputs) at 8 bits
+    bool reparam = false;                  // RepQ-ViT: channel-wise post-LN scales folded into LN and Linear
+    int calib_size = 32;
+    uint64_t seed = 0;
+
+    int probs_bits() const { return softmax_bits ? softmax_bits : abits; }
+    std::string name() const;              // "W4A4", "W4A4/P3" when softmax bits differ
+    void validate() const;                 // bit-widths 2–8, pow2 only for weights, …
+};
+nlohmann::json config_json(const QuantConfig& c);
+// "w4a4" or "W8A8" → bit-widths set on a copy of `base`.
+QuantConfig parse_wa(const std::string& s, QuantConfig base);
+
+// Portable: SplitMix64 seeded with `seed`, partial Fisher–Yates over [0, pool); index j swaps with
+// j + (next() mod (pool − j)). The same seed picks the same images natively and in WASM.
+std::vector<size_t> draw_calibration(size_t pool, size_t n, uint64_t seed);
+
+struct QuantizedViT {
+    QuantConfig cfg;
+    ViT model;                                   // fake-quantized (and reparameterised) weights
+    std::vector<std::vector<Quantizer>> wq;      // per Linear (model.linears() order): per channel, or one
+    std::vector<int> wbits;                      // per Linear
+    std::vector<bool> act_on;                    // per activation point
+    std::vector<Quantizer> aq;                   // per activation point (valid where act_on)
+
+    size_t weight_count() const;
+    size_t model_bytes() const;                  // packed weights + scales + the FP32 remainder
+    double bits_per_weight() const;              // weight bits (with per-channel scales) per weight
+};
+
+// Hook that replaces each enabled activation by its quantized value (thread-safe: reads only).
+struct FakeQuantHook : ActivationHook {
+    const QuantizedViT& q;
+    explicit FakeQuantHook(const QuantizedViT& qv) : q(qv) {}
+    void on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) override;
+};
+
+// Quantizes `fp`: draws cfg.calib_size images from `calib` with cfg.seed, fits weight quantizers,
+// observes activations on the calibration images and fits their quantizers.
+QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg, int jobs = 1);
+// Switches every Linear with uniform weights and a uniform-quantized input to real integer
+// inference (int8 codes, int32 accumulation). Returns how many Linears run in integer.
+int enable_integer(QuantizedViT& q);
+EvalResult evaluate_quantized(const QuantizedViT& q, const PreparedData& data, int jobs = 0);
+
+}  // namespace bitlens

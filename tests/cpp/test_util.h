@@ -1,0 +1,35 @@
+// Shared helpers for the doctest suite: paths to the shipped models and data, and checkpoint surgery
+// (rename, drop, convert dtype) used to make the loader's inputs.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "dataset.h"
+#include "model.h"
+#include "safetensors.h"
+
+namespace bitlens::test {
+
+inline std::string src_path(const std::string& rel) { return std::string(BITLENS_SOURCE_DIR) + "/" + rel; }
+inline const std::string kHfModel = "models/vit-fmnist-hf";
+inline const std::string kTimmModel = "models/deit-fmnist-timm";
+inline const std::string kFmnistDir = "/usr/share/datasets/fashion-mnist";
+
+inline ModelSource source(const std::string& rel_dir) { return read_model_source(src_path(rel_dir)); }
+inline SafeTensors tensors_of(const ModelSource& s) {
+    return parse_safetensors(s.safetensors.data(), s.safetensors.size(), s.safetensors_name);
+}
+inline ModelSource with_tensors(ModelSource s, const SafeTensors& st) {
+    s.safetensors = serialize_safetensors(st);
+    return s;
+}
+// Converts every floating tensor to dtype ("F16" or "BF16").
+SafeTensors convert_dtype(const SafeTensors& st, const std::string& dtype);
+// Renames tensors with fn(name) → new name ("" drops the tensor).
+SafeTensors rename(const SafeTensors& st, const std::function<std::string(const std::string&)>& fn);
+// First n images of the Fashion-MNIST test set, preprocessed for the model.
+std::vector<std::vector<float>> fmnist_test_inputs(const ViTConfig& cfg, size_t n);
+
+}  // namespace bitlens::test

@@ -1,0 +1,55 @@
+// Shared helpers for the Node tests: repo paths, the shipped model's files, the native CLI.
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('../../', import.meta.url));
+export const path = (rel) => root + rel;
+export const cli = path('build/native/bitlens');
+
+export function modelFiles(dir) {
+  const read = (f) => { try { return readFileSync(path(`${dir}/${f}`)); } catch { return undefined; } };
+  return { safetensors: read('model.safetensors'), config: read('config.json'), preprocessor: read('preprocessor_config.json') };
+}
+export const defaultData = () => ({
+  idxImages: readFileSync(path('models/data/fmnist-test-1k-images-idx3-ubyte.gz')),
+  idxLabels: readFileSync(path('models/data/fmnist-test-1k-labels-idx1-ubyte.gz')),
+});
+export function nativeEval(modelDir, dataPath) {
+  return JSON.parse(execFileSync(cli, ['eval', '--model', path(modelDir), '--data', path(dataPath), '--json']).toString());
+}
+
+// A minimal grayscale PNG encoder (for tests that need real encoded files).
+import { deflateSync, gunzipSync } from 'node:zlib';
+const crcTable = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type, data) {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'ascii');
+  data.copy(out, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
+export function encodePngGray(pixels, width, height) {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; ihdr[9] = 0; // 8-bit grayscale
+  const raw = Buffer.alloc((width + 1) * height);
+  for (let y = 0; y < height; y++) Buffer.from(pixels.subarray(y * width, (y + 1) * width)).copy(raw, y * (width + 1) + 1);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+// Image i (28×28 pixels) and label i of the default IDX set.
+export function defaultImage(i) {
+  const { idxImages, idxLabels } = defaultData();
+  const img = gunzipSync(idxImages), lab = gunzipSync(idxLabels);
+  return { pixels: img.subarray(16 + i * 784, 16 + (i + 1) * 784), label: lab[8 + i] };
+}

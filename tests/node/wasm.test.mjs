@@ -1,0 +1,57 @@
+// The real WASM build under Node: same numbers as the native CLI, and bad input becomes a JS Error
+// while the module keeps working.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createBitLens } from '../../web/bitlens.js';
+import { modelFiles, defaultData, nativeEval, encodePngGray, defaultImage } from './helpers.mjs';
+
+const bl = await createBitLens();
+const models = ['models/vit-fmnist-hf', 'models/deit-fmnist-timm'];
+
+for (const dir of models) {
+  test(`WASM evaluation of ${dir} on the default set equals the native CLI, class by class`, () => {
+    const model = bl.loadModel(modelFiles(dir));
+    const data = bl.loadDataset(defaultData());
+    assert.equal(data.size, 1000);
+    const r = model.evaluate(data);
+    const native = nativeEval(dir, 'models/data');
+    assert.equal(r.n, native.n);
+    assert.equal(r.top1, native.top1);
+    assert.deepEqual(r.perClass, native.per_class);
+    assert.deepEqual(r.confusion, native.confusion);
+    assert.deepEqual(r.worstClass, native.worst_class);
+    assert.ok(r.top1 > 0.85, `top-1 ${r.top1}`);
+    model.delete();
+    data.delete();
+  });
+}
+
+test('classify of a PNG gives the same answer as evaluating the same pixels from IDX', () => {
+  const model = bl.loadModel(modelFiles(models[0]));
+  let agree = 0;
+  for (let i = 0; i < 20; i++) {
+    const { pixels, label } = defaultImage(i * 50);
+    const top = model.classify(encodePngGray(pixels, 28, 28), { topK: 3 });
+    assert.equal(top.length, 3);
+    assert.ok(top[0].probability >= top[1].probability && top[1].probability >= top[2].probability);
+    assert.ok(top.reduce((s, t) => s + t.probability, 0) <= 1 + 1e-9);
+    agree += top[0].index === label;
+  }
+  assert.ok(agree >= 16, `only ${agree}/20 correct`);
+  assert.throws(() => model.classify(new Uint8Array([1, 2, 3])), /image: cannot decode image/);
+  model.delete();
+});
+
+test('bad model input is a JS Error naming the problem, and the module keeps working', () => {
+  const good = modelFiles(models[0]);
+  const truncated = good.safetensors.subarray(0, 100);
+  assert.throws(() => bl.loadModel({ ...good, safetensors: truncated }), (e) => e instanceof Error && /header length \d+ is beyond the end of the file/.test(e.message));
+  assert.throws(() => bl.loadModel({ ...good, config: '{"hidden_size": 3' }), /config.json: not valid JSON/);
+  assert.throws(() => bl.loadModel({ ...good, safetensors: 'nope' }), /expected a Uint8Array/);
+  assert.throws(() => bl.loadDataset({ idxImages: new Uint8Array(10), idxLabels: new Uint8Array(10) }), Error);
+  // still alive
+  const model = bl.loadModel(good);
+  assert.equal(model.info.numClasses, 10);
+  model.delete();
+  assert.throws(() => model.info && model.evaluate(bl.loadDataset(defaultData())), /used after delete/);
+});
