@@ -226,7 +226,10 @@ struct Loader {
 }  // namespace
 
 LoadedModel load_model(const ModelSource& src) {
-    SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
+    return load_model(src, parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name));
+}
+
+LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
     LoadedModel out;
     ViT& m = out.vit;
     m.cfg = resolve_config(st, src);

@@ -117,6 +117,8 @@ struct LoadedModel {
 // Loads a checkpoint: every tensor the architecture needs must be present with the right shape, and
 // every tensor present must be used (a pooler of a Hugging Face checkpoint is listed as ignored).
 LoadedModel load_model(const ModelSource& src);
+// The same from tensors already parsed (src.safetensors is then ignored; its name is used in errors).
+LoadedModel load_model(const ModelSource& src, const SafeTensors& st);
 LoadedModel load_model_path(const std::string& path, int heads_override = 0);
 
 }  // namespace bitlens

@@ -24,6 +24,8 @@ void QuantConfig::validate() const {
     if (weights != QType::Uniform && weights != QType::Pow2)
         throw std::runtime_error(std::string("weight quantizer '") + qtype_name(weights) + "' is not supported (uniform or pow2)");
     if (softmax == QType::Pow2) throw std::runtime_error("post-softmax quantizer 'pow2' is not supported (uniform, log2 or sulq)");
+    for (const auto& kv : layer_bits) check_bits(kv.second, "layer " + kv.first);
+    for (const auto& kv : point_bits) check_bits(kv.second, "activation point " + kv.first);
     if (calib_size < 1) throw std::runtime_error("calibration size must be at least 1, found " + std::to_string(calib_size));
 }
 
@@ -34,7 +36,60 @@ nlohmann::json config_json(const QuantConfig& c) {
             {"weight_range", range_name(c.w_range)}, {"act_range", range_name(c.a_range)},
             {"softmax", qtype_name(c.softmax)}, {"sulq_round_exponent", c.sulq_round_exponent},
             {"edges_8bit", c.edges_8bit}, {"reparam", c.reparam},
-            {"calib_size", c.calib_size}, {"seed", c.seed}};
+            {"calib_size", c.calib_size}, {"seed", c.seed}, {"layer_bits", c.layer_bits}, {"point_bits", c.point_bits}};
+}
+
+QuantConfig config_from_json(const nlohmann::json& j) {
+    if (!j.is_object()) throw std::runtime_error("quantization config must be an object");
+    QuantConfig c;
+    auto num = [&](const std::string& k, int lo, int hi) {
+        const nlohmann::json& v = j.at(k);
+        if (!v.is_number_integer() || v.get<long long>() < lo || v.get<long long>() > hi)
+            throw std::runtime_error("quantization config: '" + k + "' must be an integer from " + std::to_string(lo) + " to " +
+                                     std::to_string(hi) + ", found " + v.dump());
+        return v.get<int>();
+    };
+    auto str = [&](const std::string& k) {
+        if (!j.at(k).is_string()) throw std::runtime_error("quantization config: '" + k + "' must be a string, found " + j.at(k).dump());
+        return j.at(k).get<std::string>();
+    };
+    auto flag = [&](const std::string& k) {
+        if (!j.at(k).is_boolean()) throw std::runtime_error("quantization config: '" + k + "' must be true or false, found " + j.at(k).dump());
+        return j.at(k).get<bool>();
+    };
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string& k = it.key();
+        if (k == "name") continue;
+        else if (k == "wbits") c.wbits = num(k, 0, 64);
+        else if (k == "abits") c.abits = num(k, 0, 64);
+        else if (k == "softmax_bits" || k == "softmaxBits") c.softmax_bits = num(k, 0, 64);
+        else if (k == "weights") c.weights = parse_qtype(str(k));
+        else if (k == "granularity") {
+            const std::string g = str(k);
+            if (g != "channel" && g != "tensor") throw std::runtime_error("quantization config: granularity must be 'channel' or 'tensor', found '" + g + "'");
+            c.per_channel = g == "channel";
+        } else if (k == "weight_range" || k == "weightRange") c.w_range = parse_range(str(k));
+        else if (k == "act_range" || k == "actRange") c.a_range = parse_range(str(k));
+        else if (k == "softmax") c.softmax = parse_qtype(str(k));
+        else if (k == "sulq_round_exponent" || k == "sulqRoundExponent") c.sulq_round_exponent = flag(k);
+        else if (k == "edges_8bit" || k == "edges8bit") c.edges_8bit = flag(k);
+        else if (k == "reparam") c.reparam = flag(k);
+        else if (k == "calib_size" || k == "calibSize") c.calib_size = num(k, 0, 1 << 24);
+        else if (k == "layer_bits" || k == "layerBits" || k == "point_bits" || k == "pointBits") {
+            if (!it.value().is_object()) throw std::runtime_error("quantization config: '" + k + "' must be an object of name: bits");
+            auto& m = (k[0] == 'l') ? c.layer_bits : c.point_bits;
+            for (auto b = it.value().begin(); b != it.value().end(); ++b) {
+                if (!b.value().is_number_integer()) throw std::runtime_error("quantization config: " + k + "['" + b.key() + "'] must be an integer");
+                m[b.key()] = b.value().get<int>();
+            }
+        }
+        else if (k == "seed") {
+            if (!it.value().is_number_unsigned()) throw std::runtime_error("quantization config: 'seed' must be a non-negative integer, found " + it.value().dump());
+            c.seed = it.value().get<uint64_t>();
+        } else throw std::runtime_error("quantization config: unknown field '" + k + "'");
+    }
+    c.validate();
+    return c;
 }
 
 QuantConfig parse_wa(const std::string& s, QuantConfig base) {
@@ -122,6 +177,8 @@ struct Observer : ActivationHook {
     }
 };
 
+bool is_edge(const std::string& linear) { return linear == "patch_embed.proj" || linear == "head" || linear == "head_dist"; }
+
 Observer observe(const ViT& m, const PreparedData& calib, const std::vector<size_t>& idx) {
     Observer obs(m.points.size(), idx.size());
     Workspace ws;
@@ -162,9 +219,47 @@ void reparameterise(LayerNorm& ln, Linear& next, const std::vector<float>& cmin,
     next.pack();
 }
 
-bool is_edge(const std::string& linear) { return linear == "patch_embed.proj" || linear == "head" || linear == "head_dist"; }
-
 }  // namespace
+
+PointSamples observe_points(const ViT& m, const PreparedData& data, const std::vector<size_t>& idx) {
+    Observer obs = observe(m, data, idx);
+    PointSamples ps;
+    ps.samples = std::move(obs.samples);
+    for (size_t i = 0; i < obs.seen.size(); ++i) ps.per_image.push_back(idx.empty() ? 0 : obs.seen[i] / idx.size());
+    return ps;
+}
+
+bool point_quantized(const ActPoint& p) { return p.kind != PointKind::AttnScores; }  // scores stay in the int32 accumulator domain
+
+int point_bits(const ActPoint& p, const QuantConfig& cfg) {
+    auto ov = cfg.point_bits.find(p.name);
+    if (ov != cfg.point_bits.end()) return ov->second;
+    if (cfg.edges_8bit && (p.kind == PointKind::PatchInput || p.kind == PointKind::HeadInput)) return 8;
+    return p.kind == PointKind::AttnProbs ? cfg.probs_bits() : cfg.abits;
+}
+
+Quantizer fit_point(const ActPoint& p, const std::vector<float>& samples, int bits, const QuantConfig& cfg) {
+    const QType type = p.kind == PointKind::AttnProbs ? cfg.softmax : QType::Uniform;
+    return fit(type, samples, bits, false, cfg.a_range, cfg.sulq_round_exponent);
+}
+
+int layer_bits(const Linear& l, const QuantConfig& cfg) {
+    auto ov = cfg.layer_bits.find(l.name);
+    return ov != cfg.layer_bits.end() ? ov->second : cfg.edges_8bit && is_edge(l.name) ? 8 : cfg.wbits;
+}
+
+std::vector<Quantizer> quantize_weights(Linear& l, int bits, const QuantConfig& cfg) {
+    std::vector<Quantizer> qs;
+    const size_t rows = cfg.per_channel ? size_t(l.out) : 1, len = l.weight.size() / rows;
+    for (size_t r = 0; r < rows; ++r) {
+        std::vector<float> w(l.weight.begin() + long(r * len), l.weight.begin() + long((r + 1) * len));
+        Quantizer qz = fit(cfg.weights, w, bits, true, cfg.w_range);
+        for (size_t j = 0; j < len; ++j) l.weight[r * len + j] = qz.fake(w[j]);
+        qs.push_back(std::move(qz));
+    }
+    l.pack();
+    return qs;
+}
 
 QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg, int jobs) {
     cfg.validate();
@@ -177,6 +272,16 @@ QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfi
     QuantizedViT q;
     q.cfg = cfg;
     q.model = fp;
+    for (const auto& kv : cfg.layer_bits) {
+        bool found = false;
+        for (const Linear* l : q.model.linears()) found = found || l->name == kv.first;
+        if (!found) throw std::runtime_error("layer_bits: the model has no layer '" + kv.first + "'");
+    }
+    for (const auto& kv : cfg.point_bits) {
+        bool found = false;
+        for (const ActPoint& p : q.model.points) found = found || p.name == kv.first;
+        if (!found) throw std::runtime_error("point_bits: the model has no activation point '" + kv.first + "'");
+    }
 
     // 1. RepQ-ViT reparameterisation of post-LN activations (on the FP32 model).
     if (cfg.reparam) {
@@ -195,17 +300,8 @@ QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfi
     q.wbits.resize(ls.size());
     parallel_for(ls.size(), jobs, [&](size_t b, size_t e, int) {
         for (size_t i = b; i < e; ++i) {
-            Linear& l = *ls[i];
-            const int bits = cfg.edges_8bit && is_edge(l.name) ? 8 : cfg.wbits;
-            q.wbits[i] = bits;
-            const size_t rows = cfg.per_channel ? size_t(l.out) : 1, len = l.weight.size() / rows;
-            for (size_t r = 0; r < rows; ++r) {
-                std::vector<float> w(l.weight.begin() + long(r * len), l.weight.begin() + long((r + 1) * len));
-                Quantizer qz = fit(cfg.weights, w, bits, true, cfg.w_range);
-                for (size_t j = 0; j < len; ++j) l.weight[r * len + j] = qz.fake(w[j]);
-                q.wq[i].push_back(std::move(qz));
-            }
-            l.pack();
+            q.wbits[i] = layer_bits(*ls[i], cfg);
+            q.wq[i] = quantize_weights(*ls[i], q.wbits[i], cfg);
         }
     });
 
@@ -217,12 +313,8 @@ QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfi
     parallel_for(P, jobs, [&](size_t b, size_t e, int) {
         for (size_t i = b; i < e; ++i) {
             const ActPoint& pt = q.model.points[i];
-            if (pt.kind == PointKind::AttnScores) continue;  // stays in the int32 accumulator domain
-            int bits = cfg.abits;
-            QType type = QType::Uniform;
-            if (pt.kind == PointKind::AttnProbs) type = cfg.softmax, bits = cfg.probs_bits();
-            if (cfg.edges_8bit && (pt.kind == PointKind::PatchInput || pt.kind == PointKind::HeadInput)) bits = 8;
-            q.aq[i] = fit(type, obs.samples[i], bits, false, cfg.a_range, cfg.sulq_round_exponent);
+            if (!point_quantized(pt)) continue;
+            q.aq[i] = fit_point(pt, obs.samples[i], point_bits(pt, cfg), cfg);
             q.act_on[i] = true;
         }
     });

@@ -3,6 +3,7 @@
 // activations, and the fake-quant hook used at inference.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,12 +28,18 @@ struct QuantConfig {
     bool reparam = false;                  // RepQ-ViT: channel-wise post-LN scales folded into LN and Linear
     int calib_size = 32;
     uint64_t seed = 0;
+    // Mixed precision: bit-widths for single layers (canonical Linear names, e.g. "blocks.0.mlp.fc1")
+    // and activation points (e.g. "blocks.0.attn.probs"); they win over wbits/abits/edges_8bit.
+    std::map<std::string, int> layer_bits, point_bits;
 
     int probs_bits() const { return softmax_bits ? softmax_bits : abits; }
     std::string name() const;              // "W4A4", "W4A4/P3" when softmax bits differ
     void validate() const;                 // bit-widths 2–8, pow2 only for weights, …
 };
 nlohmann::json config_json(const QuantConfig& c);
+// The inverse: fields as config_json writes them (camelCase aliases accepted: calibSize, softmaxBits),
+// missing fields keep their defaults; unknown fields and wrong types are errors naming the field.
+QuantConfig config_from_json(const nlohmann::json& j);
 // "w4a4" or "W8A8" → bit-widths set on a copy of `base`.
 QuantConfig parse_wa(const std::string& s, QuantConfig base);
 
@@ -59,6 +66,22 @@ struct FakeQuantHook : ActivationHook {
     explicit FakeQuantHook(const QuantizedViT& qv) : q(qv) {}
     void on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) override;
 };
+
+// Building blocks shared with mixed precision:
+// a strided sample (≤ 32768 values) of every activation point over the images `idx` of `data`, and
+// the number of values each point produces per image.
+struct PointSamples {
+    std::vector<std::vector<float>> samples;
+    std::vector<size_t> per_image;
+};
+PointSamples observe_points(const ViT& m, const PreparedData& data, const std::vector<size_t>& idx);
+// Whether a point is quantized at all, its bit-width and its fitted quantizer under `cfg`.
+bool point_quantized(const ActPoint& p);
+int point_bits(const ActPoint& p, const QuantConfig& cfg);
+Quantizer fit_point(const ActPoint& p, const std::vector<float>& samples, int bits, const QuantConfig& cfg);
+// A layer's weight bit-width under cfg, and its weights fake-quantized in place (returns the quantizers).
+int layer_bits(const Linear& l, const QuantConfig& cfg);
+std::vector<Quantizer> quantize_weights(Linear& l, int bits, const QuantConfig& cfg);
 
 // Quantizes `fp`: draws cfg.calib_size images from `calib` with cfg.seed, fits weight quantizers,
 // observes activations on the calibration images and fits their quantizers.

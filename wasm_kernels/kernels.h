@@ -36,7 +36,8 @@ void f32_softmax_ref(size_t rows, size_t n, float* x, size_t ld);
 void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld);
 
 // LayerNorm over the last dimension: y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps),
-// biased variance (as PyTorch).
+// biased variance (as PyTorch), two passes; lane-blocked sum order defined in layernorm.cpp.
+// gamma and beta must be non-null.
 void f32_layernorm_ref(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
                        const float* beta, float eps, float* y, size_t ldy);
 void f32_layernorm_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
