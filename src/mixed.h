@@ -1,0 +1,55 @@
+// Mixed-precision bit allocation under an exact budget (after QBitOpt, applied post-training).
+// 1. Sensitivity: for every quantization point (each Linear's weights, each activation point) and
+//    candidate bit-width, the mean KL divergence of the output distribution from FP32 when only that
+//    point is quantized, on a sensitivity set drawn from the calibration data. The worst-case-aware
+//    objective weights each class's mean KL by its share of the FP32 cross-entropy loss, so classes the
+//    model already finds hard count more.
+// 2. Allocation: a multiple-choice knapsack solved exactly by dynamic programming over integer costs
+//    (bits × values; divided by their common divisor), minimising total sensitivity with the budget
+//    never exceeded; among equal sensitivities the larger use of the budget wins.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "ptq.h"
+
+namespace bitlens {
+
+struct KnapsackItem {
+    std::string name;
+    std::vector<int> bits;              // candidate bit-widths
+    std::vector<long long> cost;        // per candidate, integer (e.g. values × bits)
+    std::vector<double> sensitivity;    // per candidate
+};
+struct KnapsackResult {
+    std::vector<size_t> choice;         // per item, index into its candidates
+    long long cost = 0;
+    double sensitivity = 0;
+};
+// Exact: minimises Σ sensitivity subject to Σ cost ≤ budget. Throws when even the cheapest choices
+// exceed the budget (naming the minimum), or when the table would exceed `max_cells` after dividing
+// the costs by their greatest common divisor.
+KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget, size_t max_cells = size_t(1) << 27);
+
+enum class Objective { Mean, Worst };
+
+struct Sensitivities {
+    std::vector<KnapsackItem> weights;      // one item per Linear (cost = weight count × bits)
+    std::vector<KnapsackItem> activations;  // one per quantized activation point (cost = values per image × bits)
+};
+// `base` gives the quantizer choices (types, ranges, granularity); its bit-widths are ignored.
+Sensitivities measure_sensitivities(const ViT& fp, const PreparedData& data, const std::vector<size_t>& images,
+                                    const QuantConfig& base, Objective objective, const std::vector<int>& candidates, int jobs);
+
+struct MixedPlan {
+    std::map<std::string, int> layer_bits, point_bits;
+    double weight_bits_avg = 0, act_bits_avg = 0;  // budget used: average bits per weight / per activation value
+    long long weight_cost = 0, weight_budget = 0, act_cost = 0, act_budget = 0;
+};
+// Average-bit budgets (e.g. 4.0 and 4.0). Edges (patch embedding, head) are allocated like any layer.
+MixedPlan plan_mixed(const Sensitivities& s, double weight_budget_bits, double act_budget_bits);
+nlohmann::json plan_json(const MixedPlan& p, const Sensitivities& s);
+
+}  // namespace bitlens

@@ -1,0 +1,84 @@
+// Mixed precision: the exact knapsack allocator on constructed cases (brute force, ties, infeasible).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+
+#include "mixed.h"
+
+using namespace bitlens;
+
+namespace {
+KnapsackItem item(const std::string& name, long long values, std::vector<int> bits, std::vector<double> sens) {
+    KnapsackItem it{name, bits, {}, sens};
+    for (int b : bits) it.cost.push_back(values * b);
+    return it;
+}
+// Brute force over every combination: the least sensitivity within budget, ties → larger cost.
+std::pair<double, long long> brute(const std::vector<KnapsackItem>& items, long long budget) {
+    double best = INFINITY;
+    long long best_cost = -1;
+    std::vector<size_t> idx(items.size(), 0);
+    while (true) {
+        long long c = 0;
+        double s = 0;
+        for (size_t i = 0; i < items.size(); ++i) c += items[i].cost[idx[i]], s += items[i].sensitivity[idx[i]];
+        if (c <= budget && (s < best - 1e-12 || (std::fabs(s - best) <= 1e-12 && c > best_cost))) best = s, best_cost = c;
+        size_t i = 0;
+        while (i < items.size() && ++idx[i] == items[i].cost.size()) idx[i++] = 0;
+        if (i == items.size()) break;
+    }
+    return {best, best_cost};
+}
+}  // namespace
+
+TEST_CASE("allocator: a hand-made case — bits go to the sensitive layer, the budget is met exactly") {
+    // Two layers of 100 weights, average budget 5 bits (1000 bit·weights). The sensitive layer gets 8.
+    std::vector<KnapsackItem> items = {item("sensitive", 100, {2, 4, 8}, {10, 3, 0}),
+                                       item("robust", 100, {2, 4, 8}, {0.5, 0.1, 0})};
+    KnapsackResult r = allocate(items, 1000);
+    CHECK(items[0].bits[r.choice[0]] == 8);
+    CHECK(items[1].bits[r.choice[1]] == 2);
+    CHECK(r.cost == 1000);
+    CHECK(r.sensitivity == doctest::Approx(0.5));
+}
+
+TEST_CASE("allocator: equals brute force on 300 random instances and never exceeds the budget") {
+    std::mt19937 g(5);
+    for (int t = 0; t < 300; ++t) {
+        std::vector<KnapsackItem> items;
+        const int n = 1 + int(g() % 5);
+        for (int i = 0; i < n; ++i) {
+            std::vector<int> bits = {2, 3, 4, 6, 8};
+            std::vector<double> sens;
+            double s = double(g() % 1000) / 100.0;
+            for (size_t k = 0; k < bits.size(); ++k) sens.push_back(s), s *= double(g() % 100) / 100.0;  // decreasing with bits
+            items.push_back(item("l" + std::to_string(i), 16 * (1 + long(g() % 20)), bits, sens));
+        }
+        long long min_c = 0, max_c = 0;
+        for (const auto& it : items) min_c += it.cost.front(), max_c += it.cost.back();
+        const long long budget = min_c + long(g() % uint32_t(max_c - min_c + 1));
+        KnapsackResult r = allocate(items, budget);
+        auto [best, best_cost] = brute(items, budget);
+        CAPTURE(t);
+        REQUIRE(r.cost <= budget);
+        CHECK(r.sensitivity == doctest::Approx(best).epsilon(1e-9));
+        CHECK(r.cost == best_cost);
+    }
+}
+
+TEST_CASE("allocator: ties go to the larger use of the budget, and results are deterministic") {
+    // Sensitivity 0 at every choice: the most bits that fit.
+    std::vector<KnapsackItem> items = {item("a", 10, {2, 4, 8}, {0, 0, 0}), item("b", 30, {2, 4, 8}, {0, 0, 0})};
+    KnapsackResult r = allocate(items, 10 * 8 + 30 * 4 + 5);
+    CHECK(r.cost == 10 * 8 + 30 * 4);
+    KnapsackResult r2 = allocate(items, 10 * 8 + 30 * 4 + 5);
+    CHECK(r.choice == r2.choice);
+}
+
+TEST_CASE("allocator: an infeasible budget is a clear error naming the minimum") {
+    std::vector<KnapsackItem> items = {item("a", 100, {2, 4}, {1, 0}), item("b", 100, {3, 4}, {1, 0})};
+    CHECK_THROWS_WITH(allocate(items, 499), doctest::Contains("budget 499 is infeasible: the cheapest choices cost 500"));
+    CHECK_NOTHROW(allocate(items, 500));
+    CHECK_THROWS_WITH(allocate({}, 10), doctest::Contains("nothing to allocate"));
+}
