@@ -10,6 +10,8 @@
 #include "dataset.h"
 #include "eval.h"
 #include "model.h"
+#include "ptq.h"
+#include "quant.h"
 
 using namespace emscripten;
 using namespace bitlens;
@@ -73,9 +75,82 @@ DatasetHandle* load_encoded_js(val files, val names, val classes) {
     });
 }
 
+std::vector<float> floats_of(const val& arr) {
+    const size_t n = arr["length"].as<size_t>();
+    std::vector<float> v(n);
+    if (n) val(typed_memory_view(n, v.data())).call<void>("set", arr);
+    return v;
+}
+// A fresh Float32Array holding a copy of v (the heap view is copied before any allocation can move it).
+val float_array(const std::vector<float>& v) {
+    return val::global("Float32Array").new_(val(typed_memory_view(v.size(), v.data())));
+}
+
+class QuantizedHandle {
+public:
+    QuantizedViT q;
+    int integer_layers = 0;
+    std::string info() const {
+        return nlohmann::json{{"config", config_json(q.cfg)},
+                              {"modelBytes", q.model_bytes()},
+                              {"bitsPerWeight", q.bits_per_weight()},
+                              {"fp32Bytes", 4 * q.model.parameter_count()},
+                              {"integerLayers", integer_layers}}
+            .dump();
+    }
+    std::string evaluate(const DatasetHandle& d, size_t limit) const {
+        return guard([&] { return eval_json(evaluate_quantized(q, prepare(d.ds, q.model.cfg, limit), 1)).dump(); });
+    }
+};
+
+// values → {values: dequantized Float32Array, levels: Float32Array, params: JSON string}.
+val quantize_tensor_js(val values, std::string options) {
+    return guard([&] {
+        nlohmann::json o = nlohmann::json::parse(options);
+        const std::string type = o.value("quantizer", std::string("uniform"));
+        const int bits = o.value("bits", 8);
+        const bool symmetric = o.value("symmetric", false);
+        const RangeMethod range = parse_range(o.value("range", std::string("minmax")));
+        const bool round_exp = o.value("roundExponent", false);
+        std::vector<float> x = floats_of(values);
+        if (x.empty()) throw std::runtime_error("quantizeTensor: no values");
+        Quantizer qz = fit(parse_qtype(type), x, bits, symmetric, range, round_exp);
+        const double mse = reconstruction_mse(qz, x);
+        for (float& v : x) v = qz.fake(v);
+        nlohmann::json params = {{"quantizer", qtype_name(qz.type)}, {"bits", qz.bits}, {"scale", qz.scale},
+                                 {"zero", qz.zero}, {"eta", qz.eta}, {"n1", qz.n1}, {"n2", qz.n2},
+                                 {"mse", mse}};
+        val out = val::object();
+        out.set("values", float_array(x));
+        out.set("levels", float_array(qz.levels()));
+        out.set("params", params.dump());
+        return out;
+    });
+}
+
 class ModelHandle {
 public:
     LoadedModel lm;
+
+    QuantizedHandle* quantize(std::string config, const DatasetHandle& calib, bool integer) const {
+        return guard([&] {
+            QuantConfig qc = config_from_json(nlohmann::json::parse(config));
+            QuantizedViT qv = bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1);
+            auto* h = new QuantizedHandle;
+            h->q = std::move(qv);
+            if (integer) h->integer_layers = enable_integer(h->q);
+            return h;
+        });
+    }
+
+    // A Linear's FP32 weight by canonical name (e.g. "blocks.0.mlp.fc1").
+    val weight(std::string name) const {
+        return guard([&] {
+            for (const Linear* l : lm.vit.linears())
+                if (l->name == name) return float_array(l->weight);
+            throw std::runtime_error("no layer named '" + name + "'");
+        });
+    }
 
     std::string info() const {
         const ViTConfig& c = lm.vit.cfg;
@@ -86,7 +161,17 @@ public:
                               {"hiddenSize", c.hidden},             {"depth", c.depth},
                               {"heads", c.heads},                   {"mlpDim", c.mlp_dim},
                               {"numClasses", c.num_classes},        {"labels", c.labels},
-                              {"distillationToken", c.dist_token}}
+                              {"distillationToken", c.dist_token},
+                              {"layers", [&] {
+                                   std::vector<std::string> v;
+                                   for (const Linear* l : lm.vit.linears()) v.push_back(l->name);
+                                   return v;
+                               }()},
+                              {"points", [&] {
+                                   std::vector<std::string> v;
+                                   for (const ActPoint& p : lm.vit.points) v.push_back(p.name);
+                                   return v;
+                               }()}}
             .dump();
     }
 
@@ -130,7 +215,13 @@ EMSCRIPTEN_BINDINGS(bitlens) {
     class_<ModelHandle>("Model")
         .function("info", &ModelHandle::info)
         .function("evaluate", &ModelHandle::evaluate)
-        .function("classify", &ModelHandle::classify);
+        .function("classify", &ModelHandle::classify)
+        .function("quantize", &ModelHandle::quantize, allow_raw_pointers())
+        .function("weight", &ModelHandle::weight);
+    class_<QuantizedHandle>("QuantizedModel")
+        .function("info", &QuantizedHandle::info)
+        .function("evaluate", &QuantizedHandle::evaluate);
+    function("_quantizeTensor", &quantize_tensor_js);
     function("_loadModel", &load_model_js, allow_raw_pointers());
     function("_loadIdx", &load_idx_js, allow_raw_pointers());
     function("_loadEncoded", &load_encoded_js, allow_raw_pointers());

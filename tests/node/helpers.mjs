@@ -53,3 +53,7 @@ export function defaultImage(i) {
   const img = gunzipSync(idxImages), lab = gunzipSync(idxLabels);
   return { pixels: img.subarray(16 + i * 784, 16 + (i + 1) * 784), label: lab[8 + i] };
 }
+
+export function nativeQuantize(modelDir, dataPath, args) {
+  return JSON.parse(execFileSync(cli, ['quantize', '--model', path(modelDir), '--calib', path(dataPath), '--eval', path(dataPath), ...args, '--json']).toString());
+}

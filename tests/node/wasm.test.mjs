@@ -55,3 +55,51 @@ test('bad model input is a JS Error naming the problem, and the module keeps wor
   model.delete();
   assert.throws(() => model.info && model.evaluate(bl.loadDataset(defaultData())), /used after delete/);
 });
+
+for (const [dir, wbits, abits, softmax, extra] of [
+  ['models/vit-fmnist-hf', 4, 4, 'sulq', {}],
+  ['models/deit-fmnist-timm', 6, 6, 'log2', { weights: 'pow2' }],
+]) {
+  test(`W${wbits}A${abits} ${softmax} quantization of ${dir} in WASM equals the native CLI for the same seed`, () => {
+    const model = bl.loadModel(modelFiles(dir));
+    const data = bl.loadDataset(defaultData());
+    const q = model.quantize({ calib: data, wbits, abits, softmax, calibSize: 16, seed: 3, ...extra });
+    const r = q.evaluate(data);
+    const args = ['--wbits', String(wbits), '--abits', String(abits), '--softmax', softmax, '--calib-size', '16', '--seed', '3'];
+    if (extra.weights) args.push('--weights', extra.weights);
+    const native = nativeQuantize(dir, 'models/data', args);
+    assert.equal(r.top1, native.top1);
+    assert.deepEqual(r.perClass, native.per_class);
+    assert.deepEqual(r.confusion, native.confusion);
+    assert.equal(q.info.modelBytes, native.model_bytes);
+    q.delete();
+    model.delete();
+    data.delete();
+  });
+}
+
+test('quantizeTensor returns dequantized values on the quantizer levels, and rejects bad options', () => {
+  const x = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 0.5);
+  const r = bl.quantizeTensor(x, { quantizer: 'uniform', bits: 3, symmetric: true });
+  assert.equal(r.values.length, 1000);
+  assert.equal(r.levels.length, 7);
+  const levels = new Set(r.levels);
+  for (const v of r.values) assert.ok(levels.has(v));
+  const p = bl.quantizeTensor(Float32Array.from({ length: 100 }, (_, i) => (i + 1) / 100), { quantizer: 'sulq', bits: 4 });
+  assert.ok(p.levels.length <= 16 && p.params.eta > 0);
+  assert.throws(() => bl.quantizeTensor(x, { quantizer: 'log10', bits: 3 }), /unknown quantizer 'log10'/);
+  assert.throws(() => bl.quantizeTensor(x, { quantizer: 'uniform', bits: 9 }), /bit-width 9 is outside 2-8/);
+  assert.throws(() => bl.quantizeTensor([], { bits: 4 }), /no values/);
+});
+
+test('quantize with bad options is a JS Error naming the option', () => {
+  const model = bl.loadModel(modelFiles('models/vit-fmnist-hf'));
+  const data = bl.loadDataset(defaultData());
+  assert.throws(() => model.quantize({ calib: data, wbits: 1 }), /bit-width 1 is outside 2-8/);
+  assert.throws(() => model.quantize({ calib: data, softmax: 'cubic' }), /unknown quantizer 'cubic'/);
+  assert.throws(() => model.quantize({ calib: data, calibSize: 5000 }), /calibration size 5000 is larger than the calibration pool \(1000 images\)/);
+  assert.throws(() => model.quantize({ calib: data, colour: 1 }), /unknown option 'colour'/);
+  assert.throws(() => model.quantize({ wbits: 4 }), /`calib` must be a Dataset/);
+  model.delete();
+  data.delete();
+});
