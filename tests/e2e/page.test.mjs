@@ -1,0 +1,223 @@
+// End-to-end tests of the demo page in headless Debian Chromium (playwright-core): first open with the
+// shipped model, a small sweep, uploads (model files, an image-folder zip, a folder), a broken
+// safetensors, cancelling a running sweep — and that no request leaves the page's origin.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { start, CSP } from '../../web/serve.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, MODEL_DIR, classFolderZip, missingPrerequisites, saveArtifact, writeClassFolder } from './helpers.mjs';
+
+const missing = missingPrerequisites();
+// With BITLENS_E2E_MODEL=models/NAME the page opens that model too; BITLENS_E2E_MIN_TOP1 (default 0.5)
+// is the lowest plausible top-1 (for trying the page with an untrained model).
+const MODEL_PARAM = process.env.BITLENS_E2E_MODEL ? `&model=/${process.env.BITLENS_E2E_MODEL.replace(/^\/|\/$/g, '')}/` : '';
+const MIN = Number(process.env.BITLENS_E2E_MIN_TOP1 ?? 0.5);
+if (missing.length) {
+  // Fail loudly (not skip): the demo page is part of the product.
+  test('e2e prerequisites', () => assert.fail(`missing: ${missing.join('; ')}`));
+} else {
+  describe('demo page', { timeout: 170_000 }, () => {
+    let server, origin, browser, context, page, tmp;
+    const requests = [];
+    const problems = [];
+
+    const shot = async (name, opts = {}) => saveArtifact(name, await page.screenshot({ fullPage: true, ...opts }));
+    const status = () => page.textContent('#run-status');
+    const visibleError = (id) => page.$eval(`#${id}`, (el) => (el.hidden ? '' : el.textContent));
+    async function waitDone(timeout = 120_000) {
+      await page.waitForFunction(() => {
+        const s = document.getElementById('run-status').textContent;
+        return s.startsWith('Done') && !document.getElementById('results').hidden;
+      }, null, { timeout, polling: 250 });
+    }
+    async function waitIdle(timeout = 60_000) {
+      await page.waitForFunction(() => !document.getElementById('run-btn').disabled, null, { timeout, polling: 100 });
+    }
+    async function tableRows() {
+      return page.$$eval('#results-table tbody tr[data-config]', (rows) => rows.map((r) => ({
+        config: r.dataset.config,
+        top1: Number.parseFloat(r.querySelector('td.top1').textContent) / 100,
+        cells: [...r.querySelectorAll('td')].map((td) => td.textContent.trim()),
+      })));
+    }
+    const fp32 = async () => Number.parseFloat(await page.textContent('#st-fp32')) / 100;
+
+    before(async () => {
+      tmp = mkdtempSync(join(tmpdir(), 'bitlens-e2e-'));
+      ({ server, url: origin } = await start({ port: 0, quiet: true }));
+      origin = origin.replace(/\/$/, '');
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+      context.on('request', (r) => requests.push(r.url()));
+      page = await context.newPage();
+      page.on('request', (r) => requests.push(r.url()));
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+    });
+
+    after(async () => {
+      await browser?.close();
+      await new Promise((r) => (server ? server.close(r) : r()));
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    });
+
+    test('the server sends the CSP and the right MIME types', async () => {
+      const res = await fetch(`${origin}/`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-security-policy'), CSP);
+      assert.match(CSP, /default-src 'self'/);
+      const wasm = await fetch(`${origin}/web/lib/bitlens-core.wasm`);
+      assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+      const gz = await fetch(`${origin}/models/data/fmnist-test-1k-labels-idx1-ubyte.gz`, { headers: { 'accept-encoding': 'gzip' } });
+      assert.equal(gz.headers.get('content-type'), 'application/octet-stream');
+      assert.equal(gz.headers.get('content-encoding'), null);
+      const js = await fetch(`${origin}/web/worker.js`);
+      assert.match(js.headers.get('content-type'), /^text\/javascript/);
+      assert.equal((await fetch(`${origin}/web/../package.json`)).status, 404);
+      assert.equal((await fetch(`${origin}/src/model.cpp`)).status, 404);
+    });
+
+    test('first open: the shipped model and the default images, with FP32 accuracy', async () => {
+      await page.goto(`${origin}/?configs=w8a8,w4a4&seeds=2&limit=300${MODEL_PARAM}`);
+      await page.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
+      assert.equal(await visibleError('model-error'), '');
+      assert.equal(await visibleError('data-error'), '');
+      const acc = await fp32();
+      assert.ok(acc >= MIN && acc <= 1, `FP32 top-1 ${acc}`);
+      assert.match(await page.textContent('#data-summary'), /1,000 images in 10 classes; evaluating on 300/);
+      assert.equal(await page.isEnabled('#run-btn'), true);
+      // The teaching view drew the weight histogram with the quantizers' levels.
+      await page.waitForSelector('#plot-hist svg');
+      await page.waitForSelector('#sample img');
+      // Every control has a label (keyboard and screen-reader use).
+      const unlabeled = await page.$$eval('input, select, button', (els) => els.filter((el) => {
+        if (el.type === 'hidden') return false;
+        const name = (el.labels && [...el.labels].map((l) => l.textContent).join(' ')) || el.getAttribute('aria-label') || el.textContent;
+        return !name || !name.trim();
+      }).map((el) => el.id || el.outerHTML.slice(0, 60)));
+      assert.deepEqual(unlabeled, []);
+      await shot('e2e-1-first-open.png', { fullPage: false });
+    });
+
+    test('the default sweep: table and charts with plausible numbers', async () => {
+      await page.click('#run-btn');
+      await waitDone();
+      const rows = await tableRows();
+      assert.deepEqual(rows.map((r) => r.config), ['W8A8', 'W4A4']);
+      for (const r of rows) assert.ok(r.top1 >= MIN && r.top1 <= 1, `${r.config} top-1 ${r.top1}`);
+      assert.ok(Math.abs(rows[0].top1 - (await fp32())) < 0.05, 'W8A8 is close to FP32');
+      for (const id of ['plot-box', 'plot-bars', 'plot-confusion']) await page.waitForSelector(`#${id} svg`);
+      assert.match(await page.textContent('#plot-bars'), /W4A4/);
+      assert.match(page.url(), /configs=w8a8%2Cw4a4|configs=w8a8,w4a4/);
+      // Exports: JSON with every seed, and a chart as SVG.
+      const [json] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+      const data = JSON.parse(readFileSync(await json.path(), 'utf8'));
+      assert.equal(data.result.configs.length, 2);
+      assert.equal(data.result.configs[0].seeds.length, 2);
+      assert.equal(data.settings.limit, 300);
+      const [svg] = await Promise.all([page.waitForEvent('download'), page.click('#plot-bars [data-fmt=svg]')]);
+      assert.match(readFileSync(await svg.path(), 'utf8'), /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+      const [png] = await Promise.all([page.waitForEvent('download'), page.click('#plot-box [data-fmt=png]')]);
+      assert.deepEqual([...readFileSync(await png.path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+      await shot('e2e-2-results.png');
+    });
+
+    test('bring your own: model files and an image-folder zip, then run again', async () => {
+      await page.setInputFiles('#model-files', ['model.safetensors', 'config.json', 'preprocessor_config.json']
+        .map((f) => join(MODEL_DIR, f)).filter((p) => { try { readFileSync(p); return true; } catch { return false; } }));
+      await page.waitForFunction(() => /model\.safetensors/.test(document.getElementById('st-model').textContent), null, { timeout: 30_000 });
+      await waitIdle();
+      assert.equal(await visibleError('model-error'), '');
+      await page.setInputFiles('#data-files', { name: 'fmnist-sample.zip', mimeType: 'application/zip', buffer: classFolderZip(5) });
+      await page.waitForFunction(() => /fmnist-sample\.zip/.test(document.getElementById('data-summary').textContent), null, { timeout: 30_000 });
+      await waitIdle();
+      assert.equal(await visibleError('data-error'), '');
+      assert.match(await page.textContent('#data-summary'), /50 images in 10 classes; evaluating on 50/);
+      const acc = await fp32();
+      assert.ok(acc >= MIN && acc <= 1, `FP32 top-1 on the zip ${acc}`);
+      await page.click('#run-btn');
+      await waitDone();
+      const rows = await tableRows();
+      assert.equal(rows.length, 2);
+      for (const r of rows) assert.ok(r.top1 >= MIN && r.top1 <= 1, `${r.config} top-1 ${r.top1}`);
+      assert.match(await page.textContent('#results-note'), /on 50 images/);
+      await shot('e2e-3-upload-results.png');
+      // Drag and drop of a zip onto the images drop zone.
+      await page.evaluate((b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped.zip', { type: 'application/zip' }));
+        document.getElementById('data-drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, classFolderZip(2).toString('base64'));
+      await page.waitForFunction(() => /dropped\.zip.*20 images in 10 classes/.test(document.getElementById('data-summary').textContent), null, { timeout: 30_000 });
+      await waitIdle();
+      // An image folder (directory picker) loads too.
+      await page.setInputFiles('#data-folder', writeClassFolder(tmp, 3));
+      await page.waitForFunction(() => /30 images in 10 classes/.test(document.getElementById('data-summary').textContent), null, { timeout: 30_000 });
+      await waitIdle();
+      assert.equal(await visibleError('data-error'), '');
+    });
+
+    test('a broken safetensors: an inline error naming the file, and the page keeps working', async () => {
+      const good = readFileSync(join(MODEL_DIR, 'model.safetensors'));
+      await page.setInputFiles('#model-files', [
+        { name: 'broken.safetensors', mimeType: 'application/octet-stream', buffer: good.subarray(0, 100) },
+        { name: 'config.json', mimeType: 'application/json', buffer: readFileSync(join(MODEL_DIR, 'config.json')) },
+      ]);
+      await page.waitForSelector('#model-error:not([hidden])', { timeout: 30_000 });
+      const msg = await visibleError('model-error');
+      assert.match(msg, /broken\.safetensors/);
+      assert.match(msg, /header length|end of the file|truncated/);
+      await waitIdle();
+      assert.match(await page.textContent('#st-model'), /model\.safetensors/, 'the previous model stays loaded');
+      await page.$eval('#model-card', (el) => el.scrollIntoView({ block: 'center' }));
+      await shot('e2e-4-broken-model.png', { fullPage: false });
+      // A model without its config.json: the page says what is missing.
+      await page.setInputFiles('#model-files', [join(MODEL_DIR, 'model.safetensors')]);
+      await page.waitForFunction(() => /config\.json/.test(document.getElementById('model-error').textContent), null, { timeout: 30_000 });
+      // A wrong kind of image file: the error names it.
+      await page.setInputFiles('#data-files', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+      await page.waitForSelector('#data-error:not([hidden])', { timeout: 30_000 });
+      assert.match(await visibleError('data-error'), /notes\.txt/);
+      await waitIdle();
+    });
+
+    test('cancel stops a running sweep; a new run works afterwards', async () => {
+      // Back to the default images, and a sweep long enough to cancel.
+      await page.click('#data-default');
+      await page.waitForFunction(() => /evaluating on 300/.test(document.getElementById('data-summary').textContent), null, { timeout: 30_000 });
+      await waitIdle();
+      await page.fill('#seeds', '20');
+      await page.dispatchEvent('#seeds', 'change');
+      await page.click('#run-btn');
+      await page.waitForFunction(() => /^[1-9]\d* \/ 40 runs/.test(document.getElementById('progress-text').textContent), null, { timeout: 60_000, polling: 100 });
+      await page.click('#cancel-btn');
+      assert.match(await status(), /Cancelled/);
+      await page.waitForFunction(() => /Ready to run again/.test(document.getElementById('run-status').textContent), null, { timeout: 60_000 });
+      await shot('e2e-5-cancelled.png', { fullPage: false });
+      assert.equal(await page.textContent('#progress-text'), '');
+      await page.fill('#seeds', '1');
+      await page.dispatchEvent('#seeds', 'change');
+      await waitIdle();
+      await page.click('#run-btn');
+      await waitDone();
+      const rows = await tableRows();
+      assert.equal(rows.length, 2);
+      for (const r of rows) assert.ok(r.top1 >= MIN && r.top1 <= 1, `${r.config} top-1 ${r.top1}`);
+      // Projector-sized view.
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await shot('e2e-6-projector-1280x720.png', { fullPage: false });
+    });
+
+    test('no request left the origin, and no errors in the console', () => {
+      const foreign = [...new Set(requests)].filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith('blob:') && !u.startsWith('data:'));
+      assert.deepEqual(foreign, []);
+      assert.ok(requests.some((u) => u.endsWith('/web/lib/bitlens-core.wasm')), 'the requests were observed');
+      assert.deepEqual(problems, []);
+    });
+  });
+}

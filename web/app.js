@@ -1,0 +1,819 @@
+// BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
+// handles the controls, the files the user brings, the URL settings, progress, and the results.
+import { barChart, boxPlot, chartSvg, confusionMatrix, quantHistogram, svgToPng } from './charts.js';
+
+const $ = (id) => document.getElementById(id);
+const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
+const DEFAULT_DATA = {
+  images: '/models/data/fmnist-test-1k-images-idx3-ubyte.gz',
+  labels: '/models/data/fmnist-test-1k-labels-idx1-ubyte.gz',
+};
+const PRESET_CONFIGS = ['W8A8', 'W6A6', 'W4A4', 'W3A3'];
+const MAX_WORKERS = 4;
+
+// ---------- state ------------------------------------------------------------------------------
+
+const state = {
+  caps: null,          // { hasSweep, hasExport, hasQuantClassify, cores }
+  primary: null,       // WorkerClient holding the model and images
+  modelSrc: null,      // { safetensors, config, preprocessor, name } (kept to restart workers)
+  modelInfo: null,
+  modelName: '',
+  dataInput: null,     // what the worker's loadData got (kept to restart workers)
+  data: null,          // { name, kind, poolN, evalN, classes }
+  fp32: null,          // FP32 evaluation on the evaluation images
+  result: null,        // the last sweep
+  resultSettings: null,
+  running: null,       // { clients, cancelled }
+  customConfigs: [],   // e.g. ['W5A6']
+};
+
+// ---------- workers -----------------------------------------------------------------------------
+
+class Cancelled extends Error { constructor() { super('cancelled'); this.name = 'Cancelled'; } }
+
+class WorkerClient {
+  constructor() {
+    this.worker = new Worker('/web/worker.js', { type: 'module' });
+    this.seq = 0;
+    this.pending = new Map();
+    this.ready = new Promise((resolve, reject) => {
+      this._ready = resolve;
+      this._fail = reject;
+    });
+    this.worker.onmessage = (ev) => {
+      const m = ev.data;
+      if (m.ready) { this._ready(); return; }
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      if (m.progress) { p.onProgress?.(m.progress); return; }
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.result); else p.reject(new Error(m.error));
+    };
+    this.worker.onerror = (ev) => {
+      ev.preventDefault?.();
+      const err = new Error(`the BitLens worker failed to start or crashed${ev.message ? `: ${ev.message}` : ''} (is web/lib/bitlens-core.wasm built? run \`npm run build:wasm\`)`);
+      this._fail(err);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+  }
+  async call(type, payload = {}, { onProgress, transfer } = {}) {
+    await this.ready;
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ id, type, ...payload }, transfer || []);
+    });
+  }
+  terminate() {
+    this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(new Cancelled());
+    this.pending.clear();
+  }
+}
+
+// ---------- small helpers -----------------------------------------------------------------------
+
+const pct = (v, d = 1) => (v == null || Number.isNaN(v) ? '—' : `${(100 * v).toFixed(d)}%`);
+// A drop from FP32 in percentage points: positive drops print as "−2.3 pt".
+const pp = (v) => (v == null || Number.isNaN(v) ? '—' : Math.abs(v) < 0.0005 ? '±0.0 pt' : `${v > 0 ? '−' : '+'}${Math.abs(100 * v).toFixed(1)} pt`);
+function kb(bytes) {
+  if (!bytes) return '—';
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
+}
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+function fmtTime(s) {
+  if (!Number.isFinite(s)) return '';
+  s = Math.max(0, Math.round(s));
+  return s >= 60 ? `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s` : `${s} s`;
+}
+function showError(id, msg) {
+  const el = $(id);
+  el.textContent = msg || '';
+  el.hidden = !msg;
+}
+function download(name, data, type) {
+  const blob = data instanceof Blob ? data : new Blob([data], { type });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+const parseWA = (s) => {
+  const m = /^w([2-8])a([2-8])$/i.exec(String(s).trim());
+  return m ? { wbits: Number(m[1]), abits: Number(m[2]), name: `W${m[1]}A${m[2]}` } : null;
+};
+
+// ---------- settings <-> controls <-> URL ------------------------------------------------------
+
+function renderConfigChecks(checked) {
+  const all = [...PRESET_CONFIGS, ...state.customConfigs.filter((c) => !PRESET_CONFIGS.includes(c))];
+  $('configs').innerHTML = all.map((c) => `<label><input type="checkbox" name="config" value="${c}"${checked.includes(c) ? ' checked' : ''}> ${c}</label>`).join('');
+}
+
+function renderClassChecks(labels, checked = []) {
+  $('calib-classes').innerHTML = labels.map((l, k) => `<label><input type="checkbox" name="calib-class" value="${k}"${checked.includes(k) ? ' checked' : ''}> ${esc(l)}</label>`).join('');
+}
+
+function readSettings() {
+  const num = (id, d) => { const v = Number($(id).value); return Number.isFinite(v) ? v : d; };
+  const configs = [...document.querySelectorAll('input[name=config]:checked')].map((i) => i.value);
+  const corr = (t, s) => ($(t).value ? { type: $(t).value, severity: Number($(s).value) } : null);
+  return {
+    configs,
+    weights: $('wq').value,
+    softmax: $('sm').value,
+    granularity: $('gran').value,
+    calibSize: Math.round(num('calib', 32)),
+    seeds: Math.round(num('seeds', 3)),
+    limit: Math.max(0, Math.round(num('limit', 0))),
+    calibClasses: [...document.querySelectorAll('input[name=calib-class]:checked')].map((i) => Number(i.value)),
+    calibSkew: num('skew', 0),
+    calibCorrupt: corr('cc-type', 'cc-sev'),
+    evalCorrupt: corr('ec-type', 'ec-sev'),
+    model: $('shipped-model').value,
+  };
+}
+
+function settingsToQuery(s) {
+  const q = new URLSearchParams();
+  q.set('configs', s.configs.join(',').toLowerCase());
+  q.set('weights', s.weights);
+  q.set('softmax', s.softmax);
+  q.set('granularity', s.granularity);
+  q.set('calib', s.calibSize);
+  q.set('seeds', s.seeds);
+  if (s.limit) q.set('limit', s.limit);
+  if (s.calibClasses.length) q.set('classes', s.calibClasses.join(','));
+  if (s.calibSkew) q.set('skew', s.calibSkew);
+  if (s.calibCorrupt) q.set('calibCorrupt', `${s.calibCorrupt.type}:${s.calibCorrupt.severity}`);
+  if (s.evalCorrupt) q.set('evalCorrupt', `${s.evalCorrupt.type}:${s.evalCorrupt.severity}`);
+  if (s.model !== DEFAULT_MODEL) q.set('model', s.model);
+  return q.toString();
+}
+
+function applyQuery() {
+  const q = new URLSearchParams(location.search);
+  const configs = (q.get('configs') || PRESET_CONFIGS.join(',')).split(',').map(parseWA).filter(Boolean).map((c) => c.name);
+  state.customConfigs = configs.filter((c) => !PRESET_CONFIGS.includes(c));
+  renderConfigChecks(configs);
+  const setSel = (id, v) => { if (v != null && [...$(id).options].some((o) => o.value === v)) $(id).value = v; };
+  setSel('wq', q.get('weights'));
+  setSel('sm', q.get('softmax'));
+  setSel('gran', q.get('granularity'));
+  const m = q.get('model');
+  if (m && /^\/models\/[\w.-]+\/$/.test(m) && ![...$('shipped-model').options].some((o) => o.value === m)) {
+    $('shipped-model').add(new Option(m.slice(8, -1), m));
+  }
+  setSel('shipped-model', m);
+  if (q.get('calib')) $('calib').value = q.get('calib');
+  if (q.get('seeds')) $('seeds').value = q.get('seeds');
+  if (q.get('limit')) $('limit').value = q.get('limit');
+  if (q.get('skew')) $('skew').value = q.get('skew');
+  for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
+    const v = q.get(key);
+    if (!v) continue;
+    const [type, sev] = v.split(':');
+    setSel(t, type);
+    setSel(s, sev || '3');
+  }
+  state.queryClasses = (q.get('classes') || '').split(',').filter((x) => /^\d+$/.test(x)).map(Number);
+  if (q.get('skew') || q.get('calibCorrupt') || q.get('evalCorrupt') || state.queryClasses.length) $('shift').open = true;
+}
+
+function syncUrl() {
+  const qs = settingsToQuery(readSettings());
+  history.replaceState(null, '', `${location.pathname}?${qs}`);
+}
+
+// ---------- status -----------------------------------------------------------------------------
+
+function renderStatus() {
+  const info = state.modelInfo;
+  $('st-model').textContent = info ? `${state.modelName}` : 'none';
+  $('st-data').textContent = state.data ? `${state.data.evalN.toLocaleString()} of ${state.data.poolN.toLocaleString()}` : 'none';
+  $('st-fp32').textContent = state.fp32 ? pct(state.fp32.top1) : '—';
+  if (info) {
+    $('model-summary').innerHTML = `<strong>${esc(state.modelName)}</strong>: ${esc(info.architecture || 'ViT')} (${esc(info.naming)}), `
+      + `${info.depth} blocks, width ${info.hiddenSize}, ${info.heads} heads, patch ${info.patchSize}, ${info.imageSize.join('×')}×${info.channels} input, `
+      + `${info.parameters.toLocaleString()} parameters, ${info.numClasses} classes.`;
+  }
+  if (state.data) {
+    const d = state.data;
+    $('data-summary').innerHTML = `<strong>${esc(d.name)}</strong>: ${d.poolN.toLocaleString()} images in ${d.classes.length} classes; `
+      + `evaluating on ${d.evalN.toLocaleString()}${d.evalN < d.poolN ? ' (the first ones, class-balanced for folders)' : ''}.`
+      + (state.fp32 ? ` FP32 top-1 <strong>${pct(state.fp32.top1)}</strong>; weakest class ${esc(state.fp32.labels[state.fp32.worstClass.index] ?? '')} ${pct(state.fp32.worstClass.accuracy)}.` : '');
+  }
+  updateRunButton();
+}
+
+function updateRunButton() {
+  const busy = !!state.running || state.loading > 0;
+  $('run-btn').disabled = busy || !state.modelInfo || !state.data || !state.fp32;
+  $('cancel-btn').disabled = !state.running;
+  for (const id of ['model-files', 'model-folder', 'data-files', 'data-folder', 'model-default', 'data-default']) $(id).disabled = !!state.running;
+}
+
+function setRunStatus(text, cls = '') {
+  const el = $('run-status');
+  el.textContent = text;
+  el.className = cls;
+}
+
+// ---------- loading models and images ---------------------------------------------------------
+
+state.loading = 0;
+async function withLoading(fn) {
+  state.loading++;
+  updateRunButton();
+  try { return await fn(); } finally { state.loading--; updateRunButton(); }
+}
+
+async function fetchBytes(url, optional = false) {
+  let res;
+  try { res = await fetch(url); } catch (e) { throw new Error(`could not fetch ${url} (${e.message})`); }
+  if (!res.ok) {
+    if (optional && res.status === 404) return null;
+    throw Object.assign(new Error(`${url}: HTTP ${res.status}`), { status: res.status });
+  }
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+async function evaluateFp32() {
+  state.fp32 = null;
+  if (!state.modelInfo || !state.data) { renderStatus(); return; }
+  setRunStatus('Evaluating the FP32 model…');
+  state.fp32 = await state.primary.call('evaluate');
+  setRunStatus('Ready. Choose settings and press “Run sweep”.');
+  renderStatus();
+}
+
+function clearResults() {
+  state.result = null;
+  $('results').hidden = true;
+  $('progress').value = 0;
+  $('progress-text').textContent = '';
+}
+
+function afterModel(r) {
+  state.modelInfo = r.info;
+  state.modelName = r.name;
+  state.data = r.data || state.data;
+  renderClassChecks(r.info.labels, state.queryClasses || []);
+  state.queryClasses = null;
+  fillHistSources();
+  fillSampleConfigs();
+  clearResults();
+}
+
+async function loadModelSrc(src) {
+  showError('model-error', '');
+  return withLoading(async () => {
+    const r = await state.primary.call('loadModel', { ...src });
+    state.modelSrc = src;
+    afterModel(r);
+    if (r.dataError) showError('data-error', `The images do not fit this model: ${r.dataError}`);
+    else showError('data-error', '');
+    renderStatus();
+    await evaluateFp32();
+    await drawHistogram();
+    await showSample();
+  });
+}
+
+async function loadShippedModel(dir) {
+  showError('model-error', '');
+  $('model-summary').textContent = `Loading ${dir}…`;
+  try {
+    const [safetensors, config] = await Promise.all([fetchBytes(`${dir}model.safetensors`), fetchBytes(`${dir}config.json`)]);
+    // Hugging Face models come with preprocessor_config.json; timm ones keep it in config.json.
+    let hf = true;
+    try { hf = !('pretrained_cfg' in JSON.parse(new TextDecoder().decode(config))); } catch { /* the loader will say */ }
+    const preprocessor = hf ? await fetchBytes(`${dir}preprocessor_config.json`, true) : null;
+    await loadModelSrc({ safetensors, config, preprocessor, name: dir.replace(/^\/models\/|\/$/g, '') || 'model' });
+  } catch (e) {
+    const msg = e.status === 404
+      ? `The shipped model ${dir} is not on this server yet (${e.message.replace(/: HTTP 404$/, '')} is missing). Bring your own model with the buttons above.`
+      : `Could not load the shipped model ${dir}: ${e.message}`;
+    showError('model-error', msg);
+    if (!state.modelInfo) $('model-summary').textContent = 'No model loaded.';
+    else renderStatus();
+  }
+}
+
+async function loadDataInput(input, label) {
+  showError('data-error', '');
+  return withLoading(async () => {
+    try {
+      const limit = readSettings().limit;
+      state.data = await state.primary.call('loadData', { input, limit });
+      state.dataInput = input;
+      clearResults();
+      renderStatus();
+      await evaluateFp32();
+      await showSample();
+    } catch (e) {
+      showError('data-error', `${label}: ${e.message}`);
+      renderStatus();
+    }
+  });
+}
+
+async function loadDefaultData() {
+  try {
+    const [images, labels] = await Promise.all([fetchBytes(DEFAULT_DATA.images), fetchBytes(DEFAULT_DATA.labels)]);
+    await loadDataInput({ kind: 'idx', files: [{ name: 'fmnist-test-1k-images-idx3-ubyte.gz', bytes: images }, { name: 'fmnist-test-1k-labels-idx1-ubyte.gz', bytes: labels }] }, 'Default set');
+  } catch (e) {
+    showError('data-error', `Could not load the default evaluation set: ${e.message}`);
+    $('data-summary').textContent = 'No images loaded.';
+  }
+}
+
+// Files the user brought: [{ file: File, path }] (path relative to what they chose).
+const readAll = (entries) => Promise.all(entries.map(async (e) => ({ path: e.path, name: e.file.name, bytes: new Uint8Array(await e.file.arrayBuffer()) })));
+
+async function modelFromFiles(entries) {
+  showError('model-error', '');
+  const names = entries.map((e) => e.path || e.file.name);
+  const base = (e) => e.file.name.toLowerCase();
+  const st = entries.filter((e) => base(e).endsWith('.safetensors'));
+  const cfg = entries.filter((e) => base(e) === 'config.json' || (base(e).endsWith('.json') && !base(e).includes('preprocessor') && base(e).includes('config')));
+  const pre = entries.filter((e) => base(e) === 'preprocessor_config.json' || base(e).includes('preprocessor'));
+  const list = names.slice(0, 6).join(', ') + (names.length > 6 ? ', …' : '');
+  try {
+    if (!st.length) throw new Error(`no .safetensors file among the files you chose (${list}). A model is model.safetensors + config.json (+ preprocessor_config.json).`);
+    if (st.length > 1) throw new Error(`choose one .safetensors file at a time (got ${st.map((e) => e.file.name).join(', ')})`);
+    if (!cfg.length) throw new Error(`${st[0].file.name} came without config.json: BitLens needs the config.json that goes with it (Hugging Face or timm) to know the architecture. Choose both files together.`);
+    const [s, c, p] = await Promise.all([readAll(st), readAll(cfg.slice(0, 1)), readAll(pre.slice(0, 1))]);
+    const configText = new TextDecoder().decode(c[0].bytes);
+    try { JSON.parse(configText); } catch (e) { throw new Error(`${c[0].name} is not valid JSON (${e.message})`); }
+    if (p[0]) {
+      try { JSON.parse(new TextDecoder().decode(p[0].bytes)); } catch (e) { throw new Error(`${p[0].name} is not valid JSON (${e.message})`); }
+    }
+    await loadModelSrc({ safetensors: s[0].bytes, config: c[0].bytes, preprocessor: p[0]?.bytes ?? null, name: st[0].path || st[0].file.name });
+  } catch (e) {
+    const cut = /beyond the end|truncated|out of range/.test(e.message) ? ' The file looks cut short (an interrupted download or copy?).' : '';
+    showError('model-error', `Model not loaded: ${e.message}.${cut}`.replace(/\.\.(\s|$)/, '.$1'));
+  }
+}
+
+const IMAGE_RE = /\.(png|jpe?g|bmp|gif)$/i;
+async function dataFromFiles(entries, folderName) {
+  showError('data-error', '');
+  const zips = entries.filter((e) => /\.zip$/i.test(e.file.name));
+  const images = entries.filter((e) => IMAGE_RE.test(e.file.name));
+  try {
+    if (zips.length > 1) throw new Error(`choose one .zip at a time (got ${zips.map((e) => e.file.name).join(', ')})`);
+    if (zips.length) {
+      const [z] = await readAll(zips);
+      return loadDataInput({ kind: 'zip', name: z.name, bytes: z.bytes }, z.name);
+    }
+    if (images.length) {
+      const files = await readAll(images);
+      return loadDataInput({ kind: 'folder', name: folderName || 'image folder', files: files.map((f) => ({ path: f.path, bytes: f.bytes })) }, folderName || 'Image folder');
+    }
+    if (!entries.length) throw new Error('no files');
+    const odd = entries.filter((e) => !/idx|ubyte|\.gz$/i.test(e.file.name));
+    if (odd.length) {
+      throw new Error(`${odd.map((e) => e.file.name).slice(0, 3).join(', ')}: not something BitLens reads as images. Expected a folder with one subfolder per class (PNG, JPEG, BMP or GIF files), a .zip of such a folder, or two IDX files (…-images-idx3-ubyte and …-labels-idx1-ubyte, gzipped or not).`);
+    }
+    const files = await readAll(entries);
+    return loadDataInput({ kind: 'idx', files: files.map((f) => ({ name: f.name, bytes: f.bytes })) }, files.map((f) => f.name).join(' + '));
+  } catch (e) {
+    showError('data-error', `Images not loaded: ${e.message}`);
+  }
+}
+
+function inputEntries(input) {
+  return [...input.files].map((file) => ({ file, path: file.webkitRelativePath || file.name }));
+}
+
+// Drag and drop: files and folders (recursively, through the entries API).
+async function droppedEntries(dt) {
+  const out = [];
+  const items = [...(dt.items || [])].map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  if (!items.some(Boolean)) return [...dt.files].map((file) => ({ file, path: file.name }));
+  const walk = async (entry, prefix) => {
+    if (!entry) return;
+    if (entry.isFile) {
+      const file = await new Promise((res, rej) => entry.file(res, rej));
+      out.push({ file, path: prefix + entry.name });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      let batch;
+      do {
+        batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+        for (const e of batch) await walk(e, `${prefix}${entry.name}/`);
+      } while (batch.length);
+    }
+  };
+  for (const e of items) await walk(e, '');
+  return out;
+}
+
+function setupDrop(zone, input, onEntries) {
+  zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('over'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    if (state.running) return;
+    onEntries(await droppedEntries(e.dataTransfer));
+  });
+  zone.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); input.click(); } });
+}
+
+// ---------- the sweep --------------------------------------------------------------------------
+
+function buildSpec(s) {
+  const configs = s.configs.map(parseWA).filter(Boolean).map((c) => ({ wbits: c.wbits, abits: c.abits, softmax: s.softmax, weights: s.weights, granularity: s.granularity }));
+  const spec = { configs, seeds: s.seeds, calibSize: s.calibSize };
+  if (s.calibClasses.length) spec.calibClasses = s.calibClasses;
+  if (s.calibSkew > 0) spec.calibSkew = s.calibSkew;
+  if (s.calibCorrupt) spec.calibCorrupt = s.calibCorrupt;
+  if (s.evalCorrupt) spec.evalCorrupt = s.evalCorrupt;
+  return spec;
+}
+
+function validateSettings(s) {
+  if (!s.configs.length) return 'Tick at least one bit-width configuration.';
+  if (!(s.seeds >= 1 && s.seeds <= 50)) return 'Seeds must be between 1 and 50.';
+  if (!(s.calibSize >= 1)) return 'The calibration size must be at least 1 image.';
+  if (state.data && s.calibSize > state.data.poolN) return `The calibration size (${s.calibSize}) is larger than the ${state.data.poolN} images loaded.`;
+  if (!(s.calibSkew >= 0 && s.calibSkew <= 1)) return 'The class skew ρ must be between 0 and 1.';
+  return null;
+}
+
+async function run() {
+  showError('run-error', '');
+  const s = readSettings();
+  const problem = validateSettings(s);
+  if (problem) { showError('run-error', problem); return; }
+  syncUrl();
+  const spec = buildSpec(s);
+  const cores = Math.max(1, state.caps?.cores || navigator.hardwareConcurrency || 1);
+  const nWorkers = Math.max(1, Math.min(cores, spec.configs.length, MAX_WORKERS));
+  const run = { clients: [state.primary], cancelled: false, started: performance.now() };
+  state.running = run;
+  updateRunButton();
+  const total = spec.configs.length * spec.seeds;
+  const done = new Array(nWorkers).fill(0);
+  const progress = () => {
+    const d = done.reduce((a, b) => a + b, 0);
+    $('progress').value = total ? d / total : 0;
+    const el = (performance.now() - run.started) / 1000;
+    const eta = d > 0 ? (el / d) * (total - d) : NaN;
+    $('progress-text').textContent = `${d} / ${total} runs${d > 0 && d < total ? ` · about ${fmtTime(eta)} left` : ''}`;
+    $('progress').setAttribute('aria-valuetext', `${d} of ${total} runs done`);
+  };
+  progress();
+  setRunStatus(`Running ${spec.configs.length} configuration${spec.configs.length > 1 ? 's' : ''} × ${spec.seeds} seed${spec.seeds > 1 ? 's' : ''} on ${nWorkers} worker${nWorkers > 1 ? 's' : ''}…`);
+  try {
+    // Extra workers get a copy of the model and images, then a share of the configurations.
+    for (let k = 1; k < nWorkers; k++) run.clients.push(new WorkerClient());
+    await Promise.all(run.clients.slice(1).map(async (c) => {
+      await c.call('init');
+      await c.call('loadModel', { ...state.modelSrc });
+      await c.call('loadData', { input: state.dataInput, limit: s.limit });
+    }));
+    const shares = run.clients.map((_, k) => spec.configs.map((c, i) => i).filter((i) => i % nWorkers === k));
+    const parts = await Promise.all(run.clients.map((c, k) => c.call('sweep', { spec: { ...spec, configs: shares[k].map((i) => spec.configs[i]) } }, {
+      onProgress: (p) => { done[k] = p.done; progress(); },
+    })));
+    const configs = new Array(spec.configs.length);
+    parts.forEach((p, k) => p.configs.forEach((c, j) => { configs[shares[k][j]] = c; }));
+    state.result = { ...parts[0], configs };
+    state.resultSettings = s;
+    done.fill(0); done[0] = total; progress();
+    const secs = (performance.now() - run.started) / 1000;
+    setRunStatus(`Done: ${total} quantize-and-evaluate runs in ${fmtTime(secs)}.`, 'done');
+    renderResults();
+    $('results').scrollIntoView({ block: 'start' });
+  } catch (e) {
+    if (e instanceof Cancelled || run.cancelled) return;
+    showError('run-error', `The sweep stopped: ${e.message}`);
+    setRunStatus('');
+    $('progress').value = 0;
+    $('progress-text').textContent = '';
+  } finally {
+    for (const c of run.clients.slice(1)) c.terminate();
+    if (state.running === run) state.running = null;
+    updateRunButton();
+  }
+}
+
+async function cancel() {
+  const run = state.running;
+  if (!run) return;
+  run.cancelled = true;
+  for (const c of run.clients) c.terminate();
+  state.running = null;
+  $('progress').value = 0;
+  $('progress-text').textContent = '';
+  setRunStatus('Cancelled. Restarting the worker…', 'cancelled');
+  state.primary = new WorkerClient();
+  await withLoading(async () => {
+    try {
+      await state.primary.call('init');
+      if (state.modelSrc) await state.primary.call('loadModel', { ...state.modelSrc });
+      if (state.dataInput) state.data = await state.primary.call('loadData', { input: state.dataInput, limit: readSettings().limit });
+      setRunStatus('Cancelled. Ready to run again.', 'cancelled');
+    } catch (e) {
+      showError('run-error', `Could not restart after cancelling: ${e.message}`);
+    }
+  });
+}
+
+// ---------- results ----------------------------------------------------------------------------
+
+function renderResults() {
+  const r = state.result;
+  const s = state.resultSettings;
+  if (!r) return;
+  $('results').hidden = false;
+  const fp32Bytes = state.modelInfo.parameters * 4;
+  const fpWorst = r.fp32.perClass.reduce((w, v, k) => (v < r.fp32.perClass[w] ? k : w), 0);
+  let html = `<caption class="sr">Accuracy per configuration</caption><thead><tr>
+    <th scope="col">Configuration</th><th scope="col">Top-1<br><span class="sub">mean ± std (vs FP32)</span></th>
+    <th scope="col">Worst class<br><span class="sub">mean accuracy (drop)</span></th><th scope="col">Worst case<br><span class="sub">class, seed</span></th>
+    <th scope="col">Largest drop<br><span class="sub">class, seed</span></th><th scope="col">Model size</th></tr></thead><tbody>`;
+  html += `<tr class="fp32"><th scope="row">FP32</th><td>${pct(r.fp32.top1)}</td>
+    <td>${esc(r.labels[fpWorst])} ${pct(r.fp32.perClass[fpWorst])}</td><td>—</td><td>—</td><td>${kb(fp32Bytes)}</td></tr>`;
+  for (const c of r.configs) {
+    const drop = r.fp32.top1 - c.top1Mean;
+    html += `<tr data-config="${esc(c.name)}"><th scope="row">${esc(c.name)}</th>
+      <td class="top1${drop > 0.05 ? ' bad' : ''}">${pct(c.top1Mean)} ± ${(100 * c.top1Std).toFixed(1)} <span class="sub">(${pp(drop)})</span></td>
+      <td${c.worstClass.accuracy < 0.5 ? ' class="bad"' : ''}>${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
+      <td>${c.worstCase ? `${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed}</span>` : '—'}</td>
+      <td>${c.largestDrop ? `${esc(c.largestDrop.label)} ${pp(c.largestDrop.drop)} <span class="sub">seed ${c.largestDrop.seed}</span>` : '—'}</td>
+      <td>${kb(c.modelBytes)}${c.modelBytes ? ` <span class="sub">(${(fp32Bytes / c.modelBytes).toFixed(1)}× smaller)</span>` : ''}</td></tr>`;
+  }
+  $('results-table').innerHTML = `${html}</tbody>`;
+  const shift = [];
+  if (s.calibClasses.length) shift.push(`calibrated on ${s.calibClasses.map((k) => r.labels[k]).join(', ')}`);
+  if (s.calibSkew > 0) shift.push(`class skew ρ = ${s.calibSkew}`);
+  if (s.calibCorrupt) shift.push(`calibration images corrupted (${s.calibCorrupt.type}, severity ${s.calibCorrupt.severity})`);
+  if (s.evalCorrupt) shift.push(`evaluation images corrupted (${s.evalCorrupt.type}, severity ${s.evalCorrupt.severity})`);
+  $('results-note').textContent = `${state.modelName} on ${state.data.evalN} images; weights ${s.weights} (${s.granularity}), softmax ${s.softmax}; `
+    + `${s.seeds} calibration draw${s.seeds > 1 ? 's' : ''} of ${s.calibSize} images from the ${state.data.poolN} loaded`
+    + `${shift.length ? `; ${shift.join('; ')}` : ''}. Worst case: the lowest accuracy of any class under any seed.`;
+
+  drawChart('plot-box', () => boxPlot($('plot-box'), r), 'bitlens-per-class-box');
+  drawChart('plot-bars', () => barChart($('plot-bars'), r), 'bitlens-per-class-bars');
+  $('cm-config').innerHTML = `<option value="-1">FP32</option>${r.configs.map((c, i) => `<option value="${i}">${esc(c.name)}</option>`).join('')}`;
+  $('cm-config').value = r.configs.length ? String(r.configs.length - 1) : '-1';
+  fillCmSeeds();
+  drawConfusion();
+  fillSampleConfigs();
+  showSample();
+}
+
+function fillCmSeeds() {
+  const r = state.result;
+  const i = Number($('cm-config').value);
+  const c = r.configs[i];
+  $('cm-seed').disabled = !c;
+  $('cm-seed').innerHTML = c ? c.seeds.map((sd, k) => `<option value="${k}">${sd.seed}${c.worstCase && sd.seed === c.worstCase.seed ? ' (worst case)' : ''}</option>`).join('') : '<option>—</option>';
+  if (c && c.worstCase) $('cm-seed').value = String(Math.max(0, c.seeds.findIndex((sd) => sd.seed === c.worstCase.seed)));
+}
+
+function drawConfusion() {
+  const r = state.result;
+  if (!r) return;
+  const i = Number($('cm-config').value);
+  const c = r.configs[i];
+  let confusion, title;
+  if (c) {
+    const sd = c.seeds[Number($('cm-seed').value) || 0];
+    confusion = sd.confusion;
+    title = `${c.name}, seed ${sd.seed}: top-1 ${pct(sd.top1)}`;
+  } else {
+    confusion = state.fp32.confusion;
+    title = `FP32: top-1 ${pct(state.fp32.top1)}`;
+  }
+  if (!confusion) { $('plot-confusion').textContent = 'No confusion matrix in this result.'; return; }
+  drawChart('plot-confusion', () => confusionMatrix($('plot-confusion'), r.labels, confusion, title), 'bitlens-confusion');
+}
+
+function drawChart(id, make, fileBase) {
+  const el = $(id);
+  el.innerHTML = '';
+  let node;
+  try { node = make(); } catch (e) {
+    el.innerHTML = `<p class="error">Could not draw this chart: ${esc(e.message)}</p>`;
+    return;
+  }
+  el.appendChild(node);
+  const bar = document.createElement('div');
+  bar.className = 'chart-exports';
+  bar.innerHTML = '<button type="button" data-fmt="svg">Download SVG</button><button type="button" data-fmt="png">Download PNG</button>';
+  bar.addEventListener('click', async (e) => {
+    const fmt = e.target.dataset?.fmt;
+    if (!fmt) return;
+    const svg = chartSvg(node);
+    if (fmt === 'svg') download(`${fileBase}.svg`, svg, 'image/svg+xml');
+    else download(`${fileBase}.png`, await svgToPng(svg), 'image/png');
+  });
+  el.appendChild(bar);
+}
+
+function resultsJson() {
+  return JSON.stringify({
+    tool: 'BitLens demo', date: new Date().toISOString(), url: location.href,
+    model: { name: state.modelName, info: state.modelInfo },
+    data: state.data, settings: state.resultSettings, result: state.result,
+  }, null, 1);
+}
+
+function resultsCsv() {
+  const r = state.result;
+  const q = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  const num = (v) => (v == null || Number.isNaN(v) ? '' : Number(v).toFixed(6));
+  const lines = ['config,seed,kind,class_index,class,accuracy,fp32_accuracy,drop'];
+  for (const c of r.configs) {
+    for (const sd of c.seeds) {
+      lines.push([c.name, sd.seed, 'top1', '', '', num(sd.top1), num(r.fp32.top1), num(r.fp32.top1 - sd.top1)].map(q).join(','));
+      sd.perClass.forEach((a, k) => lines.push([c.name, sd.seed, 'class', k, r.labels[k], num(a), num(r.fp32.perClass[k]), num(r.fp32.perClass[k] - a)].map(q).join(',')));
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------- teaching views ---------------------------------------------------------------------
+
+function fillHistSources() {
+  const info = state.modelInfo;
+  const layers = info ? info.layers : [];
+  const prev = $('hist-source').value;
+  $('hist-source').innerHTML = layers.map((l) => `<option value="w:${esc(l)}">weights of ${esc(l)}</option>`).join('')
+    + '<option value="softmax">softmax outputs (synthetic attention probabilities)</option>';
+  const pick = [...$('hist-source').options].some((o) => o.value === prev) ? prev
+    : (layers.find((l) => /blocks\.1\.mlp\.fc1|layer\.1\.intermediate/.test(l)) ? `w:${layers.find((l) => /blocks\.1\.mlp\.fc1|layer\.1\.intermediate/.test(l))}` : (layers[0] ? `w:${layers[0]}` : 'softmax'));
+  $('hist-source').value = pick;
+}
+
+async function drawHistogram() {
+  if (!state.modelInfo || state.running) return;
+  const v = $('hist-source').value;
+  const bits = Number($('hist-bits').value);
+  const req = v === 'softmax' ? { source: 'softmax', bits } : { source: 'weight', layer: v.slice(2), bits };
+  try {
+    const t = await state.primary.call('teach', req);
+    $('hist-caption').textContent = v === 'softmax'
+      ? `Synthetic attention probabilities (softmax of random logits, ${t.n.toLocaleString()} values) with each ${bits}-bit quantizer's levels (red lines) drawn over them`
+      : `The ${t.n.toLocaleString()} weights of ${v.slice(2)} with each ${bits}-bit quantizer's levels (red lines) drawn over them`;
+    drawChart('plot-hist', () => quantHistogram($('plot-hist'), t, bits), `bitlens-levels-${v.replace(/[^a-z0-9.]+/gi, '_')}-${bits}bit`);
+  } catch (e) {
+    if (!(e instanceof Cancelled)) $('plot-hist').innerHTML = `<p class="error">${esc(e.message)}</p>`;
+  }
+}
+
+function fillSampleConfigs() {
+  const s = readSettings();
+  const q = { softmax: s.softmax, weights: s.weights, granularity: s.granularity };
+  const opts = [{ label: 'FP32 only', value: '' }];
+  const r = state.result;
+  if (r) {
+    for (const c of r.configs) {
+      const base = { wbits: c.config.wbits, abits: c.config.abits, softmax: c.config.softmax, weights: c.config.weights, granularity: c.config.granularity };
+      const cs = state.resultSettings.calibSize;
+      opts.push({ label: `${c.name}, seed ${c.seeds[0].seed}`, value: JSON.stringify({ config: base, seed: c.seeds[0].seed, calibSize: cs }) });
+      if (c.worstCase && c.worstCase.seed !== c.seeds[0].seed) opts.push({ label: `${c.name}, seed ${c.worstCase.seed} (worst case)`, value: JSON.stringify({ config: base, seed: c.worstCase.seed, calibSize: cs }) });
+    }
+  } else {
+    for (const name of s.configs) {
+      const c = parseWA(name);
+      if (c) opts.push({ label: `${c.name}, seed 0`, value: JSON.stringify({ config: { wbits: c.wbits, abits: c.abits, ...q }, seed: 0, calibSize: s.calibSize }) });
+    }
+  }
+  const prev = $('sample-config').value;
+  $('sample-config').innerHTML = opts.map((o) => `<option value="${esc(o.value)}">${esc(o.label)}</option>`).join('');
+  const low = opts.find((o) => /W4A4/.test(o.label)) || opts[opts.length - 1];
+  $('sample-config').value = state.samplePicked && opts.some((o) => o.value === prev) ? prev : low.value;
+  $('export-model').hidden = !(state.caps && state.caps.hasExport) || !$('sample-config').value;
+}
+
+let sampleUrl = null;
+async function showSample() {
+  if (!state.modelInfo || !state.data || state.running) return;
+  const idx = Math.max(0, Math.min(state.data.poolN - 1, Number($('sample-index').value) || 0));
+  $('sample-index').max = String(state.data.poolN - 1);
+  const sel = $('sample-config').value;
+  const q = sel ? JSON.parse(sel) : {};
+  const box = $('sample');
+  try {
+    const r = await state.primary.call('sample', { index: idx, ...q });
+    if (sampleUrl) URL.revokeObjectURL(sampleUrl);
+    sampleUrl = URL.createObjectURL(new Blob([r.png], { type: 'image/png' }));
+    const list = (top) => `<ol>${top.map((t) => `<li class="${t.index === r.trueIndex ? 'ok' : ''}">${esc(t.label)}${t.probability != null ? ` — ${pct(t.probability)}` : ''}</li>`).join('')}</ol>`;
+    const verdict = (top) => (top[0].index === r.trueIndex ? '<span class="ok">correct</span>' : '<span class="wrong">wrong</span>');
+    const qname = sel ? $('sample-config').selectedOptions[0].textContent : '';
+    box.innerHTML = `<figure class="sample-img"><img src="${sampleUrl}" alt="Image ${r.index}: ${esc(r.trueLabel)}">
+      <figcaption>Image ${r.index}<br>true class: <strong>${esc(r.trueLabel)}</strong></figcaption></figure>
+      <div><p><strong>FP32</strong>: ${verdict(r.fp32)}</p>${list(r.fp32)}</div>
+      ${r.quant ? `<div><p><strong>${esc(qname)}</strong>: ${verdict(r.quant.top)}</p>${list(r.quant.top)}${r.quant.top[0].probability == null ? '<p class="hint">(top-1 only: this build has no classify() on quantized models)</p>' : ''}</div>` : ''}`;
+  } catch (e) {
+    if (!(e instanceof Cancelled)) box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+  }
+}
+
+// ---------- wiring -----------------------------------------------------------------------------
+
+function bind() {
+  $('run-btn').addEventListener('click', run);
+  $('cancel-btn').addEventListener('click', cancel);
+  $('share-btn').addEventListener('click', async () => {
+    syncUrl();
+    try { await navigator.clipboard.writeText(location.href); setRunStatus('Link copied: it opens this page with these settings.'); } catch { setRunStatus(`Link to these settings: ${location.href}`); }
+  });
+  $('settings').addEventListener('change', (e) => {
+    syncUrl();
+    if (e.target.name === 'config' || ['wq', 'sm', 'gran', 'calib'].includes(e.target.id)) fillSampleConfigs();
+  });
+  $('settings').addEventListener('submit', (e) => e.preventDefault());
+  $('custom-add').addEventListener('click', () => {
+    const w = Number($('custom-w').value), a = Number($('custom-a').value);
+    const c = parseWA(`w${w}a${a}`);
+    if (!c) { showError('run-error', 'Custom bit-widths must be whole numbers from 2 to 8.'); return; }
+    showError('run-error', '');
+    const checked = readSettings().configs;
+    if (!PRESET_CONFIGS.includes(c.name) && !state.customConfigs.includes(c.name)) state.customConfigs.push(c.name);
+    renderConfigChecks([...new Set([...checked, c.name])]);
+    syncUrl();
+    fillSampleConfigs();
+  });
+  $('limit').addEventListener('change', async () => {
+    if (!state.dataInput || state.running) return;
+    await withLoading(async () => {
+      state.data = await state.primary.call('setLimit', { limit: readSettings().limit });
+      clearResults();
+      await evaluateFp32();
+    });
+  });
+  $('model-files').addEventListener('change', (e) => { const en = inputEntries(e.target); e.target.value = ''; if (en.length) modelFromFiles(en); });
+  $('model-folder').addEventListener('change', (e) => { const en = inputEntries(e.target); e.target.value = ''; if (en.length) modelFromFiles(en); });
+  $('data-files').addEventListener('change', (e) => { const en = inputEntries(e.target); e.target.value = ''; if (en.length) dataFromFiles(en); });
+  $('data-folder').addEventListener('change', (e) => {
+    const en = inputEntries(e.target);
+    e.target.value = '';
+    if (en.length) dataFromFiles(en, en[0].path.split('/')[0]);
+  });
+  setupDrop($('model-drop'), $('model-files'), (en) => modelFromFiles(en));
+  setupDrop($('data-drop'), $('data-files'), (en) => dataFromFiles(en, en[0]?.path.includes('/') ? en[0].path.split('/')[0] : ''));
+  $('model-default').addEventListener('click', () => { syncUrl(); loadShippedModel($('shipped-model').value); });
+  $('data-default').addEventListener('click', () => loadDefaultData());
+  $('export-json').addEventListener('click', () => download('bitlens-results.json', resultsJson(), 'application/json'));
+  $('export-csv').addEventListener('click', () => download('bitlens-results.csv', resultsCsv(), 'text/csv'));
+  $('cm-config').addEventListener('change', () => { fillCmSeeds(); drawConfusion(); });
+  $('cm-seed').addEventListener('change', drawConfusion);
+  $('hist-source').addEventListener('change', drawHistogram);
+  $('hist-bits').addEventListener('change', drawHistogram);
+  $('sample-index').addEventListener('change', showSample);
+  $('sample-config').addEventListener('change', () => {
+    state.samplePicked = true; $('export-model').hidden = !(state.caps && state.caps.hasExport) || !$('sample-config').value; showSample(); });
+  $('sample-random').addEventListener('click', () => {
+    if (!state.data) return;
+    $('sample-index').value = String(Math.floor(Math.random() * state.data.poolN));
+    showSample();
+  });
+  $('export-model').addEventListener('click', async () => {
+    const sel = $('sample-config').value;
+    if (!sel) return;
+    try {
+      const bytes = await state.primary.call('exportModel', JSON.parse(sel));
+      download(`${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${$('sample-config').selectedOptions[0].textContent.replace(/[^a-z0-9]+/gi, '_')}.safetensors`, bytes, 'application/octet-stream');
+    } catch (e) {
+      showError('run-error', `Export failed: ${e.message}`);
+    }
+  });
+  let resizeTimer;
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); }, 300); });
+}
+
+async function boot() {
+  applyQuery();
+  bind();
+  if (!globalThis.Plot) showError('run-error', 'The chart library did not load (web/vendor/plot.js): run `npm install`. Results will show as a table only.');
+  state.primary = new WorkerClient();
+  try {
+    state.caps = await state.primary.call('init');
+  } catch (e) {
+    showError('run-error', e.message);
+    setRunStatus('');
+    return;
+  }
+  setRunStatus('Loading the shipped model and the default images…');
+  await loadShippedModel($('shipped-model').value);
+  await loadDefaultData();
+  if (!state.fp32) setRunStatus('');
+  document.body.dataset.ready = '1';
+}
+
+boot();

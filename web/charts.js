@@ -1,0 +1,169 @@
+// BitLens demo — charts with Observable Plot (loaded as its UMD build: globalThis.Plot, globalThis.d3),
+// and SVG/PNG export of any chart.
+const Plot = () => globalThis.Plot;
+
+const pct = (v) => (v == null || Number.isNaN(v) ? '—' : `${(100 * v).toFixed(1)}%`);
+const FONT = 'system-ui, "DejaVu Sans", sans-serif';
+const style = { fontSize: '14px', fontFamily: FONT, background: 'white', color: '#111', overflow: 'visible' };
+const SERIES_COLORS = ['#4d4d4d', '#0b57d0', '#e8710a', '#12a4af', '#a142f4', '#d01884', '#188038', '#b06000', '#5f6368'];
+
+function width(el, fallback = 960) {
+  return Math.max(480, Math.min(1500, (el && el.clientWidth) || fallback));
+}
+
+/** Box plot per configuration (rows) of per-class accuracy across seeds; a red tick marks FP32. */
+export function boxPlot(el, result) {
+  const { labels } = result;
+  const rows = [];
+  for (const c of result.configs) {
+    for (const s of c.seeds) {
+      s.perClass.forEach((acc, k) => { if (acc != null && !Number.isNaN(acc)) rows.push({ config: c.name, cls: labels[k], acc }); });
+    }
+  }
+  const fp = labels.map((l, k) => ({ cls: l, acc: result.fp32.perClass[k] }));
+  const names = result.configs.map((c) => c.name);
+  // Zoom in on the range the accuracies use (in steps of 10 points), so narrow boxes stay readable.
+  const lowest = Math.min(...rows.map((r) => r.acc), ...fp.map((r) => r.acc).filter((v) => v != null && !Number.isNaN(v)));
+  const y0 = Math.max(0, Math.floor((lowest - 0.02) * 10) / 10);
+  return Plot().plot({
+    width: width(el), height: 70 + 160 * names.length, marginLeft: 56, marginRight: 70, marginBottom: 70, style,
+    x: { domain: labels, label: null, tickRotate: -25 },
+    y: { domain: [y0, 1], grid: true, label: `class accuracy${y0 > 0 ? ` (from ${Math.round(100 * y0)}%)` : ''}`, tickFormat: '.0%', ticks: 5 },
+    fy: { domain: names, label: null },
+    marks: [
+      Plot().frame({ stroke: '#bbb' }),
+      Plot().boxY(rows, { x: 'cls', y: 'acc', fy: 'config', fill: '#9db7e8', stroke: '#111', r: 3 }),
+      Plot().tickY(fp, { x: 'cls', y: 'acc', stroke: '#c5221f', strokeWidth: 3 }),
+    ],
+  });
+}
+
+/** Grouped bars: per class, FP32 and each configuration's mean accuracy; ▼ over each worst class. */
+export function barChart(el, result) {
+  const { labels } = result;
+  const series = ['FP32', ...result.configs.map((c) => c.name)];
+  const rows = labels.map((l, k) => ({ cls: l, series: 'FP32', acc: result.fp32.perClass[k] }));
+  const worst = [];
+  for (const c of result.configs) {
+    labels.forEach((l, k) => rows.push({ cls: l, series: c.name, acc: c.perClassMean[k] }));
+    if (c.worstClass && c.worstClass.index >= 0) {
+      worst.push({ cls: labels[c.worstClass.index], series: c.name, acc: c.perClassMean[c.worstClass.index] });
+    }
+  }
+  return Plot().plot({
+    width: width(el), height: 440, marginLeft: 56, marginBottom: 60, style,
+    fx: { domain: labels, label: null, padding: 0.15, tickRotate: -20 },
+    x: { domain: series, axis: null, paddingInner: 0.08 },
+    y: { domain: [0, 1.08], grid: true, label: 'class accuracy', tickFormat: '.0%', ticks: 5 },
+    color: { domain: series, range: SERIES_COLORS, legend: true },
+    marks: [
+      Plot().barY(rows.filter((r) => r.acc != null && !Number.isNaN(r.acc)), { fx: 'cls', x: 'series', y: 'acc', fill: 'series', title: (d) => `${d.cls} · ${d.series}: ${pct(d.acc)}` }),
+      Plot().text(worst, { fx: 'cls', x: 'series', y: 'acc', text: () => '▼', dy: -9, fill: '#c5221f', fontSize: 16 }),
+      Plot().ruleY([0]),
+    ],
+  });
+}
+
+/** Confusion matrix (counts) with the counts written in the cells. */
+export function confusionMatrix(el, labels, confusion, title) {
+  const rows = [];
+  let max = 0;
+  confusion.forEach((row, t) => row.forEach((n, p) => { rows.push({ t: labels[t], p: labels[p], n, diag: t === p }); max = Math.max(max, n); }));
+  const size = Math.min(width(el, 720), 720);
+  return Plot().plot({
+    width: size, height: size - 40, marginLeft: 110, marginBottom: 100, marginTop: 30, style,
+    x: { domain: labels, label: 'predicted →', tickRotate: -40 },
+    y: { domain: labels, label: '↑ true class' },
+    color: { scheme: 'blues', domain: [0, max || 1] },
+    marks: [
+      Plot().cell(rows, { x: 'p', y: 't', fill: 'n', inset: 0.5, title: (d) => `true ${d.t}, predicted ${d.p}: ${d.n}` }),
+      Plot().text(rows.filter((d) => d.n > 0), { x: 'p', y: 't', text: 'n', fill: (d) => (d.n > max * 0.55 ? 'white' : 'black'), fontWeight: (d) => (d.diag ? 700 : 400) }),
+      Plot().text([title], { frameAnchor: 'top-left', dy: -22, fontWeight: 700 }),
+    ],
+  });
+}
+
+/** A histogram of values with each quantizer's levels drawn over it (one row per quantizer). */
+export function quantHistogram(el, teach, bits) {
+  const hist = teach.hist;
+  const lo = hist[0].x0, hi = hist[hist.length - 1].x1;
+  const pad = (hi - lo) * 0.04;
+  const names = teach.grids.map((g) => g.quantizer);
+  const softmax = teach.values === 'softmax-like';
+  const levels = [];
+  for (const g of teach.grids) for (const v of g.levels) if (v >= lo - pad && v <= hi + pad) levels.push({ quantizer: g.quantizer, v });
+  const notes = teach.grids.map((g) => {
+    const inRange = g.levels.filter((v) => v >= lo - pad && v <= hi + pad).length;
+    const unsigned = !softmax && (g.quantizer === 'log2' || g.quantizer === 'sulq') ? ' · grid for values ≥ 0 (softmax outputs)' : '';
+    return { quantizer: g.quantizer, text: `${g.levels.length} levels${inRange < g.levels.length ? ` (${inRange} shown)` : ''}${unsigned} · MSE ${Number(g.params.mse).toExponential(2)}` };
+  });
+  return Plot().plot({
+    width: width(el), height: 60 + 120 * names.length, marginLeft: 60, marginRight: 80, marginBottom: 46, style,
+    x: { domain: [lo - pad, hi + pad], label: softmax ? 'probability' : 'weight value' },
+    y: { label: 'count', type: softmax ? 'sqrt' : 'linear', ticks: 3 },
+    fy: { domain: names, label: null },
+    marks: [
+      Plot().rectY(hist, { x1: 'x0', x2: 'x1', y: 'count', fill: '#9aa0a6' }),
+      Plot().ruleX(levels, { x: 'v', fy: 'quantizer', stroke: '#c5221f', strokeWidth: bits <= 4 ? 2 : 1, strokeOpacity: 0.8 }),
+      Plot().text(notes, { fy: 'quantizer', text: 'text', frameAnchor: 'top-right', dx: -6, dy: 6, fontWeight: 600 }),
+      Plot().ruleY([0]),
+    ],
+  });
+}
+
+// ---------- export ------------------------------------------------------------------------------
+
+/** The chart's SVG as a standalone string (with its colour legend, when it has one). */
+export function chartSvg(node) {
+  const svgs = node.tagName.toLowerCase() === 'svg' ? [node] : [...node.querySelectorAll('svg')];
+  const main = svgs.reduce((a, b) => ((b.clientWidth * b.clientHeight) > (a.clientWidth * a.clientHeight) ? b : a));
+  const clone = main.cloneNode(true);
+  const w = Number(main.getAttribute('width')) || main.clientWidth;
+  const h = Number(main.getAttribute('height')) || main.clientHeight;
+  // Plot's swatch legend is HTML: redraw it as SVG above the chart.
+  const swatches = node.querySelectorAll ? [...node.querySelectorAll('[class$="-swatch"]')] : [];
+  let legendH = 0;
+  const legend = document.createElementNS('http://www.w3.org/2000/svg', 'g');
+  if (swatches.length) {
+    legendH = 28;
+    let x = 10;
+    for (const s of swatches) {
+      const sw = s.querySelector('svg');
+      const fill = sw?.getAttribute('fill') || sw?.querySelector('[fill]')?.getAttribute('fill') || '#888';
+      const label = s.textContent.trim();
+      legend.insertAdjacentHTML('beforeend', `<rect x="${x}" y="6" width="15" height="15" fill="${fill}"/><text x="${x + 20}" y="19" font-size="14" font-family="${FONT}">${label.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`);
+      x += 30 + label.length * 8.5;
+    }
+  }
+  const out = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  out.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
+  out.setAttribute('width', w);
+  out.setAttribute('height', h + legendH);
+  out.setAttribute('viewBox', `0 0 ${w} ${h + legendH}`);
+  out.setAttribute('font-family', FONT);
+  out.insertAdjacentHTML('afterbegin', `<rect width="100%" height="100%" fill="white"/>`);
+  out.appendChild(legend);
+  clone.setAttribute('y', legendH);
+  out.appendChild(clone);
+  return new XMLSerializer().serializeToString(out);
+}
+
+/** PNG bytes (a Blob) of an SVG string, at `scale`× resolution. */
+export async function svgToPng(svgText, scale = 2) {
+  const url = URL.createObjectURL(new Blob([svgText], { type: 'image/svg+xml' }));
+  try {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = Math.ceil(img.naturalWidth * scale);
+    canvas.height = Math.ceil(img.naturalHeight * scale);
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = 'white';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    return await new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('PNG export failed'))), 'image/png'));
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}

@@ -1,0 +1,434 @@
+// BitLens demo — the module worker. It owns the WebAssembly module, the model and the datasets, so the
+// page never blocks. Messages: { id, type, ...payload } → { id, ok: true, result } | { id, ok: false,
+// error } and, while a sweep runs, { id, progress: { done, total } }. The page cancels a run by
+// terminating this worker (a synchronous WASM call cannot be interrupted) and starting a fresh one.
+import { createBitLens, QuantizedModel } from './bitlens.js';
+import { gunzipSync, unzipSync, zlibSync } from './vendor/fflate.js';
+
+let bl = null;
+let model = null;        // Model
+let modelName = '';
+let source = null;       // the loaded images: { kind: 'idx', images, labels, rows, cols, n } | { kind: 'files', files }
+let sourceName = '';
+let evalData = null;     // Dataset: the evaluation images (the first `limit`, class-balanced for folders)
+let calibData = null;    // Dataset: the calibration pool (all loaded images)
+let limit = 0;
+const quantCache = new Map(); // "config|seed" → QuantizedModel (for the sample view and the export)
+
+const IMAGE_EXT = /\.(png|jpe?g|bmp|gif)$/i;
+
+// ---------- helpers ----------------------------------------------------------------------------
+
+function bytesOf(x) { return x instanceof Uint8Array ? x : new Uint8Array(x); }
+function textOf(x) { return x == null ? '' : typeof x === 'string' ? x : new TextDecoder().decode(bytesOf(x)); }
+const isGzip = (b) => b.length > 2 && b[0] === 0x1f && b[1] === 0x8b;
+const u32 = (b, o) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+function putU32(b, o, v) { b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 255; b[o + 2] = (v >>> 8) & 255; b[o + 3] = v & 255; }
+
+function ungzip(bytes, name) {
+  if (!isGzip(bytes)) return bytes;
+  try { return gunzipSync(bytes); } catch (e) { throw new Error(`${name}: the gzip data is damaged (${e.message})`); }
+}
+
+// Normalised name for matching a folder name to a model label: "T-shirt_top" ~ "T-shirt/top".
+const norm = (s) => String(s).toLowerCase().replace(/[^a-z0-9]/g, '');
+
+function clearQuantCache() {
+  for (const q of quantCache.values()) q.delete();
+  quantCache.clear();
+}
+
+// ---------- PNG (for showing and classifying IDX images) ---------------------------------------
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function pngChunk(type, data) {
+  const out = new Uint8Array(12 + data.length);
+  putU32(out, 0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  putU32(out, 8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+function encodePngGray(pixels, width, height) {
+  const ihdr = new Uint8Array(13);
+  putU32(ihdr, 0, width); putU32(ihdr, 4, height);
+  ihdr[8] = 8; ihdr[9] = 0;
+  const raw = new Uint8Array((width + 1) * height);
+  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', zlibSync(raw)), pngChunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+// ---------- loading images ----------------------------------------------------------------------
+
+// IDX: two files (images idx3, labels idx1; gzipped or raw), told apart by their magic numbers.
+function parseIdx(files) {
+  if (files.length !== 2) {
+    throw new Error(`IDX needs two files, the images (…-images-idx3-ubyte[.gz]) and the labels (…-labels-idx1-ubyte[.gz]); got ${files.length}: ${files.map((f) => f.name).join(', ')}`);
+  }
+  const raw = files.map((f) => ({ name: f.name, bytes: ungzip(bytesOf(f.bytes), f.name) }));
+  const kind = (f) => (f.bytes.length >= 8 ? u32(f.bytes, 0) : 0);
+  const img = raw.find((f) => kind(f) === 0x803);
+  const lab = raw.find((f) => kind(f) === 0x801);
+  if (!img || !lab) {
+    const bad = raw.find((f) => kind(f) !== 0x803 && kind(f) !== 0x801) || raw[0];
+    throw new Error(`${bad.name}: not an IDX file of ${img ? 'labels' : 'images'} (the file starts with 0x${kind(bad).toString(16).padStart(8, '0')}; expected 0x00000803 for images or 0x00000801 for labels)`);
+  }
+  const n = u32(img.bytes, 4), rows = u32(img.bytes, 8), cols = u32(img.bytes, 12);
+  const nl = u32(lab.bytes, 4);
+  if (img.bytes.length < 16 + n * rows * cols) throw new Error(`${img.name}: the header says ${n} images of ${rows}×${cols} pixels but the file is too short (${img.bytes.length} bytes)`);
+  if (lab.bytes.length < 8 + nl) throw new Error(`${lab.name}: the header says ${nl} labels but the file is too short (${lab.bytes.length} bytes)`);
+  if (n !== nl) throw new Error(`${img.name} has ${n} images but ${lab.name} has ${nl} labels: they must match`);
+  return { kind: 'idx', images: img.bytes, labels: lab.bytes, rows, cols, n, imagesName: img.name, labelsName: lab.name };
+}
+
+// Image folders: [{ path: 'root/Class/img.png', bytes }] → files labelled by their parent folder.
+function folderFiles(entries, what) {
+  const files = [];
+  const skipped = [];
+  for (const e of entries) {
+    const parts = e.path.split('/').filter(Boolean);
+    const base = parts[parts.length - 1] || '';
+    if (parts.some((p) => p.startsWith('.') || p === '__MACOSX')) continue;
+    if (!IMAGE_EXT.test(base)) { if (base) skipped.push(e.path); continue; }
+    if (parts.length < 2) {
+      throw new Error(`${what}: the image '${e.path}' is not inside a class folder (expected one folder per class, e.g. Trouser/0001.png)`);
+    }
+    files.push({ bytes: bytesOf(e.bytes), name: e.path, label: parts[parts.length - 2] });
+  }
+  if (!files.length) {
+    throw new Error(`${what}: no images found (expected one folder per class holding .png, .jpg, .bmp or .gif files${skipped.length ? `; found only ${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', …' : ''}` : ''})`);
+  }
+  files.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { kind: 'files', files, n: files.length };
+}
+
+function unzip(bytes, name) {
+  let entries;
+  try { entries = unzipSync(bytesOf(bytes)); } catch (e) {
+    throw new Error(`${name}: not a readable .zip file (${e.message || e})`);
+  }
+  return Object.entries(entries).filter(([p]) => !p.endsWith('/')).map(([path, b]) => ({ path, bytes: b }));
+}
+
+// The images of a source in dataset form, with the folder names mapped onto the model's labels.
+function datasetSpec(src, count) {
+  if (src.kind === 'idx') {
+    const n = Math.min(count || src.n, src.n);
+    if (n === src.n) return { idxImages: src.images, idxLabels: src.labels, imagesName: src.imagesName, labelsName: src.labelsName };
+    const px = src.rows * src.cols;
+    const images = new Uint8Array(16 + n * px);
+    images.set(src.images.subarray(0, 16 + n * px));
+    putU32(images, 4, n);
+    const labels = new Uint8Array(8 + n);
+    labels.set(src.labels.subarray(0, 8 + n));
+    putU32(labels, 4, n);
+    return { idxImages: images, idxLabels: labels, imagesName: src.imagesName, labelsName: src.labelsName };
+  }
+  const labels = model ? model.info.labels : [];
+  const byNorm = new Map(labels.map((l) => [norm(l), l]));
+  const mapLabel = (l) => (labels.includes(l) ? l : byNorm.get(norm(l)) ?? l);
+  let files = src.files;
+  if (count && count < files.length) {
+    // Class-balanced: round-robin over the classes (folders are sorted by class).
+    const byClass = new Map();
+    for (const f of files) { if (!byClass.has(f.label)) byClass.set(f.label, []); byClass.get(f.label).push(f); }
+    const queues = [...byClass.values()];
+    const picked = [];
+    for (let i = 0; picked.length < count; i++) {
+      for (const q of queues) if (i < q.length && picked.length < count) picked.push(q[i]);
+    }
+    files = picked;
+  }
+  return { files: files.map((f) => ({ bytes: f.bytes, name: f.name, label: mapLabel(f.label) })) };
+}
+
+function sourceClassNames(src) {
+  if (src.kind === 'idx') {
+    const s = new Set();
+    for (let i = 0; i < src.n; i++) s.add(src.labels[8 + i]);
+    return [...s].sort((a, b) => a - b).map(String);
+  }
+  return [...new Set(src.files.map((f) => f.label))];
+}
+
+function buildDatasets() {
+  if (evalData) { evalData.delete(); evalData = null; }
+  if (calibData) { calibData.delete(); calibData = null; }
+  clearQuantCache();
+  if (!source || !bl) return;
+  evalData = bl.loadDataset(datasetSpec(source, limit));
+  calibData = bl.loadDataset(datasetSpec(source, 0));
+}
+
+function dataSummary() {
+  if (!source) return null;
+  const evalN = evalData ? evalData.size : Math.min(limit || source.n, source.n);
+  return { name: sourceName, kind: source.kind, poolN: source.n, evalN, classes: sourceClassNames(source) };
+}
+
+// ---------- the sweep --------------------------------------------------------------------------
+
+const mean = (a) => a.reduce((s, v) => s + v, 0) / a.length;
+function sampleStd(a) {
+  if (a.length < 2) return 0;
+  const m = mean(a);
+  return Math.sqrt(a.reduce((s, v) => s + (v - m) ** 2, 0) / (a.length - 1));
+}
+export function configName(c) { return `W${c.wbits}A${c.abits}`; }
+
+/**
+ * Runs a sweep: `bl.sweep(spec, { onProgress })` when the package has it. Otherwise (until it lands
+ * in web/bitlens.js) an emulation with model.quantize()/evaluate() over the seeds, computing the same
+ * statistics in JS; the calibration-shift options (calibClasses, calibSkew, calibCorrupt, evalCorrupt)
+ * need bl.sweep and are refused by the emulation. Result shape: see bl.sweep in web/bitlens.js.
+ */
+async function runSweep(blInstance, spec, onProgress) {
+  if (typeof blInstance.sweep === 'function') return blInstance.sweep(spec, { onProgress });
+  // ---- emulation (temporary) ----
+  const shift = ['calibClasses', 'calibSkew', 'calibCorrupt', 'evalCorrupt'].filter((k) => spec[k] != null);
+  if (shift.length) throw new Error(`calibration-shift options (${shift.join(', ')}) need bl.sweep, which this build of BitLens does not have yet`);
+  const { model: m, data, calib, configs, seeds, calibSize } = spec;
+  const fp = m.evaluate(data);
+  const total = configs.length * seeds;
+  let done = 0;
+  onProgress?.({ done, total });
+  const out = { labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass }, configs: [] };
+  for (const cfg of configs) {
+    const runs = [];
+    let modelBytes = 0;
+    for (let s = 0; s < seeds; s++) {
+      const q = m.quantize({ ...cfg, seed: s, calibSize, calib });
+      try {
+        modelBytes = q.info.modelBytes;
+        const r = q.evaluate(data);
+        runs.push({ seed: s, top1: r.top1, perClass: r.perClass, confusion: r.confusion });
+      } finally { q.delete(); }
+      onProgress?.({ done: ++done, total });
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    const C = fp.labels.length;
+    const valid = (v) => v != null && !Number.isNaN(v);
+    const perClassMean = [], perClassMin = [], perClassMax = [];
+    let worstCase = null, largestDrop = null;
+    for (let c = 0; c < C; c++) {
+      const v = runs.map((r) => r.perClass[c]).filter(valid);
+      perClassMean.push(v.length ? mean(v) : NaN);
+      perClassMin.push(v.length ? Math.min(...v) : NaN);
+      perClassMax.push(v.length ? Math.max(...v) : NaN);
+    }
+    for (const r of runs) {
+      for (let c = 0; c < C; c++) {
+        const a = r.perClass[c];
+        if (!valid(a)) continue;
+        if (!worstCase || a < worstCase.accuracy) worstCase = { index: c, label: fp.labels[c], accuracy: a, seed: r.seed };
+        const d = fp.perClass[c] - a;
+        if (!largestDrop || d > largestDrop.drop) largestDrop = { index: c, label: fp.labels[c], drop: d, seed: r.seed };
+      }
+    }
+    let wc = -1;
+    for (let c = 0; c < C; c++) if (valid(perClassMean[c]) && (wc < 0 || perClassMean[c] < perClassMean[wc])) wc = c;
+    const top1 = runs.map((r) => r.top1);
+    out.configs.push({
+      name: configName(cfg), config: { ...cfg, calibSize },
+      top1Mean: mean(top1), top1Std: sampleStd(top1),
+      perClassMean, perClassMin, perClassMax,
+      worstClass: { index: wc, label: fp.labels[wc], accuracy: perClassMean[wc], drop: fp.perClass[wc] - perClassMean[wc] },
+      worstCase, largestDrop, modelBytes, seeds: runs,
+    });
+  }
+  return out;
+}
+
+// ---------- teaching views -----------------------------------------------------------------------
+
+// A deterministic stand-in for post-softmax attention probabilities: softmax rows of random logits.
+function softmaxLike(rows = 64, cols = 50) {
+  let s = 12345;
+  const rnd = () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32; };
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const z = [];
+    for (let c = 0; c < cols; c++) {
+      const g = Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+      z.push(2.0 * g);
+    }
+    const m = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - m));
+    const t = e.reduce((a, b) => a + b, 0);
+    for (let c = 0; c < cols; c++) out[r * cols + c] = e[c] / t;
+  }
+  return out;
+}
+
+function histogram(values, bins = 120) {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  if (hi === lo) hi = lo + 1e-6;
+  const counts = new Array(bins).fill(0);
+  const w = (hi - lo) / bins;
+  for (const v of values) counts[Math.min(bins - 1, Math.floor((v - lo) / w))]++;
+  return counts.map((c, i) => ({ x0: lo + i * w, x1: lo + (i + 1) * w, count: c }));
+}
+
+function teach({ layer, bits, source: what }) {
+  if (!model) throw new Error('load a model first');
+  const values = what === 'softmax' ? softmaxLike() : model.weight(layer);
+  const quantizers = what === 'softmax' ? ['uniform', 'log2', 'sulq'] : ['uniform', 'log2', 'sulq', 'pow2'];
+  const grids = quantizers.map((quantizer) => {
+    const opts = { quantizer, bits, symmetric: what !== 'softmax' && quantizer === 'uniform' };
+    const r = bl.quantizeTensor(values, opts);
+    return { quantizer, levels: Array.from(r.levels), params: r.params };
+  });
+  return { values: what === 'softmax' ? 'softmax-like' : layer, n: values.length, hist: histogram(values), grids };
+}
+
+function quantizedFor(cfg, seed, calibSize) {
+  calibSize = Math.min(calibSize || 32, calibData.size);
+  const key = JSON.stringify([cfg, seed, calibSize]);
+  if (!quantCache.has(key)) {
+    if (quantCache.size >= 4) { const [k, q] = quantCache.entries().next().value; q.delete(); quantCache.delete(k); }
+    quantCache.set(key, model.quantize({ ...cfg, seed, calibSize, calib: calibData }));
+  }
+  return quantCache.get(key);
+}
+
+function sampleImage(index) {
+  if (!source) throw new Error('load images first');
+  const i = Math.max(0, Math.min(source.n - 1, index | 0));
+  if (source.kind === 'idx') {
+    const px = source.rows * source.cols;
+    const pixels = source.images.subarray(16 + i * px, 16 + (i + 1) * px);
+    return { index: i, png: encodePngGray(pixels, source.cols, source.rows), name: `${source.imagesName} #${i}`, trueClass: String(source.labels[8 + i]) };
+  }
+  const f = source.files[i];
+  return { index: i, png: f.bytes, name: f.name, trueClass: f.label };
+}
+
+function trueIndex(trueClass) {
+  const labels = model.info.labels;
+  let k = labels.findIndex((l) => norm(l) === norm(trueClass));
+  if (k < 0 && /^\d+$/.test(trueClass)) k = Number(trueClass);
+  return k >= 0 && k < labels.length ? k : -1;
+}
+
+function sample({ index, config, seed, calibSize }) {
+  if (!model) throw new Error('load a model first');
+  const img = sampleImage(index);
+  const fp32 = model.classify(img.png, { topK: 3, name: img.name });
+  const t = trueIndex(img.trueClass);
+  let quant = null;
+  if (config) {
+    const q = quantizedFor(config, seed, calibSize);
+    if (typeof q.classify === 'function') {
+      quant = { top: q.classify(img.png, { topK: 3, name: img.name }) };
+    } else if (t >= 0) {
+      // No QuantizedModel.classify in this build: evaluate the quantized model on this one image
+      // (labelled with its true class) and read the prediction off the confusion matrix.
+      const one = bl.loadDataset({ files: [{ bytes: img.png, name: img.name, label: model.info.labels[t] }] });
+      try {
+        const r = q.evaluate(one);
+        const p = r.confusion[t].findIndex((v) => v > 0);
+        quant = { top: [{ index: p, label: model.info.labels[p], probability: null }] };
+      } finally { one.delete(); }
+    }
+  }
+  return { ...img, trueIndex: t, trueLabel: t >= 0 ? model.info.labels[t] : img.trueClass, fp32, quant };
+}
+
+// ---------- messages ---------------------------------------------------------------------------
+
+const handlers = {
+  async init() {
+    if (!bl) bl = await createBitLens();
+    return {
+      hasSweep: typeof bl.sweep === 'function',
+      hasExport: typeof QuantizedModel.prototype.exportSafetensors === 'function',
+      hasQuantClassify: typeof QuantizedModel.prototype.classify === 'function',
+      cores: self.navigator?.hardwareConcurrency || 1,
+    };
+  },
+  loadModel({ safetensors, config, preprocessor, name }) {
+    if (!safetensors) throw new Error('no .safetensors file: a model needs model.safetensors and config.json');
+    if (!config) throw new Error(`no config.json beside ${name || 'the .safetensors file'}: BitLens needs it to know the architecture`);
+    const m = bl.loadModel({ safetensors: bytesOf(safetensors), config: textOf(config), preprocessor: textOf(preprocessor), name: name || 'model.safetensors' });
+    clearQuantCache();
+    if (model) model.delete();
+    model = m;
+    modelName = name || 'model.safetensors';
+    let dataError = null;
+    try { buildDatasets(); } catch (e) { dataError = e.message; }
+    return { info: model.info, name: modelName, data: dataSummary(), dataError };
+  },
+  loadData({ input, limit: lim }) {
+    let src, name;
+    if (input.kind === 'idx') { src = parseIdx(input.files); name = input.files.map((f) => f.name).join(' + '); }
+    else if (input.kind === 'zip') { src = folderFiles(unzip(input.bytes, input.name), input.name); name = input.name; }
+    else if (input.kind === 'folder') { src = folderFiles(input.files, input.name); name = input.name; }
+    else throw new Error(`unknown image source '${input.kind}'`);
+    const old = { source, sourceName, limit };
+    source = src; sourceName = name; limit = lim || 0;
+    try {
+      if (model) buildDatasets();
+    } catch (e) {
+      source = old.source; sourceName = old.sourceName; limit = old.limit;
+      try { if (model) buildDatasets(); } catch { /* keep going */ }
+      throw e;
+    }
+    return dataSummary();
+  },
+  setLimit({ limit: lim }) {
+    if ((lim || 0) !== limit) { limit = lim || 0; if (model) buildDatasets(); }
+    return dataSummary();
+  },
+  evaluate() {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    const r = model.evaluate(evalData);
+    return { top1: r.top1, n: r.n, labels: r.labels, perClass: r.perClass, classCount: r.classCount, worstClass: r.worstClass, confusion: r.confusion };
+  },
+  async sweep({ spec }, post) {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    let last = 0;
+    const onProgress = ({ done, total }) => {
+      const now = Date.now();
+      if (done === total || done === 0 || now - last > 100) { last = now; post({ progress: { done, total } }); }
+    };
+    return runSweep(bl, { ...spec, model, data: evalData, calib: calibData }, onProgress);
+  },
+  teach,
+  sample,
+  exportModel({ config, seed, calibSize }) {
+    if (!model) throw new Error('load a model first');
+    const q = quantizedFor(config, seed, calibSize);
+    if (typeof q.exportSafetensors !== 'function') throw new Error('this build of BitLens cannot export quantized models yet');
+    const bytes = q.exportSafetensors();
+    return bytes;
+  },
+};
+
+self.onmessage = async (ev) => {
+  const { id, type, ...payload } = ev.data;
+  const post = (msg) => self.postMessage({ id, ...msg });
+  try {
+    const h = handlers[type];
+    if (!h) throw new Error(`unknown request '${type}'`);
+    const result = await h(payload, post);
+    post({ ok: true, result });
+  } catch (e) {
+    post({ ok: false, error: e && e.message ? e.message : String(e) });
+  }
+};
+self.postMessage({ ready: true });
