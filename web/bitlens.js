@@ -24,6 +24,16 @@ export class Dataset {
   _alive() { if (!this._h) throw new Error('Dataset: used after delete()'); }
 }
 
+function topK(logits, labels, k) {
+  const m = Math.max(...logits);
+  const e = logits.map((z) => Math.exp(z - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return logits
+    .map((z, i) => ({ index: i, label: labels[i], probability: e[i] / s, logit: z }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, k);
+}
+
 function evalResult(r) {
   return {
     top1: r.top1, n: r.n, labels: r.labels, perClass: r.per_class, classCount: r.class_count,
@@ -36,6 +46,7 @@ const QUANT_FIELDS = {
   wbits: 'wbits', abits: 'abits', softmaxBits: 'softmax_bits', weights: 'weights', granularity: 'granularity',
   weightRange: 'weight_range', actRange: 'act_range', softmax: 'softmax', sulqRoundExponent: 'sulq_round_exponent',
   edges8bit: 'edges_8bit', reparam: 'reparam', calibSize: 'calib_size', seed: 'seed',
+  layerBits: 'layer_bits', pointBits: 'point_bits',
 };
 function quantConfig(opts) {
   const cfg = {};
@@ -48,12 +59,22 @@ function quantConfig(opts) {
 }
 
 export class QuantizedModel {
-  /** @internal */ constructor(handle) { this._h = handle; this.info = JSON.parse(handle.info()); }
+  /** @internal */ constructor(handle, labels) { this._h = handle; this.info = JSON.parse(handle.info()); this.labels = labels; }
   evaluate(data, { limit = 0 } = {}) {
     this._alive();
     if (!(data instanceof Dataset)) throw new TypeError('evaluate: expected a Dataset from loadDataset()');
     data._alive();
     return evalResult(JSON.parse(this._h.evaluate(data._h, limit)));
+  }
+  /** Classifies one encoded image with the quantized model. */
+  classify(image, { topK: k = 5, name = 'image' } = {}) {
+    this._alive();
+    return topK(JSON.parse(this._h.classify(toBytes(image, 'classify'), name)), this.labels, k);
+  }
+  /** As Model.attention, with the quantized model (post-softmax values after quantization). */
+  attention(image, { block = -1, name = 'image' } = {}) {
+    this._alive();
+    return this._h.attention(toBytes(image, 'attention'), name, block);
   }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('QuantizedModel: used after delete()'); }
@@ -80,24 +101,54 @@ export class Model {
     const { calib, integer = false } = opts;
     if (!(calib instanceof Dataset)) throw new TypeError('quantize: `calib` must be a Dataset from loadDataset()');
     calib._alive();
-    return new QuantizedModel(this._h.quantize(quantConfig(opts), calib._h, !!integer));
+    return new QuantizedModel(this._h.quantize(quantConfig(opts), calib._h, !!integer), this.info.labels);
   }
   /** The FP32 weight of a layer (names in `info.layers`), as a Float32Array [out × in]. */
   weight(name) { this._alive(); return this._h.weight(String(name)); }
   /** Classifies one encoded image (PNG, JPEG, BMP, GIF): the top-k labels with probabilities. */
-  classify(image, { topK = 5, name = 'image' } = {}) {
+  classify(image, { topK: k = 5, name = 'image' } = {}) {
     this._alive();
-    const logits = JSON.parse(this._h.classify(toBytes(image, 'classify'), name));
-    const m = Math.max(...logits);
-    const e = logits.map((z) => Math.exp(z - m));
-    const s = e.reduce((a, b) => a + b, 0);
-    return logits
-      .map((z, i) => ({ index: i, label: this.info.labels[i], probability: e[i] / s, logit: z }))
-      .sort((a, b) => b.probability - a.probability)
-      .slice(0, topK);
+    return topK(JSON.parse(this._h.classify(toBytes(image, 'classify'), name)), this.info.labels, k);
+  }
+  /** The class token's attention to each patch at `block` (negative: from the end), mean over heads: grid rows × cols. */
+  attention(image, { block = -1, name = 'image' } = {}) {
+    this._alive();
+    return this._h.attention(toBytes(image, 'attention'), name, block);
   }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('Model: used after delete()'); }
+}
+
+const SWEEP_FIELDS = ['seeds', 'firstSeed', 'calibSize', 'calibClasses', 'calibSkew', 'calibCorrupt', 'evalCorrupt', 'groups', 'limit'];
+const corruptionText = (c) => (c && typeof c === 'object' ? `${c.type}:${c.severity}` : c);
+
+// The C++ sweep JSON → the documented camelCase shape (the raw JSON stays available as `raw`).
+function sweepResult(r) {
+  return {
+    labels: r.labels,
+    classCount: r.class_count,
+    evalN: r.eval_n,
+    seeds: r.seeds,
+    fp32: { top1: r.fp32.top1, perClass: r.fp32.per_class, worstClass: r.fp32.worst_class, confusion: r.fp32.confusion, groups: r.fp32.groups },
+    fp32CleanTop1: r.fp32_clean_top1,
+    calibration: r.calibration,
+    configs: r.configs.map((c) => ({
+      name: c.name,
+      config: c.config,
+      modelBytes: c.model_bytes,
+      top1Mean: c.top1.mean, top1Std: c.top1.std, top1Min: c.top1.min, top1Max: c.top1.max, top1Drop: c.top1.drop,
+      perClassMean: c.per_class.map((p) => p.mean),
+      perClassMin: c.per_class.map((p) => p.min),
+      perClassMax: c.per_class.map((p) => p.max),
+      worstClass: { index: c.worst_class.index, label: c.worst_class.label, accuracy: c.worst_class.mean, drop: c.worst_class.drop },
+      worstCase: { index: c.worst_case.index, label: c.worst_case.label, accuracy: c.worst_case.accuracy, drop: c.worst_case.drop, seed: c.worst_case.seed },
+      largestDrop: { index: c.largest_drop.index, label: c.largest_drop.label, drop: c.largest_drop.drop },
+      largestSeedDrop: { index: c.largest_seed_drop.index, label: c.largest_seed_drop.label, drop: c.largest_seed_drop.drop, seed: c.largest_seed_drop.seed },
+      groups: c.groups,
+      seeds: c.runs.map((run) => ({ seed: run.seed, top1: run.top1, perClass: run.per_class, confusion: run.confusion })),
+    })),
+    raw: r,
+  };
 }
 
 /**
@@ -117,6 +168,39 @@ export async function createBitLens(options = {}) {
     loadModel({ safetensors, config, preprocessor, name = 'model.safetensors', heads = 0 }) {
       return new Model(M._loadModel(toBytes(safetensors, 'loadModel: safetensors'), toText(config, 'config'),
         toText(preprocessor, 'preprocessor'), name, heads));
+    },
+    /**
+     * The worst-case reliability sweep: every configuration quantized with `seeds` calibration draws and
+     * evaluated on `data`. Runs one (configuration, seed) at a time, yielding to the event loop in
+     * between, so `signal` (an AbortSignal) can stop it; `onProgress({done, total})` after each run.
+     */
+    async sweep(spec, { onProgress, signal } = {}) {
+      const { model, data, calib, configs, ...rest } = spec || {};
+      if (!(model instanceof Model)) throw new TypeError('sweep: `model` must be a Model from loadModel()');
+      if (!(data instanceof Dataset) || !(calib instanceof Dataset)) throw new TypeError('sweep: `data` and `calib` must be Datasets from loadDataset()');
+      if (!Array.isArray(configs) || configs.length === 0) throw new TypeError('sweep: `configs` must be a non-empty array');
+      model._alive(); data._alive(); calib._alive();
+      const cpp = { configs: configs.map((c) => (typeof c === 'string' ? c : JSON.parse(quantConfig(c)))) };
+      for (const [k, v] of Object.entries(rest)) {
+        if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, ${SWEEP_FIELDS.join(', ')})`);
+        if (v !== undefined && v !== null) cpp[k] = k.endsWith('Corrupt') ? corruptionText(v) : v;
+      }
+      const abortError = () => (signal && signal.reason) || Object.assign(new Error('sweep cancelled'), { name: 'AbortError' });
+      if (signal && signal.aborted) throw abortError();
+      const h = model._h.sweep(JSON.stringify(cpp), data._h, calib._h);
+      try {
+        const total = h.total();
+        if (onProgress) onProgress({ done: 0, total });
+        for (let i = 0; i < total; i++) {
+          await new Promise((r) => setTimeout(r, 0));
+          if (signal && signal.aborted) throw abortError();
+          h.run(i);
+          if (onProgress) onProgress({ done: i + 1, total });
+        }
+        return sweepResult(JSON.parse(h.finish()));
+      } finally {
+        h.delete();
+      }
     },
     /**
      * Quantizes a plain array of values, for teaching views: returns the dequantized values, the

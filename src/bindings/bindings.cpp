@@ -12,6 +12,7 @@
 #include "model.h"
 #include "ptq.h"
 #include "quant.h"
+#include "sweep.h"
 
 using namespace emscripten;
 using namespace bitlens;
@@ -86,6 +87,39 @@ val float_array(const std::vector<float>& v) {
     return val::global("Float32Array").new_(val(typed_memory_view(v.size(), v.data())));
 }
 
+// Captures the class token's attention to the patches at one block (mean over heads), after any
+// quantization the inner hook applies to the probabilities.
+struct AttentionCapture : ActivationHook {
+    const ViT& m;
+    int block;
+    ActivationHook* inner;
+    std::vector<float> map;
+    AttentionCapture(const ViT& model, int b, ActivationHook* in) : m(model), block(b), inner(in) {}
+    void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
+        if (inner) inner->on_activation(p, x, rows, cols, ld);
+        if (p != m.point_index(block, ViT::kProbs)) return;
+        const size_t T = cols, H = rows / T, pre = size_t(m.cfg.prefix_tokens());
+        map.assign(T - pre, 0.0f);
+        for (size_t h = 0; h < H; ++h)
+            for (size_t j = pre; j < T; ++j) map[j - pre] += x[h * T * ld + j] / float(H);  // row 0 of head h: the class token
+    }
+};
+
+std::vector<float> logits_of(const ViT& m, const val& image_bytes, const std::string& name, ActivationHook* hook) {
+    std::vector<uint8_t> b = bytes_of(image_bytes);
+    Image8 img = decode_image(b.data(), b.size(), name);
+    return m.forward(preprocess(img, m.cfg.pp), hook);
+}
+
+val attention_of(const ViT& m, const val& image_bytes, const std::string& name, int block, ActivationHook* inner) {
+    if (block < 0) block += int(m.blocks.size());
+    if (block < 0 || block >= int(m.blocks.size()))
+        throw std::runtime_error("attention: block " + std::to_string(block) + " is outside 0.." + std::to_string(m.blocks.size() - 1));
+    AttentionCapture cap(m, block, inner);
+    logits_of(m, image_bytes, name, &cap);
+    return float_array(cap.map);
+}
+
 class QuantizedHandle {
 public:
     QuantizedViT q;
@@ -100,6 +134,18 @@ public:
     }
     std::string evaluate(const DatasetHandle& d, size_t limit) const {
         return guard([&] { return eval_json(evaluate_quantized(q, prepare(d.ds, q.model.cfg, limit), 1)).dump(); });
+    }
+    std::string classify(val image_bytes, std::string name) const {
+        return guard([&] {
+            FakeQuantHook hook(q);
+            return nlohmann::json(logits_of(q.model, image_bytes, name, &hook)).dump();
+        });
+    }
+    val attention(val image_bytes, std::string name, int block) const {
+        return guard([&] {
+            FakeQuantHook hook(q);
+            return attention_of(q.model, image_bytes, name, block, &hook);
+        });
     }
 };
 
@@ -128,9 +174,37 @@ val quantize_tensor_js(val values, std::string options) {
     });
 }
 
+// A sweep in steps: JS calls run(i) for each run, yielding to its event loop in between (so an
+// AbortSignal can stop it), then finish(). Holds references to the model and datasets: they must
+// outlive it (the JS wrapper guarantees this by deleting it in a finally).
+class SweepHandle {
+public:
+    std::unique_ptr<SweepRunner> runner;
+    size_t total() const { return runner->total(); }
+    void run(size_t i) {
+        guard([&] {
+            runner->run(i, 1);
+            return 0;
+        });
+    }
+    std::string finish() {
+        return guard([&] { return sweep_json(runner->finish()).dump(); });
+    }
+};
+
 class ModelHandle {
 public:
     LoadedModel lm;
+
+    SweepHandle* sweep(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib) const {
+        return guard([&] {
+            SweepSpec sp = sweep_spec_from_json(nlohmann::json::parse(spec), lm.vit.cfg);
+            auto r = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
+            auto* h = new SweepHandle;
+            h->runner = std::move(r);
+            return h;
+        });
+    }
 
     QuantizedHandle* quantize(std::string config, const DatasetHandle& calib, bool integer) const {
         return guard([&] {
@@ -184,12 +258,10 @@ public:
 
     // Logits for one encoded image.
     std::string classify(val image_bytes, std::string name) const {
-        return guard([&] {
-            std::vector<uint8_t> b = bytes_of(image_bytes);
-            Image8 img = decode_image(b.data(), b.size(), name);
-            std::vector<float> logits = lm.vit.forward(preprocess(img, lm.vit.cfg.pp));
-            return nlohmann::json(logits).dump();
-        });
+        return guard([&] { return nlohmann::json(logits_of(lm.vit, image_bytes, name, nullptr)).dump(); });
+    }
+    val attention(val image_bytes, std::string name, int block) const {
+        return guard([&] { return attention_of(lm.vit, image_bytes, name, block, nullptr); });
     }
 };
 
@@ -217,10 +289,18 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("evaluate", &ModelHandle::evaluate)
         .function("classify", &ModelHandle::classify)
         .function("quantize", &ModelHandle::quantize, allow_raw_pointers())
-        .function("weight", &ModelHandle::weight);
+        .function("weight", &ModelHandle::weight)
+        .function("attention", &ModelHandle::attention)
+        .function("sweep", &ModelHandle::sweep, allow_raw_pointers());
+    class_<SweepHandle>("SweepRun")
+        .function("total", &SweepHandle::total)
+        .function("run", &SweepHandle::run)
+        .function("finish", &SweepHandle::finish);
     class_<QuantizedHandle>("QuantizedModel")
         .function("info", &QuantizedHandle::info)
-        .function("evaluate", &QuantizedHandle::evaluate);
+        .function("evaluate", &QuantizedHandle::evaluate)
+        .function("classify", &QuantizedHandle::classify)
+        .function("attention", &QuantizedHandle::attention);
     function("_quantizeTensor", &quantize_tensor_js);
     function("_loadModel", &load_model_js, allow_raw_pointers());
     function("_loadIdx", &load_idx_js, allow_raw_pointers());

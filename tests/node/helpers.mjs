@@ -57,3 +57,7 @@ export function defaultImage(i) {
 export function nativeQuantize(modelDir, dataPath, args) {
   return JSON.parse(execFileSync(cli, ['quantize', '--model', path(modelDir), '--calib', path(dataPath), '--eval', path(dataPath), ...args, '--json']).toString());
 }
+
+export function nativeSweep(modelDir, dataPath, args) {
+  return JSON.parse(execFileSync(cli, ['sweep', '--model', path(modelDir), '--data', path(dataPath), '--calib', path(dataPath), ...args, '--jobs', '2', '--json', '-']).toString());
+}

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBitLens } from '../../web/bitlens.js';
-import { modelFiles, defaultData, nativeEval, encodePngGray, defaultImage } from './helpers.mjs';
+import { modelFiles, defaultData, nativeEval, nativeQuantize, nativeSweep, encodePngGray, defaultImage } from './helpers.mjs';
 
 const bl = await createBitLens();
 const models = ['models/vit-fmnist-hf', 'models/deit-fmnist-timm'];
@@ -100,6 +100,48 @@ test('quantize with bad options is a JS Error naming the option', () => {
   assert.throws(() => model.quantize({ calib: data, calibSize: 5000 }), /calibration size 5000 is larger than the calibration pool \(1000 images\)/);
   assert.throws(() => model.quantize({ calib: data, colour: 1 }), /unknown option 'colour'/);
   assert.throws(() => model.quantize({ wbits: 4 }), /`calib` must be a Dataset/);
+  model.delete();
+  data.delete();
+});
+
+test('a sweep in WASM equals the native `bitlens sweep`, run for run, with a skewed, noisy calibration', async () => {
+  const model = bl.loadModel(modelFiles('models/vit-fmnist-hf'));
+  const data = bl.loadDataset(defaultData());
+  const progress = [];
+  const r = await bl.sweep({
+    model, data, calib: data, configs: [{ wbits: 4, abits: 4 }, { wbits: 3, abits: 3, softmax: 'log2' }],
+    seeds: 3, calibSize: 16, calibSkew: 0.5, calibCorrupt: { type: 'noise', severity: 2 }, limit: 300,
+  }, { onProgress: (p) => progress.push(p.done) });
+  assert.deepEqual(progress, [0, 1, 2, 3, 4, 5, 6]);
+  const native = nativeSweep('models/vit-fmnist-hf', 'models/data', ['--configs', 'w4a4', '--seeds', '3', '--calib-size', '16',
+    '--calib-skew', '0.5', '--calib-corrupt', 'noise:2', '--limit', '300']);
+  const native3 = nativeSweep('models/vit-fmnist-hf', 'models/data', ['--configs', 'w3a3', '--softmax', 'log2', '--seeds', '3',
+    '--calib-size', '16', '--calib-skew', '0.5', '--calib-corrupt', 'noise:2', '--limit', '300']);
+  assert.deepEqual(r.raw.configs[0].runs, native.configs[0].runs);
+  assert.deepEqual(r.raw.configs[1].runs, native3.configs[0].runs);
+  assert.deepEqual(r.raw.calibration, native.calibration);
+  assert.equal(r.configs[0].top1Mean, native.configs[0].top1.mean);
+  assert.equal(r.configs[0].worstCase.seed, native.configs[0].worst_case.seed);
+  assert.equal(r.configs[0].seeds.length, 3);
+  assert.ok(r.configs[0].modelBytes > 0 && r.configs[0].modelBytes < r.configs[1].modelBytes * 2);
+  model.delete();
+  data.delete();
+});
+
+test('a sweep stops when its AbortSignal fires, and bad sweep specs are Errors naming the field', async () => {
+  const model = bl.loadModel(modelFiles('models/vit-fmnist-hf'));
+  const data = bl.loadDataset(defaultData());
+  const ac = new AbortController();
+  let runs = 0;
+  await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w8a8', 'w4a4'], seeds: 5, calibSize: 8, limit: 50 },
+    { signal: ac.signal, onProgress: ({ done }) => { runs = done; if (done === 2) ac.abort(); } }), { name: 'AbortError' });
+  assert.equal(runs, 2);
+  await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w9a9'] }), /bit-width 9 is outside 2-8/);
+  await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4x4'] }), /not of the form W<bits>A<bits>/);
+  await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4a4'], seeds: 0 }), /'seeds' must be an integer from 1/);
+  await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4a4'], calibSize: 2000 }), /larger than the calibration pool/);
+  await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4a4'], calibCorrupt: 'fog:2' }), /fog/);
+  await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4a4'], colour: 1 }), /unknown option 'colour'/);
   model.delete();
   data.delete();
 });

@@ -1,0 +1,113 @@
+// Types for the `bitlens` package: post-training quantization and worst-case accuracy of small
+// Vision Transformers, in WebAssembly. Every object that holds WASM memory has `delete()`.
+
+export type Bytes = Uint8Array | ArrayBuffer | ArrayBufferView;
+export type QuantizerName = 'uniform' | 'log2' | 'sulq' | 'pow2';
+export type RangeMethod = 'mse' | 'minmax' | 'percentile';
+
+export interface CreateOptions {
+  /** The bytes of bitlens-core.wasm (Node reads it from the package when omitted). */
+  wasmBinary?: Uint8Array | ArrayBuffer;
+  /** Emscripten's locateFile: where the browser fetches bitlens-core.wasm from. */
+  locateFile?: (path: string, prefix: string) => string;
+}
+
+export interface ModelFiles {
+  /** model.safetensors (F32, F16 or BF16; Hugging Face or timm naming). */
+  safetensors: Bytes;
+  /** config.json (Hugging Face ViT/DeiT or timm hub config), bytes or text. */
+  config?: Bytes | string;
+  /** preprocessor_config.json (Hugging Face), bytes or text. */
+  preprocessor?: Bytes | string;
+  /** Name used in error messages. Default 'model.safetensors'. */
+  name?: string;
+  /** Number of attention heads when no config gives it. */
+  heads?: number;
+}
+
+export type DatasetSpec =
+  | { idxImages: Bytes; idxLabels: Bytes; imagesName?: string; labelsName?: string }
+  | { files: { bytes: Bytes; name: string; label: string }[] };
+
+export interface ModelInfo {
+  naming: string; config: string; architecture: string; dtype: string; parameters: number;
+  imageSize: [number, number]; channels: number; patchSize: number; hiddenSize: number; depth: number;
+  heads: number; mlpDim: number; numClasses: number; labels: string[]; distillationToken: boolean;
+  /** Canonical names of the Linear layers (weights), e.g. "blocks.0.mlp.fc1". */
+  layers: string[];
+  /** Names of the activation quantization points, e.g. "blocks.0.attn.probs". */
+  points: string[];
+}
+
+export interface EvalResult {
+  top1: number; n: number; labels: string[];
+  /** Accuracy per class (null for classes with no images). */
+  perClass: (number | null)[];
+  classCount: number[];
+  worstClass: { label: string; index: number; accuracy: number } | null;
+  /** confusion[true][predicted] */
+  confusion: number[][];
+}
+
+export interface QuantizeOptions {
+  /** Calibration images; `calibSize` of them are drawn with `seed`. */
+  calib: Dataset;
+  wbits?: number; abits?: number; softmaxBits?: number;
+  weights?: 'uniform' | 'pow2';
+  softmax?: 'sulq' | 'log2' | 'uniform';
+  granularity?: 'channel' | 'tensor';
+  weightRange?: RangeMethod; actRange?: RangeMethod;
+  sulqRoundExponent?: boolean;
+  /** Patch embedding and head at 8 bits (default true). */
+  edges8bit?: boolean;
+  /** RepQ-ViT: channel-wise post-LayerNorm scales folded into LayerNorm and the next Linear. */
+  reparam?: boolean;
+  calibSize?: number; seed?: number;
+  /** Mixed precision: bit-widths per layer / per activation point. */
+  layerBits?: Record<string, number>; pointBits?: Record<string, number>;
+  /** Run Linears on the int8 integer path. */
+  integer?: boolean;
+}
+
+export class Dataset {
+  readonly size: number;
+  readonly classes: string[];
+  delete(): void;
+}
+
+export class QuantizedModel {
+  readonly info: { config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number };
+  evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
+  delete(): void;
+}
+
+export interface Prediction { index: number; label: string; probability: number; logit: number }
+
+export class Model {
+  readonly info: ModelInfo;
+  readonly labels: string[];
+  evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
+  classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
+  quantize(options: QuantizeOptions): QuantizedModel;
+  /** The FP32 weight [out × in] of a layer named in `info.layers`. */
+  weight(name: string): Float32Array;
+  delete(): void;
+}
+
+export interface QuantizeTensorOptions {
+  quantizer?: QuantizerName; bits?: number; symmetric?: boolean; range?: RangeMethod; roundExponent?: boolean;
+}
+export interface QuantizeTensorResult {
+  values: Float32Array;
+  levels: Float32Array;
+  params: { quantizer: QuantizerName; bits: number; scale: number; zero: number; eta: number; n1: number; n2: number; mse: number };
+}
+
+export interface BitLens {
+  loadModel(files: ModelFiles): Model;
+  loadDataset(spec: DatasetSpec): Dataset;
+  quantizeTensor(values: Float32Array | number[], options?: QuantizeTensorOptions): QuantizeTensorResult;
+}
+
+export function createBitLens(options?: CreateOptions): Promise<BitLens>;
+export default createBitLens;
