@@ -243,6 +243,24 @@ Quantizer fit_point(const ActPoint& p, const std::vector<float>& samples, int bi
     return fit(type, samples, bits, false, cfg.a_range, cfg.sulq_round_exponent);
 }
 
+ViT reparameterised(const ViT& fp, const PreparedData& calib, const std::vector<size_t>& idx, int bits) {
+    ViT m = fp;
+    Observer obs = observe(m, calib, idx);
+    for (size_t b = 0; b < m.blocks.size(); ++b) {
+        Block& blk = m.blocks[b];
+        const size_t p1 = size_t(m.point_index(int(b), ViT::kQkvIn)), p2 = size_t(m.point_index(int(b), ViT::kFc1In));
+        reparameterise(blk.norm1, blk.qkv, obs.cmin[p1], obs.cmax[p1], bits);
+        reparameterise(blk.norm2, blk.fc1, obs.cmin[p2], obs.cmax[p2], bits);
+    }
+    return m;
+}
+
+void channel_ranges(const ViT& m, const PreparedData& data, const std::vector<size_t>& idx, int point, std::vector<float>& cmin,
+                    std::vector<float>& cmax) {
+    Observer obs = observe(m, data, idx);
+    cmin = obs.cmin[size_t(point)], cmax = obs.cmax[size_t(point)];
+}
+
 int layer_bits(const Linear& l, const QuantConfig& cfg) {
     auto ov = cfg.layer_bits.find(l.name);
     return ov != cfg.layer_bits.end() ? ov->second : cfg.edges_8bit && is_edge(l.name) ? 8 : cfg.wbits;
@@ -284,15 +302,7 @@ QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfi
     }
 
     // 1. RepQ-ViT reparameterisation of post-LN activations (on the FP32 model).
-    if (cfg.reparam) {
-        Observer obs = observe(q.model, calib, idx);
-        for (size_t b = 0; b < q.model.blocks.size(); ++b) {
-            Block& blk = q.model.blocks[b];
-            const size_t p1 = size_t(q.model.point_index(int(b), ViT::kQkvIn)), p2 = size_t(q.model.point_index(int(b), ViT::kFc1In));
-            reparameterise(blk.norm1, blk.qkv, obs.cmin[p1], obs.cmax[p1], cfg.abits);
-            reparameterise(blk.norm2, blk.fc1, obs.cmin[p2], obs.cmax[p2], cfg.abits);
-        }
-    }
+    if (cfg.reparam) q.model = reparameterised(fp, calib, idx, cfg.abits);
 
     // 2. Weights: fit per output channel (or per tensor), replace by their quantized values.
     std::vector<Linear*> ls = q.model.linears();

@@ -79,6 +79,12 @@ PointSamples observe_points(const ViT& m, const PreparedData& data, const std::v
 bool point_quantized(const ActPoint& p);
 int point_bits(const ActPoint& p, const QuantConfig& cfg);
 Quantizer fit_point(const ActPoint& p, const std::vector<float>& samples, int bits, const QuantConfig& cfg);
+// RepQ-ViT: the FP32 model with every post-LayerNorm point's channel-wise `bits`-bit asymmetric
+// scales folded into its LayerNorm and following Linear (same function, layer-wise friendly ranges).
+ViT reparameterised(const ViT& fp, const PreparedData& calib, const std::vector<size_t>& idx, int bits);
+// Per-channel [min, max] of one activation point over the images `idx`.
+void channel_ranges(const ViT& m, const PreparedData& data, const std::vector<size_t>& idx, int point,
+                    std::vector<float>& cmin, std::vector<float>& cmax);
 // A layer's weight bit-width under cfg, and its weights fake-quantized in place (returns the quantizers).
 int layer_bits(const Linear& l, const QuantConfig& cfg);
 std::vector<Quantizer> quantize_weights(Linear& l, int bits, const QuantConfig& cfg);

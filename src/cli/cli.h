@@ -1,0 +1,88 @@
+// The native CLI's shared pieces: argument parsing and the command table. Each command lives in
+// its own cmd_*.cpp and is listed in kCommands (main.cpp).
+#pragma once
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ptq.h"
+
+namespace bitlens::cli {
+
+using json = nlohmann::json;
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Args {
+    std::string command;
+    std::map<std::string, std::string> opts;
+    std::set<std::string> flags;
+
+    std::string get(const std::string& k, const std::string& def = "") const {
+        auto it = opts.find(k);
+        return it == opts.end() ? def : it->second;
+    }
+    std::string need(const std::string& k) const {
+        auto it = opts.find(k);
+        if (it == opts.end()) throw UsageError("bitlens " + command + ": missing --" + k);
+        return it->second;
+    }
+    long num(const std::string& k, long def, long lo, long hi) const {
+        auto it = opts.find(k);
+        if (it == opts.end()) return def;
+        char* end = nullptr;
+        long v = std::strtol(it->second.c_str(), &end, 10);
+        if (it->second.empty() || *end || v < lo || v > hi)
+            throw UsageError("--" + k + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                             ", found '" + it->second + "'");
+        return v;
+    }
+};
+
+inline Args parse(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean) {
+    Args a;
+    a.command = argv[1];
+    for (int i = 2; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + s + "'");
+        std::string k = s.substr(2), v;
+        size_t eq = k.find('=');
+        if (eq != std::string::npos) v = k.substr(eq + 1), k = k.substr(0, eq);
+        if (boolean.count(k)) {
+            a.flags.insert(k);
+        } else if (valued.count(k)) {
+            if (eq == std::string::npos) {
+                if (i + 1 >= argc) throw UsageError("--" + k + " needs a value");
+                v = argv[++i];
+            }
+            a.opts[k] = v;
+        } else {
+            throw UsageError("unknown option --" + k + " for 'bitlens " + a.command + "'");
+        }
+    }
+    return a;
+}
+
+struct Command {
+    const char* name;
+    const char* usage;                    // option synopsis, shown by `bitlens --help`
+    std::set<std::string> valued, flags;  // accepted options
+    int (*run)(const Args&);
+};
+
+int cmd_info(const Args& a);
+int cmd_eval(const Args& a);
+int cmd_quantize(const Args& a);
+int cmd_mixed(const Args& a);
+int cmd_sweep(const Args& a);
+
+// The PTQ options shared by quantize, sweep and mixed (--wbits, --abits, --softmax, ...).
+QuantConfig quant_config(const Args& a);
+
+}  // namespace bitlens::cli

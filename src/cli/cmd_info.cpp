@@ -1,0 +1,55 @@
+// bitlens info: what a checkpoint is.
+#include <cstdio>
+#include <iostream>
+
+#include "cli.h"
+#include "model.h"
+
+namespace bitlens::cli {
+
+int cmd_info(const Args& a) {
+    LoadedModel lm = load_model_path(a.need("model"), int(a.num("heads", 0, 1, 4096)));
+    const ViTConfig& c = lm.vit.cfg;
+    json j = {{"naming", naming_name(c.naming)},
+              {"config", c.config_source},
+              {"architecture", c.architecture},
+              {"dtype", lm.source_dtype},
+              {"parameters", lm.vit.parameter_count()},
+              {"image_size", {c.image_h, c.image_w}},
+              {"channels", c.channels},
+              {"patch_size", c.patch},
+              {"hidden_size", c.hidden},
+              {"depth", c.depth},
+              {"heads", c.heads},
+              {"mlp_dim", c.mlp_dim},
+              {"tokens", c.tokens()},
+              {"distillation_token", c.dist_token},
+              {"distillation_head", c.dist_head},
+              {"pooling", c.avg_pool ? "avg" : "token"},
+              {"layer_norm_eps", c.ln_eps},
+              {"gelu", c.gelu_tanh ? "tanh" : "erf"},
+              {"num_classes", c.num_classes},
+              {"labels", c.labels},
+              {"preprocess", {{"mean", c.pp.mean}, {"std", c.pp.std}, {"resample", c.pp.resample}}},
+              {"quantization_points", lm.vit.points.size()},
+              {"ignored_tensors", lm.vit.ignored_tensors}};
+    if (a.flags.count("json")) {
+        std::cout << j.dump() << "\n";
+        return 0;
+    }
+    std::printf("naming:        %s (config: %s)\n", naming_name(c.naming), c.config_source.c_str());
+    if (!c.architecture.empty()) std::printf("architecture:  %s\n", c.architecture.c_str());
+    std::printf("dtype:         %s\nparameters:    %zu\n", lm.source_dtype.c_str(), lm.vit.parameter_count());
+    std::printf("input:         %d x %d x %d, patch %d -> %d tokens (%s%s)\n", c.channels, c.image_h, c.image_w, c.patch,
+                c.tokens(), c.dist_token ? "class + distillation token" : "class token", c.avg_pool ? ", average pooling" : "");
+    std::printf("encoder:       %d blocks, hidden %d, %d heads, mlp %d, LayerNorm eps %g, GELU %s\n", c.depth, c.hidden,
+                c.heads, c.mlp_dim, double(c.ln_eps), c.gelu_tanh ? "tanh" : "erf");
+    std::printf("classes:       %d%s\n", c.num_classes, c.dist_head ? " (class and distillation heads averaged)" : "");
+    std::string labels;
+    for (size_t i = 0; i < c.labels.size() && i < 20; ++i) labels += (i ? ", " : "") + c.labels[i];
+    std::printf("labels:        %s%s\n", labels.c_str(), c.labels.size() > 20 ? ", ..." : "");
+    std::printf("quant points:  %zu activations, %zu weights\n", lm.vit.points.size(), lm.vit.linears().size());
+    return 0;
+}
+
+}  // namespace bitlens::cli

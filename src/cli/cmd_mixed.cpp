@@ -1,0 +1,156 @@
+// bitlens mixed: sensitivity-driven mixed precision under an exact average-bit budget, compared with
+// the uniform configuration of the same nominal bit-width over several calibration seeds.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "cli.h"
+#include "eval.h"
+#include "mixed.h"
+#include "model.h"
+
+namespace bitlens::cli {
+
+namespace {
+
+std::vector<int> parse_bits_list(const std::string& s) {
+    std::vector<int> v;
+    std::stringstream ss(s);
+    std::string tok;
+    while (std::getline(ss, tok, ',')) {
+        char* end = nullptr;
+        const long b = std::strtol(tok.c_str(), &end, 10);
+        if (tok.empty() || *end) throw UsageError("--candidates must be a comma-separated list of bit-widths, found '" + s + "'");
+        check_bits(int(b), "--candidates");
+        v.push_back(int(b));
+    }
+    return v;
+}
+
+double parse_budget(const std::string& s, const std::string& opt) {
+    char* end = nullptr;
+    const double b = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end || !(b >= 2.0 && b <= 8.0)) throw UsageError("--" + opt + " must be an average bit-width from 2 to 8, found '" + s + "'");
+    return b;
+}
+
+struct Summary {
+    double top1_mean = 0, top1_std = 0;
+    std::vector<double> per_class_mean;
+    int worst_class = -1;
+    double worst_case = 2;
+    uint64_t worst_case_seed = 0;
+    double bits_per_weight = 0;
+    size_t model_bytes = 0;
+};
+
+Summary summarise(const std::vector<EvalResult>& rs, const std::vector<uint64_t>& seeds, double bpw, size_t bytes) {
+    Summary s;
+    s.bits_per_weight = bpw, s.model_bytes = bytes;
+    const size_t C = rs[0].per_class.size();
+    s.per_class_mean.assign(C, 0);
+    for (const EvalResult& r : rs) s.top1_mean += r.top1 / double(rs.size());
+    for (const EvalResult& r : rs) s.top1_std += (r.top1 - s.top1_mean) * (r.top1 - s.top1_mean);
+    s.top1_std = rs.size() > 1 ? std::sqrt(s.top1_std / double(rs.size() - 1)) : 0;
+    for (size_t i = 0; i < rs.size(); ++i)
+        for (size_t c = 0; c < C; ++c) {
+            if (!rs[i].class_count[c]) continue;
+            s.per_class_mean[c] += rs[i].per_class[c] / double(rs.size());
+            if (rs[i].per_class[c] < s.worst_case) s.worst_case = rs[i].per_class[c], s.worst_case_seed = seeds[i];
+        }
+    double w = 2;
+    for (size_t c = 0; c < C; ++c)
+        if (rs[0].class_count[c] && s.per_class_mean[c] < w) w = s.per_class_mean[c], s.worst_class = int(c);
+    return s;
+}
+
+json summary_json(const Summary& s, const std::vector<std::string>& labels) {
+    return {{"top1_mean", s.top1_mean},
+            {"top1_std", s.top1_std},
+            {"per_class_mean", s.per_class_mean},
+            {"worst_class", {{"index", s.worst_class}, {"label", labels[size_t(s.worst_class)]}, {"accuracy", s.per_class_mean[size_t(s.worst_class)]}}},
+            {"worst_case", {{"accuracy", s.worst_case}, {"seed", s.worst_case_seed}}},
+            {"bits_per_weight", s.bits_per_weight},
+            {"model_bytes", s.model_bytes}};
+}
+
+}  // namespace
+
+int cmd_mixed(const Args& a) {
+    QuantConfig base = quant_config(a);
+    const double wb = parse_budget(a.need("budget"), "budget");
+    const double ab = a.opts.count("abudget") ? parse_budget(a.get("abudget"), "abudget") : wb;
+    const std::string obj = a.get("objective", "mean");
+    if (obj != "mean" && obj != "worst") throw UsageError("--objective must be mean or worst, found '" + obj + "'");
+    const std::vector<int> candidates = parse_bits_list(a.get("candidates", "2,3,4,5,6,7,8"));
+    const int seeds = int(a.num("seeds", 5, 1, 1000));
+    const int jobs = int(a.num("jobs", 0, 1, 256));
+    const size_t sens_size = size_t(a.num("sens-size", 64, 1, 1 << 20));
+
+    LoadedModel lm = load_model_path(a.need("model"), int(a.num("heads", 0, 1, 4096)));
+    PreparedData calib = prepare(load_dataset(a.need("calib")), lm.vit.cfg);
+    PreparedData data = prepare(load_dataset(a.need("eval")), lm.vit.cfg, size_t(a.num("limit", 0, 1, 1L << 30)));
+
+    // Sensitivities on a fixed draw from the calibration pool, then the allocation.
+    const std::vector<size_t> sens_images = draw_calibration(calib.n, sens_size, base.seed);
+    Sensitivities sens = measure_sensitivities(lm.vit, calib, sens_images, base, obj == "worst" ? Objective::Worst : Objective::Mean,
+                                               candidates, jobs);
+    MixedPlan plan = plan_mixed(sens, wb, ab);
+
+    QuantConfig uni = base;
+    uni.wbits = int(std::floor(wb)), uni.abits = int(std::floor(ab));
+    QuantConfig mix = base;
+    mix.layer_bits = plan.layer_bits, mix.point_bits = plan.point_bits;
+    std::vector<EvalResult> ru(static_cast<size_t>(seeds)), rm(static_cast<size_t>(seeds));
+    std::vector<uint64_t> seed_list;
+    double bpw_u = 0, bpw_m = 0;
+    size_t bytes_u = 0, bytes_m = 0;
+    for (int s = 0; s < seeds; ++s) {
+        seed_list.push_back(base.seed + uint64_t(s));
+        uni.seed = mix.seed = base.seed + uint64_t(s);
+        QuantizedViT qu = quantize(lm.vit, calib, uni, jobs), qm = quantize(lm.vit, calib, mix, jobs);
+        ru[size_t(s)] = evaluate_quantized(qu, data, jobs);
+        rm[size_t(s)] = evaluate_quantized(qm, data, jobs);
+        bpw_u = qu.bits_per_weight(), bytes_u = qu.model_bytes();  // the same for every seed
+        bpw_m = qm.bits_per_weight(), bytes_m = qm.model_bytes();
+    }
+    const Summary su = summarise(ru, seed_list, bpw_u, bytes_u), sm = summarise(rm, seed_list, bpw_m, bytes_m);
+    const EvalResult fp = evaluate(lm.vit, data, jobs);
+
+    const std::vector<std::string>& labels = lm.vit.cfg.labels;
+    if (a.flags.count("json")) {
+        json j = {{"objective", obj},
+                  {"budget", {{"weights", wb}, {"activations", ab}}},
+                  {"allocation", plan_json(plan, sens)},
+                  {"seeds", seed_list},
+                  {"fp32", eval_json(fp)},
+                  {"uniform", summary_json(su, labels)},
+                  {"mixed", summary_json(sm, labels)},
+                  {"uniform_config", config_json(uni)}};
+        std::cout << j.dump() << "\n";
+        return 0;
+    }
+    std::printf("mixed precision, objective %s: budget %.2f bits per weight, %.2f per activation value\n", obj.c_str(), wb, ab);
+    std::printf("used: %.3f bits per weight (%lld of %lld), %.3f per activation value (%lld of %lld)\n\n", plan.weight_bits_avg,
+                plan.weight_cost, plan.weight_budget, plan.act_bits_avg, plan.act_cost, plan.act_budget);
+    std::printf("%-26s %10s %5s\n", "layer", "weights", "bits");
+    for (const KnapsackItem& it : sens.weights)
+        std::printf("%-26s %10lld %5d\n", it.name.c_str(), it.cost[0] / it.bits[0], plan.layer_bits.at(it.name));
+    std::printf("\n%-26s %10s %5s\n", "activation point", "values", "bits");
+    for (const KnapsackItem& it : sens.activations)
+        std::printf("%-26s %10lld %5d\n", it.name.c_str(), it.cost[0] / it.bits[0], plan.point_bits.at(it.name));
+    std::printf("\nover %d calibration seeds, %zu evaluation images (FP32 top-1 %.2f%%):\n", seeds, data.n, 100 * fp.top1);
+    std::printf("%-10s %9s %14s %22s %12s %10s\n", "config", "bits/w", "top-1", "worst class", "worst case", "bytes");
+    auto row = [&](const char* name, const Summary& s) {
+        char wc[64];
+        std::snprintf(wc, sizeof wc, "%s %.2f%%", labels[size_t(s.worst_class)].c_str(), 100 * s.per_class_mean[size_t(s.worst_class)]);
+        std::printf("%-10s %9.3f %7.2f ± %.2f%% %22s %11.2f%% %10zu\n", name, s.bits_per_weight, 100 * s.top1_mean, 100 * s.top1_std, wc,
+                    100 * s.worst_case, s.model_bytes);
+    };
+    row(uni.name().c_str(), su);
+    row("mixed", sm);
+    return 0;
+}
+
+}  // namespace bitlens::cli

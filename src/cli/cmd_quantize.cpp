@@ -1,0 +1,115 @@
+// bitlens quantize: post-training quantization, evaluation and export.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli.h"
+#include "eval.h"
+#include "export.h"
+#include "model.h"
+#include "ptq.h"
+
+namespace bitlens::cli {
+
+QuantConfig quant_config(const Args& a) {
+    QuantConfig c;
+    c.wbits = int(a.num("wbits", 8, 0, 64));
+    c.abits = int(a.num("abits", 8, 0, 64));
+    c.softmax_bits = int(a.num("softmax-bits", 0, 0, 64));
+    c.softmax = parse_qtype(a.get("softmax", "sulq"));
+    c.weights = parse_qtype(a.get("weights", "uniform"));
+    const std::string g = a.get("granularity", "channel");
+    if (g != "channel" && g != "tensor") throw UsageError("--granularity must be channel or tensor, found '" + g + "'");
+    c.per_channel = g == "channel";
+    c.w_range = parse_range(a.get("weight-range", "mse"));
+    c.a_range = parse_range(a.get("act-range", "mse"));
+    c.sulq_round_exponent = a.flags.count("sulq-round-exponent") > 0;
+    c.edges_8bit = !a.flags.count("no-edges-8bit");
+    c.reparam = a.flags.count("reparam") > 0;
+    c.calib_size = int(a.num("calib-size", 32, 0, 1 << 20));
+    c.seed = uint64_t(a.num("seed", 0, 0, 1L << 40));
+    c.validate();
+    return c;
+}
+
+namespace {
+
+void write_file(const std::filesystem::path& p, const void* data, size_t n) {
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    if (!f || !f.write(static_cast<const char*>(data), std::streamsize(n)) || !f.flush())
+        throw std::runtime_error(p.string() + ": cannot write");
+}
+
+// DIR/model.safetensors (the quantized checkpoint, in the original naming) and the original's
+// config.json and preprocessor_config.json, so that DIR is a model directory of its own.
+size_t write_quantized(const std::string& dir, const QuantizedViT& q, const ModelSource& src, const SafeTensors& original) {
+    namespace fs = std::filesystem;
+    const std::vector<uint8_t> bytes = export_quantized(q, original);
+    const fs::path d(dir), st = d / "model.safetensors";
+    std::error_code ec;
+    fs::create_directories(d, ec);
+    if (!fs::is_directory(d)) throw std::runtime_error(dir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
+    if (fs::exists(st) && fs::equivalent(st, src.safetensors_name, ec))
+        throw std::runtime_error("--out " + dir + " would overwrite the model being quantized (" + src.safetensors_name + ")");
+    write_file(st, bytes.data(), bytes.size());
+    if (!src.config_json.empty()) write_file(d / "config.json", src.config_json.data(), src.config_json.size());
+    if (!src.preprocessor_json.empty())
+        write_file(d / "preprocessor_config.json", src.preprocessor_json.data(), src.preprocessor_json.size());
+    return bytes.size();
+}
+
+}  // namespace
+
+int cmd_quantize(const Args& a) {
+    const QuantConfig qc = quant_config(a);
+    ModelSource src = read_model_source(a.need("model"));
+    src.heads_override = int(a.num("heads", 0, 1, 4096));
+    const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
+    if (is_quantized_checkpoint(st))
+        throw std::runtime_error(src.safetensors_name + ": already a quantized checkpoint (quantize its FP32/FP16 original)");
+    LoadedModel lm = load_model(src, st);
+    const int jobs = int(a.num("jobs", 0, 1, 256));
+    PreparedData calib = prepare(load_dataset(a.need("calib")), lm.vit.cfg);
+    QuantizedViT q = quantize(lm.vit, calib, qc, jobs);
+    const int integer_layers = a.flags.count("integer") ? enable_integer(q) : 0;
+    json out = {{"config", config_json(qc)}, {"model_bytes", q.model_bytes()}, {"bits_per_weight", q.bits_per_weight()},
+                {"fp32_bytes", 4 * lm.vit.parameter_count()}, {"integer_layers", integer_layers}};
+    const std::string out_dir = a.get("out");
+    size_t file_bytes = 0;
+    if (!out_dir.empty()) {
+        file_bytes = write_quantized(out_dir, q, src, st);
+        out["out"] = (std::filesystem::path(out_dir) / "model.safetensors").string();
+        out["file_bytes"] = file_bytes;
+        out["source_file_bytes"] = src.safetensors.size();
+    }
+    EvalResult r;
+    const bool has_eval = !a.get("eval").empty();
+    if (has_eval) {
+        PreparedData data = a.get("eval") == a.get("calib") && !a.opts.count("limit")
+                                ? std::move(calib)
+                                : prepare(load_dataset(a.get("eval")), lm.vit.cfg, size_t(a.num("limit", 0, 1, 1L << 30)));
+        r = evaluate_quantized(q, data, jobs);
+        out.update(eval_json(r));
+    }
+    if (a.flags.count("json")) {
+        std::cout << out.dump() << "\n";
+        return 0;
+    }
+    std::printf("%s: weights %s (%s, %s range), activations uniform (%s range), softmax %s %d-bit%s%s\n", qc.name().c_str(),
+                qtype_name(qc.weights), qc.per_channel ? "per channel" : "per tensor", range_name(qc.w_range),
+                range_name(qc.a_range), qtype_name(qc.softmax), qc.probs_bits(), qc.reparam ? ", RepQ reparameterisation" : "",
+                qc.edges_8bit ? ", patch embedding and head at 8 bits" : "");
+    std::printf("calibration: %d images, seed %llu\n", qc.calib_size, (unsigned long long)qc.seed);
+    std::printf("model size: %zu bytes (FP32 %zu), %.2f bits per weight\n\n", q.model_bytes(), 4 * lm.vit.parameter_count(),
+                q.bits_per_weight());
+    if (!out_dir.empty())
+        std::printf("wrote %s: %zu bytes (FP32 weights %zu bytes, source file %zu bytes), with %s%s\n\n",
+                    (std::filesystem::path(out_dir) / "model.safetensors").string().c_str(), file_bytes,
+                    4 * lm.vit.parameter_count(), src.safetensors.size(), src.config_json.empty() ? "no config.json" : "config.json",
+                    src.preprocessor_json.empty() ? "" : " and preprocessor_config.json");
+    if (has_eval) std::cout << eval_table(r);
+    return 0;
+}
+
+}  // namespace bitlens::cli

@@ -1,0 +1,698 @@
+#include "export.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace bitlens {
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+const std::string kFused = "{query,key,value}";
+
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+uint32_t float_bits(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+uint64_t double_bits(double d) {
+    uint64_t u;
+    std::memcpy(&u, &d, 8);
+    return u;
+}
+
+// Tensor prefixes in the checkpoint of a Linear: one, or three for a Hugging Face fused q/k/v.
+std::vector<std::string> linear_sources(const Linear& l) {
+    if (ends_with(l.source, kFused)) {
+        const std::string base = l.source.substr(0, l.source.size() - kFused.size());
+        return {base + "query", base + "key", base + "value"};
+    }
+    return {l.source};
+}
+
+// Every F32 tensor of the model other than the Linear weights, under its name in the checkpoint.
+std::map<std::string, std::vector<float>> float_tensors(const ViT& m) {
+    std::map<std::string, std::vector<float>> out;
+    const ViTConfig& c = m.cfg;
+    const bool hf = c.naming != Naming::Timm;
+    const std::string p = c.naming == Naming::HfVit ? "vit." : "deit.";
+    auto ln = [&](const std::string& name, const LayerNorm& l) {
+        out[name + ".weight"] = l.gamma;
+        out[name + ".bias"] = l.beta;
+    };
+    if (hf) {
+        out[p + "embeddings.cls_token"] = m.cls_token;
+        if (c.dist_token) out[p + "embeddings.distillation_token"] = m.dist_token;
+        out[p + "embeddings.position_embeddings"] = m.pos_embed;
+        for (size_t i = 0; i < m.blocks.size(); ++i) {
+            const std::string n = p + "encoder.layer." + std::to_string(i) + ".";
+            ln(n + "layernorm_before", m.blocks[i].norm1);
+            ln(n + "layernorm_after", m.blocks[i].norm2);
+        }
+        ln(p + "layernorm", m.norm);
+    } else {
+        out["cls_token"] = m.cls_token;
+        if (c.dist_token) out["dist_token"] = m.dist_token;
+        out["pos_embed"] = m.pos_embed;
+        for (size_t i = 0; i < m.blocks.size(); ++i) {
+            const std::string n = "blocks." + std::to_string(i) + ".";
+            ln(n + "norm1", m.blocks[i].norm1);
+            ln(n + "norm2", m.blocks[i].norm2);
+        }
+        if (c.avg_pool) ln("fc_norm", m.fc_norm);
+        else ln("norm", m.norm);
+    }
+    for (const Linear* l : m.linears()) {
+        if (l->bias.empty()) continue;
+        const std::vector<std::string> srcs = linear_sources(*l);
+        const size_t rp = size_t(l->out) / srcs.size();
+        for (size_t s = 0; s < srcs.size(); ++s)
+            out[srcs[s] + ".bias"] = std::vector<float>(l->bias.begin() + long(s * rp), l->bias.begin() + long((s + 1) * rp));
+    }
+    return out;
+}
+
+StTensor f32_tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
+    StTensor t;
+    t.dtype = "F32";
+    t.shape = std::move(shape);
+    t.bytes.resize(v.size() * 4);
+    if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), v.size() * 4);
+    return t;
+}
+
+// The fewest significant digits (≤ 9) that read back (as a double, then cast) as the same float.
+json float_json(float f, const std::string& what) {
+    if (!std::isfinite(f)) throw std::runtime_error(what + ": cannot export the non-finite value " + std::to_string(f));
+    char buf[40];
+    for (int prec = 6; prec <= 9; ++prec) {
+        std::snprintf(buf, sizeof buf, "%.*g", prec, double(f));
+        const double d = std::strtod(buf, nullptr);
+        if (float_bits(float(d)) == float_bits(f)) return d;
+    }
+    return double(f);  // exact
+}
+json floats_json(const std::vector<float>& v, const std::string& what) {
+    json a = json::array();
+    for (float f : v) a.push_back(float_json(f, what));
+    return a;
+}
+json double_json(double d, const std::string& what) {
+    if (!std::isfinite(d)) throw std::runtime_error(what + ": cannot export the non-finite value " + std::to_string(d));
+    return d;  // nlohmann writes the shortest form that reads back as the same double
+}
+
+bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (float_bits(a[i]) != float_bits(b[i])) return false;
+    return true;
+}
+
+bool same_quantizer(const Quantizer& a, const Quantizer& b) {
+    return a.type == b.type && a.bits == b.bits && a.symmetric == b.symmetric && float_bits(a.scale) == float_bits(b.scale) &&
+           a.zero == b.zero && a.qmin == b.qmin && a.qmax == b.qmax && same_floats(a.table, b.table) &&
+           same_floats(a.thresholds, b.thresholds) && double_bits(a.eta) == double_bits(b.eta) &&
+           double_bits(a.log_min) == double_bits(b.log_min) && double_bits(a.log_delta) == double_bits(b.log_delta) &&
+           a.n1 == b.n1 && a.n2 == b.n2 && a.round_exponent == b.round_exponent;
+}
+
+// Weight quantizers are rebuilt from what the tensors and metadata keep.
+Quantizer uniform_weight(int bits, bool symmetric, int32_t qmin, int32_t qmax, float scale) {
+    Quantizer q;
+    q.type = QType::Uniform, q.bits = bits, q.symmetric = symmetric;
+    q.scale = scale, q.zero = 0, q.qmin = qmin, q.qmax = qmax;
+    return q;
+}
+Quantizer pow2_weight(int bits, std::vector<float> table) {
+    Quantizer q;
+    q.type = QType::Pow2, q.bits = bits;
+    q.table = std::move(table);
+    for (size_t i = 0; i + 1 < q.table.size(); ++i) q.thresholds.push_back(0.5f * (q.table[i] + q.table[i + 1]));  // as fit_pow2
+    const size_t L = q.table.size();
+    if (L >= 3 && q.table.back() > 0 && q.table[L / 2 + 1] > 0) {  // {−2^n1 … −2^n2, 0, 2^n2 … 2^n1}
+        q.n1 = std::ilogb(q.table.back());
+        q.n2 = std::ilogb(q.table[L / 2 + 1]);
+    }
+    return q;
+}
+
+const char* packing_of(QType type, int32_t qmin, int32_t qmax, size_t levels) {
+    if (type == QType::Uniform) {
+        if (qmin >= -8 && qmax <= 7) return "int4";
+        if (qmin >= -128 && qmax <= 127) return "int8";
+        return nullptr;
+    }
+    return levels <= 16 ? "index4" : levels <= 256 ? "index8" : nullptr;
+}
+bool nibble_packing(const std::string& p) { return p == "int4" || p == "index4"; }
+
+// ---- JSON access with errors naming the field ------------------------------------------------------
+struct Fields {
+    std::string what;  // prefix of errors, e.g. "model.safetensors: __metadata__ 'bitlens.quantization'"
+    [[noreturn]] void fail(const std::string& path, const std::string& msg) const {
+        throw std::runtime_error(what + ": " + (path.empty() ? "" : path + ": ") + msg);
+    }
+    const json& at(const json& j, const std::string& path, const char* key) const {
+        if (!j.is_object()) fail(path, "expected an object, found " + std::string(j.type_name()));
+        auto it = j.find(key);
+        if (it == j.end()) fail(path.empty() ? key : path + "." + key, "missing");
+        return *it;
+    }
+    static std::string sub(const std::string& path, const char* key) { return path.empty() ? key : path + "." + key; }
+    long long integer(const json& j, const std::string& path, const char* key, long long lo, long long hi) const {
+        const json& v = at(j, path, key);
+        if (!v.is_number_integer() || v.get<long long>() < lo || v.get<long long>() > hi)
+            fail(sub(path, key), "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found " + v.dump());
+        return v.get<long long>();
+    }
+    bool boolean(const json& j, const std::string& path, const char* key) const {
+        const json& v = at(j, path, key);
+        if (!v.is_boolean()) fail(sub(path, key), "expected true or false, found " + v.dump());
+        return v.get<bool>();
+    }
+    std::string string(const json& j, const std::string& path, const char* key) const {
+        const json& v = at(j, path, key);
+        if (!v.is_string()) fail(sub(path, key), "expected a string, found " + v.dump());
+        return v.get<std::string>();
+    }
+    double number(const json& v, const std::string& path) const {
+        if (!v.is_number()) fail(path, "expected a number, found " + v.dump());
+        return v.get<double>();
+    }
+    double number(const json& j, const std::string& path, const char* key) const { return number(at(j, path, key), sub(path, key)); }
+    const json& array(const json& j, const std::string& path, const char* key) const {
+        const json& v = at(j, path, key);
+        if (!v.is_array()) fail(sub(path, key), "expected an array, found " + std::string(v.type_name()));
+        return v;
+    }
+    std::vector<float> floats(const json& j, const std::string& path, const char* key) const {
+        const json& a = array(j, path, key);
+        std::vector<float> out;
+        for (size_t i = 0; i < a.size(); ++i) out.push_back(float(number(a[i], sub(path, key) + "[" + std::to_string(i) + "]")));
+        return out;
+    }
+};
+
+QuantConfig quant_config_from_json(const json& j, const std::string& what) {
+    try {
+        return config_from_json(j);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(what + ": " + e.what());
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols) {
+    const size_t bpr = (cols + 1) / 2;
+    std::vector<uint8_t> out(rows * bpr, 0);
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < cols; ++c) {
+            const int32_t v = codes[r * cols + c];
+            if (v < -8 || v > 15) throw std::runtime_error("pack_nibbles: code " + std::to_string(v) + " does not fit in 4 bits");
+            out[r * bpr + c / 2] |= uint8_t((uint32_t(v) & 0xF) << (c % 2 ? 4 : 0));
+        }
+    return out;
+}
+
+std::vector<int32_t> unpack_nibbles(const uint8_t* bytes, size_t rows, size_t cols, bool is_signed) {
+    const size_t bpr = (cols + 1) / 2;
+    std::vector<int32_t> out(rows * cols);
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < cols; ++c) {
+            int32_t v = (bytes[r * bpr + c / 2] >> (c % 2 ? 4 : 0)) & 0xF;
+            if (is_signed && v >= 8) v -= 16;
+            out[r * cols + c] = v;
+        }
+    return out;
+}
+
+// Fields a quantizer of each type always writes; the others are written only when they differ from a
+// default-constructed Quantizer (and read back as that default when absent).
+static bool essential(QType t, const std::string& field) {
+    switch (t) {
+        case QType::Uniform: return field == "symmetric" || field == "scale" || field == "zero" || field == "qmin" || field == "qmax";
+        case QType::Log2: return field == "scale" || field == "table" || field == "thresholds";
+        case QType::Sulq:
+            return field == "table" || field == "thresholds" || field == "eta" || field == "log_min" || field == "log_delta" ||
+                   field == "round_exponent";
+        case QType::Pow2: return field == "table" || field == "thresholds" || field == "n1" || field == "n2";
+    }
+    return false;
+}
+
+json quantizer_json(const Quantizer& q) {
+    const std::string w = std::string("quantizer (") + qtype_name(q.type) + ")";
+    const Quantizer d;
+    json j = {{"type", qtype_name(q.type)}, {"bits", q.bits}};
+    auto put = [&](const char* k, bool differs, auto&& value) {
+        if (differs || essential(q.type, k)) j[k] = value();
+    };
+    put("symmetric", q.symmetric != d.symmetric, [&] { return json(q.symmetric); });
+    put("scale", float_bits(q.scale) != float_bits(d.scale), [&] { return float_json(q.scale, w + " scale"); });
+    put("zero", q.zero != d.zero, [&] { return json(q.zero); });
+    put("qmin", q.qmin != d.qmin, [&] { return json(q.qmin); });
+    put("qmax", q.qmax != d.qmax, [&] { return json(q.qmax); });
+    put("table", !q.table.empty(), [&] { return floats_json(q.table, w + " table"); });
+    put("thresholds", !q.thresholds.empty(), [&] { return floats_json(q.thresholds, w + " thresholds"); });
+    put("eta", double_bits(q.eta) != double_bits(d.eta), [&] { return double_json(q.eta, w + " eta"); });
+    put("log_min", double_bits(q.log_min) != double_bits(d.log_min), [&] { return double_json(q.log_min, w + " log_min"); });
+    put("log_delta", double_bits(q.log_delta) != double_bits(d.log_delta), [&] { return double_json(q.log_delta, w + " log_delta"); });
+    put("round_exponent", q.round_exponent != d.round_exponent, [&] { return json(q.round_exponent); });
+    put("n1", q.n1 != d.n1, [&] { return json(q.n1); });
+    put("n2", q.n2 != d.n2, [&] { return json(q.n2); });
+    return j;
+}
+
+Quantizer quantizer_from_json(const json& j, const std::string& what) {
+    Fields F{what};
+    Quantizer q;
+    const std::string type = F.string(j, "", "type");
+    try {
+        q.type = parse_qtype(type);
+    } catch (const std::exception& e) {
+        F.fail("type", e.what());
+    }
+    q.bits = int(F.integer(j, "", "bits", 2, 8));
+    static const std::set<std::string> known = {"type", "bits", "symmetric", "scale", "zero", "qmin", "qmax", "table",
+                                                "thresholds", "eta", "log_min", "log_delta", "round_exponent", "n1", "n2"};
+    for (auto it = j.begin(); it != j.end(); ++it)
+        if (!known.count(it.key())) F.fail(it.key(), "unknown field");
+    auto has = [&](const char* k) { return essential(q.type, k) || j.contains(k); };  // essential ones must be there
+    if (has("symmetric")) q.symmetric = F.boolean(j, "", "symmetric");
+    if (has("scale")) q.scale = float(F.number(j, "", "scale"));
+    if (has("zero")) q.zero = int32_t(F.integer(j, "", "zero", -(1 << 20), 1 << 20));
+    if (has("qmin")) q.qmin = int32_t(F.integer(j, "", "qmin", -(1 << 20), 1 << 20));
+    if (has("qmax")) q.qmax = int32_t(F.integer(j, "", "qmax", -(1 << 20), 1 << 20));
+    if (has("table")) q.table = F.floats(j, "", "table");
+    if (has("thresholds")) q.thresholds = F.floats(j, "", "thresholds");
+    if (has("eta")) q.eta = F.number(j, "", "eta");
+    if (has("log_min")) q.log_min = F.number(j, "", "log_min");
+    if (has("log_delta")) q.log_delta = F.number(j, "", "log_delta");
+    if (has("round_exponent")) q.round_exponent = F.boolean(j, "", "round_exponent");
+    if (has("n1")) q.n1 = int(F.integer(j, "", "n1", -100000, 100000));
+    if (has("n2")) q.n2 = int(F.integer(j, "", "n2", -100000, 100000));
+    if (q.type == QType::Uniform) {
+        if (q.qmin > q.qmax) F.fail("qmin", "qmin " + std::to_string(q.qmin) + " is above qmax " + std::to_string(q.qmax));
+        if (!(q.scale > 0) || !std::isfinite(q.scale)) F.fail("scale", "expected a positive finite number, found " + std::to_string(q.scale));
+    } else {
+        if (q.table.empty()) F.fail("table", "a " + type + " quantizer needs its table of levels");
+        if (q.thresholds.size() + 1 != q.table.size())
+            F.fail("thresholds", std::to_string(q.thresholds.size()) + " thresholds for " + std::to_string(q.table.size()) +
+                                     " levels (expected one fewer than the levels)");
+        for (size_t i = 1; i < q.table.size(); ++i)
+            if (!(q.table[i - 1] <= q.table[i])) F.fail("table", "levels are not ascending at index " + std::to_string(i));
+        for (size_t i = 1; i < q.thresholds.size(); ++i)
+            if (!(q.thresholds[i - 1] <= q.thresholds[i])) F.fail("thresholds", "not ascending at index " + std::to_string(i));
+    }
+    return q;
+}
+
+// ---------------------------------------------------------------------------------------------------
+std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& original) {
+    const ViT& m = q.model;
+    const std::vector<const Linear*> ls = m.linears();
+    if (q.wq.size() != ls.size() || q.wbits.size() != ls.size())
+        throw std::runtime_error("export: the quantized model has " + std::to_string(ls.size()) + " Linears but " +
+                                 std::to_string(q.wq.size()) + " weight quantizer sets and " + std::to_string(q.wbits.size()) +
+                                 " bit-widths");
+    if (q.act_on.size() != m.points.size() || q.aq.size() != m.points.size())
+        throw std::runtime_error("export: the quantized model has " + std::to_string(m.points.size()) +
+                                 " activation points but " + std::to_string(q.aq.size()) + " activation quantizers");
+
+    // Linear weights → their encoded tensors, keyed by the original weight's name.
+    std::map<std::string, std::vector<std::pair<std::string, StTensor>>> encoded;
+    json jlinears = json::array();
+    for (size_t i = 0; i < ls.size(); ++i) {
+        const Linear& l = *ls[i];
+        const std::vector<Quantizer>& qs = q.wq[i];
+        const std::string lw = "export: Linear '" + l.name + "'";
+        const size_t out = size_t(l.out), in = size_t(l.in);
+        if (qs.size() != 1 && qs.size() != out)
+            throw std::runtime_error(lw + ": " + std::to_string(qs.size()) + " weight quantizers for " + std::to_string(out) +
+                                     " output channels (expected one per channel, or one)");
+        const bool per_channel = qs.size() == out && !(out == 1 && !q.cfg.per_channel);
+        const Quantizer& q0 = qs[0];
+        if (q0.type != QType::Uniform && q0.type != QType::Pow2)
+            throw std::runtime_error(lw + ": weight quantizer '" + qtype_name(q0.type) + "' cannot be exported (uniform or pow2)");
+        if (q0.bits != q.wbits[i])
+            throw std::runtime_error(lw + ": wbits says " + std::to_string(q.wbits[i]) + " bits, the quantizer has " + std::to_string(q0.bits));
+        const char* packing = packing_of(q0.type, q0.qmin, q0.qmax, q0.table.size());
+        if (!packing)
+            throw std::runtime_error(lw + ": codes " + std::to_string(q0.qmin) + ".." + std::to_string(q0.qmax) + " (" +
+                                     std::to_string(q0.table.size()) + " levels) do not fit a signed 8-bit packing");
+        // Every channel's quantizer must be exactly what the file keeps (else the reload would differ).
+        for (size_t r = 0; r < qs.size(); ++r) {
+            const Quantizer& qz = qs[r];
+            const Quantizer rebuilt = q0.type == QType::Uniform ? uniform_weight(q0.bits, q0.symmetric, q0.qmin, q0.qmax, qz.scale)
+                                                                : pow2_weight(q0.bits, qz.table);
+            if (!same_quantizer(qz, rebuilt) || (q0.type == QType::Pow2 && qz.table.size() != q0.table.size()))
+                throw std::runtime_error(lw + ": the quantizer of channel " + std::to_string(r) +
+                                         " is not a symmetric uniform (zero point 0) or power-of-two quantizer like channel 0's");
+        }
+        // Codes, checking that the weights are the quantizers' levels.
+        std::vector<int32_t> codes(out * in);
+        for (size_t n = 0; n < out; ++n) {
+            const Quantizer& qz = qs[per_channel ? n : 0];
+            for (size_t k = 0; k < in; ++k) {
+                const float w = l.weight[n * in + k];
+                const int32_t c = qz.code(w);
+                if (float_bits(qz.dequant(c)) != float_bits(w))
+                    throw std::runtime_error(lw + ": weight [" + std::to_string(n) + ", " + std::to_string(k) + "] = " +
+                                             std::to_string(w) + " is not a level of its quantizer (was the model changed after quantize()?)");
+                codes[n * in + k] = c;
+            }
+        }
+        const std::vector<std::string> srcs = linear_sources(l);
+        const size_t ns = srcs.size(), rp = out / ns;
+        json shapes = json::array();
+        for (size_t s = 0; s < ns; ++s) {
+            const std::string wname = srcs[s] + ".weight";
+            auto it = original.tensors.find(wname);
+            if (it == original.tensors.end())
+                throw std::runtime_error("export: the original checkpoint has no tensor '" + wname + "' (Linear '" + l.name +
+                                         "'): is it the checkpoint the model was quantized from?");
+            if (size_t(it->second.numel()) != rp * in)
+                throw std::runtime_error("export: the original tensor '" + wname + "' has shape " + shape_str(it->second.shape) +
+                                         ", the model's Linear '" + l.name + "' has " + std::to_string(rp) + "x" + std::to_string(in));
+            shapes.push_back(it->second.shape);
+            std::vector<std::pair<std::string, StTensor>> ts;
+            // Codes.
+            const std::vector<int32_t> part(codes.begin() + long(s * rp * in), codes.begin() + long((s + 1) * rp * in));
+            StTensor tq;
+            if (nibble_packing(packing)) {
+                tq.dtype = "U8", tq.shape = {int64_t(rp), int64_t((in + 1) / 2)}, tq.bytes = pack_nibbles(part, rp, in);
+            } else {
+                tq.dtype = q0.type == QType::Uniform ? "I8" : "U8", tq.shape = {int64_t(rp), int64_t(in)};
+                tq.bytes.resize(part.size());
+                for (size_t j = 0; j < part.size(); ++j) tq.bytes[j] = uint8_t(part[j]);
+            }
+            ts.emplace_back(srcs[s] + ".weight_q", std::move(tq));
+            // Scales or levels.
+            const size_t r0 = per_channel ? s * rp : 0, nr = per_channel ? rp : 1;
+            if (q0.type == QType::Uniform) {
+                std::vector<float> sc;
+                for (size_t r = 0; r < nr; ++r) sc.push_back(qs[r0 + r].scale);
+                ts.emplace_back(srcs[s] + ".weight_scale", f32_tensor(sc, {int64_t(nr)}));
+            } else {
+                std::vector<float> lv;
+                for (size_t r = 0; r < nr; ++r) lv.insert(lv.end(), qs[r0 + r].table.begin(), qs[r0 + r].table.end());
+                ts.emplace_back(srcs[s] + ".weight_levels", f32_tensor(lv, {int64_t(nr), int64_t(q0.table.size())}));
+            }
+            encoded[wname] = std::move(ts);
+        }
+        json jl = {{"name", l.name},
+                   {"tensors", srcs},
+                   {"shapes", shapes},
+                   {"out", l.out},
+                   {"in", l.in},
+                   {"bits", q0.bits},
+                   {"type", qtype_name(q0.type)},
+                   {"granularity", per_channel ? "channel" : "tensor"},
+                   {"packing", packing}};
+        if (q0.type == QType::Uniform) jl["symmetric"] = q0.symmetric, jl["qmin"] = q0.qmin, jl["qmax"] = q0.qmax;
+        else jl["levels"] = q0.table.size();
+        jlinears.push_back(std::move(jl));
+    }
+
+    json jacts = json::array();
+    for (size_t p = 0; p < m.points.size(); ++p) {
+        json qj;
+        try {
+            qj = quantizer_json(q.aq[p]);
+        } catch (const std::exception& e) {
+            throw std::runtime_error("export: activation point '" + m.points[p].name + "': " + e.what());
+        }
+        jacts.push_back({{"point", m.points[p].name}, {"kind", point_kind_name(m.points[p].kind)}, {"on", bool(q.act_on[p])}, {"quantizer", qj}});
+    }
+    const json meta = {{"version", kFormatVersion}, {"config", config_json(q.cfg)}, {"linears", jlinears}, {"activations", jacts}};
+
+    // Tensors in the original's order.
+    SafeTensors out;
+    out.metadata = original.metadata;
+    out.metadata["format"] = "pt";
+    out.metadata[kQuantizationMetadataKey] = meta.dump();
+    std::map<std::string, std::vector<float>> floats = float_tensors(m);
+    std::set<std::string> ignored(m.ignored_tensors.begin(), m.ignored_tensors.end()), done;
+    auto add = [&out](const std::string& name, StTensor t) {
+        out.tensors[name] = std::move(t);
+        out.order.push_back(name);
+    };
+    for (const std::string& name : original.order) {
+        const StTensor& t = original.tensors.at(name);
+        if (auto e = encoded.find(name); e != encoded.end()) {
+            for (auto& kv : e->second) add(kv.first, std::move(kv.second));
+            encoded.erase(e);
+        } else if (auto f = floats.find(name); f != floats.end()) {
+            if (size_t(t.numel()) != f->second.size())
+                throw std::runtime_error("export: the original tensor '" + name + "' has shape " + shape_str(t.shape) + ", the model has " +
+                                         std::to_string(f->second.size()) + " values for it");
+            add(name, f32_tensor(f->second, t.shape));
+            floats.erase(f);
+        } else if (ignored.count(name)) {
+            add(name, t);
+        } else {
+            throw std::runtime_error("export: the original checkpoint's tensor '" + name +
+                                     "' is not part of the model: is it the checkpoint the model was quantized from?");
+        }
+    }
+    if (!encoded.empty())
+        throw std::runtime_error("export: the original checkpoint has no tensor '" + encoded.begin()->first + "'");
+    for (auto& kv : floats) {  // e.g. a bias that RepQ-ViT added to a Linear that had none
+        const int64_t n = int64_t(kv.second.size());
+        add(kv.first, f32_tensor(kv.second, {n}));
+    }
+    return serialize_safetensors(out);
+}
+
+bool is_quantized_checkpoint(const SafeTensors& st) { return st.metadata.count(kQuantizationMetadataKey) > 0; }
+
+QuantizedViT load_quantized(const ModelSource& src) {
+    return load_quantized(src, parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name));
+}
+
+QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
+    const std::string file = src.safetensors_name;
+    auto mit = st.metadata.find(kQuantizationMetadataKey);
+    if (mit == st.metadata.end())
+        throw std::runtime_error(file + ": not a quantized checkpoint (no __metadata__ '" + kQuantizationMetadataKey + "')");
+    const Fields F{file + ": __metadata__ '" + kQuantizationMetadataKey + "'"};
+    json meta;
+    try {
+        meta = json::parse(mit->second);
+    } catch (const json::exception& e) {
+        throw std::runtime_error(F.what + " is not valid JSON: " + e.what());
+    }
+    if (!meta.is_object()) throw std::runtime_error(F.what + " is not a JSON object");
+    const long long version = F.integer(meta, "", "version", 1, 1 << 30);
+    if (version != kFormatVersion)
+        F.fail("version", "format version " + std::to_string(version) + " is not supported (this build reads " +
+                              std::to_string(kFormatVersion) + ")");
+
+    QuantizedViT q;
+    q.cfg = quant_config_from_json(F.at(meta, "", "config"), F.what + ": config");
+
+    // Dequantize every Linear's codes into an F32 weight under the original name.
+    auto tensor_err = [&](const std::string& name, const std::string& msg) {
+        return std::runtime_error(file + ": tensor '" + name + "' " + msg);
+    };
+    auto need = [&](const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape, const std::string& role) {
+        auto it = st.tensors.find(name);
+        if (it == st.tensors.end()) throw std::runtime_error(file + ": missing tensor '" + name + "' (" + role + ")");
+        if (it->second.dtype != dtype) throw tensor_err(name, "has dtype " + it->second.dtype + ", expected " + dtype + " (" + role + ")");
+        if (it->second.shape != shape)
+            throw tensor_err(name, "has shape " + shape_str(it->second.shape) + ", expected " + shape_str(shape) + " (" + role + ")");
+        return &it->second;
+    };
+    std::map<std::string, StTensor> decoded;  // "X.weight_q" → the F32 "X.weight" that replaces it
+    std::set<std::string> consumed;
+    const json& jl = F.array(meta, "", "linears");
+    std::vector<std::string> linear_names;
+    std::vector<std::pair<int, int>> linear_dims;
+    for (size_t i = 0; i < jl.size(); ++i) {
+        const json& e = jl[i];
+        const std::string path = "linears[" + std::to_string(i) + "]";
+        const std::string name = F.string(e, path, "name");
+        const size_t out = size_t(F.integer(e, path, "out", 1, 1 << 24)), in = size_t(F.integer(e, path, "in", 1, 1 << 24));
+        const int bits = int(F.integer(e, path, "bits", 2, 8));
+        const std::string type = F.string(e, path, "type"), gran = F.string(e, path, "granularity"), packing = F.string(e, path, "packing");
+        if (type != "uniform" && type != "pow2") F.fail(path + ".type", "expected uniform or pow2, found '" + type + "'");
+        if (gran != "channel" && gran != "tensor") F.fail(path + ".granularity", "expected channel or tensor, found '" + gran + "'");
+        const bool uniform = type == "uniform", per_channel = gran == "channel";
+        if (uniform ? packing != "int4" && packing != "int8" : packing != "index4" && packing != "index8")
+            F.fail(path + ".packing", "'" + packing + "' is not a packing of " + type + " weights (" +
+                                          (uniform ? "int4 or int8" : "index4 or index8") + ")");
+        bool symmetric = false;
+        int32_t qmin = 0, qmax = 0;
+        size_t L = 0;
+        if (uniform) {
+            symmetric = F.boolean(e, path, "symmetric");
+            qmin = int32_t(F.integer(e, path, "qmin", -128, 127));
+            qmax = int32_t(F.integer(e, path, "qmax", -128, 127));
+            if (qmin > qmax) F.fail(path + ".qmin", "qmin " + std::to_string(qmin) + " is above qmax " + std::to_string(qmax));
+            if (packing == "int4" && (qmin < -8 || qmax > 7))
+                F.fail(path + ".packing", "int4 cannot hold codes " + std::to_string(qmin) + ".." + std::to_string(qmax));
+        } else {
+            L = size_t(F.integer(e, path, "levels", 2, packing == "index4" ? 16 : 256));
+        }
+        const json& jt = F.array(e, path, "tensors");
+        const json& jsh = F.array(e, path, "shapes");
+        if (jt.empty() || out % jt.size()) F.fail(path + ".tensors", std::to_string(jt.size()) + " tensors do not split " + std::to_string(out) + " rows");
+        if (jsh.size() != jt.size()) F.fail(path + ".shapes", std::to_string(jsh.size()) + " shapes for " + std::to_string(jt.size()) + " tensors");
+        const size_t ns = jt.size(), rp = out / ns, nr = per_channel ? rp : 1;
+        std::vector<Quantizer> qs;
+        for (size_t s = 0; s < ns; ++s) {
+            const std::string sp = path + ".tensors[" + std::to_string(s) + "]";
+            if (!jt[s].is_string()) F.fail(sp, "expected a string, found " + jt[s].dump());
+            const std::string base = jt[s].get<std::string>();
+            std::vector<int64_t> shape;
+            size_t numel = 1;
+            if (!jsh[s].is_array()) F.fail(path + ".shapes[" + std::to_string(s) + "]", "expected an array of dimensions");
+            for (const json& d : jsh[s]) {
+                if (!d.is_number_unsigned()) F.fail(path + ".shapes[" + std::to_string(s) + "]", "expected non-negative integers, found " + d.dump());
+                shape.push_back(d.get<int64_t>());
+                numel *= size_t(d.get<uint64_t>());
+            }
+            if (numel != rp * in)
+                F.fail(path + ".shapes[" + std::to_string(s) + "]", shape_str(shape) + " does not hold " + std::to_string(rp) + "x" + std::to_string(in) + " weights");
+            if (st.tensors.count(base + ".weight")) throw tensor_err(base + ".weight", "is present beside its quantized form '" + base + ".weight_q'");
+
+            const std::string qname = base + ".weight_q";
+            const bool nib = nibble_packing(packing);
+            const std::string role = nib ? std::to_string(rp) + "x" + std::to_string(in) + " codes packed two per byte (" + packing + ")"
+                                         : std::to_string(rp) + "x" + std::to_string(in) + " " + packing + " codes";
+            const StTensor* tq = need(qname, uniform && !nib ? "I8" : "U8", {int64_t(rp), int64_t(nib ? (in + 1) / 2 : in)}, role);
+            std::vector<int32_t> codes;
+            if (nib) {
+                codes = unpack_nibbles(tq->bytes.data(), rp, in, uniform);
+                if (in % 2)
+                    for (size_t r = 0; r < rp; ++r)
+                        if (tq->bytes[r * ((in + 1) / 2) + in / 2] >> 4)
+                            throw tensor_err(qname, "row " + std::to_string(r) + ": the padding nibble after the last column is not 0");
+            } else {
+                codes.resize(rp * in);
+                for (size_t j = 0; j < codes.size(); ++j) codes[j] = uniform ? int32_t(int8_t(tq->bytes[j])) : int32_t(tq->bytes[j]);
+            }
+            consumed.insert(qname);
+
+            std::vector<Quantizer> part;  // this tensor's quantizers (nr of them)
+            if (uniform) {
+                if (st.tensors.count(base + ".weight_levels")) throw tensor_err(base + ".weight_levels", "is unexpected for uniform weights");
+                const std::string sname = base + ".weight_scale";
+                const StTensor* ts = need(sname, "F32", {int64_t(nr)}, per_channel ? "one scale per output channel" : "the per-tensor scale");
+                const std::vector<float> sc = ts->to_f32(sname);
+                for (size_t r = 0; r < nr; ++r) {
+                    if (!(sc[r] > 0) || !std::isfinite(sc[r]))
+                        throw tensor_err(sname, "value " + std::to_string(r) + " (" + std::to_string(sc[r]) + ") is not a positive finite scale");
+                    part.push_back(uniform_weight(bits, symmetric, qmin, qmax, sc[r]));
+                }
+                consumed.insert(sname);
+            } else {
+                if (st.tensors.count(base + ".weight_scale")) throw tensor_err(base + ".weight_scale", "is unexpected for pow2 weights");
+                const std::string lname = base + ".weight_levels";
+                const StTensor* tl = need(lname, "F32", {int64_t(nr), int64_t(L)}, "the levels of each row");
+                const std::vector<float> lv = tl->to_f32(lname);
+                for (size_t r = 0; r < nr; ++r) {
+                    std::vector<float> row(lv.begin() + long(r * L), lv.begin() + long((r + 1) * L));
+                    for (size_t k = 0; k < L; ++k)
+                        if (!std::isfinite(row[k]) || (k && !(row[k - 1] < row[k])))
+                            throw tensor_err(lname, "row " + std::to_string(r) + " is not ascending finite levels (at index " + std::to_string(k) + ")");
+                    part.push_back(pow2_weight(bits, std::move(row)));
+                }
+                consumed.insert(lname);
+            }
+            // Values.
+            std::vector<float> w(rp * in);
+            for (size_t r = 0; r < rp; ++r) {
+                const Quantizer& qz = part[per_channel ? r : 0];
+                for (size_t k = 0; k < in; ++k) {
+                    const int32_t c = codes[r * in + k];
+                    if (uniform ? c < qmin || c > qmax : c < 0 || size_t(c) >= L)
+                        throw tensor_err(qname, "code " + std::to_string(c) + " at [" + std::to_string(r) + ", " + std::to_string(k) +
+                                                    "] is outside " +
+                                                    (uniform ? "[" + std::to_string(qmin) + ", " + std::to_string(qmax) + "]"
+                                                             : "the " + std::to_string(L) + " levels"));
+                    w[r * in + k] = qz.dequant(c);
+                }
+            }
+            decoded[qname] = f32_tensor(w, shape);
+            if (per_channel) {
+                qs.insert(qs.end(), part.begin(), part.end());
+            } else if (qs.empty()) {
+                qs = part;
+            } else if (!same_quantizer(qs[0], part[0])) {
+                throw tensor_err(base + (uniform ? ".weight_scale" : ".weight_levels"),
+                                 "differs from '" + jt[0].get<std::string>() + "': a per-tensor quantizer is shared by all parts of " + name);
+            }
+        }
+        q.wq.push_back(std::move(qs));
+        q.wbits.push_back(bits);
+        linear_names.push_back(name);
+        linear_dims.emplace_back(int(out), int(in));
+    }
+
+    // The F32 checkpoint the loader expects: X.weight_q in place, X.weight_scale/levels dropped.
+    SafeTensors fl;
+    fl.metadata = st.metadata;
+    for (const std::string& name : st.order) {
+        if (auto d = decoded.find(name); d != decoded.end()) {
+            const std::string w = name.substr(0, name.size() - 2);  // "X.weight_q" → "X.weight"
+            fl.tensors[w] = std::move(d->second);
+            fl.order.push_back(w);
+        } else if (!consumed.count(name)) {
+            if (ends_with(name, ".weight_q") || ends_with(name, ".weight_scale") || ends_with(name, ".weight_levels"))
+                throw tensor_err(name, "is not described by __metadata__ '" + std::string(kQuantizationMetadataKey) + "' (linears)");
+            fl.tensors[name] = st.tensors.at(name);
+            fl.order.push_back(name);
+        }
+    }
+    LoadedModel lm = load_model(src, fl);
+    q.model = std::move(lm.vit);
+
+    const std::vector<const Linear*> ls = static_cast<const ViT&>(q.model).linears();
+    if (ls.size() != linear_names.size())
+        F.fail("linears", std::to_string(linear_names.size()) + " entries, the model has " + std::to_string(ls.size()) + " Linears");
+    for (size_t i = 0; i < ls.size(); ++i)
+        if (ls[i]->name != linear_names[i] || ls[i]->out != linear_dims[i].first || ls[i]->in != linear_dims[i].second)
+            F.fail("linears[" + std::to_string(i) + "]", "'" + linear_names[i] + "' " + std::to_string(linear_dims[i].first) + "x" +
+                                                              std::to_string(linear_dims[i].second) + ", the model's Linear " +
+                                                              std::to_string(i) + " is '" + ls[i]->name + "' " +
+                                                              std::to_string(ls[i]->out) + "x" + std::to_string(ls[i]->in));
+
+    const json& ja = F.array(meta, "", "activations");
+    const size_t P = q.model.points.size();
+    if (ja.size() != P) F.fail("activations", std::to_string(ja.size()) + " entries, the model has " + std::to_string(P) + " activation points");
+    q.act_on.assign(P, false);
+    q.aq.resize(P);
+    for (size_t p = 0; p < P; ++p) {
+        const std::string path = "activations[" + std::to_string(p) + "]";
+        const std::string point = F.string(ja[p], path, "point");
+        if (point != q.model.points[p].name)
+            F.fail(path + ".point", "'" + point + "', the model's point " + std::to_string(p) + " is '" + q.model.points[p].name + "'");
+        q.act_on[p] = F.boolean(ja[p], path, "on");
+        q.aq[p] = quantizer_from_json(F.at(ja[p], path, "quantizer"), F.what + ": " + path + ".quantizer");
+    }
+    return q;
+}
+
+}  // namespace bitlens

@@ -1,0 +1,73 @@
+// Export and reload of quantized models.
+//
+// A quantized model is written as safetensors in the ORIGINAL checkpoint's naming, so the original
+// config.json (and preprocessor_config.json) still describe it:
+//
+//  * every tensor that is not a Linear weight (tokens, position embedding, LayerNorms, biases) is
+//    written as F32 from the quantized model (equal to the original's values, converted from F16/BF16
+//    if need be, except where RepQ-ViT reparameterisation changed LayerNorm affines and biases);
+//    tensors the model ignores (a Hugging Face pooler) are copied as they are;
+//  * each Linear weight `X.weight` is replaced by
+//      - uniform weights: `X.weight_q` the integer codes and `X.weight_scale` F32 [rows] (one scale per
+//        output channel) or [1] (per tensor); value = code · scale (symmetric: zero point 0).
+//        Codes of ≤ 4 bits: packing "int4", U8 [out, ceil(in/2)], two two's-complement nibbles per
+//        byte, the low nibble is the even column, an odd `in` leaves the last high nibble 0.
+//        Codes of 5–8 bits: packing "int8", I8 [out, in].
+//      - power-of-two weights: `X.weight_levels` F32 [rows, L] (each row ascending, rows as for the
+//        scales) and `X.weight_q` the level indices: packing "index4" (U8 [out, ceil(in/2)], unsigned
+//        nibbles, low = even column) when L ≤ 16, else "index8" (U8 [out, in]); value = levels[index].
+//    `in` is the flattened input size (C·P·P for the patch embedding, whose original weight is 4-D);
+//    the original shape is kept in the metadata. Hugging Face checkpoints store q, k, v separately:
+//    the fused qkv Linear is split back into `...query`, `...key`, `...value` (rows q, k, v); its
+//    per-channel scales/levels are split with the rows, a per-tensor quantizer is written to all three.
+//  * `__metadata__` keeps the original's entries ("format": "pt") and adds "bitlens.quantization",
+//    a JSON string:
+//      {"version": 1,
+//       "config": config_json(cfg),
+//       "linears": [ per Linear in ViT::linears() order:
+//          {"name", "tensors": [source tensor prefixes], "shapes": [original weight shapes],
+//           "out", "in", "bits", "type": "uniform"|"pow2", "granularity": "channel"|"tensor",
+//           "packing": "int4"|"int8"|"index4"|"index8", "symmetric", "qmin", "qmax", "levels" (pow2)} ],
+//       "activations": [ per activation point in ViT::points order:
+//          {"point", "kind", "on", "quantizer": {"type", "bits", and the fields of its type — uniform:
+//           symmetric, scale, zero, qmin, qmax; log2: scale, table, thresholds; sulq: table, thresholds,
+//           eta, log_min, log_delta, round_exponent; pow2: table, thresholds, n1, n2 — plus any other
+//           Quantizer field that differs from its default}} ]}
+//    Floats are written with the fewest significant digits (≤ 9) that read back as the same float,
+//    doubles with the shortest round-trip form: the Quantizer objects are rebuilt bit for bit.
+//
+// Reloading dequantizes every `X.weight_q` back to an F32 `X.weight` (bit-identical to the fake-
+// quantized weights of the exported QuantizedViT), loads the model with load_model() and rebuilds
+// cfg, wq, wbits, act_on and aq from the metadata. Errors name the tensor or metadata field.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "config.h"
+#include "ptq.h"
+#include "safetensors.h"
+
+namespace bitlens {
+
+inline constexpr const char* kQuantizationMetadataKey = "bitlens.quantization";
+
+// `original`: the checkpoint `q` was quantized from (its naming, shapes and ignored tensors).
+std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& original);
+
+bool is_quantized_checkpoint(const SafeTensors& st);
+QuantizedViT load_quantized(const ModelSource& src);
+// The same from tensors already parsed (src.safetensors is then ignored; its name is used in errors).
+QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st);
+
+// Building blocks, exposed for the tests.
+// codes: rows × cols, each in [-8, 7] (int4) → rows × ceil(cols/2) bytes.
+std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols);
+// bytes: rows × ceil(cols/2) → rows × cols codes, sign-extended when `is_signed`.
+std::vector<int32_t> unpack_nibbles(const uint8_t* bytes, size_t rows, size_t cols, bool is_signed);
+nlohmann::json quantizer_json(const Quantizer& q);
+Quantizer quantizer_from_json(const nlohmann::json& j, const std::string& what);
+
+}  // namespace bitlens
