@@ -78,6 +78,11 @@ export class Dataset {
 export class QuantizedModel {
   readonly info: { config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number };
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
+  classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
+  /** Packed int4/int8 codes + scales in the original naming, the recipe in __metadata__ (loadModel reads it back). */
+  exportSafetensors(): Uint8Array;
+  /** The class token's attention to each patch (mean over heads) after quantization; `block` < 0 counts from the end. */
+  attention(image: Bytes, options?: { block?: number; name?: string }): Float32Array;
   delete(): void;
 }
 
@@ -91,6 +96,8 @@ export class Model {
   quantize(options: QuantizeOptions): QuantizedModel;
   /** The FP32 weight [out × in] of a layer named in `info.layers`. */
   weight(name: string): Float32Array;
+  /** The class token's attention to each patch (grid rows × cols, mean over heads); `block` < 0 counts from the end. */
+  attention(image: Bytes, options?: { block?: number; name?: string }): Float32Array;
   delete(): void;
 }
 
@@ -103,7 +110,53 @@ export interface QuantizeTensorResult {
   params: { quantizer: QuantizerName; bits: number; scale: number; zero: number; eta: number; n1: number; n2: number; mse: number };
 }
 
+export type Corruption = string | { type: 'noise' | 'blur' | 'brightness' | 'contrast'; severity: 1 | 2 | 3 | 4 | 5 };
+
+export interface SweepSpec {
+  model: Model;
+  /** Evaluation images. */
+  data: Dataset;
+  /** Calibration pool: each seed draws `calibSize` images from it. */
+  calib: Dataset;
+  /** Quantization configs (as QuantizeOptions without calib) or strings like "w4a4". */
+  configs: (Omit<QuantizeOptions, 'calib' | 'integer'> | string)[];
+  seeds?: number; firstSeed?: number; calibSize?: number;
+  /** Draw calibration images only from these classes (indices or labels). */
+  calibClasses?: (number | string)[];
+  /** 0: uniform draw; in (0, 1]: classes weighted 1, ρ, ρ², … in a seeded order. */
+  calibSkew?: number;
+  calibCorrupt?: Corruption; evalCorrupt?: Corruption;
+  /** Groups of classes reported like classes: "tops=0,2,4,6;shoes=5,7,9" or [{name, classes}]. */
+  groups?: string | { name: string; classes: (number | string)[] }[];
+  /** Evaluate on the first N images only. */
+  limit?: number;
+}
+
+export interface SweepConfigResult {
+  name: string; config: Record<string, unknown>; modelBytes: number;
+  top1Mean: number; top1Std: number; top1Min: number; top1Max: number; top1Drop: number;
+  perClassMean: (number | null)[]; perClassMin: (number | null)[]; perClassMax: (number | null)[];
+  /** Lowest mean per-class accuracy, and its drop from FP32. */
+  worstClass: { index: number; label: string; accuracy: number; drop: number };
+  /** Lowest per-class accuracy over every seed and class, with the seed that produced it. */
+  worstCase: { index: number; label: string; accuracy: number; drop: number; seed: number };
+  largestDrop: { index: number; label: string; drop: number };
+  largestSeedDrop: { index: number; label: string; drop: number; seed: number };
+  groups: unknown[];
+  seeds: { seed: number; top1: number; perClass: (number | null)[]; confusion: number[][] }[];
+}
+
+export interface SweepResult {
+  labels: string[]; classCount: number[]; evalN: number; seeds: number[];
+  fp32: { top1: number; perClass: (number | null)[]; worstClass: string; confusion: number[][]; groups: unknown[] };
+  configs: SweepConfigResult[];
+  /** The C++ JSON as written by `bitlens sweep --json`. */
+  raw: unknown;
+}
+
 export interface BitLens {
+  /** Runs one (config, seed) per event-loop turn; rejects with an AbortError when `signal` fires. */
+  sweep(spec: SweepSpec, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<SweepResult>;
   loadModel(files: ModelFiles): Model;
   loadDataset(spec: DatasetSpec): Dataset;
   quantizeTensor(values: Float32Array | number[], options?: QuantizeTensorOptions): QuantizeTensorResult;

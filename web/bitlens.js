@@ -71,6 +71,8 @@ export class QuantizedModel {
     this._alive();
     return topK(JSON.parse(this._h.classify(toBytes(image, 'classify'), name)), this.labels, k);
   }
+  /** The quantized model as safetensors bytes (packed int4/int8 codes, scales, recipe in __metadata__); loadModel reads it back with the original config.json. */
+  exportSafetensors() { this._alive(); return this._h.exportSafetensors(); }
   /** As Model.attention, with the quantized model (post-softmax values after quantization). */
   attention(image, { block = -1, name = 'image' } = {}) {
     this._alive();

@@ -9,6 +9,7 @@
 
 #include "dataset.h"
 #include "eval.h"
+#include "export.h"
 #include "model.h"
 #include "ptq.h"
 #include "quant.h"
@@ -124,6 +125,17 @@ class QuantizedHandle {
 public:
     QuantizedViT q;
     int integer_layers = 0;
+    std::shared_ptr<const std::vector<uint8_t>> source;  // the original checkpoint's bytes, for export
+    std::string source_name;
+    // The quantized model as safetensors (packed codes + scales, recipe in __metadata__), in the
+    // original checkpoint's naming so its config.json still applies.
+    val export_safetensors() const {
+        return guard([&] {
+            const SafeTensors st = parse_safetensors(source->data(), source->size(), source_name);
+            const std::vector<uint8_t> bytes = export_quantized(q, st);
+            return val::global("Uint8Array").new_(val(typed_memory_view(bytes.size(), bytes.data())));
+        });
+    }
     std::string info() const {
         return nlohmann::json{{"config", config_json(q.cfg)},
                               {"modelBytes", q.model_bytes()},
@@ -195,9 +207,17 @@ public:
 class ModelHandle {
 public:
     LoadedModel lm;
+    std::shared_ptr<const std::vector<uint8_t>> source;
+    std::string source_name;
+    // Set when the checkpoint is a BitLens quantized export: lm.vit holds its dequantized weights and
+    // inference applies its activation quantizers.
+    std::unique_ptr<QuantizedViT> quant;
+    std::unique_ptr<FakeQuantHook> quant_hook;
+    ActivationHook* hook() const { return quant_hook.get(); }
 
     SweepHandle* sweep(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib) const {
         return guard([&] {
+            if (quant) throw std::runtime_error("sweep: this model is already quantized (" + quant->cfg.name() + ")");
             SweepSpec sp = sweep_spec_from_json(nlohmann::json::parse(spec), lm.vit.cfg);
             auto r = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
             auto* h = new SweepHandle;
@@ -208,10 +228,12 @@ public:
 
     QuantizedHandle* quantize(std::string config, const DatasetHandle& calib, bool integer) const {
         return guard([&] {
+            if (quant) throw std::runtime_error("quantize: this model is already quantized (" + quant->cfg.name() + ")");
             QuantConfig qc = config_from_json(nlohmann::json::parse(config));
             QuantizedViT qv = bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1);
             auto* h = new QuantizedHandle;
             h->q = std::move(qv);
+            h->source = source, h->source_name = source_name;
             if (integer) h->integer_layers = enable_integer(h->q);
             return h;
         });
@@ -245,23 +267,24 @@ public:
                                    std::vector<std::string> v;
                                    for (const ActPoint& p : lm.vit.points) v.push_back(p.name);
                                    return v;
-                               }()}}
+                               }()},
+                              {"quantized", quant ? config_json(quant->cfg) : nlohmann::json(nullptr)}}
             .dump();
     }
 
     std::string evaluate(const DatasetHandle& d, size_t limit) const {
         return guard([&] {
             PreparedData data = prepare(d.ds, lm.vit.cfg, limit);
-            return eval_json(bitlens::evaluate(lm.vit, data, 1)).dump();
+            return eval_json(bitlens::evaluate(lm.vit, data, 1, hook())).dump();
         });
     }
 
     // Logits for one encoded image.
     std::string classify(val image_bytes, std::string name) const {
-        return guard([&] { return nlohmann::json(logits_of(lm.vit, image_bytes, name, nullptr)).dump(); });
+        return guard([&] { return nlohmann::json(logits_of(lm.vit, image_bytes, name, hook())).dump(); });
     }
     val attention(val image_bytes, std::string name, int block) const {
-        return guard([&] { return attention_of(lm.vit, image_bytes, name, block, nullptr); });
+        return guard([&] { return attention_of(lm.vit, image_bytes, name, block, hook()); });
     }
 };
 
@@ -273,10 +296,19 @@ ModelHandle* load_model_js(val safetensors, std::string config, std::string prep
         src.config_json = config;
         src.preprocessor_json = preprocessor;
         src.heads_override = heads;
-        LoadedModel lm = load_model(src);
-        auto* h = new ModelHandle;
-        h->lm = std::move(lm);
-        return h;
+        const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), st_name);
+        auto h = std::make_unique<ModelHandle>();
+        if (is_quantized_checkpoint(st)) {
+            h->quant = std::make_unique<QuantizedViT>(load_quantized(src, st));
+            h->lm.vit = h->quant->model;
+            h->lm.source_dtype = "quantized";
+            h->quant_hook = std::make_unique<FakeQuantHook>(*h->quant);
+        } else {
+            h->lm = load_model(src, st);
+        }
+        h->source = std::make_shared<const std::vector<uint8_t>>(std::move(src.safetensors));
+        h->source_name = st_name;
+        return h.release();
     });
 }
 
@@ -300,6 +332,7 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("info", &QuantizedHandle::info)
         .function("evaluate", &QuantizedHandle::evaluate)
         .function("classify", &QuantizedHandle::classify)
+        .function("exportSafetensors", &QuantizedHandle::export_safetensors)
         .function("attention", &QuantizedHandle::attention);
     function("_quantizeTensor", &quantize_tensor_js);
     function("_loadModel", &load_model_js, allow_raw_pointers());

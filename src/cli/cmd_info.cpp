@@ -3,12 +3,25 @@
 #include <iostream>
 
 #include "cli.h"
+#include "export.h"
 #include "model.h"
 
 namespace bitlens::cli {
 
 int cmd_info(const Args& a) {
-    LoadedModel lm = load_model_path(a.need("model"), int(a.num("heads", 0, 1, 4096)));
+    ModelSource src = read_model_source(a.need("model"));
+    src.heads_override = int(a.num("heads", 0, 1, 4096));
+    const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
+    LoadedModel lm;
+    json quant = nullptr;
+    if (is_quantized_checkpoint(st)) {  // a BitLens export: dequantized weights, and the recipe
+        QuantizedViT q = load_quantized(src, st);
+        quant = {{"config", config_json(q.cfg)}, {"model_bytes", src.safetensors.size()}, {"bits_per_weight", q.bits_per_weight()}};
+        lm.vit = std::move(q.model);
+        lm.source_dtype = "quantized";
+    } else {
+        lm = load_model(src, st);
+    }
     const ViTConfig& c = lm.vit.cfg;
     json j = {{"naming", naming_name(c.naming)},
               {"config", c.config_source},
@@ -32,12 +45,16 @@ int cmd_info(const Args& a) {
               {"labels", c.labels},
               {"preprocess", {{"mean", c.pp.mean}, {"std", c.pp.std}, {"resample", c.pp.resample}}},
               {"quantization_points", lm.vit.points.size()},
-              {"ignored_tensors", lm.vit.ignored_tensors}};
+              {"ignored_tensors", lm.vit.ignored_tensors},
+              {"quantization", quant}};
     if (a.flags.count("json")) {
         std::cout << j.dump() << "\n";
         return 0;
     }
     std::printf("naming:        %s (config: %s)\n", naming_name(c.naming), c.config_source.c_str());
+    if (!quant.is_null())
+        std::printf("quantized:     %s, %.2f bits per weight, %zu bytes\n", quant["config"]["name"].get<std::string>().c_str(),
+                    quant["bits_per_weight"].get<double>(), src.safetensors.size());
     if (!c.architecture.empty()) std::printf("architecture:  %s\n", c.architecture.c_str());
     std::printf("dtype:         %s\nparameters:    %zu\n", lm.source_dtype.c_str(), lm.vit.parameter_count());
     std::printf("input:         %d x %d x %d, patch %d -> %d tokens (%s%s)\n", c.channels, c.image_h, c.image_w, c.patch,

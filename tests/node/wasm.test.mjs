@@ -145,3 +145,27 @@ test('a sweep stops when its AbortSignal fires, and bad sweep specs are Errors n
   model.delete();
   data.delete();
 });
+
+test('exportSafetensors in WASM writes the same bytes as `bitlens quantize --out`, and loadModel reads it back', async () => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'bitlens-export-'));
+  try {
+    const files = modelFiles('models/vit-fmnist-hf');
+    const model = bl.loadModel(files);
+    const data = bl.loadDataset(defaultData());
+    const q = model.quantize({ calib: data, wbits: 4, abits: 4, calibSize: 16, seed: 5 });
+    const bytes = q.exportSafetensors();
+    nativeQuantize('models/vit-fmnist-hf', 'models/data', ['--wbits', '4', '--abits', '4', '--calib-size', '16', '--seed', '5', '--out', dir]);
+    assert.deepEqual(Buffer.from(bytes), readFileSync(join(dir, 'model.safetensors')));
+    assert.ok(bytes.length < files.safetensors.length / 3);
+    const back = bl.loadModel({ ...files, safetensors: bytes });
+    assert.equal(back.info.quantized.name, 'W4A4');
+    assert.deepEqual(back.evaluate(data), q.evaluate(data));
+    assert.throws(() => back.quantize({ calib: data }), /already quantized/);
+    for (const o of [back, q, model, data]) o.delete();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
