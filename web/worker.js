@@ -182,75 +182,11 @@ function dataSummary() {
 
 // ---------- the sweep --------------------------------------------------------------------------
 
-const mean = (a) => a.reduce((s, v) => s + v, 0) / a.length;
-function sampleStd(a) {
-  if (a.length < 2) return 0;
-  const m = mean(a);
-  return Math.sqrt(a.reduce((s, v) => s + (v - m) ** 2, 0) / (a.length - 1));
-}
 export function configName(c) { return `W${c.wbits}A${c.abits}`; }
 
-/**
- * Runs a sweep: `bl.sweep(spec, { onProgress })` when the package has it. Otherwise (until it lands
- * in web/bitlens.js) an emulation with model.quantize()/evaluate() over the seeds, computing the same
- * statistics in JS; the calibration-shift options (calibClasses, calibSkew, calibCorrupt, evalCorrupt)
- * need bl.sweep and are refused by the emulation. Result shape: see bl.sweep in web/bitlens.js.
- */
-async function runSweep(blInstance, spec, onProgress) {
-  if (typeof blInstance.sweep === 'function') return blInstance.sweep(spec, { onProgress });
-  // ---- emulation (temporary) ----
-  const shift = ['calibClasses', 'calibSkew', 'calibCorrupt', 'evalCorrupt'].filter((k) => spec[k] != null);
-  if (shift.length) throw new Error(`calibration-shift options (${shift.join(', ')}) need bl.sweep, which this build of BitLens does not have yet`);
-  const { model: m, data, calib, configs, seeds, calibSize } = spec;
-  const fp = m.evaluate(data);
-  const total = configs.length * seeds;
-  let done = 0;
-  onProgress?.({ done, total });
-  const out = { labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass }, configs: [] };
-  for (const cfg of configs) {
-    const runs = [];
-    let modelBytes = 0;
-    for (let s = 0; s < seeds; s++) {
-      const q = m.quantize({ ...cfg, seed: s, calibSize, calib });
-      try {
-        modelBytes = q.info.modelBytes;
-        const r = q.evaluate(data);
-        runs.push({ seed: s, top1: r.top1, perClass: r.perClass, confusion: r.confusion });
-      } finally { q.delete(); }
-      onProgress?.({ done: ++done, total });
-      await new Promise((r) => setTimeout(r, 0));
-    }
-    const C = fp.labels.length;
-    const valid = (v) => v != null && !Number.isNaN(v);
-    const perClassMean = [], perClassMin = [], perClassMax = [];
-    let worstCase = null, largestDrop = null;
-    for (let c = 0; c < C; c++) {
-      const v = runs.map((r) => r.perClass[c]).filter(valid);
-      perClassMean.push(v.length ? mean(v) : NaN);
-      perClassMin.push(v.length ? Math.min(...v) : NaN);
-      perClassMax.push(v.length ? Math.max(...v) : NaN);
-    }
-    for (const r of runs) {
-      for (let c = 0; c < C; c++) {
-        const a = r.perClass[c];
-        if (!valid(a)) continue;
-        if (!worstCase || a < worstCase.accuracy) worstCase = { index: c, label: fp.labels[c], accuracy: a, seed: r.seed };
-        const d = fp.perClass[c] - a;
-        if (!largestDrop || d > largestDrop.drop) largestDrop = { index: c, label: fp.labels[c], drop: d, seed: r.seed };
-      }
-    }
-    let wc = -1;
-    for (let c = 0; c < C; c++) if (valid(perClassMean[c]) && (wc < 0 || perClassMean[c] < perClassMean[wc])) wc = c;
-    const top1 = runs.map((r) => r.top1);
-    out.configs.push({
-      name: configName(cfg), config: { ...cfg, calibSize },
-      top1Mean: mean(top1), top1Std: sampleStd(top1),
-      perClassMean, perClassMin, perClassMax,
-      worstClass: { index: wc, label: fp.labels[wc], accuracy: perClassMean[wc], drop: fp.perClass[wc] - perClassMean[wc] },
-      worstCase, largestDrop, modelBytes, seeds: runs,
-    });
-  }
-  return out;
+/** Runs a sweep with the package's bl.sweep (statistics computed in C++, identical to the CLI). */
+function runSweep(blInstance, spec, onProgress) {
+  return blInstance.sweep(spec, { onProgress });
 }
 
 // ---------- teaching views -----------------------------------------------------------------------
