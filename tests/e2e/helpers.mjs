@@ -1,10 +1,11 @@
 // Helpers for the end-to-end tests: repo paths, the browser, and test images made from the real
 // Fashion-MNIST evaluation set (PNG-encoded, zipped with fflate).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { deflateSync, gunzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
+import { encodePngGray } from '../node/helpers.mjs';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const artifacts = join(root, 'tests/artifacts');
@@ -32,34 +33,8 @@ export function saveArtifact(name, bytes) {
   return p;
 }
 
-const crcTable = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type, data) {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'ascii');
-  data.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-/** A grayscale 8-bit PNG. */
-export function encodePngGray(pixels, width, height) {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  const raw = Buffer.alloc((width + 1) * height);
-  for (let y = 0; y < height; y++) Buffer.from(pixels.subarray(y * width, (y + 1) * width)).copy(raw, y * (width + 1) + 1);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
+/** A grayscale 8-bit PNG (the Node tests' encoder). */
+export { encodePngGray };
 
 /**
  * `perClass` real images of each class from the default evaluation set, as PNG files in one folder per

@@ -19,7 +19,7 @@ export function nativeEval(modelDir, dataPath) {
   return JSON.parse(execFileSync(cli, ['eval', '--model', path(modelDir), '--data', path(dataPath), '--json']).toString());
 }
 
-// A minimal grayscale PNG encoder (for tests that need real encoded files).
+// A minimal PNG encoder (8-bit grey or RGB), for tests and benchmarks that need real encoded files.
 import { deflateSync, gunzipSync } from 'node:zlib';
 const crcTable = Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -39,14 +39,18 @@ function chunk(type, data) {
   out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
   return out;
 }
-export function encodePngGray(pixels, width, height) {
+export function encodePng(pixels, width, height, channels = 1) {
+  if (channels !== 1 && channels !== 3) throw new Error(`encodePng: ${channels} channels (1 or 3)`);
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; ihdr[9] = 0; // 8-bit grayscale
-  const raw = Buffer.alloc((width + 1) * height);
-  for (let y = 0; y < height; y++) Buffer.from(pixels.subarray(y * width, (y + 1) * width)).copy(raw, y * (width + 1) + 1);
+  ihdr[8] = 8; ihdr[9] = channels === 1 ? 0 : 2; // 8-bit grey or RGB
+  const row = width * channels;
+  const raw = Buffer.alloc((row + 1) * height);
+  for (let y = 0; y < height; y++) Buffer.from(pixels.subarray(y * row, (y + 1) * row)).copy(raw, y * (row + 1) + 1);
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
+export const encodePngGray = (pixels, width, height) => encodePng(pixels, width, height, 1);
+
 // Image i (28×28 pixels) and label i of the default IDX set.
 export function defaultImage(i) {
   const { idxImages, idxLabels } = defaultData();
