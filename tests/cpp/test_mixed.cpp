@@ -82,3 +82,35 @@ TEST_CASE("allocator: an infeasible budget is a clear error naming the minimum")
     CHECK_NOTHROW(allocate(items, 500));
     CHECK_THROWS_WITH(allocate({}, 10), doctest::Contains("nothing to allocate"));
 }
+
+#include "test_util.h"
+
+TEST_CASE("mixed precision on the shipped DeiT: sensitivities fall with bits, budgets are never exceeded, the plan is deterministic") {
+    using namespace bitlens::test;
+    LoadedModel m = load_model(source(kTimmModel));
+    PreparedData d = prepare(load_dataset(src_path("models/data")), m.vit.cfg, 200);
+    const std::vector<size_t> imgs = draw_calibration(d.n, 12, 0);
+    QuantConfig base;
+    for (Objective obj : {Objective::Mean, Objective::Worst}) {
+        Sensitivities s = measure_sensitivities(m.vit, d, imgs, base, obj, {3, 4, 8}, 2);
+        CHECK(s.weights.size() == m.vit.linears().size());
+        for (const KnapsackItem& it : s.weights) {
+            CAPTURE(it.name);
+            CHECK(it.sensitivity[0] >= it.sensitivity[2]);  // 3 bits hurt at least as much as 8
+            CHECK(it.sensitivity[2] >= 0);
+        }
+        MixedPlan p = plan_mixed(s, 4.0, 4.0), p2 = plan_mixed(s, 4.0, 4.0);
+        CHECK(p.weight_cost <= p.weight_budget);
+        CHECK(p.act_cost <= p.act_budget);
+        CHECK(p.weight_bits_avg <= 4.0);
+        CHECK(p.weight_bits_avg > 3.5);  // the budget is used, not left idle
+        CHECK(p.layer_bits == p2.layer_bits);
+        CHECK(p.point_bits == p2.point_bits);
+        // The plan is a valid quantization config.
+        QuantConfig c = base;
+        c.layer_bits = p.layer_bits, c.point_bits = p.point_bits;
+        QuantizedViT q = quantize(m.vit, d, c, 2);
+        for (size_t i = 0; i < q.wbits.size(); ++i) CHECK(q.wbits[i] == p.layer_bits.at(m.vit.linears()[i]->name));
+        CHECK_THROWS_WITH(plan_mixed(s, 2.5, 4.0), doctest::Contains("infeasible"));
+    }
+}
