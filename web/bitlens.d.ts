@@ -79,6 +79,8 @@ export class QuantizedModel {
   readonly info: { config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number };
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
   classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
+  /** Logits for one preprocessed input (channels × height × width, normalised). */
+  forwardRaw(input: Float32Array | number[]): Float32Array;
   /** Packed int4/int8 codes + scales in the original naming, the recipe in __metadata__ (loadModel reads it back). */
   exportSafetensors(): Uint8Array;
   /** The class token's attention to each patch (mean over heads) after quantization; `block` < 0 counts from the end. */
@@ -94,6 +96,8 @@ export class Model {
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
   classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
   quantize(options: QuantizeOptions): QuantizedModel;
+  /** Logits for one preprocessed input (channels × height × width, normalised). */
+  forwardRaw(input: Float32Array | number[]): Float32Array;
   /** The FP32 weight [out × in] of a layer named in `info.layers`. */
   weight(name: string): Float32Array;
   /** The class token's attention to each patch (grid rows × cols, mean over heads); `block` < 0 counts from the end. */

@@ -71,6 +71,8 @@ export class QuantizedModel {
     this._alive();
     return topK(JSON.parse(this._h.classify(toBytes(image, 'classify'), name)), this.labels, k);
   }
+  /** Logits for one preprocessed input (Float32Array, channels × height × width, normalised). */
+  forwardRaw(input) { this._alive(); return this._h.forwardRaw(input instanceof Float32Array ? input : Float32Array.from(input)); }
   /** The quantized model as safetensors bytes (packed int4/int8 codes, scales, recipe in __metadata__); loadModel reads it back with the original config.json. */
   exportSafetensors() { this._alive(); return this._h.exportSafetensors(); }
   /** As Model.attention, with the quantized model (post-softmax values after quantization). */
@@ -105,6 +107,8 @@ export class Model {
     calib._alive();
     return new QuantizedModel(this._h.quantize(quantConfig(opts), calib._h, !!integer), this.info.labels);
   }
+  /** Logits for one preprocessed input (Float32Array, channels × height × width, normalised). */
+  forwardRaw(input) { this._alive(); return this._h.forwardRaw(input instanceof Float32Array ? input : Float32Array.from(input)); }
   /** The FP32 weight of a layer (names in `info.layers`), as a Float32Array [out × in]. */
   weight(name) { this._alive(); return this._h.weight(String(name)); }
   /** Classifies one encoded image (PNG, JPEG, BMP, GIF): the top-k labels with probabilities. */

@@ -153,6 +153,13 @@ public:
             return nlohmann::json(logits_of(q.model, image_bytes, name, &hook)).dump();
         });
     }
+    // Logits for one already-preprocessed CHW input (benchmarks; no decode, no JSON).
+    val forward_raw(val input) const {
+        return guard([&] {
+            FakeQuantHook hook(q);
+            return float_array(q.model.forward(floats_of(input), &hook));
+        });
+    }
     val attention(val image_bytes, std::string name, int block) const {
         return guard([&] {
             FakeQuantHook hook(q);
@@ -286,6 +293,9 @@ public:
     val attention(val image_bytes, std::string name, int block) const {
         return guard([&] { return attention_of(lm.vit, image_bytes, name, block, hook()); });
     }
+    val forward_raw(val input) const {
+        return guard([&] { return float_array(lm.vit.forward(floats_of(input), hook())); });
+    }
 };
 
 ModelHandle* load_model_js(val safetensors, std::string config, std::string preprocessor, std::string st_name, int heads) {
@@ -323,7 +333,8 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("quantize", &ModelHandle::quantize, allow_raw_pointers())
         .function("weight", &ModelHandle::weight)
         .function("attention", &ModelHandle::attention)
-        .function("sweep", &ModelHandle::sweep, allow_raw_pointers());
+        .function("sweep", &ModelHandle::sweep, allow_raw_pointers())
+        .function("forwardRaw", &ModelHandle::forward_raw);
     class_<SweepHandle>("SweepRun")
         .function("total", &SweepHandle::total)
         .function("run", &SweepHandle::run)
@@ -333,6 +344,7 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("evaluate", &QuantizedHandle::evaluate)
         .function("classify", &QuantizedHandle::classify)
         .function("exportSafetensors", &QuantizedHandle::export_safetensors)
+        .function("forwardRaw", &QuantizedHandle::forward_raw)
         .function("attention", &QuantizedHandle::attention);
     function("_quantizeTensor", &quantize_tensor_js);
     function("_loadModel", &load_model_js, allow_raw_pointers());

@@ -169,3 +169,16 @@ test('exportSafetensors in WASM writes the same bytes as `bitlens quantize --out
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('forwardRaw on a preprocessed input gives the logits classify gives on the encoded image', () => {
+  const model = bl.loadModel(modelFiles('models/vit-fmnist-hf'));
+  const { pixels } = defaultImage(3);
+  const png = encodePngGray(pixels, 28, 28);
+  const pp = JSON.parse(modelFiles('models/vit-fmnist-hf').preprocessor);
+  const x = Float32Array.from(pixels, (p) => (Math.fround(p / 255) - Math.fround(pp.image_mean[0])) / Math.fround(pp.image_std[0]));
+  const logits = model.forwardRaw(x);
+  const top = model.classify(png, { topK: 10 });
+  for (const t of top) assert.ok(Math.abs(logits[t.index] - t.logit) < 1e-4);
+  assert.throws(() => model.forwardRaw(new Float32Array(5)), /model input has 5 values, expected 784/);
+  model.delete();
+});
