@@ -134,7 +134,20 @@ TEST_CASE("enable_integer: W8A8 and W4A4 switch every Linear (patch embedding, 4
             for (size_t i = 0; i < sim.predictions.size(); ++i) differ += sim.predictions[i] != integer.predictions[i];
             MESSAGE(dir << " W" << bits << "A" << bits << ": simulated top-1 " << sim.top1 << ", integer " << integer.top1 << ", "
                         << differ << " of " << sim.predictions.size() << " predictions differ");
-            CHECK(differ == 0);
+            // The integer path sums exact int32 products and scales once; the simulated path sums rounded
+            // float products. Their logits differ by ~1e-6 relative, so only an image whose two best
+            // classes are that close can flip. Every flip must be such a near-tie.
+            CHECK(differ <= 1);
+            FakeQuantHook hook(q);
+            for (size_t i = 0; i < sim.predictions.size(); ++i) {
+                if (sim.predictions[i] == integer.predictions[i]) continue;
+                std::vector<float> x(f.data.inputs.begin() + long(i * f.data.input_size),
+                                     f.data.inputs.begin() + long((i + 1) * f.data.input_size));
+                const std::vector<float> z = q.model.forward(x, &hook);
+                const double gap = std::fabs(double(z[size_t(sim.predictions[i])]) - double(z[size_t(integer.predictions[i])]));
+                CAPTURE(i);
+                CHECK(gap < 1e-4 * (1.0 + std::fabs(double(z[size_t(sim.predictions[i])]))));
+            }
         }
     }
     // Power-of-two weights have no integer path: nothing is switched.
