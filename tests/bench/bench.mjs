@@ -1,0 +1,753 @@
+// `npm run bench` — BitLens against onnxruntime-web, side by side, in one single-threaded Node process.
+// A benchmark, not a test: it prints numbers (and PASS/MISS against issue 5's targets) and always
+// exits 0 unless something could not run at all.
+//
+//   node tests/bench/bench.mjs [--runs 20] [--warmup 3] [--only deit-tiny,deit-small,vit-fmnist-hf,deit-fmnist-timm]
+//                              [--no-gemm] [--no-sweep] [--no-native] [--profile] [--perf] [--out build/bench]
+//
+// Models come from tests/bench/make_models.py (Debian python3-torch + python3-onnx), run only when its
+// cached outputs under build/bench/ are missing or a shipped model changed. The GEMM rates come from a
+// small WASM module built here from wasm_kernels/*.cpp (tests/bench/gemm_bench.cpp) until the shipped
+// module has a raw kernel entry point. Results: stdout and build/bench/results.json.
+import { spawnSync, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { deflateSync, gunzipSync } from 'node:zlib';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const HERE = path.join(ROOT, 'tests/bench');
+
+// ------------------------------------------------------------------------------------------------
+// Options
+
+function parseArgs(argv) {
+  const o = { runs: 20, warmup: 3, only: null, gemm: true, sweep: true, native: true, profile: false, perf: false, models: [], out: path.join(ROOT, 'build/bench') };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
+    if (a === '--runs') o.runs = Math.max(1, parseInt(val(), 10));
+    else if (a === '--warmup') o.warmup = Math.max(0, parseInt(val(), 10));
+    else if (a === '--only') o.only = new Set(val().split(','));
+    else if (a === '--out') o.out = path.resolve(val());
+    else if (a === '--model') o.models.push(path.relative(ROOT, path.resolve(val())));
+    else if (a === '--no-gemm') o.gemm = false;
+    else if (a === '--no-sweep') o.sweep = false;
+    else if (a === '--no-native') o.native = false;
+    else if (a === '--profile') o.profile = true;
+    else if (a === '--perf') o.profile = o.perf = true;
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: node tests/bench/bench.mjs [--runs N] [--warmup N] [--only a,b] [--no-gemm] [--no-sweep] [--no-native]\n' +
+        '                                  [--profile] [--perf] [--model DIR]... [--out DIR]\n' +
+        '  --model    also benchmark this model folder (safetensors + config), exported to ONNX like the shipped ones\n' +
+        '  --profile  also build tests/bench/profile.cpp (WASM and native) and print where a DeiT-tiny forward spends its time\n' +
+        '  --perf     --profile plus `perf record` of fp32 and W8A8 forward loops (top symbols)');
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}`);
+  }
+  return o;
+}
+const opt = parseArgs(process.argv.slice(2));
+mkdirSync(opt.out, { recursive: true });
+
+const log = (...a) => console.error('[bench]', ...a);
+const loadavg = () => os.loadavg().map((x) => +x.toFixed(2));
+const uptimeText = () => { try { return execFileSync('uptime', { encoding: 'utf8' }).trim(); } catch { return `loadavg ${loadavg().join(', ')}`; } };
+
+// ------------------------------------------------------------------------------------------------
+// Statistics and timing
+
+function stats(samplesMs) {
+  const s = [...samplesMs].sort((a, b) => a - b);
+  const n = s.length;
+  const median = n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  const mean = s.reduce((a, b) => a + b, 0) / n;
+  return { median_ms: +median.toFixed(4), best_ms: +s[0].toFixed(4), mean_ms: +mean.toFixed(4), worst_ms: +s[n - 1].toFixed(4), runs: n };
+}
+// variants: [{ name, fn }]; each round runs every variant once (in order), after `warmup` rounds.
+async function roundRobin(variants, { runs = opt.runs, warmup = opt.warmup } = {}) {
+  for (let w = 0; w < warmup; w++) for (const v of variants) await v.fn();
+  const t = Object.fromEntries(variants.map((v) => [v.name, []]));
+  for (let r = 0; r < runs; r++)
+    for (const v of variants) {
+      const t0 = performance.now();
+      await v.fn();
+      t[v.name].push(performance.now() - t0);
+    }
+  const out = Object.fromEntries(Object.entries(t).map(([k, s]) => [k, stats(s)]));
+  Object.defineProperty(out, 'raw', { value: t, enumerable: false });  // per-round samples, for paired differences
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Inputs: deterministic images, PNG-encoded for bitlens and preprocessed the same way for ORT
+
+function xorshift(seed) {
+  let s = seed >>> 0 || 1;
+  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+}
+const CRC = new Int32Array(256).map((_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c; });
+function crc32(buf) { let c = -1; for (let i = 0; i < buf.length; i++) c = CRC[(c ^ buf[i]) & 255] ^ (c >>> 8); return (c ^ -1) >>> 0; }
+function pngChunk(type, data) {
+  const b = Buffer.alloc(12 + data.length);
+  b.writeUInt32BE(data.length, 0);
+  b.write(type, 4, 'ascii');
+  data.copy(b, 8);
+  b.writeUInt32BE(crc32(b.subarray(4, 8 + data.length)), 8 + data.length);
+  return b;
+}
+// 8-bit grey (ch = 1) or RGB (ch = 3), pixels HWC.
+function encodePng(w, h, ch, px) {
+  const stride = w * ch, raw = Buffer.alloc(h * (stride + 1));
+  for (let y = 0; y < h; y++) raw.set(px.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0), ihdr.writeUInt32BE(h, 4), ihdr[8] = 8, ihdr[9] = ch === 3 ? 2 : 0;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
+}
+// Random images with some structure (smooth colour fields plus noise), so they are not all alike.
+function syntheticImages(count, w, h, ch, seed) {
+  const r = xorshift(seed), out = [];
+  for (let n = 0; n < count; n++) {
+    const px = new Uint8Array(w * h * ch), base = [], fx = [], fy = [];
+    for (let c = 0; c < ch; c++) base.push(r() % 256), fx.push((r() % 7) + 1), fy.push((r() % 5) + 1);
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let c = 0; c < ch; c++) {
+          const v = base[c] + 70 * Math.sin((x * fx[c]) / w * Math.PI) * Math.cos((y * fy[c]) / h * Math.PI) + ((r() % 61) - 30);
+          px[(y * w + x) * ch + c] = Math.max(0, Math.min(255, Math.round(v)));
+        }
+    out.push(px);
+  }
+  return out;
+}
+function readIdx(buf) {
+  const b = buf[0] === 0x1f && buf[1] === 0x8b ? gunzipSync(buf) : buf;
+  const nd = b[3], dims = [];
+  for (let i = 0; i < nd; i++) dims.push(b.readUInt32BE(4 + 4 * i));
+  return { dims, data: new Uint8Array(b.buffer, b.byteOffset + 4 + 4 * nd, dims.reduce((a, c) => a * c, 1)) };
+}
+// bitlens' preprocess() in float32: v = p/255; v = (v - mean[c]) / std[c]; CHW.
+function preprocess(px, w, h, ch, mean, std) {
+  const f = Math.fround, out = new Float32Array(ch * w * h);
+  for (let c = 0; c < ch; c++) {
+    const m = f(mean[c]), s = f(std[c]);
+    for (let i = 0; i < w * h; i++) out[c * w * h + i] = f(f(f(px[i * ch + c] / 255) - m) / s);
+  }
+  return out;
+}
+function meanStd(dir, channels) {
+  const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  let mean, std;
+  if (cfg.pretrained_cfg || cfg.model_args || cfg.architecture) {
+    mean = cfg.pretrained_cfg?.mean ?? [0.485, 0.456, 0.406];
+    std = cfg.pretrained_cfg?.std ?? [0.229, 0.224, 0.225];
+  } else {
+    const pre = path.join(dir, 'preprocessor_config.json');
+    const p = existsSync(pre) ? JSON.parse(readFileSync(pre, 'utf8')) : {};
+    mean = p.image_mean ?? [0.5, 0.5, 0.5];
+    std = p.image_std ?? [0.5, 0.5, 0.5];
+  }
+  const fit = (v) => (v.length >= channels ? v.slice(0, channels) : Array(channels).fill(v[0]));
+  return { mean: fit(mean), std: fit(std) };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Cached models (tests/bench/make_models.py)
+
+const SYNTHETIC = ['deit-tiny', 'deit-small'];
+const MODELS_FORMAT = 2;  // tests/bench/make_models.py's FORMAT: cached exports of another format are redone
+const SHIPPED_DIRS = ['models/vit-fmnist-hf', 'models/deit-fmnist-timm', ...opt.models];
+const SHIPPED = SHIPPED_DIRS.map((d) => path.basename(d));
+const shippedDir = (k) => path.join(ROOT, SHIPPED_DIRS[SHIPPED.indexOf(k)]);
+const want = (k) => !opt.only || opt.only.has(k);
+const manifestPath = path.join(opt.out, 'models.json');
+const readManifest = () => (existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, 'utf8')) : {});
+
+function runMakeModels(parts) {
+  log(`exporting models (${parts.join(',')}) with tests/bench/make_models.py …`);
+  const r = spawnSync('/usr/bin/python3', [path.join(HERE, 'make_models.py'), '--out', opt.out, '--only', parts.join(','),
+    '--shipped', SHIPPED_DIRS.join(',')],
+    { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: '1', PYTHONWARNINGS: 'ignore' } });
+  if (r.status !== 0) log(`make_models.py failed (exit ${r.status}${r.error ? ', ' + r.error.message : ''}); continuing with what exists`);
+}
+function ensureModels() {
+  const man = readManifest(), parts = [];
+  const needInt8 = (k) => man[k] && (!man[k].int8conv || man[k].format !== MODELS_FORMAT) && hasPyOnnx();
+  if (SYNTHETIC.some((k) => want(k) && (!existsSync(path.join(opt.out, k, 'model.onnx')) ||
+    !existsSync(path.join(opt.out, k, 'model.safetensors')) || needInt8(k)))) parts.push('synthetic');
+  for (const k of SHIPPED) {
+    if (!want(k)) continue;
+    const src = path.join(shippedDir(k), 'model.safetensors');
+    if (!existsSync(src)) continue;
+    const st = statSync(src), m = man[k];
+    if (!m || !existsSync(path.join(opt.out, k, 'model.onnx')) || m.source_size !== st.size ||
+      Math.abs(m.source_mtime - st.mtimeMs / 1000) > 1e-3 || needInt8(k)) { parts.push('fmnist'); break; }
+  }
+  if (opt.gemm && !existsSync(path.join(opt.out, 'gemm', 'int8_197x768x192.onnx')) && hasPyOnnx()) parts.push('gemm');
+  if (parts.length) runMakeModels(parts);
+}
+let pyOnnx;
+function hasPyOnnx() {
+  if (pyOnnx === undefined) pyOnnx = spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0;
+  return pyOnnx;
+}
+
+// ------------------------------------------------------------------------------------------------
+// GEMM benchmark module from the project's kernels (until the shipped module has `_benchGemm`)
+
+function kernelNames() {
+  const h = readFileSync(path.join(ROOT, 'wasm_kernels/kernels.h'), 'utf8');
+  const pick = (re, fallback) => { const all = [...h.matchAll(re)].map((m) => m[1]); return all.length ? all[all.length - 1] : fallback; };
+  return {
+    f32: pick(/void\s+(f32_gemm_\w+_wasmsimd)\s*\(/g, 'f32_gemm_4x8_wasmsimd'),
+    qs8: pick(/void\s+(qs8_gemm_\w+_wasmsimd)\s*\(/g, 'qs8_gemm_1x4c8_wasmsimd'),
+  };
+}
+function newestMtime(files) { return Math.max(...files.map((f) => statSync(f).mtimeMs)); }
+function gemmSources() {
+  const kdir = path.join(ROOT, 'wasm_kernels');
+  const cpp = readdirSync(kdir).filter((f) => f.endsWith('.cpp')).map((f) => path.join(kdir, f));
+  const hdr = readdirSync(kdir).filter((f) => f.endsWith('.h')).map((f) => path.join(kdir, f));
+  return { cpp, all: [...cpp, ...hdr, path.join(HERE, 'gemm_bench.cpp')] };
+}
+function buildGemm(kind) {  // kind: 'wasm' | 'native'
+  const { cpp, all } = gemmSources();
+  const k = kernelNames();
+  const stamp = path.join(opt.out, `gemm-bench-${kind}.stamp`);
+  const target = kind === 'wasm' ? path.join(opt.out, 'gemm-bench.cjs') : path.join(opt.out, 'gemm-bench-native');
+  const key = JSON.stringify(k);
+  if (existsSync(target) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key && statSync(target).mtimeMs > newestMtime(all)) return target;
+  const defs = [`-DBL_F32_GEMM=${k.f32}`, `-DBL_QS8_GEMM=${k.qs8}`];
+  let r;
+  if (kind === 'wasm') {
+    // Same code-generation flags as the shipped module (CMakeLists.txt: -O2 -msimd128 -ffp-contract=off -fno-fast-math).
+    log(`building the WASM GEMM benchmark (${k.f32}, ${k.qs8}) …`);
+    r = spawnSync('em++', ['-std=c++17', '-O2', '-msimd128', '-ffp-contract=off', '-fno-fast-math', ...defs,
+      `-I${path.join(ROOT, 'wasm_kernels')}`, path.join(HERE, 'gemm_bench.cpp'), ...cpp,
+      '-sMODULARIZE=1', '-sEXPORT_NAME=createGemmBench', '-sENVIRONMENT=node', '-sALLOW_MEMORY_GROWTH=1',
+      '-sEXPORTED_FUNCTIONS=_bl_bench_gemm,_bl_bench_check,_bl_bench_kernels', '-sEXPORTED_RUNTIME_METHODS=UTF8ToString',
+      '-o', target], { encoding: 'utf8', env: { ...process.env, NODE_PATH: '/usr/share/nodejs' } });
+  } else {
+    // The native CLI's flags (-O2 -msse4.2 -ffp-contract=off), kernels through SIMDe.
+    log('building the native GEMM benchmark …');
+    const simde = path.join(ROOT, 'build/native/thirdparty/include');
+    r = spawnSync('g++', ['-std=c++17', '-O2', '-msse4.2', '-ffp-contract=off', '-fno-fast-math', ...defs,
+      `-I${path.join(ROOT, 'wasm_kernels')}`, ...(existsSync(simde) ? [`-I${simde}`] : []),
+      path.join(HERE, 'gemm_bench.cpp'), ...cpp, '-o', target], { encoding: 'utf8' });
+  }
+  if (r.status !== 0) throw new Error(`${kind} GEMM benchmark build failed:\n${(r.stderr || r.error?.message || '').slice(0, 3000)}`);
+  writeFileSync(stamp, key);
+  return target;
+}
+
+const GEMM_SHAPES = [[197, 192, 576], [197, 192, 768], [197, 768, 192]];  // M K N
+const gops = (m, k, n, ms) => +((2 * m * k * n) / (ms * 1e6)).toFixed(2);
+
+async function gemmBench(ort) {
+  const res = { shapes: GEMM_SHAPES.map(([m, k, n]) => `${m}x${k}x${n}`), bitlens_wasm: [], ort_wasm: [], bitlens_native: [], notes: [] };
+  // bitlens kernels in WASM: the shipped module's _benchGemm when it has one, else a module built from wasm_kernels/
+  let M = null;
+  try {
+    const bl = globalThis.__bitlens;
+    if (bl && typeof bl.module?._benchGemm === 'function') {
+      res.source = 'shipped module _benchGemm';
+      M = { gemm: (kind, m, n, k, reps) => bl.module._benchGemm(kind, m, n, k, reps), check: () => 1 };
+    } else {
+      const target = buildGemm('wasm');
+      const create = createRequire(import.meta.url)(target);
+      const mod = await create({ wasmBinary: readFileSync(target.replace(/\.cjs$/, '.wasm')) });
+      res.source = `build/bench/gemm-bench.wasm (${mod.UTF8ToString(mod._bl_bench_kernels())}; -O2 -msimd128 -ffp-contract=off)`;
+      M = { gemm: (...a) => mod._bl_bench_gemm(...a), check: (...a) => mod._bl_bench_check(...a) };
+    }
+  } catch (e) {
+    res.notes.push(`bitlens WASM GEMM: ${e.message}`);
+    log(e.message);
+  }
+  // onnxruntime-web on the same shapes: one-op models, MatMul (f32) and MatMulInteger (u8 x s8 -> i32)
+  res.ort_note = 'one-op ONNX models (MatMul f32; MatMulInteger u8 x s8 -> i32), timed around session.run (includes its call overhead)';
+  const REPS = 4;  // kernel calls per timed bitlens sample
+  for (const [m, k, n] of GEMM_SHAPES) {
+    const shape = `${m}x${k}x${n}`, V = [], sessions = [];
+    if (M) {
+      V.push({ name: 'bl_f32', fn: () => M.gemm(0, m, n, k, REPS) });
+      V.push({ name: 'bl_int8', fn: () => M.gemm(1, m, n, k, REPS) });
+    }
+    for (const name of ['f32', 'int8']) {
+      const file = path.join(opt.out, 'gemm', `${name}_${m}x${k}x${n}.onnx`);
+      if (!existsSync(file)) { res.notes.push(`no ${path.relative(ROOT, file)} (python3-onnx missing?)`); continue; }
+      try {
+        const sess = await ort.InferenceSession.create(readFileSync(file), { executionProviders: ['wasm'] });
+        sessions.push(sess);
+        const r = xorshift(99);
+        const a = name === 'f32'
+          ? new ort.Tensor('float32', Float32Array.from({ length: m * k }, () => ((r() % 2001) - 1000) / 1000), [m, k])
+          : new ort.Tensor('uint8', Uint8Array.from({ length: m * k }, () => r() % 256), [m, k]);
+        V.push({ name: `ort_${name}`, fn: () => sess.run({ A: a }) });
+      } catch (e) {
+        res.notes.push(`ORT GEMM ${name} ${shape}: ${e.message}`);
+      }
+    }
+    // interleaved, as the models: all four see the same load
+    const t = await roundRobin(V, { runs: Math.max(30, opt.runs), warmup: 3 });
+    const rate = (x, per = 1) => ({ median_ms: +(x.median_ms / per).toFixed(4), best_ms: +(x.best_ms / per).toFixed(4),
+      rate_median: gops(m, k, n, x.median_ms / per), rate_best: gops(m, k, n, x.best_ms / per) });
+    const blRow = { shape }, ortRow = { shape };
+    if (t.bl_f32) blRow.f32 = { ...rate(t.bl_f32, REPS), matches_ref: !!M.check(0, m, n, k) };
+    if (t.bl_int8) blRow.int8 = { ...rate(t.bl_int8, REPS), matches_ref: !!M.check(1, m, n, k) };
+    if (t.ort_f32) ortRow.f32 = rate(t.ort_f32);
+    if (t.ort_int8) ortRow.int8 = rate(t.ort_int8);
+    res.bitlens_wasm.push(blRow);
+    res.ort_wasm.push(ortRow);
+    for (const sess of sessions) await sess.release();
+  }
+  // 3. the same kernels natively (SIMDe), for reference
+  if (opt.native) {
+    try {
+      const exe = buildGemm('native');
+      const out = execFileSync(exe, [String(Math.max(15, opt.runs))], { encoding: 'utf8' });
+      const rows = {};
+      for (const line of out.split('\n')) {
+        const p = line.trim().split(/\s+/);
+        if (p.length !== 6 || (p[0] !== 'f32' && p[0] !== 'int8')) continue;
+        const [name, m, k, n, med, best] = [p[0], +p[1], +p[2], +p[3], +p[4] * 1000, +p[5] * 1000];
+        const key = `${m}x${k}x${n}`;
+        rows[key] ??= { shape: key };
+        rows[key][name] = { median_ms: +med.toFixed(4), best_ms: +best.toFixed(4), rate_median: gops(m, k, n, med), rate_best: gops(m, k, n, best) };
+        if (line.includes('MISMATCH')) res.notes.push(`native ${line}`);
+      }
+      res.bitlens_native = Object.values(rows);
+    } catch (e) {
+      res.notes.push(`native GEMM: ${e.message.split('\n')[0]}`);
+      log(e.message);
+    }
+  }
+  return res;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Models side by side
+
+function argmax(a) { let b = 0; for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i; return b; }
+function top2gap(a) { const s = [...a].sort((x, y) => y - x); return s[0] - s[1]; }
+
+// Logits through classify() (when there is no forwardRaw): all classes, back in class order.
+function bitlensLogits(model, png) {
+  const n = model.info.numClasses;
+  const r = model.classify(png, { topK: n });
+  const out = new Float32Array(n);
+  for (const e of r) out[e.index] = e.logit;
+  return out;
+}
+
+async function benchModel(key, ort, bl) {
+  const dir = SYNTHETIC.includes(key) ? path.join(opt.out, key) : shippedDir(key);
+  const onnxDir = path.join(opt.out, key);
+  const res = { model: key, notes: [] };
+  if (!existsSync(path.join(dir, 'model.safetensors'))) { res.skipped = `${dir}/model.safetensors not found`; return res; }
+  if (!existsSync(path.join(onnxDir, 'model.onnx'))) { res.skipped = `${onnxDir}/model.onnx not found (export failed?)`; return res; }
+  log(`${key}: loading`);
+
+  // --- bitlens model
+  const pre = path.join(dir, 'preprocessor_config.json');
+  let t0 = performance.now();
+  const model = bl.loadModel({
+    safetensors: readFileSync(path.join(dir, 'model.safetensors')), config: readFileSync(path.join(dir, 'config.json'), 'utf8'),
+    preprocessor: existsSync(pre) ? readFileSync(pre, 'utf8') : undefined,
+  });
+  res.bitlens_load_ms = +(performance.now() - t0).toFixed(1);
+  const info = model.info;
+  const [H, W] = info.imageSize, C = info.channels;
+  res.shape = { image: [C, H, W], hidden: info.hiddenSize, depth: info.depth, heads: info.heads, mlp: info.mlpDim, classes: info.numClasses, parameters: info.parameters };
+  const { mean, std } = meanStd(dir, C);
+
+  // --- inputs: synthetic RGB, or real Fashion-MNIST test images
+  let pixels, labels = null;
+  const NV = 4;  // verification images
+  const isBig = H * W >= 100 * 100;
+  const NT = isBig ? 3 : 64;  // images in the larger evaluate() dataset when timing through evaluate
+  const NCAL = isBig ? 8 : 32;
+  if (!(C === 1 && H === 28 && W === 28)) {  // synthetic images unless the model takes Fashion-MNIST's 1x28x28
+    pixels = syntheticImages(Math.max(NV, NT, NCAL), W, H, C, 1234);
+  } else {
+    const imgs = readIdx(readFileSync(path.join(ROOT, 'models/data/fmnist-test-1k-images-idx3-ubyte.gz')));
+    const labs = readIdx(readFileSync(path.join(ROOT, 'models/data/fmnist-test-1k-labels-idx1-ubyte.gz')));
+    const [n, h, w] = imgs.dims;
+    const count = Math.min(n, Math.max(NV, NT, NCAL));
+    pixels = Array.from({ length: count }, (_, i) => imgs.data.subarray(i * h * w, (i + 1) * h * w));
+    labels = Array.from(labs.data.subarray(0, count));
+  }
+  const pngs = pixels.map((p) => encodePng(W, H, C, p));
+  const inputs = pixels.map((p) => preprocess(p, W, H, C, mean, std));
+  const rawForward = typeof model.forwardRaw === 'function';
+  const blLogits = (i) => (rawForward ? model.forwardRaw(inputs[i]) : bitlensLogits(model, pngs[i]));
+
+  // --- ORT sessions: fp32; int8 = quantize_dynamic with MatMul only (ORT's fastest int8 form here);
+  // int8conv = quantize_dynamic's default op set, which also turns the patch-embedding Conv into ConvInteger.
+  const sessions = {};
+  for (const [name, file] of [['fp32', 'model.onnx'], ['int8', 'model.int8.onnx'], ['int8conv', 'model.int8-conv.onnx']]) {
+    const f = path.join(onnxDir, file);
+    if (!existsSync(f)) { res.notes.push(`no ${file}: ORT ${name} not measured here`); continue; }
+    t0 = performance.now();
+    try {
+      sessions[name] = await ort.InferenceSession.create(readFileSync(f), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+      res[`ort_${name}_load_ms`] = +(performance.now() - t0).toFixed(1);
+    } catch (e) {
+      res.notes.push(`ORT ${name} session failed: ${e.message}`);
+    }
+  }
+  const tensor = (i) => new ort.Tensor('float32', inputs[i], [1, C, H, W]);
+  const ortLogits = async (name, i) => {
+    const s = sessions[name];
+    const out = await s.run({ [s.inputNames[0]]: tensor(i) });
+    return out[s.outputNames[0]].data;
+  };
+
+  // --- consistency: same weights → same top-1, close logits
+  const verify = { images: NV, top1_agree: 0, max_abs_diff: 0, max_abs_logit: 0, per_image: [] };
+  const fpPred = [];
+  for (let i = 0; i < NV; i++) fpPred.push(argmax(blLogits(i)));
+  if (sessions.fp32) {
+    for (let i = 0; i < NV; i++) {
+      const a = blLogits(i), b = await ortLogits('fp32', i);
+      let d = 0, m = 0;
+      for (let j = 0; j < a.length; j++) d = Math.max(d, Math.abs(a[j] - b[j])), m = Math.max(m, Math.abs(b[j]));
+      const pa = argmax(a), pb = argmax(b);
+      verify.top1_agree += pa === pb ? 1 : 0;
+      verify.max_abs_diff = Math.max(verify.max_abs_diff, d);
+      verify.max_abs_logit = Math.max(verify.max_abs_logit, m);
+      verify.per_image.push({ bitlens: pa, ort: pb, max_abs_diff: +d.toExponential(3), top2_gap: +top2gap(b).toFixed(4) });
+    }
+    verify.ok = verify.top1_agree === NV && verify.max_abs_diff <= 1e-3 * Math.max(1, verify.max_abs_logit);
+    verify.max_abs_diff = +verify.max_abs_diff.toExponential(3);
+    if (!verify.ok) res.notes.push('bitlens and ORT fp32 disagree beyond tolerance: see verify');
+  }
+  res.verify = verify;
+  for (const name of ['int8', 'int8conv']) {
+    if (!sessions[name]) continue;
+    let agree = 0;
+    for (let i = 0; i < NV; i++) agree += argmax(await ortLogits(name, i)) === fpPred[i] ? 1 : 0;
+    res[`ort_${name}_top1_agree_with_fp32`] = agree / NV;
+  }
+
+  // --- W8A8 integer path
+  const lab = (i) => info.labels[labels ? labels[i] : fpPred[i % NV]];
+  const mkDs = (n, label = lab) => bl.loadDataset({ files: Array.from({ length: n }, (_, i) => ({ bytes: pngs[i], name: `img${i}.png`, label: label(i) })) });
+  log(`${key}: bitlens W8A8 quantize (integer)`);
+  const calib = mkDs(NCAL);
+  t0 = performance.now();
+  let q = null;
+  try {
+    q = model.quantize({ calib, wbits: 8, abits: 8, integer: true, calibSize: NCAL, seed: 0 });
+    res.bitlens_quantize_ms = +(performance.now() - t0).toFixed(1);
+    res.bitlens_w8a8_info = { integerLayers: q.info.integerLayers, linears: info.layers.length, modelBytes: q.info.modelBytes, fp32Bytes: q.info.fp32Bytes };
+    // Agreement of W8A8 with the fp32 predictions (a dataset labelled with bitlens fp32's top-1).
+    const dsV = mkDs(NV, (i) => info.labels[fpPred[i]]);
+    res.w8a8_top1_agree_with_fp32 = q.evaluate(dsV).top1;
+    dsV.delete();
+  } catch (e) {
+    res.notes.push(`quantize failed: ${e.message}`);
+  }
+
+  // --- timing: every variant once per round, rounds repeated, so all variants see the same machine load.
+  // Without a raw forward entry point, bitlens is timed through its public calls: fp32 through
+  // classify(png); both fp32 and W8A8 through evaluate() on datasets of 1 and N images, whose
+  // difference / (N − 1) is the per-image cost without evaluate's per-call overhead (the result JSON
+  // carries a classes × classes confusion matrix: 1M entries for 1000 classes).
+  const ds1 = mkDs(1), dsN = mkDs(NT);
+  const V = [];
+  for (const name of ['fp32', 'int8', 'int8conv']) {
+    if (!sessions[name]) continue;
+    const x = tensor(0), s = sessions[name], feeds = { [s.inputNames[0]]: x };
+    V.push({ name: `ort_${name}`, fn: () => s.run(feeds) });
+  }
+  if (rawForward) {
+    V.push({ name: 'bitlens_fp32', fn: () => model.forwardRaw(inputs[0]) });
+    if (q && typeof q.forwardRaw === 'function') V.push({ name: 'bitlens_w8a8', fn: () => q.forwardRaw(inputs[0]) });
+  } else {
+    V.push({ name: 'bitlens_fp32_classify', fn: () => model.classify(pngs[0], { topK: 1 }) });
+  }
+  if (!rawForward || !(q && typeof q.forwardRaw === 'function')) {
+    V.push({ name: 'bitlens_fp32_eval1', fn: () => model.evaluate(ds1) });
+    V.push({ name: 'bitlens_fp32_evalN', fn: () => model.evaluate(dsN) });
+    if (q) {
+      V.push({ name: 'bitlens_w8a8_eval1', fn: () => q.evaluate(ds1) });
+      V.push({ name: 'bitlens_w8a8_evalN', fn: () => q.evaluate(dsN) });
+    }
+  }
+  const runs = isBig ? opt.runs : Math.max(opt.runs, 100);
+  log(`${key}: timing ${V.map((v) => v.name).join(', ')} — ${runs} rounds`);
+  const timing = await roundRobin(V, { runs, warmup: opt.warmup });
+  const slope = (a, b) => {  // per-image cost from evaluate(1) and evaluate(N), paired within each round
+    const A = timing.raw[a], B = timing.raw[b];
+    if (!A || !B) return undefined;
+    const st = stats(A.map((x, i) => Math.max(0, (B[i] - x) / (NT - 1))));
+    return { ...st, derived: `per round (evaluate(${NT}) - evaluate(1)) / ${NT - 1}` };
+  };
+  if (!timing.bitlens_fp32) timing.bitlens_fp32 = timing.bitlens_fp32_classify;
+  timing.bitlens_fp32_slope = slope('bitlens_fp32_eval1', 'bitlens_fp32_evalN');
+  if (!timing.bitlens_w8a8) timing.bitlens_w8a8 = slope('bitlens_w8a8_eval1', 'bitlens_w8a8_evalN');
+  for (const k of Object.keys(timing)) if (timing[k] === undefined) delete timing[k];
+  res.bitlens_method = rawForward
+    ? 'forwardRaw(Float32Array CHW): the forward pass only'
+    : `fp32: classify(png) per image (PNG decode + preprocess + forward + logits to JSON); W8A8: (q.evaluate(${NT} images) − q.evaluate(1 image)) / ${NT - 1} (decode + preprocess + forward per image)`;
+  res.timing = timing;
+  const ratio = (a, b) => (timing[a] && timing[b] ? +(timing[a].median_ms / timing[b].median_ms).toFixed(3) : null);
+  res.speedup_fp32 = ratio('ort_fp32', 'bitlens_fp32');  // ORT time / bitlens time: > 1 means bitlens is faster
+  res.speedup_int8 = ratio('ort_int8', 'bitlens_w8a8');
+  res.speedup_int8conv = ratio('ort_int8conv', 'bitlens_w8a8');
+  res.speedup_w8a8_vs_ort_fp32 = ratio('ort_fp32', 'bitlens_w8a8');
+  res.speedup_fp32_slope = ratio('ort_fp32', 'bitlens_fp32_slope');
+
+  ds1.delete();
+  dsN.delete();
+  q?.delete();
+  calib.delete();
+  model.delete();
+  for (const s of Object.values(sessions)) await s.release();
+  return res;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Issue 4's sweep
+
+async function sweepBench(bl) {
+  const res = {};
+  const cli = path.join(ROOT, 'build/native/bitlens');
+  const args = ['sweep', '--model', 'models/vit-fmnist-hf', '--data', 'models/data', '--calib', 'models/data',
+    '--configs', 'w8a8,w6a6,w4a4,w3a3', '--seeds', '20'];
+  if (!existsSync(path.join(ROOT, 'models/vit-fmnist-hf/model.safetensors'))) return { skipped: 'models/vit-fmnist-hf not there yet' };
+  const help = existsSync(cli) ? spawnSync(cli, ['--help'], { encoding: 'utf8' }) : null;
+  if (!help || !/\bsweep\b/.test(help.stdout + help.stderr)) res.native = { skipped: '`bitlens sweep` does not exist yet' };
+  else {
+    log('native sweep …');
+    const t0 = performance.now();
+    const r = spawnSync(cli, args, { cwd: ROOT, encoding: 'utf8', timeout: 45 * 60 * 1000, maxBuffer: 64 << 20 });
+    res.native = { command: `build/native/bitlens ${args.join(' ')}`, wall_s: +((performance.now() - t0) / 1000).toFixed(2), exit: r.status,
+      cores: os.cpus().length, tail: (r.stdout || '').trim().split('\n').slice(-3).join('\n'), stderr: (r.stderr || '').trim().slice(-500) };
+  }
+  if (typeof bl.sweep !== 'function') res.wasm = { skipped: 'bl.sweep does not exist yet' };
+  else {
+    try {
+      log('WASM sweep …');
+      const dir = path.join(ROOT, 'models/vit-fmnist-hf');
+      const model = bl.loadModel({ safetensors: readFileSync(path.join(dir, 'model.safetensors')), config: readFileSync(path.join(dir, 'config.json'), 'utf8'),
+        preprocessor: readFileSync(path.join(dir, 'preprocessor_config.json'), 'utf8') });
+      const data = bl.loadDataset({ idxImages: readFileSync(path.join(ROOT, 'models/data/fmnist-test-1k-images-idx3-ubyte.gz')),
+        idxLabels: readFileSync(path.join(ROOT, 'models/data/fmnist-test-1k-labels-idx1-ubyte.gz')) });
+      const t0 = performance.now();
+      let last = 0;
+      await bl.sweep({ model, data, calib: data, configs: ['w8a8', 'w6a6', 'w4a4', 'w3a3'], seeds: 20 }, {
+        onProgress: ({ done, total }) => { if (done === total || performance.now() - last > 30000) { last = performance.now(); log(`WASM sweep ${done}/${total}`); } },
+      });
+      res.wasm = { wall_s: +((performance.now() - t0) / 1000).toFixed(2), call: "bl.sweep({model, data, calib: data, configs: ['w8a8','w6a6','w4a4','w3a3'], seeds: 20})" };
+      data.delete();
+      model.delete();
+    } catch (e) {
+      res.wasm = { error: `bl.sweep exists but this call failed: ${e.message}` };
+    }
+  }
+  return res;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Native profile of a forward pass (tests/bench/profile.cpp)
+
+function buildProfile(kind) {  // kind: 'native' | 'wasm'
+  const target = path.join(opt.out, kind === 'wasm' ? 'bitlens-profile-wasm.cjs' : 'bitlens-profile');
+  const list = (d, re) => readdirSync(path.join(ROOT, d)).filter((f) => re.test(f)).map((f) => path.join(ROOT, d, f));
+  const srcs = [...list('src', /\.cpp$/), ...list('wasm_kernels', /\.cpp$/)];
+  const deps = [...srcs, ...list('src', /\.h$/), ...list('wasm_kernels', /\.h$/), path.join(HERE, 'profile.cpp')];
+  if (existsSync(target) && statSync(target).mtimeMs > newestMtime(deps)) return target;
+  const inc = path.join(ROOT, `build/${kind}/thirdparty/include`);
+  if (!existsSync(inc)) throw new Error(`build/${kind}/thirdparty/include missing: run \`npm run build:${kind}\` first`);
+  const common = ['-std=c++17', '-O2', '-ffp-contract=off', '-fno-fast-math', `-I${path.join(ROOT, 'src')}`, `-I${path.join(ROOT, 'wasm_kernels')}`, '-isystem', inc];
+  let r;
+  if (kind === 'wasm') {
+    // The shipped module's code generation (CMakeLists.txt), plus a real filesystem for reading the model.
+    log('building the WASM profiler (compiling src/ and wasm_kernels/ with em++) …');
+    r = spawnSync('em++', [...common, '-msimd128', '-fexceptions', ...srcs, path.join(HERE, 'profile.cpp'), '-sNODERAWFS=1', '-sENVIRONMENT=node',
+      '-sALLOW_MEMORY_GROWTH=1', '-sINITIAL_MEMORY=67108864', '-sEXIT_RUNTIME=1', '-o', target],
+      { encoding: 'utf8', env: { ...process.env, NODE_PATH: '/usr/share/nodejs' } });
+  } else {
+    const lib = path.join(ROOT, 'build/native/libbitlens_core.a');
+    // The CLI's library when it is up to date (fast), else every source compiled here (a few minutes).
+    const fresh = existsSync(lib) && statSync(lib).mtimeMs > newestMtime(deps.filter((f) => !f.endsWith('profile.cpp')));
+    log(`building the native profiler (${fresh ? 'linking build/native/libbitlens_core.a' : 'compiling src/ and wasm_kernels/'}) …`);
+    r = spawnSync('g++', [...common, '-g', '-msse4.2', path.join(HERE, 'profile.cpp'), ...(fresh ? [lib] : srcs), '-lpthread', '-o', target], { encoding: 'utf8' });
+  }
+  if (r.status !== 0) throw new Error(`${kind} profile build failed:\n${(r.stderr || r.error?.message || '').slice(0, 3000)}`);
+  return target;
+}
+
+function perfTop(exe, args, what) {
+  const data = path.join(opt.out, `perf-${what}.data`);
+  for (const f of [data, `${data}.old`]) if (existsSync(f)) unlinkSync(f);
+  const rec = spawnSync('perf', ['record', '-F', '999', '-o', data, '--', exe, ...args], { encoding: 'utf8' });
+  if (rec.status !== 0) return `perf record failed: ${(rec.stderr || rec.error?.message || '').slice(-300)}`;
+  const rep = spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--sort', 'symbol', '--percent-limit', '1'], { encoding: 'utf8', maxBuffer: 16 << 20 });
+  return (rep.stdout || '').split('\n').filter((l) => /%/.test(l) && !l.startsWith('#')).slice(0, 20).map((l) => l.replace(/\s+/g, ' ').trim()).join('\n');
+}
+
+function profileBench() {
+  const res = {};
+  const model = path.join(opt.out, 'deit-tiny');
+  for (const kind of ['wasm', 'native']) {
+    if (kind === 'native' && !opt.native) continue;
+    try {
+      const exe = buildProfile(kind);
+      log(`profiling DeiT-tiny (${kind}) …`);
+      const [cmd, args] = kind === 'wasm' ? [process.execPath, ['--no-experimental-fetch', exe]] : [exe, []];
+      const r = spawnSync(cmd, [...args, model, '--iters', '10'], { encoding: 'utf8', maxBuffer: 16 << 20 });
+      res[kind] = (r.stdout || '') + (r.status ? `\n(exit ${r.status}) ${(r.stderr || '').slice(-1000)}` : '');
+      if (kind === 'native' && opt.perf) {
+        log('perf record (fp32 and W8A8 forward loops) …');
+        res.perf_fp32 = perfTop(exe, [model, '--loop', 'fp32', '--iters', '20'], 'fp32');
+        res.perf_w8a8 = perfTop(exe, [model, '--loop', 'w8a8', '--iters', '20'], 'w8a8');
+      }
+    } catch (e) {
+      res[`${kind}_error`] = e.message;
+    }
+  }
+  return res;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Report
+
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? '—' : Number(v).toFixed(d));
+
+function printReport(R) {
+  const L = [];
+  L.push('', `BitLens benchmark — ${R.env.date}`);
+  L.push(`Node ${R.env.node}, onnxruntime-web ${R.env.ort} (wasm, numThreads=1, simd), ${R.env.cpu} × ${R.env.cores}`);
+  L.push(`load before: ${R.env.uptime_before}`, `load after:  ${R.env.uptime_after}`);
+  L.push(`bitlens timing: ${R.models.find((m) => m.bitlens_method)?.bitlens_method ?? '—'}`);
+  L.push('ORT timing: session.run on a preprocessed Float32Array (tensor made once); variants interleaved round by round', '');
+  L.push(`${pad('model', 18)}${lpad('ORT fp32', 12)}${lpad('bitlens fp32', 14)}${lpad('speed-up', 9)}  ${lpad('ORT int8', 12)}${lpad('ORT int8+conv', 15)}${lpad('bitlens W8A8', 14)}${lpad('speed-up', 9)}`);
+  L.push(`${pad('(ms/image)', 18)}${lpad('med/best', 12)}${lpad('med/best', 14)}${lpad('ORT/bl', 9)}  ${lpad('med/best', 12)}${lpad('med/best', 15)}${lpad('med/best', 14)}${lpad('ORT/bl', 9)}`);
+  for (const m of R.models) {
+    if (m.skipped) { L.push(`${pad(m.model, 18)}skipped: ${m.skipped}`); continue; }
+    const t = m.timing || {};
+    const dp = (v) => (v < 10 ? 2 : 1);
+    const mb = (x) => (x ? `${fmt(x.median_ms, dp(x.median_ms))}/${fmt(x.best_ms, dp(x.best_ms))}` : '—');
+    const sp = (v) => (v ? v.toFixed(2) + '×' : '—');
+    L.push(`${pad(m.model, 18)}${lpad(mb(t.ort_fp32), 12)}${lpad(mb(t.bitlens_fp32), 14)}${lpad(sp(m.speedup_fp32), 9)}  ` +
+      `${lpad(mb(t.ort_int8), 12)}${lpad(mb(t.ort_int8conv), 15)}${lpad(mb(t.bitlens_w8a8) + (t.bitlens_w8a8?.derived ? '*' : ''), 14)}${lpad(sp(m.speedup_int8), 9)}`);
+  }
+  L.push('  speed-up = ORT median / bitlens median (> 1: bitlens faster); W8A8 speed-up against ORT int8 (MatMul-only, the faster ORT int8 form)');
+  if (R.models.some((m) => m.timing?.bitlens_w8a8?.derived))
+    L.push('  * per image from (evaluate(N) − evaluate(1)) / (N − 1): the shipped API has no raw forward entry point yet');
+  for (const m of R.models) {
+    if (m.skipped) continue;
+    const t = m.timing || {};
+    const x = [];
+    const v = m.verify;
+    if (v?.images) x.push(`verify vs ORT fp32: top-1 ${v.top1_agree}/${v.images}, max|Δlogit| ${v.max_abs_diff} (|logit| ≤ ${fmt(v.max_abs_logit, 2)})${v.ok ? '' : ' NOT OK'}`);
+    if (t.bitlens_fp32_slope) x.push(`fp32 via evaluate slope ${fmt(t.bitlens_fp32_slope.median_ms, 2)} ms`);
+    if (t.bitlens_fp32_eval1) x.push(`evaluate(1 image) fp32 ${fmt(t.bitlens_fp32_eval1.median_ms, 2)} ms${t.bitlens_w8a8_eval1 ? `, W8A8 ${fmt(t.bitlens_w8a8_eval1.median_ms, 2)} ms` : ''}`);
+    if (m.bitlens_quantize_ms !== undefined) x.push(`quantize ${fmt(m.bitlens_quantize_ms / 1000, 2)} s, ${m.bitlens_w8a8_info?.integerLayers}/${m.bitlens_w8a8_info?.linears} Linears integer`);
+    const agr = [['W8A8', m.w8a8_top1_agree_with_fp32], ['ORT int8', m.ort_int8_top1_agree_with_fp32], ['ORT int8+conv', m.ort_int8conv_top1_agree_with_fp32]]
+      .filter(([, a]) => a !== undefined).map(([k, a]) => `${k} ${(a * 100).toFixed(0)}%`);
+    if (agr.length) x.push(`top-1 equal to fp32 on ${v?.images ?? '?'} images: ${agr.join(', ')}`);
+    L.push(`  ${m.model}: ${x.join('; ')}`);
+    for (const n of m.notes || []) L.push(`  ${m.model}: note: ${n}`);
+  }
+  if (R.gemm) {
+    const g = R.gemm;
+    L.push('', `GEMM (M×K×N), median / best — bitlens: ${g.source ?? '—'}`);
+    L.push(`${pad('shape', 14)}${lpad('bl f32 GFLOP/s', 17)}${lpad('bl int8 GOP/s', 16)}${lpad('ORT f32', 15)}${lpad('ORT int8', 15)}${lpad('native f32', 15)}${lpad('native int8', 15)}`);
+    for (const shape of g.shapes) {
+      const pick = (arr, k) => { const r = arr.find((x) => x.shape === shape)?.[k]; return r ? `${fmt(r.rate_median)}/${fmt(r.rate_best)}` : '—'; };
+      L.push(`${pad(shape, 14)}${lpad(pick(g.bitlens_wasm, 'f32'), 17)}${lpad(pick(g.bitlens_wasm, 'int8'), 16)}${lpad(pick(g.ort_wasm, 'f32'), 15)}` +
+        `${lpad(pick(g.ort_wasm, 'int8'), 15)}${lpad(pick(g.bitlens_native, 'f32'), 15)}${lpad(pick(g.bitlens_native, 'int8'), 15)}`);
+    }
+    if (g.bitlens_wasm.some((r) => r.f32?.matches_ref === false || r.int8?.matches_ref === false)) L.push('  WARNING: a SIMD GEMM differs from its *_ref twin');
+    for (const n of g.notes) L.push(`  note: ${n}`);
+  }
+  if (R.sweep) {
+    L.push('', 'Sweep (issue 4)');
+    if (R.sweep.skipped) L.push(`  skipped: ${R.sweep.skipped}`);
+    for (const [k, v] of Object.entries(R.sweep).filter(([, v]) => typeof v === 'object')) L.push(`  ${k}: ${v.skipped ?? v.error ?? `${v.wall_s} s wall${v.command ? ` — ${v.command}` : ''}${v.exit ? ` (exit ${v.exit})` : ''}`}`);
+  }
+  if (R.profile) {
+    const P = R.profile;
+    for (const [kind, title] of [['wasm', 'WASM (em++ -O2 -msimd128, Node, as the shipped module)'], ['native', 'native (g++ -O2 -msse4.2, kernels through SIMDe)']]) {
+      if (!P[kind] && !P[`${kind}_error`]) continue;
+      L.push('', `Profile of DeiT-tiny, ${title}; tests/bench/profile.cpp, 1 thread`);
+      if (P[`${kind}_error`]) L.push(`  ${P[`${kind}_error`]}`);
+      if (P[kind]) L.push(P[kind].trimEnd().split('\n').map((l) => `  ${l}`).join('\n'));
+    }
+    for (const k of ['perf_fp32', 'perf_w8a8']) if (P[k]) L.push('', `  perf (native), ${k.slice(5)} forward loop, self time by symbol:`, P[k].split('\n').map((l) => `    ${l}`).join('\n'));
+  }
+  L.push('', 'Targets (issue 5; median, this run)');
+  for (const t of R.targets) L.push(`  ${t.result === null ? 'n/a ' : t.result ? 'PASS' : 'MISS'}  ${pad(t.name, 52)} ${t.value === null ? '—' : t.value}${t.unit} (target ${t.op} ${t.target}${t.unit})`);
+  L.push('', `results: ${path.relative(ROOT, path.join(opt.out, 'results.json'))}`);
+  console.log(L.join('\n'));
+}
+
+function targets(R) {
+  const tiny = R.models.find((m) => m.model === 'deit-tiny');
+  const minRate = (k) => { const v = (R.gemm?.bitlens_wasm ?? []).map((r) => r[k]?.rate_median).filter((x) => x !== undefined); return v.length ? Math.min(...v) : null; };
+  const T = [
+    { name: 'bitlens fp32 vs ORT-web fp32 on DeiT-tiny (speed-up)', value: tiny?.speedup_fp32 ?? null, target: 1.5, op: '≥', unit: '×' },
+    { name: 'bitlens W8A8 vs ORT-web int8 on DeiT-tiny (speed-up)', value: tiny?.speedup_int8 ?? null, target: 2, op: '≥', unit: '×' },
+    { name: 'f32 GEMM, slowest DeiT-tiny shape (GFLOP/s)', value: minRate('f32'), target: 35, op: '>', unit: '' },
+    { name: 'int8 GEMM, slowest DeiT-tiny shape (GOP/s)', value: minRate('int8'), target: 100, op: '>', unit: '' },
+  ];
+  for (const t of T) t.result = t.value === null ? null : t.op === '≥' ? t.value >= t.target : t.value > t.target;
+  return T;
+}
+
+// ------------------------------------------------------------------------------------------------
+
+async function main() {
+  const R = {
+    env: {
+      date: new Date().toISOString(), node: process.versions.node, cpu: os.cpus()[0]?.model ?? '?', cores: os.cpus().length,
+      uptime_before: uptimeText(), loadavg_before: loadavg(), options: { runs: opt.runs, warmup: opt.warmup },
+    },
+    models: [],
+  };
+  try { R.env.git = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { /* no git */ }
+  ensureModels();
+
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.simd = true;
+  ort.env.logLevel = 'error';
+  R.env.ort = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/onnxruntime-web/package.json'), 'utf8')).version;
+  globalThis.ort = ort;
+
+  const { createBitLens } = await import(path.join(ROOT, 'web/bitlens.js'));
+  const bl = await createBitLens();
+  globalThis.__bitlens = bl;
+  R.env.bitlens_wasm_mtime = statSync(path.join(ROOT, 'web/lib/bitlens-core.wasm')).mtime.toISOString();
+
+  for (const key of [...SYNTHETIC, ...SHIPPED]) {
+    if (!want(key)) continue;
+    try {
+      R.models.push(await benchModel(key, ort, bl));
+    } catch (e) {
+      log(`${key}: ${e.stack || e.message}`);
+      R.models.push({ model: key, skipped: `error: ${e.message}` });
+    }
+  }
+  if (opt.gemm) R.gemm = await gemmBench(ort);
+  if (opt.sweep) R.sweep = await sweepBench(bl);
+  if (opt.profile) R.profile = profileBench();
+  R.env.uptime_after = uptimeText();
+  R.env.loadavg_after = loadavg();
+  R.targets = targets(R);
+  writeFileSync(path.join(opt.out, 'results.json'), JSON.stringify(R, null, 2) + '\n');
+  printReport(R);
+}
+
+main().catch((e) => {
+  console.error(e.stack || e.message);
+  process.exitCode = 1;
+});

@@ -1,0 +1,132 @@
+// GEMM rate benchmark over the project's own kernels (wasm_kernels/*.cpp), for `npm run bench`.
+// Built by tests/bench/bench.mjs with em++ into build/bench/gemm-bench.mjs (and with g++ natively, where
+// the kernels run through SIMDe) because the shipped module has no raw kernel entry point yet.
+//
+// The kernel names are passed in by the build (-DBL_F32_GEMM=... -DBL_QS8_GEMM=...), picked from
+// wasm_kernels/kernels.h, so the bench follows a renamed micro-kernel without editing this file.
+//
+//   double bl_bench_gemm(int kind, int M, int N, int K, int reps)  → seconds for `reps` calls
+//     kind 0: f32 GEMM  C[M,N] = A[M,K] · Wᵀ (+ bias), W pre-packed (kernels::f32_gemm_pack)
+//     kind 1: int8 GEMM C[M,N] (int32) = A[M,K] (int8) · Wᵀ (int8), W pre-packed (kernels::qs8_gemm_pack)
+//   int bl_bench_check(int kind, int M, int N, int K) → 1 when the SIMD kernel equals its *_ref twin
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include "kernels.h"
+
+#ifndef BL_F32_GEMM
+#define BL_F32_GEMM f32_gemm_4x8_wasmsimd
+#endif
+#ifndef BL_QS8_GEMM
+#define BL_QS8_GEMM qs8_gemm_1x4c8_wasmsimd
+#endif
+#define BL_STR2(x) #x
+#define BL_STR(x) BL_STR2(x)
+
+#ifdef __EMSCRIPTEN__
+#include <emscripten.h>
+#define BL_EXPORT extern "C" EMSCRIPTEN_KEEPALIVE
+static double now_s() { return emscripten_get_now() * 1e-3; }
+#else
+#define BL_EXPORT extern "C"
+static double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+#endif
+
+namespace k = bitlens::kernels;
+
+namespace {
+
+uint32_t rng_state = 12345;
+uint32_t next_u32() {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 17, rng_state ^= rng_state << 5;
+    return rng_state;
+}
+float next_f() { return float(int32_t(next_u32() % 2001) - 1000) * 1e-3f; }
+
+struct Problem {
+    size_t M, N, K, Kp;
+    std::vector<float> a, w, packed, bias, c, c_ref;
+    std::vector<int8_t> a8, w8, packed8;
+    std::vector<int32_t> c32, c32_ref;
+};
+
+Problem& problem(int M, int N, int K) {
+    static std::map<std::tuple<int, int, int>, std::unique_ptr<Problem>> cache;
+    auto& p = cache[{M, N, K}];
+    if (!p) {
+        p = std::make_unique<Problem>();
+        p->M = size_t(M), p->N = size_t(N), p->K = size_t(K), p->Kp = k::qs8_gemm_kp(size_t(K));
+        p->a.resize(p->M * p->K), p->w.resize(p->N * p->K), p->bias.resize(p->N);
+        for (float& v : p->a) v = next_f();
+        for (float& v : p->w) v = next_f();
+        for (float& v : p->bias) v = next_f();
+        p->packed.assign(k::f32_gemm_packed_floats(p->N, p->K), 0.0f);
+        k::f32_gemm_pack(p->N, p->K, p->w.data(), p->K, 1, p->packed.data());
+        p->c.resize(p->M * p->N), p->c_ref.resize(p->M * p->N);
+        p->a8.assign(p->M * p->Kp, 0), p->w8.resize(p->N * p->K), p->packed8.resize(p->N * p->Kp);
+        for (size_t m = 0; m < p->M; ++m)
+            for (size_t i = 0; i < p->K; ++i) p->a8[m * p->Kp + i] = int8_t(int32_t(next_u32() % 256) - 128);
+        for (int8_t& v : p->w8) v = int8_t(int32_t(next_u32() % 255) - 127);
+        k::qs8_gemm_pack(p->N, p->K, p->w8.data(), p->packed8.data());
+        p->c32.resize(p->M * p->N), p->c32_ref.resize(p->M * p->N);
+    }
+    return *p;
+}
+
+void run(int kind, Problem& p) {
+    if (kind == 0)
+        k::BL_F32_GEMM(p.M, p.N, p.K, p.a.data(), p.K, p.packed.data(), p.bias.data(), p.c.data(), p.N);
+    else
+        k::BL_QS8_GEMM(p.M, p.N, p.K, p.a8.data(), p.Kp, p.packed8.data(), p.c32.data(), p.N);
+}
+
+}  // namespace
+
+BL_EXPORT double bl_bench_gemm(int kind, int M, int N, int K, int reps) {
+    Problem& p = problem(M, N, K);
+    const double t0 = now_s();
+    for (int r = 0; r < reps; ++r) run(kind, p);
+    return now_s() - t0;
+}
+
+BL_EXPORT int bl_bench_check(int kind, int M, int N, int K) {
+    Problem& p = problem(M, N, K);
+    run(kind, p);
+    if (kind == 0) {
+        k::f32_gemm_ref(p.M, p.N, p.K, p.a.data(), p.K, p.packed.data(), p.bias.data(), p.c_ref.data(), p.N);
+        return std::memcmp(p.c.data(), p.c_ref.data(), p.c.size() * sizeof(float)) == 0;
+    }
+    k::qs8_gemm_ref(p.M, p.N, p.K, p.a8.data(), p.Kp, p.packed8.data(), p.c32_ref.data(), p.N);
+    return std::memcmp(p.c32.data(), p.c32_ref.data(), p.c32.size() * sizeof(int32_t)) == 0;
+}
+
+BL_EXPORT const char* bl_bench_kernels() { return BL_STR(BL_F32_GEMM) " " BL_STR(BL_QS8_GEMM); }
+
+#ifndef __EMSCRIPTEN__
+// Native: bitlens-gemm-bench [reps] → one line per shape and kind, "kind M K N median_seconds".
+int main(int argc, char** argv) {
+    const int reps = argc > 1 ? std::atoi(argv[1]) : 30;
+    const int shapes[][3] = {{197, 192, 576}, {197, 192, 768}, {197, 768, 192}};  // M K N
+    for (int kind = 0; kind < 2; ++kind)
+        for (const auto& s : shapes) {
+            if (!bl_bench_check(kind, s[0], s[2], s[1])) std::printf("MISMATCH kind %d\n", kind);
+            bl_bench_gemm(kind, s[0], s[2], s[1], 3);
+            std::vector<double> t;
+            for (int r = 0; r < reps; ++r) t.push_back(bl_bench_gemm(kind, s[0], s[2], s[1], 1));
+            std::sort(t.begin(), t.end());
+            std::printf("%s %d %d %d %.9f %.9f\n", kind ? "int8" : "f32", s[0], s[1], s[2], t[t.size() / 2], t[0]);
+        }
+    std::printf("kernels %s\n", bl_bench_kernels());
+    return 0;
+}
+#endif
