@@ -12,18 +12,7 @@
 
 #include "dataset.h"
 
-// stb_image_write (static copy): PNG encoder for test images and its deflate compressor for gzip test data.
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
-#include <stb/stb_image_write.h>
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "stb_write.h"
 
 using namespace bitlens;
 namespace fs = std::filesystem;
