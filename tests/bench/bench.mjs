@@ -15,7 +15,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deflateSync, gunzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
+import { encodePng } from '../node/helpers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HERE = path.join(ROOT, 'tests/bench');
@@ -87,25 +88,6 @@ async function roundRobin(variants, { runs = opt.runs, warmup = opt.warmup } = {
 function xorshift(seed) {
   let s = seed >>> 0 || 1;
   return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
-}
-const CRC = new Int32Array(256).map((_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c; });
-function crc32(buf) { let c = -1; for (let i = 0; i < buf.length; i++) c = CRC[(c ^ buf[i]) & 255] ^ (c >>> 8); return (c ^ -1) >>> 0; }
-function pngChunk(type, data) {
-  const b = Buffer.alloc(12 + data.length);
-  b.writeUInt32BE(data.length, 0);
-  b.write(type, 4, 'ascii');
-  data.copy(b, 8);
-  b.writeUInt32BE(crc32(b.subarray(4, 8 + data.length)), 8 + data.length);
-  return b;
-}
-// 8-bit grey (ch = 1) or RGB (ch = 3), pixels HWC.
-function encodePng(w, h, ch, px) {
-  const stride = w * ch, raw = Buffer.alloc(h * (stride + 1));
-  for (let y = 0; y < h; y++) raw.set(px.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0), ihdr.writeUInt32BE(h, 4), ihdr[8] = 8, ihdr[9] = ch === 3 ? 2 : 0;
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
 }
 // Random images with some structure (smooth colour fields plus noise), so they are not all alike.
 function syntheticImages(count, w, h, ch, seed) {
@@ -379,7 +361,7 @@ async function benchModel(key, ort, bl) {
     pixels = Array.from({ length: count }, (_, i) => imgs.data.subarray(i * h * w, (i + 1) * h * w));
     labels = Array.from(labs.data.subarray(0, count));
   }
-  const pngs = pixels.map((p) => encodePng(W, H, C, p));
+  const pngs = pixels.map((p) => encodePng(p, W, H, C));
   const inputs = pixels.map((p) => preprocess(p, W, H, C, mean, std));
   const rawForward = typeof model.forwardRaw === 'function';
   const blLogits = (i) => (rawForward ? model.forwardRaw(inputs[i]) : bitlensLogits(model, pngs[i]));
