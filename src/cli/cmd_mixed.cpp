@@ -9,6 +9,7 @@
 #include "eval.h"
 #include "mixed.h"
 #include "model.h"
+#include "sweep.h"
 
 namespace bitlens::cli {
 
@@ -35,42 +36,29 @@ double parse_budget(const std::string& s, const std::string& opt) {
     return b;
 }
 
+// One configuration over the seeds: the sweep's statistics (sweep_stats), plus its size.
 struct Summary {
-    double top1_mean = 0, top1_std = 0;
-    std::vector<double> per_class_mean;
-    int worst_class = -1;
-    double worst_case = 2;
-    uint64_t worst_case_seed = 0;
+    SweepStats stats;
+    std::vector<uint64_t> seeds;
     double bits_per_weight = 0;
     size_t model_bytes = 0;
 };
 
-Summary summarise(const std::vector<EvalResult>& rs, const std::vector<uint64_t>& seeds, double bpw, size_t bytes) {
-    Summary s;
-    s.bits_per_weight = bpw, s.model_bytes = bytes;
-    const size_t C = rs[0].per_class.size();
-    s.per_class_mean.assign(C, 0);
-    for (const EvalResult& r : rs) s.top1_mean += r.top1 / double(rs.size());
-    for (const EvalResult& r : rs) s.top1_std += (r.top1 - s.top1_mean) * (r.top1 - s.top1_mean);
-    s.top1_std = rs.size() > 1 ? std::sqrt(s.top1_std / double(rs.size() - 1)) : 0;
-    for (size_t i = 0; i < rs.size(); ++i)
-        for (size_t c = 0; c < C; ++c) {
-            if (!rs[i].class_count[c]) continue;
-            s.per_class_mean[c] += rs[i].per_class[c] / double(rs.size());
-            if (rs[i].per_class[c] < s.worst_case) s.worst_case = rs[i].per_class[c], s.worst_case_seed = seeds[i];
-        }
-    double w = 2;
-    for (size_t c = 0; c < C; ++c)
-        if (rs[0].class_count[c] && s.per_class_mean[c] < w) w = s.per_class_mean[c], s.worst_class = int(c);
-    return s;
+Summary summarise(const std::vector<EvalResult>& rs, const std::vector<uint64_t>& seeds, const EvalResult& fp, double bpw,
+                  size_t bytes) {
+    std::vector<std::vector<double>> table;
+    std::vector<double> top1;
+    for (const EvalResult& r : rs) table.push_back(r.per_class), top1.push_back(r.top1);
+    return {sweep_stats(table, top1, fp.per_class, fp.top1, fp.class_count), seeds, bpw, bytes};
 }
 
 json summary_json(const Summary& s, const std::vector<std::string>& labels) {
-    return {{"top1_mean", s.top1_mean},
-            {"top1_std", s.top1_std},
-            {"per_class_mean", s.per_class_mean},
-            {"worst_class", {{"index", s.worst_class}, {"label", labels[size_t(s.worst_class)]}, {"accuracy", s.per_class_mean[size_t(s.worst_class)]}}},
-            {"worst_case", {{"accuracy", s.worst_case}, {"seed", s.worst_case_seed}}},
+    const SweepStats& t = s.stats;
+    return {{"top1_mean", t.top1_mean},
+            {"top1_std", t.top1_std},
+            {"per_class_mean", t.class_mean},
+            {"worst_class", {{"index", t.worst_class}, {"label", labels[size_t(t.worst_class)]}, {"accuracy", t.worst_class_mean}}},
+            {"worst_case", {{"accuracy", t.worst_case}, {"seed", s.seeds[t.worst_case_seed]}}},
             {"bits_per_weight", s.bits_per_weight},
             {"model_bytes", s.model_bytes}};
 }
@@ -115,8 +103,8 @@ int cmd_mixed(const Args& a) {
         bpw_u = qu.bits_per_weight(), bytes_u = qu.model_bytes();  // the same for every seed
         bpw_m = qm.bits_per_weight(), bytes_m = qm.model_bytes();
     }
-    const Summary su = summarise(ru, seed_list, bpw_u, bytes_u), sm = summarise(rm, seed_list, bpw_m, bytes_m);
     const EvalResult fp = evaluate(lm.vit, data, jobs);
+    const Summary su = summarise(ru, seed_list, fp, bpw_u, bytes_u), sm = summarise(rm, seed_list, fp, bpw_m, bytes_m);
 
     const std::vector<std::string>& labels = lm.vit.cfg.labels;
     if (a.flags.count("json")) {
@@ -144,9 +132,10 @@ int cmd_mixed(const Args& a) {
     std::printf("%-10s %9s %14s %22s %12s %10s\n", "config", "bits/w", "top-1", "worst class", "worst case", "bytes");
     auto row = [&](const char* name, const Summary& s) {
         char wc[64];
-        std::snprintf(wc, sizeof wc, "%s %.2f%%", labels[size_t(s.worst_class)].c_str(), 100 * s.per_class_mean[size_t(s.worst_class)]);
-        std::printf("%-10s %9.3f %7.2f ± %.2f%% %22s %11.2f%% %10zu\n", name, s.bits_per_weight, 100 * s.top1_mean, 100 * s.top1_std, wc,
-                    100 * s.worst_case, s.model_bytes);
+        const SweepStats& t = s.stats;
+        std::snprintf(wc, sizeof wc, "%s %.2f%%", labels[size_t(t.worst_class)].c_str(), 100 * t.worst_class_mean);
+        std::printf("%-10s %9.3f %7.2f ± %.2f%% %22s %11.2f%% %10zu\n", name, s.bits_per_weight, 100 * t.top1_mean, 100 * t.top1_std, wc,
+                    100 * t.worst_case, s.model_bytes);
     };
     row(uni.name().c_str(), su);
     row("mixed", sm);
