@@ -99,101 +99,162 @@ struct OnePoint : ActivationHook {
     }
 };
 
-}  // namespace
+nlohmann::json items_json(const std::vector<KnapsackItem>& items) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const KnapsackItem& it : items)
+        a.push_back({{"name", it.name}, {"values", it.cost[0] / it.bits[0]}, {"candidates", it.bits}, {"sensitivity", it.sensitivity}});
+    return a;
+}
 
-Sensitivities measure_sensitivities(const ViT& fp, const PreparedData& data, const std::vector<size_t>& images,
-                                    const QuantConfig& base, Objective objective, const std::vector<int>& candidates, int jobs) {
-    if (images.empty()) throw std::runtime_error("sensitivity: no images");
-    for (int b : candidates) check_bits(b, "sensitivity candidate");
-    const size_t C = size_t(fp.cfg.num_classes), N = images.size();
-    // FP32 reference distributions and the per-image weight of the objective.
-    std::vector<std::vector<double>> ref(N);
-    std::vector<double> img_weight(N, 1.0 / double(N));
-    {
-        Workspace ws;
-        std::vector<float> z(C);
-        std::vector<double> class_loss(C, 0), class_n(C, 0);
-        for (size_t i = 0; i < N; ++i) {
-            fp.forward(&data.inputs[images[i] * data.input_size], z.data(), ws);
-            ref[i] = log_softmax(z.data(), C);
-            const size_t y = size_t(data.labels[images[i]]);
-            class_loss[y] += -ref[i][y], class_n[y] += 1;
+std::vector<KnapsackItem> items_from_json(const nlohmann::json& j, const char* what) {
+    if (!j.is_array()) throw std::runtime_error(std::string("sensitivities: '") + what + "' must be an array");
+    std::vector<KnapsackItem> out;
+    for (const nlohmann::json& e : j) {
+        KnapsackItem it;
+        try {
+            it.name = e.at("name").get<std::string>();
+            const long long values = e.at("values").get<long long>();
+            it.bits = e.at("candidates").get<std::vector<int>>();
+            it.sensitivity = e.at("sensitivity").get<std::vector<double>>();
+            if (values <= 0) throw std::runtime_error("'values' must be positive");
+            for (int b : it.bits) check_bits(b, "candidate"), it.cost.push_back(values * b);
+        } catch (const nlohmann::json::exception& ex) {
+            throw std::runtime_error(std::string("sensitivities: an entry of '") + what + "' is malformed (" + ex.what() + ")");
         }
-        if (objective == Objective::Worst) {
-            // Each class's images share the class's fraction of the total mean per-class loss.
-            double total = 0;
-            for (size_t c = 0; c < C; ++c)
-                if (class_n[c] > 0) total += class_loss[c] / class_n[c];
-            for (size_t i = 0; i < N; ++i) {
-                const size_t y = size_t(data.labels[images[i]]);
-                img_weight[i] = total > 0 ? (class_loss[y] / class_n[y]) / total / class_n[y] : 1.0 / double(N);
-            }
-        }
-    }
-    auto divergence = [&](const ViT& m, ActivationHook* hook) {
-        Workspace ws;
-        std::vector<float> z(C);
-        double s = 0;
-        for (size_t i = 0; i < N; ++i) {
-            m.forward(&data.inputs[images[i] * data.input_size], z.data(), ws, hook);
-            std::vector<double> lp = log_softmax(z.data(), C);
-            double kl = 0;
-            for (size_t c = 0; c < C; ++c) kl += det_exp(ref[i][c]) * (ref[i][c] - lp[c]);
-            s += img_weight[i] * kl;
-        }
-        return s;
-    };
-
-    Sensitivities out;
-    // Weights: one layer at a time, others FP32.
-    const std::vector<const Linear*> ls = fp.linears();
-    out.weights.resize(ls.size());
-    for (KnapsackItem& it : out.weights) it.sensitivity.resize(candidates.size());
-    parallel_for(ls.size() * candidates.size(), jobs, [&](size_t b, size_t e, int) {
-        ViT m = fp;  // one copy per worker; each job quantizes one layer and restores it
-        for (size_t job = b; job < e; ++job) {
-            const size_t li = job / candidates.size(), ci = job % candidates.size();
-            Linear* l = m.linears()[li];
-            const std::vector<float> saved = l->weight;
-            quantize_weights(*l, candidates[ci], base);
-            out.weights[li].sensitivity[ci] = divergence(m, nullptr);
-            l->weight = saved;
-            l->pack();
-        }
-    });
-    for (size_t li = 0; li < ls.size(); ++li) {
-        KnapsackItem& it = out.weights[li];
-        it.name = ls[li]->name;
-        it.bits = candidates;
-        for (int bb : candidates) it.cost.push_back((long long)(ls[li]->weight.size()) * bb);
-    }
-    // Activations: one point at a time (quantizer fitted on the FP32 model's values at that point).
-    PointSamples ps = observe_points(fp, data, images);
-    std::vector<size_t> pts;
-    for (size_t p = 0; p < fp.points.size(); ++p)
-        if (point_quantized(fp.points[p])) pts.push_back(p);
-    out.activations.resize(pts.size());
-    for (KnapsackItem& it : out.activations) it.sensitivity.resize(candidates.size());
-    parallel_for(pts.size() * candidates.size(), jobs, [&](size_t b, size_t e, int) {
-        for (size_t job = b; job < e; ++job) {
-            const size_t pi = job / candidates.size(), ci = job % candidates.size();
-            const ActPoint& pt = fp.points[pts[pi]];
-            Quantizer q = fit_point(pt, ps.samples[pts[pi]], candidates[ci], base);
-            OnePoint hook;
-            hook.point = int(pts[pi]), hook.q = &q;
-            out.activations[pi].sensitivity[ci] = divergence(fp, &hook);
-        }
-    });
-    for (size_t pi = 0; pi < pts.size(); ++pi) {
-        KnapsackItem& it = out.activations[pi];
-        it.name = fp.points[pts[pi]].name;
-        it.bits = candidates;
-        for (int bb : candidates) it.cost.push_back((long long)(ps.per_image[pts[pi]]) * bb);
+        if (it.bits.empty() || it.bits.size() != it.sensitivity.size())
+            throw std::runtime_error(std::string("sensitivities: '") + it.name + "' has " + std::to_string(it.bits.size()) +
+                                     " candidates but " + std::to_string(it.sensitivity.size()) + " sensitivities");
+        out.push_back(std::move(it));
     }
     return out;
 }
 
+}  // namespace
+
+Objective parse_objective(const std::string& s) {
+    if (s == "mean") return Objective::Mean;
+    if (s == "worst") return Objective::Worst;
+    throw std::runtime_error("objective must be 'mean' or 'worst', found '" + s + "'");
+}
+const char* objective_name(Objective o) { return o == Objective::Worst ? "worst" : "mean"; }
+
+nlohmann::json sensitivities_json(const Sensitivities& s) {
+    return {{"weights", items_json(s.weights)}, {"activations", items_json(s.activations)}};
+}
+
+Sensitivities sensitivities_from_json(const nlohmann::json& j) {
+    if (!j.is_object() || !j.contains("weights") || !j.contains("activations"))
+        throw std::runtime_error("sensitivities: expected an object with 'weights' and 'activations'");
+    return {items_from_json(j["weights"], "weights"), items_from_json(j["activations"], "activations")};
+}
+
+SensitivityRunner::SensitivityRunner(const ViT& fp, const PreparedData& data, std::vector<size_t> images, const QuantConfig& base,
+                                     Objective objective, std::vector<int> candidates)
+    : fp_(fp), data_(data), images_(std::move(images)), base_(base), cand_(std::move(candidates)) {
+    if (images_.empty()) throw std::runtime_error("sensitivity: no images");
+    if (cand_.empty()) throw std::runtime_error("sensitivity: no candidate bit-widths");
+    for (int b : cand_) check_bits(b, "sensitivity candidate");
+    for (size_t i : images_)
+        if (i >= data_.n) throw std::runtime_error("sensitivity: image " + std::to_string(i) + " is outside the data");
+    const size_t C = size_t(fp.cfg.num_classes), N = images_.size();
+    // FP32 reference distributions and the per-image weight of the objective.
+    ref_.resize(N);
+    weight_.assign(N, 1.0 / double(N));
+    Workspace ws;
+    std::vector<float> z(C);
+    std::vector<double> class_loss(C, 0), class_n(C, 0);
+    for (size_t i = 0; i < N; ++i) {
+        fp.forward(&data_.inputs[images_[i] * data_.input_size], z.data(), ws);
+        ref_[i] = log_softmax(z.data(), C);
+        const size_t y = size_t(data_.labels[images_[i]]);
+        class_loss[y] += -ref_[i][y], class_n[y] += 1;
+    }
+    if (objective == Objective::Worst) {
+        // Each class's images share the class's fraction of the total mean per-class loss.
+        double total = 0;
+        for (size_t c = 0; c < C; ++c)
+            if (class_n[c] > 0) total += class_loss[c] / class_n[c];
+        for (size_t i = 0; i < N; ++i) {
+            const size_t y = size_t(data_.labels[images_[i]]);
+            weight_[i] = total > 0 ? (class_loss[y] / class_n[y]) / total / class_n[y] : 1.0 / double(N);
+        }
+    }
+    // The items: every Linear, every quantized activation point (values observed on the FP32 model).
+    for (const Linear* l : fp.linears()) {
+        KnapsackItem it;
+        it.name = l->name, it.bits = cand_, it.sensitivity.assign(cand_.size(), 0);
+        for (int b : cand_) it.cost.push_back((long long)(l->weight.size()) * b);
+        weights_.push_back(std::move(it));
+    }
+    samples_ = observe_points(fp, data_, images_);
+    for (size_t p = 0; p < fp.points.size(); ++p) {
+        if (!point_quantized(fp.points[p])) continue;
+        pts_.push_back(p);
+        KnapsackItem it;
+        it.name = fp.points[p].name, it.bits = cand_, it.sensitivity.assign(cand_.size(), 0);
+        for (int b : cand_) it.cost.push_back((long long)(samples_.per_image[p]) * b);
+        acts_.push_back(std::move(it));
+    }
+    done_.assign(total(), 0);
+}
+
+double SensitivityRunner::divergence(const ViT& m, ActivationHook* hook) const {
+    const size_t C = size_t(fp_.cfg.num_classes);
+    Workspace ws;
+    std::vector<float> z(C);
+    double s = 0;
+    for (size_t i = 0; i < images_.size(); ++i) {
+        m.forward(&data_.inputs[images_[i] * data_.input_size], z.data(), ws, hook);
+        const std::vector<double> lp = log_softmax(z.data(), C);
+        double kl = 0;
+        for (size_t c = 0; c < C; ++c) kl += det_exp(ref_[i][c]) * (ref_[i][c] - lp[c]);
+        s += weight_[i] * kl;
+    }
+    return s;
+}
+
+void SensitivityRunner::run(size_t i, ViT& scratch) {
+    if (i >= total()) throw std::runtime_error("sensitivity: step " + std::to_string(i) + " is outside 0.." + std::to_string(total() - 1));
+    const size_t item = i / cand_.size(), ci = i % cand_.size();
+    if (item < weights_.size()) {
+        // Weights: one layer quantized, the others FP32.
+        Linear* l = scratch.linears()[item];
+        const std::vector<float> saved = l->weight;
+        quantize_weights(*l, cand_[ci], base_);
+        weights_[item].sensitivity[ci] = divergence(scratch, nullptr);
+        l->weight = saved;
+        l->pack();
+    } else {
+        // Activations: one point quantized (its quantizer fitted on the FP32 model's values there).
+        const size_t pi = item - weights_.size();
+        const ActPoint& pt = fp_.points[pts_[pi]];
+        const Quantizer q = fit_point(pt, samples_.samples[pts_[pi]], cand_[ci], base_);
+        OnePoint hook;
+        hook.point = int(pts_[pi]), hook.q = &q;
+        acts_[pi].sensitivity[ci] = divergence(fp_, &hook);
+    }
+    done_[i] = 1;
+}
+
+Sensitivities SensitivityRunner::finish() const {
+    for (size_t i = 0; i < done_.size(); ++i)
+        if (!done_[i]) throw std::runtime_error("sensitivity: step " + std::to_string(i) + " has not run");
+    return {weights_, acts_};
+}
+
+Sensitivities measure_sensitivities(const ViT& fp, const PreparedData& data, const std::vector<size_t>& images,
+                                    const QuantConfig& base, Objective objective, const std::vector<int>& candidates, int jobs) {
+    SensitivityRunner r(fp, data, images, base, objective, candidates);
+    parallel_for(r.total(), jobs, [&](size_t b, size_t e, int) {
+        ViT scratch = fp;  // one copy per thread
+        for (size_t i = b; i < e; ++i) r.run(i, scratch);
+    });
+    return r.finish();
+}
+
 MixedPlan plan_mixed(const Sensitivities& s, double wb, double ab) {
+    for (double b : {wb, ab})
+        if (!(b > 0 && b <= 64)) throw std::runtime_error("mixed: a budget must be an average bit-width above 0, found " + std::to_string(b));
     MixedPlan p;
     long long wn = 0, an = 0;
     for (const KnapsackItem& it : s.weights) wn += it.cost[0] / it.bits[0];

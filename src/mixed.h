@@ -8,6 +8,7 @@
 //    (bits × values; divided by their common divisor), minimising total sensitivity with the budget
 //    never exceeded; among equal sensitivities the larger use of the budget wins.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,47 @@ struct KnapsackResult {
 KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget, size_t max_cells = size_t(1) << 27);
 
 enum class Objective { Mean, Worst };
+Objective parse_objective(const std::string& s);  // "mean" | "worst"; throws naming the value
+const char* objective_name(Objective o);
 
 struct Sensitivities {
     std::vector<KnapsackItem> weights;      // one item per Linear (cost = weight count × bits)
     std::vector<KnapsackItem> activations;  // one per quantized activation point (cost = values per image × bits)
 };
-// `base` gives the quantizer choices (types, ranges, granularity); its bit-widths are ignored.
+// {weights: [{name, values, candidates, sensitivity}], activations: [...]} and back (doubles round-trip
+// exactly, so a plan made from the JSON equals one made from the measurement).
+nlohmann::json sensitivities_json(const Sensitivities& s);
+Sensitivities sensitivities_from_json(const nlohmann::json& j);
+
+// The measurement in independent steps, one per (item, candidate bit-width): native code runs them on
+// several threads, the JS API one at a time so that it can report progress and be cancelled.
+// `base` gives the quantizer choices (types, ranges, granularity); its bit-widths are ignored. The
+// data and the model must outlive the runner.
+class SensitivityRunner {
+public:
+    SensitivityRunner(const ViT& fp, const PreparedData& data, std::vector<size_t> images, const QuantConfig& base,
+                      Objective objective, std::vector<int> candidates);
+    size_t total() const { return (weights_.size() + acts_.size()) * cand_.size(); }
+    // Step i. `scratch` is the caller's copy of the FP32 model (one per thread): a weight step quantizes
+    // one layer of it and restores it; activation steps leave it alone.
+    void run(size_t i, ViT& scratch);
+    Sensitivities finish() const;  // throws if a step has not run
+private:
+    double divergence(const ViT& m, ActivationHook* hook) const;
+    const ViT& fp_;
+    const PreparedData& data_;
+    std::vector<size_t> images_;
+    QuantConfig base_;
+    std::vector<int> cand_;
+    std::vector<std::vector<double>> ref_;  // FP32 log-probabilities per image
+    std::vector<double> weight_;            // per image, the objective's weight
+    PointSamples samples_;
+    std::vector<size_t> pts_;               // quantized activation points
+    std::vector<KnapsackItem> weights_, acts_;
+    std::vector<char> done_;
+};
+
+// All steps on `jobs` threads; the result does not depend on jobs.
 Sensitivities measure_sensitivities(const ViT& fp, const PreparedData& data, const std::vector<size_t>& images,
                                     const QuantConfig& base, Objective objective, const std::vector<int>& candidates, int jobs);
 

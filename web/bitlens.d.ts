@@ -158,7 +158,46 @@ export interface SweepResult {
   raw: unknown;
 }
 
+/** Quantizer choices of QuantizeOptions (bit-widths excepted) plus what the measurement needs. */
+export interface SensitivitySpec extends Omit<QuantizeOptions, 'calib' | 'integer' | 'wbits' | 'abits' | 'layerBits' | 'pointBits'> {
+  model: Model;
+  /** The pool the sensitivity images are drawn from (with `seed`). */
+  calib: Dataset;
+  /** 'worst' weights each class by its share of the FP32 loss, so the plan protects hard classes. Default 'mean'. */
+  objective?: 'mean' | 'worst';
+  /** Candidate bit-widths per layer and point (default 2–8). */
+  candidates?: number[];
+  /** Images the KL divergence is averaged over (default 64). */
+  sensSize?: number;
+}
+
+/** One layer (weights) or activation point: its size and the mean KL divergence at each candidate bit-width. */
+export interface SensitivityItem { name: string; values: number; candidates: number[]; sensitivity: number[] }
+
+export interface Sensitivities {
+  objective: 'mean' | 'worst'; candidates: number[]; sensSize: number; seed: number;
+  weights: SensitivityItem[];
+  activations: SensitivityItem[];
+}
+
+export interface MixedPlan {
+  /** Each item with its chosen `bits`. */
+  layers: (SensitivityItem & { bits: number })[];
+  points: (SensitivityItem & { bits: number })[];
+  /** For QuantizeOptions / sweep configurations. */
+  layerBits: Record<string, number>;
+  pointBits: Record<string, number>;
+  /** Budget used: average bits per weight / per activation value (never above the budget). */
+  weightBitsAvg: number; actBitsAvg: number;
+  /** Integer bit counts used and allowed (weights: Σ count × bits; activations: per image). */
+  weightCost: number; weightBudget: number; actCost: number; actBudget: number;
+}
+
 export interface BitLens {
+  /** Mixed precision, step 1: per-layer and per-point sensitivities, one step per event-loop turn; cancellable. */
+  sensitivities(spec: SensitivitySpec, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<Sensitivities>;
+  /** Mixed precision, step 2: the exact allocation under average-bit budgets (`abudget` defaults to `budget`). Throws when infeasible. */
+  planMixed(sens: Sensitivities, budgets: { budget: number; abudget?: number }): MixedPlan;
   /** Runs one (config, seed) per event-loop turn; rejects with an AbortError when `signal` fires. */
   sweep(spec: SweepSpec, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<SweepResult>;
   loadModel(files: ModelFiles): Model;

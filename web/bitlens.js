@@ -48,11 +48,11 @@ const QUANT_FIELDS = {
   edges8bit: 'edges_8bit', reparam: 'reparam', calibSize: 'calib_size', seed: 'seed',
   layerBits: 'layer_bits', pointBits: 'point_bits',
 };
-function quantConfig(opts) {
+function quantConfig(opts, what = 'quantize') {
   const cfg = {};
   for (const [k, v] of Object.entries(opts)) {
     if (k === 'calib' || k === 'integer' || v === undefined) continue;
-    if (!(k in QUANT_FIELDS)) throw new TypeError(`quantize: unknown option '${k}' (expected ${Object.keys(QUANT_FIELDS).join(', ')}, calib, integer)`);
+    if (!(k in QUANT_FIELDS)) throw new TypeError(`${what}: unknown option '${k}' (expected ${Object.keys(QUANT_FIELDS).join(', ')}${what === 'quantize' ? ', calib, integer' : ''})`);
     cfg[QUANT_FIELDS[k]] = v;
   }
   return JSON.stringify(cfg);
@@ -157,6 +157,26 @@ function sweepResult(r) {
   };
 }
 
+const abortError = (signal, what) => signal.reason || Object.assign(new Error(`${what} cancelled`), { name: 'AbortError' });
+
+// Runs a stepped C++ job (total/run/finish) one step at a time, yielding to the event loop between
+// steps so that `signal` can stop it; deletes the handle whatever happens. Returns finish()'s JSON.
+async function runSteps(h, what, onProgress, signal) {
+  try {
+    const total = h.total();
+    if (onProgress) onProgress({ done: 0, total });
+    for (let i = 0; i < total; i++) {
+      await new Promise((r) => setTimeout(r, 0));
+      if (signal && signal.aborted) throw abortError(signal, what);
+      h.run(i);
+      if (onProgress) onProgress({ done: i + 1, total });
+    }
+    return h.finish();
+  } finally {
+    h.delete();
+  }
+}
+
 /**
  * Creates a BitLens instance. Options: `wasmBinary` (bytes of bitlens-core.wasm) or `locateFile`
  * (as Emscripten's). In Node the .wasm beside the module is read from disk.
@@ -191,22 +211,44 @@ export async function createBitLens(options = {}) {
         if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, ${SWEEP_FIELDS.join(', ')})`);
         if (v !== undefined && v !== null) cpp[k] = k.endsWith('Corrupt') ? corruptionText(v) : v;
       }
-      const abortError = () => (signal && signal.reason) || Object.assign(new Error('sweep cancelled'), { name: 'AbortError' });
-      if (signal && signal.aborted) throw abortError();
-      const h = model._h.sweep(JSON.stringify(cpp), data._h, calib._h);
-      try {
-        const total = h.total();
-        if (onProgress) onProgress({ done: 0, total });
-        for (let i = 0; i < total; i++) {
-          await new Promise((r) => setTimeout(r, 0));
-          if (signal && signal.aborted) throw abortError();
-          h.run(i);
-          if (onProgress) onProgress({ done: i + 1, total });
-        }
-        return sweepResult(JSON.parse(h.finish()));
-      } finally {
-        h.delete();
-      }
+      if (signal && signal.aborted) throw abortError(signal, 'sweep');
+      return sweepResult(JSON.parse(await runSteps(model._h.sweep(JSON.stringify(cpp), data._h, calib._h), 'sweep', onProgress, signal)));
+    },
+    /**
+     * Mixed precision, step 1: how much each layer's weights and each activation point hurt the output
+     * (mean KL divergence from FP32) at each candidate bit-width, measured on `sensSize` images drawn
+     * from `calib` with `seed`. `objective: 'worst'` weights each class by its FP32 loss, so the plan
+     * protects the hard classes. Other options are quantize()'s quantizer choices. Cancellable like sweep.
+     * Returns plain data (it can be posted between workers and stored as JSON).
+     */
+    async sensitivities(spec, { onProgress, signal } = {}) {
+      const { model, calib, objective = 'mean', candidates = [2, 3, 4, 5, 6, 7, 8], sensSize = 64, ...opts } = spec || {};
+      if (!(model instanceof Model)) throw new TypeError('sensitivities: `model` must be a Model from loadModel()');
+      if (!(calib instanceof Dataset)) throw new TypeError('sensitivities: `calib` must be a Dataset from loadDataset()');
+      if (!Array.isArray(candidates) || candidates.length === 0) throw new TypeError('sensitivities: `candidates` must be a non-empty array of bit-widths');
+      model._alive(); calib._alive();
+      if (signal && signal.aborted) throw abortError(signal, 'sensitivities');
+      const cpp = { config: JSON.parse(quantConfig(opts, 'sensitivities')), objective, candidates, sensSize };
+      const r = JSON.parse(await runSteps(model._h.sensitivities(JSON.stringify(cpp), calib._h), 'sensitivities', onProgress, signal));
+      return { objective, candidates: [...candidates], sensSize, seed: opts.seed ?? 0, weights: r.weights, activations: r.activations };
+    },
+    /**
+     * Mixed precision, step 2: the bit-width of every layer and activation point that minimises the
+     * total sensitivity with the average bits per weight ≤ `budget` and per activation value ≤ `abudget`
+     * (default: budget), solved exactly. `layerBits` and `pointBits` go straight into quantize() or a
+     * sweep configuration.
+     */
+    planMixed(sens, { budget, abudget = budget } = {}) {
+      if (!sens || !Array.isArray(sens.weights) || !Array.isArray(sens.activations)) throw new TypeError('planMixed: expected the result of sensitivities()');
+      if (typeof budget !== 'number' || typeof abudget !== 'number') throw new TypeError('planMixed: `budget` (average bits per weight) must be a number');
+      const p = JSON.parse(M._planMixed(JSON.stringify({ weights: sens.weights, activations: sens.activations }), budget, abudget));
+      return {
+        layers: p.layers, points: p.points,
+        layerBits: Object.fromEntries(p.layers.map((l) => [l.name, l.bits])),
+        pointBits: Object.fromEntries(p.points.map((l) => [l.name, l.bits])),
+        weightBitsAvg: p.weight_bits_avg, actBitsAvg: p.act_bits_avg,
+        weightCost: p.weight_cost, weightBudget: p.weight_budget, actCost: p.act_cost, actBudget: p.act_budget,
+      };
     },
     /**
      * Quantizes a plain array of values, for teaching views: returns the dequantized values, the

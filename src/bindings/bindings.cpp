@@ -10,6 +10,7 @@
 #include "dataset.h"
 #include "eval.h"
 #include "export.h"
+#include "mixed.h"
 #include "model.h"
 #include "ptq.h"
 #include "quant.h"
@@ -33,12 +34,16 @@ auto guard(F&& f) -> decltype(f()) {
     }
 }
 
-std::vector<uint8_t> bytes_of(const val& arr) {
+// A TypedArray's elements copied into the heap with one TypedArray.set.
+template <class T>
+std::vector<T> copy_of(const val& arr) {
     const size_t n = arr["length"].as<size_t>();
-    std::vector<uint8_t> v(n);
+    std::vector<T> v(n);
     if (n) val(typed_memory_view(n, v.data())).call<void>("set", arr);
     return v;
 }
+std::vector<uint8_t> bytes_of(const val& arr) { return copy_of<uint8_t>(arr); }
+std::vector<float> floats_of(const val& arr) { return copy_of<float>(arr); }
 
 class DatasetHandle {
 public:
@@ -77,12 +82,6 @@ DatasetHandle* load_encoded_js(val files, val names, val classes) {
     });
 }
 
-std::vector<float> floats_of(const val& arr) {
-    const size_t n = arr["length"].as<size_t>();
-    std::vector<float> v(n);
-    if (n) val(typed_memory_view(n, v.data())).call<void>("set", arr);
-    return v;
-}
 // A fresh Float32Array holding a copy of v (the heap view is copied before any allocation can move it).
 val float_array(const std::vector<float>& v) {
     return val::global("Float32Array").new_(val(typed_memory_view(v.size(), v.data())));
@@ -211,6 +210,33 @@ public:
     }
 };
 
+// Mixed-precision sensitivities in steps, like SweepHandle. Owns its calibration data and a scratch
+// copy of the model; holds a reference to the FP32 model, which must outlive it.
+class SensitivityHandle {
+public:
+    PreparedData data;
+    ViT scratch;
+    std::unique_ptr<SensitivityRunner> runner;
+    size_t total() const { return runner->total(); }
+    void run(size_t i) {
+        guard([&] {
+            runner->run(i, scratch);
+            return 0;
+        });
+    }
+    std::string finish() {
+        return guard([&] { return sensitivities_json(runner->finish()).dump(); });
+    }
+};
+
+// sensitivities JSON (as SensitivityHandle::finish gives) + average-bit budgets → the plan JSON.
+std::string plan_mixed_js(std::string sensitivities, double weight_budget, double act_budget) {
+    return guard([&] {
+        const Sensitivities s = sensitivities_from_json(nlohmann::json::parse(sensitivities));
+        return plan_json(plan_mixed(s, weight_budget, act_budget), s).dump();
+    });
+}
+
 class ModelHandle {
 public:
     LoadedModel lm;
@@ -230,6 +256,28 @@ public:
             auto* h = new SweepHandle;
             h->runner = std::move(r);
             return h;
+        });
+    }
+
+    // spec: {config: QuantConfig JSON (quantizer choices and the seed of the draw), objective: "mean" |
+    // "worst", candidates: [bits], sensSize: images drawn from calib}.
+    SensitivityHandle* sensitivities(std::string spec, const DatasetHandle& calib) const {
+        return guard([&] {
+            if (quant) throw std::runtime_error("sensitivities: this model is already quantized (" + quant->cfg.name() + ")");
+            const nlohmann::json j = nlohmann::json::parse(spec);
+            for (const auto& kv : j.items())
+                if (kv.key() != "config" && kv.key() != "objective" && kv.key() != "candidates" && kv.key() != "sensSize")
+                    throw std::runtime_error("sensitivities: unknown field '" + kv.key() + "'");
+            const QuantConfig base = config_from_json(j.value("config", nlohmann::json::object()));
+            const Objective obj = parse_objective(j.value("objective", std::string("mean")));
+            const std::vector<int> cand = j.value("candidates", std::vector<int>{2, 3, 4, 5, 6, 7, 8});
+            const long long n = j.value("sensSize", 64LL);
+            if (n < 1) throw std::runtime_error("sensitivities: sensSize must be at least 1, found " + std::to_string(n));
+            auto h = std::make_unique<SensitivityHandle>();
+            h->data = prepare(calib.ds, lm.vit.cfg);
+            h->scratch = lm.vit;
+            h->runner = std::make_unique<SensitivityRunner>(lm.vit, h->data, draw_calibration(h->data.n, size_t(n), base.seed), base, obj, cand);
+            return h.release();
         });
     }
 
@@ -334,11 +382,16 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("weight", &ModelHandle::weight)
         .function("attention", &ModelHandle::attention)
         .function("sweep", &ModelHandle::sweep, allow_raw_pointers())
+        .function("sensitivities", &ModelHandle::sensitivities, allow_raw_pointers())
         .function("forwardRaw", &ModelHandle::forward_raw);
     class_<SweepHandle>("SweepRun")
         .function("total", &SweepHandle::total)
         .function("run", &SweepHandle::run)
         .function("finish", &SweepHandle::finish);
+    class_<SensitivityHandle>("SensitivityRun")
+        .function("total", &SensitivityHandle::total)
+        .function("run", &SensitivityHandle::run)
+        .function("finish", &SensitivityHandle::finish);
     class_<QuantizedHandle>("QuantizedModel")
         .function("info", &QuantizedHandle::info)
         .function("evaluate", &QuantizedHandle::evaluate)
@@ -347,6 +400,7 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("forwardRaw", &QuantizedHandle::forward_raw)
         .function("attention", &QuantizedHandle::attention);
     function("_quantizeTensor", &quantize_tensor_js);
+    function("_planMixed", &plan_mixed_js);
     function("_loadModel", &load_model_js, allow_raw_pointers());
     function("_loadIdx", &load_idx_js, allow_raw_pointers());
     function("_loadEncoded", &load_encoded_js, allow_raw_pointers());

@@ -71,6 +71,7 @@ int cmd_mixed(const Args& a) {
     const double ab = a.opts.count("abudget") ? parse_budget(a.get("abudget"), "abudget") : wb;
     const std::string obj = a.get("objective", "mean");
     if (obj != "mean" && obj != "worst") throw UsageError("--objective must be mean or worst, found '" + obj + "'");
+    const Objective objective = parse_objective(obj);
     const std::vector<int> candidates = parse_bits_list(a.get("candidates", "2,3,4,5,6,7,8"));
     const int seeds = int(a.num("seeds", 5, 1, 1000));
     const int jobs = int(a.num("jobs", 0, 1, 256));
@@ -82,8 +83,7 @@ int cmd_mixed(const Args& a) {
 
     // Sensitivities on a fixed draw from the calibration pool, then the allocation.
     const std::vector<size_t> sens_images = draw_calibration(calib.n, sens_size, base.seed);
-    Sensitivities sens = measure_sensitivities(lm.vit, calib, sens_images, base, obj == "worst" ? Objective::Worst : Objective::Mean,
-                                               candidates, jobs);
+    Sensitivities sens = measure_sensitivities(lm.vit, calib, sens_images, base, objective, candidates, jobs);
     MixedPlan plan = plan_mixed(sens, wb, ab);
 
     QuantConfig uni = base;

@@ -83,6 +83,8 @@ TEST_CASE("allocator: an infeasible budget is a clear error naming the minimum")
     CHECK_THROWS_WITH(allocate({}, 10), doctest::Contains("nothing to allocate"));
 }
 
+#include <nlohmann/json.hpp>
+
 #include "test_util.h"
 
 TEST_CASE("mixed precision on the shipped DeiT: sensitivities fall with bits, budgets are never exceeded, the plan is deterministic") {
@@ -112,5 +114,29 @@ TEST_CASE("mixed precision on the shipped DeiT: sensitivities fall with bits, bu
         QuantizedViT q = quantize(m.vit, d, c, 2);
         for (size_t i = 0; i < q.wbits.size(); ++i) CHECK(q.wbits[i] == p.layer_bits.at(m.vit.linears()[i]->name));
         CHECK_THROWS_WITH(plan_mixed(s, 2.5, 4.0), doctest::Contains("infeasible"));
+        // Through JSON (the JS API's form) the plan is the same.
+        const Sensitivities back = sensitivities_from_json(nlohmann::json::parse(sensitivities_json(s).dump()));
+        MixedPlan p3 = plan_mixed(back, 4.0, 4.0);
+        CHECK(p3.layer_bits == p.layer_bits);
+        CHECK(p3.point_bits == p.point_bits);
+        CHECK(p3.weight_cost == p.weight_cost);
+        if (obj == Objective::Worst) {
+            // Steps run one at a time in reverse order on one scratch model give the same measurement.
+            SensitivityRunner r(m.vit, d, imgs, base, obj, {3, 4, 8});
+            ViT scratch = m.vit;
+            for (size_t i = r.total(); i-- > 0;) {
+                if (i == 0) CHECK_THROWS_WITH(r.finish(), doctest::Contains("step 0 has not run"));
+                r.run(i, scratch);
+            }
+            const Sensitivities one = r.finish();
+            for (size_t i = 0; i < s.weights.size(); ++i) CHECK(one.weights[i].sensitivity == s.weights[i].sensitivity);
+            for (size_t i = 0; i < s.activations.size(); ++i) CHECK(one.activations[i].sensitivity == s.activations[i].sensitivity);
+            CHECK_THROWS_WITH(r.run(r.total(), scratch), doctest::Contains("outside"));
+        }
     }
+    CHECK_THROWS_WITH(plan_mixed(Sensitivities{}, 4.0, 0.0), doctest::Contains("budget must be an average bit-width above 0"));
+    CHECK_THROWS_WITH(sensitivities_from_json(nlohmann::json::parse(R"({"weights": []})")), doctest::Contains("'weights' and 'activations'"));
+    CHECK_THROWS_WITH(sensitivities_from_json(nlohmann::json::parse(R"({"weights": [{"name": "a", "values": 4, "candidates": [2, 4], "sensitivity": [1]}], "activations": []})")),
+                      doctest::Contains("'a' has 2 candidates but 1 sensitivities"));
+    CHECK_THROWS_WITH(parse_objective("median"), doctest::Contains("found 'median'"));
 }

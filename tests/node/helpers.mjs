@@ -65,3 +65,7 @@ export function nativeQuantize(modelDir, dataPath, args) {
 export function nativeSweep(modelDir, dataPath, args) {
   return JSON.parse(execFileSync(cli, ['sweep', '--model', path(modelDir), '--data', path(dataPath), '--calib', path(dataPath), ...args, '--jobs', '2', '--json', '-']).toString());
 }
+
+export function nativeMixed(modelDir, dataPath, args) {
+  return JSON.parse(execFileSync(cli, ['mixed', '--model', path(modelDir), '--calib', path(dataPath), '--eval', path(dataPath), ...args, '--jobs', '2', '--json']).toString());
+}

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBitLens } from '../../web/bitlens.js';
-import { modelFiles, defaultData, nativeEval, nativeQuantize, nativeSweep, encodePngGray, defaultImage } from './helpers.mjs';
+import { modelFiles, defaultData, nativeEval, nativeQuantize, nativeSweep, nativeMixed, encodePngGray, defaultImage } from './helpers.mjs';
 
 const bl = await createBitLens();
 const models = ['models/vit-fmnist-hf', 'models/deit-fmnist-timm'];
@@ -142,6 +142,44 @@ test('a sweep stops when its AbortSignal fires, and bad sweep specs are Errors n
   await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4a4'], calibSize: 2000 }), /larger than the calibration pool/);
   await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4a4'], calibCorrupt: 'fog:2' }), /fog/);
   await assert.rejects(bl.sweep({ model, data, calib: data, configs: ['w4a4'], colour: 1 }), /unknown option 'colour'/);
+  model.delete();
+  data.delete();
+});
+
+test('mixed precision in WASM (sensitivities, planMixed, sweep) equals `bitlens mixed`: sensitivities, allocation and accuracy', async () => {
+  const model = bl.loadModel(modelFiles('models/vit-fmnist-hf'));
+  const data = bl.loadDataset(defaultData());
+  const native = nativeMixed('models/vit-fmnist-hf', 'models/data', ['--budget', '4', '--objective', 'worst', '--seeds', '2',
+    '--sens-size', '16', '--candidates', '2,4,8', '--limit', '300']);
+  let total = 0;
+  const sens = await bl.sensitivities({ model, calib: data, objective: 'worst', candidates: [2, 4, 8], sensSize: 16 },
+    { onProgress: (p) => { total = p.total; } });
+  assert.equal(total, (sens.weights.length + sens.activations.length) * 3);
+  const plan = bl.planMixed(JSON.parse(JSON.stringify(sens)), { budget: 4 });
+  const strip = (items) => items.map(({ name, bits, values, candidates, sensitivity }) => ({ name, bits, values, candidates, sensitivity }));
+  assert.deepEqual(strip(plan.layers), native.allocation.layers);
+  assert.deepEqual(strip(plan.points), native.allocation.points);
+  assert.equal(plan.weightCost, native.allocation.weight_cost);
+  assert.ok(plan.weightBitsAvg <= 4 && plan.actBitsAvg <= 4, `${plan.weightBitsAvg} ${plan.actBitsAvg}`);
+  assert.ok(new Set(Object.values(plan.layerBits)).size > 1, 'a mixed plan, not one bit-width everywhere');
+  const r = await bl.sweep({ model, data, calib: data, configs: [{ wbits: 4, abits: 4 }, { layerBits: plan.layerBits, pointBits: plan.pointBits }],
+    seeds: 2, calibSize: 32, limit: 300 });
+  for (const [k, name] of [[0, 'uniform'], [1, 'mixed']]) {
+    assert.equal(r.configs[k].top1Mean, native[name].top1_mean, name);
+    assert.deepEqual(r.configs[k].perClassMean, native[name].per_class_mean, name);
+    assert.equal(r.configs[k].worstClass.accuracy, native[name].worst_class.accuracy, name);
+    assert.equal(r.configs[k].worstCase.accuracy, native[name].worst_case.accuracy, name);
+  }
+  // Bad input: Errors that say what is wrong.
+  assert.throws(() => bl.planMixed(sens, { budget: 1 }), /budget \d+ is infeasible: the cheapest choices cost \d+/);
+  assert.throws(() => bl.planMixed(sens, {}), /`budget` \(average bits per weight\) must be a number/);
+  assert.throws(() => bl.planMixed({ weights: [{ name: 'x' }], activations: [] }, { budget: 4 }), /sensitivities: an entry of 'weights' is malformed/);
+  await assert.rejects(bl.sensitivities({ model, calib: data, objective: 'median' }), /objective must be 'mean' or 'worst', found 'median'/);
+  await assert.rejects(bl.sensitivities({ model, calib: data, candidates: [4, 9] }), /bit-width 9 is outside 2-8/);
+  await assert.rejects(bl.sensitivities({ model, calib: data, colour: 1 }), /sensitivities: unknown option 'colour'/);
+  const ac = new AbortController();
+  await assert.rejects(bl.sensitivities({ model, calib: data, sensSize: 4 }, { signal: ac.signal, onProgress: ({ done }) => { if (done === 3) ac.abort(); } }),
+    { name: 'AbortError' });
   model.delete();
   data.delete();
 });
