@@ -12,6 +12,8 @@
 namespace bitlens {
 
 std::string QuantConfig::name() const {
+    // A plan with per-layer or per-point bit-widths is no longer "WnAm".
+    if (!layer_bits.empty() || !point_bits.empty()) return "mixed";
     std::string s = "W" + std::to_string(wbits) + "A" + std::to_string(abits);
     if (probs_bits() != abits) s += "/P" + std::to_string(probs_bits());
     return s;

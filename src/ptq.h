@@ -33,7 +33,7 @@ struct QuantConfig {
     std::map<std::string, int> layer_bits, point_bits;
 
     int probs_bits() const { return softmax_bits ? softmax_bits : abits; }
-    std::string name() const;              // "W4A4", "W4A4/P3" when softmax bits differ
+    std::string name() const;              // "W4A4", "W4A4/P3" when softmax bits differ, "mixed" with per-layer or per-point bits
     void validate() const;                 // bit-widths 2–8, pow2 only for weights, …
 };
 nlohmann::json config_json(const QuantConfig& c);

@@ -1,6 +1,6 @@
 // BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
 // handles the controls, the files the user brings, the URL settings, progress, and the results.
-import { barChart, boxPlot, chartSvg, confusionMatrix, quantHistogram, svgToPng } from './charts.js';
+import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, confusionMatrix, quantHistogram, sensitivityChart, svgToPng } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
@@ -139,6 +139,9 @@ function readSettings() {
     calibCorrupt: corr('cc-type', 'cc-sev'),
     evalCorrupt: corr('ec-type', 'ec-sev'),
     model: $('shipped-model').value,
+    mxBudget: num('mx-budget', 4),
+    mxObjective: $('mx-objective').value,
+    mxSens: Math.round(num('mx-sens', 32)),
   };
 }
 
@@ -156,6 +159,9 @@ function settingsToQuery(s) {
   if (s.calibCorrupt) q.set('calibCorrupt', `${s.calibCorrupt.type}:${s.calibCorrupt.severity}`);
   if (s.evalCorrupt) q.set('evalCorrupt', `${s.evalCorrupt.type}:${s.evalCorrupt.severity}`);
   if (s.model !== DEFAULT_MODEL) q.set('model', s.model);
+  if (s.mxBudget !== 4) q.set('budget', s.mxBudget);
+  if (s.mxObjective !== 'mean') q.set('objective', s.mxObjective);
+  if (s.mxSens !== 32) q.set('sensSize', s.mxSens);
   return q.toString();
 }
 
@@ -177,6 +183,9 @@ function applyQuery() {
   if (q.get('seeds')) $('seeds').value = q.get('seeds');
   if (q.get('limit')) $('limit').value = q.get('limit');
   if (q.get('skew')) $('skew').value = q.get('skew');
+  if (q.get('budget')) $('mx-budget').value = q.get('budget');
+  setSel('mx-objective', q.get('objective'));
+  if (q.get('sensSize')) $('mx-sens').value = q.get('sensSize');
   for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
     const v = q.get(key);
     if (!v) continue;
@@ -217,6 +226,7 @@ function renderStatus() {
 function updateRunButton() {
   const busy = !!state.running || state.loading > 0;
   $('run-btn').disabled = busy || !state.modelInfo || !state.data || !state.fp32;
+  $('mx-run').disabled = $('run-btn').disabled;
   $('cancel-btn').disabled = !state.running;
   for (const id of ['model-files', 'model-folder', 'data-files', 'data-folder', 'model-default', 'data-default']) $(id).disabled = !!state.running;
 }
@@ -257,7 +267,9 @@ async function evaluateFp32() {
 
 function clearResults() {
   state.result = null;
+  state.mixed = null;
   $('results').hidden = true;
+  $('mx-results').hidden = true;
   $('progress').value = 0;
   $('progress-text').textContent = '';
 }
@@ -509,6 +521,95 @@ async function run() {
   }
 }
 
+// ---------- mixed precision --------------------------------------------------------------------
+
+async function runMixed() {
+  showError('mx-error', '');
+  const s = readSettings();
+  const problem = validateSettings({ ...s, configs: ['mixed'] })
+    || (!(s.mxBudget >= 2 && s.mxBudget <= 8) ? 'The budget must be an average bit-width from 2 to 8.' : null)
+    || (!(s.mxSens >= 1) ? 'Use at least 1 sensitivity image.' : null);
+  if (problem) { showError('mx-error', problem); return; }
+  syncUrl();
+  const run = { clients: [state.primary], cancelled: false, started: performance.now() };
+  state.running = run;
+  updateRunButton();
+  const phaseName = { sensitivities: 'Measuring sensitivities', comparison: 'Comparing with uniform' };
+  let phaseStart = performance.now(), phase = '';
+  const onProgress = ({ done, total, phase: ph }) => {
+    if (ph !== phase) { phase = ph; phaseStart = performance.now(); }
+    $('progress').value = total ? done / total : 0;
+    const el = (performance.now() - phaseStart) / 1000;
+    const eta = done > 0 ? (el / done) * (total - done) : NaN;
+    const unit = ph === 'sensitivities' ? 'steps' : 'runs';
+    $('progress-text').textContent = `${phaseName[ph] || ph}: ${done} / ${total} ${unit}${done > 0 && done < total ? ` · about ${fmtTime(eta)} left` : ''}`;
+    $('progress').setAttribute('aria-valuetext', `${phaseName[ph] || ph}: ${done} of ${total} ${unit} done`);
+  };
+  setRunStatus(`Mixed precision at ${s.mxBudget} bits: measuring each layer's and point's sensitivity, then comparing with uniform over ${s.seeds} seed${s.seeds > 1 ? 's' : ''}…`);
+  try {
+    const r = await state.primary.call('mixed', {
+      quant: { softmax: s.softmax, weights: s.weights, granularity: s.granularity },
+      objective: s.mxObjective, budget: s.mxBudget, sensSize: s.mxSens, seeds: s.seeds, calibSize: s.calibSize,
+    }, { onProgress });
+    state.mixed = { ...r, settings: s };
+    const secs = (performance.now() - run.started) / 1000;
+    setRunStatus(`Mixed precision done in ${fmtTime(secs)}.`, 'done');
+    renderMixed();
+    $('mixed').scrollIntoView({ block: 'start' });
+  } catch (e) {
+    if (e instanceof Cancelled || run.cancelled) return;
+    showError('mx-error', `Mixed precision stopped: ${e.message}`);
+    setRunStatus('');
+    $('progress').value = 0;
+    $('progress-text').textContent = '';
+  } finally {
+    if (state.running === run) state.running = null;
+    updateRunButton();
+  }
+}
+
+// Average bits per value over items, with `bitsOf(name)` per item.
+function averageBits(items, bitsOf) {
+  let v = 0, b = 0;
+  for (const it of items) { v += it.values; b += it.values * bitsOf(it.name); }
+  return v ? b / v : NaN;
+}
+
+function renderMixed() {
+  const m = state.mixed;
+  if (!m) return;
+  $('mx-results').hidden = false;
+  const { plan, uniform, sweep: r } = m;
+  const [u, x] = r.configs;
+  const bits = {
+    [u.name]: { w: averageBits(plan.layers, (n) => uniform.layerBits[n]), a: averageBits(plan.points, (n) => uniform.pointBits[n]) },
+    mixed: { w: plan.weightBitsAvg, a: plan.actBitsAvg },
+  };
+  let html = `<caption class="sr">Uniform against mixed precision at a budget of ${m.budget} bits</caption><thead><tr><th scope="col">configuration</th>
+    <th scope="col">bits per weight</th><th scope="col">bits per activation</th><th scope="col">top-1 mean ± std</th>
+    <th scope="col">worst class (mean over seeds)</th><th scope="col">worst case (any class, any seed)</th><th scope="col">model size</th></tr></thead><tbody>`;
+  for (const c of [u, x]) {
+    const b = bits[c.name];
+    const over = b.w > m.budget + 1e-9;
+    html += `<tr data-config="${esc(c.name)}"><th scope="row">${esc(c.name === 'mixed' ? `mixed (${m.objective === 'worst' ? 'hard classes' : 'mean'})` : c.name)}</th>
+      <td class="bits-w${over ? ' over' : ''}">${b.w.toFixed(2)}${over ? ' <span class="sub">(over budget: edges at 8 bits)</span>' : ''}</td>
+      <td class="bits-a">${b.a.toFixed(2)}</td>
+      <td class="top1">${pct(c.top1Mean, 2)} ± ${(100 * c.top1Std).toFixed(2)}</td>
+      <td class="worst">${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
+      <td>${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed}</span></td>
+      <td>${kb(c.modelBytes)}</td></tr>`;
+  }
+  $('mx-table').innerHTML = `${html}</tbody>`;
+  const s = m.settings;
+  $('mx-note').textContent = `Budget ${m.budget} bits: the plan uses ${plan.weightBitsAvg.toFixed(3)} bits per weight (${plan.weightCost.toLocaleString()} of ${plan.weightBudget.toLocaleString()} bits) `
+    + `and ${plan.actBitsAvg.toFixed(3)} per activation value. Sensitivities on ${m.sensSize} calibration images (seed 0); `
+    + `both configurations quantized with ${s.seeds} calibration draw${s.seeds > 1 ? 's' : ''} of ${s.calibSize} images and evaluated on ${r.evalN} images `
+    + `(weights ${s.weights}, ${s.granularity}; softmax ${s.softmax}). Uniform ${u.name} keeps the patch embedding and the head at 8 bits, as everywhere on this page.`;
+  drawChart('plot-mx-layers', () => allocationChart($('plot-mx-layers'), plan.layers, uniform.layerBits, u.name), 'bitlens-mixed-layers');
+  drawChart('plot-mx-points', () => allocationChart($('plot-mx-points'), plan.points, uniform.pointBits, u.name), 'bitlens-mixed-points');
+  drawChart('plot-mx-sens', () => sensitivityChart($('plot-mx-sens'), plan.layers), 'bitlens-mixed-sensitivity');
+}
+
 async function cancel() {
   const run = state.running;
   if (!run) return;
@@ -728,6 +829,8 @@ async function showSample() {
 
 function bind() {
   $('run-btn').addEventListener('click', run);
+  $('mx-run').addEventListener('click', runMixed);
+  for (const id of ['mx-budget', 'mx-objective', 'mx-sens']) $(id).addEventListener('change', syncUrl);
   $('cancel-btn').addEventListener('click', cancel);
   $('share-btn').addEventListener('click', async () => {
     syncUrl();
@@ -794,7 +897,7 @@ function bind() {
     }
   });
   let resizeTimer;
-  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); }, 300); });
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); }, 300); });
 }
 
 async function boot() {

@@ -76,7 +76,11 @@ export class Dataset {
 }
 
 export class QuantizedModel {
-  readonly info: { config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number };
+  readonly info: {
+    config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number;
+    /** The bit-width each layer's weights and each quantized activation point got. */
+    layerBits: Record<string, number>; pointBits: Record<string, number>;
+  };
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
   classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
   /** Logits for one preprocessed input (channels × height × width, normalised). */

@@ -111,6 +111,80 @@ export function quantHistogram(el, teach, bits) {
   });
 }
 
+/**
+ * Bits per item (layers or activation points): grouped bars, uniform beside the mixed plan.
+ * items: [{ name, bits, values, sensitivity, candidates }]; uniformBits: { name → bits }.
+ */
+export function allocationChart(el, items, uniformBits, uniformName) {
+  const series = [uniformName, 'mixed'];
+  const rows = items.flatMap((it) => [
+    { name: it.name, series: uniformName, bits: uniformBits[it.name], values: it.values },
+    { name: it.name, series: 'mixed', bits: it.bits, values: it.values },
+  ]).filter((r) => r.bits != null);
+  const names = items.map((it) => it.name);
+  const longest = Math.max(...names.map((n) => n.length));
+  return Plot().plot({
+    width: Math.max(width(el), 28 * names.length + 80), height: 300 + 5.5 * longest, marginLeft: 50, marginBottom: 20 + 6.2 * longest, style,
+    fx: { domain: names, label: null, tickRotate: -60, padding: 0.2 },
+    x: { domain: series, axis: null, paddingInner: 0.05 },
+    y: { domain: [0, 8], grid: true, label: 'bits', ticks: 8 },
+    color: { domain: series, range: ['#9aa0a6', '#0b57d0'], legend: true },
+    marks: [
+      Plot().barY(rows, { fx: 'name', x: 'series', y: 'bits', fill: 'series', title: (d) => `${d.name} · ${d.series}: ${d.bits} bits (${d.values.toLocaleString()} values)` }),
+      Plot().ruleY([0]),
+    ],
+  });
+}
+
+/** Heatmap: rows = layers, columns = candidate bit-widths, fill = sensitivity (log scale); a dot on each chosen bit-width. */
+export function sensitivityChart(el, items) {
+  const rows = [];
+  let min = Infinity;
+  for (const it of items) {
+    it.candidates.forEach((b, k) => {
+      const v = Math.max(it.sensitivity[k], 0);
+      rows.push({ name: it.name, bits: String(b), v, chosen: b === it.bits });
+      if (v > 0) min = Math.min(min, v);
+    });
+  }
+  const floor = Number.isFinite(min) ? min : 1e-9;
+  const longest = Math.max(...items.map((it) => it.name.length));
+  const bitsDomain = items[0].candidates.map(String);
+  return Plot().plot({
+    width: Math.min(width(el), 160 + 7.5 * longest + 70 * bitsDomain.length), height: 60 + 22 * items.length, marginLeft: 20 + 7.5 * longest, marginTop: 30, style,
+    x: { domain: bitsDomain, label: 'bits', axis: 'top' },
+    y: { domain: items.map((it) => it.name), label: null },
+    color: { type: 'log', scheme: 'oranges', domain: [floor, Math.max(...rows.map((r) => r.v), floor * 10)], legend: true, label: 'mean KL divergence' },
+    marks: [
+      Plot().cell(rows, { x: 'bits', y: 'name', fill: (d) => Math.max(d.v, floor), inset: 0.5, title: (d) => `${d.name} at ${d.bits} bits: KL ${d.v.toExponential(2)}` }),
+      Plot().dot(rows.filter((r) => r.chosen), { x: 'bits', y: 'name', fill: '#0b57d0', stroke: 'white', r: 6 }),
+    ],
+  });
+}
+
+/**
+ * Attention maps side by side: `maps` [{ title, values }], each the class token's attention to every
+ * patch as a row-major grid[0] × grid[1] array; one colour scale for all, so they compare directly.
+ */
+export function attentionMaps(el, maps, grid) {
+  const rows = [];
+  let max = 0;
+  for (const m of maps) {
+    m.values.forEach((v, i) => { rows.push({ title: m.title, r: Math.floor(i / grid[1]), c: i % grid[1], v }); max = Math.max(max, v); });
+  }
+  const cell = Math.max(12, Math.min(34, Math.floor(260 / grid[1])));
+  return Plot().plot({
+    width: 40 + maps.length * (cell * grid[1] + 30), height: 60 + cell * grid[0], marginLeft: 10, marginRight: 10, marginTop: 34, marginBottom: 20, style,
+    fx: { domain: maps.map((m) => m.title), label: null, axis: 'top', padding: 0.08 },
+    x: { domain: [...Array(grid[1]).keys()], axis: null },
+    y: { domain: [...Array(grid[0]).keys()], axis: null },
+    color: { scheme: 'inferno', domain: [0, max || 1] },
+    marks: [
+      Plot().cell(rows, { fx: 'title', x: 'c', y: 'r', fill: 'v', title: (d) => `${d.title}: patch (${d.r}, ${d.c}) ${(100 * d.v).toFixed(2)}%` }),
+    ],
+  });
+}
+
 // ---------- export ------------------------------------------------------------------------------
 
 /** The chart's SVG as a standalone string (with its colour legend, when it has one). */

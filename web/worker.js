@@ -344,6 +344,31 @@ const handlers = {
     };
     return runSweep(bl, { ...spec, model, data: evalData, calib: calibData }, onProgress);
   },
+  /**
+   * Mixed precision: sensitivities on `sensSize` calibration images, the exact plan under `budget`
+   * average bits, then a sweep of uniform W⌊budget⌋A⌊budget⌋ against the plan over `seeds` draws.
+   */
+  async mixed({ quant, objective, budget, sensSize, seeds, calibSize }, post) {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    let last = 0;
+    const progress = (phase) => ({ done, total }) => {
+      const now = Date.now();
+      if (done === total || done === 0 || now - last > 100) { last = now; post({ progress: { done, total, phase } }); }
+    };
+    const sens = await bl.sensitivities({ model, calib: calibData, objective, sensSize: Math.min(sensSize, calibData.size), ...quant },
+      { onProgress: progress('sensitivities') });
+    const plan = bl.planMixed(sens, { budget });
+    const b = Math.floor(budget);
+    const uniformConfig = { wbits: b, abits: b, ...quant };
+    calibSize = Math.min(calibSize, calibData.size);
+    // The bit-widths uniform quantization gives every layer and point (edges stay at 8 bits).
+    const u = model.quantize({ ...uniformConfig, calibSize, calib: calibData });
+    const uniform = { layerBits: u.info.layerBits, pointBits: u.info.pointBits };
+    u.delete();
+    const sweep = await bl.sweep({ model, data: evalData, calib: calibData, seeds, calibSize,
+      configs: [uniformConfig, { ...quant, layerBits: plan.layerBits, pointBits: plan.pointBits }] }, { onProgress: progress('comparison') });
+    return { budget, objective, sensSize: sens.sensSize, sens, plan, uniform, sweep };
+  },
   teach,
   sample,
   exportModel({ config, seed, calibSize }) {

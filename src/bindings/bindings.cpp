@@ -136,7 +136,15 @@ public:
         });
     }
     std::string info() const {
+        // The bit-width every layer and quantized activation point got.
+        nlohmann::json layer_bits = nlohmann::json::object(), point_bits = nlohmann::json::object();
+        const std::vector<const Linear*> ls = q.model.linears();
+        for (size_t i = 0; i < ls.size(); ++i) layer_bits[ls[i]->name] = q.wbits[i];
+        for (size_t p = 0; p < q.model.points.size(); ++p)
+            if (q.act_on[p]) point_bits[q.model.points[p].name] = q.aq[p].bits;
         return nlohmann::json{{"config", config_json(q.cfg)},
+                              {"layerBits", layer_bits},
+                              {"pointBits", point_bits},
                               {"modelBytes", q.model_bytes()},
                               {"bitsPerWeight", q.bits_per_weight()},
                               {"fp32Bytes", 4 * q.model.parameter_count()},

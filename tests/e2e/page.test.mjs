@@ -125,6 +125,32 @@ if (missing.length) {
       await shot('e2e-2-results.png');
     });
 
+    test('mixed precision: the plan stays within the budget, beside uniform, with its allocation charts', async () => {
+      await page.fill('#mx-sens', '4');
+      await page.selectOption('#mx-objective', 'worst');
+      await page.click('#mx-run');
+      await page.waitForFunction(() => /^Measuring sensitivities: \d+ \/ \d+ steps/.test(document.getElementById('progress-text').textContent), null, { timeout: 30_000, polling: 50 });
+      await page.waitForFunction(() => /Mixed precision done/.test(document.getElementById('run-status').textContent) && !document.getElementById('mx-results').hidden,
+        null, { timeout: 120_000, polling: 250 });
+      assert.equal(await visibleError('mx-error'), '');
+      const rows = await page.$$eval('#mx-table tbody tr', (trs) => trs.map((r) => ({
+        config: r.dataset.config,
+        bitsW: Number.parseFloat(r.querySelector('td.bits-w').textContent),
+        bitsA: Number.parseFloat(r.querySelector('td.bits-a').textContent),
+        top1: Number.parseFloat(r.querySelector('td.top1').textContent) / 100,
+      })));
+      assert.deepEqual(rows.map((r) => r.config), ['W4A4', 'mixed']);
+      assert.ok(rows[1].bitsW <= 4 && rows[1].bitsW > 3.5, `mixed uses ${rows[1].bitsW} bits per weight`);
+      assert.ok(rows[1].bitsA <= 4 && rows[1].bitsA > 3.5, `mixed uses ${rows[1].bitsA} bits per activation`);
+      assert.ok(rows[0].bitsW > 4, 'uniform W4A4 keeps the edges at 8 bits');
+      for (const r of rows) assert.ok(r.top1 >= MIN && r.top1 <= 1, `${r.config} top-1 ${r.top1}`);
+      for (const id of ['plot-mx-layers', 'plot-mx-points', 'plot-mx-sens']) await page.waitForSelector(`#${id} svg`);
+      assert.match(await page.textContent('#plot-mx-layers'), /mixed/);
+      assert.match(page.url(), /objective=worst/);
+      assert.match(page.url(), /sensSize=4/);
+      saveArtifact('e2e-2b-mixed.png', await page.locator('#mixed').screenshot());
+    });
+
     test('bring your own: model files and an image-folder zip, then run again', async () => {
       await page.setInputFiles('#model-files', ['model.safetensors', 'config.json', 'preprocessor_config.json']
         .map((f) => join(MODEL_DIR, f)).filter((p) => { try { readFileSync(p); return true; } catch { return false; } }));
