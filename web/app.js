@@ -14,7 +14,7 @@ const MAX_WORKERS = 4;
 // ---------- state ------------------------------------------------------------------------------
 
 const state = {
-  caps: null,          // { hasSweep, hasExport, hasQuantClassify, cores }
+  caps: null,          // { cores }
   primary: null,       // WorkerClient holding the model and images
   modelSrc: null,      // { safetensors, config, preprocessor, name } (kept to restart workers)
   modelInfo: null,
@@ -138,6 +138,7 @@ function readSettings() {
     calibSkew: num('skew', 0),
     calibCorrupt: corr('cc-type', 'cc-sev'),
     evalCorrupt: corr('ec-type', 'ec-sev'),
+    groups: $('groups').value.trim(),
     model: $('shipped-model').value,
     mxBudget: num('mx-budget', 4),
     mxObjective: $('mx-objective').value,
@@ -158,6 +159,7 @@ function settingsToQuery(s) {
   if (s.calibSkew) q.set('skew', s.calibSkew);
   if (s.calibCorrupt) q.set('calibCorrupt', `${s.calibCorrupt.type}:${s.calibCorrupt.severity}`);
   if (s.evalCorrupt) q.set('evalCorrupt', `${s.evalCorrupt.type}:${s.evalCorrupt.severity}`);
+  if (s.groups) q.set('groups', s.groups);
   if (s.model !== DEFAULT_MODEL) q.set('model', s.model);
   if (s.mxBudget !== 4) q.set('budget', s.mxBudget);
   if (s.mxObjective !== 'mean') q.set('objective', s.mxObjective);
@@ -183,6 +185,7 @@ function applyQuery() {
   if (q.get('seeds')) $('seeds').value = q.get('seeds');
   if (q.get('limit')) $('limit').value = q.get('limit');
   if (q.get('skew')) $('skew').value = q.get('skew');
+  if (q.get('groups')) $('groups').value = q.get('groups');
   if (q.get('budget')) $('mx-budget').value = q.get('budget');
   setSel('mx-objective', q.get('objective'));
   if (q.get('sensSize')) $('mx-sens').value = q.get('sensSize');
@@ -274,7 +277,12 @@ function clearResults() {
   $('progress-text').textContent = '';
 }
 
+function fillAttentionBlocks(depth) {
+  $('attn-block').innerHTML = Array.from({ length: depth }, (_, b) => `<option value="${b}"${b === depth - 1 ? ' selected' : ''}>${b}${b === depth - 1 ? ' (last)' : ''}</option>`).join('');
+}
+
 function afterModel(r) {
+  fillAttentionBlocks(r.info.depth);
   state.modelInfo = r.info;
   state.modelName = r.name;
   state.data = r.data || state.data;
@@ -451,6 +459,7 @@ function buildSpec(s) {
   if (s.calibSkew > 0) spec.calibSkew = s.calibSkew;
   if (s.calibCorrupt) spec.calibCorrupt = s.calibCorrupt;
   if (s.evalCorrupt) spec.evalCorrupt = s.evalCorrupt;
+  if (s.groups) spec.groups = s.groups;
   return spec;
 }
 
@@ -653,10 +662,11 @@ function renderResults() {
       <td class="top1${drop > 0.05 ? ' bad' : ''}">${pct(c.top1Mean)} ± ${(100 * c.top1Std).toFixed(1)} <span class="sub">(${pp(drop)})</span></td>
       <td${c.worstClass.accuracy < 0.5 ? ' class="bad"' : ''}>${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
       <td>${c.worstCase ? `${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed}</span>` : '—'}</td>
-      <td>${c.largestDrop ? `${esc(c.largestDrop.label)} ${pp(c.largestDrop.drop)} <span class="sub">seed ${c.largestDrop.seed}</span>` : '—'}</td>
+      <td>${c.largestSeedDrop ? `${esc(c.largestSeedDrop.label)} ${pp(c.largestSeedDrop.drop)} <span class="sub">seed ${c.largestSeedDrop.seed}</span>` : '—'}</td>
       <td>${kb(c.modelBytes)}${c.modelBytes ? ` <span class="sub">(${(fp32Bytes / c.modelBytes).toFixed(1)}× smaller)</span>` : ''}</td></tr>`;
   }
   $('results-table').innerHTML = `${html}</tbody>`;
+  renderGroups(r);
   const shift = [];
   if (s.calibClasses.length) shift.push(`calibrated on ${s.calibClasses.map((k) => r.labels[k]).join(', ')}`);
   if (s.calibSkew > 0) shift.push(`class skew ρ = ${s.calibSkew}`);
@@ -674,6 +684,24 @@ function renderResults() {
   drawConfusion();
   fillSampleConfigs();
   showSample();
+}
+
+// Class groups: FP32 and, per configuration, the group's accuracy averaged over seeds and its worst seed.
+function renderGroups(r) {
+  const groups = r.configs[0]?.groups || [];
+  $('groups-wrap').hidden = !groups.length;
+  if (!groups.length) { $('groups-table').innerHTML = ''; return; }
+  let html = `<caption class="sr">Accuracy per class group</caption><thead><tr><th scope="col">Group</th><th scope="col">FP32</th>${r.configs.map((c) => `<th scope="col">${esc(c.name)}<br><span class="sub">mean (worst seed)</span></th>`).join('')}</tr></thead><tbody>`;
+  groups.forEach((g, k) => {
+    const members = g.classes.map((i) => r.labels[i]).join(', ');
+    html += `<tr data-group="${esc(g.name)}"><th scope="row">${esc(g.name)}<span class="sub">${esc(members)}</span></th><td>${pct(g.fp32)}</td>`;
+    for (const c of r.configs) {
+      const cg = c.groups[k];
+      html += `<td${cg.drop > 0.05 ? ' class="bad"' : ''}>${pct(cg.mean)} <span class="sub">(${pp(cg.drop)}; worst ${pct(cg.min)}, seed ${cg.min_seed})</span></td>`;
+    }
+    html += '</tr>';
+  });
+  $('groups-table').innerHTML = `${html}</tbody>`;
 }
 
 function fillCmSeeds() {
@@ -798,7 +826,7 @@ function fillSampleConfigs() {
   $('sample-config').innerHTML = opts.map((o) => `<option value="${esc(o.value)}">${esc(o.label)}</option>`).join('');
   const low = opts.find((o) => /W4A4/.test(o.label)) || opts[opts.length - 1];
   $('sample-config').value = state.samplePicked && opts.some((o) => o.value === prev) ? prev : low.value;
-  $('export-model').hidden = !(state.caps && state.caps.hasExport) || !$('sample-config').value;
+  $('export-model').hidden = !$('sample-config').value;
 }
 
 let sampleUrl = null;
@@ -809,8 +837,9 @@ async function showSample() {
   const sel = $('sample-config').value;
   const q = sel ? JSON.parse(sel) : {};
   const box = $('sample');
+  const block = Number($('attn-block').value || -1);
   try {
-    const r = await state.primary.call('sample', { index: idx, ...q });
+    const r = await state.primary.call('sample', { index: idx, ...q, block });
     if (sampleUrl) URL.revokeObjectURL(sampleUrl);
     sampleUrl = URL.createObjectURL(new Blob([r.png], { type: 'image/png' }));
     const list = (top) => `<ol>${top.map((t) => `<li class="${t.index === r.trueIndex ? 'ok' : ''}">${esc(t.label)}${t.probability != null ? ` — ${pct(t.probability)}` : ''}</li>`).join('')}</ol>`;
@@ -819,7 +848,19 @@ async function showSample() {
     box.innerHTML = `<figure class="sample-img"><img src="${sampleUrl}" alt="Image ${r.index}: ${esc(r.trueLabel)}">
       <figcaption>Image ${r.index}<br>true class: <strong>${esc(r.trueLabel)}</strong></figcaption></figure>
       <div><p><strong>FP32</strong>: ${verdict(r.fp32)}</p>${list(r.fp32)}</div>
-      ${r.quant ? `<div><p><strong>${esc(qname)}</strong>: ${verdict(r.quant.top)}</p>${list(r.quant.top)}${r.quant.top[0].probability == null ? '<p class="hint">(top-1 only: this build has no classify() on quantized models)</p>' : ''}</div>` : ''}`;
+      ${r.quant ? `<div><p><strong>${esc(qname)}</strong>: ${verdict(r.quant.top)}</p>${list(r.quant.top)}</div>` : ''}`;
+    const a = r.attention;
+    const maps = [{ title: 'FP32', values: a.fp32 }];
+    if (a.quant) maps.push({ title: qname, values: a.quant });
+    let note = '';
+    if (a.quant) {
+      // How far the quantized map moved: total variation distance between the two distributions over patches.
+      const s0 = a.fp32.reduce((x, y) => x + y, 0), s1 = a.quant.reduce((x, y) => x + y, 0);
+      const tv = 0.5 * a.fp32.reduce((acc, v, i) => acc + Math.abs(v / s0 - a.quant[i] / s1), 0);
+      note = ` The quantized map differs from FP32 by ${pct(tv)} of its mass (total variation).`;
+    }
+    $('attn-caption').textContent = `Where the class token looks at block ${a.block}: its attention to each of the ${a.grid[0]}×${a.grid[1]} patches (mean over heads; brighter = more).${note}`;
+    drawChart('plot-attention', () => attentionMaps($('plot-attention'), maps, a.grid), `bitlens-attention-${r.index}-block${a.block}`);
   } catch (e) {
     if (!(e instanceof Cancelled)) box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
   }
@@ -879,8 +920,9 @@ function bind() {
   $('hist-source').addEventListener('change', drawHistogram);
   $('hist-bits').addEventListener('change', drawHistogram);
   $('sample-index').addEventListener('change', showSample);
+  $('attn-block').addEventListener('change', showSample);
   $('sample-config').addEventListener('change', () => {
-    state.samplePicked = true; $('export-model').hidden = !(state.caps && state.caps.hasExport) || !$('sample-config').value; showSample(); });
+    state.samplePicked = true; $('export-model').hidden = !$('sample-config').value; showSample(); });
   $('sample-random').addEventListener('click', () => {
     if (!state.data) return;
     $('sample-index').value = String(Math.floor(Math.random() * state.data.poolN));

@@ -2,7 +2,7 @@
 // page never blocks. Messages: { id, type, ...payload } → { id, ok: true, result } | { id, ok: false,
 // error } and, while a sweep runs, { id, progress: { done, total } }. The page cancels a run by
 // terminating this worker (a synchronous WASM call cannot be interrupted) and starting a fresh one.
-import { createBitLens, QuantizedModel } from './bitlens.js';
+import { createBitLens } from './bitlens.js';
 import { gunzipSync, unzipSync, zlibSync } from './vendor/fflate.js';
 
 let bl = null;
@@ -180,14 +180,6 @@ function dataSummary() {
   return { name: sourceName, kind: source.kind, poolN: source.n, evalN, classes: sourceClassNames(source) };
 }
 
-// ---------- the sweep --------------------------------------------------------------------------
-
-export function configName(c) { return `W${c.wbits}A${c.abits}`; }
-
-/** Runs a sweep with the package's bl.sweep (statistics computed in C++, identical to the CLI). */
-function runSweep(blInstance, spec, onProgress) {
-  return blInstance.sweep(spec, { onProgress });
-}
 
 // ---------- teaching views -----------------------------------------------------------------------
 
@@ -261,28 +253,26 @@ function trueIndex(trueClass) {
   return k >= 0 && k < labels.length ? k : -1;
 }
 
-function sample({ index, config, seed, calibSize }) {
+// The class token's attention to each patch at `block`, mean over heads (FP32, and quantized when a
+// configuration is chosen), with the patch grid's shape.
+function attention(png, name, q, block) {
+  const { imageSize, patchSize } = model.info;
+  const grid = [Math.floor(imageSize[0] / patchSize), Math.floor(imageSize[1] / patchSize)];
+  return {
+    grid, block: block < 0 ? model.info.depth + block : block,
+    fp32: Array.from(model.attention(png, { block, name })),
+    quant: q ? Array.from(q.attention(png, { block, name })) : null,
+  };
+}
+
+function sample({ index, config, seed, calibSize, block = -1 }) {
   if (!model) throw new Error('load a model first');
   const img = sampleImage(index);
   const fp32 = model.classify(img.png, { topK: 3, name: img.name });
   const t = trueIndex(img.trueClass);
-  let quant = null;
-  if (config) {
-    const q = quantizedFor(config, seed, calibSize);
-    if (typeof q.classify === 'function') {
-      quant = { top: q.classify(img.png, { topK: 3, name: img.name }) };
-    } else if (t >= 0) {
-      // No QuantizedModel.classify in this build: evaluate the quantized model on this one image
-      // (labelled with its true class) and read the prediction off the confusion matrix.
-      const one = bl.loadDataset({ files: [{ bytes: img.png, name: img.name, label: model.info.labels[t] }] });
-      try {
-        const r = q.evaluate(one);
-        const p = r.confusion[t].findIndex((v) => v > 0);
-        quant = { top: [{ index: p, label: model.info.labels[p], probability: null }] };
-      } finally { one.delete(); }
-    }
-  }
-  return { ...img, trueIndex: t, trueLabel: t >= 0 ? model.info.labels[t] : img.trueClass, fp32, quant };
+  const q = config ? quantizedFor(config, seed, calibSize) : null;
+  const quant = q ? { top: q.classify(img.png, { topK: 3, name: img.name }) } : null;
+  return { ...img, trueIndex: t, trueLabel: t >= 0 ? model.info.labels[t] : img.trueClass, fp32, quant, attention: attention(img.png, img.name, q, block) };
 }
 
 // ---------- messages ---------------------------------------------------------------------------
@@ -290,12 +280,7 @@ function sample({ index, config, seed, calibSize }) {
 const handlers = {
   async init() {
     if (!bl) bl = await createBitLens();
-    return {
-      hasSweep: typeof bl.sweep === 'function',
-      hasExport: typeof QuantizedModel.prototype.exportSafetensors === 'function',
-      hasQuantClassify: typeof QuantizedModel.prototype.classify === 'function',
-      cores: self.navigator?.hardwareConcurrency || 1,
-    };
+    return { cores: self.navigator?.hardwareConcurrency || 1 };
   },
   loadModel({ safetensors, config, preprocessor, name }) {
     if (!safetensors) throw new Error('no .safetensors file: a model needs model.safetensors and config.json');
@@ -342,7 +327,7 @@ const handlers = {
       const now = Date.now();
       if (done === total || done === 0 || now - last > 100) { last = now; post({ progress: { done, total } }); }
     };
-    return runSweep(bl, { ...spec, model, data: evalData, calib: calibData }, onProgress);
+    return bl.sweep({ ...spec, model, data: evalData, calib: calibData }, { onProgress });
   },
   /**
    * Mixed precision: sensitivities on `sensSize` calibration images, the exact plan under `budget`
@@ -373,10 +358,7 @@ const handlers = {
   sample,
   exportModel({ config, seed, calibSize }) {
     if (!model) throw new Error('load a model first');
-    const q = quantizedFor(config, seed, calibSize);
-    if (typeof q.exportSafetensors !== 'function') throw new Error('this build of BitLens cannot export quantized models yet');
-    const bytes = q.exportSafetensors();
-    return bytes;
+    return quantizedFor(config, seed, calibSize).exportSafetensors();
   },
 };
 

@@ -81,7 +81,8 @@ if (missing.length) {
     });
 
     test('first open: the shipped model and the default images, with FP32 accuracy', async () => {
-      await page.goto(`${origin}/?configs=w8a8,w4a4&seeds=2&limit=300${MODEL_PARAM}`);
+      const groups = encodeURIComponent('tops=T-shirt/top, Pullover, Coat, Shirt; shoes=5,7,9');
+      await page.goto(`${origin}/?configs=w8a8,w4a4&seeds=2&limit=300&groups=${groups}${MODEL_PARAM}`);
       await page.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
       assert.equal(await visibleError('model-error'), '');
       assert.equal(await visibleError('data-error'), '');
@@ -92,6 +93,12 @@ if (missing.length) {
       // The teaching view drew the weight histogram with the quantizers' levels.
       await page.waitForSelector('#plot-hist svg');
       await page.waitForSelector('#sample img');
+      // The sample's attention map: FP32 and the preselected quantized configuration, one cell per patch.
+      await page.waitForSelector('#plot-attention svg');
+      const grid = await page.$eval('#model-summary', (el) => el.textContent);
+      assert.match(grid, /patch 4, 28×28×1/);
+      assert.equal(await page.$$eval('#plot-attention svg rect', (r) => r.length) >= 2 * 49, true, 'two 7×7 maps');
+      assert.match(await page.textContent('#attn-caption'), /block 3: its attention to each of the 7×7 patches.*differs from FP32 by \d+\.\d%/);
       // Every control has a label (keyboard and screen-reader use).
       const unlabeled = await page.$$eval('input, select, button', (els) => els.filter((el) => {
         if (el.type === 'hidden') return false;
@@ -111,6 +118,26 @@ if (missing.length) {
       assert.ok(Math.abs(rows[0].top1 - (await fp32())) < 0.05, 'W8A8 is close to FP32');
       for (const id of ['plot-box', 'plot-bars', 'plot-confusion']) await page.waitForSelector(`#${id} svg`);
       assert.match(await page.textContent('#plot-bars'), /W4A4/);
+      assert.doesNotMatch(await page.textContent('#results-table'), /undefined|NaN/);
+      // The class groups from the URL: one row per group, members named, a plausible accuracy per configuration.
+      const groupRows = await page.$$eval('#groups-table tbody tr', (trs) => trs.map((r) => ({
+        name: r.dataset.group, members: r.querySelector('th .sub').textContent,
+        acc: [...r.querySelectorAll('td')].map((td) => Number.parseFloat(td.textContent) / 100),
+      })));
+      assert.deepEqual(groupRows.map((g) => g.name), ['tops', 'shoes']);
+      assert.equal(groupRows[0].members, 'T-shirt/top, Pullover, Coat, Shirt');
+      assert.equal(groupRows[1].members, 'Sandal, Sneaker, Ankle boot');
+      for (const g of groupRows) for (const a of g.acc) assert.ok(a >= MIN && a <= 1, `${g.name} ${a}`);
+      assert.ok(groupRows[1].acc[0] > groupRows[0].acc[0], 'shoes are easier than tops');
+      // The quantized model of the sample view downloads as safetensors with packed codes and the recipe.
+      const [st] = await Promise.all([page.waitForEvent('download'), page.click('#export-model')]);
+      assert.match(st.suggestedFilename(), /W4A4.*\.safetensors$/);
+      const bytes = readFileSync(await st.path());
+      const headerLen = Number(bytes.readBigUInt64LE(0));
+      const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString('utf8'));
+      assert.ok(header.__metadata__ && header.__metadata__['bitlens.quantization'], 'the recipe is in __metadata__');
+      assert.ok(Object.values(header).some((t) => t.dtype === 'I8' || t.dtype === 'U8'), 'packed integer codes');
+      assert.ok(bytes.length < readFileSync(join(MODEL_DIR, 'model.safetensors')).length / 2, 'smaller than the FP32 file');
       assert.match(page.url(), /configs=w8a8%2Cw4a4|configs=w8a8,w4a4/);
       // Exports: JSON with every seed, and a chart as SVG.
       const [json] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
