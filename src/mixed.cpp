@@ -91,11 +91,11 @@ std::vector<double> log_softmax(const float* z, size_t n) {
 
 struct OnePoint : ActivationHook {
     int point;
-    const Quantizer* q;
+    FastFake q;
+    OnePoint(int p, const Quantizer& qz) : point(p), q(qz) {}
     void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
         if (p != point) return;
-        for (size_t r = 0; r < rows; ++r)
-            for (size_t c = 0; c < cols; ++c) x[r * ld + c] = q->fake(x[r * ld + c]);
+        for (size_t r = 0; r < rows; ++r) q.apply(x + r * ld, cols);
     }
 };
 
@@ -229,8 +229,7 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
         const size_t pi = item - weights_.size();
         const ActPoint& pt = fp_.points[pts_[pi]];
         const Quantizer q = fit_point(pt, samples_.samples[pts_[pi]], cand_[ci], base_);
-        OnePoint hook;
-        hook.point = int(pts_[pi]), hook.q = &q;
+        OnePoint hook{int(pts_[pi]), q};
         acts_[pi].sensitivity[ci] = divergence(fp_, &hook);
     }
     done_[i] = 1;

@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -31,23 +32,28 @@ void Linear::pack() {
     k::f32_gemm_pack(size_t(out), size_t(in), weight.data(), size_t(in), 1, packed.data());
 }
 
+void IntLinear::finish() {
+    const int32_t zero = in.zero - shift;
+    out_scale.resize(wscale.size());
+    offset.resize(wscale.size());
+    for (size_t n = 0; n < wscale.size(); ++n) out_scale[n] = in.scale * wscale[n], offset[n] = zero * row_sum[n];
+}
+
 void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t ldy) const {
     if (int8) {
+        // Integer path: quantize the input rows to int8 codes, int8 GEMM, then back to float.
         const IntLinear& q = *int8;
-        const size_t Kp = k::qs8_gemm_kp(size_t(in)), N = size_t(out);
+        const size_t K = size_t(in), Kp = k::qs8_gemm_kp(K), N = size_t(out);
         thread_local std::vector<int8_t> xq;
         thread_local std::vector<int32_t> acc;
-        xq.assign(rows * Kp, 0);
+        xq.resize(rows * Kp);
         acc.resize(rows * N);
-        for (size_t r = 0; r < rows; ++r)
-            for (size_t c = 0; c < size_t(in); ++c) xq[r * Kp + c] = int8_t(q.in.code(x[r * ldx + c]) - q.shift);
-        k::qs8_gemm_1x4c8_wasmsimd(rows, N, size_t(in), xq.data(), Kp, q.packed.data(), acc.data(), N);
-        const int32_t zero = q.in.zero - q.shift;
-        for (size_t r = 0; r < rows; ++r)
-            for (size_t n = 0; n < N; ++n) {
-                const float v = (q.in.scale * q.wscale[n]) * float(acc[r * N + n] - zero * q.row_sum[n]);
-                y[r * ldy + n] = bias.empty() ? v : v + bias[n];
-            }
+        for (size_t r = 0; r < rows; ++r) {
+            k::f32_qs8_vcvt_wasmsimd(K, x + r * ldx, q.in.scale, q.in.zero, q.in.qmin, q.in.qmax, q.shift, &xq[r * Kp]);
+            std::fill(xq.begin() + std::ptrdiff_t(r * Kp + K), xq.begin() + std::ptrdiff_t((r + 1) * Kp), int8_t(0));
+        }
+        k::qs8_gemm_2x4c8_wasmsimd(rows, N, K, xq.data(), Kp, q.packed.data(), acc.data(), N);
+        k::i32_dequant_f32_wasmsimd(rows, N, acc.data(), N, q.offset.data(), q.out_scale.data(), bias.empty() ? nullptr : bias.data(), y, ldy);
         return;
     }
     k::f32_gemm_4x8_wasmsimd(rows, size_t(out), size_t(in), x, ldx, packed.data(), bias.empty() ? nullptr : bias.data(), y, ldy);

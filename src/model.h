@@ -16,12 +16,17 @@ namespace bitlens {
 //   y[n] = s_x·s_w[n]·(Σ_k x_q[k]·w_q[n][k] − z_x·Σ_k w_q[n][k]) + b[n]
 // computed as an int8×int8→int32 GEMM (input codes shifted by −128 into int8 when unsigned) with the
 // scales applied after accumulation.
+// y = s_x·s_w[n]·(Σ_k x_q·w_q − z·Σ_k w_q) + b, with x_q the input codes shifted into int8 and z the
+// shifted zero point.
 struct IntLinear {
     std::vector<int8_t> packed;    // out × Kp weight codes (kernels::qs8_gemm_pack)
     std::vector<float> wscale;     // [out]
     std::vector<int32_t> row_sum;  // Σ_k w_q[n][k]
     Quantizer in;                  // uniform input quantizer
     int32_t shift = 0;             // 128 when input codes are unsigned, else 0
+    std::vector<float> out_scale;  // [out] s_x · s_w[n]
+    std::vector<int32_t> offset;   // [out] (zero − shift) · row_sum[n]
+    void finish();                 // fills out_scale and offset from the fields above
 };
 
 // y[rows, out] = x[rows, in] · weightᵀ + bias. `packed` is the kernel's layout of `weight`.

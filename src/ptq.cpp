@@ -145,11 +145,26 @@ double QuantizedViT::bits_per_weight() const {
     return bits / double(weight_count());
 }
 
+FakeQuantHook::FakeQuantHook(const QuantizedViT& qv) : q(qv), active(qv.model.points.size(), 0) {
+    const std::vector<const Linear*> ls = q.model.linears();
+    for (size_t p = 0; p < active.size(); ++p) fast.emplace_back(q.aq[p]);
+    for (size_t p = 0; p < active.size(); ++p) {
+        if (!q.act_on[p]) continue;
+        const std::string& feeds = q.model.points[p].feeds;
+        bool consumed = false, all_integer = true;  // the head point also feeds head_dist
+        for (const Linear* l : ls)
+            if (!feeds.empty() && (l->name == feeds || (feeds == "head" && l->name == "head_dist"))) {
+                consumed = true;
+                all_integer = all_integer && l->int8 && l->int8->in.type == QType::Uniform && l->int8->in.scale == q.aq[p].scale &&
+                              l->int8->in.zero == q.aq[p].zero && l->int8->in.qmin == q.aq[p].qmin && l->int8->in.qmax == q.aq[p].qmax;
+            }
+        active[p] = !(consumed && all_integer);
+    }
+}
+
 void FakeQuantHook::on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) {
-    if (!q.act_on[size_t(point)]) return;
-    const Quantizer& qz = q.aq[size_t(point)];
-    for (size_t r = 0; r < rows; ++r)
-        for (size_t c = 0; c < cols; ++c) x[r * ld + c] = qz.fake(x[r * ld + c]);
+    if (!active[size_t(point)]) return;
+    for (size_t r = 0; r < rows; ++r) fast[size_t(point)].apply(x + r * ld, cols);
 }
 
 namespace {
@@ -361,6 +376,7 @@ int enable_integer(QuantizedViT& q) {
         }
         il->packed.resize(N * kernels::qs8_gemm_kp(K));
         kernels::qs8_gemm_pack(N, K, codes.data(), il->packed.data());
+        il->finish();
         l.int8 = std::move(il);
         ++count;
     }

@@ -61,9 +61,13 @@ struct QuantizedViT {
 };
 
 // Hook that replaces each enabled activation by its quantized value (thread-safe: reads only).
+// Points whose only consumers are Linears on the integer path are left alone: those Linears quantize
+// their input with the same quantizer, and quantizing twice gives the same codes.
 struct FakeQuantHook : ActivationHook {
     const QuantizedViT& q;
-    explicit FakeQuantHook(const QuantizedViT& qv) : q(qv) {}
+    std::vector<char> active;  // per point: quantize here
+    std::vector<FastFake> fast;  // per point
+    explicit FakeQuantHook(const QuantizedViT& qv);
     void on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) override;
 };
 

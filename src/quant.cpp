@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
+
+#include "kernels.h"
 
 namespace bitlens {
 
@@ -112,6 +115,50 @@ int32_t Quantizer::code(float x) const {
 float Quantizer::dequant(int32_t c) const {
     if (type == QType::Uniform) return float(c - zero) * scale;
     return table[size_t(c)];
+}
+
+namespace {
+constexpr int kBucketShift = 20;  // 4096 buckets
+// Increasing with the float's value for non-NaN x, with -0 mapped as +0 (they compare equal).
+inline uint32_t order_key(float x) {
+    if (x == 0.0f) x = 0.0f;
+    uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+}  // namespace
+
+FastFake::FastFake(const Quantizer& q) : q_(&q) {
+    if (q.type == QType::Uniform) return;
+    if (q.thresholds.size() >= 65535) throw std::runtime_error("quantizer: too many levels for the threshold index");
+    for (float t : q.thresholds) key_.push_back(order_key(t));
+    first_.assign((size_t(1) << (32 - kBucketShift)) + 1, 0);
+    size_t i = 0;
+    for (size_t b = 0; b < first_.size(); ++b) {
+        const uint64_t start = uint64_t(b) << kBucketShift;
+        while (i < key_.size() && key_[i] < start) ++i;
+        first_[b] = uint16_t(i);
+    }
+}
+
+int32_t FastFake::code(float x) const {
+    if (q_->type == QType::Uniform) return q_->code(x);
+    if (x != x) return int32_t(key_.size());  // as upper_bound: NaN is below no threshold
+    const uint32_t k = order_key(x);
+    const size_t b = k >> kBucketShift;
+    size_t c = first_[b];
+    const size_t end = first_[b + 1];
+    while (c < end && key_[c] <= k) ++c;
+    return int32_t(c);
+}
+
+void FastFake::apply(float* x, size_t n) const {
+    const Quantizer& q = *q_;
+    if (q.type == QType::Uniform) {
+        kernels::f32_vfakequant_wasmsimd(n, x, q.scale, q.zero, q.qmin, q.qmax);
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) x[i] = q.table[size_t(code(x[i]))];
 }
 
 std::vector<float> Quantizer::levels() const {

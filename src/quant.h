@@ -48,6 +48,21 @@ struct Quantizer {
     std::vector<float> levels() const;  // distinct representable values, ascending
 };
 
+// Fake quantization of many values at once, for the hot paths, with exactly Quantizer::fake's results:
+// the SIMD kernel for uniform quantizers; for the others a bucketed threshold index built here (the
+// thresholds keyed by an order-preserving map of their float bits, 4096 buckets by the key's top 12 bits),
+// so a code costs one bucket lookup and a short scan instead of a binary search. Keeps a pointer to `q`.
+class FastFake {
+public:
+    explicit FastFake(const Quantizer& q);
+    int32_t code(float x) const;     // == q.code(x)
+    void apply(float* x, size_t n) const;  // x[i] = q.fake(x[i])
+private:
+    const Quantizer* q_;
+    std::vector<uint32_t> key_;      // per threshold
+    std::vector<uint16_t> first_;    // per bucket (+1): thresholds whose key lies below the bucket
+};
+
 // Fitting. `x` are calibration samples (any order). All fits are deterministic.
 Quantizer fit_uniform(const std::vector<float>& x, int bits, bool symmetric, RangeMethod method, double percentile = 0.9999);
 Quantizer fit_log2(const std::vector<float>& x, int bits);

@@ -66,5 +66,30 @@ void qs8_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, con
 // 1 row × 4 columns per step; i16x8.load8x8_s + i32x4.dot_i16x8_s, 8 values of K per instruction pair.
 void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
                              size_t ldc);
+// 2 rows × 4 columns per step (8 accumulators): each weight slice serves two rows. The one in use.
+void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
+                             size_t ldc);
+
+}  // namespace bitlens::kernels
+
+namespace bitlens::kernels {
+
+// ---------------------------------------------------------------------------------------------
+// Uniform quantization (Quantizer::code of src/quant.h, for the hot paths):
+//   v = x / scale; v = (v > -2^22) ? v : -2^22 (so NaN → -2^22); v = (v > 2^22) ? 2^22 : v
+//   c = clamp(round_half_even(v) + zero, qmin, qmax)
+// vfakequant: x = float(c − zero) · scale in place. qs8_vcvt: out = int8(c − shift) (codes and shift
+// such that c − shift fits int8, e.g. unsigned 8-bit codes with shift 128).
+void f32_vfakequant_ref(size_t n, float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax);
+void f32_vfakequant_wasmsimd(size_t n, float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax);
+void f32_qs8_vcvt_ref(size_t n, const float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax, int32_t shift, int8_t* out);
+void f32_qs8_vcvt_wasmsimd(size_t n, const float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax, int32_t shift,
+                           int8_t* out);
+
+// The int8 GEMM's float output: y[r][n] = scale[n] · float(acc[r][n] − offset[n]) (+ bias[n]).
+void i32_dequant_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset, const float* scale,
+                         const float* bias, float* y, size_t ldy);
+void i32_dequant_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
+                              const float* scale, const float* bias, float* y, size_t ldy);
 
 }  // namespace bitlens::kernels

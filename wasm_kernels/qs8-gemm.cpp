@@ -29,6 +29,59 @@ inline int32_t hsum(v128_t v) {
     return wasm_i32x4_extract_lane(v, 0) + wasm_i32x4_extract_lane(v, 1) + wasm_i32x4_extract_lane(v, 2) +
            wasm_i32x4_extract_lane(v, 3);
 }
+// The four sums of a0..a3 as one vector: (Σa0, Σa1, Σa2, Σa3). Integer adds, so any order is exact.
+inline v128_t hsum4(v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
+    const v128_t s01 = wasm_i32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 2, 4, 6), wasm_i32x4_shuffle(a0, a1, 1, 3, 5, 7));
+    const v128_t s23 = wasm_i32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 2, 4, 6), wasm_i32x4_shuffle(a2, a3, 1, 3, 5, 7));
+    return wasm_i32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 2, 4, 6), wasm_i32x4_shuffle(s01, s23, 1, 3, 5, 7));
+}
+
+// MR rows × NR columns (MR·NR accumulators): each 8-value slice of a weight row is loaded once per MR
+// rows, each slice of an A row once per NR columns. (Measured in WASM on the DeiT-tiny shapes: 2×4 runs
+// at 55–60 GOP/s, 1×4 at 41–46, 3×4 and 4×4 spill accumulators, unrolling K does not help.)
+template <int MR, int NR>
+inline void tile_c8(size_t Kp, const int8_t* A, size_t lda, const int8_t* w, int32_t* C, size_t ldc) {
+    v128_t acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i][j] = wasm_i32x4_splat(0);
+    for (size_t k = 0; k < Kp; k += 8) {
+        v128_t va[MR];
+        for (int i = 0; i < MR; ++i) va[i] = wasm_i16x8_load8x8(A + i * lda + k);
+        for (int j = 0; j < NR; ++j) {
+            const v128_t vw = wasm_i16x8_load8x8(w + j * Kp + k);
+            for (int i = 0; i < MR; ++i) acc[i][j] = wasm_i32x4_add(acc[i][j], wasm_i32x4_dot_i16x8(va[i], vw));
+        }
+    }
+    if constexpr (NR % 4 == 0) {
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; j += 4) wasm_v128_store(C + i * ldc + j, hsum4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]));
+    } else {
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) C[i * ldc + j] = hsum(acc[i][j]);
+    }
+}
+
+template <int MR, int NR>
+void gemm_c8(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C, size_t ldc) {
+    const size_t Kp = qs8_gemm_kp(K);
+    const size_t Nb = N / NR * NR;
+    size_t m = 0;
+    for (; m + MR <= M; m += MR)
+        for (size_t n = 0; n < Nb; n += NR) tile_c8<MR, NR>(Kp, A + m * lda, lda, packed + n * Kp, C + m * ldc + n, ldc);
+    for (; m < M; ++m)
+        for (size_t n = 0; n < Nb; n += NR) tile_c8<1, NR>(Kp, A + m * lda, lda, packed + n * Kp, C + m * ldc + n, ldc);
+    // Columns beyond the last multiple of NR: one at a time.
+    for (size_t n = Nb; n < N; ++n) {
+        const int8_t* w = packed + n * Kp;
+        for (size_t r = 0; r < M; ++r) {
+            v128_t acc = wasm_i32x4_splat(0);
+            for (size_t k = 0; k < Kp; k += 8)
+                acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(A + r * lda + k), wasm_i16x8_load8x8(w + k)));
+            C[r * ldc + n] = hsum(acc);
+        }
+    }
+}
+
 }  // namespace
 
 void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
@@ -58,6 +111,11 @@ void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size
             C[m * ldc + n] = hsum(acc);
         }
     }
+}
+
+void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
+                             size_t ldc) {
+    gemm_c8<2, 4>(M, N, K, A, lda, packed, C, ldc);
 }
 
 }  // namespace bitlens::kernels

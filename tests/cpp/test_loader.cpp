@@ -120,7 +120,7 @@ TEST_CASE("loader: the shipped Hugging Face ViT and timm DeiT load with the arch
 }
 
 TEST_CASE("model: logits match the PyTorch reference dump for both shipped models (relative error < 1e-4)") {
-    for (const std::string dir : {kHfModel, kTimmModel}) {
+    for (const std::string& dir : {kHfModel, kTimmModel}) {
         CAPTURE(dir);
         LoadedModel m = load_model(source(dir));
         std::vector<uint8_t> b = read_file_bytes(src_path(dir + "/reference_logits.json"));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "quant.h"
@@ -74,6 +75,33 @@ TEST_CASE("every quantizer at every bit-width 2-8: level count, idempotence, zer
             }
         }
     }
+}
+
+TEST_CASE("FastFake (bucketed thresholds, SIMD uniform) gives exactly Quantizer::code and fake: every type, 2-8 bits, at and next to every threshold, ±0, ±inf, NaN") {
+    const std::vector<float> w = gaussian(3000, 21, 0.05f), p = softmax_like(40, 50, 22);
+    for (const QuantizerTraits& t : kQuantizerTraits)
+        for (int bits = 2; bits <= 8; ++bits)
+            for (int data = 0; data < 2; ++data) {
+                CAPTURE(t.name);
+                CAPTURE(bits);
+                CAPTURE(data);
+                const Quantizer q = fit_for_test(t.type, data ? p : w, bits);
+                const FastFake f(q);
+                std::vector<float> x = data ? p : w;
+                x.resize(1000);
+                for (float th : q.thresholds)
+                    x.insert(x.end(), {th, std::nextafter(th, -INFINITY), std::nextafter(th, INFINITY), -th});
+                for (float v : q.table) x.push_back(v);
+                x.insert(x.end(), {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 1e-40f, -1e-40f});
+                std::vector<float> fast = x;
+                f.apply(fast.data(), fast.size());
+                for (size_t i = 0; i < x.size(); ++i) {
+                    CAPTURE(x[i]);
+                    REQUIRE(f.code(x[i]) == q.code(x[i]));
+                    const float e = q.fake(x[i]);
+                    REQUIRE(std::memcmp(&fast[i], &e, sizeof e) == 0);
+                }
+            }
 }
 
 TEST_CASE("uniform: asymmetric has 2^b levels and the zero point makes 0 exact; per-range error ≤ scale/2") {

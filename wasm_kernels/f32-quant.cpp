@@ -1,0 +1,97 @@
+// Uniform quantization of floats and dequantization of int32 GEMM results: references and WASM SIMD,
+// bit-identical (see kernels.h for the formulas). The SIMD versions round with f32x4.nearest, which is
+// round-half-even like the reference's 1.5·2^23 trick for |v| ≤ 2^22 (the clamp guarantees it), and
+// finish each row with the reference's scalar code.
+#include "kernels.h"
+#include "simd.h"
+
+namespace bitlens::kernels {
+namespace {
+
+constexpr float kLimit = 4194304.0f;  // 2^22: beyond it codes are clamped anyway
+
+inline float round_even(float v) {
+  const float magic = 12582912.0f;  // 1.5·2^23
+  volatile float t = v + magic;     // volatile: keep the two roundings as written
+  return t - magic;
+}
+
+inline int32_t code_of(float x, float scale, int32_t zero, int32_t qmin, int32_t qmax) {
+  float v = x / scale;
+  if (!(v > -kLimit)) v = -kLimit;  // also maps NaN to the lowest code
+  if (v > kLimit) v = kLimit;
+  const int32_t c = int32_t(round_even(v)) + zero;
+  return c < qmin ? qmin : c > qmax ? qmax : c;
+}
+
+inline v128_t code_x4(v128_t x, v128_t scale, v128_t zero, v128_t qmin, v128_t qmax) {
+  const v128_t lo = wasm_f32x4_splat(-kLimit), hi = wasm_f32x4_splat(kLimit);
+  v128_t v = wasm_f32x4_div(x, scale);
+  v = wasm_v128_bitselect(v, lo, wasm_f32x4_gt(v, lo));  // NaN → lo, as the reference
+  v = wasm_v128_bitselect(hi, v, wasm_f32x4_gt(v, hi));
+  const v128_t c = wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(v)), zero);
+  return wasm_i32x4_min(wasm_i32x4_max(c, qmin), qmax);
+}
+
+}  // namespace
+
+void f32_vfakequant_ref(size_t n, float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax) {
+  for (size_t i = 0; i < n; ++i) x[i] = float(code_of(x[i], scale, zero, qmin, qmax) - zero) * scale;
+}
+
+void f32_vfakequant_wasmsimd(size_t n, float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax) {
+  const v128_t vs = wasm_f32x4_splat(scale), vz = wasm_i32x4_splat(zero);
+  const v128_t vmin = wasm_i32x4_splat(qmin), vmax = wasm_i32x4_splat(qmax);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t c = code_x4(wasm_v128_load(x + i), vs, vz, vmin, vmax);
+    wasm_v128_store(x + i, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_sub(c, vz)), vs));
+  }
+  f32_vfakequant_ref(n - i, x + i, scale, zero, qmin, qmax);
+}
+
+void f32_qs8_vcvt_ref(size_t n, const float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax, int32_t shift,
+                      int8_t* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = int8_t(code_of(x[i], scale, zero, qmin, qmax) - shift);
+}
+
+void f32_qs8_vcvt_wasmsimd(size_t n, const float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax, int32_t shift,
+                           int8_t* out) {
+  const v128_t vs = wasm_f32x4_splat(scale), vz = wasm_i32x4_splat(zero), vsh = wasm_i32x4_splat(shift);
+  const v128_t vmin = wasm_i32x4_splat(qmin), vmax = wasm_i32x4_splat(qmax);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v128_t c0 = wasm_i32x4_sub(code_x4(wasm_v128_load(x + i), vs, vz, vmin, vmax), vsh);
+    const v128_t c1 = wasm_i32x4_sub(code_x4(wasm_v128_load(x + i + 4), vs, vz, vmin, vmax), vsh);
+    const v128_t c16 = wasm_i16x8_narrow_i32x4(c0, c1);  // the codes fit int8: the narrows are exact
+    wasm_v128_store64_lane(out + i, wasm_i8x16_narrow_i16x8(c16, c16), 0);
+  }
+  f32_qs8_vcvt_ref(n - i, x + i, scale, zero, qmin, qmax, shift, out + i);
+}
+
+void i32_dequant_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset, const float* scale,
+                         const float* bias, float* y, size_t ldy) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t n = 0; n < N; ++n) {
+      const float v = scale[n] * float(acc[r * ldacc + n] - offset[n]);
+      y[r * ldy + n] = bias ? v + bias[n] : v;
+    }
+}
+
+void i32_dequant_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
+                              const float* scale, const float* bias, float* y, size_t ldy) {
+  for (size_t r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * ldacc;
+    float* o = y + r * ldy;
+    size_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const v128_t d = wasm_i32x4_sub(wasm_v128_load(a + n), wasm_v128_load(offset + n));
+      v128_t v = wasm_f32x4_mul(wasm_v128_load(scale + n), wasm_f32x4_convert_i32x4(d));
+      if (bias) v = wasm_f32x4_add(v, wasm_v128_load(bias + n));
+      wasm_v128_store(o + n, v);
+    }
+    i32_dequant_f32_ref(1, N - n, a + n, ldacc, offset + n, scale + n, bias ? bias + n : nullptr, o + n, ldy);
+  }
+}
+
+}  // namespace bitlens::kernels
