@@ -214,6 +214,9 @@ inline v128_t bl_erff_x4(v128_t x) {
   p = wasm_f32x4_add(wasm_f32x4_mul(p, z), wasm_f32x4_splat(kErfT5));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, z), wasm_f32x4_splat(kErfT6));
   const v128_t small = wasm_f32x4_mul(x, p);
+  // Every lane in the small branch (common for activations): the large one would be discarded anyway.
+  const v128_t is_small = wasm_f32x4_lt(a, wasm_f32x4_splat(kErfSplit));
+  if (wasm_i32x4_all_true(is_small)) return small;
   const v128_t clamp = wasm_f32x4_splat(kErfClamp);
   const v128_t ac = wasm_v128_bitselect(clamp, a, wasm_f32x4_gt(a, clamp));
   const v128_t one = wasm_f32x4_splat(1.0f);
@@ -233,7 +236,7 @@ inline v128_t bl_erff_x4(v128_t x) {
   const v128_t big = wasm_f32x4_sub(one, erfc);
   const v128_t big_signed =
       wasm_v128_or(big, wasm_v128_and(x, wasm_i32x4_splat(static_cast<int32_t>(kSignMask))));
-  return wasm_v128_bitselect(small, big_signed, wasm_f32x4_lt(a, wasm_f32x4_splat(kErfSplit)));
+  return wasm_v128_bitselect(small, big_signed, is_small);
 }
 
 }  // namespace bitlens
