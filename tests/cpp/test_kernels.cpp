@@ -1,4 +1,5 @@
-// Kernel tests: every optimised kernel in wasm_kernels/ against its scalar reference (bit-identical,
+// Kernel tests, run natively (kernels through SIMDe) and as WASM in Node (tests/node/kernels.test.mjs):
+// every optimised kernel in wasm_kernels/ against its scalar reference (bit-identical,
 // including on strided/padded buffers whose padding must stay untouched), every reference against a
 // double-precision version (named tolerances), and the bl_* math functions against std:: in double.
 #include <doctest/doctest.h>
@@ -7,11 +8,13 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "kernels.h"
 #include "mathfn.h"
+#include "quant.h"
 #include "simd.h"
 
 using namespace bitlens;
@@ -478,4 +481,98 @@ TEST_CASE("gelu (erf and tanh forms): wasmsimd bit-identical to ref for n in {1.
   const std::vector<float> g = grid(-12.0, 12.0, 1.0 / 1024 + 1e-8);
   t.gelu(f32_gelu_ref, {f32_gelu_wasmsimd}, g, gelu_exact_d);
   t.gelu(f32_gelu_tanh_ref, {f32_gelu_tanh_wasmsimd}, g, gelu_tanh_d);
+}
+
+// ---- the integer path's kernels ----------------------------------------------------------------
+
+TEST_CASE("qs8 GEMM: qs8_gemm_1x4c8 and 2x4c8 (wasmsimd) equal qs8_gemm_ref exactly (and an int64 dot product) over edge shapes with -128 and 127") {
+    std::mt19937 g(11);
+    std::uniform_int_distribution<int> d(-128, 127);
+    for (auto kernel : {qs8_gemm_1x4c8_wasmsimd, qs8_gemm_2x4c8_wasmsimd})
+    for (size_t M : {1, 2, 3, 5})
+        for (size_t N : {1, 3, 4, 5, 8, 13})
+            for (size_t K : {1, 7, 8, 9, 16, 33})
+                for (int fill = 0; fill < 3; ++fill) {  // random, all -128 (the largest products), random with extremes
+                    CAPTURE(M);
+                    CAPTURE(N);
+                    CAPTURE(K);
+                    CAPTURE(fill);
+                    const size_t Kp = qs8_gemm_kp(K), lda = Kp + (M % 2 ? 8 : 0), ldc = N + 3;
+                    auto value = [&](size_t i) -> int8_t {
+                        if (fill == 1) return -128;
+                        if (fill == 2 && i % 5 == 0) return i % 10 == 0 ? -128 : 127;
+                        return int8_t(d(g));
+                    };
+                    std::vector<int8_t> A(M * lda, 0), W(N * K);
+                    for (size_t m = 0; m < M; ++m)
+                        for (size_t k = 0; k < K; ++k) A[m * lda + k] = value(m * K + k);  // A[m][K..Kp) stays 0
+                    for (size_t i = 0; i < W.size(); ++i) W[i] = value(i + 3);
+                    std::vector<int8_t> packed(N * Kp);
+                    qs8_gemm_pack(N, K, W.data(), packed.data());
+                    const int32_t sentinel = 0x5A5A5A5A;
+                    std::vector<int32_t> ref(M * ldc, sentinel), simd(M * ldc, sentinel);
+                    qs8_gemm_ref(M, N, K, A.data(), lda, packed.data(), ref.data(), ldc);
+                    kernel(M, N, K, A.data(), lda, packed.data(), simd.data(), ldc);
+                    REQUIRE(simd == ref);  // including the untouched padding columns
+                    for (size_t m = 0; m < M; ++m)
+                        for (size_t n = 0; n < N; ++n) {
+                            int64_t s = 0;
+                            for (size_t k = 0; k < K; ++k) s += int64_t(A[m * lda + k]) * int64_t(W[n * K + k]);
+                            REQUIRE(int64_t(ref[m * ldc + n]) == s);
+                        }
+                    for (size_t m = 0; m < M; ++m)
+                        for (size_t n = N; n < ldc; ++n) REQUIRE(ref[m * ldc + n] == sentinel);
+                }
+}
+
+TEST_CASE("uniform quantize kernels: f32_vfakequant and f32_qs8_vcvt (ref and wasmsimd) equal Quantizer::fake/code on ties, NaN, inf and every tail length; i32_dequant_f32 wasmsimd equals its ref") {
+    std::mt19937 g(5);
+    std::normal_distribution<float> nd(0.0f, 1.5f);
+    std::vector<float> sample(4000);
+    for (float& v : sample) v = nd(g);
+    for (int bits : {8, 4, 3})
+        for (bool symmetric : {true, false}) {
+            CAPTURE(bits);
+            CAPTURE(symmetric);
+            const Quantizer q = fit_uniform(sample, bits, symmetric, RangeMethod::MinMax);
+            const int32_t shift = q.qmin >= 0 ? 128 : 0;
+            // Random values, exact ties between levels, and the awkward ones.
+            std::vector<float> x;
+            for (int i = 0; i < 300; ++i) x.push_back(nd(g) * 1.3f);
+            for (int32_t c = q.qmin - 2; c <= q.qmax + 2; ++c) x.push_back((float(c - q.zero) + 0.5f) * q.scale);
+            for (float v : {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 1e30f, -1e30f, 4194304.5f * q.scale, -4194304.5f * q.scale})
+                x.push_back(v);
+            for (size_t n : {size_t(0), size_t(1), size_t(3), size_t(4), size_t(7), size_t(8), size_t(9), size_t(17), x.size()}) {
+                CAPTURE(n);
+                std::vector<float> ref(x.begin(), x.begin() + std::ptrdiff_t(n)), simd = ref, expect = ref;
+                for (float& v : expect) v = q.fake(v);
+                f32_vfakequant_ref(n, ref.data(), q.scale, q.zero, q.qmin, q.qmax);
+                f32_vfakequant_wasmsimd(n, simd.data(), q.scale, q.zero, q.qmin, q.qmax);
+                REQUIRE(std::memcmp(ref.data(), expect.data(), n * sizeof(float)) == 0);
+                REQUIRE(std::memcmp(simd.data(), expect.data(), n * sizeof(float)) == 0);
+                if (bits == 8 || shift == 0) {
+                    std::vector<int8_t> cr(n + 1, 99), cs(n + 1, 99), ce(n + 1, 99);
+                    for (size_t i = 0; i < n; ++i) ce[i] = int8_t(q.code(x[i]) - shift);
+                    f32_qs8_vcvt_ref(n, x.data(), q.scale, q.zero, q.qmin, q.qmax, shift, cr.data());
+                    f32_qs8_vcvt_wasmsimd(n, x.data(), q.scale, q.zero, q.qmin, q.qmax, shift, cs.data());
+                    REQUIRE(cr == ce);  // including the untouched byte after the row
+                    REQUIRE(cs == ce);
+                }
+            }
+        }
+    std::uniform_int_distribution<int32_t> di(-100000, 100000);
+    for (size_t N : {1, 3, 4, 5, 8, 13})
+        for (bool with_bias : {true, false}) {
+            const size_t rows = 3, ld = N + 2;
+            std::vector<int32_t> acc(rows * ld), offset(N);
+            std::vector<float> scale(N), bias(N), yr(rows * ld, -7.0f), ys(rows * ld, -7.0f);
+            for (int32_t& v : acc) v = di(g);
+            for (size_t n = 0; n < N; ++n) offset[n] = di(g), scale[n] = std::abs(nd(g)) * 1e-3f, bias[n] = nd(g);
+            i32_dequant_f32_ref(rows, N, acc.data(), ld, offset.data(), scale.data(), with_bias ? bias.data() : nullptr, yr.data(), ld);
+            i32_dequant_f32_wasmsimd(rows, N, acc.data(), ld, offset.data(), scale.data(), with_bias ? bias.data() : nullptr, ys.data(), ld);
+            REQUIRE(std::memcmp(yr.data(), ys.data(), yr.size() * sizeof(float)) == 0);
+            CHECK(yr[N] == -7.0f);  // the padding is untouched
+            CHECK(yr[0] == scale[0] * float(acc[0] - offset[0]) + (with_bias ? bias[0] : 0.0f));
+        }
 }
