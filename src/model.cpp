@@ -43,7 +43,7 @@ void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t l
     if (int8) {
         // Integer path: quantize the input rows to int8 codes, int8 GEMM, then back to float.
         const IntLinear& q = *int8;
-        const size_t K = size_t(in), Kp = k::qs8_gemm_kp(K), N = size_t(out);
+        const size_t K = size_t(in), Kp = k::qs4_gemm_kp(K), N = size_t(out);  // a row stride both kernels accept
         thread_local std::vector<int8_t> xq;
         thread_local std::vector<int32_t> acc;
         xq.resize(rows * Kp);
@@ -52,7 +52,10 @@ void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t l
             k::f32_qs8_vcvt_wasmsimd(K, x + r * ldx, q.in.scale, q.in.zero, q.in.qmin, q.in.qmax, q.shift, &xq[r * Kp]);
             std::fill(xq.begin() + std::ptrdiff_t(r * Kp + K), xq.begin() + std::ptrdiff_t((r + 1) * Kp), int8_t(0));
         }
-        k::qs8_gemm_2x4c8_wasmsimd(rows, N, K, xq.data(), Kp, q.packed.data(), acc.data(), N);
+        if (q.packed4.empty())
+            k::qs8_gemm_2x4c8_wasmsimd(rows, N, K, xq.data(), Kp, q.packed.data(), acc.data(), N);
+        else
+            k::qs8_qc4w_gemm_2x4c8_wasmsimd(rows, N, K, xq.data(), Kp, q.packed4.data(), acc.data(), N);
         k::i32_dequant_f32_wasmsimd(rows, N, acc.data(), N, q.offset.data(), q.out_scale.data(), bias.empty() ? nullptr : bias.data(), y, ldy);
         return;
     }

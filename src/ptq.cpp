@@ -374,8 +374,15 @@ int enable_integer(QuantizedViT& q) {
                 il->row_sum[n] += codes[n * K + k];
             }
         }
-        il->packed.resize(N * kernels::qs8_gemm_kp(K));
-        kernels::qs8_gemm_pack(N, K, codes.data(), il->packed.data());
+        bool fits4 = true;
+        for (const Quantizer& wz : q.wq[i]) fits4 = fits4 && wz.qmin >= -8 && wz.qmax <= 7;
+        if (fits4) {  // ≤ 4-bit weights stay 4-bit in memory
+            il->packed4.resize(N * kernels::qs4_gemm_kp(K) / 2);
+            kernels::qs4_gemm_pack(N, K, codes.data(), il->packed4.data());
+        } else {
+            il->packed.resize(N * kernels::qs8_gemm_kp(K));
+            kernels::qs8_gemm_pack(N, K, codes.data(), il->packed.data());
+        }
         il->finish();
         l.int8 = std::move(il);
         ++count;

@@ -70,6 +70,18 @@ void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size
 void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
                              size_t ldc);
 
+// int8 activations × int4 weights (codes −8..7), C as above. Weights are packed two per byte in blocks
+// of 16 values of K (Kp = qs4_gemm_kp(K), a multiple of 16): within a block, byte j holds value j in its
+// low nibble and value j + 8 in its high nibble (the layout ggml's q4_0 uses), so that unpacking is two
+// masks and a shift, no shuffle. A rows have stride lda ≥ Kp and are zero from K to Kp.
+constexpr size_t QS4_GEMM_KB = 16;
+inline size_t qs4_gemm_kp(size_t K) { return (K + QS4_GEMM_KB - 1) / QS4_GEMM_KB * QS4_GEMM_KB; }
+void qs4_gemm_pack(size_t N, size_t K, const int8_t* W, uint8_t* packed);  // packed: N × Kp/2 bytes
+void qs8_qc4w_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed, int32_t* C, size_t ldc);
+// Each 4-column panel unpacked once (in registers, into an L1 buffer), then the int8 2×4c8 tile.
+void qs8_qc4w_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed, int32_t* C,
+                                  size_t ldc);
+
 }  // namespace bitlens::kernels
 
 namespace bitlens::kernels {

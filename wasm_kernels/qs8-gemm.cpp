@@ -1,5 +1,6 @@
 // int8 × int8 → int32 GEMM: reference and WASM SIMD (i32x4.dot_i16x8_s). See kernels.h.
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 #include "simd.h"
@@ -116,6 +117,87 @@ void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size
 void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
                              size_t ldc) {
     gemm_c8<2, 4>(M, N, K, A, lda, packed, C, ldc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// int8 activations × int4 weights.
+
+void qs4_gemm_pack(size_t N, size_t K, const int8_t* W, uint8_t* packed) {
+    const size_t Kp = qs4_gemm_kp(K);
+    for (size_t n = 0; n < N; ++n) {
+        uint8_t* row = packed + n * Kp / 2;
+        for (size_t b = 0; b < Kp; b += QS4_GEMM_KB)
+            for (size_t j = 0; j < QS4_GEMM_KB / 2; ++j) {
+                const size_t k0 = b + j, k1 = b + j + QS4_GEMM_KB / 2;
+                const int lo = k0 < K ? W[n * K + k0] : 0, hi = k1 < K ? W[n * K + k1] : 0;
+                row[(b + 2 * j) / 2] = uint8_t((lo & 15) | ((hi & 15) << 4));
+            }
+    }
+}
+
+namespace {
+// Weight k of a packed int4 row, sign-extended.
+inline int32_t qs4_at(const uint8_t* row, size_t k) {
+    const size_t b = k / QS4_GEMM_KB * QS4_GEMM_KB, j = k - b;
+    const uint8_t byte = row[(b + 2 * (j % (QS4_GEMM_KB / 2))) / 2];
+    const int nib = j < QS4_GEMM_KB / 2 ? (byte & 15) : (byte >> 4);
+    return (nib ^ 8) - 8;
+}
+}  // namespace
+
+void qs8_qc4w_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed, int32_t* C, size_t ldc) {
+    const size_t Kp = qs4_gemm_kp(K);
+    for (size_t m = 0; m < M; ++m)
+        for (size_t n = 0; n < N; ++n) {
+            int32_t acc = 0;
+            for (size_t k = 0; k < K; ++k) acc += int32_t(A[m * lda + k]) * qs4_at(packed + n * Kp / 2, k);
+            C[m * ldc + n] = acc;
+        }
+}
+
+namespace {
+
+// Unpacks rows [n, n + nr) of packed int4 weights into int8 rows of Kp (the qs8 layout).
+inline void unpack_rows(const uint8_t* packed, size_t Kp, size_t n, size_t nr, int8_t* out) {
+    for (size_t j = 0; j < nr; ++j) {
+        const uint8_t* row = packed + (n + j) * (Kp / 2);
+        int8_t* o = out + j * Kp;
+        for (size_t k = 0; k < Kp; k += QS4_GEMM_KB) {
+            const v128_t v = wasm_v128_load64_zero(row + k / 2);
+            const v128_t mask = wasm_i8x16_splat(15), eight = wasm_i8x16_splat(8);
+            const v128_t lo = wasm_i8x16_sub(wasm_v128_xor(wasm_v128_and(v, mask), eight), eight);
+            const v128_t hi = wasm_i8x16_sub(wasm_v128_xor(wasm_u8x16_shr(v, 4), eight), eight);
+            wasm_v128_store64_lane(o + k, lo, 0);
+            wasm_v128_store64_lane(o + k + 8, hi, 0);
+        }
+    }
+}
+
+}  // namespace
+
+void qs8_qc4w_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed, int32_t* C,
+                                  size_t ldc) {
+    // Each 4-column panel is unpacked once into an int8 buffer that stays in L1, then every pair of
+    // rows runs the int8 2×4 tile over it: the unpacking is paid once per panel, not once per row pair.
+    const size_t Kp = qs4_gemm_kp(K), Nb = N / 4 * 4;
+    thread_local std::vector<int8_t> panel;
+    panel.resize(4 * Kp);
+    for (size_t n = 0; n < Nb; n += 4) {
+        unpack_rows(packed, Kp, n, 4, panel.data());
+        size_t m = 0;
+        for (; m + 2 <= M; m += 2) tile_c8<2, 4>(Kp, A + m * lda, lda, panel.data(), C + m * ldc + n, ldc);
+        for (; m < M; ++m) tile_c8<1, 4>(Kp, A + m * lda, lda, panel.data(), C + m * ldc + n, ldc);
+    }
+    // Columns beyond the last multiple of 4: one at a time.
+    for (size_t n = Nb; n < N; ++n) {
+        unpack_rows(packed, Kp, n, 1, panel.data());
+        for (size_t r = 0; r < M; ++r) {
+            v128_t acc = wasm_i32x4_splat(0);
+            for (size_t k = 0; k < Kp; k += 8)
+                acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(A + r * lda + k), wasm_i16x8_load8x8(panel.data() + k)));
+            C[r * ldc + n] = hsum(acc);
+        }
+    }
 }
 
 }  // namespace bitlens::kernels

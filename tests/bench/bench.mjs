@@ -186,6 +186,7 @@ function kernelNames() {
   return {
     f32: pick(/void\s+(f32_gemm_\w+_wasmsimd)\s*\(/g, 'f32_gemm_4x8_wasmsimd'),
     qs8: pick(/void\s+(qs8_gemm_\w+_wasmsimd)\s*\(/g, 'qs8_gemm_1x4c8_wasmsimd'),
+    qc4w: pick(/void\s+(qs8_qc4w_gemm_\w+_wasmsimd)\s*\(/g, 'qs8_qc4w_gemm_2x4c8_wasmsimd'),
   };
 }
 function newestMtime(files) { return Math.max(...files.map((f) => statSync(f).mtimeMs)); }
@@ -202,11 +203,11 @@ function buildGemm(kind) {  // kind: 'wasm' | 'native'
   const target = kind === 'wasm' ? path.join(opt.out, 'gemm-bench.cjs') : path.join(opt.out, 'gemm-bench-native');
   const key = JSON.stringify(k);
   if (existsSync(target) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key && statSync(target).mtimeMs > newestMtime(all)) return target;
-  const defs = [`-DBL_F32_GEMM=${k.f32}`, `-DBL_QS8_GEMM=${k.qs8}`];
+  const defs = [`-DBL_F32_GEMM=${k.f32}`, `-DBL_QS8_GEMM=${k.qs8}`, `-DBL_QC4W_GEMM=${k.qc4w}`];
   let r;
   if (kind === 'wasm') {
     // Same code-generation flags as the shipped module (CMakeLists.txt: -O2 -msimd128 -ffp-contract=off -fno-fast-math).
-    log(`building the WASM GEMM benchmark (${k.f32}, ${k.qs8}) …`);
+    log(`building the WASM GEMM benchmark (${k.f32}, ${k.qs8}, ${k.qc4w}) …`);
     r = spawnSync('em++', ['-std=c++17', '-O2', '-msimd128', '-ffp-contract=off', '-fno-fast-math', ...defs,
       `-I${path.join(ROOT, 'wasm_kernels')}`, path.join(HERE, 'gemm_bench.cpp'), ...cpp,
       '-sMODULARIZE=1', '-sEXPORT_NAME=createGemmBench', '-sENVIRONMENT=node', '-sALLOW_MEMORY_GROWTH=1',
@@ -242,7 +243,7 @@ async function gemmBench(ort) {
       const create = createRequire(import.meta.url)(target);
       const mod = await create({ wasmBinary: readFileSync(target.replace(/\.cjs$/, '.wasm')) });
       res.source = `build/bench/gemm-bench.wasm (${mod.UTF8ToString(mod._bl_bench_kernels())}; -O2 -msimd128 -ffp-contract=off)`;
-      M = { gemm: (...a) => mod._bl_bench_gemm(...a), check: (...a) => mod._bl_bench_check(...a) };
+      M = { gemm: (...a) => mod._bl_bench_gemm(...a), check: (...a) => mod._bl_bench_check(...a), int4: true };
     }
   } catch (e) {
     res.notes.push(`bitlens WASM GEMM: ${e.message}`);
@@ -256,6 +257,7 @@ async function gemmBench(ort) {
     if (M) {
       V.push({ name: 'bl_f32', fn: () => M.gemm(0, m, n, k, REPS) });
       V.push({ name: 'bl_int8', fn: () => M.gemm(1, m, n, k, REPS) });
+      if (M.int4) V.push({ name: 'bl_int4', fn: () => M.gemm(2, m, n, k, REPS) });
     }
     for (const name of ['f32', 'int8']) {
       const file = path.join(opt.out, 'gemm', `${name}_${m}x${k}x${n}.onnx`);
@@ -279,6 +281,7 @@ async function gemmBench(ort) {
     const blRow = { shape }, ortRow = { shape };
     if (t.bl_f32) blRow.f32 = { ...rate(t.bl_f32, REPS), matches_ref: !!M.check(0, m, n, k) };
     if (t.bl_int8) blRow.int8 = { ...rate(t.bl_int8, REPS), matches_ref: !!M.check(1, m, n, k) };
+    if (t.bl_int4) blRow.int4 = { ...rate(t.bl_int4, REPS), matches_ref: !!M.check(2, m, n, k) };
     if (t.ort_f32) ortRow.f32 = rate(t.ort_f32);
     if (t.ort_int8) ortRow.int8 = rate(t.ort_int8);
     res.bitlens_wasm.push(blRow);
@@ -293,7 +296,7 @@ async function gemmBench(ort) {
       const rows = {};
       for (const line of out.split('\n')) {
         const p = line.trim().split(/\s+/);
-        if (p.length !== 6 || (p[0] !== 'f32' && p[0] !== 'int8')) continue;
+        if (p.length !== 6 || !['f32', 'int8', 'int4'].includes(p[0])) continue;
         const [name, m, k, n, med, best] = [p[0], +p[1], +p[2], +p[3], +p[4] * 1000, +p[5] * 1000];
         const key = `${m}x${k}x${n}`;
         rows[key] ??= { shape: key };
@@ -642,13 +645,13 @@ function printReport(R) {
   if (R.gemm) {
     const g = R.gemm;
     L.push('', `GEMM (M×K×N), median / best — bitlens: ${g.source ?? '—'}`);
-    L.push(`${pad('shape', 14)}${lpad('bl f32 GFLOP/s', 17)}${lpad('bl int8 GOP/s', 16)}${lpad('ORT f32', 15)}${lpad('ORT int8', 15)}${lpad('native f32', 15)}${lpad('native int8', 15)}`);
+    L.push(`${pad('shape', 14)}${lpad('bl f32 GFLOP/s', 17)}${lpad('bl int8 GOP/s', 16)}${lpad('bl int4w GOP/s', 16)}${lpad('ORT f32', 15)}${lpad('ORT int8', 15)}${lpad('native f32', 15)}${lpad('native int8', 15)}`);
     for (const shape of g.shapes) {
       const pick = (arr, k) => { const r = arr.find((x) => x.shape === shape)?.[k]; return r ? `${fmt(r.rate_median)}/${fmt(r.rate_best)}` : '—'; };
-      L.push(`${pad(shape, 14)}${lpad(pick(g.bitlens_wasm, 'f32'), 17)}${lpad(pick(g.bitlens_wasm, 'int8'), 16)}${lpad(pick(g.ort_wasm, 'f32'), 15)}` +
+      L.push(`${pad(shape, 14)}${lpad(pick(g.bitlens_wasm, 'f32'), 17)}${lpad(pick(g.bitlens_wasm, 'int8'), 16)}${lpad(pick(g.bitlens_wasm, 'int4'), 16)}${lpad(pick(g.ort_wasm, 'f32'), 15)}` +
         `${lpad(pick(g.ort_wasm, 'int8'), 15)}${lpad(pick(g.bitlens_native, 'f32'), 15)}${lpad(pick(g.bitlens_native, 'int8'), 15)}`);
     }
-    if (g.bitlens_wasm.some((r) => r.f32?.matches_ref === false || r.int8?.matches_ref === false)) L.push('  WARNING: a SIMD GEMM differs from its *_ref twin');
+    if (g.bitlens_wasm.some((r) => r.f32?.matches_ref === false || r.int8?.matches_ref === false || r.int4?.matches_ref === false)) L.push('  WARNING: a SIMD GEMM differs from its *_ref twin');
     for (const n of g.notes) L.push(`  note: ${n}`);
   }
   if (R.sweep) {

@@ -8,6 +8,7 @@
 //   double bl_bench_gemm(int kind, int M, int N, int K, int reps)  → seconds for `reps` calls
 //     kind 0: f32 GEMM  C[M,N] = A[M,K] · Wᵀ (+ bias), W pre-packed (kernels::f32_gemm_pack)
 //     kind 1: int8 GEMM C[M,N] (int32) = A[M,K] (int8) · Wᵀ (int8), W pre-packed (kernels::qs8_gemm_pack)
+//     kind 2: the same with int4 weights packed two per byte (kernels::qs4_gemm_pack), unpacked in registers
 //   int bl_bench_check(int kind, int M, int N, int K) → 1 when the SIMD kernel equals its *_ref twin
 #include <algorithm>
 #include <chrono>
@@ -27,6 +28,9 @@
 #endif
 #ifndef BL_QS8_GEMM
 #define BL_QS8_GEMM qs8_gemm_1x4c8_wasmsimd
+#endif
+#ifndef BL_QC4W_GEMM
+#define BL_QC4W_GEMM qs8_qc4w_gemm_2x4c8_wasmsimd
 #endif
 #define BL_STR2(x) #x
 #define BL_STR(x) BL_STR2(x)
@@ -56,7 +60,8 @@ float next_f() { return float(int32_t(next_u32() % 2001) - 1000) * 1e-3f; }
 struct Problem {
     size_t M, N, K, Kp;
     std::vector<float> a, w, packed, bias, c, c_ref;
-    std::vector<int8_t> a8, w8, packed8;
+    std::vector<int8_t> a8, w8, packed8, w4;
+    std::vector<uint8_t> packed4;
     std::vector<int32_t> c32, c32_ref;
 };
 
@@ -65,7 +70,7 @@ Problem& problem(int M, int N, int K) {
     auto& p = cache[{M, N, K}];
     if (!p) {
         p = std::make_unique<Problem>();
-        p->M = size_t(M), p->N = size_t(N), p->K = size_t(K), p->Kp = k::qs8_gemm_kp(size_t(K));
+        p->M = size_t(M), p->N = size_t(N), p->K = size_t(K), p->Kp = k::qs4_gemm_kp(size_t(K));  // A's row stride, valid for both integer kernels
         p->a.resize(p->M * p->K), p->w.resize(p->N * p->K), p->bias.resize(p->N);
         for (float& v : p->a) v = next_f();
         for (float& v : p->w) v = next_f();
@@ -77,7 +82,11 @@ Problem& problem(int M, int N, int K) {
         for (size_t m = 0; m < p->M; ++m)
             for (size_t i = 0; i < p->K; ++i) p->a8[m * p->Kp + i] = int8_t(int32_t(next_u32() % 256) - 128);
         for (int8_t& v : p->w8) v = int8_t(int32_t(next_u32() % 255) - 127);
+        p->packed8.resize(p->N * k::qs8_gemm_kp(p->K));
         k::qs8_gemm_pack(p->N, p->K, p->w8.data(), p->packed8.data());
+        p->w4.resize(p->w8.size()), p->packed4.resize(p->N * p->Kp / 2);
+        for (size_t i = 0; i < p->w8.size(); ++i) p->w4[i] = int8_t(p->w8[i] / 16);  // -7..7
+        k::qs4_gemm_pack(p->N, p->K, p->w4.data(), p->packed4.data());
         p->c32.resize(p->M * p->N), p->c32_ref.resize(p->M * p->N);
     }
     return *p;
@@ -86,8 +95,10 @@ Problem& problem(int M, int N, int K) {
 void run(int kind, Problem& p) {
     if (kind == 0)
         k::BL_F32_GEMM(p.M, p.N, p.K, p.a.data(), p.K, p.packed.data(), p.bias.data(), p.c.data(), p.N);
-    else
+    else if (kind == 1)
         k::BL_QS8_GEMM(p.M, p.N, p.K, p.a8.data(), p.Kp, p.packed8.data(), p.c32.data(), p.N);
+    else
+        k::BL_QC4W_GEMM(p.M, p.N, p.K, p.a8.data(), p.Kp, p.packed4.data(), p.c32.data(), p.N);
 }
 
 }  // namespace
@@ -106,25 +117,26 @@ BL_EXPORT int bl_bench_check(int kind, int M, int N, int K) {
         k::f32_gemm_ref(p.M, p.N, p.K, p.a.data(), p.K, p.packed.data(), p.bias.data(), p.c_ref.data(), p.N);
         return std::memcmp(p.c.data(), p.c_ref.data(), p.c.size() * sizeof(float)) == 0;
     }
-    k::qs8_gemm_ref(p.M, p.N, p.K, p.a8.data(), p.Kp, p.packed8.data(), p.c32_ref.data(), p.N);
+    if (kind == 1) k::qs8_gemm_ref(p.M, p.N, p.K, p.a8.data(), p.Kp, p.packed8.data(), p.c32_ref.data(), p.N);
+    else k::qs8_qc4w_gemm_ref(p.M, p.N, p.K, p.a8.data(), p.Kp, p.packed4.data(), p.c32_ref.data(), p.N);
     return std::memcmp(p.c32.data(), p.c32_ref.data(), p.c32.size() * sizeof(int32_t)) == 0;
 }
 
-BL_EXPORT const char* bl_bench_kernels() { return BL_STR(BL_F32_GEMM) " " BL_STR(BL_QS8_GEMM); }
+BL_EXPORT const char* bl_bench_kernels() { return BL_STR(BL_F32_GEMM) " " BL_STR(BL_QS8_GEMM) " " BL_STR(BL_QC4W_GEMM); }
 
 #ifndef __EMSCRIPTEN__
 // Native: bitlens-gemm-bench [reps] → one line per shape and kind, "kind M K N median_seconds".
 int main(int argc, char** argv) {
     const int reps = argc > 1 ? std::atoi(argv[1]) : 30;
     const int shapes[][3] = {{197, 192, 576}, {197, 192, 768}, {197, 768, 192}};  // M K N
-    for (int kind = 0; kind < 2; ++kind)
+    for (int kind = 0; kind < 3; ++kind)
         for (const auto& s : shapes) {
             if (!bl_bench_check(kind, s[0], s[2], s[1])) std::printf("MISMATCH kind %d\n", kind);
             bl_bench_gemm(kind, s[0], s[2], s[1], 3);
             std::vector<double> t;
             for (int r = 0; r < reps; ++r) t.push_back(bl_bench_gemm(kind, s[0], s[2], s[1], 1));
             std::sort(t.begin(), t.end());
-            std::printf("%s %d %d %d %.9f %.9f\n", kind ? "int8" : "f32", s[0], s[1], s[2], t[t.size() / 2], t[0]);
+            std::printf("%s %d %d %d %.9f %.9f\n", kind == 2 ? "int4" : kind ? "int8" : "f32", s[0], s[1], s[2], t[t.size() / 2], t[0]);
         }
     std::printf("kernels %s\n", bl_bench_kernels());
     return 0;

@@ -78,7 +78,7 @@ TEST_CASE("integer Linear vs float Linear on dequantized inputs and weights: rel
     }
 }
 
-TEST_CASE("enable_integer: W8A8 and W4A4 switch every Linear (patch embedding, 4 per block, heads) and predict as the simulated path on the 1k set") {
+TEST_CASE("enable_integer: W8A8 and W4A4 switch every Linear (patch embedding, 4 per block, heads; 4-bit weights packed two per byte) and predict as the simulated path on the 1k set") {
     for (const std::string& dir : {kHfModel, kTimmModel}) {
         ModelFx& f = model_fx(dir);
         const ViTConfig& c = f.lm.vit.cfg;
@@ -89,7 +89,14 @@ TEST_CASE("enable_integer: W8A8 and W4A4 switch every Linear (patch embedding, 4
             const QuantizedViT q = quantize(f.lm.vit, f.data, wa(bits, bits), 2);
             QuantizedViT qi = q;
             CHECK(enable_integer(qi) == expected);
-            for (const Linear* l : static_cast<const ViT&>(qi.model).linears()) CHECK(bool(l->int8));
+            const std::vector<const Linear*> ls = static_cast<const ViT&>(qi.model).linears();
+            for (size_t i = 0; i < ls.size(); ++i) {
+                REQUIRE(bool(ls[i]->int8));
+                // ≤ 4-bit weights are held two per byte; the 8-bit edges as int8.
+                CAPTURE(ls[i]->name);
+                CHECK(ls[i]->int8->packed4.empty() == (qi.wbits[i] > 4));
+                CHECK(ls[i]->int8->packed.empty() == (qi.wbits[i] <= 4));
+            }
             const EvalResult sim = evaluate_quantized(q, f.data, 2), integer = evaluate_quantized(qi, f.data, 2);
             size_t differ = 0;
             for (size_t i = 0; i < sim.predictions.size(); ++i) differ += sim.predictions[i] != integer.predictions[i];

@@ -525,6 +525,39 @@ TEST_CASE("qs8 GEMM: qs8_gemm_1x4c8 and 2x4c8 (wasmsimd) equal qs8_gemm_ref exac
                 }
 }
 
+TEST_CASE("qs8×qc4w GEMM: int4 weights packed two per byte, unpacked in registers: 2x4c8 wasmsimd (panel unpacked once) equals the reference and an int64 dot product over edge shapes with -8, 7 and -128") {
+    std::mt19937 g(12);
+    std::uniform_int_distribution<int> da(-128, 127), dw(-8, 7);
+    for (size_t M : {1, 2, 3, 5})
+        for (size_t N : {1, 3, 4, 5, 8, 13})
+            for (size_t K : {1, 7, 8, 15, 16, 17, 33, 64})
+                for (int fill = 0; fill < 3; ++fill) {  // random, extremes (-128 × -8), random with extremes
+                    CAPTURE(M);
+                    CAPTURE(N);
+                    CAPTURE(K);
+                    CAPTURE(fill);
+                    const size_t Kp = qs4_gemm_kp(K), lda = Kp + (M % 2 ? 16 : 0), ldc = N + 3;
+                    REQUIRE(Kp % 16 == 0);
+                    std::vector<int8_t> A(M * lda, 0), W(N * K);
+                    for (size_t m = 0; m < M; ++m)
+                        for (size_t k = 0; k < K; ++k) A[m * lda + k] = int8_t(fill == 1 ? -128 : fill == 2 && k % 3 == 0 ? 127 : da(g));
+                    for (size_t i = 0; i < W.size(); ++i) W[i] = int8_t(fill == 1 ? -8 : fill == 2 && i % 4 == 0 ? 7 : dw(g));
+                    std::vector<uint8_t> packed(N * Kp / 2, 0xEE);
+                    qs4_gemm_pack(N, K, W.data(), packed.data());
+                    const int32_t sentinel = 0x5A5A5A5A;
+                    std::vector<int32_t> ref(M * ldc, sentinel), simd(M * ldc, sentinel);
+                    qs8_qc4w_gemm_ref(M, N, K, A.data(), lda, packed.data(), ref.data(), ldc);
+                    qs8_qc4w_gemm_2x4c8_wasmsimd(M, N, K, A.data(), lda, packed.data(), simd.data(), ldc);
+                    REQUIRE(simd == ref);  // including the untouched padding columns
+                    for (size_t m = 0; m < M; ++m)
+                        for (size_t n = 0; n < N; ++n) {
+                            int64_t sum = 0;
+                            for (size_t k = 0; k < K; ++k) sum += int64_t(A[m * lda + k]) * int64_t(W[n * K + k]);
+                            REQUIRE(int64_t(ref[m * ldc + n]) == sum);
+                        }
+                }
+}
+
 TEST_CASE("uniform quantize kernels: f32_vfakequant and f32_qs8_vcvt (ref and wasmsimd) equal Quantizer::fake/code on ties, NaN, inf and every tail length; i32_dequant_f32 wasmsimd equals its ref") {
     std::mt19937 g(5);
     std::normal_distribution<float> nd(0.0f, 1.5f);
