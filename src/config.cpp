@@ -184,6 +184,18 @@ void read_timm_config(const json& j, const std::string& what, ViTConfig& c) {
     if (pc.contains("mean")) c.pp.mean = float_list(pc["mean"], pw, "mean");
     if (pc.contains("std")) c.pp.std = float_list(pc["std"], pw, "std");
     if (pc.contains("interpolation")) c.pp.resample = resample_name(pc["interpolation"], pw);
+    // timm's eval transform: resize to floor(size / crop_pct) (the shorter side, or both sides with
+    // crop_mode "squash"), then crop the centre at the model's size (torchvision's rounding).
+    if (pc.contains("crop_pct") && !pc["crop_pct"].is_null()) {
+        const double pct = opt_num(pc, "crop_pct", 1.0, pw);
+        if (!(pct > 0 && pct <= 1)) fail(pw + ": crop_pct must be in (0, 1], found " + pc["crop_pct"].dump());
+        const std::string mode = pc.contains("crop_mode") && pc["crop_mode"].is_string() ? pc["crop_mode"].get<std::string>() : "center";
+        const int sh = int(std::floor(double(c.image_h) / pct)), sw = int(std::floor(double(c.image_w) / pct));
+        if (mode == "center" && sh == sw) c.pp.shortest_edge = sh;
+        else if (mode == "center" || mode == "squash") c.pp.resize_h = sh, c.pp.resize_w = sw;
+        else fail(pw + ": crop_mode '" + mode + "' is not supported (center, squash)");
+        c.pp.center_crop = true, c.pp.crop_round = true;
+    }
     if (pc.contains("num_classes")) c.num_classes = opt_int(pc, "num_classes", c.num_classes, pw);
     if (j.contains("label_names") && j["label_names"].is_array()) {
         c.labels.clear();
@@ -208,17 +220,44 @@ void read_preprocessor(const json& j, const std::string& what, ViTConfig& c) {
         fail(what + ": do_rescale=false is not supported (images are 8-bit and rescaled by 1/255)");
     if (j.contains("rescale_factor") && std::fabs(opt_num(j, "rescale_factor", 0, what) - 1.0 / 255) > 1e-9)
         fail(what + ": rescale_factor " + j["rescale_factor"].dump() + " is not supported (expected 1/255)");
-    if (j.contains("size")) {
+    // Resize to `size` ({height, width}, an integer, or {shortest_edge}), then, with do_center_crop, crop
+    // the centre `crop_size`. What comes out must be the model's image size.
+    const bool do_resize = !j.contains("do_resize") || j["do_resize"] == true;
+    const bool do_crop = j.contains("do_center_crop") && j["do_center_crop"] == true;
+    auto hw = [&](const json& s, const std::string& field, int& h, int& w) {
+        if (s.is_number_integer()) h = w = s.get<int>();
+        else if (s.is_object() && s.contains("height") && s.contains("width")) h = get_int(s, "height", what + " " + field), w = get_int(s, "width", what + " " + field);
+        else return false;
+        if (h <= 0 || w <= 0) fail(what + ": " + field + " must be positive, found " + s.dump());
+        return true;
+    };
+    int out_h = c.image_h, out_w = c.image_w;
+    if (do_crop) {
+        if (!j.contains("crop_size") || !hw(j["crop_size"], "crop_size", out_h, out_w))
+            fail(what + ": do_center_crop needs crop_size as an integer or {height, width}" +
+                 (j.contains("crop_size") ? ", found " + j["crop_size"].dump() : std::string(", found none")));
+        c.pp.center_crop = true;
+    }
+    if (do_resize && j.contains("size")) {
         const json& s = j["size"];
         int h = 0, w = 0;
-        if (s.is_number_integer()) h = w = s.get<int>();
-        else if (s.is_object() && s.contains("height") && s.contains("width")) h = get_int(s, "height", what + " size"), w = get_int(s, "width", what + " size");
-        else if (s.is_object() && s.contains("shortest_edge")) h = w = get_int(s, "shortest_edge", what + " size");
-        else fail(what + ": size must be an integer or {height, width}, found " + s.dump());
-        if (h != c.image_h || w != c.image_w)
-            fail(what + ": size " + std::to_string(h) + "x" + std::to_string(w) + " does not match the model's image size " +
-                 std::to_string(c.image_h) + "x" + std::to_string(c.image_w));
+        if (s.is_object() && s.contains("shortest_edge") && !s.contains("height")) {
+            c.pp.shortest_edge = get_int(s, "shortest_edge", what + " size");
+            if (c.pp.shortest_edge <= 0) fail(what + ": size.shortest_edge must be positive, found " + s.dump());
+        } else if (hw(s, "size", h, w)) {
+            if (!do_crop) out_h = h, out_w = w;
+            else c.pp.resize_h = h, c.pp.resize_w = w;
+        } else {
+            fail(what + ": size must be an integer, {height, width} or {shortest_edge}, found " + s.dump());
+        }
     }
+    if (out_h != c.image_h || out_w != c.image_w)
+        fail(what + ": " + (do_crop ? "crop_size " : "size ") + std::to_string(out_h) + "x" + std::to_string(out_w) +
+             " does not match the model's image size " + std::to_string(c.image_h) + "x" + std::to_string(c.image_w));
+    if (c.pp.shortest_edge > 0 && !do_crop && c.image_h != c.image_w)
+        fail(what + ": size.shortest_edge without a centre crop cannot give the model's " + std::to_string(c.image_h) + "x" +
+             std::to_string(c.image_w) + " input");
+    if (c.pp.shortest_edge > 0 && !do_crop) c.pp.center_crop = true;  // square images only come out square; others are cropped
     if (j.contains("resample")) c.pp.resample = resample_name(j["resample"], what);
 }
 

@@ -352,12 +352,54 @@ static float channel_param(const std::vector<float>& v, int c, int channels, con
     return v[c];
 }
 
+std::pair<int, int> resized_size(int in_w, int in_h, const Preprocess& pp) {
+    if (pp.shortest_edge > 0) {
+        // int(size · long / short) in double, as Hugging Face's get_resize_output_image_size and torchvision.
+        const bool w_short = in_w <= in_h;
+        const int s = w_short ? in_w : in_h, l = w_short ? in_h : in_w;
+        const int nl = int(double(pp.shortest_edge) * double(l) / double(s));
+        return w_short ? std::pair<int, int>{pp.shortest_edge, nl} : std::pair<int, int>{nl, pp.shortest_edge};
+    }
+    if (pp.resize_w > 0 && pp.resize_h > 0) return {pp.resize_w, pp.resize_h};
+    return {pp.size_w, pp.size_h};
+}
+
+Image8 center_crop(const Image8& img, int out_w, int out_h, bool round_half_even) {
+    if (img.width < out_w || img.height < out_h)
+        throw std::runtime_error("center crop: the image is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                                 ", smaller than the crop " + std::to_string(out_w) + "x" + std::to_string(out_h));
+    auto offset = [&](int in, int out) {
+        const int d = in - out;
+        // Python: (in - out) // 2, or int(round((in - out) / 2.0)) with round half to even.
+        if (!round_half_even || d % 2 == 0) return d / 2;
+        const int lo = d / 2;  // d odd: halfway between lo and lo + 1; the even one wins
+        return lo % 2 == 0 ? lo : lo + 1;
+    };
+    const int x0 = offset(img.width, out_w), y0 = offset(img.height, out_h), C = img.channels;
+    Image8 out;
+    out.width = out_w, out.height = out_h, out.channels = C;
+    out.pixels.resize(size_t(out_w) * size_t(out_h) * size_t(C));
+    for (int y = 0; y < out_h; ++y)
+        std::memcpy(&out.pixels[size_t(y) * size_t(out_w) * size_t(C)],
+                    &img.pixels[(size_t(y + y0) * size_t(img.width) + size_t(x0)) * size_t(C)], size_t(out_w) * size_t(C));
+    return out;
+}
+
 std::vector<float> preprocess(const Image8& img, const Preprocess& pp) {
     if (pp.size_h <= 0 || pp.size_w <= 0)
         throw std::runtime_error("preprocess: invalid target size " + std::to_string(pp.size_w) + "x" +
                                  std::to_string(pp.size_h));
     Image8 conv = convert_channels(img, pp.channels);
-    if (conv.width != pp.size_w || conv.height != pp.size_h) conv = resize_image(conv, pp.size_w, pp.size_h, pp.resample);
+    const auto [rw, rh] = resized_size(conv.width, conv.height, pp);
+    if (conv.width != rw || conv.height != rh) conv = resize_image(conv, rw, rh, pp.resample);
+    if (rw != pp.size_w || rh != pp.size_h) {
+        if (!pp.center_crop || rw < pp.size_w || rh < pp.size_h)
+            throw std::runtime_error("preprocess: a " + std::to_string(img.width) + "x" + std::to_string(img.height) + " image resized to " +
+                                     std::to_string(rw) + "x" + std::to_string(rh) + " does not give the model's " +
+                                     std::to_string(pp.size_w) + "x" + std::to_string(pp.size_h) +
+                                     (pp.center_crop ? " (too small to crop)" : " and the preprocessing has no centre crop"));
+        conv = center_crop(conv, pp.size_w, pp.size_h, pp.crop_round);
+    }
     const int C = pp.channels;
     const size_t plane = static_cast<size_t>(pp.size_h) * pp.size_w;
     std::vector<float> out(plane * C);

@@ -380,3 +380,45 @@ TEST_CASE("preprocess: converts channels and resizes") {
     CHECK_THROWS_WITH_AS(preprocess(grey, two), doctest::Contains("mean has 2 values for 3 channels"),
                          std::runtime_error);
 }
+
+TEST_CASE("preprocess: resize then centre crop, as Hugging Face (size then crop_size, offsets floored) and timm (shorter side to floor(size/crop_pct), torchvision's rounding)") {
+    // Sizes: the shorter side to shortest_edge, the longer to int(edge * long / short).
+    Preprocess se;
+    se.shortest_edge = 256;
+    CHECK(resized_size(640, 480, se) == std::pair<int, int>{341, 256});
+    CHECK(resized_size(480, 640, se) == std::pair<int, int>{256, 341});
+    CHECK(resized_size(300, 300, se) == std::pair<int, int>{256, 256});
+    Preprocess fixed;
+    fixed.resize_w = 256, fixed.resize_h = 250;
+    CHECK(resized_size(640, 480, fixed) == std::pair<int, int>{256, 250});
+    // Crop offsets: an odd margin floors (HF) or rounds half to even (torchvision: 16.5 -> 16, 17.5 -> 18).
+    Image8 ramp;
+    ramp.width = 40, ramp.height = 39, ramp.channels = 1;
+    for (int y = 0; y < ramp.height; ++y)
+        for (int x = 0; x < ramp.width; ++x) ramp.pixels.push_back(uint8_t(x + 100 * (y % 2)));
+    // Pixel value: x, plus 100 on odd rows. Margins: 33 columns and 35 rows (crop 7x4), 35 columns (crop 5).
+    const Image8 hf = center_crop(ramp, 7, 4, false), tv = center_crop(ramp, 7, 4, true);
+    CHECK(hf.width == 7);
+    CHECK(hf.height == 4);
+    CHECK(hf.pixels[0] == 116);  // x0 = 33 // 2 = 16, y0 = 35 // 2 = 17 (odd)
+    CHECK(hf.pixels[7] == 16);   // next row, even
+    CHECK(tv.pixels[0] == 16);   // x0 = round(16.5) = 16, y0 = round(17.5) = 18 (even)
+    CHECK(tv.pixels[7] == 116);
+    CHECK(center_crop(ramp, 5, 4, false).pixels[0] == 117);  // x0 = 35 // 2 = 17
+    CHECK(center_crop(ramp, 5, 4, true).pixels[0] == 18);    // x0 = round(17.5) = 18
+    CHECK_THROWS_WITH(center_crop(ramp, 41, 4, false), doctest::Contains("smaller than the crop 41x4"));
+    // The pipeline: resize then crop equals doing the two steps by hand.
+    Preprocess pp;
+    pp.size_w = pp.size_h = 24, pp.channels = 1, pp.mean = {0.0f}, pp.std = {1.0f};
+    pp.shortest_edge = 28, pp.center_crop = true, pp.crop_round = true;
+    const Image8 img = make_image(50, 35, 1, 9);
+    const std::vector<float> x = preprocess(img, pp);
+    const Image8 by_hand = center_crop(resize_image(img, 40, 28, "bilinear"), 24, 24, true);
+    REQUIRE(x.size() == by_hand.pixels.size());
+    for (size_t i = 0; i < x.size(); ++i) CHECK(x[i] == float(by_hand.pixels[i]) / 255.0f);
+    // Without a crop, a resize that does not give the model's size is an error that says so.
+    Preprocess nocrop = pp;
+    nocrop.center_crop = false;
+    CHECK_THROWS_WITH(preprocess(img, nocrop), doctest::Contains("resized to 40x28 does not give the model's 24x24"));
+}
+

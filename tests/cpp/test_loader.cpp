@@ -211,6 +211,57 @@ TEST_CASE("loader: timm naming and Hugging Face naming of the same weights give 
     for (const std::vector<float>& x : fmnist_test_inputs(c, 4)) CHECK(hm.vit.forward(x) == tm.vit.forward(x));  // bit-identical
 }
 
+TEST_CASE("loader: resize-and-crop preprocessing from Hugging Face (DeiT: size 256, crop_size 224) and timm (crop_pct, crop_mode) configs, with errors naming the field") {
+    ModelSource src = source(kHfModel);
+    const int S = load_model(src).vit.cfg.image_h;  // 28
+    auto pp_of = [&](json pre) {
+        ModelSource s = src;
+        s.preprocessor_json = pre.dump();
+        return load_model(s).vit.cfg.pp;
+    };
+    auto pre_error = [&](json pre) {
+        ModelSource s = src;
+        s.preprocessor_json = pre.dump();
+        return load_error(s);
+    };
+    Preprocess p = pp_of({{"size", {{"height", S + 4}, {"width", S + 4}}}, {"do_center_crop", true}, {"crop_size", {{"height", S}, {"width", S}}}, {"resample", 3}});
+    CHECK(p.resize_h == S + 4);
+    CHECK(p.center_crop);
+    CHECK(!p.crop_round);
+    CHECK(p.resample == "bicubic");
+    p = pp_of({{"size", {{"shortest_edge", S + 4}}}, {"do_center_crop", true}, {"crop_size", S}});
+    CHECK(p.shortest_edge == S + 4);
+    p = pp_of({{"size", {{"height", S}, {"width", S}}}});
+    CHECK(!p.center_crop);
+    CHECK(p.shortest_edge == 0);
+    std::string e = pre_error({{"size", {{"height", S + 4}, {"width", S + 4}}}, {"do_center_crop", true}, {"crop_size", S + 1}});
+    CHECK_MESSAGE(e.find("crop_size 29x29 does not match the model's image size 28x28") != std::string::npos, e);
+    e = pre_error({{"size", S + 4}});
+    CHECK_MESSAGE(e.find("size 32x32 does not match the model's image size 28x28") != std::string::npos, e);
+    e = pre_error({{"do_center_crop", true}});
+    CHECK_MESSAGE(e.find("do_center_crop needs crop_size") != std::string::npos, e);
+
+    ModelSource t = source(kTimmModel);
+    auto timm = [&](json pc_extra) {
+        json cfg = json::parse(t.config_json);
+        for (auto& kv : pc_extra.items()) cfg["pretrained_cfg"][kv.key()] = kv.value();
+        ModelSource s = t;
+        s.config_json = cfg.dump();
+        return s;
+    };
+    p = load_model(timm({{"crop_pct", 0.875}})).vit.cfg.pp;
+    CHECK(p.shortest_edge == 32);  // floor(28 / 0.875)
+    CHECK(p.center_crop);
+    CHECK(p.crop_round);
+    p = load_model(timm({{"crop_pct", 0.9}, {"crop_mode", "squash"}})).vit.cfg.pp;
+    CHECK(p.resize_h == 31);  // floor(28 / 0.9)
+    CHECK(p.shortest_edge == 0);
+    e = load_error(timm({{"crop_pct", 0.875}, {"crop_mode", "border"}}));
+    CHECK_MESSAGE(e.find("crop_mode 'border' is not supported") != std::string::npos, e);
+    e = load_error(timm({{"crop_pct", 1.5}}));
+    CHECK_MESSAGE(e.find("crop_pct must be in (0, 1], found 1.5") != std::string::npos, e);
+}
+
 TEST_CASE("loader: without config.json the architecture is inferred, except the head count, which must be given") {
     ModelSource src = source(kTimmModel);
     LoadedModel ref = load_model(src);
