@@ -48,38 +48,19 @@ std::vector<std::string> linear_sources(const Linear& l) {
     return {l.source};
 }
 
-// Every F32 tensor of the model other than the Linear weights, under its name in the checkpoint.
+// Every F32 tensor of the model other than the Linear weights, under the name the loader read it from.
 std::map<std::string, std::vector<float>> float_tensors(const ViT& m) {
     std::map<std::string, std::vector<float>> out;
-    const ViTConfig& c = m.cfg;
-    const bool hf = c.naming != Naming::Timm;
-    const std::string p = c.naming == Naming::HfVit ? "vit." : "deit.";
-    auto ln = [&](const std::string& name, const LayerNorm& l) {
-        out[name + ".weight"] = l.gamma;
-        out[name + ".bias"] = l.beta;
+    auto put = [&](const std::string& name, const std::vector<float>& v) {
+        if (!name.empty()) out[name] = v;
     };
-    if (hf) {
-        out[p + "embeddings.cls_token"] = m.cls_token;
-        if (c.dist_token) out[p + "embeddings.distillation_token"] = m.dist_token;
-        out[p + "embeddings.position_embeddings"] = m.pos_embed;
-        for (size_t i = 0; i < m.blocks.size(); ++i) {
-            const std::string n = p + "encoder.layer." + std::to_string(i) + ".";
-            ln(n + "layernorm_before", m.blocks[i].norm1);
-            ln(n + "layernorm_after", m.blocks[i].norm2);
-        }
-        ln(p + "layernorm", m.norm);
-    } else {
-        out["cls_token"] = m.cls_token;
-        if (c.dist_token) out["dist_token"] = m.dist_token;
-        out["pos_embed"] = m.pos_embed;
-        for (size_t i = 0; i < m.blocks.size(); ++i) {
-            const std::string n = "blocks." + std::to_string(i) + ".";
-            ln(n + "norm1", m.blocks[i].norm1);
-            ln(n + "norm2", m.blocks[i].norm2);
-        }
-        if (c.avg_pool) ln("fc_norm", m.fc_norm);
-        else ln("norm", m.norm);
-    }
+    put(m.cls_source, m.cls_token);
+    put(m.dist_source, m.dist_token);
+    put(m.pos_source, m.pos_embed);
+    std::vector<const LayerNorm*> norms{&m.norm, &m.fc_norm};
+    for (const Block& b : m.blocks) norms.insert(norms.end(), {&b.norm1, &b.norm2});
+    for (const LayerNorm* l : norms)
+        if (!l->source.empty()) put(l->source + ".weight", l->gamma), put(l->source + ".bias", l->beta);
     for (const Linear* l : m.linears()) {
         if (l->bias.empty()) continue;
         const std::vector<std::string> srcs = linear_sources(*l);

@@ -220,7 +220,7 @@ struct Loader {
     }
     bool has(const std::string& name) const { return get(name) != nullptr; }
     LayerNorm layernorm(const std::string& canon, const std::string& n, int64_t D) {
-        return {canon, take(n + ".weight", {D}), take(n + ".bias", {D})};
+        return {canon, take(n + ".weight", {D}), take(n + ".bias", {D}), n};
     }
     Linear linear(const std::string& canon, const std::string& n, int64_t out, int64_t in, bool bias = true) {
         Linear l;
@@ -258,9 +258,8 @@ LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
     };
     if (hf) {
         m.patch_embed = patch(p + "embeddings.patch_embeddings.projection");
-        m.cls_token = L.take(p + "embeddings.cls_token", {1, 1, D});
-        if (c.dist_token) m.dist_token = L.take(p + "embeddings.distillation_token", {1, 1, D});
-        m.pos_embed = L.take(p + "embeddings.position_embeddings", {1, T, D});
+        m.cls_source = p + "embeddings.cls_token", m.pos_source = p + "embeddings.position_embeddings";
+        if (c.dist_token) m.dist_source = p + "embeddings.distillation_token";
         for (int i = 0; i < c.depth; ++i) {
             const std::string n = p + "encoder.layer." + std::to_string(i) + ".", canon = "blocks." + std::to_string(i) + ".";
             Block b;
@@ -295,9 +294,8 @@ LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
             if (kv.first.rfind(p + "pooler.", 0) == 0) m.ignored_tensors.push_back(kv.first), L.used.insert(kv.first);
     } else {
         m.patch_embed = patch("patch_embed.proj");
-        m.cls_token = L.take("cls_token", {1, 1, D});
-        if (c.dist_token) m.dist_token = L.take("dist_token", {1, 1, D});
-        m.pos_embed = L.take("pos_embed", {1, T, D});
+        m.cls_source = "cls_token", m.pos_source = "pos_embed";
+        if (c.dist_token) m.dist_source = "dist_token";
         for (int i = 0; i < c.depth; ++i) {
             const std::string n = "blocks." + std::to_string(i) + ".";
             Block b;
@@ -314,6 +312,9 @@ LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
         m.head = L.linear("head", "head", Cls, D);
         if (c.dist_head) m.head_dist = L.linear("head_dist", "head_dist", Cls, D);
     }
+    m.cls_token = L.take(m.cls_source, {1, 1, D});
+    if (c.dist_token) m.dist_token = L.take(m.dist_source, {1, 1, D});
+    m.pos_embed = L.take(m.pos_source, {1, T, D});
     for (const std::string& name : st.order)
         if (!L.used.count(name))
             throw std::runtime_error(src.safetensors_name + ": unexpected tensor '" + name + "' (not part of a " +

@@ -46,6 +46,7 @@ struct Linear {
 struct LayerNorm {
     std::string name;
     std::vector<float> gamma, beta;  // [D]
+    std::string source;              // tensor prefix in the checkpoint ("" when not loaded)
 };
 
 struct Block {
@@ -93,6 +94,7 @@ public:
     ViTConfig cfg;
     Linear patch_embed;   // [D, C·P·P]: the Conv2d(kernel = stride = P) as a Linear over flattened patches
     std::vector<float> cls_token, dist_token, pos_embed;  // [D], [D], [T, D]
+    std::string cls_source, dist_source, pos_source;      // their tensor names in the checkpoint
     std::vector<Block> blocks;
     LayerNorm norm;       // final norm (token pooling)
     LayerNorm fc_norm;    // after average pooling (timm global_pool="avg")

@@ -214,10 +214,10 @@ function buildGemm(kind) {  // kind: 'wasm' | 'native'
       '-sEXPORTED_FUNCTIONS=_bl_bench_gemm,_bl_bench_check,_bl_bench_kernels', '-sEXPORTED_RUNTIME_METHODS=UTF8ToString',
       '-o', target], { encoding: 'utf8', env: { ...process.env, NODE_PATH: '/usr/share/nodejs' } });
   } else {
-    // The native CLI's flags (-O2 -msse4.2 -ffp-contract=off), kernels through SIMDe.
+    // The native CLI's kernel flags (-O3 -msse4.2 -ffp-contract=off, CMakeLists.txt), kernels through SIMDe.
     log('building the native GEMM benchmark …');
     const simde = path.join(ROOT, 'build/native/thirdparty/include');
-    r = spawnSync('g++', ['-std=c++17', '-O2', '-msse4.2', '-ffp-contract=off', '-fno-fast-math', ...defs,
+    r = spawnSync('g++', ['-std=c++17', '-O3', '-msse4.2', '-ffp-contract=off', '-fno-fast-math', ...defs,
       `-I${path.join(ROOT, 'wasm_kernels')}`, ...(existsSync(simde) ? [`-I${simde}`] : []),
       path.join(HERE, 'gemm_bench.cpp'), ...cpp, '-o', target], { encoding: 'utf8' });
   }
