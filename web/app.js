@@ -472,6 +472,14 @@ function validateSettings(s) {
   return null;
 }
 
+// A run that failed (not cancelled): the message where the user looks, the progress cleared.
+function runFailed(errorId, message) {
+  showError(errorId, message);
+  setRunStatus('');
+  $('progress').value = 0;
+  $('progress-text').textContent = '';
+}
+
 async function run() {
   showError('run-error', '');
   const s = readSettings();
@@ -519,10 +527,7 @@ async function run() {
     $('results').scrollIntoView({ block: 'start' });
   } catch (e) {
     if (e instanceof Cancelled || run.cancelled) return;
-    showError('run-error', `The sweep stopped: ${e.message}`);
-    setRunStatus('');
-    $('progress').value = 0;
-    $('progress-text').textContent = '';
+    runFailed('run-error', `The sweep stopped: ${e.message}`);
   } finally {
     for (const c of run.clients.slice(1)) c.terminate();
     if (state.running === run) state.running = null;
@@ -567,10 +572,7 @@ async function runMixed() {
     $('mixed').scrollIntoView({ block: 'start' });
   } catch (e) {
     if (e instanceof Cancelled || run.cancelled) return;
-    showError('mx-error', `Mixed precision stopped: ${e.message}`);
-    setRunStatus('');
-    $('progress').value = 0;
-    $('progress-text').textContent = '';
+    runFailed('mx-error', `Mixed precision stopped: ${e.message}`);
   } finally {
     if (state.running === run) state.running = null;
     updateRunButton();

@@ -485,44 +485,57 @@ TEST_CASE("gelu (erf and tanh forms): wasmsimd bit-identical to ref for n in {1.
 
 // ---- the integer path's kernels ----------------------------------------------------------------
 
+namespace {
+// One integer GEMM shape: `ref` and `simd` (each C[M, N] with row stride ldc) must agree exactly, equal
+// an int64 dot product of A (row stride lda) and W [N, K], and leave the padding columns untouched.
+template <class Ref, class Simd>
+void check_int_gemm(size_t M, size_t N, size_t K, const std::vector<int8_t>& A, size_t lda, const std::vector<int8_t>& W,
+                    Ref&& ref_gemm, Simd&& simd_gemm) {
+    const size_t ldc = N + 3;
+    const int32_t sentinel = 0x5A5A5A5A;
+    std::vector<int32_t> ref(M * ldc, sentinel), simd(M * ldc, sentinel);
+    ref_gemm(ref.data(), ldc);
+    simd_gemm(simd.data(), ldc);
+    REQUIRE(simd == ref);
+    for (size_t m = 0; m < M; ++m) {
+        for (size_t n = 0; n < N; ++n) {
+            int64_t s = 0;
+            for (size_t k = 0; k < K; ++k) s += int64_t(A[m * lda + k]) * int64_t(W[n * K + k]);
+            REQUIRE(int64_t(ref[m * ldc + n]) == s);
+        }
+        for (size_t n = N; n < ldc; ++n) REQUIRE(ref[m * ldc + n] == sentinel);
+    }
+}
+}  // namespace
+
 TEST_CASE("qs8 GEMM: qs8_gemm_1x4c8 and 2x4c8 (wasmsimd) equal qs8_gemm_ref exactly (and an int64 dot product) over edge shapes with -128 and 127") {
     std::mt19937 g(11);
     std::uniform_int_distribution<int> d(-128, 127);
     for (auto kernel : {qs8_gemm_1x4c8_wasmsimd, qs8_gemm_2x4c8_wasmsimd})
-    for (size_t M : {1, 2, 3, 5})
-        for (size_t N : {1, 3, 4, 5, 8, 13})
-            for (size_t K : {1, 7, 8, 9, 16, 33})
-                for (int fill = 0; fill < 3; ++fill) {  // random, all -128 (the largest products), random with extremes
-                    CAPTURE(M);
-                    CAPTURE(N);
-                    CAPTURE(K);
-                    CAPTURE(fill);
-                    const size_t Kp = qs8_gemm_kp(K), lda = Kp + (M % 2 ? 8 : 0), ldc = N + 3;
-                    auto value = [&](size_t i) -> int8_t {
-                        if (fill == 1) return -128;
-                        if (fill == 2 && i % 5 == 0) return i % 10 == 0 ? -128 : 127;
-                        return int8_t(d(g));
-                    };
-                    std::vector<int8_t> A(M * lda, 0), W(N * K);
-                    for (size_t m = 0; m < M; ++m)
-                        for (size_t k = 0; k < K; ++k) A[m * lda + k] = value(m * K + k);  // A[m][K..Kp) stays 0
-                    for (size_t i = 0; i < W.size(); ++i) W[i] = value(i + 3);
-                    std::vector<int8_t> packed(N * Kp);
-                    qs8_gemm_pack(N, K, W.data(), packed.data());
-                    const int32_t sentinel = 0x5A5A5A5A;
-                    std::vector<int32_t> ref(M * ldc, sentinel), simd(M * ldc, sentinel);
-                    qs8_gemm_ref(M, N, K, A.data(), lda, packed.data(), ref.data(), ldc);
-                    kernel(M, N, K, A.data(), lda, packed.data(), simd.data(), ldc);
-                    REQUIRE(simd == ref);  // including the untouched padding columns
-                    for (size_t m = 0; m < M; ++m)
-                        for (size_t n = 0; n < N; ++n) {
-                            int64_t s = 0;
-                            for (size_t k = 0; k < K; ++k) s += int64_t(A[m * lda + k]) * int64_t(W[n * K + k]);
-                            REQUIRE(int64_t(ref[m * ldc + n]) == s);
-                        }
-                    for (size_t m = 0; m < M; ++m)
-                        for (size_t n = N; n < ldc; ++n) REQUIRE(ref[m * ldc + n] == sentinel);
-                }
+        for (size_t M : {1, 2, 3, 5})
+            for (size_t N : {1, 3, 4, 5, 8, 13})
+                for (size_t K : {1, 7, 8, 9, 16, 33})
+                    for (int fill = 0; fill < 3; ++fill) {  // random, all -128 (the largest products), random with extremes
+                        CAPTURE(M);
+                        CAPTURE(N);
+                        CAPTURE(K);
+                        CAPTURE(fill);
+                        const size_t Kp = qs8_gemm_kp(K), lda = Kp + (M % 2 ? 8 : 0);
+                        auto value = [&](size_t i) -> int8_t {
+                            if (fill == 1) return -128;
+                            if (fill == 2 && i % 5 == 0) return i % 10 == 0 ? -128 : 127;
+                            return int8_t(d(g));
+                        };
+                        std::vector<int8_t> A(M * lda, 0), W(N * K);
+                        for (size_t m = 0; m < M; ++m)
+                            for (size_t k = 0; k < K; ++k) A[m * lda + k] = value(m * K + k);  // A[m][K..Kp) stays 0
+                        for (size_t i = 0; i < W.size(); ++i) W[i] = value(i + 3);
+                        std::vector<int8_t> packed(N * Kp);
+                        qs8_gemm_pack(N, K, W.data(), packed.data());
+                        check_int_gemm(M, N, K, A, lda, W,
+                                       [&](int32_t* C, size_t ldc) { qs8_gemm_ref(M, N, K, A.data(), lda, packed.data(), C, ldc); },
+                                       [&](int32_t* C, size_t ldc) { kernel(M, N, K, A.data(), lda, packed.data(), C, ldc); });
+                    }
 }
 
 TEST_CASE("qs8×qc4w GEMM: int4 weights packed two per byte, unpacked in registers: 2x4c8 wasmsimd (panel unpacked once) equals the reference and an int64 dot product over edge shapes with -8, 7 and -128") {
@@ -536,7 +549,7 @@ TEST_CASE("qs8×qc4w GEMM: int4 weights packed two per byte, unpacked in registe
                     CAPTURE(N);
                     CAPTURE(K);
                     CAPTURE(fill);
-                    const size_t Kp = qs4_gemm_kp(K), lda = Kp + (M % 2 ? 16 : 0), ldc = N + 3;
+                    const size_t Kp = qs4_gemm_kp(K), lda = Kp + (M % 2 ? 16 : 0);
                     REQUIRE(Kp % 16 == 0);
                     std::vector<int8_t> A(M * lda, 0), W(N * K);
                     for (size_t m = 0; m < M; ++m)
@@ -544,17 +557,9 @@ TEST_CASE("qs8×qc4w GEMM: int4 weights packed two per byte, unpacked in registe
                     for (size_t i = 0; i < W.size(); ++i) W[i] = int8_t(fill == 1 ? -8 : fill == 2 && i % 4 == 0 ? 7 : dw(g));
                     std::vector<uint8_t> packed(N * Kp / 2, 0xEE);
                     qs4_gemm_pack(N, K, W.data(), packed.data());
-                    const int32_t sentinel = 0x5A5A5A5A;
-                    std::vector<int32_t> ref(M * ldc, sentinel), simd(M * ldc, sentinel);
-                    qs8_qc4w_gemm_ref(M, N, K, A.data(), lda, packed.data(), ref.data(), ldc);
-                    qs8_qc4w_gemm_2x4c8_wasmsimd(M, N, K, A.data(), lda, packed.data(), simd.data(), ldc);
-                    REQUIRE(simd == ref);  // including the untouched padding columns
-                    for (size_t m = 0; m < M; ++m)
-                        for (size_t n = 0; n < N; ++n) {
-                            int64_t sum = 0;
-                            for (size_t k = 0; k < K; ++k) sum += int64_t(A[m * lda + k]) * int64_t(W[n * K + k]);
-                            REQUIRE(int64_t(ref[m * ldc + n]) == sum);
-                        }
+                    check_int_gemm(M, N, K, A, lda, W,
+                                   [&](int32_t* C, size_t ldc) { qs8_qc4w_gemm_ref(M, N, K, A.data(), lda, packed.data(), C, ldc); },
+                                   [&](int32_t* C, size_t ldc) { qs8_qc4w_gemm_2x4c8_wasmsimd(M, N, K, A.data(), lda, packed.data(), C, ldc); });
                 }
 }
 
