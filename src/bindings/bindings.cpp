@@ -283,6 +283,9 @@ public:
             if (n < 1) throw std::runtime_error("sensitivities: sensSize must be at least 1, found " + std::to_string(n));
             auto h = std::make_unique<SensitivityHandle>();
             h->data = prepare(calib.ds, lm.vit.cfg);
+            if (size_t(n) > h->data.n)
+                throw std::runtime_error("sensitivities: sensSize " + std::to_string(n) + " is larger than the calibration pool (" +
+                                         std::to_string(h->data.n) + " images)");
             h->scratch = lm.vit;
             h->runner = std::make_unique<SensitivityRunner>(lm.vit, h->data, draw_calibration(h->data.n, size_t(n), base.seed), base, obj, cand);
             return h.release();

@@ -82,6 +82,9 @@ int cmd_mixed(const Args& a) {
     PreparedData data = prepare(load_dataset(a.need("eval")), lm.vit.cfg, size_t(a.num("limit", 0, 1, 1L << 30)));
 
     // Sensitivities on a fixed draw from the calibration pool, then the allocation.
+    if (sens_size > calib.n)
+        throw UsageError("--sens-size " + std::to_string(sens_size) + " is larger than the calibration pool (" + std::to_string(calib.n) +
+                         " images)");
     const std::vector<size_t> sens_images = draw_calibration(calib.n, sens_size, base.seed);
     Sensitivities sens = measure_sensitivities(lm.vit, calib, sens_images, base, objective, candidates, jobs);
     MixedPlan plan = plan_mixed(sens, wb, ab);

@@ -17,13 +17,21 @@ QuantConfig quant_config(const Args& a) {
     c.wbits = int(a.num("wbits", 8, 0, 64));
     c.abits = int(a.num("abits", 8, 0, 64));
     c.softmax_bits = int(a.num("softmax-bits", 0, 0, 64));
-    c.softmax = parse_qtype(a.get("softmax", "sulq"));
-    c.weights = parse_qtype(a.get("weights", "uniform"));
+    // Library parse errors, with the option that carried the value.
+    auto opt = [&](const char* name, const std::string& fallback, auto parse) {
+        try {
+            return parse(a.get(name, fallback));
+        } catch (const std::runtime_error& e) {
+            throw UsageError(std::string("--") + name + ": " + e.what());
+        }
+    };
+    c.softmax = opt("softmax", "sulq", parse_qtype);
+    c.weights = opt("weights", "uniform", parse_qtype);
     const std::string g = a.get("granularity", "channel");
     if (g != "channel" && g != "tensor") throw UsageError("--granularity must be channel or tensor, found '" + g + "'");
     c.per_channel = g == "channel";
-    c.w_range = parse_range(a.get("weight-range", "mse"));
-    c.a_range = parse_range(a.get("act-range", "mse"));
+    c.w_range = opt("weight-range", "mse", parse_range);
+    c.a_range = opt("act-range", "mse", parse_range);
     c.sulq_round_exponent = a.flags.count("sulq-round-exponent") > 0;
     c.edges_8bit = !a.flags.count("no-edges-8bit");
     c.reparam = a.flags.count("reparam") > 0;

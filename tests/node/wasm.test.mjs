@@ -177,6 +177,7 @@ test('mixed precision in WASM (sensitivities, planMixed, sweep) equals `bitlens 
   await assert.rejects(bl.sensitivities({ model, calib: data, objective: 'median' }), /objective must be 'mean' or 'worst', found 'median'/);
   await assert.rejects(bl.sensitivities({ model, calib: data, candidates: [4, 9] }), /bit-width 9 is outside 2-8/);
   await assert.rejects(bl.sensitivities({ model, calib: data, colour: 1 }), /sensitivities: unknown option 'colour'/);
+  await assert.rejects(bl.sensitivities({ model, calib: data, sensSize: 5000 }), /sensSize 5000 is larger than the calibration pool \(1000 images\)/);
   const ac = new AbortController();
   await assert.rejects(bl.sensitivities({ model, calib: data, sensSize: 4 }, { signal: ac.signal, onProgress: ({ done }) => { if (done === 3) ac.abort(); } }),
     { name: 'AbortError' });
