@@ -118,13 +118,13 @@ float Quantizer::dequant(int32_t c) const {
 }
 
 namespace {
-constexpr int kBucketShift = 20;  // 4096 buckets
-// Increasing with the float's value for non-NaN x, with -0 mapped as +0 (they compare equal).
+// Increasing with the float's value for non-NaN x, with -0 mapped as +0 (they compare equal): x + 0
+// turns -0 into +0 and leaves every other value as it is.
 inline uint32_t order_key(float x) {
-    if (x == 0.0f) x = 0.0f;
+    x = x + 0.0f;
     uint32_t u;
     std::memcpy(&u, &x, sizeof u);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return u ^ ((0u - (u >> 31)) | 0x80000000u);  // negative: ~u; positive: u with the sign bit set
 }
 }  // namespace
 
@@ -132,24 +132,31 @@ FastFake::FastFake(const Quantizer& q) : q_(&q) {
     if (q.type == QType::Uniform) return;
     if (q.thresholds.size() >= 65535) throw std::runtime_error("quantizer: too many levels for the threshold index");
     for (float t : q.thresholds) key_.push_back(order_key(t));
-    first_.assign((size_t(1) << (32 - kBucketShift)) + 1, 0);
-    size_t i = 0;
-    for (size_t b = 0; b < first_.size(); ++b) {
-        const uint64_t start = uint64_t(b) << kBucketShift;
-        while (i < key_.size() && key_[i] < start) ++i;
-        first_[b] = uint16_t(i);
+    // The coarsest buckets (4096 down to 65536 of them) in which no bucket holds more than 3 thresholds.
+    for (shift_ = 20;; --shift_) {
+        first_.assign((size_t(1) << (32 - shift_)) + 1, 0);
+        size_t i = 0;
+        int most = 0;
+        for (size_t b = 0; b < first_.size(); ++b) {
+            const uint64_t start = uint64_t(b) << shift_;
+            while (i < key_.size() && key_[i] < start) ++i;
+            first_[b] = uint16_t(i);
+            if (b > 0) most = std::max(most, int(first_[b] - first_[b - 1]));
+        }
+        steps_ = most;
+        if (most <= 3 || shift_ == 16) break;
     }
+    key_.push_back(0xFFFFFFFFu);  // above the key of every float (+inf's is 0xFF800000)
 }
 
 int32_t FastFake::code(float x) const {
     if (q_->type == QType::Uniform) return q_->code(x);
-    if (x != x) return int32_t(key_.size());  // as upper_bound: NaN is below no threshold
+    // upper_bound: the thresholds below the bucket, then those in it that are ≤ x. Thresholds past the
+    // bucket (and the sentinel) have larger keys, so the fixed-length scan needs no bound.
     const uint32_t k = order_key(x);
-    const size_t b = k >> kBucketShift;
-    size_t c = first_[b];
-    const size_t end = first_[b + 1];
-    while (c < end && key_[c] <= k) ++c;
-    return int32_t(c);
+    uint32_t c = first_[k >> shift_];
+    for (int s = 0; s < steps_; ++s) c += key_[c] <= k;
+    return x != x ? int32_t(key_.size() - 1) : int32_t(c);  // NaN is below no threshold
 }
 
 void FastFake::apply(float* x, size_t n) const {
@@ -158,7 +165,8 @@ void FastFake::apply(float* x, size_t n) const {
         kernels::f32_vfakequant_wasmsimd(n, x, q.scale, q.zero, q.qmin, q.qmax);
         return;
     }
-    for (size_t i = 0; i < n; ++i) x[i] = q.table[size_t(code(x[i]))];
+    const float* table = q.table.data();
+    for (size_t i = 0; i < n; ++i) x[i] = table[code(x[i])];
 }
 
 std::vector<float> Quantizer::levels() const {

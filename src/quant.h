@@ -59,8 +59,10 @@ public:
     void apply(float* x, size_t n) const;  // x[i] = q.fake(x[i])
 private:
     const Quantizer* q_;
-    std::vector<uint32_t> key_;      // per threshold
-    std::vector<uint16_t> first_;    // per bucket (+1): thresholds whose key lies below the bucket
+    std::vector<uint32_t> key_;      // per threshold, then a sentinel above every key
+    std::vector<uint16_t> first_;    // per bucket: thresholds whose key lies below the bucket
+    int shift_ = 20;                 // bucket = key >> shift_ (finer when thresholds crowd)
+    int steps_ = 0;                  // most thresholds in one bucket: the branch-free scan's length
 };
 
 // Fitting. `x` are calibration samples (any order). All fits are deterministic.
