@@ -139,13 +139,19 @@ Objective parse_objective(const std::string& s) {
 const char* objective_name(Objective o) { return o == Objective::Worst ? "worst" : "mean"; }
 
 nlohmann::json sensitivities_json(const Sensitivities& s) {
-    return {{"weights", items_json(s.weights)}, {"activations", items_json(s.activations)}};
+    return {{"weights", items_json(s.weights)}, {"activations", items_json(s.activations)}, {"fixed_bytes", s.fixed_bytes}};
 }
 
 Sensitivities sensitivities_from_json(const nlohmann::json& j) {
     if (!j.is_object() || !j.contains("weights") || !j.contains("activations"))
         throw std::runtime_error("sensitivities: expected an object with 'weights' and 'activations'");
-    return {items_from_json(j["weights"], "weights"), items_from_json(j["activations"], "activations")};
+    Sensitivities s{items_from_json(j["weights"], "weights"), items_from_json(j["activations"], "activations")};
+    if (j.contains("fixed_bytes")) {
+        if (!j["fixed_bytes"].is_number_integer() || j["fixed_bytes"].get<long long>() < 0)
+            throw std::runtime_error("sensitivities: 'fixed_bytes' must be a non-negative integer, found " + j["fixed_bytes"].dump());
+        s.fixed_bytes = j["fixed_bytes"].get<long long>();
+    }
+    return s;
 }
 
 SensitivityRunner::SensitivityRunner(const ViT& fp, const PreparedData& data, std::vector<size_t> images, const QuantConfig& base,
@@ -238,7 +244,11 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
 Sensitivities SensitivityRunner::finish() const {
     for (size_t i = 0; i < done_.size(); ++i)
         if (!done_[i]) throw std::runtime_error("sensitivity: step " + std::to_string(i) + " has not run");
-    return {weights_, acts_};
+    Sensitivities s{weights_, acts_};
+    size_t weights = 0, quantizers = 0;
+    for (const Linear* l : fp_.linears()) weights += l->weight.size(), quantizers += base_.per_channel ? size_t(l->out) : 1;
+    s.fixed_bytes = (long long)(4 * (fp_.parameter_count() - weights) + 8 * quantizers);
+    return s;
 }
 
 Sensitivities measure_sensitivities(const ViT& fp, const PreparedData& data, const std::vector<size_t>& images,
@@ -251,22 +261,56 @@ Sensitivities measure_sensitivities(const ViT& fp, const PreparedData& data, con
     return r.finish();
 }
 
-MixedPlan plan_mixed(const Sensitivities& s, double wb, double ab) {
-    for (double b : {wb, ab})
-        if (!(b > 0 && b <= 64)) throw std::runtime_error("mixed: a budget must be an average bit-width above 0, found " + std::to_string(b));
+namespace {
+
+long long value_count(const std::vector<KnapsackItem>& items) {
+    long long n = 0;
+    for (const KnapsackItem& it : items) n += it.cost[0] / it.bits[0];
+    return n;
+}
+
+void check_budget(double b) {
+    if (!(b > 0 && b <= 64)) throw std::runtime_error("mixed: a budget must be an average bit-width above 0, found " + std::to_string(b));
+}
+
+// Both knapsacks for integer budgets (bits of weight codes; activation bits per image).
+MixedPlan plan_with(const Sensitivities& s, long long weight_budget, long long act_budget) {
     MixedPlan p;
-    long long wn = 0, an = 0;
-    for (const KnapsackItem& it : s.weights) wn += it.cost[0] / it.bits[0];
-    for (const KnapsackItem& it : s.activations) an += it.cost[0] / it.bits[0];
-    p.weight_budget = (long long)std::floor(wb * double(wn));
-    p.act_budget = (long long)std::floor(ab * double(an));
+    const long long wn = value_count(s.weights), an = value_count(s.activations);
+    p.weight_budget = weight_budget, p.act_budget = act_budget;
     KnapsackResult rw = allocate(s.weights, p.weight_budget), ra = allocate(s.activations, p.act_budget);
     for (size_t i = 0; i < s.weights.size(); ++i) p.layer_bits[s.weights[i].name] = s.weights[i].bits[rw.choice[i]];
     for (size_t i = 0; i < s.activations.size(); ++i) p.point_bits[s.activations[i].name] = s.activations[i].bits[ra.choice[i]];
     p.weight_cost = rw.cost, p.act_cost = ra.cost;
     p.weight_bits_avg = double(rw.cost) / double(wn);
     p.act_bits_avg = double(ra.cost) / double(an);
+    p.model_bytes = s.fixed_bytes + (rw.cost + 7) / 8;
     return p;
+}
+
+}  // namespace
+
+MixedPlan plan_mixed(const Sensitivities& s, double wb, double ab) {
+    check_budget(wb), check_budget(ab);
+    return plan_with(s, (long long)std::floor(wb * double(value_count(s.weights))),
+                     (long long)std::floor(ab * double(value_count(s.activations))));
+}
+
+MixedPlan plan_mixed_bytes(const Sensitivities& s, long long max_bytes, double ab) {
+    check_budget(ab);
+    if (max_bytes <= s.fixed_bytes)
+        throw std::runtime_error("mixed: " + std::to_string(max_bytes) + " bytes cannot hold the model: its FP32 parameters and scales alone take " +
+                                 std::to_string(s.fixed_bytes) + " bytes");
+    long long cheapest = 0;
+    int fewest = 64;
+    for (const KnapsackItem& it : s.weights) {
+        cheapest += *std::min_element(it.cost.begin(), it.cost.end());
+        fewest = std::min(fewest, *std::min_element(it.bits.begin(), it.bits.end()));
+    }
+    if (8 * (max_bytes - s.fixed_bytes) < cheapest)
+        throw std::runtime_error("mixed: " + std::to_string(max_bytes) + " bytes is too small: the smallest model (every layer at " +
+                                 std::to_string(fewest) + " bits) takes " + std::to_string(s.fixed_bytes + (cheapest + 7) / 8) + " bytes");
+    return plan_with(s, 8 * (max_bytes - s.fixed_bytes), (long long)std::floor(ab * double(value_count(s.activations))));
 }
 
 nlohmann::json plan_json(const MixedPlan& p, const Sensitivities& s) {
@@ -284,7 +328,8 @@ nlohmann::json plan_json(const MixedPlan& p, const Sensitivities& s) {
             {"weight_cost", p.weight_cost},
             {"weight_budget", p.weight_budget},
             {"act_cost", p.act_cost},
-            {"act_budget", p.act_budget}};
+            {"act_budget", p.act_budget},
+            {"model_bytes", p.model_bytes}};
 }
 
 }  // namespace bitlens

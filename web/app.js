@@ -140,6 +140,7 @@ function readSettings() {
     evalCorrupt: corr('ec-type', 'ec-sev'),
     groups: $('groups').value.trim(),
     model: $('shipped-model').value,
+    mxKind: $('mx-kind').value,
     mxBudget: num('mx-budget', 4),
     mxObjective: $('mx-objective').value,
     mxSens: Math.round(num('mx-sens', 32)),
@@ -161,7 +162,8 @@ function settingsToQuery(s) {
   if (s.evalCorrupt) q.set('evalCorrupt', `${s.evalCorrupt.type}:${s.evalCorrupt.severity}`);
   if (s.groups) q.set('groups', s.groups);
   if (s.model !== DEFAULT_MODEL) q.set('model', s.model);
-  if (s.mxBudget !== 4) q.set('budget', s.mxBudget);
+  if (s.mxKind === 'kb') q.set('maxKB', s.mxBudget);
+  else if (s.mxBudget !== 4) q.set('budget', s.mxBudget);
   if (s.mxObjective !== 'mean') q.set('objective', s.mxObjective);
   if (s.mxSens !== 32) q.set('sensSize', s.mxSens);
   return q.toString();
@@ -186,7 +188,8 @@ function applyQuery() {
   if (q.get('limit')) $('limit').value = q.get('limit');
   if (q.get('skew')) $('skew').value = q.get('skew');
   if (q.get('groups')) $('groups').value = q.get('groups');
-  if (q.get('budget')) $('mx-budget').value = q.get('budget');
+  if (q.get('maxKB')) { $('mx-kind').value = 'kb'; setBudgetKind(); $('mx-budget').value = q.get('maxKB'); }
+  else if (q.get('budget')) $('mx-budget').value = q.get('budget');
   setSel('mx-objective', q.get('objective'));
   if (q.get('sensSize')) $('mx-sens').value = q.get('sensSize');
   for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
@@ -537,11 +540,27 @@ async function run() {
 
 // ---------- mixed precision --------------------------------------------------------------------
 
+// The budget input means bits or kB; switching sets a sensible starting value (≈ 4 bits per weight).
+function setBudgetKind() {
+  const byBytes = $('mx-kind').value === 'kb';
+  const el = $('mx-budget');
+  $('mx-budget-label').textContent = byBytes ? 'kB' : 'Bits';
+  if (byBytes) {
+    el.min = '1'; el.removeAttribute('max'); el.step = '1';
+    const params = state.modelInfo ? state.modelInfo.parameters : 0;
+    el.value = params ? String(Math.ceil(params * 4.6 / 8 / 1000)) : '100';
+  } else {
+    el.min = '2'; el.max = '8'; el.step = '0.25'; el.value = '4';
+  }
+}
+
 async function runMixed() {
   showError('mx-error', '');
   const s = readSettings();
+  const byBytes = s.mxKind === 'kb';
   const problem = validateSettings({ ...s, configs: ['mixed'] })
-    || (!(s.mxBudget >= 2 && s.mxBudget <= 8) ? 'The budget must be an average bit-width from 2 to 8.' : null)
+    || (!byBytes && !(s.mxBudget >= 2 && s.mxBudget <= 8) ? 'The budget must be an average bit-width from 2 to 8.' : null)
+    || (byBytes && !(s.mxBudget > 0) ? 'The model size must be a positive number of kB.' : null)
     || (!(s.mxSens >= 1) ? 'Use at least 1 sensitivity image.' : null);
   if (problem) { showError('mx-error', problem); return; }
   syncUrl();
@@ -559,11 +578,12 @@ async function runMixed() {
     $('progress-text').textContent = `${phaseName[ph] || ph}: ${done} / ${total} ${unit}${done > 0 && done < total ? ` · about ${fmtTime(eta)} left` : ''}`;
     $('progress').setAttribute('aria-valuetext', `${phaseName[ph] || ph}: ${done} of ${total} ${unit} done`);
   };
-  setRunStatus(`Mixed precision at ${s.mxBudget} bits: measuring each layer's and point's sensitivity, then comparing with uniform over ${s.seeds} seed${s.seeds > 1 ? 's' : ''}…`);
+  setRunStatus(`Mixed precision ${byBytes ? `in ${s.mxBudget} kB` : `at ${s.mxBudget} bits`}: measuring each layer's and point's sensitivity, then comparing with uniform over ${s.seeds} seed${s.seeds > 1 ? 's' : ''}…`);
   try {
     const r = await state.primary.call('mixed', {
       quant: { softmax: s.softmax, weights: s.weights, granularity: s.granularity },
-      objective: s.mxObjective, budget: s.mxBudget, sensSize: s.mxSens, seeds: s.seeds, calibSize: s.calibSize,
+      objective: s.mxObjective, sensSize: s.mxSens, seeds: s.seeds, calibSize: s.calibSize,
+      ...(byBytes ? { maxBytes: Math.floor(s.mxBudget * 1000) } : { budget: s.mxBudget }),
     }, { onProgress });
     state.mixed = { ...r, settings: s };
     const secs = (performance.now() - run.started) / 1000;
@@ -601,18 +621,20 @@ function renderMixed() {
     <th scope="col">worst class (mean over seeds)</th><th scope="col">worst case (any class, any seed)</th><th scope="col">model size</th></tr></thead><tbody>`;
   for (const c of [u, x]) {
     const b = bits[c.name];
-    const over = b.w > m.budget + 1e-9;
+    const over = m.maxBytes ? c.modelBytes > m.maxBytes : b.w > m.budget + 1e-9;
     html += `<tr data-config="${esc(c.name)}"><th scope="row">${esc(c.name === 'mixed' ? `mixed (${m.objective === 'worst' ? 'hard classes' : 'mean'})` : c.name)}</th>
-      <td class="bits-w${over ? ' over' : ''}">${b.w.toFixed(2)}${over ? ' <span class="sub">(over budget: edges at 8 bits)</span>' : ''}</td>
+      <td class="bits-w${over && !m.maxBytes ? ' over' : ''}">${b.w.toFixed(2)}${over && !m.maxBytes ? ' <span class="sub">(over budget: edges at 8 bits)</span>' : ''}</td>
       <td class="bits-a">${b.a.toFixed(2)}</td>
       <td class="top1">${pct(c.top1Mean, 2)} ± ${(100 * c.top1Std).toFixed(2)}</td>
       <td class="worst">${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
       <td>${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed}</span></td>
-      <td>${kb(c.modelBytes)}</td></tr>`;
+      <td class="size${over && m.maxBytes ? ' over' : ''}">${kb(c.modelBytes)}${over && m.maxBytes ? ' <span class="sub">(over budget: edges at 8 bits)</span>' : ''}</td></tr>`;
   }
   $('mx-table').innerHTML = `${html}</tbody>`;
   const s = m.settings;
-  $('mx-note').textContent = `Budget ${m.budget} bits: the plan uses ${plan.weightBitsAvg.toFixed(3)} bits per weight (${plan.weightCost.toLocaleString()} of ${plan.weightBudget.toLocaleString()} bits) `
+  const budgetText = m.maxBytes ? `Budget ${kb(m.maxBytes)} for the whole model: the plan's model is ${kb(plan.modelBytes)} (${plan.weightBitsAvg.toFixed(3)} bits per weight)`
+    : `Budget ${m.budget} bits: the plan uses ${plan.weightBitsAvg.toFixed(3)} bits per weight (${plan.weightCost.toLocaleString()} of ${plan.weightBudget.toLocaleString()} bits)`;
+  $('mx-note').textContent = `${budgetText} `
     + `and ${plan.actBitsAvg.toFixed(3)} per activation value. Sensitivities on ${m.sensSize} calibration images (seed 0); `
     + `both configurations quantized with ${s.seeds} calibration draw${s.seeds > 1 ? 's' : ''} of ${s.calibSize} images and evaluated on ${r.evalN} images `
     + `(weights ${s.weights}, ${s.granularity}; softmax ${s.softmax}). Uniform ${u.name} keeps the patch embedding and the head at 8 bits, as everywhere on this page.`;
@@ -874,6 +896,7 @@ function bind() {
   $('run-btn').addEventListener('click', run);
   $('mx-run').addEventListener('click', runMixed);
   for (const id of ['mx-budget', 'mx-objective', 'mx-sens']) $(id).addEventListener('change', syncUrl);
+  $('mx-kind').addEventListener('change', () => { setBudgetKind(); syncUrl(); });
   $('cancel-btn').addEventListener('click', cancel);
   $('share-btn').addEventListener('click', async () => {
     syncUrl();

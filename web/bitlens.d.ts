@@ -182,6 +182,8 @@ export interface Sensitivities {
   objective: 'mean' | 'worst'; candidates: number[]; sensSize: number; seed: number;
   weights: SensitivityItem[];
   activations: SensitivityItem[];
+  /** Model bytes besides the weight codes (FP32 biases, norms, tokens; scales and zero points). */
+  fixedBytes: number;
 }
 
 export interface MixedPlan {
@@ -195,13 +197,19 @@ export interface MixedPlan {
   weightBitsAvg: number; actBitsAvg: number;
   /** Integer bit counts used and allowed (weights: Σ count × bits; activations: per image). */
   weightCost: number; weightBudget: number; actCost: number; actBudget: number;
+  /** The quantized model's size with this plan (as QuantizedModel.info.modelBytes). */
+  modelBytes: number;
 }
 
 export interface BitLens {
   /** Mixed precision, step 1: per-layer and per-point sensitivities, one step per event-loop turn; cancellable. */
   sensitivities(spec: SensitivitySpec, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<Sensitivities>;
-  /** Mixed precision, step 2: the exact allocation under average-bit budgets (`abudget` defaults to `budget`). Throws when infeasible. */
-  planMixed(sens: Sensitivities, budgets: { budget: number; abudget?: number }): MixedPlan;
+  /**
+   * Mixed precision, step 2: the exact allocation with the weights held to an average bit-width
+   * (`budget`) or the whole model to a size (`maxBytes`); activations to `abudget` (default `budget`, or 8
+   * with `maxBytes`). Throws when infeasible, naming the smallest possible size.
+   */
+  planMixed(sens: Sensitivities, budgets: { budget: number; abudget?: number } | { maxBytes: number; abudget?: number }): MixedPlan;
   /** Runs one (config, seed) per event-loop turn; rejects with an AbortError when `signal` fires. */
   sweep(spec: SweepSpec, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<SweepResult>;
   loadModel(files: ModelFiles): Model;

@@ -230,24 +230,30 @@ export async function createBitLens(options = {}) {
       if (signal && signal.aborted) throw abortError(signal, 'sensitivities');
       const cpp = { config: JSON.parse(quantConfig(opts, 'sensitivities')), objective, candidates, sensSize };
       const r = JSON.parse(await runSteps(model._h.sensitivities(JSON.stringify(cpp), calib._h), 'sensitivities', onProgress, signal));
-      return { objective, candidates: [...candidates], sensSize, seed: opts.seed ?? 0, weights: r.weights, activations: r.activations };
+      return { objective, candidates: [...candidates], sensSize, seed: opts.seed ?? 0, weights: r.weights, activations: r.activations, fixedBytes: r.fixed_bytes };
     },
     /**
      * Mixed precision, step 2: the bit-width of every layer and activation point that minimises the
-     * total sensitivity with the average bits per weight ≤ `budget` and per activation value ≤ `abudget`
-     * (default: budget), solved exactly. `layerBits` and `pointBits` go straight into quantize() or a
-     * sweep configuration.
+     * total sensitivity with the average bits per weight ≤ `budget` — or the whole model ≤ `maxBytes`
+     * bytes — and per activation value ≤ `abudget` (default: budget, or 8 with maxBytes), solved exactly.
+     * `layerBits` and `pointBits` go straight into quantize() or a sweep configuration.
      */
-    planMixed(sens, { budget, abudget = budget } = {}) {
+    planMixed(sens, { budget, maxBytes, abudget = maxBytes !== undefined ? 8 : budget } = {}) {
       if (!sens || !Array.isArray(sens.weights) || !Array.isArray(sens.activations)) throw new TypeError('planMixed: expected the result of sensitivities()');
-      if (typeof budget !== 'number' || typeof abudget !== 'number') throw new TypeError('planMixed: `budget` (average bits per weight) must be a number');
-      const p = JSON.parse(M._planMixed(JSON.stringify({ weights: sens.weights, activations: sens.activations }), budget, abudget));
+      if ((budget === undefined) === (maxBytes === undefined)) throw new TypeError('planMixed: give one of `budget` (average bits per weight) or `maxBytes` (model size)');
+      if (budget !== undefined && typeof budget !== 'number') throw new TypeError('planMixed: `budget` (average bits per weight) must be a number');
+      if (maxBytes !== undefined && !Number.isInteger(maxBytes)) throw new TypeError('planMixed: `maxBytes` must be a whole number of bytes');
+      if (maxBytes !== undefined && !Number.isInteger(sens.fixedBytes)) throw new TypeError('planMixed: these sensitivities carry no `fixedBytes`, so a size budget cannot be planned');
+      if (typeof abudget !== 'number') throw new TypeError('planMixed: `abudget` (average bits per activation value) must be a number');
+      const p = JSON.parse(M._planMixed(JSON.stringify({ weights: sens.weights, activations: sens.activations, fixed_bytes: sens.fixedBytes }),
+        JSON.stringify(maxBytes !== undefined ? { maxBytes, abudget } : { budget, abudget })));
       return {
         layers: p.layers, points: p.points,
         layerBits: Object.fromEntries(p.layers.map((l) => [l.name, l.bits])),
         pointBits: Object.fromEntries(p.points.map((l) => [l.name, l.bits])),
         weightBitsAvg: p.weight_bits_avg, actBitsAvg: p.act_bits_avg,
         weightCost: p.weight_cost, weightBudget: p.weight_budget, actCost: p.act_cost, actBudget: p.act_budget,
+        modelBytes: p.model_bytes,
       };
     },
     /**

@@ -333,7 +333,7 @@ const handlers = {
    * Mixed precision: sensitivities on `sensSize` calibration images, the exact plan under `budget`
    * average bits, then a sweep of uniform W⌊budget⌋A⌊budget⌋ against the plan over `seeds` draws.
    */
-  async mixed({ quant, objective, budget, sensSize, seeds, calibSize }, post) {
+  async mixed({ quant, objective, budget, maxBytes, sensSize, seeds, calibSize }, post) {
     if (!model || !evalData) throw new Error('load a model and images first');
     let last = 0;
     const progress = (phase) => ({ done, total }) => {
@@ -342,9 +342,10 @@ const handlers = {
     };
     const sens = await bl.sensitivities({ model, calib: calibData, objective, sensSize: Math.min(sensSize, calibData.size), ...quant },
       { onProgress: progress('sensitivities') });
-    const plan = bl.planMixed(sens, { budget });
-    const b = Math.floor(budget);
-    const uniformConfig = { wbits: b, abits: b, ...quant };
+    // A size budget compares with the widest uniform weights the plan's average allows, activations at 8 bits.
+    const plan = maxBytes ? bl.planMixed(sens, { maxBytes }) : bl.planMixed(sens, { budget });
+    const b = Math.max(2, Math.floor(maxBytes ? plan.weightBitsAvg : budget));
+    const uniformConfig = { wbits: b, abits: maxBytes ? 8 : b, ...quant };
     calibSize = Math.min(calibSize, calibData.size);
     // The bit-widths uniform quantization gives every layer and point (edges stay at 8 bits).
     const u = model.quantize({ ...uniformConfig, calibSize, calib: calibData });
@@ -352,7 +353,7 @@ const handlers = {
     u.delete();
     const sweep = await bl.sweep({ model, data: evalData, calib: calibData, seeds, calibSize,
       configs: [uniformConfig, { ...quant, layerBits: plan.layerBits, pointBits: plan.pointBits }] }, { onProgress: progress('comparison') });
-    return { budget, objective, sensSize: sens.sensSize, sens, plan, uniform, sweep };
+    return { budget, maxBytes, objective, sensSize: sens.sensSize, sens, plan, uniform, sweep };
   },
   teach,
   sample,

@@ -237,11 +237,13 @@ public:
     }
 };
 
-// sensitivities JSON (as SensitivityHandle::finish gives) + average-bit budgets → the plan JSON.
-std::string plan_mixed_js(std::string sensitivities, double weight_budget, double act_budget) {
+// sensitivities JSON (as SensitivityHandle::finish gives) + budgets {budget | maxBytes, abudget} → the plan JSON.
+std::string plan_mixed_js(std::string sensitivities, std::string budgets) {
     return guard([&] {
         const Sensitivities s = sensitivities_from_json(nlohmann::json::parse(sensitivities));
-        return plan_json(plan_mixed(s, weight_budget, act_budget), s).dump();
+        const nlohmann::json b = nlohmann::json::parse(budgets);
+        if (b.contains("maxBytes")) return plan_json(plan_mixed_bytes(s, b.at("maxBytes").get<long long>(), b.at("abudget").get<double>()), s).dump();
+        return plan_json(plan_mixed(s, b.at("budget").get<double>(), b.at("abudget").get<double>()), s).dump();
     });
 }
 

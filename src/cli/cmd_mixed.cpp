@@ -67,8 +67,12 @@ json summary_json(const Summary& s, const std::vector<std::string>& labels) {
 
 int cmd_mixed(const Args& a) {
     QuantConfig base = quant_config(a);
-    const double wb = parse_budget(a.need("budget"), "budget");
-    const double ab = a.opts.count("abudget") ? parse_budget(a.get("abudget"), "abudget") : wb;
+    // The weights' budget: an average bit-width, or the whole model's size in bytes.
+    const bool by_bytes = a.opts.count("max-bytes") > 0;
+    if (by_bytes == (a.opts.count("budget") > 0)) throw UsageError("give one of --budget BITS or --max-bytes N");
+    const long long max_bytes = by_bytes ? a.num("max-bytes", 0, 1, 1LL << 40) : 0;
+    const double wb = by_bytes ? 0.0 : parse_budget(a.get("budget"), "budget");
+    const double ab = a.opts.count("abudget") ? parse_budget(a.get("abudget"), "abudget") : by_bytes ? 8.0 : wb;
     const std::string obj = a.get("objective", "mean");
     if (obj != "mean" && obj != "worst") throw UsageError("--objective must be mean or worst, found '" + obj + "'");
     const Objective objective = parse_objective(obj);
@@ -87,10 +91,12 @@ int cmd_mixed(const Args& a) {
                          " images)");
     const std::vector<size_t> sens_images = draw_calibration(calib.n, sens_size, base.seed);
     Sensitivities sens = measure_sensitivities(lm.vit, calib, sens_images, base, objective, candidates, jobs);
-    MixedPlan plan = plan_mixed(sens, wb, ab);
+    MixedPlan plan = by_bytes ? plan_mixed_bytes(sens, max_bytes, ab) : plan_mixed(sens, wb, ab);
 
+    // Uniform at the same nominal bit-width: the plan's average rounded down (for a size budget, the
+    // widest uniform weights that fit are what a user would compare with).
     QuantConfig uni = base;
-    uni.wbits = int(std::floor(wb)), uni.abits = int(std::floor(ab));
+    uni.wbits = std::max(2, int(std::floor(by_bytes ? plan.weight_bits_avg : wb))), uni.abits = int(std::floor(ab));
     QuantConfig mix = base;
     mix.layer_bits = plan.layer_bits, mix.point_bits = plan.point_bits;
     std::vector<EvalResult> ru(static_cast<size_t>(seeds)), rm(static_cast<size_t>(seeds));
@@ -112,7 +118,7 @@ int cmd_mixed(const Args& a) {
     const std::vector<std::string>& labels = lm.vit.cfg.labels;
     if (a.flags.count("json")) {
         json j = {{"objective", obj},
-                  {"budget", {{"weights", wb}, {"activations", ab}}},
+                  {"budget", by_bytes ? json{{"max_bytes", max_bytes}, {"activations", ab}} : json{{"weights", wb}, {"activations", ab}}},
                   {"allocation", plan_json(plan, sens)},
                   {"seeds", seed_list},
                   {"fp32", eval_json(fp)},
@@ -122,9 +128,12 @@ int cmd_mixed(const Args& a) {
         std::cout << j.dump() << "\n";
         return 0;
     }
-    std::printf("mixed precision, objective %s: budget %.2f bits per weight, %.2f per activation value\n", obj.c_str(), wb, ab);
-    std::printf("used: %.3f bits per weight (%lld of %lld), %.3f per activation value (%lld of %lld)\n\n", plan.weight_bits_avg,
-                plan.weight_cost, plan.weight_budget, plan.act_bits_avg, plan.act_cost, plan.act_budget);
+    if (by_bytes)
+        std::printf("mixed precision, objective %s: budget %lld bytes for the model, %.2f bits per activation value\n", obj.c_str(), max_bytes, ab);
+    else
+        std::printf("mixed precision, objective %s: budget %.2f bits per weight, %.2f per activation value\n", obj.c_str(), wb, ab);
+    std::printf("used: %.3f bits per weight (%lld of %lld), %.3f per activation value (%lld of %lld); model %lld bytes\n\n", plan.weight_bits_avg,
+                plan.weight_cost, plan.weight_budget, plan.act_bits_avg, plan.act_cost, plan.act_budget, plan.model_bytes);
     std::printf("%-26s %10s %5s\n", "layer", "weights", "bits");
     for (const KnapsackItem& it : sens.weights)
         std::printf("%-26s %10lld %5d\n", it.name.c_str(), it.cost[0] / it.bits[0], plan.layer_bits.at(it.name));

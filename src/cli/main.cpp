@@ -21,9 +21,9 @@ const Command kCommands[] = {
       "act-range", "calib-size", "seed", "out", "limit", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "reparam", "integer"}, cmd_quantize},
     {"mixed",
-     "--model PATH --calib PATH --eval PATH --budget BITS [--abudget BITS] [--objective mean|worst] [--seeds 5]\n"
+     "--model PATH --calib PATH --eval PATH (--budget BITS | --max-bytes N) [--abudget BITS] [--objective mean|worst] [--seeds 5]\n"
      "      [--sens-size 64] [--candidates 2,3,4,5,6,7,8] [PTQ options as for quantize] [--limit N] [--jobs N] [--json]",
-     {"model", "calib", "eval", "budget", "abudget", "objective", "seeds", "sens-size", "candidates", "softmax", "softmax-bits",
+     {"model", "calib", "eval", "budget", "max-bytes", "abudget", "objective", "seeds", "sens-size", "candidates", "softmax", "softmax-bits",
       "weights", "granularity", "weight-range", "act-range", "calib-size", "seed", "limit", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "reparam"}, cmd_mixed},
     {"sweep",

@@ -114,12 +114,24 @@ TEST_CASE("mixed precision on the shipped DeiT: sensitivities fall with bits, bu
         QuantizedViT q = quantize(m.vit, d, c, 2);
         for (size_t i = 0; i < q.wbits.size(); ++i) CHECK(q.wbits[i] == p.layer_bits.at(m.vit.linears()[i]->name));
         CHECK_THROWS_WITH(plan_mixed(s, 2.5, 4.0), doctest::Contains("infeasible"));
+        // A size budget: the plan's model is exactly as large as the quantized model says, and fits.
+        const long long max_bytes = q.model_bytes() - 2000;
+        const MixedPlan pb = plan_mixed_bytes(s, max_bytes, 8.0);
+        QuantConfig cb = base;
+        cb.layer_bits = pb.layer_bits, cb.point_bits = pb.point_bits;
+        const QuantizedViT qb = quantize(m.vit, d, cb, 2);
+        CHECK(pb.model_bytes == (long long)qb.model_bytes());
+        CHECK(pb.model_bytes <= max_bytes);
+        CHECK(pb.model_bytes > max_bytes - 200);  // the budget is used
+        CHECK_THROWS_WITH(plan_mixed_bytes(s, s.fixed_bytes, 8.0), doctest::Contains("scales alone take"));
+        CHECK_THROWS_WITH(plan_mixed_bytes(s, s.fixed_bytes + 100, 8.0), doctest::Contains("is too small: the smallest model (every layer at 3 bits) takes"));
         // Through JSON (the JS API's form) the plan is the same.
         const Sensitivities back = sensitivities_from_json(nlohmann::json::parse(sensitivities_json(s).dump()));
         MixedPlan p3 = plan_mixed(back, 4.0, 4.0);
         CHECK(p3.layer_bits == p.layer_bits);
         CHECK(p3.point_bits == p.point_bits);
         CHECK(p3.weight_cost == p.weight_cost);
+        CHECK(back.fixed_bytes == s.fixed_bytes);
         if (obj == Objective::Worst) {
             // Steps run one at a time in reverse order on one scratch model give the same measurement.
             SensitivityRunner r(m.vit, d, imgs, base, obj, {3, 4, 8});

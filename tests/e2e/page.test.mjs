@@ -176,6 +176,17 @@ if (missing.length) {
       assert.match(page.url(), /objective=worst/);
       assert.match(page.url(), /sensSize=4/);
       saveArtifact('e2e-2b-mixed.png', await page.locator('#mixed').screenshot());
+      // A size budget: the plan's model fits in it.
+      await page.selectOption('#mx-kind', 'kb');
+      await page.fill('#mx-budget', '90');
+      await page.dispatchEvent('#mx-budget', 'change');
+      await page.click('#mx-run');
+      await page.waitForFunction(() => /Mixed precision done/.test(document.getElementById('run-status').textContent)
+        && /90\.0 kB for the whole model/.test(document.getElementById('mx-note').textContent), null, { timeout: 120_000, polling: 250 });
+      const sizes = await page.$$eval('#mx-table tbody tr td.size', (tds) => tds.map((td) => Number.parseFloat(td.textContent)));
+      assert.equal(sizes.length, 2);
+      assert.ok(sizes[1] <= 90 && sizes[1] > 80, `the plan's model is ${sizes[1]} kB`);
+      assert.match(page.url(), /maxKB=90/);
     });
 
     test('bring your own: model files and an image-folder zip, then run again', async () => {
