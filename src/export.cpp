@@ -146,6 +146,27 @@ const char* packing_of(QType type, int32_t qmin, int32_t qmax, size_t levels) {
 }
 bool nibble_packing(const std::string& p) { return p == "int4" || p == "index4"; }
 
+}  // namespace
+
+size_t linear_payload_bytes(const Linear& l, const std::vector<Quantizer>& wq) {
+    if (wq.empty()) return 4 * l.weight.size();  // not quantized: the F32 weight
+    const Quantizer& q0 = wq[0];
+    const char* packing = packing_of(q0.type, q0.qmin, q0.qmax, q0.table.size());
+    const size_t out = size_t(l.out), in = size_t(l.in), ns = linear_sources(l).size();
+    const bool per_channel = wq.size() == out && out > 1;
+    const size_t codes = out * (packing && nibble_packing(packing) ? (in + 1) / 2 : in);
+    const size_t rows = per_channel ? out : ns;  // a per-tensor quantizer is written once per source tensor
+    return codes + 4 * rows * (q0.type == QType::Uniform ? 1 : q0.table.size());
+}
+
+size_t fp32_payload_bytes(const ViT& m) {
+    size_t n = 0;
+    for (const auto& kv : float_tensors(m)) n += 4 * kv.second.size();
+    return n;
+}
+
+namespace {
+
 // ---- JSON access with errors naming the field ------------------------------------------------------
 struct Fields {
     std::string what;  // prefix of errors, e.g. "model.safetensors: __metadata__ 'bitlens.quantization'"

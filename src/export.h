@@ -62,6 +62,12 @@ QuantizedViT load_quantized(const ModelSource& src);
 // The same from tensors already parsed (src.safetensors is then ignored; its name is used in errors).
 QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st);
 
+// Sizes of what export_quantized writes, without the safetensors header and the recipe:
+// one Linear's tensors (codes, scales or levels) for the given quantizers, and every F32 tensor of the
+// model (tokens, position embedding, LayerNorms, biases). QuantizedViT::model_bytes() is their sum.
+size_t linear_payload_bytes(const Linear& l, const std::vector<Quantizer>& wq);
+size_t fp32_payload_bytes(const ViT& m);
+
 // Building blocks, exposed for the tests.
 // codes: rows × cols, each in [-8, 7] (int4) → rows × ceil(cols/2) bytes.
 std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols);

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "export.h"
 #include "parallel.h"
 
 namespace bitlens {
@@ -139,7 +140,8 @@ Objective parse_objective(const std::string& s) {
 const char* objective_name(Objective o) { return o == Objective::Worst ? "worst" : "mean"; }
 
 nlohmann::json sensitivities_json(const Sensitivities& s) {
-    return {{"weights", items_json(s.weights)}, {"activations", items_json(s.activations)}, {"fixed_bytes", s.fixed_bytes}};
+    return {{"weights", items_json(s.weights)}, {"activations", items_json(s.activations)}, {"fixed_bytes", s.fixed_bytes},
+            {"weight_bytes", s.weight_bytes}};
 }
 
 Sensitivities sensitivities_from_json(const nlohmann::json& j) {
@@ -150,6 +152,16 @@ Sensitivities sensitivities_from_json(const nlohmann::json& j) {
         if (!j["fixed_bytes"].is_number_integer() || j["fixed_bytes"].get<long long>() < 0)
             throw std::runtime_error("sensitivities: 'fixed_bytes' must be a non-negative integer, found " + j["fixed_bytes"].dump());
         s.fixed_bytes = j["fixed_bytes"].get<long long>();
+    }
+    if (j.contains("weight_bytes")) {
+        try {
+            s.weight_bytes = j["weight_bytes"].get<std::vector<std::vector<long long>>>();
+        } catch (const nlohmann::json::exception&) {
+            throw std::runtime_error("sensitivities: 'weight_bytes' must be a list of byte counts per layer and candidate");
+        }
+        bool ok = s.weight_bytes.size() == s.weights.size();
+        for (size_t i = 0; ok && i < s.weights.size(); ++i) ok = s.weight_bytes[i].size() == s.weights[i].bits.size();
+        if (!ok) throw std::runtime_error("sensitivities: 'weight_bytes' must have one count per layer and candidate");
     }
     return s;
 }
@@ -191,6 +203,7 @@ SensitivityRunner::SensitivityRunner(const ViT& fp, const PreparedData& data, st
         it.name = l->name, it.bits = cand_, it.sensitivity.assign(cand_.size(), 0);
         for (int b : cand_) it.cost.push_back((long long)(l->weight.size()) * b);
         weights_.push_back(std::move(it));
+        weight_bytes_.emplace_back(cand_.size(), 0);
     }
     samples_ = observe_points(fp, data_, images_);
     for (size_t p = 0; p < fp.points.size(); ++p) {
@@ -226,7 +239,7 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
         // Weights: one layer quantized, the others FP32.
         Linear* l = scratch.linears()[item];
         const std::vector<float> saved = l->weight;
-        quantize_weights(*l, cand_[ci], base_);
+        weight_bytes_[item][ci] = (long long)linear_payload_bytes(*l, quantize_weights(*l, cand_[ci], base_));
         weights_[item].sensitivity[ci] = divergence(scratch, nullptr);
         l->weight = saved;
         l->pack();
@@ -245,9 +258,8 @@ Sensitivities SensitivityRunner::finish() const {
     for (size_t i = 0; i < done_.size(); ++i)
         if (!done_[i]) throw std::runtime_error("sensitivity: step " + std::to_string(i) + " has not run");
     Sensitivities s{weights_, acts_};
-    size_t weights = 0, quantizers = 0;
-    for (const Linear* l : fp_.linears()) weights += l->weight.size(), quantizers += base_.per_channel ? size_t(l->out) : 1;
-    s.fixed_bytes = (long long)(4 * (fp_.parameter_count() - weights) + 8 * quantizers);
+    s.fixed_bytes = (long long)fp32_payload_bytes(fp_);
+    s.weight_bytes = weight_bytes_;
     return s;
 }
 
@@ -274,17 +286,25 @@ void check_budget(double b) {
 }
 
 // Both knapsacks for integer budgets (bits of weight codes; activation bits per image).
-MixedPlan plan_with(const Sensitivities& s, long long weight_budget, long long act_budget) {
+// Both knapsacks: the weights' items as given (costs in bits, or in bytes for a size budget), the
+// activations' in bits per image.
+MixedPlan plan_with(const Sensitivities& s, const std::vector<KnapsackItem>& weights, long long weight_budget, long long act_budget) {
     MixedPlan p;
     const long long wn = value_count(s.weights), an = value_count(s.activations);
     p.weight_budget = weight_budget, p.act_budget = act_budget;
-    KnapsackResult rw = allocate(s.weights, p.weight_budget), ra = allocate(s.activations, p.act_budget);
-    for (size_t i = 0; i < s.weights.size(); ++i) p.layer_bits[s.weights[i].name] = s.weights[i].bits[rw.choice[i]];
+    KnapsackResult rw = allocate(weights, p.weight_budget), ra = allocate(s.activations, p.act_budget);
+    long long wbits = 0;
+    p.model_bytes = s.fixed_bytes;
+    for (size_t i = 0; i < s.weights.size(); ++i) {
+        const size_t k = rw.choice[i];
+        p.layer_bits[s.weights[i].name] = s.weights[i].bits[k];
+        wbits += s.weights[i].cost[k];
+        if (i < s.weight_bytes.size()) p.model_bytes += s.weight_bytes[i][k];
+    }
     for (size_t i = 0; i < s.activations.size(); ++i) p.point_bits[s.activations[i].name] = s.activations[i].bits[ra.choice[i]];
     p.weight_cost = rw.cost, p.act_cost = ra.cost;
-    p.weight_bits_avg = double(rw.cost) / double(wn);
+    p.weight_bits_avg = double(wbits) / double(wn);
     p.act_bits_avg = double(ra.cost) / double(an);
-    p.model_bytes = s.fixed_bytes + (rw.cost + 7) / 8;
     return p;
 }
 
@@ -292,25 +312,29 @@ MixedPlan plan_with(const Sensitivities& s, long long weight_budget, long long a
 
 MixedPlan plan_mixed(const Sensitivities& s, double wb, double ab) {
     check_budget(wb), check_budget(ab);
-    return plan_with(s, (long long)std::floor(wb * double(value_count(s.weights))),
+    return plan_with(s, s.weights, (long long)std::floor(wb * double(value_count(s.weights))),
                      (long long)std::floor(ab * double(value_count(s.activations))));
 }
 
 MixedPlan plan_mixed_bytes(const Sensitivities& s, long long max_bytes, double ab) {
     check_budget(ab);
+    if (s.weight_bytes.size() != s.weights.size())
+        throw std::runtime_error("mixed: these sensitivities carry no per-layer sizes, so a size budget cannot be planned");
     if (max_bytes <= s.fixed_bytes)
-        throw std::runtime_error("mixed: " + std::to_string(max_bytes) + " bytes cannot hold the model: its FP32 parameters and scales alone take " +
+        throw std::runtime_error("mixed: " + std::to_string(max_bytes) + " bytes cannot hold the model: its FP32 tensors alone take " +
                                  std::to_string(s.fixed_bytes) + " bytes");
-    long long cheapest = 0;
+    std::vector<KnapsackItem> items = s.weights;  // the same choices, costed in bytes
+    long long smallest = s.fixed_bytes;
     int fewest = 64;
-    for (const KnapsackItem& it : s.weights) {
-        cheapest += *std::min_element(it.cost.begin(), it.cost.end());
-        fewest = std::min(fewest, *std::min_element(it.bits.begin(), it.bits.end()));
+    for (size_t i = 0; i < items.size(); ++i) {
+        items[i].cost = s.weight_bytes[i];
+        smallest += *std::min_element(items[i].cost.begin(), items[i].cost.end());
+        fewest = std::min(fewest, *std::min_element(items[i].bits.begin(), items[i].bits.end()));
     }
-    if (8 * (max_bytes - s.fixed_bytes) < cheapest)
+    if (smallest > max_bytes)
         throw std::runtime_error("mixed: " + std::to_string(max_bytes) + " bytes is too small: the smallest model (every layer at " +
-                                 std::to_string(fewest) + " bits) takes " + std::to_string(s.fixed_bytes + (cheapest + 7) / 8) + " bytes");
-    return plan_with(s, 8 * (max_bytes - s.fixed_bytes), (long long)std::floor(ab * double(value_count(s.activations))));
+                                 std::to_string(fewest) + " bits) takes " + std::to_string(smallest) + " bytes");
+    return plan_with(s, items, max_bytes - s.fixed_bytes, (long long)std::floor(ab * double(value_count(s.activations))));
 }
 
 nlohmann::json plan_json(const MixedPlan& p, const Sensitivities& s) {

@@ -41,10 +41,11 @@ const char* objective_name(Objective o);
 struct Sensitivities {
     std::vector<KnapsackItem> weights;      // one item per Linear (cost = weight count × bits)
     std::vector<KnapsackItem> activations;  // one per quantized activation point (cost = values per image × bits)
-    // Bytes of the quantized model besides the weight codes, as QuantizedViT::model_bytes counts them: the
-    // FP32 biases, norms and tokens, and each weight quantizer's scale and zero point (per channel or per
-    // tensor, as the measurement's configuration says). Model bytes = fixed_bytes + ⌈Σ weights·bits / 8⌉.
+    // Model size as QuantizedViT::model_bytes (the exported data) counts it: fixed_bytes for the FP32
+    // tensors (tokens, norms, biases) plus, per Linear, weight_bytes[layer][candidate] for its codes and
+    // scales (or levels) at that bit-width, measured on the quantizers the measurement fitted.
     long long fixed_bytes = 0;
+    std::vector<std::vector<long long>> weight_bytes;
 };
 // {weights: [{name, values, candidates, sensitivity}], activations: [...]} and back (doubles round-trip
 // exactly, so a plan made from the JSON equals one made from the measurement).
@@ -76,6 +77,7 @@ private:
     PointSamples samples_;
     std::vector<size_t> pts_;               // quantized activation points
     std::vector<KnapsackItem> weights_, acts_;
+    std::vector<std::vector<long long>> weight_bytes_;
     std::vector<char> done_;
 };
 
@@ -85,14 +87,15 @@ Sensitivities measure_sensitivities(const ViT& fp, const PreparedData& data, con
 
 struct MixedPlan {
     std::map<std::string, int> layer_bits, point_bits;
-    long long model_bytes = 0;  // fixed_bytes + the weight codes, as QuantizedViT::model_bytes
+    long long model_bytes = 0;  // as QuantizedViT::model_bytes will count it
     double weight_bits_avg = 0, act_bits_avg = 0;  // budget used: average bits per weight / per activation value
     long long weight_cost = 0, weight_budget = 0, act_cost = 0, act_budget = 0;
 };
 // Average-bit budgets (e.g. 4.0 and 4.0). Edges (patch embedding, head) are allocated like any layer.
 MixedPlan plan_mixed(const Sensitivities& s, double weight_budget_bits, double act_budget_bits);
-// The same with the weights held to a model size: at most `max_bytes` bytes in all (weight codes plus
-// s.fixed_bytes). Throws when even the fixed part or the cheapest codes do not fit, naming the sizes.
+// The same with the model held to a size: at most `max_bytes` bytes of exported data (s.fixed_bytes plus
+// each layer's weight_bytes). Throws when even the fixed part or the smallest layers do not fit, naming
+// the sizes. weight_cost and weight_budget are then in bytes.
 MixedPlan plan_mixed_bytes(const Sensitivities& s, long long max_bytes, double act_budget_bits);
 nlohmann::json plan_json(const MixedPlan& p, const Sensitivities& s);
 

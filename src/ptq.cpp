@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "export.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -132,10 +133,11 @@ size_t QuantizedViT::weight_count() const {
 }
 
 size_t QuantizedViT::model_bytes() const {
+    // What export_quantized writes besides its header: packed codes, scales (or levels), FP32 remainder.
     const std::vector<const Linear*> ls = model.linears();
-    size_t bits = 0, fp = model.parameter_count() - weight_count();  // biases, norms, tokens stay FP32
-    for (size_t i = 0; i < ls.size(); ++i) bits += ls[i]->weight.size() * size_t(wbits[i]) + 32 * wq[i].size() * 2;
-    return (bits + 7) / 8 + 4 * fp;
+    size_t bytes = fp32_payload_bytes(model);
+    for (size_t i = 0; i < ls.size(); ++i) bytes += linear_payload_bytes(*ls[i], wq[i]);
+    return bytes;
 }
 
 double QuantizedViT::bits_per_weight() const {

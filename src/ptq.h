@@ -56,7 +56,7 @@ struct QuantizedViT {
     std::vector<Quantizer> aq;                   // per activation point (valid where act_on)
 
     size_t weight_count() const;
-    size_t model_bytes() const;                  // packed weights + scales + the FP32 remainder
+    size_t model_bytes() const;                  // as exported, without the header: packed codes, scales, FP32 remainder
     double bits_per_weight() const;              // weight bits (with per-channel scales) per weight
 };
 

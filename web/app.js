@@ -540,7 +540,7 @@ async function run() {
 
 // ---------- mixed precision --------------------------------------------------------------------
 
-// The budget input means bits or kB; switching sets a sensible starting value (≈ 4 bits per weight).
+// The budget input means bits or kB; switching sets a sensible starting value.
 function setBudgetKind() {
   const byBytes = $('mx-kind').value === 'kb';
   const el = $('mx-budget');
@@ -548,7 +548,7 @@ function setBudgetKind() {
   if (byBytes) {
     el.min = '1'; el.removeAttribute('max'); el.step = '1';
     const params = state.modelInfo ? state.modelInfo.parameters : 0;
-    el.value = params ? String(Math.ceil(params * 4.6 / 8 / 1000)) : '100';
+    el.value = params ? String(Math.ceil(params * 4 / 5 / 1000)) : '100';  // a fifth of the FP32 size
   } else {
     el.min = '2'; el.max = '8'; el.step = '0.25'; el.value = '4';
   }
@@ -641,6 +641,18 @@ function renderMixed() {
   drawChart('plot-mx-layers', () => allocationChart($('plot-mx-layers'), plan.layers, uniform.layerBits, u.name), 'bitlens-mixed-layers');
   drawChart('plot-mx-points', () => allocationChart($('plot-mx-points'), plan.points, uniform.pointBits, u.name), 'bitlens-mixed-points');
   drawChart('plot-mx-sens', () => sensitivityChart($('plot-mx-sens'), plan.layers), 'bitlens-mixed-sensitivity');
+}
+
+// The mixed-precision comparison in the main results view: its table, charts, confusion matrices,
+// sample view and model download (the comparison used no calibration shift and no groups).
+function exploreMixed() {
+  const m = state.mixed;
+  if (!m) return;
+  state.result = m.sweep;
+  state.resultSettings = { ...m.settings, calibClasses: [], calibSkew: 0, calibCorrupt: null, evalCorrupt: null, groups: '' };
+  state.samplePicked = false;
+  renderResults();
+  $('results').scrollIntoView({ block: 'start' });
 }
 
 async function cancel() {
@@ -836,6 +848,9 @@ function fillSampleConfigs() {
   if (r) {
     for (const c of r.configs) {
       const base = { wbits: c.config.wbits, abits: c.config.abits, softmax: c.config.softmax, weights: c.config.weights, granularity: c.config.granularity };
+      // A mixed-precision plan carries its per-layer and per-point bits.
+      if (Object.keys(c.config.layer_bits || {}).length) base.layerBits = c.config.layer_bits;
+      if (Object.keys(c.config.point_bits || {}).length) base.pointBits = c.config.point_bits;
       const cs = state.resultSettings.calibSize;
       opts.push({ label: `${c.name}, seed ${c.seeds[0].seed}`, value: JSON.stringify({ config: base, seed: c.seeds[0].seed, calibSize: cs }) });
       if (c.worstCase && c.worstCase.seed !== c.seeds[0].seed) opts.push({ label: `${c.name}, seed ${c.worstCase.seed} (worst case)`, value: JSON.stringify({ config: base, seed: c.worstCase.seed, calibSize: cs }) });
@@ -848,7 +863,7 @@ function fillSampleConfigs() {
   }
   const prev = $('sample-config').value;
   $('sample-config').innerHTML = opts.map((o) => `<option value="${esc(o.value)}">${esc(o.label)}</option>`).join('');
-  const low = opts.find((o) => /W4A4/.test(o.label)) || opts[opts.length - 1];
+  const low = opts.find((o) => /^mixed/.test(o.label)) || opts.find((o) => /W4A4/.test(o.label)) || opts[opts.length - 1];
   $('sample-config').value = state.samplePicked && opts.some((o) => o.value === prev) ? prev : low.value;
   $('export-model').hidden = !$('sample-config').value;
 }
@@ -897,6 +912,7 @@ function bind() {
   $('mx-run').addEventListener('click', runMixed);
   for (const id of ['mx-budget', 'mx-objective', 'mx-sens']) $(id).addEventListener('change', syncUrl);
   $('mx-kind').addEventListener('change', () => { setBudgetKind(); syncUrl(); });
+  $('mx-explore').addEventListener('click', exploreMixed);
   $('cancel-btn').addEventListener('click', cancel);
   $('share-btn').addEventListener('click', async () => {
     syncUrl();

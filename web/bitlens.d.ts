@@ -182,8 +182,10 @@ export interface Sensitivities {
   objective: 'mean' | 'worst'; candidates: number[]; sensSize: number; seed: number;
   weights: SensitivityItem[];
   activations: SensitivityItem[];
-  /** Model bytes besides the weight codes (FP32 biases, norms, tokens; scales and zero points). */
+  /** Exported data bytes of the FP32 tensors (tokens, norms, biases). */
   fixedBytes: number;
+  /** Per layer and candidate: the bytes of its codes and scales at that bit-width. */
+  weightBytes: number[][];
 }
 
 export interface MixedPlan {
@@ -195,7 +197,7 @@ export interface MixedPlan {
   pointBits: Record<string, number>;
   /** Budget used: average bits per weight / per activation value (never above the budget). */
   weightBitsAvg: number; actBitsAvg: number;
-  /** Integer bit counts used and allowed (weights: Σ count × bits; activations: per image). */
+  /** Used and allowed: weights Σ count × bits (with `maxBytes`: their bytes), activations bits per image. */
   weightCost: number; weightBudget: number; actCost: number; actBudget: number;
   /** The quantized model's size with this plan (as QuantizedModel.info.modelBytes). */
   modelBytes: number;

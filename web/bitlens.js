@@ -230,7 +230,7 @@ export async function createBitLens(options = {}) {
       if (signal && signal.aborted) throw abortError(signal, 'sensitivities');
       const cpp = { config: JSON.parse(quantConfig(opts, 'sensitivities')), objective, candidates, sensSize };
       const r = JSON.parse(await runSteps(model._h.sensitivities(JSON.stringify(cpp), calib._h), 'sensitivities', onProgress, signal));
-      return { objective, candidates: [...candidates], sensSize, seed: opts.seed ?? 0, weights: r.weights, activations: r.activations, fixedBytes: r.fixed_bytes };
+      return { objective, candidates: [...candidates], sensSize, seed: opts.seed ?? 0, weights: r.weights, activations: r.activations, fixedBytes: r.fixed_bytes, weightBytes: r.weight_bytes };
     },
     /**
      * Mixed precision, step 2: the bit-width of every layer and activation point that minimises the
@@ -243,9 +243,9 @@ export async function createBitLens(options = {}) {
       if ((budget === undefined) === (maxBytes === undefined)) throw new TypeError('planMixed: give one of `budget` (average bits per weight) or `maxBytes` (model size)');
       if (budget !== undefined && typeof budget !== 'number') throw new TypeError('planMixed: `budget` (average bits per weight) must be a number');
       if (maxBytes !== undefined && !Number.isInteger(maxBytes)) throw new TypeError('planMixed: `maxBytes` must be a whole number of bytes');
-      if (maxBytes !== undefined && !Number.isInteger(sens.fixedBytes)) throw new TypeError('planMixed: these sensitivities carry no `fixedBytes`, so a size budget cannot be planned');
+      if (maxBytes !== undefined && (!Number.isInteger(sens.fixedBytes) || !Array.isArray(sens.weightBytes))) throw new TypeError('planMixed: these sensitivities carry no sizes (`fixedBytes`, `weightBytes`), so a size budget cannot be planned');
       if (typeof abudget !== 'number') throw new TypeError('planMixed: `abudget` (average bits per activation value) must be a number');
-      const p = JSON.parse(M._planMixed(JSON.stringify({ weights: sens.weights, activations: sens.activations, fixed_bytes: sens.fixedBytes }),
+      const p = JSON.parse(M._planMixed(JSON.stringify({ weights: sens.weights, activations: sens.activations, fixed_bytes: sens.fixedBytes, weight_bytes: sens.weightBytes }),
         JSON.stringify(maxBytes !== undefined ? { maxBytes, abudget } : { budget, abudget })));
       return {
         layers: p.layers, points: p.points,

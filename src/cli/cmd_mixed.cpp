@@ -132,8 +132,9 @@ int cmd_mixed(const Args& a) {
         std::printf("mixed precision, objective %s: budget %lld bytes for the model, %.2f bits per activation value\n", obj.c_str(), max_bytes, ab);
     else
         std::printf("mixed precision, objective %s: budget %.2f bits per weight, %.2f per activation value\n", obj.c_str(), wb, ab);
-    std::printf("used: %.3f bits per weight (%lld of %lld), %.3f per activation value (%lld of %lld); model %lld bytes\n\n", plan.weight_bits_avg,
-                plan.weight_cost, plan.weight_budget, plan.act_bits_avg, plan.act_cost, plan.act_budget, plan.model_bytes);
+    std::printf("used: %.3f bits per weight (%s %lld of %lld), %.3f per activation value (%lld of %lld); model %lld bytes\n\n",
+                plan.weight_bits_avg, by_bytes ? "weight bytes" : "bits", plan.weight_cost, plan.weight_budget, plan.act_bits_avg,
+                plan.act_cost, plan.act_budget, plan.model_bytes);
     std::printf("%-26s %10s %5s\n", "layer", "weights", "bits");
     for (const KnapsackItem& it : sens.weights)
         std::printf("%-26s %10lld %5d\n", it.name.c_str(), it.cost[0] / it.bits[0], plan.layer_bits.at(it.name));

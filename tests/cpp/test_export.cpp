@@ -175,6 +175,9 @@ TEST_CASE("export: both shipped models round-trip at W8A8, W4A4, W3A3, pow2 weig
             const std::vector<uint8_t> bytes = export_quantized(q, f.st);
             const SafeTensors st = parse_safetensors(bytes.data(), bytes.size(), "exported");
             REQUIRE(is_quantized_checkpoint(st));
+            size_t data = 0;  // the file's data section is exactly what model_bytes() counts
+            for (const auto& kv : st.tensors) data += kv.second.bytes.size();
+            CHECK(data == q.model_bytes());
             CHECK(!is_quantized_checkpoint(f.st));
             CHECK(st.metadata.at("format") == "pt");
             const QuantizedViT r = load_quantized(with_bytes(f.src, bytes));
@@ -240,7 +243,7 @@ TEST_CASE("export: int4 packing of an odd input size (timm patch embedding 1x7x7
 // and head, and the header (tensor entries and the recipe, mostly the 255/256-entry tables of the
 // 8-bit post-softmax quantizers: ~20-45 KB). The data section is exactly the packed codes + scales +
 // the FP32 remainder; the file as a whole is 2.5-3x smaller than FP32 at W8A8, 4.4-5.4x at W4A4.
-TEST_CASE("export: the file is smaller than FP32 by about the expected factor (data section exact; W8A8 > 2.4x, W4A4 > 4x overall)") {
+TEST_CASE("export: the file is smaller than FP32 by about the expected factor (data section exact and equal to model_bytes; W8A8 > 2.4x, W4A4 > 4x overall)") {
     for (const std::string& dir : {kHfModel, kTimmModel}) {
         ModelFx& f = model_fx(dir);
         const size_t fp32 = 4 * f.lm.vit.parameter_count();
@@ -261,8 +264,7 @@ TEST_CASE("export: the file is smaller than FP32 by about the expected factor (d
                 expect += size_t(ls[i]->out) * per_row + 4 * q.wq[i].size();
             }
             CHECK(data == expect);
-            // q.model_bytes() is the bit-exact estimate (it also counts a zero point per scale).
-            CHECK(double(data) <= double(q.model_bytes()));
+            CHECK(data == q.model_bytes());  // the size the sweeps, the page and the size budget report
             CHECK(double(fp32) / double(data) > (bits == 8 ? 3.3 : 5.3));
             CHECK(hlen < 64 * 1024);
             sizes[bits == 8 ? 0 : 1] = bytes.size();

@@ -178,15 +178,28 @@ if (missing.length) {
       saveArtifact('e2e-2b-mixed.png', await page.locator('#mixed').screenshot());
       // A size budget: the plan's model fits in it.
       await page.selectOption('#mx-kind', 'kb');
-      await page.fill('#mx-budget', '90');
+      await page.fill('#mx-budget', '110');
       await page.dispatchEvent('#mx-budget', 'change');
       await page.click('#mx-run');
       await page.waitForFunction(() => /Mixed precision done/.test(document.getElementById('run-status').textContent)
-        && /90\.0 kB for the whole model/.test(document.getElementById('mx-note').textContent), null, { timeout: 120_000, polling: 250 });
+        && /110\.0 kB for the whole model/.test(document.getElementById('mx-note').textContent), null, { timeout: 120_000, polling: 250 });
       const sizes = await page.$$eval('#mx-table tbody tr td.size', (tds) => tds.map((td) => Number.parseFloat(td.textContent)));
       assert.equal(sizes.length, 2);
-      assert.ok(sizes[1] <= 90 && sizes[1] > 80, `the plan's model is ${sizes[1]} kB`);
-      assert.match(page.url(), /maxKB=90/);
+      assert.ok(sizes[1] <= 110 && sizes[1] > 100, `the plan's model is ${sizes[1]} kB`);
+      assert.match(page.url(), /maxKB=110/);
+      // The comparison in the results view: the plan is a configuration there, and its model downloads.
+      await page.click('#mx-explore');
+      await page.waitForFunction(() => !!document.querySelector('#results-table tr[data-config="mixed"]'), null, { timeout: 30_000 });
+      assert.match(await page.$eval('#sample-config', (el) => el.selectedOptions[0].textContent), /^mixed, seed 0/);
+      await page.waitForSelector('#plot-attention svg');
+      const [plan] = await Promise.all([page.waitForEvent('download'), page.click('#export-model')]);
+      assert.match(plan.suggestedFilename(), /mixed.*\.safetensors$/);
+      const planBytes = readFileSync(await plan.path());
+      const planHeaderLen = Number(planBytes.readBigUInt64LE(0));
+      // The file's data section (everything but the header with its recipe) is the budgeted size.
+      assert.ok(planBytes.length - 8 - planHeaderLen <= 110_000, `the downloaded plan holds ${planBytes.length - 8 - planHeaderLen} bytes of data`);
+      const planHeader = JSON.parse(planBytes.subarray(8, 8 + planHeaderLen).toString('utf8'));
+      assert.match(planHeader.__metadata__['bitlens.quantization'], /layer_bits/);
     });
 
     test('bring your own: model files and an image-folder zip, then run again', async () => {
