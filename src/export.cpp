@@ -15,7 +15,7 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 2: int2 … int7 bit packings
 const std::string kFused = "{query,key,value}";
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -136,25 +136,36 @@ Quantizer pow2_weight(int bits, std::vector<float> table) {
     return q;
 }
 
-const char* packing_of(QType type, int32_t qmin, int32_t qmax, size_t levels) {
-    if (type == QType::Uniform) {
-        if (qmin >= -8 && qmax <= 7) return "int4";
-        if (qmin >= -128 && qmax <= 127) return "int8";
-        return nullptr;
-    }
-    return levels <= 16 ? "index4" : levels <= 256 ? "index8" : nullptr;
+// Uniform codes: the fewest bits (2 … 8) whose two's complement holds qmin..qmax; 0 when none does.
+int code_bits(int32_t qmin, int32_t qmax) {
+    for (int b = 2; b <= 8; ++b)
+        if (qmin >= -(1 << (b - 1)) && qmax <= (1 << (b - 1)) - 1) return b;
+    return 0;
 }
-bool nibble_packing(const std::string& p) { return p == "int4" || p == "index4"; }
+std::string packing_of(QType type, int32_t qmin, int32_t qmax, size_t levels) {
+    if (type == QType::Uniform) {
+        const int b = code_bits(qmin, qmax);
+        return b ? "int" + std::to_string(b) : std::string();
+    }
+    return levels <= 16 ? "index4" : levels <= 256 ? "index8" : "";
+}
+// Bits per code of a packing ("int3" → 3, "index4" → 4); 0 for an unknown name.
+int packing_bits(const std::string& p) {
+    if (p == "index4") return 4;
+    if (p == "index8") return 8;
+    if (p.size() == 4 && p.compare(0, 3, "int") == 0 && p[3] >= '2' && p[3] <= '8') return p[3] - '0';
+    return 0;
+}
 
 }  // namespace
 
 size_t linear_payload_bytes(const Linear& l, const std::vector<Quantizer>& wq) {
     if (wq.empty()) return 4 * l.weight.size();  // not quantized: the F32 weight
     const Quantizer& q0 = wq[0];
-    const char* packing = packing_of(q0.type, q0.qmin, q0.qmax, q0.table.size());
+    const int bits = packing_bits(packing_of(q0.type, q0.qmin, q0.qmax, q0.table.size()));
     const size_t out = size_t(l.out), in = size_t(l.in), ns = linear_sources(l).size();
     const bool per_channel = wq.size() == out && out > 1;
-    const size_t codes = out * (packing && nibble_packing(packing) ? (in + 1) / 2 : in);
+    const size_t codes = out * packed_row_bytes(in, bits ? bits : 8);
     const size_t rows = per_channel ? out : ns;  // a per-tensor quantizer is written once per source tensor
     return codes + 4 * rows * (q0.type == QType::Uniform ? 1 : q0.table.size());
 }
@@ -225,32 +236,51 @@ QuantConfig quant_config_from_json(const json& j, const std::string& what) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
-std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols) {
-    const size_t bpr = (cols + 1) / 2;
+std::vector<uint8_t> pack_bits(const std::vector<int32_t>& codes, size_t rows, size_t cols, int bits) {
+    if (bits < 1 || bits > 8) throw std::runtime_error("pack_bits: " + std::to_string(bits) + " bits per code is outside 1-8");
+    const size_t bpr = packed_row_bytes(cols, bits);
+    const int32_t lo = -(1 << (bits - 1)), hi = (1 << bits) - 1, mask = (1 << bits) - 1;
     std::vector<uint8_t> out(rows * bpr, 0);
     for (size_t r = 0; r < rows; ++r)
         for (size_t c = 0; c < cols; ++c) {
             const int32_t v = codes[r * cols + c];
-            if (v < -8 || v > 15) throw std::runtime_error("pack_nibbles: code " + std::to_string(v) + " does not fit in 4 bits");
-            out[r * bpr + c / 2] |= uint8_t((uint32_t(v) & 0xF) << (c % 2 ? 4 : 0));
+            if (v < lo || v > hi) throw std::runtime_error("pack_bits: code " + std::to_string(v) + " does not fit in " + std::to_string(bits) + " bits");
+            const uint32_t u = uint32_t(v) & uint32_t(mask);
+            const size_t bit = c * size_t(bits);
+            uint8_t* p = &out[r * bpr + bit / 8];
+            const uint32_t w = u << (bit % 8);  // spans at most two bytes
+            p[0] = uint8_t(p[0] | (w & 0xFF));
+            if ((bit % 8) + size_t(bits) > 8) p[1] = uint8_t(p[1] | (w >> 8));
         }
     return out;
 }
 
-std::vector<int32_t> unpack_nibbles(const uint8_t* bytes, size_t rows, size_t cols, bool is_signed) {
-    const size_t bpr = (cols + 1) / 2;
+std::vector<int32_t> unpack_bits(const uint8_t* bytes, size_t rows, size_t cols, int bits, bool is_signed) {
+    if (bits < 1 || bits > 8) throw std::runtime_error("unpack_bits: " + std::to_string(bits) + " bits per code is outside 1-8");
+    const size_t bpr = packed_row_bytes(cols, bits);
+    const uint32_t mask = (1u << bits) - 1;
     std::vector<int32_t> out(rows * cols);
-    for (size_t r = 0; r < rows; ++r)
+    for (size_t r = 0; r < rows; ++r) {
+        const uint8_t* row = bytes + r * bpr;
         for (size_t c = 0; c < cols; ++c) {
-            int32_t v = (bytes[r * bpr + c / 2] >> (c % 2 ? 4 : 0)) & 0xF;
-            if (is_signed && v >= 8) v -= 16;
-            out[r * cols + c] = v;
+            const size_t bit = c * size_t(bits);
+            uint32_t w = row[bit / 8];
+            if ((bit % 8) + size_t(bits) > 8) w |= uint32_t(row[bit / 8 + 1]) << 8;
+            const uint32_t u = (w >> (bit % 8)) & mask;
+            out[r * cols + c] = is_signed && (u >> (bits - 1)) ? int32_t(u) - int32_t(1u << bits) : int32_t(u);
         }
+        const size_t used = cols * size_t(bits);
+        if (used % 8 && (row[bpr - 1] >> (used % 8)))
+            throw std::runtime_error("row " + std::to_string(r) + ": the padding bits after the last column are not 0");
+    }
     return out;
 }
 
-// Fields a quantizer of each type always writes; the others are written only when they differ from a
-// default-constructed Quantizer (and read back as that default when absent).
+std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols) { return pack_bits(codes, rows, cols, 4); }
+std::vector<int32_t> unpack_nibbles(const uint8_t* bytes, size_t rows, size_t cols, bool is_signed) {
+    return unpack_bits(bytes, rows, cols, 4, is_signed);
+}
+
 static bool essential(QType t, const std::string& field) {
     switch (t) {
         case QType::Uniform: return field == "symmetric" || field == "scale" || field == "zero" || field == "qmin" || field == "qmax";
@@ -359,8 +389,9 @@ std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& 
             throw std::runtime_error(lw + ": weight quantizer '" + qtype_name(q0.type) + "' cannot be exported (uniform or pow2)");
         if (q0.bits != q.wbits[i])
             throw std::runtime_error(lw + ": wbits says " + std::to_string(q.wbits[i]) + " bits, the quantizer has " + std::to_string(q0.bits));
-        const char* packing = packing_of(q0.type, q0.qmin, q0.qmax, q0.table.size());
-        if (!packing)
+        const std::string packing = packing_of(q0.type, q0.qmin, q0.qmax, q0.table.size());
+        const int pbits = packing_bits(packing);
+        if (packing.empty())
             throw std::runtime_error(lw + ": codes " + std::to_string(q0.qmin) + ".." + std::to_string(q0.qmax) + " (" +
                                      std::to_string(q0.table.size()) + " levels) do not fit a signed 8-bit packing");
         // Every channel's quantizer must be exactly what the file keeps (else the reload would differ).
@@ -402,8 +433,8 @@ std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& 
             // Codes.
             const std::vector<int32_t> part(codes.begin() + long(s * rp * in), codes.begin() + long((s + 1) * rp * in));
             StTensor tq;
-            if (nibble_packing(packing)) {
-                tq.dtype = "U8", tq.shape = {int64_t(rp), int64_t((in + 1) / 2)}, tq.bytes = pack_nibbles(part, rp, in);
+            if (pbits < 8) {
+                tq.dtype = "U8", tq.shape = {int64_t(rp), int64_t(packed_row_bytes(in, pbits))}, tq.bytes = pack_bits(part, rp, in, pbits);
             } else {
                 tq.dtype = q0.type == QType::Uniform ? "I8" : "U8", tq.shape = {int64_t(rp), int64_t(in)};
                 tq.bytes.resize(part.size());
@@ -507,8 +538,8 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
     }
     if (!meta.is_object()) throw std::runtime_error(F.what + " is not a JSON object");
     const long long version = F.integer(meta, "", "version", 1, 1 << 30);
-    if (version != kFormatVersion)
-        F.fail("version", "format version " + std::to_string(version) + " is not supported (this build reads " +
+    if (version > kFormatVersion)
+        F.fail("version", "format version " + std::to_string(version) + " is not supported (this build reads 1 to " +
                               std::to_string(kFormatVersion) + ")");
 
     QuantizedViT q;
@@ -541,9 +572,12 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
         if (type != "uniform" && type != "pow2") F.fail(path + ".type", "expected uniform or pow2, found '" + type + "'");
         if (gran != "channel" && gran != "tensor") F.fail(path + ".granularity", "expected channel or tensor, found '" + gran + "'");
         const bool uniform = type == "uniform", per_channel = gran == "channel";
-        if (uniform ? packing != "int4" && packing != "int8" : packing != "index4" && packing != "index8")
+        const int pbits = packing_bits(packing);
+        if (uniform ? pbits == 0 || packing.compare(0, 3, "int") != 0 : packing != "index4" && packing != "index8")
             F.fail(path + ".packing", "'" + packing + "' is not a packing of " + type + " weights (" +
-                                          (uniform ? "int4 or int8" : "index4 or index8") + ")");
+                                          (uniform ? "int2 … int8" : "index4 or index8") + ")");
+        if (version < 2 && uniform && pbits != 4 && pbits != 8)
+            F.fail(path + ".packing", "'" + packing + "' needs format version 2, the file says " + std::to_string(version));
         bool symmetric = false;
         int32_t qmin = 0, qmax = 0;
         size_t L = 0;
@@ -552,8 +586,8 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
             qmin = int32_t(F.integer(e, path, "qmin", -128, 127));
             qmax = int32_t(F.integer(e, path, "qmax", -128, 127));
             if (qmin > qmax) F.fail(path + ".qmin", "qmin " + std::to_string(qmin) + " is above qmax " + std::to_string(qmax));
-            if (packing == "int4" && (qmin < -8 || qmax > 7))
-                F.fail(path + ".packing", "int4 cannot hold codes " + std::to_string(qmin) + ".." + std::to_string(qmax));
+            if (qmin < -(1 << (pbits - 1)) || qmax > (1 << (pbits - 1)) - 1)
+                F.fail(path + ".packing", packing + " cannot hold codes " + std::to_string(qmin) + ".." + std::to_string(qmax));
         } else {
             L = size_t(F.integer(e, path, "levels", 2, packing == "index4" ? 16 : 256));
         }
@@ -580,17 +614,17 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
             if (st.tensors.count(base + ".weight")) throw tensor_err(base + ".weight", "is present beside its quantized form '" + base + ".weight_q'");
 
             const std::string qname = base + ".weight_q";
-            const bool nib = nibble_packing(packing);
-            const std::string role = nib ? std::to_string(rp) + "x" + std::to_string(in) + " codes packed two per byte (" + packing + ")"
-                                         : std::to_string(rp) + "x" + std::to_string(in) + " " + packing + " codes";
-            const StTensor* tq = need(qname, uniform && !nib ? "I8" : "U8", {int64_t(rp), int64_t(nib ? (in + 1) / 2 : in)}, role);
+            const bool packed = pbits < 8;
+            const std::string role = std::to_string(rp) + "x" + std::to_string(in) + " codes" +
+                                     (packed ? " packed " + std::to_string(pbits) + " bits each (" + packing + ")" : " (" + packing + ")");
+            const StTensor* tq = need(qname, uniform && !packed ? "I8" : "U8", {int64_t(rp), int64_t(packed ? packed_row_bytes(in, pbits) : in)}, role);
             std::vector<int32_t> codes;
-            if (nib) {
-                codes = unpack_nibbles(tq->bytes.data(), rp, in, uniform);
-                if (in % 2)
-                    for (size_t r = 0; r < rp; ++r)
-                        if (tq->bytes[r * ((in + 1) / 2) + in / 2] >> 4)
-                            throw tensor_err(qname, "row " + std::to_string(r) + ": the padding nibble after the last column is not 0");
+            if (packed) {
+                try {
+                    codes = unpack_bits(tq->bytes.data(), rp, in, pbits, uniform);
+                } catch (const std::runtime_error& e) {
+                    throw tensor_err(qname, e.what());
+                }
             } else {
                 codes.resize(rp * in);
                 for (size_t j = 0; j < codes.size(); ++j) codes[j] = uniform ? int32_t(int8_t(tq->bytes[j])) : int32_t(tq->bytes[j]);

@@ -10,9 +10,10 @@
 //  * each Linear weight `X.weight` is replaced by
 //      - uniform weights: `X.weight_q` the integer codes and `X.weight_scale` F32 [rows] (one scale per
 //        output channel) or [1] (per tensor); value = code · scale (symmetric: zero point 0).
-//        Codes of ≤ 4 bits: packing "int4", U8 [out, ceil(in/2)], two two's-complement nibbles per
-//        byte, the low nibble is the even column, an odd `in` leaves the last high nibble 0.
-//        Codes of 5–8 bits: packing "int8", I8 [out, in].
+//        Codes of b < 8 bits: packing "int<b>" (int2 … int7), U8 [out, ceil(in·b/8)], each row a
+//        little-endian bit string of b-bit two's-complement codes, unused tail bits 0 (int4: two nibbles
+//        per byte, the low nibble is the even column). Codes of 8 bits: packing "int8", I8 [out, in].
+//        (Format version 1 knew int4 and int8 only; version 2 reads both.)
 //      - power-of-two weights: `X.weight_levels` F32 [rows, L] (each row ascending, rows as for the
 //        scales) and `X.weight_q` the level indices: packing "index4" (U8 [out, ceil(in/2)], unsigned
 //        nibbles, low = even column) when L ≤ 16, else "index8" (U8 [out, in]); value = levels[index].
@@ -27,7 +28,7 @@
 //       "linears": [ per Linear in ViT::linears() order:
 //          {"name", "tensors": [source tensor prefixes], "shapes": [original weight shapes],
 //           "out", "in", "bits", "type": "uniform"|"pow2", "granularity": "channel"|"tensor",
-//           "packing": "int4"|"int8"|"index4"|"index8", "symmetric", "qmin", "qmax", "levels" (pow2)} ],
+//           "packing": "int2"…"int8"|"index4"|"index8", "symmetric", "qmin", "qmax", "levels" (pow2)} ],
 //       "activations": [ per activation point in ViT::points order:
 //          {"point", "kind", "on", "quantizer": {"type", "bits", and the fields of its type — uniform:
 //           symmetric, scale, zero, qmin, qmax; log2: scale, table, thresholds; sulq: table, thresholds,
@@ -69,9 +70,14 @@ size_t linear_payload_bytes(const Linear& l, const std::vector<Quantizer>& wq);
 size_t fp32_payload_bytes(const ViT& m);
 
 // Building blocks, exposed for the tests.
-// codes: rows × cols, each in [-8, 7] (int4) → rows × ceil(cols/2) bytes.
-std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols);
-// bytes: rows × ceil(cols/2) → rows × cols codes, sign-extended when `is_signed`.
+// codes: rows × cols, each fitting `bits` bits (two's complement, or unsigned) → rows × ceil(cols·bits/8)
+// bytes: each row a little-endian bit string, code c in bits [c·bits, (c+1)·bits), the tail bits 0.
+// With bits = 4 this is the int4 nibble layout (low nibble = even column).
+std::vector<uint8_t> pack_bits(const std::vector<int32_t>& codes, size_t rows, size_t cols, int bits);
+// The inverse, sign-extended when `is_signed`. Throws naming the row when a row's tail bits are not 0.
+std::vector<int32_t> unpack_bits(const uint8_t* bytes, size_t rows, size_t cols, int bits, bool is_signed);
+inline size_t packed_row_bytes(size_t cols, int bits) { return (cols * size_t(bits) + 7) / 8; }
+std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols);  // pack_bits(…, 4)
 std::vector<int32_t> unpack_nibbles(const uint8_t* bytes, size_t rows, size_t cols, bool is_signed);
 nlohmann::json quantizer_json(const Quantizer& q);
 Quantizer quantizer_from_json(const nlohmann::json& j, const std::string& what);

@@ -105,6 +105,33 @@ const StTensor& tensor(const SafeTensors& st, const std::string& name) {
 
 }  // namespace
 
+TEST_CASE("export: b-bit codes (b = 1..8) pack as little-endian bit strings per row and unpack exactly, signed and unsigned, with non-zero tail bits an error") {
+    std::mt19937 g(4);
+    for (int bits = 1; bits <= 8; ++bits)
+        for (size_t cols : {1, 2, 3, 5, 7, 8, 9, 13, 16}) {
+            CAPTURE(bits);
+            CAPTURE(cols);
+            const size_t rows = 3;
+            for (bool is_signed : {true, false}) {
+                const int32_t lo = is_signed ? -(1 << (bits - 1)) : 0, hi = is_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
+                std::uniform_int_distribution<int32_t> d(lo, hi);
+                std::vector<int32_t> codes(rows * cols);
+                for (size_t i = 0; i < codes.size(); ++i) codes[i] = i % 7 == 0 ? lo : i % 7 == 1 ? hi : d(g);
+                const std::vector<uint8_t> packed = pack_bits(codes, rows, cols, bits);
+                REQUIRE(packed.size() == rows * ((cols * size_t(bits) + 7) / 8));
+                CHECK(unpack_bits(packed.data(), rows, cols, bits, is_signed) == codes);
+                if ((cols * size_t(bits)) % 8) {
+                    std::vector<uint8_t> bad = packed;
+                    bad[2 * packed_row_bytes(cols, bits) - 1] |= 0x80;  // a tail bit of row 1
+                    CHECK_THROWS_WITH(unpack_bits(bad.data(), rows, cols, bits, is_signed), doctest::Contains("row 1: the padding bits"));
+                }
+            }
+            if (bits < 8) CHECK_THROWS_WITH(pack_bits({1 << bits}, 1, 1, bits), doctest::Contains("does not fit in"));
+        }
+    // 3-bit codes: 0b101 = -3 then 0b011 = 3 → bits 101 011 → byte 0b00011101.
+    CHECK(pack_bits({-3, 3}, 1, 2, 3) == std::vector<uint8_t>{0x1D});
+}
+
 TEST_CASE("export: int4 nibbles pack two per byte (low nibble = even column), odd column counts pad with 0, all codes -8..7 round-trip") {
     for (size_t cols : {1, 2, 3, 7, 16, 49}) {
         CAPTURE(cols);
@@ -157,8 +184,11 @@ TEST_CASE("export: both shipped models round-trip at W8A8, W4A4, W3A3, pow2 weig
         QuantConfig cfg;
     };
     std::vector<Case> cases = {{"W8A8", make_cfg(8, 8)},
+                               {"W6A6 (int6)", make_cfg(6, 6)},
+                               {"W5A8 (int5)", make_cfg(5, 8)},
                                {"W4A4", make_cfg(4, 4)},
-                               {"W3A3", make_cfg(3, 3)},
+                               {"W3A3 (int3)", make_cfg(3, 3)},
+                               {"W2A8 (int2)", make_cfg(2, 8)},
                                {"W4A4 pow2", make_cfg(4, 4, QType::Pow2)},
                                {"W6A6 pow2 (index8)", make_cfg(6, 6, QType::Pow2)}};
     {
@@ -203,9 +233,10 @@ TEST_CASE("export: both shipped models round-trip at W8A8, W4A4, W3A3, pow2 weig
             const StTensor& w = tensor(st, qkv + ".weight_q");
             const int64_t rows = hf ? f.lm.vit.cfg.hidden : 3 * f.lm.vit.cfg.hidden, in = f.lm.vit.cfg.hidden;
             const bool pow2 = cs.cfg.weights == QType::Pow2;
-            const bool nib = pow2 ? (1 << (cs.cfg.wbits - 1)) + 1 <= 16 : cs.cfg.wbits <= 4;
-            CHECK(w.dtype == (nib || pow2 ? "U8" : "I8"));
-            CHECK(w.shape == std::vector<int64_t>{rows, nib ? (in + 1) / 2 : in});
+            // Uniform b-bit codes take b bits each (int8 stays I8); pow2 indices take 4 bits up to 16 levels, else 8.
+            const int code_bits = pow2 ? ((1 << (cs.cfg.wbits - 1)) + 1 <= 16 ? 4 : 8) : cs.cfg.wbits;
+            CHECK(w.dtype == (code_bits < 8 || pow2 ? "U8" : "I8"));
+            CHECK(w.shape == std::vector<int64_t>{rows, (in * code_bits + 7) / 8});
             CHECK(st.tensors.count(qkv + ".weight") == 0);
             const std::string aux = qkv + (pow2 ? ".weight_levels" : ".weight_scale");
             CHECK(tensor(st, aux).shape[0] == (cs.cfg.per_channel ? rows : 1));
@@ -260,7 +291,7 @@ TEST_CASE("export: the file is smaller than FP32 by about the expected factor (d
             size_t expect = 4 * (f.lm.vit.parameter_count() - q.weight_count());
             const std::vector<const Linear*> ls = q.model.linears();
             for (size_t i = 0; i < ls.size(); ++i) {
-                const size_t per_row = q.wbits[i] <= 4 ? size_t(ls[i]->in + 1) / 2 : size_t(ls[i]->in);
+                const size_t per_row = (size_t(ls[i]->in) * size_t(q.wbits[i]) + 7) / 8;
                 expect += size_t(ls[i]->out) * per_row + 4 * q.wq[i].size();
             }
             CHECK(data == expect);
