@@ -350,35 +350,68 @@ QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfi
     return q;
 }
 
+namespace {
+
+// A weight quantizer's levels as integers times one scale: uniform codes with their scale (zero point 0),
+// or power-of-two levels (0, ±2^n) as multiples of the smallest magnitude — exact, since each level is a
+// power of two times that one. Fails (returns false) when a level is not such a multiple or a multiple
+// does not fit int8.
+bool integer_levels(const Quantizer& wz, float& scale, std::vector<int32_t>& multiple) {
+    multiple.clear();
+    if (wz.type == QType::Uniform) {
+        if (wz.zero != 0 || wz.qmin < -128 || wz.qmax > 127) return false;
+        scale = wz.scale;
+        return true;
+    }
+    if (wz.type != QType::Pow2) return false;
+    float smallest = 0;
+    for (float v : wz.table)
+        if (v != 0 && (smallest == 0 || std::fabs(v) < smallest)) smallest = std::fabs(v);
+    if (smallest == 0) return false;
+    for (float v : wz.table) {
+        const float m = v / smallest;  // exact for powers of two within range
+        if (!(std::fabs(m) <= 127) || m != std::nearbyint(m) || float(int32_t(m)) * smallest != v) return false;
+        multiple.push_back(int32_t(m));
+    }
+    scale = smallest;
+    return true;
+}
+
+}  // namespace
+
 int enable_integer(QuantizedViT& q) {
     std::vector<Linear*> ls = q.model.linears();
     int count = 0;
     for (size_t i = 0; i < ls.size(); ++i) {
         Linear& l = *ls[i];
-        if (q.wq[i].empty() || q.wq[i][0].type != QType::Uniform) continue;
+        if (q.wq[i].empty()) continue;
         const std::string feeds = l.name == "head_dist" ? "head" : l.name;
         int point = -1;
         for (size_t p = 0; p < q.model.points.size(); ++p)
             if (q.model.points[p].feeds == feeds) point = int(p);
         if (point < 0 || !q.act_on[size_t(point)] || q.aq[size_t(point)].type != QType::Uniform) continue;
+        const size_t N = size_t(l.out), K = size_t(l.in), per = q.wq[i].size() == 1 ? 0 : 1;
         auto il = std::make_shared<IntLinear>();
         il->in = q.aq[size_t(point)];
         il->shift = il->in.qmin >= 0 ? 128 : 0;
-        const size_t N = size_t(l.out), K = size_t(l.in), per = q.wq[i].size() == 1 ? 0 : 1;
         std::vector<int8_t> codes(N * K);
         il->wscale.resize(N);
         il->row_sum.assign(N, 0);
-        for (size_t n = 0; n < N; ++n) {
+        bool ok = true, fits4 = true;
+        std::vector<int32_t> multiple;
+        for (size_t n = 0; n < N && ok; ++n) {
             const Quantizer& wz = q.wq[i][n * per];
-            il->wscale[n] = wz.scale;
-            for (size_t k = 0; k < K; ++k) {
-                codes[n * K + k] = int8_t(wz.code(l.weight[n * K + k]));
-                il->row_sum[n] += codes[n * K + k];
+            ok = integer_levels(wz, il->wscale[n], multiple);
+            for (size_t k = 0; k < K && ok; ++k) {
+                const int32_t c = wz.code(l.weight[n * K + k]);
+                const int32_t v = multiple.empty() ? c : multiple[size_t(c)];
+                codes[n * K + k] = int8_t(v);
+                il->row_sum[n] += v;
+                fits4 = fits4 && v >= -8 && v <= 7;
             }
         }
-        bool fits4 = true;
-        for (const Quantizer& wz : q.wq[i]) fits4 = fits4 && wz.qmin >= -8 && wz.qmax <= 7;
-        if (fits4) {  // ≤ 4-bit weights stay 4-bit in memory
+        if (!ok) continue;  // stays on the float path
+        if (fits4) {  // weights whose integers fit 4 bits stay 4-bit in memory
             il->packed4.resize(N * kernels::qs4_gemm_kp(K) / 2);
             kernels::qs4_gemm_pack(N, K, codes.data(), il->packed4.data());
         } else {

@@ -96,8 +96,9 @@ std::vector<Quantizer> quantize_weights(Linear& l, int bits, const QuantConfig& 
 // Quantizes `fp`: draws cfg.calib_size images from `calib` with cfg.seed, fits weight quantizers,
 // observes activations on the calibration images and fits their quantizers.
 QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg, int jobs = 1);
-// Switches every Linear with uniform weights and a uniform-quantized input to real integer
-// inference (int8 codes, int32 accumulation). Returns how many Linears run in integer.
+// Switches to real integer inference (int8 or packed int4 codes, int32 accumulation) every Linear
+// with a uniform-quantized input whose weights are uniform codes or power-of-two levels that are int8
+// multiples of their smallest level (INQ at ≤ 4 bits). Returns how many Linears run in integer.
 int enable_integer(QuantizedViT& q);
 EvalResult evaluate_quantized(const QuantizedViT& q, const PreparedData& data, int jobs = 0);
 

@@ -118,10 +118,29 @@ TEST_CASE("enable_integer: W8A8 and W4A4 switch every Linear (patch embedding, 4
             }
         }
     }
-    // Power-of-two weights have no integer path: nothing is switched.
+}
+
+TEST_CASE("enable_integer: 4-bit power-of-two weights run as integer multiples of their smallest level (exact); 8-bit ones, whose multiples do not fit int8, stay float") {
     ModelFx& f = model_fx(kHfModel);
     QuantConfig c = wa(4, 4);
     c.weights = QType::Pow2;
-    QuantizedViT q = quantize(f.lm.vit, f.data, c, 2);
-    CHECK(enable_integer(q) == 0);
+    const QuantizedViT q = quantize(f.lm.vit, f.data, c, 2);
+    QuantizedViT qi = q;
+    CHECK(enable_integer(qi) == 4 * f.lm.vit.cfg.depth);  // every block's Linears; the 8-bit edges stay float
+    const std::vector<const Linear*> ls = static_cast<const ViT&>(qi.model).linears();
+    for (size_t i = 0; i < ls.size(); ++i) {
+        CAPTURE(ls[i]->name);
+        CHECK(bool(ls[i]->int8) == (qi.wbits[i] == 4));
+        if (!ls[i]->int8) continue;
+        // Multiples of the smallest level: 0, ±1, ±2, ±4, ... — all powers of two (or 0).
+        const Quantizer& wz = qi.wq[i][0];
+        float smallest = 0;
+        for (float v : wz.table) if (v != 0 && (smallest == 0 || std::fabs(v) < smallest)) smallest = std::fabs(v);
+        CHECK(ls[i]->int8->wscale[0] == smallest);
+    }
+    const EvalResult sim = evaluate_quantized(q, f.data, 2), integer = evaluate_quantized(qi, f.data, 2);
+    size_t differ = 0;
+    for (size_t i = 0; i < sim.predictions.size(); ++i) differ += sim.predictions[i] != integer.predictions[i];
+    CHECK(differ <= 2);  // only near-ties can flip (see above)
+    CHECK(std::fabs(sim.top1 - integer.top1) <= 0.002);
 }
