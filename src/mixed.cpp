@@ -31,9 +31,27 @@ KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget
         throw std::runtime_error("allocation: budget " + std::to_string(budget) + " is infeasible: the cheapest choices cost " +
                                  std::to_string(min_total));
     if (g == 0) g = 1;
-    const long long B = budget / g;  // costs are exact multiples of g, so floor keeps Σ cost ≤ budget
-    if (size_t(B + 1) * items.size() > max_cells)
-        throw std::runtime_error("allocation: budget table too large (" + std::to_string(B + 1) + " cells per item)");
+    // The cost unit: their greatest common divisor, which keeps the DP exact; when the table would then
+    // exceed max_cells, a coarser unit u with every cost rounded UP to a multiple of u and the budget
+    // rounded down, so that Σ cost ≤ Σ u·⌈cost/u⌉ ≤ u·⌊budget/u⌋ ≤ budget still holds.
+    long long unit = g;
+    const long long cells_per_item = (long long)(max_cells / items.size());
+    if (cells_per_item < 2) throw std::runtime_error("allocation: too many items for the table");
+    if (budget / unit + 1 > cells_per_item) unit = std::max(g, (budget + cells_per_item - 2) / (cells_per_item - 1));
+    auto scaled = [&](long long cost) { return (cost + unit - 1) / unit; };
+    const long long B = budget / unit;
+    {
+        long long scaled_min = 0;
+        for (const KnapsackItem& it : items) {
+            long long mn = std::numeric_limits<long long>::max();
+            for (long long c : it.cost) mn = std::min(mn, scaled(c));
+            scaled_min += mn;
+        }
+        if (scaled_min > B)
+            throw std::runtime_error("allocation: budget " + std::to_string(budget) + " is too tight for a table of " +
+                                     std::to_string(cells_per_item) + " cells per item (the cheapest choices cost " +
+                                     std::to_string(min_total) + ")");
+    }
     const double INF = std::numeric_limits<double>::infinity();
     // dp[c]: least sensitivity with total (scaled) cost exactly c; choice[i][c] for backtracking.
     std::vector<double> dp(size_t(B + 1), INF), next(size_t(B + 1));
@@ -45,7 +63,7 @@ KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget
         for (long long c = 0; c <= B; ++c) {
             if (dp[size_t(c)] == INF) continue;
             for (size_t k = 0; k < it.cost.size(); ++k) {
-                const long long nc = c + it.cost[k] / g;
+                const long long nc = c + scaled(it.cost[k]);
                 if (nc > B) continue;
                 const double v = dp[size_t(c)] + it.sensitivity[k];
                 if (v < next[size_t(nc)]) next[size_t(nc)] = v, choice[i][size_t(nc)] = uint8_t(k);
@@ -58,6 +76,7 @@ KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget
     for (long long c = 0; c <= B; ++c)
         if (dp[size_t(c)] < INF && (best < 0 || dp[size_t(c)] <= dp[size_t(best)] * (1 + 1e-12) + 1e-300)) best = c;
     KnapsackResult r;
+    r.unit = unit;
     r.choice.resize(items.size());
     r.sensitivity = dp[size_t(best)];
     long long c = best;
@@ -65,7 +84,7 @@ KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget
         const size_t k = choice[i][size_t(c)];
         r.choice[i] = k;
         r.cost += items[i].cost[k];
-        c -= items[i].cost[k] / g;
+        c -= scaled(items[i].cost[k]);
     }
     return r;
 }

@@ -28,10 +28,12 @@ struct KnapsackResult {
     std::vector<size_t> choice;         // per item, index into its candidates
     long long cost = 0;
     double sensitivity = 0;
+    long long unit = 1;                 // the DP's cost unit (the costs' gcd when exact)
 };
-// Exact: minimises Σ sensitivity subject to Σ cost ≤ budget. Throws when even the cheapest choices
-// exceed the budget (naming the minimum), or when the table would exceed `max_cells` after dividing
-// the costs by their greatest common divisor.
+// Minimises Σ sensitivity subject to Σ cost ≤ budget, by dynamic programming over the budget in units
+// of the costs' greatest common divisor: exact. When that table would exceed `max_cells`, the unit grows
+// and costs are rounded up to it, so the budget is still never exceeded (the optimum is then over a
+// discretised budget). Throws when even the cheapest choices exceed the budget, naming the minimum.
 KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget, size_t max_cells = size_t(1) << 27);
 
 enum class Objective { Mean, Worst };

@@ -85,6 +85,33 @@ TEST_CASE("allocator: an infeasible budget is a clear error naming the minimum")
 
 #include <nlohmann/json.hpp>
 
+TEST_CASE("allocator: when the exact table would be too large, costs round up to a coarser unit: the budget still holds and the result is at least as good as the exact optimum with n units less budget") {
+    std::mt19937 g(8);
+    for (int t = 0; t < 100; ++t) {
+        std::vector<KnapsackItem> items;
+        const int n = 2 + int(g() % 4);
+        for (int i = 0; i < n; ++i) {
+            std::vector<double> sens;
+            double s = double(g() % 1000) / 100.0;
+            for (int k = 0; k < 4; ++k) sens.push_back(s), s *= double(g() % 100) / 100.0;
+            items.push_back(item("l" + std::to_string(i), 1 + long(g() % 997), {2, 3, 5, 8}, sens));  // costs with gcd ~1
+        }
+        long long min_c = 0, max_c = 0;
+        for (const auto& it : items) min_c += it.cost.front(), max_c += it.cost.back();
+        const long long budget = min_c + (max_c - min_c) / 2 + long(g() % 50);
+        const size_t cells = size_t(n) * 64;  // far fewer than budget + 1 per item
+        const KnapsackResult r = allocate(items, budget, cells);
+        CAPTURE(t);
+        CHECK(r.unit > 1);
+        CHECK(r.cost <= budget);
+        long long cost = 0;
+        for (size_t i = 0; i < items.size(); ++i) cost += items[i].cost[r.choice[i]];
+        CHECK(cost == r.cost);
+        const auto relaxed = brute(items, budget - (long long)n * r.unit);
+        if (relaxed.second >= 0) CHECK(r.sensitivity <= relaxed.first + 1e-9);
+    }
+}
+
 #include "test_util.h"
 
 TEST_CASE("mixed precision on the shipped DeiT: sensitivities fall with bits, budgets are never exceeded, the plan is deterministic") {
