@@ -4,9 +4,10 @@
 //    point is quantized, on a sensitivity set drawn from the calibration data. The worst-case-aware
 //    objective weights each class's mean KL by its share of the FP32 cross-entropy loss, so classes the
 //    model already finds hard count more.
-// 2. Allocation: a multiple-choice knapsack solved exactly by dynamic programming over integer costs
-//    (bits × values; divided by their common divisor), minimising total sensitivity with the budget
-//    never exceeded; among equal sensitivities the larger use of the budget wins.
+// 2. Allocation: a multiple-choice knapsack solved by dynamic programming over integer costs (bits ×
+//    values, or bytes for a size budget; divided by their common divisor, which is exact — for large
+//    models a coarser unit with costs rounded up), minimising total sensitivity with the budget never
+//    exceeded; among equal sensitivities the larger use of the budget wins.
 #pragma once
 #include <map>
 #include <string>
