@@ -166,7 +166,8 @@ nlohmann::json sensitivities_json(const Sensitivities& s) {
 Sensitivities sensitivities_from_json(const nlohmann::json& j) {
     if (!j.is_object() || !j.contains("weights") || !j.contains("activations"))
         throw std::runtime_error("sensitivities: expected an object with 'weights' and 'activations'");
-    Sensitivities s{items_from_json(j["weights"], "weights"), items_from_json(j["activations"], "activations")};
+    Sensitivities s;
+    s.weights = items_from_json(j["weights"], "weights"), s.activations = items_from_json(j["activations"], "activations");
     if (j.contains("fixed_bytes")) {
         if (!j["fixed_bytes"].is_number_integer() || j["fixed_bytes"].get<long long>() < 0)
             throw std::runtime_error("sensitivities: 'fixed_bytes' must be a non-negative integer, found " + j["fixed_bytes"].dump());
@@ -200,8 +201,23 @@ SensitivityRunner::SensitivityRunner(const ViT& fp, const PreparedData& data, st
     Workspace ws;
     std::vector<float> z(C);
     std::vector<double> class_loss(C, 0), class_n(C, 0);
+    // The FP32 residual stream at every block's input (and after the last), per image, so that a step
+    // whose change starts in block b reruns blocks b.. only: identical values, less work. Skipped when it
+    // would take more than 512 MB.
+    const size_t depth = fp.blocks.size(), state = size_t(fp.cfg.tokens()) * size_t(fp.cfg.hidden);
+    if (N * (depth + 1) * state * sizeof(float) <= (size_t(512) << 20)) cache_.assign(N * (depth + 1) * state, 0.0f);
     for (size_t i = 0; i < N; ++i) {
-        fp.forward(&data_.inputs[images_[i] * data_.input_size], z.data(), ws);
+        const float* image = &data_.inputs[images_[i] * data_.input_size];
+        if (cache_.empty()) {
+            fp.forward(image, z.data(), ws);
+        } else {
+            fp.embed(image, ws);
+            for (size_t b = 0; b <= depth; ++b) {
+                std::copy(ws.x.begin(), ws.x.end(), cache_.begin() + std::ptrdiff_t((i * (depth + 1) + b) * state));
+                if (b < depth) fp.run_blocks(b, b + 1, ws);
+            }
+            fp.head_logits(z.data(), ws);
+        }
         ref_[i] = log_softmax(z.data(), C);
         const size_t y = size_t(data_.labels[images_[i]]);
         class_loss[y] += -ref_[i][y], class_n[y] += 1;
@@ -236,19 +252,35 @@ SensitivityRunner::SensitivityRunner(const ViT& fp, const PreparedData& data, st
     done_.assign(total(), 0);
 }
 
-double SensitivityRunner::divergence(const ViT& m, ActivationHook* hook) const {
-    const size_t C = size_t(fp_.cfg.num_classes);
+double SensitivityRunner::divergence(const ViT& m, ActivationHook* hook, int first_block) const {
+    const size_t C = size_t(fp_.cfg.num_classes), depth = fp_.blocks.size();
+    const size_t state = size_t(fp_.cfg.tokens()) * size_t(fp_.cfg.hidden);
     Workspace ws;
     std::vector<float> z(C);
     double s = 0;
     for (size_t i = 0; i < images_.size(); ++i) {
-        m.forward(&data_.inputs[images_[i] * data_.input_size], z.data(), ws, hook);
+        if (first_block < 0 || cache_.empty()) {
+            m.forward(&data_.inputs[images_[i] * data_.input_size], z.data(), ws, hook);
+        } else {  // from the cached FP32 stream at block first_block's input
+            const auto from = cache_.begin() + std::ptrdiff_t((i * (depth + 1) + size_t(first_block)) * state);
+            ws.x.assign(from, from + std::ptrdiff_t(state));
+            m.run_blocks(size_t(first_block), depth, ws, hook);
+            m.head_logits(z.data(), ws, hook);
+        }
         const std::vector<double> lp = log_softmax(z.data(), C);
         double kl = 0;
         for (size_t c = 0; c < C; ++c) kl += det_exp(ref_[i][c]) * (ref_[i][c] - lp[c]);
         s += weight_[i] * kl;
     }
     return s;
+}
+
+// The first block a Linear's output reaches: blocks.<b>.* → b, the head(s) → after the last block,
+// the patch embedding → -1 (the whole pass).
+int SensitivityRunner::first_block_of(const std::string& linear) const {
+    if (linear.rfind("blocks.", 0) == 0) return std::stoi(linear.substr(7));
+    if (linear == "head" || linear == "head_dist") return int(fp_.blocks.size());
+    return -1;
 }
 
 void SensitivityRunner::run(size_t i, ViT& scratch) {
@@ -259,7 +291,7 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
         Linear* l = scratch.linears()[item];
         const std::vector<float> saved = l->weight;
         weight_bytes_[item][ci] = (long long)linear_payload_bytes(*l, quantize_weights(*l, cand_[ci], base_));
-        weights_[item].sensitivity[ci] = divergence(scratch, nullptr);
+        weights_[item].sensitivity[ci] = divergence(scratch, nullptr, first_block_of(l->name));
         l->weight = saved;
         l->pack();
     } else {
@@ -268,7 +300,8 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
         const ActPoint& pt = fp_.points[pts_[pi]];
         const Quantizer q = fit_point(pt, samples_.samples[pts_[pi]], cand_[ci], base_);
         OnePoint hook{int(pts_[pi]), q};
-        acts_[pi].sensitivity[ci] = divergence(fp_, &hook);
+        const int first = pt.kind == PointKind::PatchInput ? -1 : pt.kind == PointKind::HeadInput ? int(fp_.blocks.size()) : pt.block;
+        acts_[pi].sensitivity[ci] = divergence(fp_, &hook, first);
     }
     done_[i] = 1;
 }
@@ -276,7 +309,8 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
 Sensitivities SensitivityRunner::finish() const {
     for (size_t i = 0; i < done_.size(); ++i)
         if (!done_[i]) throw std::runtime_error("sensitivity: step " + std::to_string(i) + " has not run");
-    Sensitivities s{weights_, acts_};
+    Sensitivities s;
+    s.weights = weights_, s.activations = acts_;
     s.fixed_bytes = (long long)fp32_payload_bytes(fp_);
     s.weight_bytes = weight_bytes_;
     return s;

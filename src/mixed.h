@@ -69,7 +69,8 @@ public:
     void run(size_t i, ViT& scratch);
     Sensitivities finish() const;  // throws if a step has not run
 private:
-    double divergence(const ViT& m, ActivationHook* hook) const;
+    double divergence(const ViT& m, ActivationHook* hook, int first_block) const;
+    int first_block_of(const std::string& linear) const;
     const ViT& fp_;
     const PreparedData& data_;
     std::vector<size_t> images_;
@@ -78,6 +79,7 @@ private:
     std::vector<std::vector<double>> ref_;  // FP32 log-probabilities per image
     std::vector<double> weight_;            // per image, the objective's weight
     PointSamples samples_;
+    std::vector<float> cache_;              // per image, the FP32 residual stream at each block input (+ after the last)
     std::vector<size_t> pts_;               // quantized activation points
     std::vector<KnapsackItem> weights_, acts_;
     std::vector<std::vector<long long>> weight_bytes_;

@@ -85,17 +85,17 @@ size_t ViT::parameter_count() const {
 // Letters: T tokens (prefix + patches), D hidden, H heads, d = D/H head size, F mlp size,
 // C channels, P patch size, G = grid width.
 void ViT::forward(const float* image, float* logits, Workspace& ws, ActivationHook* hook) const {
+    embed(image, ws, hook);
+    run_blocks(0, blocks.size(), ws, hook);
+    head_logits(logits, ws, hook);
+}
+
+void ViT::embed(const float* image, Workspace& ws, ActivationHook* hook) const {
     const ViTConfig& c = cfg;
-    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.heads), d = size_t(c.head_dim()),
-                 F = size_t(c.mlp_dim), Np = size_t(c.num_patches()), P = size_t(c.patch), C = size_t(c.channels),
-                 G = size_t(c.grid_w()), pre = size_t(c.prefix_tokens()), PP = C * P * P;
+    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), Np = size_t(c.num_patches()), P = size_t(c.patch),
+                 C = size_t(c.channels), G = size_t(c.grid_w()), pre = size_t(c.prefix_tokens()), PP = C * P * P;
     const size_t Wimg = size_t(c.image_w), HWimg = size_t(c.image_h) * Wimg;
-    ws.x.resize(T * D), ws.ln.resize(T * D), ws.qkv.resize(T * 3 * D), ws.scores.resize(H * T * T);
-    ws.ctx.resize(T * D), ws.tmp.resize(T * D), ws.mlp.resize(T * F), ws.patches.resize(Np * PP);
-    ws.packed_k.resize(k::f32_gemm_packed_floats(T, d)), ws.packed_v.resize(k::f32_gemm_packed_floats(d, T));
-    auto act = [&](int point, float* x, size_t rows, size_t cols, size_t ld) {
-        if (hook) hook->on_activation(point, x, rows, cols, ld);
-    };
+    ws.x.resize(T * D), ws.patches.resize(Np * PP);
 
     // Patch embedding. patches[Np, C·P·P], column (ch, i, j) as the Conv2d weight [D, C, P, P] is laid out.
     for (size_t p = 0; p < Np; ++p) {
@@ -105,15 +105,27 @@ void ViT::forward(const float* image, float* logits, Workspace& ws, ActivationHo
             for (size_t i = 0; i < P; ++i)
                 std::memcpy(row + (ch * P + i) * P, image + ch * HWimg + (gy * P + i) * Wimg + gx * P, P * sizeof(float));
     }
-    act(0, ws.patches.data(), Np, PP, PP);
+    if (hook) hook->on_activation(0, ws.patches.data(), Np, PP, PP);
     float* x = ws.x.data();                                     // x[T, D]
     patch_embed.forward(ws.patches.data(), Np, PP, x + pre * D, D);
     std::memcpy(x, cls_token.data(), D * sizeof(float));
     if (c.dist_token) std::memcpy(x + D, dist_token.data(), D * sizeof(float));
     for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + pos_embed[i];
+}
 
+void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* hook) const {
+    const ViTConfig& c = cfg;
+    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.heads), d = size_t(c.head_dim()),
+                 F = size_t(c.mlp_dim);
+    ws.x.resize(T * D), ws.ln.resize(T * D), ws.qkv.resize(T * 3 * D), ws.scores.resize(H * T * T);
+    ws.ctx.resize(T * D), ws.tmp.resize(T * D), ws.mlp.resize(T * F);
+    ws.packed_k.resize(k::f32_gemm_packed_floats(T, d)), ws.packed_v.resize(k::f32_gemm_packed_floats(d, T));
+    auto act = [&](int point, float* x, size_t rows, size_t cols, size_t ld) {
+        if (hook) hook->on_activation(point, x, rows, cols, ld);
+    };
+    float* x = ws.x.data();
     const float scale = 1.0f / std::sqrt(float(d));
-    for (size_t bi = 0; bi < blocks.size(); ++bi) {
+    for (size_t bi = first; bi < last; ++bi) {
         const Block& b = blocks[bi];
         const int bidx = int(bi);
         // --- attention: x = x + proj(MHSA(LN1(x)))
@@ -150,7 +162,17 @@ void ViT::forward(const float* image, float* logits, Workspace& ws, ActivationHo
         b.fc2.forward(ws.mlp.data(), T, F, ws.tmp.data(), D);
         for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + ws.tmp[i];
     }
+}
 
+void ViT::head_logits(float* logits, Workspace& ws, ActivationHook* hook) const {
+    const ViTConfig& c = cfg;
+    const size_t D = size_t(c.hidden), Np = size_t(c.num_patches()), pre = size_t(c.prefix_tokens());
+    const size_t T = size_t(c.tokens());
+    ws.tmp.resize(T * D);
+    float* x = ws.x.data();
+    auto act = [&](int point, float* v, size_t rows, size_t cols, size_t ld) {
+        if (hook) hook->on_activation(point, v, rows, cols, ld);
+    };
     // Head: pooled[rows, D] → logits. Token pooling uses the class (and distillation) token after the
     // final norm; average pooling takes the mean of the patch tokens, then fc_norm.
     const size_t rows = c.dist_head ? 2 : 1;

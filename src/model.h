@@ -114,6 +114,11 @@ public:
 
     // image: CHW float, already preprocessed (see preprocess()). logits: num_classes.
     void forward(const float* image, float* logits, Workspace& ws, ActivationHook* hook = nullptr) const;
+    // The same pass in stages, for callers that restart it from a saved residual stream (ws.x, T × D):
+    // forward = embed, then blocks [0, depth), then head. Each stage sizes what it uses in ws.
+    void embed(const float* image, Workspace& ws, ActivationHook* hook = nullptr) const;
+    void run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* hook = nullptr) const;
+    void head_logits(float* logits, Workspace& ws, ActivationHook* hook = nullptr) const;
     std::vector<float> forward(const std::vector<float>& image, ActivationHook* hook = nullptr) const;
 };
 
