@@ -898,8 +898,8 @@ async function showSample() {
       const tv = 0.5 * a.fp32.reduce((acc, v, i) => acc + Math.abs(v / s0 - a.quant[i] / s1), 0);
       note = ` The quantized map differs from FP32 by ${pct(tv)} of its mass (total variation).`;
     }
-    $('attn-caption').textContent = `Where the class token looks at block ${a.block}: its attention to each of the ${a.grid[0]}×${a.grid[1]} patches (mean over heads; brighter = more).${note}`;
-    drawChart('plot-attention', () => attentionMaps($('plot-attention'), maps, a.grid), `bitlens-attention-${r.index}-block${a.block}`);
+    $('attn-caption').textContent = `Where the class token looks at block ${a.block}: its attention to each of the ${a.grid[0]}×${a.grid[1]} patches (mean over heads; brighter = more), over the image as the model sees it.${note}`;
+    drawChart('plot-attention', () => attentionMaps($('plot-attention'), maps, a.grid, a.input), `bitlens-attention-${r.index}-block${a.block}`);
   } catch (e) {
     if (!(e instanceof Cancelled)) box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
   }

@@ -102,6 +102,8 @@ export class Model {
   quantize(options: QuantizeOptions): QuantizedModel;
   /** Logits for one preprocessed input (channels × height × width, normalised). */
   forwardRaw(input: Float32Array | number[]): Float32Array;
+  /** One encoded image as the model sees it (decoded, resized/cropped, normalised): channels × height × width; forwardRaw takes it. */
+  preprocess(image: Bytes, options?: { name?: string }): Float32Array;
   /** The FP32 weight [out × in] of a layer named in `info.layers`. */
   weight(name: string): Float32Array;
   /** The class token's attention to each patch (grid rows × cols, mean over heads); `block` < 0 counts from the end. */

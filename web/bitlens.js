@@ -109,6 +109,8 @@ export class Model {
   }
   /** Logits for one preprocessed input (Float32Array, channels × height × width, normalised). */
   forwardRaw(input) { this._alive(); return this._h.forwardRaw(input instanceof Float32Array ? input : Float32Array.from(input)); }
+  /** One encoded image as the model sees it (decoded, resized/cropped, normalised): Float32Array, channels × height × width. */
+  preprocess(image, { name = 'image' } = {}) { this._alive(); return this._h.preprocess(toBytes(image, 'preprocess'), name); }
   /** The FP32 weight of a layer (names in `info.layers`), as a Float32Array [out × in]. */
   weight(name) { this._alive(); return this._h.weight(String(name)); }
   /** Classifies one encoded image (PNG, JPEG, BMP, GIF): the top-k labels with probabilities. */

@@ -163,25 +163,41 @@ export function sensitivityChart(el, items) {
 }
 
 /**
- * Attention maps side by side: `maps` [{ title, values }], each the class token's attention to every
- * patch as a row-major grid[0] × grid[1] array; one colour scale for all, so they compare directly.
+ * Attention maps side by side, each over the image as the model sees it: `maps` [{ title, values }],
+ * each the class token's attention to every patch as a row-major grid[0] × grid[1] array, drawn as
+ * translucent cells on one colour scale; `input` { values (CHW, normalised), channels, height, width }
+ * is shown in grey or colour, stretched to its own range.
  */
-export function attentionMaps(el, maps, grid) {
+export function attentionMaps(el, maps, grid, input) {
+  const [R, C] = grid;
   const rows = [];
   let max = 0;
   for (const m of maps) {
-    m.values.forEach((v, i) => { rows.push({ title: m.title, r: Math.floor(i / grid[1]), c: i % grid[1], v }); max = Math.max(max, v); });
+    m.values.forEach((v, i) => { rows.push({ title: m.title, r: Math.floor(i / C), c: i % C, v }); max = Math.max(max, v); });
   }
-  const cell = Math.max(12, Math.min(34, Math.floor(260 / grid[1])));
+  const cell = Math.max(12, Math.min(34, Math.floor(260 / C)));
+  const marks = [];
+  if (input) {
+    const { values, channels, height: h, width: w } = input;
+    let lo = Infinity, hi = -Infinity;
+    for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    const grey = (v) => Math.round(255 * (v - lo) / ((hi - lo) || 1));
+    const plane = h * w;
+    const fill = (d, i) => (channels >= 3 ? `rgb(${grey(values[i])},${grey(values[plane + i])},${grey(values[2 * plane + i])})`
+      : `rgb(${grey(values[i])},${grey(values[i])},${grey(values[i])})`);
+    for (const m of maps) {
+      marks.push(Plot().raster({ length: plane }, { fx: () => m.title, width: w, height: h, x1: 0, y1: 0, x2: C, y2: R, fill, imageRendering: 'pixelated' }));
+    }
+  }
+  marks.push(Plot().rect(rows, { fx: 'title', x1: 'c', x2: (d) => d.c + 1, y1: 'r', y2: (d) => d.r + 1, fill: 'v', fillOpacity: input ? 0.6 : 1,
+    title: (d) => `${d.title}: patch (${d.r}, ${d.c}) ${(100 * d.v).toFixed(2)}%` }));
   return Plot().plot({
-    width: 40 + maps.length * (cell * grid[1] + 30), height: 60 + cell * grid[0], marginLeft: 10, marginRight: 10, marginTop: 34, marginBottom: 20, style,
+    width: 40 + maps.length * (cell * C + 30), height: 60 + cell * R, marginLeft: 10, marginRight: 10, marginTop: 34, marginBottom: 20, style,
     fx: { domain: maps.map((m) => m.title), label: null, axis: 'top', padding: 0.08 },
-    x: { domain: [...Array(grid[1]).keys()], axis: null },
-    y: { domain: [...Array(grid[0]).keys()], axis: null },
+    x: { domain: [0, C], axis: null },
+    y: { domain: [0, R], axis: null, reverse: true },
     color: { scheme: 'inferno', domain: [0, max || 1] },
-    marks: [
-      Plot().cell(rows, { fx: 'title', x: 'c', y: 'r', fill: 'v', title: (d) => `${d.title}: patch (${d.r}, ${d.c}) ${(100 * d.v).toFixed(2)}%` }),
-    ],
+    marks,
   });
 }
 

@@ -256,10 +256,12 @@ function trueIndex(trueClass) {
 // The class token's attention to each patch at `block`, mean over heads (FP32, and quantized when a
 // configuration is chosen), with the patch grid's shape.
 function attention(png, name, q, block) {
-  const { imageSize, patchSize } = model.info;
+  const { imageSize, patchSize, channels } = model.info;
   const grid = [Math.floor(imageSize[0] / patchSize), Math.floor(imageSize[1] / patchSize)];
   return {
     grid, block: block < 0 ? model.info.depth + block : block,
+    // The image as the model sees it (after resizing and cropping), to draw under the maps.
+    input: { values: model.preprocess(png, { name }), channels, height: imageSize[0], width: imageSize[1] },
     fp32: Array.from(model.attention(png, { block, name })),
     quant: q ? Array.from(q.attention(png, { block, name })) : null,
   };

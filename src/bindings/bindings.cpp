@@ -357,6 +357,13 @@ public:
     val forward_raw(val input) const {
         return guard([&] { return float_array(lm.vit.forward(floats_of(input), hook())); });
     }
+    // One encoded image as the model sees it: decoded, resized/cropped and normalised, CHW.
+    val preprocess_image(val image_bytes, std::string name) const {
+        return guard([&] {
+            const std::vector<uint8_t> b = bytes_of(image_bytes);
+            return float_array(preprocess(decode_image(b.data(), b.size(), name), lm.vit.cfg.pp));
+        });
+    }
 };
 
 ModelHandle* load_model_js(val safetensors, std::string config, std::string preprocessor, std::string st_name, int heads) {
@@ -396,7 +403,8 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("attention", &ModelHandle::attention)
         .function("sweep", &ModelHandle::sweep, allow_raw_pointers())
         .function("sensitivities", &ModelHandle::sensitivities, allow_raw_pointers())
-        .function("forwardRaw", &ModelHandle::forward_raw);
+        .function("forwardRaw", &ModelHandle::forward_raw)
+        .function("preprocess", &ModelHandle::preprocess_image);
     class_<SweepHandle>("SweepRun")
         .function("total", &SweepHandle::total)
         .function("run", &SweepHandle::run)

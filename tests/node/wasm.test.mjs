@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBitLens } from '../../web/bitlens.js';
-import { modelFiles, defaultData, nativeEval, nativeQuantize, nativeSweep, nativeMixed, encodePngGray, defaultImage } from './helpers.mjs';
+import { modelFiles, defaultData, nativeEval, nativeQuantize, nativeSweep, nativeMixed, encodePng, encodePngGray, defaultImage } from './helpers.mjs';
 
 const bl = await createBitLens();
 const models = ['models/vit-fmnist-hf', 'models/deit-fmnist-timm'];
@@ -231,5 +231,13 @@ test('forwardRaw on a preprocessed input gives the logits classify gives on the 
   const top = model.classify(png, { topK: 10 });
   for (const t of top) assert.ok(Math.abs(logits[t.index] - t.logit) < 1e-4);
   assert.throws(() => model.forwardRaw(new Float32Array(5)), /model input has 5 values, expected 784/);
+  // preprocess() gives the same input as the hand computation above, and a larger RGB image is
+  // converted and resized to the model's 1×28×28.
+  const pre = model.preprocess(png);
+  assert.equal(pre.length, 784);
+  for (let i = 0; i < 784; i++) assert.ok(Math.abs(pre[i] - x[i]) < 1e-6, `pixel ${i}`);
+  const rgb = new Uint8Array(56 * 40 * 3).map((_, i) => (i * 7) % 256);
+  assert.equal(model.preprocess(encodePng(rgb, 56, 40, 3)).length, 784);
+  assert.throws(() => model.preprocess(new Uint8Array([1, 2, 3]), { name: 'junk.png' }), /junk\.png: cannot decode image/);
   model.delete();
 });
