@@ -156,7 +156,6 @@ Objective parse_objective(const std::string& s) {
     if (s == "worst") return Objective::Worst;
     throw std::runtime_error("objective must be 'mean' or 'worst', found '" + s + "'");
 }
-const char* objective_name(Objective o) { return o == Objective::Worst ? "worst" : "mean"; }
 
 nlohmann::json sensitivities_json(const Sensitivities& s) {
     return {{"weights", items_json(s.weights)}, {"activations", items_json(s.activations)}, {"fixed_bytes", s.fixed_bytes},
@@ -338,7 +337,6 @@ void check_budget(double b) {
     if (!(b > 0 && b <= 64)) throw std::runtime_error("mixed: a budget must be an average bit-width above 0, found " + std::to_string(b));
 }
 
-// Both knapsacks for integer budgets (bits of weight codes; activation bits per image).
 // Both knapsacks: the weights' items as given (costs in bits, or in bytes for a size budget), the
 // activations' in bits per image.
 MixedPlan plan_with(const Sensitivities& s, const std::vector<KnapsackItem>& weights, long long weight_budget, long long act_budget) {

@@ -39,7 +39,6 @@ KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget
 
 enum class Objective { Mean, Worst };
 Objective parse_objective(const std::string& s);  // "mean" | "worst"; throws naming the value
-const char* objective_name(Objective o);
 
 struct Sensitivities {
     std::vector<KnapsackItem> weights;      // one item per Linear (cost = weight count × bits)

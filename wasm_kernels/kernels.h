@@ -63,10 +63,8 @@ constexpr size_t QS8_GEMM_KB = 8;
 inline size_t qs8_gemm_kp(size_t K) { return (K + QS8_GEMM_KB - 1) / QS8_GEMM_KB * QS8_GEMM_KB; }
 void qs8_gemm_pack(size_t N, size_t K, const int8_t* W, int8_t* packed);  // packed: N × Kp
 void qs8_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C, size_t ldc);
-// 1 row × 4 columns per step; i16x8.load8x8_s + i32x4.dot_i16x8_s, 8 values of K per instruction pair.
-void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
-                             size_t ldc);
-// 2 rows × 4 columns per step (8 accumulators): each weight slice serves two rows. The one in use.
+// 2 rows × 4 columns per step (8 accumulators), i16x8.load8x8_s + i32x4.dot_i16x8_s, 8 values of K per
+// instruction pair: each weight slice serves two rows.
 void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
                              size_t ldc);
 

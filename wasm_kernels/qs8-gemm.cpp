@@ -39,7 +39,7 @@ inline v128_t hsum4(v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
 
 // MR rows × NR columns (MR·NR accumulators): each 8-value slice of a weight row is loaded once per MR
 // rows, each slice of an A row once per NR columns. (Measured in WASM on the DeiT-tiny shapes: 2×4 runs
-// at 55–60 GOP/s, 1×4 at 41–46, 3×4 and 4×4 spill accumulators, unrolling K does not help.)
+// at 55–60 GOP/s, 1×4 (the first kernel) at 41–46, 3×4 and 4×4 spill accumulators, unrolling K does not help.)
 template <int MR, int NR>
 inline void tile_c8(size_t Kp, const int8_t* A, size_t lda, const int8_t* w, int32_t* C, size_t ldc) {
     v128_t acc[MR][NR];
@@ -84,35 +84,6 @@ void gemm_c8(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const in
 }
 
 }  // namespace
-
-void qs8_gemm_1x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
-                             size_t ldc) {
-    const size_t Kp = qs8_gemm_kp(K);
-    for (size_t m = 0; m < M; ++m) {
-        const int8_t* a = A + m * lda;
-        size_t n = 0;
-        for (; n + 4 <= N; n += 4) {
-            const int8_t* w0 = packed + n * Kp;
-            const int8_t *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-            v128_t acc0 = wasm_i32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-            for (size_t k = 0; k < Kp; k += 8) {
-                const v128_t va = wasm_i16x8_load8x8(a + k);
-                acc0 = wasm_i32x4_add(acc0, wasm_i32x4_dot_i16x8(va, wasm_i16x8_load8x8(w0 + k)));
-                acc1 = wasm_i32x4_add(acc1, wasm_i32x4_dot_i16x8(va, wasm_i16x8_load8x8(w1 + k)));
-                acc2 = wasm_i32x4_add(acc2, wasm_i32x4_dot_i16x8(va, wasm_i16x8_load8x8(w2 + k)));
-                acc3 = wasm_i32x4_add(acc3, wasm_i32x4_dot_i16x8(va, wasm_i16x8_load8x8(w3 + k)));
-            }
-            C[m * ldc + n] = hsum(acc0), C[m * ldc + n + 1] = hsum(acc1);
-            C[m * ldc + n + 2] = hsum(acc2), C[m * ldc + n + 3] = hsum(acc3);
-        }
-        for (; n < N; ++n) {
-            const int8_t* w = packed + n * Kp;
-            v128_t acc = wasm_i32x4_splat(0);
-            for (size_t k = 0; k < Kp; k += 8) acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(a + k), wasm_i16x8_load8x8(w + k)));
-            C[m * ldc + n] = hsum(acc);
-        }
-    }
-}
 
 void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
                              size_t ldc) {

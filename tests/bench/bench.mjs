@@ -185,7 +185,7 @@ function kernelNames() {
   const pick = (re, fallback) => { const all = [...h.matchAll(re)].map((m) => m[1]); return all.length ? all[all.length - 1] : fallback; };
   return {
     f32: pick(/void\s+(f32_gemm_\w+_wasmsimd)\s*\(/g, 'f32_gemm_4x8_wasmsimd'),
-    qs8: pick(/void\s+(qs8_gemm_\w+_wasmsimd)\s*\(/g, 'qs8_gemm_1x4c8_wasmsimd'),
+    qs8: pick(/void\s+(qs8_gemm_\w+_wasmsimd)\s*\(/g, 'qs8_gemm_2x4c8_wasmsimd'),
     qc4w: pick(/void\s+(qs8_qc4w_gemm_\w+_wasmsimd)\s*\(/g, 'qs8_qc4w_gemm_2x4c8_wasmsimd'),
   };
 }

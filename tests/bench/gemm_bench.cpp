@@ -27,7 +27,7 @@
 #define BL_F32_GEMM f32_gemm_4x8_wasmsimd
 #endif
 #ifndef BL_QS8_GEMM
-#define BL_QS8_GEMM qs8_gemm_1x4c8_wasmsimd
+#define BL_QS8_GEMM qs8_gemm_2x4c8_wasmsimd
 #endif
 #ifndef BL_QC4W_GEMM
 #define BL_QC4W_GEMM qs8_qc4w_gemm_2x4c8_wasmsimd
