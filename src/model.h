@@ -19,7 +19,7 @@ namespace bitlens {
 // y = s_x·s_w[n]·(Σ_k x_q·w_q − z·Σ_k w_q) + b, with x_q the input codes shifted into int8 and z the
 // shifted zero point.
 struct IntLinear {
-    std::vector<int8_t> packed;    // out × Kp weight codes (kernels::qs8_gemm_pack), or empty when
+    std::vector<int16_t> packed;   // out × Kp weight codes widened to int16 (kernels::qs8_gemm_pack), or empty when
     std::vector<uint8_t> packed4;  // the codes fit 4 bits: two per byte (kernels::qs4_gemm_pack)
     std::vector<float> wscale;     // [out]
     std::vector<int32_t> row_sum;  // Σ_k w_q[n][k]

@@ -7,15 +7,13 @@
 
 namespace bitlens::kernels {
 
-void qs8_gemm_pack(size_t N, size_t K, const int8_t* W, int8_t* packed) {
+void qs8_gemm_pack(size_t N, size_t K, const int8_t* W, int16_t* packed) {
     const size_t Kp = qs8_gemm_kp(K);
-    for (size_t n = 0; n < N; ++n) {
-        std::memcpy(packed + n * Kp, W + n * K, K);
-        std::memset(packed + n * Kp + K, 0, Kp - K);
-    }
+    for (size_t n = 0; n < N; ++n)
+        for (size_t k = 0; k < Kp; ++k) packed[n * Kp + k] = k < K ? int16_t(W[n * K + k]) : int16_t(0);
 }
 
-void qs8_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C, size_t ldc) {
+void qs8_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int16_t* packed, int32_t* C, size_t ldc) {
     const size_t Kp = qs8_gemm_kp(K);
     for (size_t m = 0; m < M; ++m)
         for (size_t n = 0; n < N; ++n) {
@@ -37,11 +35,13 @@ inline v128_t hsum4(v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
     return wasm_i32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 2, 4, 6), wasm_i32x4_shuffle(s01, s23, 1, 3, 5, 7));
 }
 
-// MR rows × NR columns (MR·NR accumulators): each 8-value slice of a weight row is loaded once per MR
-// rows, each slice of an A row once per NR columns. (Measured in WASM on the DeiT-tiny shapes: 2×4 runs
-// at 55–60 GOP/s, 1×4 (the first kernel) at 41–46, 3×4 and 4×4 spill accumulators, unrolling K does not help.)
+// MR rows × NR columns (MR·NR accumulators): each 8-value slice of a weight row (int16) is loaded once
+// per MR rows, each slice of an A row (int8, widened by the load) once per NR columns. (Measured in WASM
+// on the DeiT-tiny shapes with int8 weights: 2×4 runs at 55–60 GOP/s, 1×4 (the first kernel) at 41–46,
+// 3×4 and 4×4 spill accumulators, unrolling K does not help; int16 weights lift 2×4 to 63–75, while
+// int16 activations too, or blocking M for L1, add at most 3% more.)
 template <int MR, int NR>
-inline void tile_c8(size_t Kp, const int8_t* A, size_t lda, const int8_t* w, int32_t* C, size_t ldc) {
+inline void tile_c8(size_t Kp, const int8_t* A, size_t lda, const int16_t* w, int32_t* C, size_t ldc) {
     v128_t acc[MR][NR];
     for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) acc[i][j] = wasm_i32x4_splat(0);
@@ -49,7 +49,7 @@ inline void tile_c8(size_t Kp, const int8_t* A, size_t lda, const int8_t* w, int
         v128_t va[MR];
         for (int i = 0; i < MR; ++i) va[i] = wasm_i16x8_load8x8(A + i * lda + k);
         for (int j = 0; j < NR; ++j) {
-            const v128_t vw = wasm_i16x8_load8x8(w + j * Kp + k);
+            const v128_t vw = wasm_v128_load(w + j * Kp + k);
             for (int i = 0; i < MR; ++i) acc[i][j] = wasm_i32x4_add(acc[i][j], wasm_i32x4_dot_i16x8(va[i], vw));
         }
     }
@@ -63,7 +63,7 @@ inline void tile_c8(size_t Kp, const int8_t* A, size_t lda, const int8_t* w, int
 }
 
 template <int MR, int NR>
-void gemm_c8(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C, size_t ldc) {
+void gemm_c8(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int16_t* packed, int32_t* C, size_t ldc) {
     const size_t Kp = qs8_gemm_kp(K);
     const size_t Nb = N / NR * NR;
     size_t m = 0;
@@ -73,11 +73,11 @@ void gemm_c8(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const in
         for (size_t n = 0; n < Nb; n += NR) tile_c8<1, NR>(Kp, A + m * lda, lda, packed + n * Kp, C + m * ldc + n, ldc);
     // Columns beyond the last multiple of NR: one at a time.
     for (size_t n = Nb; n < N; ++n) {
-        const int8_t* w = packed + n * Kp;
+        const int16_t* w = packed + n * Kp;
         for (size_t r = 0; r < M; ++r) {
             v128_t acc = wasm_i32x4_splat(0);
             for (size_t k = 0; k < Kp; k += 8)
-                acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(A + r * lda + k), wasm_i16x8_load8x8(w + k)));
+                acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(A + r * lda + k), wasm_v128_load(w + k)));
             C[r * ldc + n] = hsum(acc);
         }
     }
@@ -85,7 +85,7 @@ void gemm_c8(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const in
 
 }  // namespace
 
-void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int8_t* packed, int32_t* C,
+void qs8_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int16_t* packed, int32_t* C,
                              size_t ldc) {
     gemm_c8<2, 4>(M, N, K, A, lda, packed, C, ldc);
 }
@@ -128,18 +128,18 @@ void qs8_qc4w_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda
 
 namespace {
 
-// Unpacks rows [n, n + nr) of packed int4 weights into int8 rows of Kp (the qs8 layout).
-inline void unpack_rows(const uint8_t* packed, size_t Kp, size_t n, size_t nr, int8_t* out) {
+// Unpacks rows [n, n + nr) of packed int4 weights into int16 rows of Kp (the qs8 layout).
+inline void unpack_rows(const uint8_t* packed, size_t Kp, size_t n, size_t nr, int16_t* out) {
     for (size_t j = 0; j < nr; ++j) {
         const uint8_t* row = packed + (n + j) * (Kp / 2);
-        int8_t* o = out + j * Kp;
+        int16_t* o = out + j * Kp;
         for (size_t k = 0; k < Kp; k += QS4_GEMM_KB) {
             const v128_t v = wasm_v128_load64_zero(row + k / 2);
             const v128_t mask = wasm_i8x16_splat(15), eight = wasm_i8x16_splat(8);
             const v128_t lo = wasm_i8x16_sub(wasm_v128_xor(wasm_v128_and(v, mask), eight), eight);
             const v128_t hi = wasm_i8x16_sub(wasm_v128_xor(wasm_u8x16_shr(v, 4), eight), eight);
-            wasm_v128_store64_lane(o + k, lo, 0);
-            wasm_v128_store64_lane(o + k + 8, hi, 0);
+            wasm_v128_store(o + k, wasm_i16x8_extend_low_i8x16(lo));
+            wasm_v128_store(o + k + 8, wasm_i16x8_extend_low_i8x16(hi));
         }
     }
 }
@@ -148,10 +148,10 @@ inline void unpack_rows(const uint8_t* packed, size_t Kp, size_t n, size_t nr, i
 
 void qs8_qc4w_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed, int32_t* C,
                                   size_t ldc) {
-    // Each 4-column panel is unpacked once into an int8 buffer that stays in L1, then every pair of
+    // Each 4-column panel is unpacked once into an int16 buffer that stays in L1, then every pair of
     // rows runs the int8 2×4 tile over it: the unpacking is paid once per panel, not once per row pair.
     const size_t Kp = qs4_gemm_kp(K), Nb = N / 4 * 4;
-    thread_local std::vector<int8_t> panel;
+    thread_local std::vector<int16_t> panel;
     panel.resize(4 * Kp);
     for (size_t n = 0; n < Nb; n += 4) {
         unpack_rows(packed, Kp, n, 4, panel.data());
@@ -165,7 +165,7 @@ void qs8_qc4w_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A,
         for (size_t r = 0; r < M; ++r) {
             v128_t acc = wasm_i32x4_splat(0);
             for (size_t k = 0; k < Kp; k += 8)
-                acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(A + r * lda + k), wasm_i16x8_load8x8(panel.data() + k)));
+                acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(A + r * lda + k), wasm_v128_load(panel.data() + k)));
             C[r * ldc + n] = hsum(acc);
         }
     }

@@ -7,7 +7,7 @@
 //
 //   double bl_bench_gemm(int kind, int M, int N, int K, int reps)  → seconds for `reps` calls
 //     kind 0: f32 GEMM  C[M,N] = A[M,K] · Wᵀ (+ bias), W pre-packed (kernels::f32_gemm_pack)
-//     kind 1: int8 GEMM C[M,N] (int32) = A[M,K] (int8) · Wᵀ (int8), W pre-packed (kernels::qs8_gemm_pack)
+//     kind 1: int8 GEMM C[M,N] (int32) = A[M,K] (int8) · Wᵀ (int8), W pre-packed, widened to int16 (kernels::qs8_gemm_pack)
 //     kind 2: the same with int4 weights packed two per byte (kernels::qs4_gemm_pack), unpacked in registers
 //   int bl_bench_check(int kind, int M, int N, int K) → 1 when the SIMD kernel equals its *_ref twin
 #include <algorithm>
@@ -60,7 +60,8 @@ float next_f() { return float(int32_t(next_u32() % 2001) - 1000) * 1e-3f; }
 struct Problem {
     size_t M, N, K, Kp;
     std::vector<float> a, w, packed, bias, c, c_ref;
-    std::vector<int8_t> a8, w8, packed8, w4;
+    std::vector<int8_t> a8, w8, w4;
+    std::vector<int16_t> packed8;
     std::vector<uint8_t> packed4;
     std::vector<int32_t> c32, c32_ref;
 };

@@ -530,7 +530,7 @@ TEST_CASE("qs8 GEMM: qs8_gemm_2x4c8_wasmsimd equals qs8_gemm_ref exactly (and an
                         for (size_t m = 0; m < M; ++m)
                             for (size_t k = 0; k < K; ++k) A[m * lda + k] = value(m * K + k);  // A[m][K..Kp) stays 0
                         for (size_t i = 0; i < W.size(); ++i) W[i] = value(i + 3);
-                        std::vector<int8_t> packed(N * Kp);
+                        std::vector<int16_t> packed(N * Kp);
                         qs8_gemm_pack(N, K, W.data(), packed.data());
                         check_int_gemm(M, N, K, A, lda, W,
                                        [&](int32_t* C, size_t ldc) { qs8_gemm_ref(M, N, K, A.data(), lda, packed.data(), C, ldc); },
