@@ -481,6 +481,20 @@ TEST_CASE("gelu (erf and tanh forms): wasmsimd bit-identical to ref for n in {1.
   const std::vector<float> g = grid(-12.0, 12.0, 1.0 / 1024 + 1e-8);
   t.gelu(f32_gelu_ref, {f32_gelu_wasmsimd}, g, gelu_exact_d);
   t.gelu(f32_gelu_tanh_ref, {f32_gelu_tanh_wasmsimd}, g, gelu_tanh_d);
+  // Special values, through the SIMD lanes and the scalar tail (5 values): NaN stays NaN, +inf stays
+  // +inf, zero stays zero, far negative inputs give (−)0 and far positive ones themselves.
+  for (auto fn : {f32_gelu_ref, f32_gelu_wasmsimd}) {
+    float v[5] = {kNaN, kInf, 0.0f, -30.0f, 1e30f};
+    fn(5, v);
+    CHECK(std::isnan(v[0]));
+    CHECK(v[1] == kInf);
+    CHECK(v[2] == 0.0f);
+    CHECK(v[3] == 0.0f);
+    CHECK(v[4] == 1e30f);
+    float tail[5] = {1.0f, 1.0f, 1.0f, 1.0f, kNaN};
+    fn(5, tail);
+    CHECK(std::isnan(tail[4]));
+  }
 }
 
 // ---- the integer path's kernels ----------------------------------------------------------------
