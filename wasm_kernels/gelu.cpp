@@ -4,8 +4,9 @@
 // E is a rational approximation of degree 11/10 fitted for this kernel (Loeb/Lawson iteration in double
 // over [0, 5.5], coefficients rounded to float; the form XNNPACK's f32-vgelu "rational_12_10" uses):
 // |E − erf(x/√2)| ≤ 4e-7 evaluated in float in this order, and GELU stays within 1e-6 of the double
-// formula (tested, as for the tanh form), at ~35 operations and one division a vector where bl_erff's
-// two branches cost ~70 and a division: GELU was 10% of DeiT-tiny's forward pass (6.8 → 2.0 ms).
+// formula (tested, as for the tanh form), at ~35 operations and one division a vector where the erf it
+// replaces (Cephes polynomial below 1, a Numerical Recipes erfc fit with an exp above) cost ~70 and a
+// division: GELU was 10% of DeiT-tiny's forward pass (6.8 → 2.0 ms).
 // The SIMD kernels process 4 lanes at a time with the same operations in the same order and finish the
 // tail with the scalar formula, so they match the references bit for bit. Clamps are written as
 // "c < x ? c : x" in both forms (wasm f32x4.pmin/pmax), so a NaN input passes through to a NaN output.

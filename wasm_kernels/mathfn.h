@@ -10,8 +10,8 @@
 // Accuracy (checked in tests/cpp/test_kernels.cpp against double-precision std:: functions):
 //   bl_expf : relative error ≤ 2e-7 on [-87, 88]; 0 for x < -87.33654 (= ln FLT_MIN, no subnormal
 //             results); +inf for x > 88.7228 (= ln FLT_MAX); NaN -> NaN.
-//   bl_erff : absolute error ≤ 1e-6 (measured ~1e-7) on all of R; NaN -> NaN.
 //   bl_tanhf: absolute error ≤ 1e-6 (measured ~1e-7) on all of R; NaN -> NaN.
+// (erf for GELU is a rational approximation inside wasm_kernels/gelu.cpp.)
 #pragma once
 
 #include <cstdint>
@@ -36,31 +36,6 @@ constexpr float kExpP2 = 8.3334519073e-3f;
 constexpr float kExpP3 = 4.1665795894e-2f;
 constexpr float kExpP4 = 1.6666665459e-1f;
 constexpr float kExpP5 = 5.0000001201e-1f;
-
-// --- erff. |x| < 1: erf(x) = x·T(x²) with T of degree 6 (Cephes erff minimax, relative error
-// ~1e-7). |x| ≥ 1: erf(|x|) = 1 - erfc(|x|) with erfc from the Chebyshev fit of Numerical Recipes
-// (erfcc): erfc(z) = t·exp(-z² - 1.26551223 + t·Q(t)), t = 1/(1 + z/2), fractional error < 1.2e-7 for
-// all z ≥ 0, so the absolute error of erf there is < 1.2e-7·erfc(1) plus rounding. |x| is clamped to
-// 10 first (erfc(10) ~ 2e-45: the result is exactly ±1 anyway).
-constexpr float kErfSplit = 1.0f;
-constexpr float kErfClamp = 10.0f;
-constexpr float kErfT0 = 7.853861353153693e-5f;
-constexpr float kErfT1 = -8.010193625184903e-4f;
-constexpr float kErfT2 = 5.188327685732524e-3f;
-constexpr float kErfT3 = -2.685381193529856e-2f;
-constexpr float kErfT4 = 1.128358514861418e-1f;
-constexpr float kErfT5 = -3.761262582423300e-1f;
-constexpr float kErfT6 = 1.128379165726710e+0f;
-constexpr float kErfcC = -1.26551223f;
-constexpr float kErfcQ0 = 0.17087277f;  // highest degree first (Horner)
-constexpr float kErfcQ1 = -0.82215223f;
-constexpr float kErfcQ2 = 1.48851587f;
-constexpr float kErfcQ3 = -1.13520398f;
-constexpr float kErfcQ4 = 0.27886807f;
-constexpr float kErfcQ5 = -0.18628806f;
-constexpr float kErfcQ6 = 0.09678418f;
-constexpr float kErfcQ7 = 0.37409196f;
-constexpr float kErfcQ8 = 1.00002368f;
 
 // --- tanhf. |x| < 0.625: x + x³·P(x²), P of degree 4 (Cephes tanhf minimax, relative error
 // ~1e-7). |x| ≥ 0.625: tanh(|x|) = 1 - 2/(e^{2|x|} + 1) with |x| clamped to 10 (tanh(10) rounds to 1),
@@ -169,74 +144,6 @@ inline v128_t bl_tanhf_x4(v128_t x) {
   const v128_t big_signed =
       wasm_v128_or(big, wasm_v128_and(x, wasm_i32x4_splat(static_cast<int32_t>(kSignMask))));
   return wasm_v128_bitselect(small, big_signed, wasm_f32x4_lt(a, wasm_f32x4_splat(kTanhSplit)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// erf(x)
-inline float bl_erff(float x) {
-  using namespace mathfn_detail;
-  const float a = bl_u2f(bl_f2u(x) & kAbsMask);
-  // small branch: x·T(x²)
-  const float z = x * x;
-  float p = kErfT0 * z + kErfT1;
-  p = p * z + kErfT2;
-  p = p * z + kErfT3;
-  p = p * z + kErfT4;
-  p = p * z + kErfT5;
-  p = p * z + kErfT6;
-  const float small = x * p;
-  // large branch: 1 - erfc(a), erfc(a) = t·exp(-a² + c + t·Q(t)), sign of x
-  const float ac = a > kErfClamp ? kErfClamp : a;
-  const float t = 1.0f / (1.0f + 0.5f * ac);
-  float q = kErfcQ0 * t + kErfcQ1;
-  q = q * t + kErfcQ2;
-  q = q * t + kErfcQ3;
-  q = q * t + kErfcQ4;
-  q = q * t + kErfcQ5;
-  q = q * t + kErfcQ6;
-  q = q * t + kErfcQ7;
-  q = q * t + kErfcQ8;
-  const float arg = (kErfcC - ac * ac) + t * q;
-  const float erfc = t * bl_expf(arg);
-  const float big = 1.0f - erfc;
-  const float big_signed = bl_u2f(bl_f2u(big) | (bl_f2u(x) & kSignMask));
-  return a < kErfSplit ? small : big_signed;
-}
-
-inline v128_t bl_erff_x4(v128_t x) {
-  using namespace mathfn_detail;
-  const v128_t a = wasm_v128_and(x, wasm_i32x4_splat(static_cast<int32_t>(kAbsMask)));
-  const v128_t z = wasm_f32x4_mul(x, x);
-  v128_t p = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(kErfT0), z), wasm_f32x4_splat(kErfT1));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, z), wasm_f32x4_splat(kErfT2));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, z), wasm_f32x4_splat(kErfT3));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, z), wasm_f32x4_splat(kErfT4));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, z), wasm_f32x4_splat(kErfT5));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, z), wasm_f32x4_splat(kErfT6));
-  const v128_t small = wasm_f32x4_mul(x, p);
-  // Every lane in the small branch (common for activations): the large one would be discarded anyway.
-  const v128_t is_small = wasm_f32x4_lt(a, wasm_f32x4_splat(kErfSplit));
-  if (wasm_i32x4_all_true(is_small)) return small;
-  const v128_t clamp = wasm_f32x4_splat(kErfClamp);
-  const v128_t ac = wasm_v128_bitselect(clamp, a, wasm_f32x4_gt(a, clamp));
-  const v128_t one = wasm_f32x4_splat(1.0f);
-  const v128_t t =
-      wasm_f32x4_div(one, wasm_f32x4_add(one, wasm_f32x4_mul(wasm_f32x4_splat(0.5f), ac)));
-  v128_t q = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(kErfcQ0), t), wasm_f32x4_splat(kErfcQ1));
-  q = wasm_f32x4_add(wasm_f32x4_mul(q, t), wasm_f32x4_splat(kErfcQ2));
-  q = wasm_f32x4_add(wasm_f32x4_mul(q, t), wasm_f32x4_splat(kErfcQ3));
-  q = wasm_f32x4_add(wasm_f32x4_mul(q, t), wasm_f32x4_splat(kErfcQ4));
-  q = wasm_f32x4_add(wasm_f32x4_mul(q, t), wasm_f32x4_splat(kErfcQ5));
-  q = wasm_f32x4_add(wasm_f32x4_mul(q, t), wasm_f32x4_splat(kErfcQ6));
-  q = wasm_f32x4_add(wasm_f32x4_mul(q, t), wasm_f32x4_splat(kErfcQ7));
-  q = wasm_f32x4_add(wasm_f32x4_mul(q, t), wasm_f32x4_splat(kErfcQ8));
-  const v128_t arg = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_splat(kErfcC), wasm_f32x4_mul(ac, ac)),
-                                    wasm_f32x4_mul(t, q));
-  const v128_t erfc = wasm_f32x4_mul(t, bl_expf_x4(arg));
-  const v128_t big = wasm_f32x4_sub(one, erfc);
-  const v128_t big_signed =
-      wasm_v128_or(big, wasm_v128_and(x, wasm_i32x4_splat(static_cast<int32_t>(kSignMask))));
-  return wasm_v128_bitselect(small, big_signed, is_small);
 }
 
 }  // namespace bitlens
