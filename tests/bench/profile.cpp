@@ -84,7 +84,7 @@ struct TimingHook : ActivationHook {
     const ViT& m;
     ActivationHook* inner;
     double last = 0, hook_ms = 0;
-    std::map<std::string, double> stage;
+    std::map<std::string, double> stage, hook_kind;  // hook_kind: the inner hook's time per point kind
     TimingHook(const ViT& model, ActivationHook* in) : m(model), inner(in) {}
     void on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) override {
         const double t = now_ms();
@@ -92,13 +92,14 @@ struct TimingHook : ActivationHook {
         if (inner) inner->on_activation(point, x, rows, cols, ld);
         last = now_ms();
         hook_ms += last - t;
+        if (inner) hook_kind[point_kind_name(m.points[size_t(point)].kind)] += last - t;
     }
 };
 
 void print_stages(const ViT& m, const float* img, ActivationHook* inner, int iters, const char* title) {
     Workspace ws;
     std::vector<float> logits(size_t(m.cfg.num_classes));
-    std::map<std::string, std::vector<double>> per;
+    std::map<std::string, std::vector<double>> per, per_kind;
     std::vector<double> hooks, tails, totals;
     for (int it = 0; it <= iters; ++it) {
         TimingHook h(m, inner);
@@ -108,6 +109,7 @@ void print_stages(const ViT& m, const float* img, ActivationHook* inner, int ite
         const double t1 = now_ms();
         if (it == 0) continue;  // warm-up
         for (auto& [k2, v] : h.stage) per[k2].push_back(v);
+        for (auto& [k2, v] : h.hook_kind) per_kind[k2].push_back(v);
         hooks.push_back(h.hook_ms);
         tails.push_back(t1 - h.last);
         totals.push_back(t1 - t0);
@@ -120,6 +122,13 @@ void print_stages(const ViT& m, const float* img, ActivationHook* inner, int ite
     rows.push_back({median_of(hooks), inner ? "fake-quant hooks (FakeQuantHook)" : "timing hooks"});
     std::sort(rows.rbegin(), rows.rend());
     for (auto& [v, name] : rows) std::printf("  %-44s %9.2f  %5.1f%%\n", name.c_str(), v, 100 * v / total);
+    if (per_kind.empty()) return;
+    std::vector<std::pair<double, std::string>> kinds;
+    for (auto& [name, v] : per_kind) kinds.push_back({median_of(v), name});
+    std::sort(kinds.rbegin(), kinds.rend());
+    std::printf("  fake-quant hooks by point:");
+    for (auto& [v, name] : kinds) std::printf(" %s %.2f", name.c_str(), v);
+    std::printf(" ms\n");
 }
 
 void components(const ViT& m, int iters) {
