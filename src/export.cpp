@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "simd.h"
+
 namespace bitlens {
 using json = nlohmann::json;
 
@@ -28,11 +30,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-uint32_t float_bits(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
 uint64_t double_bits(double d) {
     uint64_t u;
     std::memcpy(&u, &d, 8);
@@ -87,7 +84,7 @@ json float_json(float f, const std::string& what) {
     for (int prec = 6; prec <= 9; ++prec) {
         std::snprintf(buf, sizeof buf, "%.*g", prec, double(f));
         const double d = std::strtod(buf, nullptr);
-        if (float_bits(float(d)) == float_bits(f)) return d;
+        if (bl_f2u(float(d)) == bl_f2u(f)) return d;
     }
     return double(f);  // exact
 }
@@ -104,12 +101,12 @@ json double_json(double d, const std::string& what) {
 bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
-        if (float_bits(a[i]) != float_bits(b[i])) return false;
+        if (bl_f2u(a[i]) != bl_f2u(b[i])) return false;
     return true;
 }
 
 bool same_quantizer(const Quantizer& a, const Quantizer& b) {
-    return a.type == b.type && a.bits == b.bits && a.symmetric == b.symmetric && float_bits(a.scale) == float_bits(b.scale) &&
+    return a.type == b.type && a.bits == b.bits && a.symmetric == b.symmetric && bl_f2u(a.scale) == bl_f2u(b.scale) &&
            a.zero == b.zero && a.qmin == b.qmin && a.qmax == b.qmax && same_floats(a.table, b.table) &&
            same_floats(a.thresholds, b.thresholds) && double_bits(a.eta) == double_bits(b.eta) &&
            double_bits(a.log_min) == double_bits(b.log_min) && double_bits(a.log_delta) == double_bits(b.log_delta) &&
@@ -301,7 +298,7 @@ json quantizer_json(const Quantizer& q) {
         if (differs || essential(q.type, k)) j[k] = value();
     };
     put("symmetric", q.symmetric != d.symmetric, [&] { return json(q.symmetric); });
-    put("scale", float_bits(q.scale) != float_bits(d.scale), [&] { return float_json(q.scale, w + " scale"); });
+    put("scale", bl_f2u(q.scale) != bl_f2u(d.scale), [&] { return float_json(q.scale, w + " scale"); });
     put("zero", q.zero != d.zero, [&] { return json(q.zero); });
     put("qmin", q.qmin != d.qmin, [&] { return json(q.qmin); });
     put("qmax", q.qmax != d.qmax, [&] { return json(q.qmax); });
@@ -410,7 +407,7 @@ std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& 
             for (size_t k = 0; k < in; ++k) {
                 const float w = l.weight[n * in + k];
                 const int32_t c = qz.code(w);
-                if (float_bits(qz.dequant(c)) != float_bits(w))
+                if (bl_f2u(qz.dequant(c)) != bl_f2u(w))
                     throw std::runtime_error(lw + ": weight [" + std::to_string(n) + ", " + std::to_string(k) + "] = " +
                                              std::to_string(w) + " is not a level of its quantizer (was the model changed after quantize()?)");
                 codes[n * in + k] = c;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "kernels.h"
+#include "simd.h"
 
 namespace bitlens {
 
@@ -121,9 +122,7 @@ namespace {
 // Increasing with the float's value for non-NaN x, with -0 mapped as +0 (they compare equal): x + 0
 // turns -0 into +0 and leaves every other value as it is.
 inline uint32_t order_key(float x) {
-    x = x + 0.0f;
-    uint32_t u;
-    std::memcpy(&u, &x, sizeof u);
+    const uint32_t u = bl_f2u(x + 0.0f);
     return u ^ ((0u - (u >> 31)) | 0x80000000u);  // negative: ~u; positive: u with the sign bit set
 }
 }  // namespace
