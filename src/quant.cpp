@@ -118,44 +118,45 @@ float Quantizer::dequant(int32_t c) const {
     return table[size_t(c)];
 }
 
-namespace {
-// Increasing with the float's value for non-NaN x, with -0 mapped as +0 (they compare equal): x + 0
-// turns -0 into +0 and leaves every other value as it is.
-inline uint32_t order_key(float x) {
-    const uint32_t u = bl_f2u(x + 0.0f);
-    return u ^ ((0u - (u >> 31)) | 0x80000000u);  // negative: ~u; positive: u with the sign bit set
-}
-}  // namespace
 
 FastFake::FastFake(const Quantizer& q) : q_(&q) {
     if (q.type == QType::Uniform) return;
     if (q.thresholds.size() >= 65535) throw std::runtime_error("quantizer: too many levels for the threshold index");
-    for (float t : q.thresholds) key_.push_back(order_key(t));
-    // The coarsest buckets (4096 down to 65536 of them) in which no bucket holds more than 3 thresholds.
-    for (shift_ = 20;; --shift_) {
-        first_.assign((size_t(1) << (32 - shift_)) + 1, 0);
+    for (float t : q.thresholds) key_.push_back(kernels::order_key(bl_f2u(t + 0.0f)));
+    // Buckets of the key's top bits over [first threshold, last threshold] only (keys outside fall into
+    // the end buckets): the coarsest width at which no bucket holds more than one threshold, within
+    // 16384 buckets (32 kB); when thresholds crowd closer than that (or repeat), the finest width within it.
+    for (int shift = 31; shift >= 0; --shift) {
+        const uint32_t lo = key_.empty() ? 0 : key_.front() >> shift, hi = key_.empty() ? 0 : key_.back() >> shift;
+        if (hi - lo >= 16384) break;
+        std::vector<uint16_t> first(size_t(hi - lo) + 1);
         size_t i = 0;
         int most = 0;
-        for (size_t b = 0; b < first_.size(); ++b) {
-            const uint64_t start = uint64_t(b) << shift_;
-            while (i < key_.size() && key_[i] < start) ++i;
-            first_[b] = uint16_t(i);
-            if (b > 0) most = std::max(most, int(first_[b] - first_[b - 1]));
+        for (uint32_t b = lo;; ++b) {
+            while (i < key_.size() && (key_[i] >> shift) < b) ++i;
+            first[b - lo] = uint16_t(i);
+            size_t j = i;
+            while (j < key_.size() && (key_[j] >> shift) == b) ++j;
+            most = std::max(most, int(j - i));
+            if (b == hi) break;
         }
-        steps_ = most;
-        if (most <= 3 || shift_ == 16) break;
+        first_ = std::move(first), shift_ = shift, lo_ = lo, hi_ = hi, steps_ = most;
+        if (most <= 1) break;
     }
-    key_.push_back(0xFFFFFFFFu);  // above the key of every float (+inf's is 0xFF800000)
+    key_.push_back(0xFFFFFFFFu);  // above the key of every value (NaN's is 0; +inf's 0xFF800000)
+}
+
+kernels::ThresholdIndex FastFake::index() const {
+    kernels::ThresholdIndex ix;
+    ix.key = key_.data(), ix.first = first_.data(), ix.table = q_->table.data();
+    ix.lo = lo_, ix.hi = hi_, ix.shift = shift_, ix.steps = steps_;
+    ix.nan_code = uint32_t(key_.size() - 1);  // NaN is below no threshold
+    return ix;
 }
 
 int32_t FastFake::code(float x) const {
     if (q_->type == QType::Uniform) return q_->code(x);
-    // upper_bound: the thresholds below the bucket, then those in it that are ≤ x. Thresholds past the
-    // bucket (and the sentinel) have larger keys, so the fixed-length scan needs no bound.
-    const uint32_t k = order_key(x);
-    uint32_t c = first_[k >> shift_];
-    for (int s = 0; s < steps_; ++s) c += key_[c] <= k;
-    return x != x ? int32_t(key_.size() - 1) : int32_t(c);  // NaN is below no threshold
+    return int32_t(kernels::f32_table_code(x, index()));
 }
 
 void FastFake::apply(float* x, size_t n) const {
@@ -164,8 +165,7 @@ void FastFake::apply(float* x, size_t n) const {
         kernels::f32_vfakequant_wasmsimd(n, x, q.scale, q.zero, q.qmin, q.qmax);
         return;
     }
-    const float* table = q.table.data();
-    for (size_t i = 0; i < n; ++i) x[i] = table[code(x[i])];
+    kernels::f32_vtablequant_wasmsimd(n, x, index());
 }
 
 std::vector<float> Quantizer::levels() const {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels.h"
+
 namespace bitlens {
 
 enum class QType { Uniform, Log2, Sulq, Pow2 };
@@ -50,8 +52,10 @@ struct Quantizer {
 
 // Fake quantization of many values at once, for the hot paths, with exactly Quantizer::fake's results:
 // the SIMD kernel for uniform quantizers; for the others a bucketed threshold index built here (the
-// thresholds keyed by an order-preserving map of their float bits, 4096 buckets by the key's top 12 bits),
-// so a code costs one bucket lookup and a short scan instead of a binary search. Keeps a pointer to `q`.
+// thresholds keyed by an order-preserving map of their float bits, bucketed by the key's top bits over
+// the thresholds' own span, fine enough that a bucket rarely holds more than one threshold), so a code
+// costs one bucket lookup and a short fixed scan instead of a binary search
+// (kernels::f32_vtablequant_wasmsimd). Keeps a pointer to `q`.
 class FastFake {
 public:
     explicit FastFake(const Quantizer& q);
@@ -60,9 +64,11 @@ public:
 private:
     const Quantizer* q_;
     std::vector<uint32_t> key_;      // per threshold, then a sentinel above every key
-    std::vector<uint16_t> first_;    // per bucket: thresholds whose key lies below the bucket
-    int shift_ = 20;                 // bucket = key >> shift_ (finer when thresholds crowd)
+    std::vector<uint16_t> first_;    // per bucket in [lo_, hi_]: thresholds whose key lies below it
+    uint32_t lo_ = 0, hi_ = 0;       // buckets (key >> shift_) of the first and the last threshold
+    int shift_ = 0;                  // bucket width 2^shift_
     int steps_ = 0;                  // most thresholds in one bucket: the branch-free scan's length
+    kernels::ThresholdIndex index() const;  // views of the above (per call: FastFake is copied and moved)
 };
 
 // Fitting. `x` are calibration samples (any order). All fits are deterministic.

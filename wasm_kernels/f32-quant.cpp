@@ -1,5 +1,5 @@
-// Uniform quantization of floats and dequantization of int32 GEMM results: references and WASM SIMD,
-// bit-identical (see kernels.h for the formulas). The SIMD versions round with f32x4.nearest, which is
+// Uniform quantization of floats, non-uniform (level table) fake quantization, and dequantization of
+// int32 GEMM results: references and WASM SIMD, bit-identical (see kernels.h for the formulas). The SIMD versions round with f32x4.nearest, which is
 // round-half-even like the reference's 1.5·2^23 trick for |v| ≤ 2^22 (the clamp guarantees it), and
 // finish each row with the reference's scalar code.
 #include "kernels.h"
@@ -33,7 +33,52 @@ inline v128_t code_x4(v128_t x, v128_t scale, v128_t zero, v128_t qmin, v128_t q
   return wasm_i32x4_min(wasm_i32x4_max(c, qmin), qmax);
 }
 
+
 }  // namespace
+
+uint32_t f32_table_code(float x, const ThresholdIndex& ix) {
+  const uint32_t k = x != x ? 0u : order_key(bl_f2u(x + 0.0f));  // NaN: key 0, never past the sentinel
+  uint32_t b = k >> ix.shift;
+  b = b < ix.lo ? ix.lo : b > ix.hi ? ix.hi : b;
+  uint32_t c = ix.first[b - ix.lo];
+  for (int s = 0; s < ix.steps; ++s) c += ix.key[c] <= k;
+  return x != x ? ix.nan_code : c;
+}
+
+void f32_vtablequant_ref(size_t n, float* x, const ThresholdIndex& ix) {
+  for (size_t i = 0; i < n; ++i) x[i] = ix.table[f32_table_code(x[i], ix)];
+}
+
+void f32_vtablequant_wasmsimd(size_t n, float* x, const ThresholdIndex& ix) {
+  const uint32_t* key = ix.key;
+  const uint16_t* first = ix.first;
+  const float* table = ix.table;
+  const int shift = ix.shift, steps = ix.steps;
+  const v128_t lo = wasm_i32x4_splat(int32_t(ix.lo)), hi = wasm_i32x4_splat(int32_t(ix.hi));
+  const v128_t zero = wasm_f32x4_splat(0.0f), sign = wasm_i32x4_splat(int32_t(0x80000000u));
+  const v128_t nan_code = wasm_i32x4_splat(int32_t(ix.nan_code));
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t u = wasm_f32x4_add(v, zero);                                  // −0 → +0
+    const v128_t isnan = wasm_f32x4_ne(v, v);
+    const v128_t k = wasm_v128_andnot(wasm_v128_xor(u, wasm_v128_or(wasm_i32x4_shr(u, 31), sign)), isnan);
+    const v128_t b = wasm_i32x4_sub(wasm_u32x4_min(wasm_u32x4_max(wasm_u32x4_shr(k, shift), lo), hi), lo);
+    uint32_t c0 = first[uint32_t(wasm_i32x4_extract_lane(b, 0))], c1 = first[uint32_t(wasm_i32x4_extract_lane(b, 1))],
+             c2 = first[uint32_t(wasm_i32x4_extract_lane(b, 2))], c3 = first[uint32_t(wasm_i32x4_extract_lane(b, 3))];
+    const uint32_t k0 = uint32_t(wasm_i32x4_extract_lane(k, 0)), k1 = uint32_t(wasm_i32x4_extract_lane(k, 1)),
+                   k2 = uint32_t(wasm_i32x4_extract_lane(k, 2)), k3 = uint32_t(wasm_i32x4_extract_lane(k, 3));
+    for (int s = 0; s < steps; ++s) c0 += key[c0] <= k0, c1 += key[c1] <= k1, c2 += key[c2] <= k2, c3 += key[c3] <= k3;
+    const v128_t c = wasm_v128_bitselect(nan_code, wasm_i32x4_make(int32_t(c0), int32_t(c1), int32_t(c2), int32_t(c3)), isnan);
+    v128_t out = zero;
+    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 0)), out, 0);
+    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 1)), out, 1);
+    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 2)), out, 2);
+    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 3)), out, 3);
+    wasm_v128_store(x + i, out);
+  }
+  for (; i < n; ++i) x[i] = table[f32_table_code(x[i], ix)];
+}
 
 void f32_vfakequant_ref(size_t n, float* x, float scale, int32_t zero, int32_t qmin, int32_t qmax) {
   for (size_t i = 0; i < n; ++i) x[i] = float(code_of(x[i], scale, zero, qmin, qmax) - zero) * scale;

@@ -93,6 +93,11 @@ TEST_CASE("FastFake (bucketed thresholds, SIMD uniform) gives exactly Quantizer:
                     x.insert(x.end(), {th, std::nextafter(th, -INFINITY), std::nextafter(th, INFINITY), -th});
                 for (float v : q.table) x.push_back(v);
                 x.insert(x.end(), {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 1e-40f, -1e-40f});
+                for (uint32_t nan_bits : {0x7FFFFFFFu, 0xFFFFFFFFu, 0x7F800001u, 0xFFC00000u}) {  // NaN payloads
+                    float v;
+                    std::memcpy(&v, &nan_bits, 4);
+                    x.push_back(v);
+                }
                 std::vector<float> fast = x;
                 f.apply(fast.data(), fast.size());
                 for (size_t i = 0; i < x.size(); ++i) {
@@ -102,6 +107,36 @@ TEST_CASE("FastFake (bucketed thresholds, SIMD uniform) gives exactly Quantizer:
                     REQUIRE(std::memcmp(&fast[i], &e, sizeof e) == 0);
                 }
             }
+}
+
+TEST_CASE("FastFake with repeated and crowded thresholds (SULQ's rounded-exponent variant, hand-made tables): the index scans more than one threshold a bucket and still gives exactly Quantizer::fake") {
+    std::vector<Quantizer> qs;
+    for (int bits = 2; bits <= 8; ++bits) qs.push_back(make_sulq(0.01, 0.0, 1.0, bits, true));  // repeated levels
+    Quantizer crowded;  // 200 thresholds one ulp apart near 1e-30, more near 1, and a wide gap
+    crowded.type = QType::Log2;
+    float v = 1e-30f;
+    crowded.table.push_back(0.0f);
+    for (int i = 0; i < 200; ++i) crowded.table.push_back(v = std::nextafter(v, 1.0f));
+    for (int i = 0; i < 50; ++i) crowded.table.push_back(1.0f + float(i) * 1e-7f);
+    crowded.table.push_back(3e38f);
+    for (size_t i = 0; i + 1 < crowded.table.size(); ++i) crowded.thresholds.push_back(crowded.table[i + 1]);  // ties on levels
+    qs.push_back(crowded);
+    for (const Quantizer& q : qs) {
+        CAPTURE(q.table.size());
+        const FastFake f(q);
+        std::vector<float> x;
+        for (float th : q.thresholds) x.insert(x.end(), {th, std::nextafter(th, -INFINITY), std::nextafter(th, INFINITY), -th});
+        for (int i = 0; i < 2000; ++i) x.push_back(float(i) / 1999.0f * 1.1f - 0.05f);
+        x.insert(x.end(), {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 3.4e38f});
+        std::vector<float> fast = x;
+        f.apply(fast.data(), fast.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+            CAPTURE(x[i]);
+            REQUIRE(f.code(x[i]) == q.code(x[i]));
+            const float e = q.fake(x[i]);
+            REQUIRE(std::memcmp(&fast[i], &e, sizeof e) == 0);
+        }
+    }
 }
 
 TEST_CASE("uniform: asymmetric has 2^b levels and the zero point makes 0 exact; per-range error ≤ scale/2") {
