@@ -77,6 +77,31 @@ TEST_CASE("every quantizer at every bit-width 2-8: level count, idempotence, zer
     }
 }
 
+namespace {
+// FastFake(q).apply and .code against Quantizer::fake and ::code, bit for bit, on `x` plus every
+// threshold, its neighbours and its negative, every level, ±0, ±inf, huge and subnormal values, and NaNs
+// with assorted payloads.
+void require_fast_fake_exact(const Quantizer& q, std::vector<float> x) {
+    const FastFake f(q);
+    for (float th : q.thresholds) x.insert(x.end(), {th, std::nextafter(th, -INFINITY), std::nextafter(th, INFINITY), -th});
+    for (float v : q.table) x.push_back(v);
+    x.insert(x.end(), {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 3.4e38f, 1e-40f, -1e-40f});
+    for (uint32_t nan_bits : {0x7FFFFFFFu, 0xFFFFFFFFu, 0x7F800001u, 0xFFC00000u}) {
+        float v;
+        std::memcpy(&v, &nan_bits, 4);
+        x.push_back(v);
+    }
+    std::vector<float> fast = x;
+    f.apply(fast.data(), fast.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+        CAPTURE(x[i]);
+        REQUIRE(f.code(x[i]) == q.code(x[i]));
+        const float e = q.fake(x[i]);
+        REQUIRE(std::memcmp(&fast[i], &e, sizeof e) == 0);
+    }
+}
+}  // namespace
+
 TEST_CASE("FastFake (bucketed thresholds, SIMD uniform) gives exactly Quantizer::code and fake: every type, 2-8 bits, at and next to every threshold, ±0, ±inf, NaN") {
     const std::vector<float> w = gaussian(3000, 21, 0.05f), p = softmax_like(40, 50, 22);
     for (const QuantizerTraits& t : kQuantizerTraits)
@@ -85,27 +110,9 @@ TEST_CASE("FastFake (bucketed thresholds, SIMD uniform) gives exactly Quantizer:
                 CAPTURE(t.name);
                 CAPTURE(bits);
                 CAPTURE(data);
-                const Quantizer q = fit_for_test(t.type, data ? p : w, bits);
-                const FastFake f(q);
                 std::vector<float> x = data ? p : w;
                 x.resize(1000);
-                for (float th : q.thresholds)
-                    x.insert(x.end(), {th, std::nextafter(th, -INFINITY), std::nextafter(th, INFINITY), -th});
-                for (float v : q.table) x.push_back(v);
-                x.insert(x.end(), {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 1e-40f, -1e-40f});
-                for (uint32_t nan_bits : {0x7FFFFFFFu, 0xFFFFFFFFu, 0x7F800001u, 0xFFC00000u}) {  // NaN payloads
-                    float v;
-                    std::memcpy(&v, &nan_bits, 4);
-                    x.push_back(v);
-                }
-                std::vector<float> fast = x;
-                f.apply(fast.data(), fast.size());
-                for (size_t i = 0; i < x.size(); ++i) {
-                    CAPTURE(x[i]);
-                    REQUIRE(f.code(x[i]) == q.code(x[i]));
-                    const float e = q.fake(x[i]);
-                    REQUIRE(std::memcmp(&fast[i], &e, sizeof e) == 0);
-                }
+                require_fast_fake_exact(fit_for_test(t.type, data ? p : w, bits), x);
             }
 }
 
@@ -121,21 +128,11 @@ TEST_CASE("FastFake with repeated and crowded thresholds (SULQ's rounded-exponen
     crowded.table.push_back(3e38f);
     for (size_t i = 0; i + 1 < crowded.table.size(); ++i) crowded.thresholds.push_back(crowded.table[i + 1]);  // ties on levels
     qs.push_back(crowded);
+    std::vector<float> x;
+    for (int i = 0; i < 2000; ++i) x.push_back(float(i) / 1999.0f * 1.1f - 0.05f);
     for (const Quantizer& q : qs) {
         CAPTURE(q.table.size());
-        const FastFake f(q);
-        std::vector<float> x;
-        for (float th : q.thresholds) x.insert(x.end(), {th, std::nextafter(th, -INFINITY), std::nextafter(th, INFINITY), -th});
-        for (int i = 0; i < 2000; ++i) x.push_back(float(i) / 1999.0f * 1.1f - 0.05f);
-        x.insert(x.end(), {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 3.4e38f});
-        std::vector<float> fast = x;
-        f.apply(fast.data(), fast.size());
-        for (size_t i = 0; i < x.size(); ++i) {
-            CAPTURE(x[i]);
-            REQUIRE(f.code(x[i]) == q.code(x[i]));
-            const float e = q.fake(x[i]);
-            REQUIRE(std::memcmp(&fast[i], &e, sizeof e) == 0);
-        }
+        require_fast_fake_exact(q, x);
     }
 }
 
