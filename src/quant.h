@@ -61,6 +61,9 @@ public:
     explicit FastFake(const Quantizer& q);
     int32_t code(float x) const;     // == q.code(x)
     void apply(float* x, size_t n) const;  // x[i] = q.fake(x[i])
+    // The index as the kernels take it (non-uniform q only): views of this object's tables, valid while
+    // it lives unchanged.
+    kernels::ThresholdIndex index() const;
 private:
     const Quantizer* q_;
     std::vector<uint32_t> key_;      // per threshold, then a sentinel above every key
@@ -68,7 +71,6 @@ private:
     uint32_t lo_ = 0, hi_ = 0;       // buckets (key >> shift_) of the first and the last threshold
     int shift_ = 0;                  // bucket width 2^shift_
     int steps_ = 0;                  // most thresholds in one bucket: the branch-free scan's length
-    kernels::ThresholdIndex index() const;  // views of the above (per call: FastFake is copied and moved)
 };
 
 // Fitting. `x` are calibration samples (any order). All fits are deterministic.

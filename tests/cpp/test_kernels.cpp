@@ -609,3 +609,34 @@ TEST_CASE("uniform quantize kernels: f32_vfakequant and f32_qs8_vcvt (ref and wa
             CHECK(yr[0] == scale[0] * float(acc[0] - offset[0]) + (with_bias ? bias[0] : 0.0f));
         }
 }
+
+TEST_CASE("table quantize kernel: f32_vtablequant ref and wasmsimd equal Quantizer::fake for log2, SULQ and power-of-two grids (2-8 bits) on every tail length, and leave the value after the row alone") {
+    std::mt19937 g(9);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> w(3000), p(3000);
+    for (float& v : w) v = nd(g) * 0.05f;
+    for (float& v : p) v = std::exp(nd(g) * 2.0f) / 200.0f;
+    for (QType type : {QType::Log2, QType::Sulq, QType::Pow2})
+        for (int bits = 2; bits <= 8; ++bits) {
+            CAPTURE(qtype_name(type));
+            CAPTURE(bits);
+            const Quantizer q = fit(type, type == QType::Pow2 ? w : p, bits, false, RangeMethod::MinMax);
+            const FastFake f(q);
+            std::vector<float> x(type == QType::Pow2 ? w.begin() : p.begin(), (type == QType::Pow2 ? w.begin() : p.begin()) + 200);
+            for (float th : q.thresholds) x.insert(x.end(), {th, std::nextafter(th, 0.0f), -th});
+            x.insert(x.end(), {0.0f, -0.0f, kInf, -kInf, kNaN, 1e30f, -1e-40f});
+            for (size_t n : {size_t(0), size_t(1), size_t(3), size_t(4), size_t(5), size_t(7), size_t(8), size_t(9), size_t(17), x.size()}) {
+                CAPTURE(n);
+                std::vector<float> ref(x.begin(), x.begin() + std::ptrdiff_t(n)), expect = ref;
+                ref.push_back(kSentinel);
+                std::vector<float> simd = ref;
+                for (float& v : expect) v = q.fake(v);
+                f32_vtablequant_ref(n, ref.data(), f.index());
+                f32_vtablequant_wasmsimd(n, simd.data(), f.index());
+                REQUIRE(std::memcmp(ref.data(), expect.data(), n * sizeof(float)) == 0);
+                REQUIRE(std::memcmp(simd.data(), expect.data(), n * sizeof(float)) == 0);
+                CHECK(bl_f2u(ref[n]) == bl_f2u(kSentinel));
+                CHECK(bl_f2u(simd[n]) == bl_f2u(kSentinel));
+            }
+        }
+}
