@@ -2,7 +2,8 @@
 //   exact: y = (0.5·x) · (1 + E(x)),  E(x) = erf(x/√2) ≈ x·P(x²)/Q(x²) on |x| ≤ 5.5, then clamped to ±1
 //   tanh : y = (0.5·x) · (1 + bl_tanhf(√(2/π) · (x + 0.044715·((x·x)·x))))
 // E is a rational approximation of degree 11/10 fitted for this kernel (Loeb/Lawson iteration in double
-// over [0, 5.5], coefficients rounded to float; the form XNNPACK's f32-vgelu "rational_12_10" uses):
+// over [0, 5.5], coefficients rounded to float: wasm_kernels/tools/fit_gelu_erf.py prints them; the form
+// XNNPACK's f32-vgelu "rational_12_10" uses):
 // |E − erf(x/√2)| ≤ 4e-7 evaluated in float in this order, and GELU stays within 1e-6 of the double
 // formula (tested, as for the tanh form), at ~35 operations and one division a vector where the erf it
 // replaces (Cephes polynomial below 1, a Numerical Recipes erfc fit with an exp above) cost ~70 and a
