@@ -6,7 +6,8 @@
 //        pmax(pmax(m_0, m_1), pmax(m_2, m_3)); then the tail x[nb..n) folded in ascending order.
 //   sum: four lane sums s_l (starting at +0) of e[4j + l]; combined as (s_0 + s_1) + (s_2 + s_3);
 //        then the tail e[nb..n) added in ascending order.
-// Element-wise: e_i = bl_expf(x_i - max); x_i = e_i * (1 / sum).
+// Element-wise: e_i = bl_expf(x_i - max); x_i = e_i * (1 / sum). (The SIMD form computes the same e_i
+// with bl_expf_x4_le88, bit-identical for these inputs, the tail included.)
 #include <limits>
 
 #include "kernels.h"
@@ -61,17 +62,21 @@ void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld) {
 
     const v128_t vmx = wasm_f32x4_splat(mx);
     v128_t vs = wasm_f32x4_splat(0.0f);
-    for (size_t i = 0; i < nb; i += 4) {
-      const v128_t e = bl_expf_x4(wasm_f32x4_sub(wasm_v128_load(p + i), vmx));
+    for (size_t i = 0; i < nb; i += 4) {  // x − max ≤ 0 (or NaN): bl_expf_x4_le88 is bl_expf_x4 there
+      const v128_t e = bl_expf_x4_le88(wasm_f32x4_sub(wasm_v128_load(p + i), vmx));
       wasm_v128_store(p + i, e);
       vs = wasm_f32x4_add(vs, e);
     }
     float sum = (wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1)) +
                 (wasm_f32x4_extract_lane(vs, 2) + wasm_f32x4_extract_lane(vs, 3));
-    for (size_t i = nb; i < n; ++i) {
-      const float e = bl_expf(p[i] - mx);
-      p[i] = e;
-      sum = sum + e;
+    if (nb < n) {  // the 1–3 tail values through one vector exp (lane for lane bl_expf), added in order
+      float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (size_t i = nb; i < n; ++i) t[i - nb] = p[i] - mx;
+      wasm_v128_store(t, bl_expf_x4_le88(wasm_v128_load(t)));
+      for (size_t i = nb; i < n; ++i) {
+        p[i] = t[i - nb];
+        sum = sum + t[i - nb];
+      }
     }
     const float inv = 1.0f / sum;
     const v128_t vinv = wasm_f32x4_splat(inv);

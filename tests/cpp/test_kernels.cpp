@@ -317,6 +317,24 @@ TEST_CASE("bl_expf: relative error <= 2e-7 vs std::exp(double) on a dense grid o
   CHECK(worst <= kExpRelTol);
 }
 
+TEST_CASE("bl_expf_x4_le88 is bl_expf_x4 bit for bit on [-200, 88] (dense), below the flush point, at -0/+0/-inf and for NaN") {
+  std::vector<float> xs = grid(-200.0, 88.0, 1.0 / 512 + 1e-9);
+  for (float x : grid(-88.0, -86.0, 1e-5)) xs.push_back(x);
+  xs.insert(xs.end(), {0.0f, -0.0f, -kInf, kNaN, -87.33654f, std::nextafter(-87.33654f, -1e9f), std::nextafter(-87.33654f, 0.0f), 88.0f,
+                       1e-30f, -1e-30f, -1e30f});
+  xs.resize((xs.size() + 3) / 4 * 4, 0.0f);
+  for (size_t i = 0; i < xs.size(); i += 4) {
+    float a[4], b[4];
+    wasm_v128_store(a, bl_expf_x4(wasm_v128_load(&xs[i])));
+    wasm_v128_store(b, bl_expf_x4_le88(wasm_v128_load(&xs[i])));
+    for (size_t l = 0; l < 4; ++l) {
+      CAPTURE(xs[i + l]);
+      if (std::isnan(a[l])) CHECK(std::isnan(b[l]));
+      else CHECK(bl_f2u(a[l]) == bl_f2u(b[l]));
+    }
+  }
+}
+
 TEST_CASE("bl_expf: special values (0 -> 1 exactly, underflow to 0, overflow to inf, NaN -> NaN)") {
   CHECK(bl_expf(0.0f) == 1.0f);
   CHECK(bl_expf(-0.0f) == 1.0f);
