@@ -79,13 +79,14 @@ inline float bl_expf(float x) {
   return x < kExpLo ? 0.0f : y;
 }
 
-inline v128_t bl_expf_x4(v128_t x) {
-  using namespace mathfn_detail;
-  const v128_t hi = wasm_f32x4_splat(kExpHi);
-  const v128_t lo = wasm_f32x4_splat(kExpLo);
+namespace mathfn_detail {
+// e^xc = p · 2^n for xc already clamped to [kExpLo, kExpHi]: the range reduction and polynomial shared
+// by the two vector forms below (the same operations as bl_expf's).
+struct ExpParts {
+  v128_t p, n;
+};
+inline ExpParts expf_parts_x4(v128_t xc) {
   const v128_t magic = wasm_f32x4_splat(kMagic);
-  v128_t xc = wasm_v128_bitselect(hi, x, wasm_f32x4_gt(x, hi));
-  xc = wasm_v128_bitselect(lo, xc, wasm_f32x4_lt(xc, lo));
   const v128_t t = wasm_f32x4_add(wasm_f32x4_mul(xc, wasm_f32x4_splat(kLog2e)), magic);
   const v128_t n = wasm_i32x4_sub(t, wasm_i32x4_splat(static_cast<int32_t>(kMagicBits)));
   const v128_t fn = wasm_f32x4_sub(t, magic);
@@ -98,12 +99,23 @@ inline v128_t bl_expf_x4(v128_t x) {
   p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(kExpP4));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(kExpP5));
   p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(p, z), r), wasm_f32x4_splat(1.0f));
-  const v128_t n1 = wasm_i32x4_shr(n, 1);
-  const v128_t n2 = wasm_i32x4_sub(n, n1);
+  return {p, n};
+}
+}  // namespace mathfn_detail
+
+inline v128_t bl_expf_x4(v128_t x) {
+  using namespace mathfn_detail;
+  const v128_t hi = wasm_f32x4_splat(kExpHi);
+  const v128_t lo = wasm_f32x4_splat(kExpLo);
+  v128_t xc = wasm_v128_bitselect(hi, x, wasm_f32x4_gt(x, hi));
+  xc = wasm_v128_bitselect(lo, xc, wasm_f32x4_lt(xc, lo));
+  const ExpParts e = expf_parts_x4(xc);
+  const v128_t n1 = wasm_i32x4_shr(e.n, 1);
+  const v128_t n2 = wasm_i32x4_sub(e.n, n1);
   const v128_t bias = wasm_i32x4_splat(127);
   const v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, bias), 23);
   const v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, bias), 23);
-  const v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
+  const v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(e.p, s1), s2);
   return wasm_v128_andnot(y, wasm_f32x4_lt(x, lo));  // x < kExpLo ? 0 : y
 }
 
@@ -114,22 +126,9 @@ inline v128_t bl_expf_x4(v128_t x) {
 inline v128_t bl_expf_x4_le88(v128_t x) {
   using namespace mathfn_detail;
   const v128_t lo = wasm_f32x4_splat(kExpLo);
-  const v128_t magic = wasm_f32x4_splat(kMagic);
-  const v128_t xc = wasm_v128_bitselect(lo, x, wasm_f32x4_lt(x, lo));
-  const v128_t t = wasm_f32x4_add(wasm_f32x4_mul(xc, wasm_f32x4_splat(kLog2e)), magic);
-  const v128_t n = wasm_i32x4_sub(t, wasm_i32x4_splat(static_cast<int32_t>(kMagicBits)));
-  const v128_t fn = wasm_f32x4_sub(t, magic);
-  v128_t r = wasm_f32x4_sub(xc, wasm_f32x4_mul(fn, wasm_f32x4_splat(kLn2Hi)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(fn, wasm_f32x4_splat(kLn2Lo)));
-  const v128_t z = wasm_f32x4_mul(r, r);
-  v128_t p = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(kExpP0), r), wasm_f32x4_splat(kExpP1));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(kExpP2));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(kExpP3));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(kExpP4));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(kExpP5));
-  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(p, z), r), wasm_f32x4_splat(1.0f));
-  const v128_t s = wasm_i32x4_shl(wasm_i32x4_add(n, wasm_i32x4_splat(127)), 23);
-  return wasm_v128_andnot(wasm_f32x4_mul(p, s), wasm_f32x4_lt(x, lo));  // x < kExpLo ? 0 : p·2^n
+  const ExpParts e = expf_parts_x4(wasm_v128_bitselect(lo, x, wasm_f32x4_lt(x, lo)));
+  const v128_t s = wasm_i32x4_shl(wasm_i32x4_add(e.n, wasm_i32x4_splat(127)), 23);
+  return wasm_v128_andnot(wasm_f32x4_mul(e.p, s), wasm_f32x4_lt(x, lo));  // x < kExpLo ? 0 : p·2^n
 }
 
 // ---------------------------------------------------------------------------------------------
