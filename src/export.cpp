@@ -98,21 +98,6 @@ json double_json(double d, const std::string& what) {
     return d;  // nlohmann writes the shortest form that reads back as the same double
 }
 
-bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (bl_f2u(a[i]) != bl_f2u(b[i])) return false;
-    return true;
-}
-
-bool same_quantizer(const Quantizer& a, const Quantizer& b) {
-    return a.type == b.type && a.bits == b.bits && a.symmetric == b.symmetric && bl_f2u(a.scale) == bl_f2u(b.scale) &&
-           a.zero == b.zero && a.qmin == b.qmin && a.qmax == b.qmax && same_floats(a.table, b.table) &&
-           same_floats(a.thresholds, b.thresholds) && double_bits(a.eta) == double_bits(b.eta) &&
-           double_bits(a.log_min) == double_bits(b.log_min) && double_bits(a.log_delta) == double_bits(b.log_delta) &&
-           a.n1 == b.n1 && a.n2 == b.n2 && a.round_exponent == b.round_exponent;
-}
-
 // Weight quantizers are rebuilt from what the tensors and metadata keep.
 Quantizer uniform_weight(int bits, bool symmetric, int32_t qmin, int32_t qmax, float scale) {
     Quantizer q;
@@ -396,7 +381,7 @@ std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& 
             const Quantizer& qz = qs[r];
             const Quantizer rebuilt = q0.type == QType::Uniform ? uniform_weight(q0.bits, q0.symmetric, q0.qmin, q0.qmax, qz.scale)
                                                                 : pow2_weight(q0.bits, qz.table);
-            if (!same_quantizer(qz, rebuilt) || (q0.type == QType::Pow2 && qz.table.size() != q0.table.size()))
+            if (!identical(qz, rebuilt) || (q0.type == QType::Pow2 && qz.table.size() != q0.table.size()))
                 throw std::runtime_error(lw + ": the quantizer of channel " + std::to_string(r) +
                                          " is not a symmetric uniform (zero point 0) or power-of-two quantizer like channel 0's");
         }
@@ -673,7 +658,7 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
                 qs.insert(qs.end(), part.begin(), part.end());
             } else if (qs.empty()) {
                 qs = part;
-            } else if (!same_quantizer(qs[0], part[0])) {
+            } else if (!identical(qs[0], part[0])) {
                 throw tensor_err(base + (uniform ? ".weight_scale" : ".weight_levels"),
                                  "differs from '" + jt[0].get<std::string>() + "': a per-tensor quantizer is shared by all parts of " + name);
             }

@@ -118,7 +118,6 @@ float Quantizer::dequant(int32_t c) const {
     return table[size_t(c)];
 }
 
-
 FastFake::FastFake(const Quantizer& q) : q_(&q) {
     if (q.type == QType::Uniform) return;
     if (q.thresholds.size() >= 65535) throw std::runtime_error("quantizer: too many levels for the threshold index");
@@ -166,6 +165,27 @@ void FastFake::apply(float* x, size_t n) const {
         return;
     }
     kernels::f32_vtablequant_wasmsimd(n, x, index());
+}
+
+namespace {
+uint64_t bits_of(double d) {
+    uint64_t u;
+    std::memcpy(&u, &d, sizeof u);
+    return u;
+}
+bool identical(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (bl_f2u(a[i]) != bl_f2u(b[i])) return false;
+    return true;
+}
+}  // namespace
+
+bool identical(const Quantizer& a, const Quantizer& b) {
+    return a.type == b.type && a.bits == b.bits && a.symmetric == b.symmetric && bl_f2u(a.scale) == bl_f2u(b.scale) &&
+           a.zero == b.zero && a.qmin == b.qmin && a.qmax == b.qmax && identical(a.table, b.table) &&
+           identical(a.thresholds, b.thresholds) && bits_of(a.eta) == bits_of(b.eta) && bits_of(a.log_min) == bits_of(b.log_min) &&
+           bits_of(a.log_delta) == bits_of(b.log_delta) && a.n1 == b.n1 && a.n2 == b.n2 && a.round_exponent == b.round_exponent;
 }
 
 std::vector<float> Quantizer::levels() const {

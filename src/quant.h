@@ -49,6 +49,8 @@ struct Quantizer {
     float fake(float x) const { return dequant(code(x)); }
     std::vector<float> levels() const;  // distinct representable values, ascending
 };
+// Every field equal bit for bit (floats and doubles by their bits, so −0 ≠ +0 and NaN = NaN).
+bool identical(const Quantizer& a, const Quantizer& b);
 
 // Fake quantization of many values at once, for the hot paths, with exactly Quantizer::fake's results:
 // the SIMD kernel for uniform quantizers; for the others a bucketed threshold index built here (the

@@ -10,6 +10,7 @@
 
 #include "export.h"
 #include "ptq.h"
+#include "simd.h"
 #include "test_util.h"
 
 using namespace bitlens;
@@ -33,25 +34,6 @@ ModelFx& model_fx(const std::string& dir) {
 }
 
 doctest::Contains has(const std::string& s) { return doctest::Contains(s.c_str()); }
-
-uint32_t bits_of(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (bits_of(a[i]) != bits_of(b[i])) return false;
-    return true;
-}
-bool same_quantizer(const Quantizer& a, const Quantizer& b) {
-    return a.type == b.type && a.bits == b.bits && a.symmetric == b.symmetric && bits_of(a.scale) == bits_of(b.scale) &&
-           a.zero == b.zero && a.qmin == b.qmin && a.qmax == b.qmax && same_bits(a.table, b.table) &&
-           same_bits(a.thresholds, b.thresholds) && std::memcmp(&a.eta, &b.eta, 8) == 0 &&
-           std::memcmp(&a.log_min, &b.log_min, 8) == 0 && std::memcmp(&a.log_delta, &b.log_delta, 8) == 0 && a.n1 == b.n1 &&
-           a.n2 == b.n2 && a.round_exponent == b.round_exponent;
-}
 
 QuantConfig make_cfg(int w, int a, QType weights = QType::Uniform) {
     QuantConfig c;
@@ -78,7 +60,7 @@ void check_same_model(const QuantizedViT& a, const QuantizedViT& b) {
         CHECK(same_bits(la[i]->weight, lb[i]->weight));
         CHECK(same_bits(la[i]->bias, lb[i]->bias));
         REQUIRE(a.wq[i].size() == b.wq[i].size());
-        for (size_t r = 0; r < a.wq[i].size(); ++r) REQUIRE(same_quantizer(a.wq[i][r], b.wq[i][r]));
+        for (size_t r = 0; r < a.wq[i].size(); ++r) REQUIRE(identical(a.wq[i][r], b.wq[i][r]));
     }
     for (size_t k = 0; k < a.model.blocks.size(); ++k) {
         CHECK(same_bits(a.model.blocks[k].norm1.gamma, b.model.blocks[k].norm1.gamma));
@@ -93,7 +75,7 @@ void check_same_model(const QuantizedViT& a, const QuantizedViT& b) {
     REQUIRE(a.aq.size() == b.aq.size());
     for (size_t p = 0; p < a.aq.size(); ++p) {
         CAPTURE(a.model.points[p].name);
-        CHECK(same_quantizer(a.aq[p], b.aq[p]));
+        CHECK(identical(a.aq[p], b.aq[p]));
     }
 }
 
@@ -167,7 +149,7 @@ TEST_CASE("export: every quantizer type at bits 2-8 goes through its metadata JS
                 CAPTURE(bits);
                 const Quantizer q = fit(tr.type, tr.non_negative_only ? pos : x, bits, sym, RangeMethod::Mse, sym);
                 const Quantizer r = quantizer_from_json(json::parse(quantizer_json(q).dump()), "test");
-                CHECK(same_quantizer(q, r));
+                CHECK(identical(q, r));
             }
     Quantizer u = fit_uniform(x, 8, false, RangeMethod::MinMax);
     json j = quantizer_json(u);
@@ -262,7 +244,7 @@ TEST_CASE("export: int4 packing of an odd input size (timm patch embedding 1x7x7
     const std::vector<float> sc = tensor(st, "patch_embed.proj.weight_scale").to_f32("scale");
     for (size_t n = 0; n < size_t(D); ++n)
         for (size_t k = 0; k < size_t(in); ++k)
-            REQUIRE(bits_of(float(codes[n * size_t(in) + k]) * sc[n]) == bits_of(q.model.patch_embed.weight[n * size_t(in) + k]));
+            REQUIRE(bl_f2u(float(codes[n * size_t(in) + k]) * sc[n]) == bl_f2u(q.model.patch_embed.weight[n * size_t(in) + k]));
     const QuantizedViT r = load_quantized(with_bytes(f.src, bytes));
     check_same_model(q, r);
     // The original 4-D shape is kept in the metadata and restored.

@@ -1,6 +1,7 @@
 // Shared helpers for the doctest suite: paths to the shipped models and data, and checkpoint surgery
 // (rename, drop, convert dtype) used to make the loader's inputs.
 #pragma once
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,6 +12,11 @@
 #include "safetensors.h"
 
 namespace bitlens::test {
+
+// Equal sizes and equal bits in every element (−0 ≠ +0, NaN payloads compared too).
+inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
 
 inline std::string src_path(const std::string& rel) { return std::string(BITLENS_SOURCE_DIR) + "/" + rel; }
 inline const std::string kHfModel = "models/vit-fmnist-hf";
