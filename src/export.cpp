@@ -258,10 +258,6 @@ std::vector<int32_t> unpack_bits(const uint8_t* bytes, size_t rows, size_t cols,
     return out;
 }
 
-std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols) { return pack_bits(codes, rows, cols, 4); }
-std::vector<int32_t> unpack_nibbles(const uint8_t* bytes, size_t rows, size_t cols, bool is_signed) {
-    return unpack_bits(bytes, rows, cols, 4, is_signed);
-}
 
 static bool essential(QType t, const std::string& field) {
     switch (t) {

@@ -77,8 +77,6 @@ std::vector<uint8_t> pack_bits(const std::vector<int32_t>& codes, size_t rows, s
 // The inverse, sign-extended when `is_signed`. Throws naming the row when a row's tail bits are not 0.
 std::vector<int32_t> unpack_bits(const uint8_t* bytes, size_t rows, size_t cols, int bits, bool is_signed);
 inline size_t packed_row_bytes(size_t cols, int bits) { return (cols * size_t(bits) + 7) / 8; }
-std::vector<uint8_t> pack_nibbles(const std::vector<int32_t>& codes, size_t rows, size_t cols);  // pack_bits(…, 4)
-std::vector<int32_t> unpack_nibbles(const uint8_t* bytes, size_t rows, size_t cols, bool is_signed);
 nlohmann::json quantizer_json(const Quantizer& q);
 Quantizer quantizer_from_json(const nlohmann::json& j, const std::string& what);
 

@@ -120,19 +120,19 @@ TEST_CASE("export: int4 nibbles pack two per byte (low nibble = even column), od
         const size_t rows = 3;
         std::vector<int32_t> codes(rows * cols);
         for (size_t i = 0; i < codes.size(); ++i) codes[i] = int32_t(i * 7 % 16) - 8;
-        const std::vector<uint8_t> packed = pack_nibbles(codes, rows, cols);
+        const std::vector<uint8_t> packed = pack_bits(codes, rows, cols, 4);
         REQUIRE(packed.size() == rows * ((cols + 1) / 2));
-        CHECK(unpack_nibbles(packed.data(), rows, cols, true) == codes);
+        CHECK(unpack_bits(packed.data(), rows, cols, 4, true) == codes);
         // Layout: byte j of row r holds column 2j in bits 0-3 and column 2j+1 in bits 4-7.
         CHECK((packed[0] & 0xF) == (uint32_t(codes[0]) & 0xF));
         if (cols > 1) CHECK((packed[0] >> 4) == (uint32_t(codes[1]) & 0xF));
         if (cols % 2)
             for (size_t r = 0; r < rows; ++r) CHECK((packed[r * ((cols + 1) / 2) + cols / 2] >> 4) == 0);
     }
-    const std::vector<uint8_t> one = pack_nibbles({-1, 7, -8}, 1, 3);
+    const std::vector<uint8_t> one = pack_bits({-1, 7, -8}, 1, 3, 4);
     CHECK(one == std::vector<uint8_t>{0x7F, 0x08});
-    CHECK(unpack_nibbles(one.data(), 1, 3, false) == std::vector<int32_t>{15, 7, 8});
-    CHECK_THROWS_WITH(pack_nibbles({16}, 1, 1), doctest::Contains("does not fit in 4 bits"));
+    CHECK(unpack_bits(one.data(), 1, 3, 4, false) == std::vector<int32_t>{15, 7, 8});
+    CHECK_THROWS_WITH(pack_bits({16}, 1, 1, 4), doctest::Contains("does not fit in 4 bits"));
 }
 
 TEST_CASE("export: every quantizer type at bits 2-8 goes through its metadata JSON and back bit for bit") {
@@ -240,7 +240,7 @@ TEST_CASE("export: int4 packing of an odd input size (timm patch embedding 1x7x7
     CHECK(w.dtype == "U8");
     CHECK(w.shape == std::vector<int64_t>{D, (in + 1) / 2});
     // Decoding the nibbles by hand gives the weights: code · scale.
-    const std::vector<int32_t> codes = unpack_nibbles(w.bytes.data(), size_t(D), size_t(in), true);
+    const std::vector<int32_t> codes = unpack_bits(w.bytes.data(), size_t(D), size_t(in), 4, true);
     const std::vector<float> sc = tensor(st, "patch_embed.proj.weight_scale").to_f32("scale");
     for (size_t n = 0; n < size_t(D); ++n)
         for (size_t k = 0; k < size_t(in); ++k)
