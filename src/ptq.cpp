@@ -147,15 +147,24 @@ double QuantizedViT::bits_per_weight() const {
     return bits / double(weight_count());
 }
 
+namespace {
+// The name in ActPoint::feeds of the point whose values a Linear takes in: its own name, except that the
+// distillation head reads the head's input.
+const std::string& input_point_of(const Linear& l) {
+    static const std::string head = "head";
+    return l.name == "head_dist" ? head : l.name;
+}
+}  // namespace
+
 FakeQuantHook::FakeQuantHook(const QuantizedViT& qv) : q(qv), active(qv.model.points.size(), 0) {
     const std::vector<const Linear*> ls = q.model.linears();
     for (size_t p = 0; p < active.size(); ++p) fast.emplace_back(q.aq[p]);
     for (size_t p = 0; p < active.size(); ++p) {
         if (!q.act_on[p]) continue;
         const std::string& feeds = q.model.points[p].feeds;
-        bool consumed = false, all_integer = true;  // the head point also feeds head_dist
+        bool consumed = false, all_integer = true;
         for (const Linear* l : ls)
-            if (!feeds.empty() && (l->name == feeds || (feeds == "head" && l->name == "head_dist"))) {
+            if (!feeds.empty() && input_point_of(*l) == feeds) {
                 consumed = true;
                 all_integer = all_integer && l->int8 && l->int8->in.type == QType::Uniform && l->int8->in.scale == q.aq[p].scale &&
                               l->int8->in.zero == q.aq[p].zero && l->int8->in.qmin == q.aq[p].qmin && l->int8->in.qmax == q.aq[p].qmax;
@@ -385,7 +394,7 @@ int enable_integer(QuantizedViT& q) {
     for (size_t i = 0; i < ls.size(); ++i) {
         Linear& l = *ls[i];
         if (q.wq[i].empty()) continue;
-        const std::string feeds = l.name == "head_dist" ? "head" : l.name;
+        const std::string& feeds = input_point_of(l);
         int point = -1;
         for (size_t p = 0; p < q.model.points.size(); ++p)
             if (q.model.points[p].feeds == feeds) point = int(p);
