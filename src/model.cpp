@@ -90,6 +90,12 @@ void ViT::forward(const float* image, float* logits, Workspace& ws, ActivationHo
     head_logits(logits, ws, hook);
 }
 
+namespace {
+inline void notify(ActivationHook* hook, int point, float* x, size_t rows, size_t cols, size_t ld) {
+    if (hook) hook->on_activation(point, x, rows, cols, ld);
+}
+}  // namespace
+
 void ViT::embed(const float* image, Workspace& ws, ActivationHook* hook) const {
     const ViTConfig& c = cfg;
     const size_t T = size_t(c.tokens()), D = size_t(c.hidden), Np = size_t(c.num_patches()), P = size_t(c.patch),
@@ -105,7 +111,7 @@ void ViT::embed(const float* image, Workspace& ws, ActivationHook* hook) const {
             for (size_t i = 0; i < P; ++i)
                 std::memcpy(row + (ch * P + i) * P, image + ch * HWimg + (gy * P + i) * Wimg + gx * P, P * sizeof(float));
     }
-    if (hook) hook->on_activation(0, ws.patches.data(), Np, PP, PP);
+    notify(hook, 0, ws.patches.data(), Np, PP, PP);
     float* x = ws.x.data();                                     // x[T, D]
     patch_embed.forward(ws.patches.data(), Np, PP, x + pre * D, D);
     std::memcpy(x, cls_token.data(), D * sizeof(float));
@@ -120,9 +126,6 @@ void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* h
     ws.x.resize(T * D), ws.ln.resize(T * D), ws.qkv.resize(T * 3 * D), ws.scores.resize(H * T * T);
     ws.ctx.resize(T * D), ws.tmp.resize(T * D), ws.mlp.resize(T * F);
     ws.packed_k.resize(k::f32_gemm_packed_floats(T, d)), ws.packed_v.resize(k::f32_gemm_packed_floats(d, T));
-    auto act = [&](int point, float* x, size_t rows, size_t cols, size_t ld) {
-        if (hook) hook->on_activation(point, x, rows, cols, ld);
-    };
     float* x = ws.x.data();
     const float scale = 1.0f / std::sqrt(float(d));
     for (size_t bi = first; bi < last; ++bi) {
@@ -130,35 +133,35 @@ void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* h
         const int bidx = int(bi);
         // --- attention: x = x + proj(MHSA(LN1(x)))
         k::f32_layernorm_wasmsimd(T, D, x, D, b.norm1.gamma.data(), b.norm1.beta.data(), c.ln_eps, ws.ln.data(), D);
-        act(point_index(bidx, kQkvIn), ws.ln.data(), T, D, D);
+        notify(hook, point_index(bidx, kQkvIn), ws.ln.data(), T, D, D);
         float* qkv = ws.qkv.data();                             // qkv[T, 3D] = [q | k | v]
         b.qkv.forward(ws.ln.data(), T, D, qkv, 3 * D);
-        act(point_index(bidx, kQ), qkv, T, D, 3 * D);
-        act(point_index(bidx, kK), qkv + D, T, D, 3 * D);
-        act(point_index(bidx, kV), qkv + 2 * D, T, D, 3 * D);
+        notify(hook, point_index(bidx, kQ), qkv, T, D, 3 * D);
+        notify(hook, point_index(bidx, kK), qkv + D, T, D, 3 * D);
+        notify(hook, point_index(bidx, kV), qkv + 2 * D, T, D, 3 * D);
         for (size_t h = 0; h < H; ++h) {                       // scores[h] = q_h · k_hᵀ · scale   [T, T]
             k::f32_gemm_pack(T, d, qkv + D + h * d, 3 * D, 1, ws.packed_k.data());
             float* s = &ws.scores[h * T * T];
             k::f32_gemm_4x8_wasmsimd(T, T, d, qkv + h * d, 3 * D, ws.packed_k.data(), nullptr, s, T);
             for (size_t i = 0; i < T * T; ++i) s[i] = s[i] * scale;
         }
-        act(point_index(bidx, kScores), ws.scores.data(), H * T, T, T);
+        notify(hook, point_index(bidx, kScores), ws.scores.data(), H * T, T, T);
         k::f32_softmax_wasmsimd(H * T, T, ws.scores.data(), T);
-        act(point_index(bidx, kProbs), ws.scores.data(), H * T, T, T);
+        notify(hook, point_index(bidx, kProbs), ws.scores.data(), H * T, T, T);
         for (size_t h = 0; h < H; ++h) {                       // ctx[:, h] = probs[h] · v_h   [T, d]
             k::f32_gemm_pack(d, T, qkv + 2 * D + h * d, 1, 3 * D, ws.packed_v.data());
             k::f32_gemm_4x8_wasmsimd(T, d, T, &ws.scores[h * T * T], T, ws.packed_v.data(), nullptr, ws.ctx.data() + h * d, D);
         }
-        act(point_index(bidx, kProjIn), ws.ctx.data(), T, D, D);
+        notify(hook, point_index(bidx, kProjIn), ws.ctx.data(), T, D, D);
         b.proj.forward(ws.ctx.data(), T, D, ws.tmp.data(), D);
         for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + ws.tmp[i];
         // --- MLP: x = x + fc2(GELU(fc1(LN2(x))))
         k::f32_layernorm_wasmsimd(T, D, x, D, b.norm2.gamma.data(), b.norm2.beta.data(), c.ln_eps, ws.ln.data(), D);
-        act(point_index(bidx, kFc1In), ws.ln.data(), T, D, D);
+        notify(hook, point_index(bidx, kFc1In), ws.ln.data(), T, D, D);
         b.fc1.forward(ws.ln.data(), T, D, ws.mlp.data(), F);
         if (c.gelu_tanh) k::f32_gelu_tanh_wasmsimd(T * F, ws.mlp.data());
         else k::f32_gelu_wasmsimd(T * F, ws.mlp.data());
-        act(point_index(bidx, kFc2In), ws.mlp.data(), T, F, F);
+        notify(hook, point_index(bidx, kFc2In), ws.mlp.data(), T, F, F);
         b.fc2.forward(ws.mlp.data(), T, F, ws.tmp.data(), D);
         for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + ws.tmp[i];
     }
@@ -170,9 +173,6 @@ void ViT::head_logits(float* logits, Workspace& ws, ActivationHook* hook) const 
     const size_t T = size_t(c.tokens());
     ws.tmp.resize(T * D);
     float* x = ws.x.data();
-    auto act = [&](int point, float* v, size_t rows, size_t cols, size_t ld) {
-        if (hook) hook->on_activation(point, v, rows, cols, ld);
-    };
     // Head: pooled[rows, D] → logits. Token pooling uses the class (and distillation) token after the
     // final norm; average pooling takes the mean of the patch tokens, then fc_norm.
     const size_t rows = c.dist_head ? 2 : 1;
@@ -187,7 +187,7 @@ void ViT::head_logits(float* logits, Workspace& ws, ActivationHook* hook) const 
     } else {
         k::f32_layernorm_wasmsimd(rows, D, x, D, norm.gamma.data(), norm.beta.data(), c.ln_eps, ws.pooled.data(), D);
     }
-    act(head_point(), ws.pooled.data(), rows, D, D);
+    notify(hook, head_point(), ws.pooled.data(), rows, D, D);
     head.forward(ws.pooled.data(), 1, D, logits, size_t(c.num_classes));
     if (c.dist_head) {
         ws.logits2.resize(size_t(c.num_classes));

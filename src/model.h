@@ -14,10 +14,8 @@ namespace bitlens {
 // The integer path of a quantized Linear: int8 weight codes w_q with per-output-channel scales s_w,
 // and the input's uniform quantizer (scale s_x, zero z_x). With input codes x_q:
 //   y[n] = s_x·s_w[n]·(Σ_k x_q[k]·w_q[n][k] − z_x·Σ_k w_q[n][k]) + b[n]
-// computed as an int8×int8→int32 GEMM (input codes shifted by −128 into int8 when unsigned) with the
-// scales applied after accumulation.
-// y = s_x·s_w[n]·(Σ_k x_q·w_q − z·Σ_k w_q) + b, with x_q the input codes shifted into int8 and z the
-// shifted zero point.
+// computed as an int8×int8→int32 GEMM (input codes shifted by −128 into int8 when unsigned, z_x with
+// them) with the scales applied after accumulation.
 struct IntLinear {
     std::vector<int16_t> packed;   // out × Kp weight codes widened to int16 (kernels::qs8_gemm_pack), or empty when
     std::vector<uint8_t> packed4;  // the codes fit 4 bits: two per byte (kernels::qs4_gemm_pack)
