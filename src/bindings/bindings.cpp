@@ -257,10 +257,14 @@ public:
     std::unique_ptr<QuantizedViT> quant;
     std::unique_ptr<FakeQuantHook> quant_hook;
     ActivationHook* hook() const { return quant_hook.get(); }
+    // Quantizing, sweeping and measuring sensitivities start from FP32 weights.
+    void require_fp32(const char* what) const {
+        if (quant) throw std::runtime_error(std::string(what) + ": this model is already quantized (" + quant->cfg.name() + ")");
+    }
 
     SweepHandle* sweep(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib) const {
         return guard([&] {
-            if (quant) throw std::runtime_error("sweep: this model is already quantized (" + quant->cfg.name() + ")");
+            require_fp32("sweep");
             SweepSpec sp = sweep_spec_from_json(nlohmann::json::parse(spec), lm.vit.cfg);
             auto r = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
             auto* h = new SweepHandle;
@@ -273,7 +277,7 @@ public:
     // "worst", candidates: [bits], sensSize: images drawn from calib}.
     SensitivityHandle* sensitivities(std::string spec, const DatasetHandle& calib) const {
         return guard([&] {
-            if (quant) throw std::runtime_error("sensitivities: this model is already quantized (" + quant->cfg.name() + ")");
+            require_fp32("sensitivities");
             const nlohmann::json j = nlohmann::json::parse(spec);
             for (const auto& kv : j.items())
                 if (kv.key() != "config" && kv.key() != "objective" && kv.key() != "candidates" && kv.key() != "sensSize")
@@ -296,7 +300,7 @@ public:
 
     QuantizedHandle* quantize(std::string config, const DatasetHandle& calib, bool integer) const {
         return guard([&] {
-            if (quant) throw std::runtime_error("quantize: this model is already quantized (" + quant->cfg.name() + ")");
+            require_fp32("quantize");
             QuantConfig qc = config_from_json(nlohmann::json::parse(config));
             QuantizedViT qv = bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1);
             auto* h = new QuantizedHandle;
