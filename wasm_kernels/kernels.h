@@ -43,6 +43,51 @@ void f32_layernorm_ref(size_t rows, size_t n, const float* x, size_t ldx, const 
 void f32_layernorm_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
                             const float* beta, float eps, float* y, size_t ldy);
 
+// ---------------------------------------------------------------------------------------------
+// Training (backward pass). Unpacked GEMMs, since weights change every step:
+//   nn: C[M,N] = A[M,K] · B[K,N]        (dX = dY·W; attention's ctx = P·V and dQ = dS·K)
+//   tn: C[M,N] = A[K,M]ᵀ · B[K,N]       (dW = dYᵀ·X; attention's dV = Pᵀ·dCtx and dK = dSᵀ·Q)
+// Operation order: acc = +0; for k in 0..K-1: acc = acc + A·B (rounded multiply, rounded add);
+// C[m][n] = accumulate ? C[m][n] + acc : acc. (The existing packed f32_gemm covers C = A·Bᵀ.)
+void f32_gemm_nn_ref(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B, size_t ldb, float* C,
+                     size_t ldc, bool accumulate);
+void f32_gemm_nn_4x8_wasmsimd(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B, size_t ldb, float* C,
+                              size_t ldc, bool accumulate);
+void f32_gemm_tn_ref(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B, size_t ldb, float* C,
+                     size_t ldc, bool accumulate);
+void f32_gemm_tn_4x8_wasmsimd(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B, size_t ldb, float* C,
+                              size_t ldc, bool accumulate);
+
+// LayerNorm forward that also saves what the backward needs: exactly f32_layernorm's y, plus mean[r] and
+// rstd[r] as that kernel computes them.
+void f32_layernorm_fwd_ref(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma, const float* beta,
+                           float eps, float* y, size_t ldy, float* mean, float* rstd);
+void f32_layernorm_fwd_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma, const float* beta,
+                                float eps, float* y, size_t ldy, float* mean, float* rstd);
+// LayerNorm backward: with x̂ = (x − mean)·rstd and g = dy ⊙ gamma, per row
+//   dx += rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂))      (the two row means in the forward's lane-blocked order)
+//   dgamma += dy ⊙ x̂,  dbeta += dy                    (rows in ascending order)
+// All outputs accumulate (+=), as every gradient in the training engine does.
+void f32_layernorm_bwd_ref(size_t rows, size_t n, const float* dy, size_t lddy, const float* x, size_t ldx,
+                           const float* gamma, const float* mean, const float* rstd, float* dx, size_t lddx, float* dgamma,
+                           float* dbeta);
+void f32_layernorm_bwd_wasmsimd(size_t rows, size_t n, const float* dy, size_t lddy, const float* x, size_t ldx,
+                                const float* gamma, const float* mean, const float* rstd, float* dx, size_t lddx,
+                                float* dgamma, float* dbeta);
+// GELU backward over n values: dx[i] = dy[i] · GELU'(x[i]) (x: GELU's input), the derivative of the
+// forward kernels' own formulas (exact form: 0.5·(1 + E(x)) + x·exp(−x²/2)/√(2π), with the forward's E and
+// bl_expf; tanh form likewise with bl_tanhf). dx is written (=), may alias dy.
+void f32_gelu_bwd_ref(size_t n, const float* x, const float* dy, float* dx);
+void f32_gelu_bwd_wasmsimd(size_t n, const float* x, const float* dy, float* dx);
+void f32_gelu_tanh_bwd_ref(size_t n, const float* x, const float* dy, float* dx);
+void f32_gelu_tanh_bwd_wasmsimd(size_t n, const float* x, const float* dy, float* dx);
+// Softmax backward, rows of length n: with p the forward's output, dx = p ⊙ (dy − Σ_j p_j·dy_j), the sum in
+// softmax's lane-blocked order. dx is written (=), may alias dy.
+void f32_softmax_bwd_ref(size_t rows, size_t n, const float* p, size_t ldp, const float* dy, size_t lddy, float* dx,
+                         size_t lddx);
+void f32_softmax_bwd_wasmsimd(size_t rows, size_t n, const float* p, size_t ldp, const float* dy, size_t lddy, float* dx,
+                              size_t lddx);
+
 // GELU in place over n values: exact form 0.5·x·(1 + erf(x/√2)), or the tanh form
 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 void f32_gelu_ref(size_t n, float* x);
@@ -88,7 +133,7 @@ void qs8_qc4w_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A,
 namespace bitlens::kernels {
 
 // ---------------------------------------------------------------------------------------------
-// Uniform quantization (Quantizer::code of src/quant.h, for the hot paths):
+// Uniform quantization (Quantizer::code of src/quant/quant.h, for the hot paths):
 //   v = x / scale; v = (v > -2^22) ? v : -2^22 (so NaN → -2^22); v = (v > 2^22) ? 2^22 : v
 //   c = clamp(round_half_even(v) + zero, qmin, qmax)
 // vfakequant: x = float(c − zero) · scale in place. qs8_vcvt: out = int8(c − shift) (codes and shift
@@ -109,7 +154,7 @@ void f32_qs8_vcvt_wasmsimd(size_t n, const float* x, float scale, int32_t zero, 
 //          a sentinel 0xFFFFFFFF, so the fixed-length scan never runs past the table)
 //   code = x is NaN ? nan_code : c
 // Exactly std::upper_bound over the thresholds when `first`, `steps` and the sentinel are built as
-// FastFake (src/quant.cpp) builds them.
+// FastFake (src/quant/quant.cpp) builds them.
 struct ThresholdIndex {
     const uint32_t* key = nullptr;    // threshold keys, ascending, then the sentinel
     const uint16_t* first = nullptr;  // per bucket in [lo, hi]

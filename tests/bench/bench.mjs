@@ -547,12 +547,13 @@ async function sweepBench(bl) {
 function buildProfile(kind) {  // kind: 'native' | 'wasm'
   const target = path.join(opt.out, kind === 'wasm' ? 'bitlens-profile-wasm.cjs' : 'bitlens-profile');
   const list = (d, re) => readdirSync(path.join(ROOT, d)).filter((f) => re.test(f)).map((f) => path.join(ROOT, d, f));
-  const srcs = [...list('src', /\.cpp$/), ...list('wasm_kernels', /\.cpp$/)];
-  const deps = [...srcs, ...list('src', /\.h$/), ...list('wasm_kernels', /\.h$/), path.join(HERE, 'profile.cpp')];
+  const layers = ['base', 'data', 'model', 'quant', 'eval', 'train'].map((l) => `src/${l}`);  // as CMakeLists.txt
+  const srcs = [...layers.flatMap((d) => list(d, /\.cpp$/)), ...list('wasm_kernels', /\.cpp$/)];
+  const deps = [...srcs, ...layers.flatMap((d) => list(d, /\.h$/)), ...list('wasm_kernels', /\.h$/), path.join(HERE, 'profile.cpp')];
   if (existsSync(target) && statSync(target).mtimeMs > newestMtime(deps)) return target;
   const inc = path.join(ROOT, `build/${kind}/thirdparty/include`);
   if (!existsSync(inc)) throw new Error(`build/${kind}/thirdparty/include missing: run \`npm run build:${kind}\` first`);
-  const common = ['-std=c++17', '-O2', '-ffp-contract=off', '-fno-fast-math', `-I${path.join(ROOT, 'src')}`, `-I${path.join(ROOT, 'wasm_kernels')}`, '-isystem', inc];
+  const common = ['-std=c++17', '-O2', '-ffp-contract=off', '-fno-fast-math', `-I${path.join(ROOT, 'src')}`, ...layers.map((d) => `-I${path.join(ROOT, d)}`), `-I${path.join(ROOT, 'wasm_kernels')}`, '-isystem', inc];
   let r;
   if (kind === 'wasm') {
     // The shipped module's code generation (CMakeLists.txt), plus a real filesystem for reading the model.

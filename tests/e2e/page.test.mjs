@@ -77,7 +77,7 @@ if (missing.length) {
       const js = await fetch(`${origin}/web/worker.js`);
       assert.match(js.headers.get('content-type'), /^text\/javascript/);
       assert.equal((await fetch(`${origin}/web/../package.json`)).status, 404);
-      assert.equal((await fetch(`${origin}/src/model.cpp`)).status, 404);
+      assert.equal((await fetch(`${origin}/src/model/model.cpp`)).status, 404);
     });
 
     test('first open: the shipped model and the default images, with FP32 accuracy', async () => {
