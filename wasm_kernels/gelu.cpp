@@ -29,7 +29,8 @@ constexpr float kP0 = 7.9788446426e-01f, kP1 = 6.7376807332e-02f, kP2 = 9.333395
 constexpr float kQ1 = 2.5111031532e-01f, kQ2 = 2.8550649062e-02f, kQ3 = 1.8747417489e-03f, kQ4 = 7.3100985901e-05f,
                 kQ5 = 1.1997843785e-06f;
 
-inline float gelu_erf(float x) {
+// E(x), the erf(x/√2) of the exact form.
+inline float gelu_e(float x) {
   float xc = kGeluClamp < x ? kGeluClamp : x;   // pmin(x, c)
   xc = xc < -kGeluClamp ? -kGeluClamp : xc;    // pmax(x, -c)
   const float t = xc * xc;
@@ -49,9 +50,10 @@ inline float gelu_erf(float x) {
   const uint32_t xb = bl_f2u(x);
   const float one = bl_u2f((xb & kSign) | kOneBits);  // ±1 with the sign of x
   e = bl_u2f(xb & ~kSign) >= kGeluClamp ? one : e;    // exactly ±1 beyond the clamp (NaN: false)
-  return (0.5f * x) * (1.0f + e);
+  return e;
 }
-inline v128_t gelu_erf_x4(v128_t x) {
+inline float gelu_erf(float x) { return (0.5f * x) * (1.0f + gelu_e(x)); }
+inline v128_t gelu_e_x4(v128_t x) {
   const v128_t c = wasm_f32x4_splat(kGeluClamp), nc = wasm_f32x4_splat(-kGeluClamp);
   const v128_t xc = wasm_f32x4_pmax(wasm_f32x4_pmin(x, c), nc);
   const v128_t t = wasm_f32x4_mul(xc, xc);
@@ -69,8 +71,10 @@ inline v128_t gelu_erf_x4(v128_t x) {
   e = wasm_f32x4_pmax(wasm_f32x4_pmin(e, wasm_f32x4_splat(1.0f)), wasm_f32x4_splat(-1.0f));
   const v128_t sign = wasm_i32x4_splat(int32_t(kSign));
   const v128_t one = wasm_v128_or(wasm_v128_and(x, sign), wasm_i32x4_splat(int32_t(kOneBits)));
-  e = wasm_v128_bitselect(one, e, wasm_f32x4_ge(wasm_v128_andnot(x, sign), c));
-  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), x), wasm_f32x4_add(wasm_f32x4_splat(1.0f), e));
+  return wasm_v128_bitselect(one, e, wasm_f32x4_ge(wasm_v128_andnot(x, sign), c));
+}
+inline v128_t gelu_erf_x4(v128_t x) {
+  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), x), wasm_f32x4_add(wasm_f32x4_splat(1.0f), gelu_e_x4(x)));
 }
 
 inline float gelu_tanh(float x) {
@@ -84,6 +88,27 @@ inline v128_t gelu_tanh_x4(v128_t x) {
                                   wasm_f32x4_add(x, wasm_f32x4_mul(wasm_f32x4_splat(kGeluC), x3)));
   return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), x),
                         wasm_f32x4_add(wasm_f32x4_splat(1.0f), bl_tanhf_x4(u)));
+}
+
+// Derivatives (see the top of the file for their operation order).
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1/√(2π)
+constexpr float kGeluC3 = 3.0f * kGeluC;             // d/dx of 0.044715·x³ is (3·0.044715)·x²
+constexpr float kGeluTanhX2Max = 1.0e4f;             // x² bound in the tanh form's du/dx (see the top)
+
+inline float gelu_erf_d(float x) {
+  const float e = gelu_e(x);
+  float k = (x * kInvSqrt2Pi) * bl_expf((x * x) * -0.5f);
+  k = bl_u2f(bl_f2u(x) & ~kSign) >= kGeluClamp ? 0.0f : k;  // beyond the clamp the forward is x or −0
+  return 0.5f * (1.0f + e) + k;
+}
+inline float gelu_tanh_d(float x) {
+  const float x2 = x * x;
+  const float u = kSqrt2OverPi * (x + kGeluC * (x2 * x));
+  const float t = bl_tanhf(u);
+  const float x2c = kGeluTanhX2Max < x2 ? kGeluTanhX2Max : x2;  // pmin(x², bound)
+  const float du = kSqrt2OverPi * (1.0f + kGeluC3 * x2c);
+  const float s = 1.0f - t * t;
+  return 0.5f * (1.0f + t) + ((0.5f * x) * s) * du;
 }
 }  // namespace
 
@@ -105,6 +130,20 @@ void f32_gelu_tanh_wasmsimd(size_t n, float* x) {
   size_t i = 0;
   for (; i + 4 <= n; i += 4) wasm_v128_store(x + i, gelu_tanh_x4(wasm_v128_load(x + i)));
   for (; i < n; ++i) x[i] = gelu_tanh(x[i]);
+}
+
+void f32_gelu_bwd_ref(size_t n, const float* x, const float* dy, float* dx) {
+  for (size_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_erf_d(x[i]);
+}
+
+void f32_gelu_bwd_wasmsimd(size_t n, const float* x, const float* dy, float* dx) { f32_gelu_bwd_ref(n, x, dy, dx); }
+
+void f32_gelu_tanh_bwd_ref(size_t n, const float* x, const float* dy, float* dx) {
+  for (size_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_tanh_d(x[i]);
+}
+
+void f32_gelu_tanh_bwd_wasmsimd(size_t n, const float* x, const float* dy, float* dx) {
+  f32_gelu_tanh_bwd_ref(n, x, dy, dx);
 }
 
 }  // namespace bitlens::kernels

@@ -59,7 +59,7 @@ void f32_gemm_tn_4x8_wasmsimd(size_t M, size_t N, size_t K, const float* A, size
                               size_t ldc, bool accumulate);
 
 // LayerNorm forward that also saves what the backward needs: exactly f32_layernorm's y, plus mean[r] and
-// rstd[r] as that kernel computes them.
+// rstd[r] as that kernel computes them (mean / rstd may be null: then it is f32_layernorm).
 void f32_layernorm_fwd_ref(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma, const float* beta,
                            float eps, float* y, size_t ldy, float* mean, float* rstd);
 void f32_layernorm_fwd_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma, const float* beta,

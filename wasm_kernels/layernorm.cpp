@@ -15,6 +15,11 @@ namespace bitlens::kernels {
 
 void f32_layernorm_ref(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma,
                        const float* beta, float eps, float* y, size_t ldy) {
+  f32_layernorm_fwd_ref(rows, n, x, ldx, gamma, beta, eps, y, ldy, nullptr, nullptr);
+}
+
+void f32_layernorm_fwd_ref(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma, const float* beta,
+                           float eps, float* y, size_t ldy, float* mean_out, float* rstd_out) {
   if (n == 0) return;
   const size_t nb = n & ~size_t(3);
   const float fn = static_cast<float>(n);
@@ -42,6 +47,46 @@ void f32_layernorm_ref(size_t rows, size_t n, const float* x, size_t ldx, const 
     const float var = sq / fn;
     const float rstd = 1.0f / std::sqrt(var + eps);
     for (size_t i = 0; i < n; ++i) py[i] = ((px[i] - mean) * rstd) * gamma[i] + beta[i];
+    if (mean_out) mean_out[r] = mean;
+    if (rstd_out) rstd_out[r] = rstd;
+  }
+}
+
+void f32_layernorm_bwd_ref(size_t rows, size_t n, const float* dy, size_t lddy, const float* x, size_t ldx,
+                           const float* gamma, const float* mean, const float* rstd, float* dx, size_t lddx, float* dgamma,
+                           float* dbeta) {
+  if (n == 0) return;
+  const size_t nb = n & ~size_t(3);
+  const float fn = static_cast<float>(n);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* pdy = dy + r * lddy;
+    const float* px = x + r * ldx;
+    float* pdx = dx + r * lddx;
+    const float mu = mean[r], rs = rstd[r];
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, q[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < nb; i += 4)
+      for (size_t l = 0; l < 4; ++l) {
+        const float xh = (px[i + l] - mu) * rs;
+        const float g = pdy[i + l] * gamma[i + l];
+        s[l] = s[l] + g;
+        q[l] = q[l] + g * xh;
+      }
+    float sg = (s[0] + s[1]) + (s[2] + s[3]);
+    float sgx = (q[0] + q[1]) + (q[2] + q[3]);
+    for (size_t i = nb; i < n; ++i) {
+      const float xh = (px[i] - mu) * rs;
+      const float g = pdy[i] * gamma[i];
+      sg = sg + g;
+      sgx = sgx + g * xh;
+    }
+    const float mg = sg / fn, mgx = sgx / fn;
+    for (size_t i = 0; i < n; ++i) {
+      const float xh = (px[i] - mu) * rs;
+      const float g = pdy[i] * gamma[i];
+      pdx[i] = pdx[i] + rs * ((g - mg) - xh * mgx);
+      dgamma[i] = dgamma[i] + pdy[i] * xh;
+      dbeta[i] = dbeta[i] + pdy[i];
+    }
   }
 }
 
@@ -83,6 +128,17 @@ void f32_layernorm_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, c
     }
     for (size_t i = nb; i < n; ++i) py[i] = ((px[i] - mean) * rstd) * gamma[i] + beta[i];
   }
+}
+
+void f32_layernorm_fwd_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, const float* gamma, const float* beta,
+                                float eps, float* y, size_t ldy, float* mean, float* rstd) {
+  f32_layernorm_fwd_ref(rows, n, x, ldx, gamma, beta, eps, y, ldy, mean, rstd);
+}
+
+void f32_layernorm_bwd_wasmsimd(size_t rows, size_t n, const float* dy, size_t lddy, const float* x, size_t ldx,
+                                const float* gamma, const float* mean, const float* rstd, float* dx, size_t lddx,
+                                float* dgamma, float* dbeta) {
+  f32_layernorm_bwd_ref(rows, n, dy, lddy, x, ldx, gamma, mean, rstd, dx, lddx, dgamma, dbeta);
 }
 
 }  // namespace bitlens::kernels

@@ -85,4 +85,28 @@ void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld) {
   }
 }
 
+// Softmax backward: dot = Σ_j p_j·dy_j (each product rounded, lane-blocked as the forward's sum),
+// dx_i = p_i · (dy_i − dot). The dot is complete before any dx_i is written, so dx may alias dy.
+void f32_softmax_bwd_ref(size_t rows, size_t n, const float* p, size_t ldp, const float* dy, size_t lddy, float* dx,
+                         size_t lddx) {
+  if (n == 0) return;
+  const size_t nb = n & ~size_t(3);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* pp = p + r * ldp;
+    const float* pdy = dy + r * lddy;
+    float* pdx = dx + r * lddx;
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < nb; i += 4)
+      for (size_t l = 0; l < 4; ++l) s[l] = s[l] + pp[i + l] * pdy[i + l];
+    float dot = (s[0] + s[1]) + (s[2] + s[3]);
+    for (size_t i = nb; i < n; ++i) dot = dot + pp[i] * pdy[i];
+    for (size_t i = 0; i < n; ++i) pdx[i] = pp[i] * (pdy[i] - dot);
+  }
+}
+
+void f32_softmax_bwd_wasmsimd(size_t rows, size_t n, const float* p, size_t ldp, const float* dy, size_t lddy, float* dx,
+                              size_t lddx) {
+  f32_softmax_bwd_ref(rows, n, p, ldp, dy, lddy, dx, lddx);
+}
+
 }  // namespace bitlens::kernels
