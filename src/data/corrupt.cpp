@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "rng.h"
+
 namespace bitlens {
 
 namespace {
@@ -138,12 +140,6 @@ Corruption parse_corruption(const std::string& s) {
         throw std::runtime_error("corruption severity must be 1 to 5 (as TYPE:SEVERITY, e.g. " + type + ":3), found '" + s + "'");
     c.severity = sev[0] - '0';
     return c;
-}
-
-uint64_t derive_seed(uint64_t stream, uint64_t index) {
-    SplitMix64 a(stream);
-    SplitMix64 b(a.next() ^ index);
-    return b.next();
 }
 
 Image8 corrupt(const Image8& img, const Corruption& c, uint64_t seed) {

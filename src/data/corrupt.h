@@ -39,20 +39,6 @@ const char* corruption_type_name(CorruptionType t);  // "none", "noise", "blur",
 // Throws std::runtime_error naming the accepted types, or the 1–5 range.
 Corruption parse_corruption(const std::string& s);
 
-// Portable SplitMix64 (the same generator as draw_calibration).
-struct SplitMix64 {
-    uint64_t state;
-    explicit SplitMix64(uint64_t seed) : state(seed) {}
-    uint64_t next() {
-        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-};
-// A well-mixed seed for item `index` of stream `stream` (e.g. the noise of image i under sweep seed s).
-uint64_t derive_seed(uint64_t stream, uint64_t index);
-
 // Returns the corrupted image (same size and channels). `seed` drives the noise (ignored otherwise).
 // Throws std::runtime_error for a severity outside 1–5.
 Image8 corrupt(const Image8& img, const Corruption& c, uint64_t seed = 0);

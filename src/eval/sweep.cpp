@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "parallel.h"
+#include "rng.h"
 
 namespace bitlens {
 

@@ -9,6 +9,7 @@
 #include "export.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "rng.h"
 
 namespace bitlens {
 
@@ -114,14 +115,8 @@ std::vector<size_t> draw_calibration(size_t pool, size_t n, uint64_t seed) {
                                  std::to_string(pool) + " images)");
     std::vector<size_t> idx(pool);
     for (size_t i = 0; i < pool; ++i) idx[i] = i;
-    uint64_t state = seed;
-    auto next = [&state] {  // SplitMix64
-        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    };
-    for (size_t j = 0; j < n; ++j) std::swap(idx[j], idx[j + size_t(next() % uint64_t(pool - j))]);
+    SplitMix64 rng(seed);
+    for (size_t j = 0; j < n; ++j) std::swap(idx[j], idx[j + size_t(rng.next() % uint64_t(pool - j))]);
     idx.resize(n);
     return idx;
 }
