@@ -8,6 +8,7 @@ Produces, under models/:
                      (model.safetensors, config.json)
   each with reference_logits.json (first 16 t10k images) and eval_results.json
   data/fmnist-test-1k-{images-idx3,labels-idx1}-ubyte.gz  balanced 1k eval set
+  data/fmnist-train-5k-{images-idx3,labels-idx1}-ubyte.gz  balanced 5k training subset
 
 Plain PyTorch only (no timm / transformers / safetensors packages): the models
 are re-implemented here with math identical to HF ViT / timm
@@ -18,6 +19,7 @@ Usage (always with one OpenMP thread; more threads is much slower here):
   OMP_NUM_THREADS=1 /usr/bin/python3 models/train.py --which hf      # model A only
   OMP_NUM_THREADS=1 /usr/bin/python3 models/train.py --which timm    # teacher + model B only
   OMP_NUM_THREADS=1 /usr/bin/python3 models/train.py --which data    # only the 1k eval set
+  OMP_NUM_THREADS=1 /usr/bin/python3 models/train.py --which train-subset  # only the 5k training subset
   OMP_NUM_THREADS=1 /usr/bin/python3 models/train.py --eval-only     # verify saved files
 See models/README.md for the recipe and measured results.
 """
@@ -553,6 +555,23 @@ def write_eval_set(xte, yte):
     return sel
 
 
+def write_train_subset(xtr, ytr, per_class=500):
+    """The first `per_class` training images of each class, in file order: the page's default QAT set."""
+    os.makedirs(EVAL_DIR, exist_ok=True)
+    sel = np.sort(np.concatenate([np.nonzero(ytr == c)[0][:per_class] for c in range(NUM_CLASSES)]))
+    n = per_class * NUM_CLASSES
+    assert len(sel) == n
+    tag = f"fmnist-train-{n // 1000}k"
+    write_idx_gz(os.path.join(EVAL_DIR, f"{tag}-images-idx3-ubyte.gz"), xtr[sel])
+    write_idx_gz(os.path.join(EVAL_DIR, f"{tag}-labels-idx1-ubyte.gz"), ytr[sel])
+    xi = read_idx_gz(os.path.join(EVAL_DIR, f"{tag}-images-idx3-ubyte.gz"))
+    yi = read_idx_gz(os.path.join(EVAL_DIR, f"{tag}-labels-idx1-ubyte.gz"))
+    assert (xi == xtr[sel]).all() and (yi == ytr[sel]).all()
+    assert all((yi == c).sum() == per_class for c in range(NUM_CLASSES))
+    log(f"wrote {n} training images ({EVAL_DIR}), train indices {sel[0]}..{sel[-1]}")
+    return sel
+
+
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
@@ -594,7 +613,7 @@ def print_report(tag, rep):
 def main():
     global HF_DIR, TIMM_DIR, BACKGROUND
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--which", choices=["hf", "timm", "all", "data"], default="all")
+    ap.add_argument("--which", choices=["hf", "timm", "all", "data", "train-subset"], default="all")
     ap.add_argument("--epochs-hf", type=int, default=15)
     ap.add_argument("--epochs-timm", type=int, default=18)
     ap.add_argument("--hf-intermediate", type=int, default=HF_ARCH["hidden"],
@@ -632,6 +651,10 @@ def main():
     torch.set_num_threads(1)
 
     xtr_u8, ytr, xte_u8, yte = load_fmnist()
+    if args.which in ("all", "train-subset") and not args.eval_only:
+        write_train_subset(xtr_u8, ytr)
+    if args.which == "train-subset":
+        return
     mean, std = mean_std(xtr_u8)
     log(f"fashion-mnist train {xtr_u8.shape} test {xte_u8.shape}; mean {mean} std {std}")
     BACKGROUND = float(to_tensor(np.zeros((1, 1, 1), np.uint8), mean, std)[0, 0, 0, 0])
