@@ -263,14 +263,8 @@ void read_preprocessor(const json& j, const std::string& what, ViTConfig& c) {
 
 void check_shape(const StTensor& t, const std::string& name, std::vector<int64_t> expect, const std::string& why,
                  const std::string& what) {
-    if (t.shape != expect) {
-        auto s = [](const std::vector<int64_t>& v) {
-            std::string r = "[";
-            for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + std::to_string(v[i]);
-            return r + "]";
-        };
-        fail(what + ": tensor '" + name + "' has shape " + s(t.shape) + ", expected " + s(expect) + " (" + why + ")");
-    }
+    if (t.shape != expect)
+        fail(what + ": tensor '" + name + "' has shape " + shape_str(t.shape) + ", expected " + shape_str(expect) + " (" + why + ")");
 }
 
 }  // namespace

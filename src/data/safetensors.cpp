@@ -15,12 +15,13 @@ namespace {
 [[noreturn]] void fail(const std::string& what, const std::string& msg) {
     throw std::runtime_error(what + ": " + msg);
 }
+}  // namespace
+
 std::string shape_str(const std::vector<int64_t>& s) {
     std::string r = "[";
     for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
     return r + "]";
 }
-}  // namespace
 
 size_t dtype_size(const std::string& d) {
     if (d == "F64" || d == "I64" || d == "U64") return 8;

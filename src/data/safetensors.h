@@ -33,6 +33,7 @@ SafeTensors read_safetensors_file(const std::string& path);
 std::vector<uint8_t> serialize_safetensors(const SafeTensors& st);
 
 size_t dtype_size(const std::string& dtype);  // 0 when unknown
+std::string shape_str(const std::vector<int64_t>& shape);  // "[3, 224, 224]", for errors
 float f16_to_f32(uint16_t h);
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);   // round to nearest even

@@ -226,14 +226,8 @@ struct Loader {
     std::vector<float> take(const std::string& name, std::vector<int64_t> shape) {
         const StTensor* t = get(name);
         if (!t) throw std::runtime_error(what + ": missing tensor '" + name + "'");
-        if (t->shape != shape) {
-            auto s = [](const std::vector<int64_t>& v) {
-                std::string r = "[";
-                for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + std::to_string(v[i]);
-                return r + "]";
-            };
-            throw std::runtime_error(what + ": tensor '" + name + "' has shape " + s(t->shape) + ", expected " + s(shape));
-        }
+        if (t->shape != shape)
+            throw std::runtime_error(what + ": tensor '" + name + "' has shape " + shape_str(t->shape) + ", expected " + shape_str(shape));
         if (t->dtype != "F32" && t->dtype != "F16" && t->dtype != "BF16")
             throw std::runtime_error(what + ": tensor '" + name + "' has dtype " + t->dtype + ", expected F32, F16 or BF16");
         dtype = dtype.empty() || dtype == t->dtype ? t->dtype : "mixed";
