@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "loss.h"
+#include "optim.h"
 
 using namespace bitlens;
 using namespace bitlens::train;
@@ -206,4 +207,150 @@ TEST_CASE("loss: mean squared error and its gradient equal the double formula an
     const auto f = [&](const std::vector<double>& v) { return 3.0 * ref_mse(v, to_double(y)); };
     check_grad(d, central_diff(f, to_double(x), kFdStep), kGradTol);
     for (size_t i = 0; i < x.size(); ++i) CHECK(d[i] == float(2.0 * (double(x[i]) - y[i]) / 6.0 * 3.0));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// AdamW, schedule, clipping, bl_cosd
+
+TEST_CASE("adamw: one step equals the hand-computed PyTorch AdamW step (3 parameters, with and without decay, steps 1 and 2)") {
+    AdamW h;
+    h.lr = 0.5f;  // overridden by the lr argument
+    h.beta1 = 0.8f, h.beta2 = 0.9f, h.eps = 1e-3f, h.weight_decay = 0.1f;  // none the default: each one matters
+    const float lr = 0.05f;
+    const std::vector<float> p0 = {0.5f, -1.0f, 2.0f}, g1 = {0.1f, -0.002f, 0.004f}, g2 = {-0.05f, 0.003f, 0.004f};
+    // The arithmetic written out in double, from the same float hyper-parameters.
+    const double b1 = h.beta1, b2 = h.beta2, eps = h.eps, wd = h.weight_decay, a = lr;
+    for (bool decay : {true, false}) {
+        CAPTURE(decay);
+        std::vector<float> p = p0;
+        AdamWState s;
+        adamw_step(h, lr, p.data(), g1.data(), 3, s, decay);
+        CHECK(s.t == 1);
+        std::vector<double> m(3), v(3), want(3);
+        for (size_t i = 0; i < 3; ++i) {
+            m[i] = (1 - b1) * g1[i];                                  // m1 = (1−β1)·g
+            v[i] = (1 - b2) * double(g1[i]) * g1[i];                  // v1 = (1−β2)·g²
+            const double mhat = m[i] / (1 - b1), vhat = v[i] / (1 - b2);
+            const double decayed = decay ? p0[i] - a * wd * p0[i] : p0[i];
+            want[i] = decayed - a * mhat / (std::sqrt(vhat) + eps);
+        }
+        for (size_t i = 0; i < 3; ++i) {
+            CAPTURE(i);
+            CHECK(p[i] == doctest::Approx(want[i]).epsilon(2e-7));
+            CHECK(s.m[i] == doctest::Approx(m[i]).epsilon(1e-7));
+            CHECK(s.v[i] == doctest::Approx(v[i]).epsilon(1e-7));
+        }
+        const std::vector<double> p1 = want;
+        adamw_step(h, lr, p.data(), g2.data(), 3, s, decay);
+        CHECK(s.t == 2);
+        for (size_t i = 0; i < 3; ++i) {
+            m[i] = b1 * m[i] + (1 - b1) * g2[i];
+            v[i] = b2 * v[i] + (1 - b2) * double(g2[i]) * g2[i];
+            const double mhat = m[i] / (1 - b1 * b1), vhat = v[i] / (1 - b2 * b2);  // bias corrections at t = 2
+            const double decayed = decay ? p1[i] - a * wd * p1[i] : p1[i];
+            want[i] = decayed - a * mhat / (std::sqrt(vhat) + eps);
+        }
+        for (size_t i = 0; i < 3; ++i) {
+            CAPTURE(i);
+            CHECK(p[i] == doctest::Approx(want[i]).epsilon(2e-7));
+        }
+    }
+}
+
+TEST_CASE("adamw: the first step moves each parameter by about lr against its gradient's sign; a wrong-size state throws") {
+    AdamW h;
+    h.weight_decay = 0;
+    std::vector<float> p = {1.0f, 1.0f, 1.0f}, g = {3.0f, -1e-2f, 0.0f};
+    AdamWState s;
+    adamw_step(h, 1e-3f, p.data(), g.data(), 3, s, true);
+    CHECK(p[0] == doctest::Approx(1.0 - 1e-3).epsilon(1e-6));
+    CHECK(p[1] == doctest::Approx(1.0 + 1e-3).epsilon(1e-6));
+    CHECK(p[2] == 1.0f);
+    CHECK_THROWS_WITH_AS(adamw_step(h, 1e-3f, p.data(), g.data(), 2, s, true),
+                         doctest::Contains("state holds 3/3 moments for 2 parameters"), std::runtime_error);
+    h.beta2 = 1.0f;
+    CHECK_THROWS_AS(adamw_step(h, 1e-3f, p.data(), g.data(), 3, s, true), std::runtime_error);
+}
+
+const double kPiD = 3.14159265358979323846;
+
+TEST_CASE("lr_at: linear warm-up from base/warmup to base, cosine to min_lr, at start, end and middle") {
+    const float base = 1e-3f, lo = 1e-5f;
+    const long total = 110, warmup = 10;
+    CHECK(lr_at(0, total, warmup, base, lo) == float(double(base) / 10));
+    CHECK(lr_at(4, total, warmup, base, lo) == float(double(base) * 5 / 10));
+    CHECK(lr_at(9, total, warmup, base, lo) == base);   // end of warm-up
+    CHECK(lr_at(10, total, warmup, base, lo) == base);  // cosine starts at cos 0 = 1
+    CHECK(lr_at(60, total, warmup, base, lo) == doctest::Approx(lo + 0.5 * (double(base) - lo)).epsilon(1e-7));
+    const double end = lo + 0.5 * (1 + std::cos(kPiD * 99 / 100)) * (double(base) - lo);
+    CHECK(lr_at(109, total, warmup, base, lo) == doctest::Approx(end).epsilon(1e-7));
+    CHECK(lr_at(109, total, warmup, base, lo) > lo);
+    for (long t = 10; t < total; ++t) {  // every step against the libm formula, and monotone
+        CAPTURE(t);
+        const double want = lo + 0.5 * (1 + std::cos(kPiD * double(t - warmup) / double(total - warmup))) * (double(base) - lo);
+        CHECK(lr_at(t, total, warmup, base, lo) == doctest::Approx(want).epsilon(1e-7));
+        if (t > 10) CHECK(lr_at(t, total, warmup, base, lo) <= lr_at(t - 1, total, warmup, base, lo));
+    }
+    CHECK(lr_at(0, 100, 0, base) == base);  // no warm-up
+    CHECK_THROWS_AS(lr_at(total, total, warmup, base, lo), std::runtime_error);
+    CHECK_THROWS_AS(lr_at(-1, total, warmup, base, lo), std::runtime_error);
+}
+
+TEST_CASE("clip_grad_norm: returns the global norm, scales every array by max_norm/(norm + 1e-6), leaves small ones untouched") {
+    const std::vector<float> a0 = {3.0f, 0.0f}, b0 = {4.0f, -12.0f};
+    std::vector<float> a = a0, b = b0;
+    std::vector<std::pair<float*, size_t>> grads = {{a.data(), a.size()}, {b.data(), b.size()}};
+    CHECK(clip_grad_norm(grads, 6.5) == 13.0);  // √(9 + 16 + 144)
+    const double c = 6.5 / (13.0 + 1e-6);
+    for (size_t i = 0; i < 2; ++i) CHECK(a[i] == float(double(a0[i]) * c));
+    for (size_t i = 0; i < 2; ++i) CHECK(b[i] == float(double(b0[i]) * c));
+    const double after = std::sqrt(double(a[0]) * a[0] + double(b[0]) * b[0] + double(b[1]) * b[1]);
+    CHECK(after == doctest::Approx(6.5).epsilon(1e-6));
+    CHECK(after < 6.5);
+    for (double max_norm : {13.0, 100.0, 0.0, -1.0}) {  // not above max_norm, or clipping off
+        a = a0, b = b0;
+        CHECK(clip_grad_norm(grads, max_norm) == 13.0);
+        CHECK(a == a0);
+        CHECK(b == b0);
+    }
+    b[1] = std::numeric_limits<float>::quiet_NaN();
+    CHECK(std::isnan(clip_grad_norm(grads, 1.0)));
+    CHECK(a == a0);  // left for the caller to skip the step
+}
+
+TEST_CASE("bl_cosd: within 1e-15 relative of std::cos on [-100, 100], next to the zeros too, and even") {
+    double worst = 0;
+    auto check = [&](double x) {
+        const double got = bl_cosd(x), want = std::cos(x);
+        const double rel = std::fabs(got - want) / std::fabs(want);
+        worst = std::max(worst, rel);
+        if (!(rel <= 1e-15)) {
+            CAPTURE(x);
+            CAPTURE(got);
+            CAPTURE(want);
+            CHECK(rel <= 1e-15);
+        }
+        if (bl_cosd(-x) != got) CHECK(bl_cosd(-x) == got);
+    };
+    const int kGrid = 2000000;
+    for (int i = 0; i <= kGrid; ++i) check(-100.0 + 200.0 * i / kGrid);
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<double> u(-100.0, 100.0);
+    for (int i = 0; i < 1000000; ++i) check(u(rng));
+    // The doubles nearest the multiples of π/2 (where cos is ~1e-17 and the reduction must keep ~100
+    // bits), their neighbours, and the edge of the no-reduction range π/4.
+    for (int k = -63; k <= 63; ++k) {
+        double x = k * 1.5707963267948966;
+        for (int j = 0; j < 4; ++j) x = std::nextafter(x, -1e300);
+        for (int j = 0; j < 8; ++j, x = std::nextafter(x, 1e300)) check(x);
+    }
+    double x = 0.7853981633974483;
+    for (int j = 0; j < 4; ++j) x = std::nextafter(x, 0.0);
+    for (int j = 0; j < 8; ++j, x = std::nextafter(x, 1.0)) check(x);
+    for (double t : {0.0, 1e-300, 1e-9, 1.0, 3.0, 99.99}) check(t);
+    MESSAGE("bl_cosd worst relative error vs std::cos: " << worst);
+    CHECK(std::isnan(bl_cosd(std::numeric_limits<double>::infinity())));
+    CHECK(std::isnan(bl_cosd(std::numeric_limits<double>::quiet_NaN())));
+    CHECK(bl_cosd(800000.0) == doctest::Approx(std::cos(800000.0)).epsilon(1e-15));
+    CHECK_THROWS_AS(bl_cosd(1e6), std::runtime_error);
 }
