@@ -64,7 +64,8 @@ void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t l
 
 std::vector<Linear*> ViT::linears() {
     std::vector<Linear*> r{&patch_embed};
-    for (Block& b : blocks) r.insert(r.end(), {&b.qkv, &b.proj, &b.fc1, &b.fc2});
+    for (Block& b : blocks)
+        for (Linear Block::*l : kBlockLinears) r.push_back(&(b.*l));
     r.push_back(&head);
     if (cfg.dist_head) r.push_back(&head_dist);
     return r;
@@ -73,6 +74,31 @@ std::vector<const Linear*> ViT::linears() const {
     std::vector<const Linear*> r;
     for (Linear* l : const_cast<ViT*>(this)->linears()) r.push_back(l);
     return r;
+}
+
+namespace {
+// The block point whose values block Linear j (ViT::kBlockLinears) takes in; -1 when none.
+constexpr int block_input(size_t j) {
+    for (int p = 0; p < ViT::kPointsPerBlock; ++p)
+        if (ViT::kBlockPoints[p].feeds == ViT::kBlockLinears[j]) return p;
+    return -1;
+}
+constexpr bool every_block_linear_has_an_input() {
+    for (size_t j = 0; j < size_t(ViT::kLinearsPerBlock); ++j)
+        if (block_input(j) < 0) return false;
+    return true;
+}
+static_assert(every_block_linear_has_an_input(), "kBlockPoints must name an input point for every Linear of kBlockLinears");
+}  // namespace
+
+int ViT::input_point(size_t linear) const {
+    const size_t in_blocks = blocks.size() * size_t(kLinearsPerBlock), count = in_blocks + (cfg.dist_head ? 3 : 2);
+    if (linear >= count)
+        throw std::runtime_error("input_point: Linear " + std::to_string(linear) + " is outside 0.." + std::to_string(count - 1));
+    if (linear == 0) return 0;  // patch embedding
+    if (linear > in_blocks) return head_point();  // head, head_dist
+    const size_t b = (linear - 1) / size_t(kLinearsPerBlock), j = (linear - 1) % size_t(kLinearsPerBlock);
+    return point_index(int(b), BlockPoint(block_input(j)));
 }
 
 size_t ViT::parameter_count() const {
@@ -337,21 +363,18 @@ LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
                                      naming_name(c.naming) + " with this config)");
     out.source_dtype = L.dtype;
 
-    // Quantization points, in forward order.
-    m.points.push_back({"patch_embed.in", PointKind::PatchInput, -1, "patch_embed.proj"});
+    // Quantization points, in forward order; `feeds` indexes linears().
+    m.points.push_back({"patch_embed.in", PointKind::PatchInput, -1, 0});
     for (int i = 0; i < c.depth; ++i) {
         const std::string n = "blocks." + std::to_string(i) + ".";
-        m.points.push_back({n + "attn.qkv.in", PointKind::PostLN, i, n + "attn.qkv"});
-        m.points.push_back({n + "attn.q", PointKind::Query, i, ""});
-        m.points.push_back({n + "attn.k", PointKind::Key, i, ""});
-        m.points.push_back({n + "attn.v", PointKind::Value, i, ""});
-        m.points.push_back({n + "attn.scores", PointKind::AttnScores, i, ""});
-        m.points.push_back({n + "attn.probs", PointKind::AttnProbs, i, ""});
-        m.points.push_back({n + "attn.proj.in", PointKind::AttnOut, i, n + "attn.proj"});
-        m.points.push_back({n + "mlp.fc1.in", PointKind::PostLN, i, n + "mlp.fc1"});
-        m.points.push_back({n + "mlp.fc2.in", PointKind::PostGELU, i, n + "mlp.fc2"});
+        for (const BlockPointSpec& s : ViT::kBlockPoints) {
+            int feeds = -1;
+            for (int j = 0; j < ViT::kLinearsPerBlock; ++j)
+                if (s.feeds && s.feeds == ViT::kBlockLinears[j]) feeds = 1 + i * ViT::kLinearsPerBlock + j;
+            m.points.push_back({n + s.suffix, s.kind, i, feeds});
+        }
     }
-    m.points.push_back({"head.in", PointKind::HeadInput, -1, "head"});
+    m.points.push_back({"head.in", PointKind::HeadInput, -1, 1 + c.depth * ViT::kLinearsPerBlock});
     return out;
 }
 

@@ -2,6 +2,7 @@
 // naming, and a forward pass that reads top to bottom. Every quantization point is named, listed in
 // `points`, and handed to an optional hook that may observe or rewrite the values in place.
 #pragma once
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,7 +57,7 @@ struct Block {
     Linear fc2;    // [D, F]
 };
 
-// Activation quantization points. Per block, in forward order.
+// Activation quantization points: the patch input, each block's points (BITLENS_BLOCK_POINTS), the head input.
 enum class PointKind {
     PatchInput,   // normalised image patches, input of the patch embedding
     PostLN,       // LayerNorm output feeding qkv or fc1
@@ -73,7 +74,27 @@ struct ActPoint {
     std::string name;     // e.g. "blocks.2.attn.probs"
     PointKind kind;
     int block;            // -1 outside blocks
-    std::string feeds;    // canonical name of the Linear it feeds ("" for q/k/v/scores/probs)
+    int feeds;            // index in ViT::linears() of the Linear whose input it is (for the head input: the head,
+                          // which head_dist reads too); -1 for q/k/v/scores/probs
+};
+
+// One block's activation points in forward order: ViT::BlockPoint enumerator, name after "blocks.<i>.",
+// PointKind, and the block's Linear whose input it is (nullptr for none). ViT::kBlockPoints is this table.
+#define BITLENS_BLOCK_POINTS(X)                              \
+    X(kQkvIn,  "attn.qkv.in",  PostLN,     &Block::qkv)     \
+    X(kQ,      "attn.q",       Query,      nullptr)         \
+    X(kK,      "attn.k",       Key,        nullptr)         \
+    X(kV,      "attn.v",       Value,      nullptr)         \
+    X(kScores, "attn.scores",  AttnScores, nullptr)         \
+    X(kProbs,  "attn.probs",   AttnProbs,  nullptr)         \
+    X(kProjIn, "attn.proj.in", AttnOut,    &Block::proj)    \
+    X(kFc1In,  "mlp.fc1.in",   PostLN,     &Block::fc1)     \
+    X(kFc2In,  "mlp.fc2.in",   PostGELU,   &Block::fc2)
+
+struct BlockPointSpec {
+    const char* suffix;      // the point's name after "blocks.<i>."
+    PointKind kind;
+    Linear Block::*feeds;    // the block Linear whose input it is, or nullptr
 };
 
 struct ActivationHook {
@@ -100,14 +121,28 @@ public:
     std::vector<ActPoint> points;
     std::vector<std::string> ignored_tensors;  // present in the file, not used at inference (e.g. a pooler)
 
-    // Point indices in `points`.
-    static constexpr int kPointsPerBlock = 9;
-    enum BlockPoint { kQkvIn, kQ, kK, kV, kScores, kProbs, kProjIn, kFc1In, kFc2In };
+    // `points`: the patch input (0), then per block the points of kBlockPoints, then the head input.
+    enum BlockPoint {
+#define BITLENS_ENUMERATOR(e, suffix, kind, feeds) e,
+        BITLENS_BLOCK_POINTS(BITLENS_ENUMERATOR)
+#undef BITLENS_ENUMERATOR
+    };
+    static constexpr BlockPointSpec kBlockPoints[] = {
+#define BITLENS_SPEC(e, suffix, kind, feeds) {suffix, PointKind::kind, feeds},
+        BITLENS_BLOCK_POINTS(BITLENS_SPEC)
+#undef BITLENS_SPEC
+    };
+    static constexpr int kPointsPerBlock = int(std::size(kBlockPoints));
     int point_index(int block, BlockPoint p) const { return 1 + block * kPointsPerBlock + int(p); }
     int head_point() const { return 1 + int(blocks.size()) * kPointsPerBlock; }
 
+    // `linears()`: the patch embedding, per block these (in this order), the head, head_dist when cfg.dist_head.
+    static constexpr Linear Block::*kBlockLinears[] = {&Block::qkv, &Block::proj, &Block::fc1, &Block::fc2};
+    static constexpr int kLinearsPerBlock = int(std::size(kBlockLinears));
     std::vector<Linear*> linears();
     std::vector<const Linear*> linears() const;
+    // The point whose values linears()[linear] takes in (head_dist: the head's input, as the head).
+    int input_point(size_t linear) const;
     size_t parameter_count() const;
 
     // image: CHW float, already preprocessed (see preprocess()). logits: num_classes.

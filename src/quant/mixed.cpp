@@ -274,12 +274,10 @@ double SensitivityRunner::divergence(const ViT& m, ActivationHook* hook, int fir
     return s;
 }
 
-// The first block a Linear's output reaches: blocks.<b>.* → b, the head(s) → after the last block,
-// the patch embedding → -1 (the whole pass).
-int SensitivityRunner::first_block_of(const std::string& linear) const {
-    if (linear.rfind("blocks.", 0) == 0) return std::stoi(linear.substr(7));
-    if (linear == "head" || linear == "head_dist") return int(fp_.blocks.size());
-    return -1;
+// The first block a point's values (or the output of the Linear it feeds) reach: its own block, after the
+// last block for the head input, -1 (the whole pass) for the patch input.
+int SensitivityRunner::first_block_of(const ActPoint& p) const {
+    return p.kind == PointKind::PatchInput ? -1 : p.kind == PointKind::HeadInput ? int(fp_.blocks.size()) : p.block;
 }
 
 void SensitivityRunner::run(size_t i, ViT& scratch) {
@@ -290,7 +288,7 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
         Linear* l = scratch.linears()[item];
         const std::vector<float> saved = l->weight;
         weight_bytes_[item][ci] = (long long)linear_payload_bytes(*l, quantize_weights(*l, cand_[ci], base_));
-        weights_[item].sensitivity[ci] = divergence(scratch, nullptr, first_block_of(l->name));
+        weights_[item].sensitivity[ci] = divergence(scratch, nullptr, first_block_of(fp_.points[size_t(fp_.input_point(item))]));
         l->weight = saved;
         l->pack();
     } else {
@@ -299,8 +297,7 @@ void SensitivityRunner::run(size_t i, ViT& scratch) {
         const ActPoint& pt = fp_.points[pts_[pi]];
         const Quantizer q = fit_point(pt, samples_.samples[pts_[pi]], cand_[ci], base_);
         OnePoint hook{int(pts_[pi]), q};
-        const int first = pt.kind == PointKind::PatchInput ? -1 : pt.kind == PointKind::HeadInput ? int(fp_.blocks.size()) : pt.block;
-        acts_[pi].sensitivity[ci] = divergence(fp_, &hook, first);
+        acts_[pi].sensitivity[ci] = divergence(fp_, &hook, first_block_of(pt));
     }
     done_[i] = 1;
 }

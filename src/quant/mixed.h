@@ -69,7 +69,7 @@ public:
     Sensitivities finish() const;  // throws if a step has not run
 private:
     double divergence(const ViT& m, ActivationHook* hook, int first_block) const;
-    int first_block_of(const std::string& linear) const;
+    int first_block_of(const ActPoint& p) const;
     const ViT& fp_;
     const PreparedData& data_;
     std::vector<size_t> images_;

@@ -142,30 +142,19 @@ double QuantizedViT::bits_per_weight() const {
     return bits / double(weight_count());
 }
 
-namespace {
-// The name in ActPoint::feeds of the point whose values a Linear takes in: its own name, except that the
-// distillation head reads the head's input.
-const std::string& input_point_of(const Linear& l) {
-    static const std::string head = "head";
-    return l.name == "head_dist" ? head : l.name;
-}
-}  // namespace
-
 FakeQuantHook::FakeQuantHook(const QuantizedViT& qv) : q(qv), active(qv.model.points.size(), 0) {
     const std::vector<const Linear*> ls = q.model.linears();
     for (size_t p = 0; p < active.size(); ++p) fast.emplace_back(q.aq[p]);
-    for (size_t p = 0; p < active.size(); ++p) {
-        if (!q.act_on[p]) continue;
-        const std::string& feeds = q.model.points[p].feeds;
-        bool consumed = false, all_integer = true;
-        for (const Linear* l : ls)
-            if (!feeds.empty() && input_point_of(*l) == feeds) {
-                consumed = true;
-                all_integer = all_integer && l->int8 && l->int8->in.type == QType::Uniform && l->int8->in.scale == q.aq[p].scale &&
-                              l->int8->in.zero == q.aq[p].zero && l->int8->in.qmin == q.aq[p].qmin && l->int8->in.qmax == q.aq[p].qmax;
-            }
-        active[p] = !(consumed && all_integer);
+    // A point is skipped when the Linears reading it all quantize their input with its quantizer (integer path).
+    std::vector<char> consumed(active.size(), 0), all_integer(active.size(), 1);
+    for (size_t i = 0; i < ls.size(); ++i) {
+        const Linear* l = ls[i];
+        const size_t p = size_t(q.model.input_point(i));
+        consumed[p] = 1;
+        all_integer[p] = all_integer[p] && l->int8 && l->int8->in.type == QType::Uniform && l->int8->in.scale == q.aq[p].scale &&
+                         l->int8->in.zero == q.aq[p].zero && l->int8->in.qmin == q.aq[p].qmin && l->int8->in.qmax == q.aq[p].qmax;
     }
+    for (size_t p = 0; p < active.size(); ++p) active[p] = q.act_on[p] && !(consumed[p] && all_integer[p]);
 }
 
 void FakeQuantHook::on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) {
@@ -389,11 +378,8 @@ int enable_integer(QuantizedViT& q) {
     for (size_t i = 0; i < ls.size(); ++i) {
         Linear& l = *ls[i];
         if (q.wq[i].empty()) continue;
-        const std::string& feeds = input_point_of(l);
-        int point = -1;
-        for (size_t p = 0; p < q.model.points.size(); ++p)
-            if (q.model.points[p].feeds == feeds) point = int(p);
-        if (point < 0 || !q.act_on[size_t(point)] || q.aq[size_t(point)].type != QType::Uniform) continue;
+        const int point = q.model.input_point(i);
+        if (!q.act_on[size_t(point)] || q.aq[size_t(point)].type != QType::Uniform) continue;
         const size_t N = size_t(l.out), K = size_t(l.in), per = q.wq[i].size() == 1 ? 0 : 1;
         auto il = std::make_shared<IntLinear>();
         il->in = q.aq[size_t(point)];
