@@ -40,7 +40,9 @@ struct TrainQuantizer {
     explicit TrainQuantizer(const Quantizer& q);
 
     // y = q.fake(x) for n values, bit for bit (y may alias x). Uses the current q (public: it may be
-    // changed directly; a non-uniform quantizer's threshold index is cached and rebuilt when q differs).
+    // changed directly). A non-uniform quantizer's threshold index is built once, in the constructor;
+    // should q differ from what it was built from, forward builds a FastFake per call (same bits, slower:
+    // construct a new TrainQuantizer after editing a table). Never mutates: safe to call from threads.
     void forward(const float* x, float* y, size_t n) const;
     // dx (=, may alias dy) for n values; adds raw sums to dscale and, for an asymmetric uniform
     // quantizer, dzero (before LSQ's g: finish_grad applies it). Non-uniform, or learn = false: dx only.
