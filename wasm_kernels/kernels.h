@@ -49,6 +49,10 @@ void f32_layernorm_wasmsimd(size_t rows, size_t n, const float* x, size_t ldx, c
 //   tn: C[M,N] = A[K,M]ᵀ · B[K,N]       (dW = dYᵀ·X; attention's dV = Pᵀ·dCtx and dK = dSᵀ·Q)
 // Operation order: acc = +0; for k in 0..K-1: acc = acc + A·B (rounded multiply, rounded add);
 // C[m][n] = accumulate ? C[m][n] + acc : acc. (The existing packed f32_gemm covers C = A·Bᵀ.)
+// K = 0 gives +0, or C + 0. The 4x8 kernels block C and K for the caches (f32-gemm-nn-tn-4x8-wasmsimd.cpp)
+// without changing this order; C must not overlap A or B. Measured on 3200×64×192, 3200×192×64 and
+// 64×192×3200 (M×N×K), one thread: WASM (Node 20) nn 42–45, tn 40–43 GFLOP/s (f32_gemm_4x8_wasmsimd on a
+// pre-packed W: 49–50); native through SIMDe nn 28–30, tn 35–36 (packed forward 29).
 void f32_gemm_nn_ref(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B, size_t ldb, float* C,
                      size_t ldc, bool accumulate);
 void f32_gemm_nn_4x8_wasmsimd(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B, size_t ldb, float* C,
@@ -67,7 +71,10 @@ void f32_layernorm_fwd_wasmsimd(size_t rows, size_t n, const float* x, size_t ld
 // LayerNorm backward: with x̂ = (x − mean)·rstd and g = dy ⊙ gamma, per row
 //   dx += rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂))      (the two row means in the forward's lane-blocked order)
 //   dgamma += dy ⊙ x̂,  dbeta += dy                    (rows in ascending order)
-// All outputs accumulate (+=), as every gradient in the training engine does.
+// All outputs accumulate (+=), as every gradient in the training engine does. Exact order, per element:
+//   x̂ = (x − mean)·rstd; g = dy·gamma; mean(g) = Σg / n, mean(g⊙x̂) = Σ(g·x̂) / n (sums lane-blocked);
+//   dx = dx + rstd·((g − mean(g)) − x̂·mean(g⊙x̂)); dgamma = dgamma + dy·x̂; dbeta = dbeta + dy.
+// dx must not alias dy or x.
 void f32_layernorm_bwd_ref(size_t rows, size_t n, const float* dy, size_t lddy, const float* x, size_t ldx,
                            const float* gamma, const float* mean, const float* rstd, float* dx, size_t lddx, float* dgamma,
                            float* dbeta);
@@ -76,7 +83,9 @@ void f32_layernorm_bwd_wasmsimd(size_t rows, size_t n, const float* dy, size_t l
                                 float* dgamma, float* dbeta);
 // GELU backward over n values: dx[i] = dy[i] · GELU'(x[i]) (x: GELU's input), the derivative of the
 // forward kernels' own formulas (exact form: 0.5·(1 + E(x)) + x·exp(−x²/2)/√(2π), with the forward's E and
-// bl_expf; tanh form likewise with bl_tanhf). dx is written (=), may alias dy.
+// bl_expf, the second term 0 where the forward clamps (|x| ≥ 5.5); tanh form: 0.5·(1+t) +
+// 0.5·x·(1−t²)·√(2/π)·(1 + 3·0.044715·x²) with the forward's t = bl_tanhf(u)). Exact operation order in
+// gelu.cpp. GELU' is 1 at +inf and 0 at −inf in both forms. dx is written (=), may alias dy.
 void f32_gelu_bwd_ref(size_t n, const float* x, const float* dy, float* dx);
 void f32_gelu_bwd_wasmsimd(size_t n, const float* x, const float* dy, float* dx);
 void f32_gelu_tanh_bwd_ref(size_t n, const float* x, const float* dy, float* dx);

@@ -8,6 +8,8 @@
 //        then the tail e[nb..n) added in ascending order.
 // Element-wise: e_i = bl_expf(x_i - max); x_i = e_i * (1 / sum). (The SIMD form computes the same e_i
 // with bl_expf_x4_le88, bit-identical for these inputs, the tail included.)
+// Backward (f32_softmax_bwd): dot = Σ_j p_j * dy_j in the sum's order above (each product rounded, then
+// added), dx_i = p_i * (dy_i - dot). The dot is complete before any dx_i is written, so dx may alias dy.
 #include <limits>
 
 #include "kernels.h"
@@ -85,8 +87,6 @@ void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld) {
   }
 }
 
-// Softmax backward: dot = Σ_j p_j·dy_j (each product rounded, lane-blocked as the forward's sum),
-// dx_i = p_i · (dy_i − dot). The dot is complete before any dx_i is written, so dx may alias dy.
 void f32_softmax_bwd_ref(size_t rows, size_t n, const float* p, size_t ldp, const float* dy, size_t lddy, float* dx,
                          size_t lddx) {
   if (n == 0) return;
@@ -106,7 +106,23 @@ void f32_softmax_bwd_ref(size_t rows, size_t n, const float* p, size_t ldp, cons
 
 void f32_softmax_bwd_wasmsimd(size_t rows, size_t n, const float* p, size_t ldp, const float* dy, size_t lddy, float* dx,
                               size_t lddx) {
-  f32_softmax_bwd_ref(rows, n, p, ldp, dy, lddy, dx, lddx);
+  if (n == 0) return;
+  const size_t nb = n & ~size_t(3);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* pp = p + r * ldp;
+    const float* pdy = dy + r * lddy;
+    float* pdx = dx + r * lddx;
+    v128_t vs = wasm_f32x4_splat(0.0f);
+    for (size_t i = 0; i < nb; i += 4)
+      vs = wasm_f32x4_add(vs, wasm_f32x4_mul(wasm_v128_load(pp + i), wasm_v128_load(pdy + i)));
+    float dot = (wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1)) +
+                (wasm_f32x4_extract_lane(vs, 2) + wasm_f32x4_extract_lane(vs, 3));
+    for (size_t i = nb; i < n; ++i) dot = dot + pp[i] * pdy[i];
+    const v128_t vdot = wasm_f32x4_splat(dot);
+    for (size_t i = 0; i < nb; i += 4)
+      wasm_v128_store(pdx + i, wasm_f32x4_mul(wasm_v128_load(pp + i), wasm_f32x4_sub(wasm_v128_load(pdy + i), vdot)));
+    for (size_t i = nb; i < n; ++i) pdx[i] = pp[i] * (pdy[i] - dot);
+  }
 }
 
 }  // namespace bitlens::kernels

@@ -496,6 +496,439 @@ TEST_CASE("gelu (erf and tanh forms): wasmsimd bit-identical to ref for n in {1.
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// training (backward pass): unpacked nn / tn GEMMs, LayerNorm with saved statistics and its backward,
+// GELU and softmax backward
+
+namespace {
+
+constexpr double kLayerNormStatTol = 1e-6;    // saved mean / rstd vs double, relative to max(1, |value|)
+constexpr double kLayerNormBwdTol = 2e-5;     // |grad_ref − central difference| / max(1, |difference|), n ≤ 197
+constexpr double kGeluBwdTol = 5e-6;          // |GELU'_ref − central difference of the double formula| / max(1, ·)
+constexpr double kSoftmaxBwdTol = 1e-6;       // |dx_ref − central difference| (|dy| ≤ 1, so dx is O(1))
+constexpr double kFdStep = 1e-4;              // central-difference step (in double: O(h²) ≈ 1e-8 error)
+
+using GemmNN = void (*)(size_t, size_t, size_t, const float*, size_t, const float*, size_t, float*, size_t, bool);
+
+// One nn (C = A·B, A: M×K) or tn (C = Aᵀ·B, A: K×M) shape with strided, sentinel-padded A, B and C.
+// accumulate: C starts random and must come out C + A·B; otherwise C's interior starts as the sentinel
+// (a NaN, so reading it shows up) and must come out A·B.
+void check_gemm_bw(bool tn, size_t M, size_t N, size_t K, size_t lda, size_t ldb, size_t ldc, bool accumulate,
+                   uint64_t seed) {
+  CAPTURE(tn);
+  CAPTURE(M);
+  CAPTURE(N);
+  CAPTURE(K);
+  CAPTURE(lda);
+  CAPTURE(ldb);
+  CAPTURE(ldc);
+  CAPTURE(accumulate);
+  Rng rng(seed);
+  Strided A = tn ? Strided(K, M, lda) : Strided(M, K, lda);
+  A.fill(rng, -1.0f, 1.0f);
+  Strided B(K, N, ldb);
+  B.fill(rng, -1.0f, 1.0f);
+  Strided C0(M, N, ldc);
+  if (accumulate) C0.fill(rng, -2.0f, 2.0f);
+  auto a_at = [&](size_t m, size_t k) { return tn ? A.at(k, m) : A.at(m, k); };
+  const GemmNN ref = tn ? f32_gemm_tn_ref : f32_gemm_nn_ref;
+  const GemmNN simd = tn ? f32_gemm_tn_4x8_wasmsimd : f32_gemm_nn_4x8_wasmsimd;
+  const Strided A0 = A, B0 = B;
+
+  Strided Cref = C0;
+  ref(M, N, K, A.data(), lda, B.data(), ldb, Cref.data(), ldc, accumulate);
+  CHECK_MESSAGE(Cref.padding_intact(), "reference wrote outside C[M,N]");
+  double worst = 0.0;
+  for (size_t m = 0; m < M; ++m)
+    for (size_t n = 0; n < N; ++n) {
+      double acc = 0.0, mag = 0.0;
+      for (size_t k = 0; k < K; ++k) {
+        acc += double(a_at(m, k)) * double(B.at(k, n));
+        mag += std::fabs(double(a_at(m, k)) * double(B.at(k, n)));
+      }
+      if (accumulate) {
+        acc += double(C0.at(m, n));
+        mag += std::fabs(double(C0.at(m, n)));
+      }
+      worst = std::fmax(worst, std::fabs(double(Cref.at(m, n)) - acc) / (mag > 0 ? mag : 1.0));
+    }
+  CHECK(worst <= kGemmRelTol);
+
+  Strided C = C0;
+  simd(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc, accumulate);
+  CAPTURE(first_diff(C.buf, Cref.buf));
+  CHECK_MESSAGE(same_bits(C.buf, Cref.buf), "not bit-identical to the reference (incl. untouched padding)");
+  CHECK_MESSAGE((same_bits(A.buf, A0.buf) && same_bits(B.buf, B0.buf)), "inputs modified");
+}
+
+// Double-precision LayerNorm of one row (the formula of kernels.h, biased variance, two passes).
+void layernorm_row_d(size_t n, const double* x, const double* gamma, const double* beta, double eps, double* y,
+                     double* mean_out = nullptr, double* rstd_out = nullptr) {
+  double mean = 0.0, var = 0.0;
+  for (size_t i = 0; i < n; ++i) mean += x[i];
+  mean /= double(n);
+  for (size_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= double(n);
+  const double rstd = 1.0 / std::sqrt(var + eps);
+  for (size_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
+  if (mean_out) *mean_out = mean;
+  if (rstd_out) *rstd_out = rstd;
+}
+
+// f32_layernorm_fwd_{ref,wasmsimd}: y bit-identical to f32_layernorm_ref, mean / rstd (between sentinel
+// guards) equal to the double statistics, the SIMD form bit-identical to the reference, null stats allowed.
+void check_layernorm_fwd(size_t rows, size_t n, size_t ldx, size_t ldy, uint64_t seed, float offset, float scale) {
+  CAPTURE(rows);
+  CAPTURE(n);
+  Rng rng(seed);
+  Strided x(rows, n, ldx);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < n; ++i) x.at(r, i) = offset + scale * rng.uniform(-1.0f, 1.0f);
+  std::vector<float> gamma(n), beta(n);
+  for (auto& g : gamma) g = rng.uniform(0.5f, 1.5f);
+  for (auto& v : beta) v = rng.uniform(-0.5f, 0.5f);
+  const float eps = 1e-6f;
+  Strided y0(rows, n, ldy);
+  f32_layernorm_ref(rows, n, x.data(), ldx, gamma.data(), beta.data(), eps, y0.data(), ldy);
+
+  Strided yref(rows, n, ldy);
+  std::vector<float> mref(rows + 2, kSentinel), rref(rows + 2, kSentinel);
+  f32_layernorm_fwd_ref(rows, n, x.data(), ldx, gamma.data(), beta.data(), eps, yref.data(), ldy, mref.data() + 1,
+                        rref.data() + 1);
+  CHECK_MESSAGE(same_bits(yref.buf, y0.buf), "f32_layernorm_fwd_ref's y differs from f32_layernorm_ref");
+  CHECK((bl_f2u(mref.front()) == bl_f2u(kSentinel) && bl_f2u(mref.back()) == bl_f2u(kSentinel)));
+  CHECK((bl_f2u(rref.front()) == bl_f2u(kSentinel) && bl_f2u(rref.back()) == bl_f2u(kSentinel)));
+  double worst = 0.0;
+  std::vector<double> xd(n), gd(gamma.begin(), gamma.end()), bd(beta.begin(), beta.end()), yd(n);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t i = 0; i < n; ++i) xd[i] = x.at(r, i);
+    double mean, rstd;
+    layernorm_row_d(n, xd.data(), gd.data(), bd.data(), double(eps), yd.data(), &mean, &rstd);
+    worst = std::fmax(worst, std::fabs(double(mref[r + 1]) - mean) / std::fmax(1.0, std::fabs(mean)));
+    worst = std::fmax(worst, std::fabs(double(rref[r + 1]) - rstd) / std::fmax(1.0, std::fabs(rstd)));
+  }
+  CHECK(worst <= kLayerNormStatTol);
+
+  Strided y(rows, n, ldy);
+  std::vector<float> m(rows + 2, kSentinel), rs(rows + 2, kSentinel);
+  f32_layernorm_fwd_wasmsimd(rows, n, x.data(), ldx, gamma.data(), beta.data(), eps, y.data(), ldy, m.data() + 1,
+                             rs.data() + 1);
+  CHECK_MESSAGE(same_bits(y.buf, yref.buf), "f32_layernorm_fwd_wasmsimd's y not bit-identical");
+  CHECK(same_bits(m, mref));
+  CHECK(same_bits(rs, rref));
+  Strided y2(rows, n, ldy);
+  f32_layernorm_fwd_wasmsimd(rows, n, x.data(), ldx, gamma.data(), beta.data(), eps, y2.data(), ldy, nullptr, nullptr);
+  CHECK(same_bits(y2.buf, yref.buf));
+}
+
+// f32_layernorm_bwd: the SIMD form bit-identical to the reference (dx, dgamma, dbeta accumulate into
+// random starting values; padding and guards untouched), and the reference's gradients of
+// L = Σ dy ⊙ LayerNorm(x) equal central differences of the double-precision forward (x, gamma and beta).
+void check_layernorm_bwd(size_t rows, size_t n, size_t ld, uint64_t seed, float offset, float scale) {
+  CAPTURE(rows);
+  CAPTURE(n);
+  CAPTURE(ld);
+  CAPTURE(offset);
+  CAPTURE(scale);
+  Rng rng(seed);
+  Strided x(rows, n, ld), dy(rows, n, ld + 1), dx0(rows, n, ld + 2);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < n; ++i) x.at(r, i) = offset + scale * rng.uniform(-1.0f, 1.0f);
+  dy.fill(rng, -1.0f, 1.0f);
+  dx0.fill(rng, -1.0f, 1.0f);
+  std::vector<float> gamma(n), beta(n), dg0(n + 1, kSentinel), db0(n + 1, kSentinel);
+  for (auto& g : gamma) g = rng.uniform(0.5f, 1.5f);
+  for (auto& v : beta) v = rng.uniform(-0.5f, 0.5f);
+  for (size_t i = 0; i < n; ++i) dg0[i] = rng.uniform(-1.0f, 1.0f), db0[i] = rng.uniform(-1.0f, 1.0f);
+  const float eps = 1e-5f;
+  Strided y(rows, n, n);
+  std::vector<float> mean(rows), rstd(rows);
+  f32_layernorm_fwd_ref(rows, n, x.data(), ld, gamma.data(), beta.data(), eps, y.data(), n, mean.data(), rstd.data());
+
+  Strided dxr = dx0;
+  std::vector<float> dgr = dg0, dbr = db0;
+  f32_layernorm_bwd_ref(rows, n, dy.data(), dy.ld, x.data(), ld, gamma.data(), mean.data(), rstd.data(), dxr.data(),
+                        dxr.ld, dgr.data(), dbr.data());
+  CHECK(dxr.padding_intact());
+  CHECK(bl_f2u(dgr[n]) == bl_f2u(kSentinel));
+  CHECK(bl_f2u(dbr[n]) == bl_f2u(kSentinel));
+  Strided dxs = dx0;
+  std::vector<float> dgs = dg0, dbs = db0;
+  f32_layernorm_bwd_wasmsimd(rows, n, dy.data(), dy.ld, x.data(), ld, gamma.data(), mean.data(), rstd.data(), dxs.data(),
+                             dxs.ld, dgs.data(), dbs.data());
+  CAPTURE(first_diff(dxs.buf, dxr.buf));
+  CHECK_MESSAGE(same_bits(dxs.buf, dxr.buf), "f32_layernorm_bwd_wasmsimd's dx not bit-identical");
+  CHECK_MESSAGE(same_bits(dgs, dgr), "f32_layernorm_bwd_wasmsimd's dgamma not bit-identical");
+  CHECK_MESSAGE(same_bits(dbs, dbr), "f32_layernorm_bwd_wasmsimd's dbeta not bit-identical");
+
+  // Central differences. The reference's gradient is its output minus the starting value, computed in
+  // double (exact: both are floats of similar size... the subtraction's rounding is within the tolerance).
+  std::vector<double> gd(gamma.begin(), gamma.end()), bd(beta.begin(), beta.end()), xd(n), yp(n), ym(n);
+  std::vector<double> fd_g(n, 0.0), fd_b(n, 0.0);
+  auto loss = [&](size_t r, const std::vector<double>& xr, const std::vector<double>& g, const std::vector<double>& b,
+                  std::vector<double>& out) {
+    layernorm_row_d(n, xr.data(), g.data(), b.data(), double(eps), out.data());
+    double L = 0.0;
+    for (size_t i = 0; i < n; ++i) L += double(dy.at(r, i)) * out[i];
+    return L;
+  };
+  const double h = kFdStep;
+  double worst = 0.0;
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t i = 0; i < n; ++i) xd[i] = x.at(r, i);
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<double> xp = xd, xm = xd;
+      xp[i] += h;
+      xm[i] -= h;
+      const double fd = (loss(r, xp, gd, bd, yp) - loss(r, xm, gd, bd, ym)) / (2 * h);
+      const double got = double(dxr.at(r, i)) - double(dx0.at(r, i));
+      worst = std::fmax(worst, std::fabs(got - fd) / std::fmax(1.0, std::fabs(fd)));
+      std::vector<double> gp = gd, gm = gd, bp = bd, bm = bd;
+      gp[i] += h;
+      gm[i] -= h;
+      bp[i] += h;
+      bm[i] -= h;
+      fd_g[i] += (loss(r, xd, gp, bd, yp) - loss(r, xd, gm, bd, ym)) / (2 * h);
+      fd_b[i] += (loss(r, xd, gd, bp, yp) - loss(r, xd, gd, bm, ym)) / (2 * h);
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    worst = std::fmax(worst, std::fabs(double(dgr[i]) - double(dg0[i]) - fd_g[i]) / std::fmax(1.0, std::fabs(fd_g[i])));
+    worst = std::fmax(worst, std::fabs(double(dbr[i]) - double(db0[i]) - fd_b[i]) / std::fmax(1.0, std::fabs(fd_b[i])));
+  }
+  CHECK(worst <= kLayerNormBwdTol);
+}
+
+// The forwards' formulas in double with the kernels' own float coefficients (gelu.cpp), for central
+// differences: E is the same rational function with the same clamp.
+double gelu_erf_formula_d(double x) {
+  const double P[] = {7.9788446426e-01f, 6.7376807332e-02f, 9.3333953992e-03f, 3.3427093877e-04f, 1.2677490304e-05f,
+                      4.5719410480e-08f};
+  const double Q[] = {1.0, 2.5111031532e-01f, 2.8550649062e-02f, 1.8747417489e-03f, 7.3100985901e-05f,
+                      1.1997843785e-06f};
+  double e;
+  if (std::fabs(x) >= 5.5) {
+    e = x > 0 ? 1.0 : -1.0;
+  } else {
+    const double t = x * x;
+    double p = P[5], q = Q[5];
+    for (int i = 4; i >= 0; --i) p = p * t + P[i], q = q * t + Q[i];
+    e = std::fmax(-1.0, std::fmin(1.0, x * p / q));
+  }
+  return 0.5 * x * (1.0 + e);
+}
+double gelu_tanh_formula_d(double x) {
+  return 0.5 * x * (1.0 + std::tanh(double(0.79788456080286536f) * (x + double(0.044715f) * x * x * x)));
+}
+
+// dx = dy · GELU'(x) on buffers with a sentinel guard on each side: the SIMD form bit-identical to the
+// reference (also with dx aliasing dy), GELU' within kGeluBwdTol of a central difference of the double
+// formula (skipping the points whose stencil straddles the erf form's clamp at ±5.5, where the formula
+// steps by its last-bit error).
+void check_gelu_bwd(bool tanh_form, const std::vector<float>& xs, uint64_t seed) {
+  CAPTURE(tanh_form);
+  CAPTURE(xs.size());
+  using Bwd = void (*)(size_t, const float*, const float*, float*);
+  const Bwd ref = tanh_form ? f32_gelu_tanh_bwd_ref : f32_gelu_bwd_ref;
+  const Bwd simd = tanh_form ? f32_gelu_tanh_bwd_wasmsimd : f32_gelu_bwd_wasmsimd;
+  const size_t n = xs.size();
+  Rng rng(seed);
+  std::vector<float> x(n + 2, kSentinel), dy(n + 2, kSentinel), ones(n + 2, kSentinel);
+  for (size_t i = 0; i < n; ++i) x[i + 1] = xs[i], dy[i + 1] = rng.uniform(-2.0f, 2.0f), ones[i + 1] = 1.0f;
+  std::vector<float> dref(n + 2, kSentinel), dsimd(n + 2, kSentinel);
+  ref(n, x.data() + 1, dy.data() + 1, dref.data() + 1);
+  simd(n, x.data() + 1, dy.data() + 1, dsimd.data() + 1);
+  CHECK((bl_f2u(dref.front()) == bl_f2u(kSentinel) && bl_f2u(dref.back()) == bl_f2u(kSentinel)));
+  CAPTURE(first_diff(dsimd, dref));
+  CHECK_MESSAGE(same_bits(dsimd, dref), "GELU backward kernel not bit-identical to its reference");
+  std::vector<float> alias = dy;
+  simd(n, x.data() + 1, alias.data() + 1, alias.data() + 1);
+  CHECK_MESSAGE(same_bits(alias, dref), "GELU backward with dx == dy");
+  alias = dy;
+  ref(n, x.data() + 1, alias.data() + 1, alias.data() + 1);
+  CHECK(same_bits(alias, dref));
+
+  std::vector<float> d(n + 2, kSentinel);  // GELU' itself (dy = 1)
+  ref(n, x.data() + 1, ones.data() + 1, d.data() + 1);
+  double worst = 0.0;
+  float at = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    const double xi = xs[i];
+    const double h = kFdStep * std::fmax(1.0, std::fabs(xi));  // relative beyond 1 (x ± h ≠ x)
+    if (!std::isfinite(xi) || (!tanh_form && std::fabs(std::fabs(xi) - 5.5) <= h)) continue;
+    const double fd = tanh_form ? (gelu_tanh_formula_d(xi + h) - gelu_tanh_formula_d(xi - h)) / (2 * h)
+                                : (gelu_erf_formula_d(xi + h) - gelu_erf_formula_d(xi - h)) / (2 * h);
+    const double err = std::fabs(double(d[i + 1]) - fd) / std::fmax(1.0, std::fabs(fd));
+    if (err > worst) worst = err, at = xs[i];
+  }
+  CAPTURE(at);
+  CHECK(worst <= kGeluBwdTol);
+}
+
+// Softmax backward over rows with strides: SIMD bit-identical to the reference (also with dx aliasing dy),
+// and the reference (p from f32_softmax_ref) within kSoftmaxBwdTol of central differences of
+// L = Σ dy ⊙ softmax(x) in double.
+void check_softmax_bwd(size_t rows, size_t n, size_t ld, uint64_t seed, float range) {
+  CAPTURE(rows);
+  CAPTURE(n);
+  CAPTURE(ld);
+  Rng rng(seed);
+  Strided x(rows, n, ld), p(rows, n, ld + 1), dy(rows, n, ld + 2);
+  x.fill(rng, -range, range);
+  dy.fill(rng, -1.0f, 1.0f);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < n; ++i) p.at(r, i) = x.at(r, i);
+  f32_softmax_ref(rows, n, p.data(), p.ld);
+  Strided dref(rows, n, ld + 3), dsimd(rows, n, ld + 3);
+  f32_softmax_bwd_ref(rows, n, p.data(), p.ld, dy.data(), dy.ld, dref.data(), dref.ld);
+  f32_softmax_bwd_wasmsimd(rows, n, p.data(), p.ld, dy.data(), dy.ld, dsimd.data(), dsimd.ld);
+  CHECK(dref.padding_intact());
+  CAPTURE(first_diff(dsimd.buf, dref.buf));
+  CHECK_MESSAGE(same_bits(dsimd.buf, dref.buf), "softmax backward kernel not bit-identical to its reference");
+  Strided alias = dy;
+  f32_softmax_bwd_wasmsimd(rows, n, p.data(), p.ld, alias.data(), alias.ld, alias.data(), alias.ld);
+  Strided alias_ref = dy;
+  f32_softmax_bwd_ref(rows, n, p.data(), p.ld, alias_ref.data(), alias_ref.ld, alias_ref.data(), alias_ref.ld);
+  CHECK(same_bits(alias.buf, alias_ref.buf));
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < n; ++i) CHECK(bl_f2u(alias.at(r, i)) == bl_f2u(dref.at(r, i)));
+
+  auto loss = [&](size_t r, const std::vector<double>& xr) {
+    double mx = -std::numeric_limits<double>::infinity(), s = 0.0, L = 0.0;
+    for (double v : xr) mx = std::fmax(mx, v);
+    for (double v : xr) s += std::exp(v - mx);
+    for (size_t i = 0; i < n; ++i) L += double(dy.at(r, i)) * std::exp(xr[i] - mx) / s;
+    return L;
+  };
+  const double h = kFdStep;
+  double worst = 0.0;
+  for (size_t r = 0; r < rows; ++r) {
+    std::vector<double> xd(n);
+    for (size_t i = 0; i < n; ++i) xd[i] = x.at(r, i);
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<double> xp = xd, xm = xd;
+      xp[i] += h;
+      xm[i] -= h;
+      const double fd = (loss(r, xp) - loss(r, xm)) / (2 * h);
+      worst = std::fmax(worst, std::fabs(double(dref.at(r, i)) - fd));
+    }
+  }
+  CHECK(worst <= kSoftmaxBwdTol);
+}
+
+const size_t kBwdDims[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
+
+}  // namespace
+
+TEST_CASE("f32 GEMM nn/tn (backward): 4x8 wasmsimd bit-identical to the references for M, N, K in {1..9, 17}, strided sentinel-padded A/B/C, accumulate on/off; refs within 1e-5 of double") {
+  uint64_t seed = 1000;
+  for (bool tn : {false, true})
+    for (size_t M : kBwdDims)
+      for (size_t N : kBwdDims)
+        for (size_t K : kBwdDims) {
+          const size_t lda = (tn ? M : K) + 3;
+          check_gemm_bw(tn, M, N, K, lda, N + 2, N + 5, seed & 1, seed);
+          ++seed;
+          check_gemm_bw(tn, M, N, K, tn ? M : K, N, N, !(seed & 1), seed);  // tight strides
+          ++seed;
+        }
+}
+
+TEST_CASE("f32 GEMM nn/tn (backward): cache blocks and K slices (M, N across 64, K across 128 and 256), ViT shapes, bit-identical with and without accumulate") {
+  uint64_t seed = 5000;
+  const size_t dims[][3] = {{63, 65, 127}, {64, 64, 128}, {65, 63, 129}, {67, 70, 257}, {129, 131, 300},
+                            {5, 9, 1000},  {197, 64, 197}, {197, 192, 64}, {64, 192, 197}};
+  for (bool tn : {false, true})
+    for (const auto& d : dims)
+      for (bool acc : {false, true}) {
+        const size_t M = d[0], N = d[1], K = d[2];
+        check_gemm_bw(tn, M, N, K, (tn ? M : K) + 1, N + 3, N + 1, acc, seed++);
+      }
+}
+
+TEST_CASE("f32 GEMM nn/tn (backward): accumulation starts at +0 (all-(-0) products give +0); K = 0 gives +0 or C + 0") {
+  const size_t M = 5, N = 9, K = 3;
+  std::vector<float> A(M * K, -0.0f), B(K * N, 1.0f);
+  for (bool tn : {false, true}) {
+    const GemmNN ref = tn ? f32_gemm_tn_ref : f32_gemm_nn_ref;
+    const GemmNN simd = tn ? f32_gemm_tn_4x8_wasmsimd : f32_gemm_nn_4x8_wasmsimd;
+    const size_t lda = tn ? M : K;
+    std::vector<float> Cref(M * N, kSentinel), C(M * N, kSentinel);
+    ref(M, N, K, A.data(), lda, B.data(), N, Cref.data(), N, false);
+    simd(M, N, K, A.data(), lda, B.data(), N, C.data(), N, false);
+    for (float v : Cref) CHECK(bl_f2u(v) == 0u);
+    CHECK(same_bits(C, Cref));
+    for (bool acc : {false, true}) {
+      std::vector<float> C0(M * N);
+      for (size_t i = 0; i < C0.size(); ++i) C0[i] = i % 3 == 0 ? -0.0f : float(i);
+      std::vector<float> r = C0, s = C0;
+      ref(M, N, 0, A.data(), lda, B.data(), N, r.data(), N, acc);
+      simd(M, N, 0, A.data(), lda, B.data(), N, s.data(), N, acc);
+      CHECK(same_bits(s, r));
+      for (size_t i = 0; i < C0.size(); ++i) CHECK(bl_f2u(r[i]) == bl_f2u(acc ? C0[i] + 0.0f : 0.0f));
+    }
+  }
+}
+
+TEST_CASE("layernorm fwd with saved mean/rstd: y bit-identical to f32_layernorm_ref, stats within 1e-6 of double, wasmsimd bit-identical, null stats allowed") {
+  uint64_t seed = 41;
+  for (size_t n : kRowSizes) {
+    check_layernorm_fwd(4, n, n + 2, n + 5, seed++, 0.0f, 1.0f);
+    check_layernorm_fwd(3, n, n, n, seed++, 3.0f, 2.0f);
+  }
+}
+
+TEST_CASE("layernorm backward: wasmsimd bit-identical to ref (dx, dgamma, dbeta accumulate; strided rows) for n in {1..197}; ref within 2e-5 of central differences of the double forward") {
+  uint64_t seed = 51;
+  for (size_t n : kRowSizes) {
+    check_layernorm_bwd(3, n, n + 1, seed++, 0.0f, 1.0f);
+    check_layernorm_bwd(2, n, n, seed++, 2.0f, 0.5f);
+  }
+}
+
+TEST_CASE("gelu backward (erf and tanh forms): wasmsimd bit-identical to ref (also dx == dy) for n in {1..197} and a dense grid; GELU' within 5e-6 of central differences of the double formula; special values") {
+  uint64_t seed = 61;
+  for (size_t n : kRowSizes) {
+    Rng rng(seed++);
+    std::vector<float> in(n);
+    for (auto& v : in) v = rng.uniform(-8.0f, 8.0f);
+    check_gelu_bwd(false, in, seed++);
+    check_gelu_bwd(true, in, seed++);
+  }
+  std::vector<float> g = grid(-12.0, 12.0, 1.0 / 1024 + 1e-8);
+  for (float v : {5.5f, -5.5f, std::nextafter(5.5f, 0.0f), std::nextafter(-5.5f, 0.0f), 99.0f, 100.0f, 101.0f, -100.0f,
+                  1e20f, -1e20f, 0.0f, -0.0f})
+    g.push_back(v);
+  check_gelu_bwd(false, g, seed++);
+  check_gelu_bwd(true, g, seed++);
+  // Special values through the SIMD lanes and the scalar tail: GELU' is 1 at +inf and for large x, 0 at
+  // −inf and for very negative x, 0.5 at 0; NaN stays NaN.
+  using Bwd = void (*)(size_t, const float*, const float*, float*);
+  for (Bwd fn : {f32_gelu_bwd_ref, f32_gelu_bwd_wasmsimd, f32_gelu_tanh_bwd_ref, f32_gelu_tanh_bwd_wasmsimd}) {
+    const float x[9] = {kInf, -kInf, 1e30f, -1e30f, 0.0f, 30.0f, -30.0f, kNaN, kNaN};
+    float dy[9], d[9];
+    for (float& v : dy) v = 1.0f;
+    fn(9, x, dy, d);
+    CHECK(d[0] == 1.0f);
+    CHECK(d[1] == 0.0f);
+    CHECK(d[2] == 1.0f);
+    CHECK(d[3] == 0.0f);
+    CHECK(d[4] == 0.5f);
+    CHECK(d[5] == 1.0f);
+    CHECK(d[6] == 0.0f);
+    CHECK(std::isnan(d[7]));
+    CHECK(std::isnan(d[8]));
+  }
+}
+
+TEST_CASE("softmax backward: wasmsimd bit-identical to ref (strided rows, dx == dy) for n in {1..197}; ref within 1e-6 of central differences of the double forward") {
+  uint64_t seed = 71;
+  for (size_t n : kRowSizes) {
+    check_softmax_bwd(3, n, n + 1, seed++, 4.0f);
+    check_softmax_bwd(2, n, n, seed++, 10.0f);
+  }
+}
+
 // ---- the integer path's kernels ----------------------------------------------------------------
 
 namespace {
