@@ -82,6 +82,13 @@ int cmd_quantize(const Args& a);
 int cmd_mixed(const Args& a);
 int cmd_sweep(const Args& a);
 
+// --model (a model directory or a .safetensors file), with --heads for a checkpoint without config.json.
+inline ModelSource model_source(const Args& a) {
+    ModelSource src = read_model_source(a.need("model"));
+    src.heads_override = int(a.num("heads", 0, 1, 4096));
+    return src;
+}
+
 // The PTQ options shared by quantize, sweep and mixed (--wbits, --abits, --softmax, ...).
 QuantConfig quant_config(const Args& a);
 

@@ -11,15 +11,15 @@
 namespace bitlens::cli {
 
 int cmd_eval(const Args& a) {
-    ModelSource src = read_model_source(a.need("model"));
-    src.heads_override = int(a.num("heads", 0, 1, 4096));
+    const ModelSource src = model_source(a);
     const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
     const int jobs = int(a.num("jobs", 0, 1, 256));
     const size_t limit = size_t(a.num("limit", 0, 1, 1L << 30));
     Dataset ds = load_dataset(a.need("data"), a.get("labels"));
-    if (is_quantized_checkpoint(st)) {
-        const QuantizedViT q = load_quantized(src, st);
-        PreparedData data = prepare(ds, q.model.cfg, limit);
+    const AnyModel m = load_any(src, st);
+    PreparedData data = prepare(ds, m.vit().cfg, limit);
+    if (m.quantized()) {
+        const QuantizedViT& q = *m.q;
         EvalResult r = evaluate_quantized(q, data, jobs);
         json out = {{"quantized", true}, {"config", config_json(q.cfg)}, {"model_bytes", src.safetensors.size()},
                     {"fp32_bytes", 4 * q.model.parameter_count()}, {"bits_per_weight", q.bits_per_weight()}};
@@ -34,9 +34,7 @@ int cmd_eval(const Args& a) {
         std::cout << eval_table(r);
         return 0;
     }
-    LoadedModel lm = load_model(src, st);
-    PreparedData data = prepare(ds, lm.vit.cfg, limit);
-    EvalResult r = evaluate(lm.vit, data, jobs);
+    EvalResult r = evaluate(m.fp.vit, data, jobs);
     if (a.flags.count("json")) std::cout << eval_json(r).dump() << "\n";
     else std::cout << eval_table(r);
     return 0;

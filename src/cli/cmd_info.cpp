@@ -9,25 +9,18 @@
 namespace bitlens::cli {
 
 int cmd_info(const Args& a) {
-    ModelSource src = read_model_source(a.need("model"));
-    src.heads_override = int(a.num("heads", 0, 1, 4096));
-    const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
-    LoadedModel lm;
+    const ModelSource src = model_source(a);
+    const AnyModel m = load_any(src);
+    const ViT& vit = m.vit();
     json quant = nullptr;
-    if (is_quantized_checkpoint(st)) {  // a BitLens export: dequantized weights, and the recipe
-        QuantizedViT q = load_quantized(src, st);
-        quant = {{"config", config_json(q.cfg)}, {"model_bytes", src.safetensors.size()}, {"bits_per_weight", q.bits_per_weight()}};
-        lm.vit = std::move(q.model);
-        lm.source_dtype = "quantized";
-    } else {
-        lm = load_model(src, st);
-    }
-    const ViTConfig& c = lm.vit.cfg;
+    if (m.quantized())  // a BitLens export: dequantized weights, and the recipe
+        quant = {{"config", config_json(m.q->cfg)}, {"model_bytes", src.safetensors.size()}, {"bits_per_weight", m.q->bits_per_weight()}};
+    const ViTConfig& c = vit.cfg;
     json j = {{"naming", naming_name(c.naming)},
               {"config", c.config_source},
               {"architecture", c.architecture},
-              {"dtype", lm.source_dtype},
-              {"parameters", lm.vit.parameter_count()},
+              {"dtype", m.dtype()},
+              {"parameters", vit.parameter_count()},
               {"image_size", {c.image_h, c.image_w}},
               {"channels", c.channels},
               {"patch_size", c.patch},
@@ -44,8 +37,8 @@ int cmd_info(const Args& a) {
               {"num_classes", c.num_classes},
               {"labels", c.labels},
               {"preprocess", {{"mean", c.pp.mean}, {"std", c.pp.std}, {"resample", c.pp.resample}}},
-              {"quantization_points", lm.vit.points.size()},
-              {"ignored_tensors", lm.vit.ignored_tensors},
+              {"quantization_points", vit.points.size()},
+              {"ignored_tensors", vit.ignored_tensors},
               {"quantization", quant}};
     if (a.flags.count("json")) {
         std::cout << j.dump() << "\n";
@@ -56,7 +49,7 @@ int cmd_info(const Args& a) {
         std::printf("quantized:     %s, %.2f bits per weight, %zu bytes\n", quant["config"]["name"].get<std::string>().c_str(),
                     quant["bits_per_weight"].get<double>(), src.safetensors.size());
     if (!c.architecture.empty()) std::printf("architecture:  %s\n", c.architecture.c_str());
-    std::printf("dtype:         %s\nparameters:    %zu\n", lm.source_dtype.c_str(), lm.vit.parameter_count());
+    std::printf("dtype:         %s\nparameters:    %zu\n", m.dtype().c_str(), vit.parameter_count());
     std::printf("input:         %d x %d x %d, patch %d -> %d tokens (%s%s)\n", c.channels, c.image_h, c.image_w, c.patch,
                 c.tokens(), c.dist_token ? "class + distillation token" : "class token", c.avg_pool ? ", average pooling" : "");
     std::printf("encoder:       %d blocks, hidden %d, %d heads, mlp %d, LayerNorm eps %g, GELU %s\n", c.depth, c.hidden,
@@ -65,7 +58,7 @@ int cmd_info(const Args& a) {
     std::string labels;
     for (size_t i = 0; i < c.labels.size() && i < 20; ++i) labels += (i ? ", " : "") + c.labels[i];
     std::printf("labels:        %s%s\n", labels.c_str(), c.labels.size() > 20 ? ", ..." : "");
-    std::printf("quant points:  %zu activations, %zu weights\n", lm.vit.points.size(), lm.vit.linears().size());
+    std::printf("quant points:  %zu activations, %zu weights\n", vit.points.size(), vit.linears().size());
     return 0;
 }
 

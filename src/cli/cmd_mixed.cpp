@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "eval.h"
+#include "export.h"
 #include "mixed.h"
 #include "model.h"
 #include "sweep.h"
@@ -81,7 +82,7 @@ int cmd_mixed(const Args& a) {
     const int jobs = int(a.num("jobs", 0, 1, 256));
     const size_t sens_size = size_t(a.num("sens-size", 64, 1, 1 << 20));
 
-    LoadedModel lm = load_model_path(a.need("model"), int(a.num("heads", 0, 1, 4096)));
+    const LoadedModel lm = load_fp32(model_source(a), "bitlens mixed");
     PreparedData calib = prepare(load_dataset(a.need("calib")), lm.vit.cfg);
     PreparedData data = prepare(load_dataset(a.need("eval")), lm.vit.cfg, size_t(a.num("limit", 0, 1, 1L << 30)));
 

@@ -71,12 +71,9 @@ size_t write_quantized(const std::string& dir, const QuantizedViT& q, const Mode
 
 int cmd_quantize(const Args& a) {
     const QuantConfig qc = quant_config(a);
-    ModelSource src = read_model_source(a.need("model"));
-    src.heads_override = int(a.num("heads", 0, 1, 4096));
+    const ModelSource src = model_source(a);
     const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
-    if (is_quantized_checkpoint(st))
-        throw std::runtime_error(src.safetensors_name + ": already a quantized checkpoint (quantize its FP32/FP16 original)");
-    LoadedModel lm = load_model(src, st);
+    const LoadedModel lm = load_fp32(src, st, "bitlens quantize");
     const int jobs = int(a.num("jobs", 0, 1, 256));
     PreparedData calib = prepare(load_dataset(a.need("calib")), lm.vit.cfg);
     QuantizedViT q = quantize(lm.vit, calib, qc, jobs);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "dataset.h"
+#include "export.h"
 #include "model.h"
 #include "sweep.h"
 
@@ -74,7 +75,7 @@ int cmd_sweep(const Args& a) {
     const int jobs = int(a.num("jobs", 0, 1, 256));
     const std::string json_path = a.get("json"), csv_path = a.get("csv");
 
-    LoadedModel lm = load_model_path(a.need("model"), int(a.num("heads", 0, 1, 4096)));
+    const LoadedModel lm = load_fp32(model_source(a), "bitlens sweep");
     if (a.opts.count("calib-classes"))
         spec.calib_classes = option("calib-classes", [&] { return parse_class_list(a.get("calib-classes"), lm.vit.cfg); });
     if (a.opts.count("groups")) spec.groups = option("groups", [&] { return parse_groups(a.get("groups"), lm.vit.cfg); });

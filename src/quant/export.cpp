@@ -703,4 +703,37 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
     return q;
 }
 
+// ---------------------------------------------------------------------------------------------------
+namespace {
+std::runtime_error already_quantized(const std::string& what, const std::string& file) {
+    return std::runtime_error(what + ": " + file + " is already quantized; start from its FP32/FP16 original");
+}
+}  // namespace
+
+const LoadedModel& AnyModel::fp32(const std::string& what) const {
+    if (q) throw already_quantized(what, file);
+    return fp;
+}
+
+AnyModel load_any(const ModelSource& src) {
+    return load_any(src, parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name));
+}
+
+AnyModel load_any(const ModelSource& src, const SafeTensors& st) {
+    AnyModel m;
+    m.file = src.safetensors_name;
+    if (is_quantized_checkpoint(st)) m.q = load_quantized(src, st);
+    else m.fp = load_model(src, st);
+    return m;
+}
+
+LoadedModel load_fp32(const ModelSource& src, const std::string& what) {
+    return load_fp32(src, parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name), what);
+}
+
+LoadedModel load_fp32(const ModelSource& src, const SafeTensors& st, const std::string& what) {
+    if (is_quantized_checkpoint(st)) throw already_quantized(what, src.safetensors_name);
+    return load_model(src, st);
+}
+
 }  // namespace bitlens
