@@ -333,6 +333,28 @@ Quantizer quantizer_from_json(const json& j, const std::string& what) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+SafeTensors f32_checkpoint(const ViT& m, const SafeTensors& original) {
+    std::map<std::string, std::vector<float>> values = float_tensors(m);
+    for (const Linear* l : m.linears()) {
+        const std::vector<std::string> srcs = linear_sources(*l);
+        const size_t n = l->weight.size() / srcs.size();
+        for (size_t s = 0; s < srcs.size(); ++s)
+            values[srcs[s] + ".weight"] = std::vector<float>(l->weight.begin() + long(s * n), l->weight.begin() + long((s + 1) * n));
+    }
+    SafeTensors out;
+    for (const std::string& name : original.order) {
+        auto v = values.find(name);
+        if (v == values.end()) continue;
+        const StTensor& t = original.tensors.at(name);
+        if (size_t(t.numel()) != v->second.size())
+            throw std::runtime_error("export: the original tensor '" + name + "' has " + std::to_string(t.numel()) +
+                                     " values, the model " + std::to_string(v->second.size()));
+        out.tensors[name] = f32_tensor(v->second, t.shape);
+        out.order.push_back(name);
+    }
+    return out;
+}
+
 std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& original) {
     const ViT& m = q.model;
     const std::vector<const Linear*> ls = m.linears();

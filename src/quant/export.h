@@ -59,6 +59,11 @@ inline constexpr const char* kQuantizationMetadataKey = "bitlens.quantization";
 // `original`: the checkpoint `q` was quantized from (its naming, shapes and ignored tensors).
 std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& original);
 
+// Every tensor the model was loaded from, as F32 under the checkpoint's own names and shapes (Hugging Face's
+// separate query/key/value, the Conv2d patch weight [D, C, P, P], tokens [1, 1, D]), in `original`'s order;
+// tensors the model ignores (a pooler) are left out. For FP32 exports of a trained model, and for gradients
+// held in a ViT-shaped struct (train::zeros_like).
+SafeTensors f32_checkpoint(const ViT& m, const SafeTensors& original);
 bool is_quantized_checkpoint(const SafeTensors& st);
 QuantizedViT load_quantized(const ModelSource& src);
 // The same from tensors already parsed (src.safetensors is then ignored; its name is used in errors).
