@@ -81,6 +81,8 @@ int cmd_eval(const Args& a);
 int cmd_quantize(const Args& a);
 int cmd_mixed(const Args& a);
 int cmd_sweep(const Args& a);
+int cmd_grad(const Args& a);
+int cmd_qat(const Args& a);
 
 // --model (a model directory or a .safetensors file), with --heads for a checkpoint without config.json.
 inline ModelSource model_source(const Args& a) {
@@ -88,6 +90,12 @@ inline ModelSource model_source(const Args& a) {
     src.heads_override = int(a.num("heads", 0, 1, 4096));
     return src;
 }
+
+// Writes a file whole, or throws naming it.
+void write_file(const std::string& path, const void* data, size_t n);
+// DIR/model.safetensors (the quantized checkpoint in the original's naming) and the original's config.json and
+// preprocessor_config.json, so that DIR is a model directory of its own. Returns the checkpoint's size.
+size_t write_quantized(const std::string& dir, const QuantizedViT& q, const ModelSource& src, const SafeTensors& original);
 
 // The PTQ options shared by quantize, sweep and mixed (--wbits, --abits, --softmax, ...).
 QuantConfig quant_config(const Args& a);

@@ -41,16 +41,13 @@ QuantConfig quant_config(const Args& a) {
     return c;
 }
 
-namespace {
-
-void write_file(const std::filesystem::path& p, const void* data, size_t n) {
+void write_file(const std::string& path, const void* data, size_t n) {
+    const std::filesystem::path p(path);
     std::ofstream f(p, std::ios::binary | std::ios::trunc);
     if (!f || !f.write(static_cast<const char*>(data), std::streamsize(n)) || !f.flush())
         throw std::runtime_error(p.string() + ": cannot write");
 }
 
-// DIR/model.safetensors (the quantized checkpoint, in the original naming) and the original's
-// config.json and preprocessor_config.json, so that DIR is a model directory of its own.
 size_t write_quantized(const std::string& dir, const QuantizedViT& q, const ModelSource& src, const SafeTensors& original) {
     namespace fs = std::filesystem;
     const std::vector<uint8_t> bytes = export_quantized(q, original);
@@ -60,14 +57,12 @@ size_t write_quantized(const std::string& dir, const QuantizedViT& q, const Mode
     if (!fs::is_directory(d)) throw std::runtime_error(dir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
     if (fs::exists(st) && fs::equivalent(st, src.safetensors_name, ec))
         throw std::runtime_error("--out " + dir + " would overwrite the model being quantized (" + src.safetensors_name + ")");
-    write_file(st, bytes.data(), bytes.size());
-    if (!src.config_json.empty()) write_file(d / "config.json", src.config_json.data(), src.config_json.size());
+    write_file(st.string(), bytes.data(), bytes.size());
+    if (!src.config_json.empty()) write_file((d / "config.json").string(), src.config_json.data(), src.config_json.size());
     if (!src.preprocessor_json.empty())
-        write_file(d / "preprocessor_config.json", src.preprocessor_json.data(), src.preprocessor_json.size());
+        write_file((d / "preprocessor_config.json").string(), src.preprocessor_json.data(), src.preprocessor_json.size());
     return bytes.size();
 }
-
-}  // namespace
 
 int cmd_quantize(const Args& a) {
     const QuantConfig qc = quant_config(a);
