@@ -1,4 +1,5 @@
-// The kernel and quantizer tests of tests/cpp (test_kernels.cpp, test_quant.cpp), compiled to WASM SIMD
+// The kernel, quantizer and training-part tests of tests/cpp (test_kernels.cpp, test_quant.cpp,
+// test_train_parts.cpp), compiled to WASM SIMD
 // with the module's flags (CMakeLists.txt: bitlens_kernel_tests) and run here in Node: every SIMD
 // kernel against its scalar reference over the edge shapes, on the real target rather than through SIMDe.
 import { test } from 'node:test';
@@ -21,7 +22,7 @@ test('the kernel tests pass as WebAssembly SIMD in Node (every kernel bit-identi
   assert.match(out, /Status: SUCCESS!/);
   // Every kernel family is among the cases that ran.
   const list = spawnSync(process.execPath, ['--no-experimental-fetch', bin, '--no-colors', '--list-test-cases'], { encoding: 'utf8' }).stdout;
-  for (const family of ['f32 GEMM', 'qs8 GEMM', 'uniform quantize kernels', 'softmax', 'layernorm', 'gelu', 'FastFake']) {
+  for (const family of ['f32 GEMM', 'qs8 GEMM', 'uniform quantize kernels', 'softmax', 'layernorm', 'gelu', 'FastFake', 'f32 GEMM nn/tn (backward)', 'layernorm backward', 'gelu backward', 'softmax backward', 'adamw', 'loss:', 'qtrain:']) {
     assert.ok(list.includes(family), `no ${family} test case in the WASM build`);
   }
 });
