@@ -160,8 +160,12 @@ TEST_CASE("QAT at W3A3 raises held-out accuracy above PTQ's, identically for 1 a
     for (size_t i = 0; i < l1.size(); ++i) CHECK(l1[i]->weight == l2[i]->weight);
     CHECK(r1.history[1].val_top1 == r2.history[1].val_top1);
     CHECK(r1.history[1].train_loss == r2.history[1].train_loss);
-    // The result is a quantized model like PTQ's: it evaluates to the validation numbers it reported.
-    CHECK(r1.q.cfg.wbits == 3);
+    // The result is a quantized model like PTQ's: exported and loaded back, it predicts the same.
+    ModelSource exported = fx().tm_src;
+    exported.safetensors = export_quantized(r1.q, tensors_of(fx().tm_src));
+    const QuantizedViT back = load_quantized(exported);
+    CHECK(evaluate_quantized(back, fx().tm_data, 2).predictions == evaluate_quantized(r1.q, fx().tm_data, 2).predictions);
+    CHECK(back.cfg.wbits == 3);
 }
 
 TEST_CASE("bad training input: labels outside the classes, empty set, epochs 0, a split with nothing left, wrong image size") {

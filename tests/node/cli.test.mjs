@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, path } from './helpers.mjs';
+import { cli, encodePngGray, path } from './helpers.mjs';
 
 const HF = path('models/vit-fmnist-hf');
 const DATA = path('models/data');
@@ -61,6 +61,51 @@ test('bad files: errors (exit 1) naming the file, the tensor or the field', () =
     r = run('eval', '--model', HF, '--data', join(dir, 'notes.txt'));
     assert.equal(r.status, 1);
     assert.match(r.stderr, /notes\.txt: not a directory or an IDX images file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('training commands on bad input: grad and qat name the option or the data problem, never crash', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bitlens-cli-train-'));
+  try {
+    const TRAIN = path('models/data/fmnist-train-5k-images-idx3-ubyte.gz');
+    const cases = [
+      [['grad', '--model', HF, '--data', DATA, '--out', join(dir, 'g.safetensors')], /bitlens grad: missing --limit/],
+      [['grad', '--model', HF, '--data', DATA, '--limit', '0', '--out', join(dir, 'g.safetensors')], /--limit must be an integer from 1/],
+      [['grad', '--model', HF, '--data', DATA, '--limit', '2000', '--out', join(dir, 'g.safetensors')], /--limit 2000 is more than the 1000 images of/],
+      [['grad', '--model', HF, '--data', DATA, '--limit', '4'], /bitlens grad: missing --out/],
+      [['qat', '--model', HF, '--train', TRAIN, '--epochs', '0'], /--epochs must be at least 1, found 0/],
+      [['qat', '--model', HF, '--train', TRAIN, '--val-split', '1'], /--val-split must be in \[0, 1\)/],
+      [['qat', '--model', HF, '--train', TRAIN, '--val-split', '0.5', '--train-limit', '1'], /leaves no training images/],
+      [['qat', '--model', HF, '--train', TRAIN, '--lr', 'fast'], /--lr must be a number/],
+      [['qat', '--model', HF, '--train', TRAIN, '--wbits', '1'], /bit-width 1 is outside 2-8/],
+      [['qat', '--model', HF, '--train', join(dir, 'none')], /none: no such file or directory/],
+      [['qat', '--model', HF], /bitlens qat: missing --train/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(...args);
+      assert.ok(r.status === 1 || r.status === 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal})`);
+      assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
+    }
+    // A labelled folder with a class the model does not have, and one whose images are not images.
+    const folder = join(dir, 'folder');
+    for (const c of ['Shirt', 'Spaceship']) {
+      mkdirSync(join(folder, c), { recursive: true });
+      writeFileSync(join(folder, c, 'a.png'), encodePngGray(new Uint8Array(28 * 28).fill(90), 28, 28));
+    }
+    let r = run('qat', '--model', HF, '--train', folder, '--epochs', '1');
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /Spaceship/);
+    r = run('grad', '--model', HF, '--data', folder, '--limit', '1', '--out', join(dir, 'g.safetensors'));
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /Spaceship/);
+    // A quantized export is refused as a starting point.
+    r = run('quantize', '--model', HF, '--calib', DATA, '--wbits', '4', '--abits', '4', '--out', join(dir, 'q'));
+    assert.equal(r.status, 0, r.stderr);
+    r = run('qat', '--model', join(dir, 'q'), '--train', TRAIN);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /is already quantized; start from its FP32\/FP16 original/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
