@@ -94,12 +94,107 @@ export class QuantizedModel {
 
 export interface Prediction { index: number; label: string; probability: number; logit: number }
 
+/** model.gradients(): d (mean cross-entropy) / d every parameter, in the checkpoint's own names and shapes. */
+export interface Gradients {
+  /** The mean cross-entropy over the images. */
+  loss: number;
+  images: number;
+  /** Per tensor of the checkpoint (e.g. "vit.encoder.layer.0.attention.attention.query.weight"), row-major. */
+  tensors: Record<string, Float32Array>;
+  shapes: Record<string, number[]>;
+  /** The same as F32 safetensors (loss and image count in __metadata__): the bytes `bitlens grad --out` writes. */
+  safetensors: Uint8Array;
+}
+
+/**
+ * Quantization-aware training: quantize()'s options (without `calib`: the calibration images are drawn
+ * from the training part with `seed`) and the training's. `seed` also seeds the validation split and each
+ * epoch's order. Defaults as `bitlens qat`.
+ */
+export interface QatOptions extends Omit<QuantizeOptions, 'calib'> {
+  /** Passes over the training images (default 3). */
+  epochs?: number;
+  /** Images per optimiser step (default 64). */
+  batch?: number;
+  /** Peak learning rate of AdamW, for the weights and the quantizers' steps (default 1e-4), with linear warm-up then cosine to `minLr` (default 0). */
+  lr?: number; minLr?: number;
+  /** Fraction of all steps spent warming up (default 0.1). */
+  warmup?: number;
+  /** On weight matrices only (default 0). */
+  weightDecay?: number;
+  /** Global gradient-norm clip (default 1; 0: off). */
+  clip?: number;
+  /** Learn from the FP32 model's logits (KL at `temperature`, weight `distillWeight`; the rest is cross-entropy on the labels). Default true, 1, 1. */
+  distill?: boolean; temperature?: number; distillWeight?: number;
+  /** For the cross-entropy term (default 0). */
+  labelSmoothing?: number;
+  /** Fraction of the training images held out (seeded) to pick the best epoch (default 0.1; 0: keep the last). */
+  valSplit?: number;
+  /** Use only the first `limit` training images (default 0: all). */
+  limit?: number;
+}
+
+/** One evaluated epoch of a QAT run; epoch 0 is the PTQ starting point. */
+export interface EpochStats {
+  epoch: number;
+  /** Optimiser steps in the epoch (0 for epoch 0). */
+  steps: number;
+  /** Mean training loss over the epoch (null for epoch 0). */
+  trainLoss: number | null;
+  /** Top-1 and the worst class on the held-out split (null without one). */
+  valTop1: number | null;
+  valWorstClass: { index: number; label: string; accuracy: number } | null;
+  /** Learning rate at the epoch's last step. */
+  lr: number;
+  /** Since the run started (PTQ and the teacher's logits included). */
+  seconds: number;
+}
+
+export interface QatProgress {
+  /** The epoch in progress (0 before the first step), of `epochs`. */
+  epoch: number; epochs: number;
+  /** Optimiser steps done, of `steps` in the whole run. */
+  step: number; steps: number;
+  /** Running mean of the training loss over the epoch so far (null before the first step). */
+  loss: number | null;
+  seconds: number;
+  /** Set when an epoch (or, first, the PTQ start) was just evaluated. */
+  epochStats?: EpochStats;
+}
+
+export interface QatRunOptions {
+  onProgress?: (p: QatProgress) => void;
+  /** Stops the run between steps (rejects with an AbortError); nothing is left allocated. */
+  signal?: AbortSignal;
+  /** Also return the PTQ starting point as `ptq`. */
+  keepPtq?: boolean;
+}
+
+/** The best epoch (by validation top-1; without a split, the last) of a QAT run, as a QuantizedModel. */
+export class QatModel extends QuantizedModel {
+  /** Epoch 0 (PTQ) first. */
+  readonly history: EpochStats[];
+  readonly bestEpoch: number;
+  readonly trainImages: number; readonly valImages: number;
+  /** The FP32 model on the held-out split (null without one): the reference for `history`. */
+  readonly validationFp32: EvalResult | null;
+  /** With `keepPtq`: the PTQ starting point (epoch 0). Freed by delete(). */
+  readonly ptq: QuantizedModel | null;
+}
+
 export class Model {
   readonly info: ModelInfo;
   readonly labels: string[];
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
   classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
   quantize(options: QuantizeOptions): QuantizedModel;
+  /** Gradients of the mean cross-entropy over the first `limit` images (0: all) w.r.t. every parameter. */
+  gradients(data: Dataset, options?: { limit?: number }): Gradients;
+  /**
+   * Quantization-aware training from the PTQ result, on `train` (labelled images; a `valSplit` of them held
+   * out), one optimiser step per event-loop turn. Bad options throw a TypeError / RangeError naming the field.
+   */
+  qat(train: Dataset, options?: QatOptions, run?: QatRunOptions): Promise<QatModel>;
   /** Logits for one preprocessed input (channels × height × width, normalised). */
   forwardRaw(input: Float32Array | number[]): Float32Array;
   /** One encoded image as the model sees it (decoded, resized/cropped, normalised): channels × height × width; forwardRaw takes it. */

@@ -58,6 +58,72 @@ function quantConfig(opts, what = 'quantize') {
   return JSON.stringify(cfg);
 }
 
+// Options of model.qat() beyond quantize()'s, in the C++ names, each with its check (a message naming the
+// field; the C++ side checks again).
+const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+const QAT_FIELDS = {
+  epochs: ['epochs', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'],
+  batch: ['batch', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'],
+  limit: ['limit', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0 (0: every image)'],
+  lr: ['lr', (v) => isNum(v) && v > 0, 'a number > 0'],
+  minLr: ['min_lr', (v) => isNum(v) && v >= 0, 'a number ≥ 0 (and ≤ lr)'],
+  weightDecay: ['weight_decay', (v) => isNum(v) && v >= 0, 'a number ≥ 0'],
+  warmup: ['warmup', (v) => isNum(v) && v >= 0 && v <= 1, 'a fraction of the steps in [0, 1]'],
+  clip: ['clip', (v) => isNum(v) && v >= 0, 'a number ≥ 0 (0: no clipping)'],
+  distill: ['distill', (v) => typeof v === 'boolean', 'true or false'],
+  temperature: ['temperature', (v) => isNum(v) && v > 0, 'a number > 0'],
+  distillWeight: ['distill_weight', (v) => isNum(v) && v >= 0 && v <= 1, 'a number in [0, 1]'],
+  labelSmoothing: ['label_smoothing', (v) => isNum(v) && v >= 0 && v < 1, 'a number in [0, 1)'],
+  valSplit: ['val_split', (v) => isNum(v) && v >= 0 && v < 1, 'a fraction in [0, 1) of the training images'],
+};
+function qatSpec(opts) {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('qat: the options must be an object');
+  const quant = {};
+  const options = {};
+  for (const [k, v] of Object.entries(opts)) {
+    if (v === undefined || k === 'integer') continue;
+    if (k in QAT_FIELDS) {
+      const [name, ok, want] = QAT_FIELDS[k];
+      if (!ok(v)) throw new (typeof v === 'number' || typeof v === 'boolean' ? RangeError : TypeError)(`qat: \`${k}\` must be ${want}, got ${JSON.stringify(v)}`);
+      options[name] = v;
+    } else if (k in QUANT_FIELDS) {
+      quant[k] = v;
+    } else {
+      throw new TypeError(`qat: unknown option '${k}' (expected ${[...Object.keys(QUANT_FIELDS), 'integer', ...Object.keys(QAT_FIELDS)].join(', ')})`);
+    }
+  }
+  if (options.min_lr !== undefined && options.min_lr > (options.lr ?? 1e-4)) throw new RangeError(`qat: \`minLr\` (${options.min_lr}) must not exceed \`lr\` (${options.lr ?? 1e-4})`);
+  return { config: quantConfig(quant, 'qat'), options: JSON.stringify(options), integer: !!opts.integer };
+}
+
+// A worst class as EvalResult gives it: { index, label, accuracy } (null without one).
+const worstOf = (index, accuracy, labels) => (index >= 0 ? { index, label: labels[index], accuracy } : null);
+function epochStats(e, labels) {
+  return { epoch: e.epoch, steps: e.steps, trainLoss: e.train_loss, valTop1: e.val_top1,
+    valWorstClass: worstOf(e.val_worst_class, e.val_worst, labels), lr: e.lr, seconds: e.seconds };
+}
+function qatProgress(p, labels) {
+  const out = { epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, loss: p.loss, seconds: p.seconds };
+  if (p.finished) out.epochStats = epochStats(p.finished, labels);
+  return out;
+}
+
+// Reads F32 safetensors bytes into { tensors: { name → Float32Array }, shapes: { name → dims } } in file order.
+function readF32Safetensors(bytes) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const hl = Number(dv.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hl)));
+  const tensors = {};
+  const shapes = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [b, e] = t.data_offsets;
+    tensors[name] = new Float32Array(bytes.slice(8 + hl + b, 8 + hl + e).buffer);
+    shapes[name] = t.shape;
+  }
+  return { tensors, shapes };
+}
+
 export class QuantizedModel {
   /** @internal */ constructor(handle, labels) { this._h = handle; this.info = JSON.parse(handle.info()); this.labels = labels; }
   evaluate(data, { limit = 0 } = {}) {
@@ -84,6 +150,26 @@ export class QuantizedModel {
   _alive() { if (!this._h) throw new Error('QuantizedModel: used after delete()'); }
 }
 
+/**
+ * What model.qat() returns: the best epoch's QuantizedModel, with the run's learning curve. `ptq` (with
+ * `keepPtq`) is the PTQ starting point (epoch 0); delete() frees it too.
+ */
+export class QatModel extends QuantizedModel {
+  /** @internal */ constructor(handle, labels, summary, ptq) {
+    super(handle, labels);
+    this.history = summary.history.map((e) => epochStats(e, labels));
+    this.bestEpoch = summary.best_epoch;
+    this.trainImages = summary.train_images;
+    this.valImages = summary.val_images;
+    this.validationFp32 = summary.validation_fp32 ? evalResult(summary.validation_fp32) : null;
+    this.ptq = ptq;
+  }
+  delete() {
+    if (this.ptq) { this.ptq.delete(); this.ptq = null; }
+    super.delete();
+  }
+}
+
 export class Model {
   /** @internal */ constructor(handle) { this._h = handle; this.info = JSON.parse(handle.info()); }
   get labels() { return this.info.labels; }
@@ -106,6 +192,52 @@ export class Model {
     if (!(calib instanceof Dataset)) throw new TypeError('quantize: `calib` must be a Dataset from loadDataset()');
     calib._alive();
     return new QuantizedModel(this._h.quantize(quantConfig(opts), calib._h, !!integer), this.info.labels);
+  }
+  /**
+   * Gradients of the mean cross-entropy over the first `limit` images of `data` (0: all) w.r.t. every
+   * parameter: { loss, images, tensors: { name → Float32Array }, shapes: { name → dims }, safetensors }, in
+   * the checkpoint's own names and shapes; `safetensors` holds the same bytes as `bitlens grad --out`.
+   */
+  gradients(data, { limit = 0 } = {}) {
+    this._alive();
+    if (!(data instanceof Dataset)) throw new TypeError('gradients: expected a Dataset from loadDataset()');
+    if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`gradients: \`limit\` must be a whole number ≥ 0 (0: every image), got ${JSON.stringify(limit)}`);
+    data._alive();
+    const r = this._h.gradients(data._h, limit);
+    return { loss: r.loss, images: r.images, ...readF32Safetensors(r.safetensors), safetensors: r.safetensors };
+  }
+  /**
+   * Quantization-aware training: quantizes like quantize() (calibration drawn from `train`), then trains
+   * the weights and the quantizers' steps on `train` minus a held-out `valSplit`, distilled from this FP32
+   * model, and returns the best epoch (by validation top-1) as a QatModel. One step per event-loop turn:
+   * `onProgress({ epoch, epochs, step, steps, loss, seconds, epochStats? })` after the PTQ start (epoch 0)
+   * and each step; `signal` (an AbortSignal) stops it. Same results as `bitlens qat` with the same options.
+   */
+  async qat(train, opts = {}, { onProgress, signal, keepPtq = false } = {}) {
+    this._alive();
+    if (!(train instanceof Dataset)) throw new TypeError('qat: the training images must be a Dataset from loadDataset()');
+    train._alive();
+    const { config, options, integer } = qatSpec(opts);
+    if (signal && signal.aborted) throw abortError(signal, 'qat');
+    const labels = this.info.labels;
+    const h = this._h.qat(config, options, train._h);
+    let ptq = null;
+    try {
+      if (keepPtq) ptq = new QuantizedModel(h.best(integer), labels);
+      if (onProgress) onProgress(qatProgress(JSON.parse(h.start()), labels));
+      while (!h.done()) {
+        await new Promise((r) => setTimeout(r, 0));
+        if (signal && signal.aborted) throw abortError(signal, 'qat');
+        const p = JSON.parse(h.run(1));
+        if (onProgress) onProgress(qatProgress(p, labels));
+      }
+      const q = new QatModel(h.best(integer), labels, JSON.parse(h.summary()), ptq);
+      ptq = null;
+      return q;
+    } finally {
+      h.delete();
+      if (ptq) ptq.delete();
+    }
   }
   /** Logits for one preprocessed input (Float32Array, channels × height × width, normalised). */
   forwardRaw(input) { this._alive(); return this._h.forwardRaw(input instanceof Float32Array ? input : Float32Array.from(input)); }

@@ -5,6 +5,10 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "dataset.h"
@@ -13,7 +17,9 @@
 #include "mixed.h"
 #include "model.h"
 #include "ptq.h"
+#include "qat.h"
 #include "quant.h"
+#include "rng.h"
 #include "sweep.h"
 
 using namespace emscripten;
@@ -247,6 +253,125 @@ std::string plan_mixed_js(std::string sensitivities, std::string budgets) {
     });
 }
 
+// A JSON number field of `o`, named in errors ("qat: 'epochs' must be a number, found \"x\"").
+double number_field(const nlohmann::json& o, const char* key, double def, const std::string& what) {
+    if (!o.contains(key)) return def;
+    const nlohmann::json& v = o.at(key);
+    if (!v.is_number()) throw std::runtime_error(what + ": '" + key + "' must be a number, found " + v.dump());
+    return v.get<double>();
+}
+size_t count_field(const nlohmann::json& o, const char* key, size_t def, const std::string& what) {
+    const double v = number_field(o, key, double(def), what);
+    if (!(v >= 0 && v == std::floor(v) && v < 1e15))
+        throw std::runtime_error(what + ": '" + key + "' must be a whole number ≥ 0, found " + o.at(key).dump());
+    return size_t(v);
+}
+
+// QAT options in the C++ names (epochs, batch, lr, min_lr, weight_decay, warmup, clip, distill, temperature,
+// distill_weight, label_smoothing, val_split, limit), as `bitlens qat` sets them; the rest keep their defaults.
+train::QatOptions qat_options_from_json(const nlohmann::json& j) {
+    const std::string what = "qat";
+    if (!j.is_object()) throw std::runtime_error("qat: the options must be an object");
+    static const char* const known[] = {"epochs", "batch", "lr", "min_lr", "weight_decay", "warmup", "clip", "distill",
+                                        "temperature", "distill_weight", "label_smoothing", "val_split", "limit"};
+    for (const auto& kv : j.items())
+        if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return kv.key() == k; }) == std::end(known))
+            throw std::runtime_error("qat: unknown option '" + kv.key() + "'");
+    train::QatOptions o;
+    const double epochs = number_field(j, "epochs", o.epochs, what);
+    if (!(epochs == std::floor(epochs) && std::fabs(epochs) < 1e9))
+        throw std::runtime_error("qat: 'epochs' must be a whole number, found " + j.at("epochs").dump());
+    o.epochs = int(epochs);
+    o.batch = count_field(j, "batch", o.batch, what);
+    o.lr = float(number_field(j, "lr", o.lr, what));
+    o.min_lr = float(number_field(j, "min_lr", o.min_lr, what));
+    o.weight_decay = float(number_field(j, "weight_decay", o.weight_decay, what));
+    o.warmup = number_field(j, "warmup", o.warmup, what);
+    o.clip = number_field(j, "clip", o.clip, what);
+    if (j.contains("distill")) {
+        if (!j.at("distill").is_boolean()) throw std::runtime_error("qat: 'distill' must be true or false, found " + j.at("distill").dump());
+        o.distill = j.at("distill").get<bool>();
+    }
+    o.temperature = float(number_field(j, "temperature", o.temperature, what));
+    o.distill_weight = float(number_field(j, "distill_weight", o.distill_weight, what));
+    o.label_smoothing = float(number_field(j, "label_smoothing", o.label_smoothing, what));
+    o.val_split = number_field(j, "val_split", o.val_split, what);
+    o.limit = count_field(j, "limit", o.limit, what);
+    return o;
+}
+
+// Images idx of d, in that order.
+PreparedData subset_of(const PreparedData& d, const std::vector<size_t>& idx) {
+    PreparedData s;
+    s.n = idx.size(), s.input_size = d.input_size;
+    s.inputs.resize(s.n * s.input_size), s.labels.resize(s.n);
+    for (size_t i = 0; i < idx.size(); ++i) {
+        std::copy_n(&d.inputs[idx[i] * d.input_size], d.input_size, &s.inputs[i * s.input_size]);
+        s.labels[i] = d.labels[idx[i]];
+    }
+    return s;
+}
+
+QuantizedHandle* quantized_handle(QuantizedViT q, std::shared_ptr<const std::vector<uint8_t>> source, const std::string& name, bool integer) {
+    auto* h = new QuantizedHandle;
+    h->q = std::move(q);
+    h->source = std::move(source), h->source_name = name;
+    if (integer) h->integer_layers = enable_integer(h->q);
+    return h;
+}
+
+nlohmann::json progress_json(const train::QatProgress& p) {
+    return {{"epoch", p.epoch},
+            {"epochs", p.epochs},
+            {"step", p.step},
+            {"steps", p.steps},
+            {"loss", p.step && !std::isnan(p.loss) ? nlohmann::json(p.loss) : nlohmann::json(nullptr)},
+            {"seconds", p.seconds},
+            {"finished", p.finished ? train::history_json({*p.finished})[0] : nlohmann::json(nullptr)}};
+}
+
+// Quantization-aware training in steps (train::QatRun), like SweepHandle: JS calls start(), then run(1) per
+// event-loop turn until done(), then best() (the kept epoch as a QuantizedModel) and summary(). The PTQ start
+// (epoch 0) is evaluated when the handle is made. Owns everything it needs (the run copies its training
+// images and the FP32 weights), so the model and the dataset may go before it.
+class QatHandle {
+public:
+    std::unique_ptr<train::QatRun> qrun;
+    std::shared_ptr<const std::vector<uint8_t>> source;
+    std::string source_name;
+    std::string validation_fp32 = "null";  // the FP32 model on the held-out split (eval JSON), when known
+    size_t total_steps = 0;
+    size_t total() const { return total_steps; }
+    // The state before the first step: epoch 0 (PTQ) just evaluated.
+    std::string start() {
+        return guard([&] {
+            train::QatProgress p = qrun->advance(0);
+            p.finished = &qrun->history().front();
+            return progress_json(p).dump();
+        });
+    }
+    bool done() const { return qrun->done(); }
+    // Up to k steps, never past an epoch's end (then that epoch is evaluated and reported in "finished").
+    std::string run(size_t k) {
+        return guard([&] { return progress_json(qrun->advance(k)).dump(); });
+    }
+    // The best epoch so far as a QuantizedModel (before any step: the PTQ start).
+    QuantizedHandle* best(bool integer) const {
+        return guard([&] { return quantized_handle(qrun->result().q, source, source_name, integer); });
+    }
+    std::string summary() const {
+        return guard([&] {
+            const train::QatResult r = qrun->result();
+            return nlohmann::json{{"best_epoch", r.best_epoch},
+                                  {"train_images", r.train_images},
+                                  {"val_images", r.val_images},
+                                  {"history", train::history_json(r.history)},
+                                  {"validation_fp32", nlohmann::json::parse(validation_fp32)}}
+                .dump();
+        });
+    }
+};
+
 class ModelHandle {
 public:
     LoadedModel lm;
@@ -302,12 +427,62 @@ public:
         return guard([&] {
             require_fp32("quantize");
             QuantConfig qc = config_from_json(nlohmann::json::parse(config));
-            QuantizedViT qv = bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1);
-            auto* h = new QuantizedHandle;
-            h->q = std::move(qv);
+            return quantized_handle(bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1), source, source_name, integer);
+        });
+    }
+
+    // Gradients of the mean cross-entropy over the first `limit` images (0: all) w.r.t. every parameter,
+    // as F32 safetensors in the checkpoint's own names and shapes — the file `bitlens grad --out` writes.
+    val gradients(const DatasetHandle& d, size_t limit) const {
+        return guard([&] {
+            require_fp32("gradients");
+            const PreparedData data = prepare(d.ds, lm.vit.cfg, limit);
+            const train::GradientResult g = train::gradients(lm.vit, data, data.n, 1);
+            SafeTensors gs = f32_checkpoint(g.grads, parse_safetensors(source->data(), source->size(), source_name));
+            char loss[40];
+            std::snprintf(loss, sizeof loss, "%.17g", g.loss);
+            gs.metadata = {{"loss", loss}, {"images", std::to_string(g.images)}, {"what", "d mean cross-entropy / d tensor"},
+                           {"model", source_name}};
+            const std::vector<uint8_t> bytes = serialize_safetensors(gs);
+            val out = val::object();
+            out.set("loss", g.loss);
+            out.set("images", double(g.images));
+            out.set("safetensors", val::global("Uint8Array").new_(val(typed_memory_view(bytes.size(), bytes.data()))));
+            return out;
+        });
+    }
+
+    // Quantization-aware training from the PTQ result on `train` (config: QuantConfig JSON, whose seed also
+    // seeds the split and the epochs' order, as in `bitlens qat`; options: qat_options_from_json).
+    QatHandle* qat(std::string config, std::string options, const DatasetHandle& train) const {
+        return guard([&] {
+            require_fp32("qat");
+            const QuantConfig qc = config_from_json(nlohmann::json::parse(config));
+            train::QatOptions o = qat_options_from_json(nlohmann::json::parse(options));
+            o.seed = qc.seed, o.jobs = 1;
+            o.validate();
+            // The first `limit` images are all the run uses: prepare only those.
+            const PreparedData data = prepare(train.ds, lm.vit.cfg, o.limit);
+            auto h = std::make_unique<QatHandle>();
+            h->qrun = std::make_unique<train::QatRun>(lm.vit, data, qc, o);
             h->source = source, h->source_name = source_name;
-            if (integer) h->integer_layers = enable_integer(h->q);
-            return h;
+            h->total_steps = h->qrun->advance(0).steps;
+            // The FP32 model on the held-out split, for the learning curve's reference lines. The split is
+            // QatRun's (src/train/qat.cpp); it is used only if the PTQ start evaluated on it gives exactly the
+            // run's epoch 0, so a change there shows as a missing reference, never as a wrong one.
+            const train::EpochStats& e0 = h->qrun->history().front();
+            if (e0.val_worst_class >= 0) {
+                const size_t N = data.n;
+                std::vector<size_t> perm = draw_calibration(N, N, derive_seed(o.seed, 0x73706C6974ull));  // "split"
+                size_t nval = size_t(std::floor(o.val_split * double(N)));
+                if (o.val_split > 0 && nval == 0) nval = 1;
+                perm.resize(nval);
+                const PreparedData val = subset_of(data, perm);
+                const EvalResult ptq = evaluate_quantized(h->qrun->result().q, val, 1);
+                if (ptq.top1 == e0.val_top1 && ptq.worst_class == e0.val_worst_class)
+                    h->validation_fp32 = eval_json(bitlens::evaluate(lm.vit, val, 1)).dump();
+            }
+            return h.release();
         });
     }
 
@@ -407,6 +582,8 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("attention", &ModelHandle::attention)
         .function("sweep", &ModelHandle::sweep, allow_raw_pointers())
         .function("sensitivities", &ModelHandle::sensitivities, allow_raw_pointers())
+        .function("gradients", &ModelHandle::gradients)
+        .function("qat", &ModelHandle::qat, allow_raw_pointers())
         .function("forwardRaw", &ModelHandle::forward_raw)
         .function("preprocess", &ModelHandle::preprocess_image);
     class_<SweepHandle>("SweepRun")
@@ -417,6 +594,13 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("total", &SensitivityHandle::total)
         .function("run", &SensitivityHandle::run)
         .function("finish", &SensitivityHandle::finish);
+    class_<QatHandle>("QatRun")
+        .function("total", &QatHandle::total)
+        .function("start", &QatHandle::start)
+        .function("done", &QatHandle::done)
+        .function("run", &QatHandle::run)
+        .function("best", &QatHandle::best, allow_raw_pointers())
+        .function("summary", &QatHandle::summary);
     class_<QuantizedHandle>("QuantizedModel")
         .function("info", &QuantizedHandle::info)
         .function("evaluate", &QuantizedHandle::evaluate)
