@@ -1,6 +1,6 @@
 // BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
 // handles the controls, the files the user brings, the URL settings, progress, and the results.
-import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, confusionMatrix, quantHistogram, sensitivityChart, svgToPng } from './charts.js';
+import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, confusionMatrix, learningCurve, quantHistogram, sensitivityChart, svgToPng } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
@@ -8,6 +8,18 @@ const DEFAULT_DATA = {
   images: '/models/data/fmnist-test-1k-images-idx3-ubyte.gz',
   labels: '/models/data/fmnist-test-1k-labels-idx1-ubyte.gz',
 };
+// The training images the fine-tuning (QAT) uses unless the user brings their own: 500 of each class.
+const DEFAULT_TRAIN = {
+  images: '/models/data/fmnist-train-5k-images-idx3-ubyte.gz',
+  labels: '/models/data/fmnist-train-5k-labels-idx1-ubyte.gz',
+  n: 5000,
+  name: 'the shipped Fashion-MNIST training subset',
+};
+const QAT_DEFAULT = { w: 3, a: 3, epochs: 1 };
+// Seconds per training image and epoch in WASM (one worker), for the estimate before the first run:
+// measured at W3A3 with the shipped ViT in headless Chromium on a busy 2-core VM (6.4 ms; 4.5 ms in Node);
+// a run replaces it with its own speed.
+const QAT_SECONDS_PER_IMAGE = 0.006;
 const PRESET_CONFIGS = ['W8A8', 'W6A6', 'W4A4', 'W3A3'];
 const MAX_WORKERS = 4;
 
@@ -26,6 +38,10 @@ const state = {
   resultSettings: null,
   running: null,       // { clients, cancelled }
   customConfigs: [],   // e.g. ['W5A6']
+  trainInput: null,    // what the worker's loadTrainData got (kept to restart workers); null: the shipped subset, not loaded yet
+  train: null,         // { name, kind, n, classes }
+  qat: null,           // the fine-tuning in progress or done: { name, settings, history, result }
+  qatRate: null,       // measured seconds per training image and epoch
 };
 
 // ---------- workers -----------------------------------------------------------------------------
@@ -144,6 +160,10 @@ function readSettings() {
     mxBudget: num('mx-budget', 4),
     mxObjective: $('mx-objective').value,
     mxSens: Math.round(num('mx-sens', 32)),
+    qatW: num('qat-w', QAT_DEFAULT.w),
+    qatA: num('qat-a', QAT_DEFAULT.a),
+    qatEpochs: num('qat-epochs', QAT_DEFAULT.epochs),
+    qatLimit: num('qat-limit', 0),
   };
 }
 
@@ -166,6 +186,9 @@ function settingsToQuery(s) {
   else if (s.mxBudget !== 4) q.set('budget', s.mxBudget);
   if (s.mxObjective !== 'mean') q.set('objective', s.mxObjective);
   if (s.mxSens !== 32) q.set('sensSize', s.mxSens);
+  if (s.qatW !== QAT_DEFAULT.w || s.qatA !== QAT_DEFAULT.a) q.set('qat', `w${s.qatW}a${s.qatA}`);
+  if (s.qatEpochs !== QAT_DEFAULT.epochs) q.set('epochs', s.qatEpochs);
+  if (s.qatLimit) q.set('trainLimit', s.qatLimit);
   return q.toString();
 }
 
@@ -192,6 +215,10 @@ function applyQuery() {
   else if (q.get('budget')) $('mx-budget').value = q.get('budget');
   setSel('mx-objective', q.get('objective'));
   if (q.get('sensSize')) $('mx-sens').value = q.get('sensSize');
+  const qc = parseWA(q.get('qat') || '');
+  if (qc) { $('qat-w').value = qc.wbits; $('qat-a').value = qc.abits; }
+  if (q.get('epochs')) $('qat-epochs').value = q.get('epochs');
+  if (q.get('trainLimit')) $('qat-limit').value = q.get('trainLimit');
   for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
     const v = q.get(key);
     if (!v) continue;
@@ -233,8 +260,10 @@ function updateRunButton() {
   const busy = !!state.running || state.loading > 0;
   $('run-btn').disabled = busy || !state.modelInfo || !state.data || !state.fp32;
   $('mx-run').disabled = $('run-btn').disabled;
+  $('qat-run').disabled = $('run-btn').disabled;
+  for (const b of document.querySelectorAll('#results-table .qat-btn')) b.disabled = !!state.running;
   $('cancel-btn').disabled = !state.running;
-  for (const id of ['model-files', 'model-folder', 'data-files', 'data-folder', 'model-default', 'data-default']) $(id).disabled = !!state.running;
+  for (const id of ['model-files', 'model-folder', 'data-files', 'data-folder', 'model-default', 'data-default', 'qat-files', 'qat-folder', 'qat-default']) $(id).disabled = !!state.running;
 }
 
 function setRunStatus(text, cls = '') {
@@ -274,8 +303,10 @@ async function evaluateFp32() {
 function clearResults() {
   state.result = null;
   state.mixed = null;
+  state.qat = null;
   $('results').hidden = true;
   $('mx-results').hidden = true;
+  $('qat-results').hidden = true;
   $('progress').value = 0;
   $('progress-text').textContent = '';
 }
@@ -388,30 +419,51 @@ async function modelFromFiles(entries) {
 }
 
 const IMAGE_RE = /\.(png|jpe?g|bmp|gif)$/i;
-async function dataFromFiles(entries, folderName) {
-  showError('data-error', '');
+// Files the user brought as images → { input (for the worker), label }: a zip, an image folder or IDX files.
+async function imagesInput(entries, folderName) {
   const zips = entries.filter((e) => /\.zip$/i.test(e.file.name));
   const images = entries.filter((e) => IMAGE_RE.test(e.file.name));
+  if (zips.length > 1) throw new Error(`choose one .zip at a time (got ${zips.map((e) => e.file.name).join(', ')})`);
+  if (zips.length) {
+    const [z] = await readAll(zips);
+    return { input: { kind: 'zip', name: z.name, bytes: z.bytes }, label: z.name };
+  }
+  if (images.length) {
+    const files = await readAll(images);
+    return { input: { kind: 'folder', name: folderName || 'image folder', files: files.map((f) => ({ path: f.path, bytes: f.bytes })) }, label: folderName || 'Image folder' };
+  }
+  if (!entries.length) throw new Error('no files');
+  const odd = entries.filter((e) => !/idx|ubyte|\.gz$/i.test(e.file.name));
+  if (odd.length) {
+    throw new Error(`${odd.map((e) => e.file.name).slice(0, 3).join(', ')}: not something BitLens reads as images. Expected a folder with one subfolder per class (PNG, JPEG, BMP or GIF files), a .zip of such a folder, or two IDX files (…-images-idx3-ubyte and …-labels-idx1-ubyte, gzipped or not).`);
+  }
+  const files = await readAll(entries);
+  return { input: { kind: 'idx', files: files.map((f) => ({ name: f.name, bytes: f.bytes })) }, label: files.map((f) => f.name).join(' + ') };
+}
+
+async function dataFromFiles(entries, folderName) {
+  showError('data-error', '');
   try {
-    if (zips.length > 1) throw new Error(`choose one .zip at a time (got ${zips.map((e) => e.file.name).join(', ')})`);
-    if (zips.length) {
-      const [z] = await readAll(zips);
-      return loadDataInput({ kind: 'zip', name: z.name, bytes: z.bytes }, z.name);
-    }
-    if (images.length) {
-      const files = await readAll(images);
-      return loadDataInput({ kind: 'folder', name: folderName || 'image folder', files: files.map((f) => ({ path: f.path, bytes: f.bytes })) }, folderName || 'Image folder');
-    }
-    if (!entries.length) throw new Error('no files');
-    const odd = entries.filter((e) => !/idx|ubyte|\.gz$/i.test(e.file.name));
-    if (odd.length) {
-      throw new Error(`${odd.map((e) => e.file.name).slice(0, 3).join(', ')}: not something BitLens reads as images. Expected a folder with one subfolder per class (PNG, JPEG, BMP or GIF files), a .zip of such a folder, or two IDX files (…-images-idx3-ubyte and …-labels-idx1-ubyte, gzipped or not).`);
-    }
-    const files = await readAll(entries);
-    return loadDataInput({ kind: 'idx', files: files.map((f) => ({ name: f.name, bytes: f.bytes })) }, files.map((f) => f.name).join(' + '));
+    const { input, label } = await imagesInput(entries, folderName);
+    return loadDataInput(input, label);
   } catch (e) {
     showError('data-error', `Images not loaded: ${e.message}`);
   }
+}
+
+// The user's own training images for fine-tuning.
+async function trainFromFiles(entries, folderName) {
+  showError('qat-error', '');
+  return withLoading(async () => {
+    let label = 'Training images';
+    try {
+      const r = await imagesInput(entries, folderName);
+      label = r.label;
+      await loadTrainInput(r.input);
+    } catch (e) {
+      showError('qat-error', `${label} not loaded: ${e.message}`);
+    }
+  });
 }
 
 function inputEntries(input) {
@@ -655,11 +707,201 @@ function exploreMixed() {
   $('results').scrollIntoView({ block: 'start' });
 }
 
+// ---------- fine-tuning (QAT) ------------------------------------------------------------------
+
+async function fetchDefaultTrain() {
+  const [images, labels] = await Promise.all([fetchBytes(DEFAULT_TRAIN.images), fetchBytes(DEFAULT_TRAIN.labels)]);
+  return { kind: 'idx', name: DEFAULT_TRAIN.name, files: [{ name: 'fmnist-train-5k-images-idx3-ubyte.gz', bytes: images }, { name: 'fmnist-train-5k-labels-idx1-ubyte.gz', bytes: labels }] };
+}
+
+// Training images into the worker (kept to restart it after a cancel).
+async function loadTrainInput(input) {
+  state.train = await state.primary.call('loadTrainData', { input, name: input.name });
+  state.trainInput = input;
+  renderTrainSummary();
+}
+
+function renderTrainSummary() {
+  const t = state.train;
+  $('qat-data-summary').innerHTML = t
+    ? `Training images: <strong>${esc(t.name)}</strong>, ${t.n.toLocaleString()} images in ${t.classes.length} classes${t.name === DEFAULT_TRAIN.name ? ' (500 per class)' : ''}.`
+    : 'Training images: the shipped Fashion-MNIST training subset (5,000 images, 500 per class; loaded when you start).';
+  renderQatEstimate();
+}
+
+// The images a run would train on (after the limit), and those it holds out (a tenth).
+function qatImages(s) {
+  const pool = state.train ? state.train.n : DEFAULT_TRAIN.n;
+  const n = s.qatLimit > 0 ? Math.min(s.qatLimit, pool) : pool;
+  const held = Math.max(1, Math.floor(0.1 * n));
+  return { n, held, train: n - held };
+}
+
+function renderQatEstimate() {
+  const s = readSettings();
+  if (!(s.qatEpochs >= 1)) { $('qat-estimate').textContent = ''; return; }
+  const { train, held } = qatImages(s);
+  const rate = state.qatRate || QAT_SECONDS_PER_IMAGE;
+  // Training, plus quantizing and the FP32 model's outputs once (~1.5 ms an image) and each epoch's validation.
+  const secs = rate * train * s.qatEpochs + 0.0015 * (train + held) + 0.001 * held * (s.qatEpochs + 1);
+  $('qat-estimate').textContent = `Expected time: about ${fmtTime(Math.max(1, secs))} for ${s.qatEpochs} epoch${s.qatEpochs > 1 ? 's' : ''} on `
+    + `${train.toLocaleString()} training images (${held.toLocaleString()} held out)${state.qatRate ? ', at the speed of the last run here' : ' on a typical laptop'}. `
+    + 'The page stays usable meanwhile, and Cancel stops it at once.';
+}
+
+function validateQat(s) {
+  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
+  if (!whole(s.qatW, 2, 8) || !whole(s.qatA, 2, 8)) return 'The bit-widths W and A must be whole numbers from 2 to 8.';
+  if (!whole(s.qatEpochs, 1, 50)) return 'Epochs must be a whole number from 1 to 50.';
+  if (!whole(s.qatLimit, 0, 1e9)) return 'The number of training images must be a whole number (0 = all).';
+  const { n, train } = qatImages(s);
+  if (n < 2) return 'Use at least 2 training images (one is held out for validation).';
+  if (!(s.calibSize >= 1)) return 'The calibration size must be at least 1 image.';
+  if (s.calibSize > train) return `The calibration size (${s.calibSize}) is larger than the ${train} training images left after the held-out tenth: use fewer calibration images or more training images.`;
+  return null;
+}
+
+async function runQat() {
+  showError('qat-error', '');
+  const s = readSettings();
+  const problem = validateQat(s);
+  if (problem) { showError('qat-error', problem); return; }
+  syncUrl();
+  const run = { clients: [state.primary], cancelled: false, started: performance.now() };
+  state.running = run;
+  updateRunButton();
+  const name = `W${s.qatW}A${s.qatA}`;
+  state.qat = { name, settings: s, history: [], result: null };
+  $('qat-results').hidden = false;
+  $('qat-compare-wrap').hidden = true;
+  renderQatEpochs();
+  drawQatCurve();
+  $('progress').value = 0;
+  $('progress-text').textContent = '';
+  let t0 = null;  // the run's clock when training began (after PTQ and the teacher's outputs)
+  let intro = `Fine-tuning ${name}`;
+  const onProgress = (p) => {
+    if (state.running !== run) return;
+    if (p.epochStats) {
+      state.qat.history.push(p.epochStats);
+      renderQatEpochs();
+      drawQatCurve();
+    }
+    if (t0 === null) {
+      t0 = p.seconds;
+      const e0 = p.epochStats;
+      setRunStatus(`${intro}: the PTQ start scores ${e0 && e0.valTop1 != null ? pct(e0.valTop1) : '—'} on the held-out images; training…`);
+    }
+    $('progress').value = p.steps ? p.step / p.steps : 0;
+    const rate = p.step > 0 ? (p.seconds - t0) / p.step : NaN;
+    const left = rate * (p.steps - p.step);
+    const loss = p.loss != null ? ` · loss ${p.loss.toFixed(4)}` : '';
+    $('progress-text').textContent = p.step === 0 ? `Fine-tuning ${name}: training…`
+      : `Fine-tuning ${name}: epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${loss}${p.step < p.steps ? ` · ${fmtTime(left)} left` : ' · evaluating'}`;
+    $('progress').setAttribute('aria-valuetext', `Fine-tuning: step ${p.step} of ${p.steps}, epoch ${p.epoch} of ${p.epochs}`);
+  };
+  try {
+    if (!state.trainInput) {
+      setRunStatus('Loading the shipped training images…');
+      await loadTrainInput(await fetchDefaultTrain());
+    }
+    const { train, held } = qatImages(s);
+    intro = `Fine-tuning ${name} for ${s.qatEpochs} epoch${s.qatEpochs > 1 ? 's' : ''} on ${train.toLocaleString()} training images (${held.toLocaleString()} held out)`;
+    setRunStatus(`${intro}: quantizing and computing the FP32 model’s outputs first…`);
+    const r = await state.primary.call('qat', {
+      quant: { wbits: s.qatW, abits: s.qatA, softmax: s.softmax, weights: s.weights, granularity: s.granularity, calibSize: s.calibSize },
+      options: { epochs: s.qatEpochs, ...(s.qatLimit ? { limit: s.qatLimit } : {}) },
+    }, { onProgress });
+    state.qat.result = r;
+    state.qat.history = r.history;
+    const lastE = r.history[r.history.length - 1];
+    if (t0 !== null && r.trainImages) state.qatRate = Math.max(1e-5, (lastE.seconds - t0) / (r.trainImages * s.qatEpochs));
+    $('progress').value = 1;
+    $('progress-text').textContent = `Fine-tuning ${name}: ${r.history.length - 1} epoch${r.history.length > 2 ? 's' : ''} done`;
+    const secs = (performance.now() - run.started) / 1000;
+    setRunStatus(`Fine-tuning done in ${fmtTime(secs)}: ${name} after QAT (epoch ${r.bestEpoch}) against PTQ below.`, 'done');
+    renderQat();
+    renderQatEstimate();
+    $('qat').scrollIntoView({ block: 'start' });
+  } catch (e) {
+    if (e instanceof Cancelled || run.cancelled) return;
+    runFailed('qat-error', `Fine-tuning stopped: ${e.message}`);
+  } finally {
+    if (state.running === run) state.running = null;
+    updateRunButton();
+  }
+}
+
+// One row per evaluated epoch so far.
+function renderQatEpochs() {
+  const q = state.qat;
+  if (!q) return;
+  const best = q.result ? q.result.bestEpoch : null;
+  let html = `<caption class="sr">Fine-tuning ${esc(q.name)}: one row per epoch</caption><thead><tr><th scope="col">Epoch</th>
+    <th scope="col">Training loss<br><span class="sub">mean over the epoch</span></th><th scope="col">Validation top-1<br><span class="sub">held-out images</span></th>
+    <th scope="col">Worst class<br><span class="sub">held-out images</span></th><th scope="col">Learning rate<br><span class="sub">at the epoch's end</span></th>
+    <th scope="col">Time<br><span class="sub">since the start</span></th></tr></thead><tbody>`;
+  if (!q.history.length && !q.cancelled) html += '<tr><td colspan="6">Quantizing (PTQ) and computing the FP32 model’s outputs on the training images…</td></tr>';
+  for (const e of q.history) {
+    const w = e.valWorstClass;
+    html += `<tr data-epoch="${e.epoch}"${e.epoch === best ? ' class="best"' : ''}><th scope="row">${e.epoch === 0 ? '0 (PTQ)' : e.epoch}${e.epoch === best ? ' <span class="sub">kept (best)</span>' : ''}</th>
+      <td>${e.trainLoss == null ? '—' : e.trainLoss.toFixed(4)}</td><td class="top1">${pct(e.valTop1, 2)}</td>
+      <td class="worst">${w ? `${esc(w.label)} ${pct(w.accuracy, 1)}` : '—'}</td><td>${e.epoch === 0 ? '—' : e.lr.toExponential(1)}</td><td>${fmtTime(e.seconds)}</td></tr>`;
+  }
+  if (q.cancelled) html += `<tr class="cancelled"><td colspan="6">Cancelled${q.history.length ? ` during epoch ${q.history.length} of ${q.settings.qatEpochs}` : ' before training began'}.</td></tr>`;
+  $('qat-epochs-table').innerHTML = `${html}</tbody>`;
+}
+
+function drawQatCurve() {
+  const q = state.qat;
+  if (!q) return;
+  const fp32 = q.result ? q.result.validationFp32 : null;
+  if (!q.history.some((e) => e.valTop1 != null)) { $('plot-qat-curve').innerHTML = '<p class="hint">The curve appears once the PTQ start is evaluated.</p>'; return; }
+  drawChart('plot-qat-curve', () => learningCurve($('plot-qat-curve'), q.history, { epochs: q.settings.qatEpochs, fp32, best: q.result ? q.result.bestEpoch : null }),
+    `bitlens-qat-${q.name}-curve`);
+}
+
+// After the run: the epochs with the kept one marked, the curve with FP32's lines, and PTQ against QAT on the evaluation images.
+function renderQat() {
+  const q = state.qat;
+  if (!q || !q.result) return;
+  const r = q.result;
+  renderQatEpochs();
+  drawQatCurve();
+  const fp = state.fp32;
+  const fp32Bytes = state.modelInfo.parameters * 4;
+  const row = (key, label, e, sizeBytes, base) => {
+    const w = e.worstClass;
+    const dTop = base ? e.top1 - base.top1 : null;
+    const dWorst = base && w && base.worstClass ? w.accuracy - base.worstClass.accuracy : null;
+    const delta = (d) => (d == null ? '' : ` <span class="sub">${d >= 0 ? '+' : '−'}${Math.abs(100 * d).toFixed(1)} pt vs PTQ</span>`);
+    const cls = (d) => (d == null ? '' : d > 0.0005 ? ' good' : d < -0.0005 ? ' bad' : '');
+    return `<tr data-model="${key}"${key === 'fp32' ? ' class="fp32"' : ''}><th scope="row">${label}</th>
+      <td class="top1${cls(dTop)}">${pct(e.top1, 2)}${delta(dTop)}</td>
+      <td class="worst${cls(dWorst)}">${w ? `${esc(w.label)} ${pct(w.accuracy, 1)}` : '—'}${delta(dWorst)}</td><td>${kb(sizeBytes)}</td></tr>`;
+  };
+  $('qat-compare').innerHTML = `<caption class="sr">PTQ against QAT on the evaluation images</caption><thead><tr><th scope="col">Model</th>
+    <th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Model size</th></tr></thead><tbody>
+    ${row('fp32', 'FP32', fp, fp32Bytes, null)}
+    ${row('ptq', `${esc(q.name)} PTQ <span class="sub">epoch 0</span>`, r.ptq, r.modelBytes, null)}
+    ${row('qat', `${esc(q.name)} QAT <span class="sub">epoch ${r.bestEpoch} of ${q.settings.qatEpochs}</span>`, r.qat, r.modelBytes, r.ptq)}</tbody>`;
+  const s = q.settings;
+  const kept = r.bestEpoch === 0
+    ? 'No epoch beat the PTQ start on the held-out images, so the PTQ model is kept (more epochs or more training images may help).'
+    : `Epoch ${r.bestEpoch} had the best top-1 on the ${r.valImages.toLocaleString()} held-out images and is kept.`;
+  $('qat-note').textContent = `${kept} Trained on ${r.trainImages.toLocaleString()} images from ${state.train ? state.train.name : 'the training set'} `
+    + `(AdamW, peak learning rate 1e-4 with warm-up and cosine decay, batches of 64, distilled from FP32); `
+    + `PTQ calibrated on ${s.calibSize} of them (seed 0); weights ${s.weights} (${s.granularity}), softmax ${s.softmax}. `
+    + `Evaluated on the ${r.qat.n.toLocaleString()} evaluation images, as the sweep above.`;
+  $('qat-compare-wrap').hidden = false;
+}
+
 async function cancel() {
   const run = state.running;
   if (!run) return;
   run.cancelled = true;
   for (const c of run.clients) c.terminate();
+  if (state.qat && !state.qat.result) { state.qat.cancelled = true; renderQatEpochs(); }
   state.running = null;
   $('progress').value = 0;
   $('progress-text').textContent = '';
@@ -670,6 +912,7 @@ async function cancel() {
       await state.primary.call('init');
       if (state.modelSrc) await state.primary.call('loadModel', { ...state.modelSrc });
       if (state.dataInput) state.data = await state.primary.call('loadData', { input: state.dataInput, limit: readSettings().limit });
+      if (state.trainInput) state.train = await state.primary.call('loadTrainData', { input: state.trainInput, name: state.trainInput.name });
       setRunStatus('Cancelled. Ready to run again.', 'cancelled');
     } catch (e) {
       showError('run-error', `Could not restart after cancelling: ${e.message}`);
@@ -689,9 +932,9 @@ function renderResults() {
   let html = `<caption class="sr">Accuracy per configuration</caption><thead><tr>
     <th scope="col">Configuration</th><th scope="col">Top-1<br><span class="sub">mean ± std (vs FP32)</span></th>
     <th scope="col">Worst class<br><span class="sub">mean accuracy (drop)</span></th><th scope="col">Worst case<br><span class="sub">class, seed</span></th>
-    <th scope="col">Largest drop<br><span class="sub">class, seed</span></th><th scope="col">Model size</th></tr></thead><tbody>`;
+    <th scope="col">Largest drop<br><span class="sub">class, seed</span></th><th scope="col">Model size</th><th scope="col">Repair<br><span class="sub">by training</span></th></tr></thead><tbody>`;
   html += `<tr class="fp32"><th scope="row">FP32</th><td>${pct(r.fp32.top1)}</td>
-    <td>${esc(r.labels[fpWorst])} ${pct(r.fp32.perClass[fpWorst])}</td><td>—</td><td>—</td><td>${kb(fp32Bytes)}</td></tr>`;
+    <td>${esc(r.labels[fpWorst])} ${pct(r.fp32.perClass[fpWorst])}</td><td>—</td><td>—</td><td>${kb(fp32Bytes)}</td><td></td></tr>`;
   for (const c of r.configs) {
     const drop = r.fp32.top1 - c.top1Mean;
     html += `<tr data-config="${esc(c.name)}"><th scope="row">${esc(c.name)}</th>
@@ -699,7 +942,8 @@ function renderResults() {
       <td${c.worstClass.accuracy < 0.5 ? ' class="bad"' : ''}>${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
       <td>${c.worstCase ? `${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed}</span>` : '—'}</td>
       <td>${c.largestSeedDrop ? `${esc(c.largestSeedDrop.label)} ${pp(c.largestSeedDrop.drop)} <span class="sub">seed ${c.largestSeedDrop.seed}</span>` : '—'}</td>
-      <td>${kb(c.modelBytes)}${c.modelBytes ? ` <span class="sub">(${(fp32Bytes / c.modelBytes).toFixed(1)}× smaller)</span>` : ''}</td></tr>`;
+      <td>${kb(c.modelBytes)}${c.modelBytes ? ` <span class="sub">(${(fp32Bytes / c.modelBytes).toFixed(1)}× smaller)</span>` : ''}</td>
+      <td>${parseWA(c.name) ? `<button type="button" class="qat-btn" data-qat="${esc(c.name)}"${state.running ? ' disabled' : ''}>Fine-tune…</button>` : '—'}</td></tr>`;
   }
   $('results-table').innerHTML = `${html}</tbody>`;
   renderGroups(r);
@@ -913,6 +1157,39 @@ function bind() {
   for (const id of ['mx-budget', 'mx-objective', 'mx-sens']) $(id).addEventListener('change', syncUrl);
   $('mx-kind').addEventListener('change', () => { setBudgetKind(); syncUrl(); });
   $('mx-explore').addEventListener('click', exploreMixed);
+  $('qat-run').addEventListener('click', runQat);
+  for (const id of ['qat-w', 'qat-a', 'qat-epochs', 'qat-limit']) $(id).addEventListener('change', () => { syncUrl(); renderQatEstimate(); });
+  $('results-table').addEventListener('click', (e) => {
+    const c = parseWA(e.target.dataset?.qat || '');
+    if (!c) return;
+    $('qat-w').value = c.wbits;
+    $('qat-a').value = c.abits;
+    syncUrl();
+    renderQatEstimate();
+    $('qat').scrollIntoView({ block: 'start' });
+    $('qat-run').focus({ preventScroll: true });
+  });
+  const trainFrom = (entries, folderName) => trainFromFiles(entries, folderName);
+  $('qat-files').addEventListener('change', (e) => { const en = inputEntries(e.target); e.target.value = ''; if (en.length) trainFrom(en); });
+  $('qat-folder').addEventListener('change', (e) => {
+    const en = inputEntries(e.target);
+    e.target.value = '';
+    if (en.length) trainFrom(en, en[0].path.split('/')[0]);
+  });
+  setupDrop($('qat-drop'), $('qat-files'), (en) => trainFrom(en, en[0]?.path.includes('/') ? en[0].path.split('/')[0] : ''));
+  $('qat-default').addEventListener('click', () => withLoading(async () => {
+    showError('qat-error', '');
+    try { await loadTrainInput(await fetchDefaultTrain()); } catch (e) { showError('qat-error', `Could not load the shipped training images: ${e.message}`); }
+  }));
+  $('qat-export').addEventListener('click', async () => {
+    if (!state.qat?.result) return;
+    try {
+      const bytes = await state.primary.call('exportQat');
+      download(`${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${state.qat.name}-qat.safetensors`, bytes, 'application/octet-stream');
+    } catch (e) {
+      showError('qat-error', `Export failed: ${e.message}`);
+    }
+  });
   $('cancel-btn').addEventListener('click', cancel);
   $('share-btn').addEventListener('click', async () => {
     syncUrl();
@@ -980,7 +1257,7 @@ function bind() {
     }
   });
   let resizeTimer;
-  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); }, 300); });
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) drawQatCurve(); }, 300); });
 }
 
 async function boot() {
@@ -995,6 +1272,7 @@ async function boot() {
     setRunStatus('');
     return;
   }
+  renderQatEstimate();
   setRunStatus('Loading the shipped model and the default images…');
   await loadShippedModel($('shipped-model').value);
   await loadDefaultData();

@@ -201,6 +201,48 @@ export function attentionMaps(el, maps, grid, input) {
   });
 }
 
+/**
+ * A QAT run's learning curve: validation top-1 and worst-class accuracy per epoch (epoch 0: the PTQ start;
+ * each worst point labelled with its class), FP32's on the same images as dashed lines, the best epoch ringed.
+ * history: [{ epoch, valTop1, valWorstClass: { label, accuracy } }]; fp32: { top1, worstClass } | null.
+ */
+export function learningCurve(el, history, { epochs, fp32 = null, best = null } = {}) {
+  const TOP = 'validation top-1', WORST = 'worst class';
+  const pts = history.filter((e) => e.valTop1 != null);
+  const rows = pts.flatMap((e) => [
+    { epoch: e.epoch, series: TOP, acc: e.valTop1, label: '' },
+    { epoch: e.epoch, series: WORST, acc: e.valWorstClass.accuracy, label: e.valWorstClass.label },
+  ]);
+  const rules = fp32 ? [
+    { series: TOP, acc: fp32.top1, text: `FP32 top-1\n${pct(fp32.top1)}` },
+    { series: WORST, acc: fp32.worstClass.accuracy, text: `FP32 worst class\n${fp32.worstClass.label} ${pct(fp32.worstClass.accuracy)}` },
+  ] : [];
+  const all = [...rows, ...rules].map((r) => r.acc);
+  const lo = Math.max(0, Math.floor((Math.min(...all) - 0.03) * 20) / 20);
+  // A little room above 100% so points there stay clear of the axis label; ticks stop at 100%.
+  const hi = Math.min(1.01, Math.ceil((Math.max(...all) + 0.02) * 20) / 20);
+  const ticks = globalThis.d3.ticks(lo, Math.min(1, hi), 6);
+  const last = Math.max(epochs || 0, ...pts.map((e) => e.epoch), 1);
+  const colors = { [TOP]: '#0b57d0', [WORST]: '#e8710a' };
+  const bestRow = best == null ? [] : rows.filter((r) => r.epoch === best && r.series === TOP);
+  return Plot().plot({
+    width: Math.min(width(el), 960), height: 380, marginLeft: 56, marginRight: fp32 ? 150 : 20, marginBottom: 46, style,
+    x: { domain: [0, last], label: 'epoch (0 = PTQ start)', ticks: Math.min(last, 10), tickFormat: 'd' },
+    y: { domain: [lo, hi], grid: true, label: 'accuracy on the held-out images', tickFormat: hi - lo <= 0.1 ? '.1%' : '.0%', ticks },
+    color: { domain: [TOP, WORST], range: [colors[TOP], colors[WORST]], legend: true },
+    marks: [
+      Plot().ruleY(rules, { y: 'acc', stroke: (d) => colors[d.series], strokeDasharray: '6,4', strokeWidth: 1.5 }),
+      // The two labels beside the chart, the worst class's moved down when the lines are close.
+      ...rules.map((r, i) => Plot().text([r], { x: last, y: 'acc', text: 'text', textAnchor: 'start', dx: 14, fill: colors[r.series], fontSize: 13, fontWeight: 600,
+        dy: i === 1 && rules[0].acc - r.acc < 0.12 * (hi - lo) ? 34 : 0 })),
+      Plot().line(rows, { x: 'epoch', y: 'acc', stroke: 'series', strokeWidth: 2.5, marker: 'circle' }),
+      Plot().dot(bestRow, { x: 'epoch', y: 'acc', r: 9, stroke: colors[TOP], strokeWidth: 2 }),
+      Plot().text(rows.filter((r) => r.series === WORST), { x: 'epoch', y: 'acc', text: 'label', dy: 14, fill: colors[WORST], fontSize: 12 }),
+      Plot().tip(rows, Plot().pointer({ x: 'epoch', y: 'acc', title: (d) => `epoch ${d.epoch}${d.epoch === 0 ? ' (PTQ)' : ''} · ${d.series}${d.label ? ` (${d.label})` : ''}: ${pct(d.acc)}` })),
+    ],
+  });
+}
+
 // ---------- export ------------------------------------------------------------------------------
 
 /** The chart's SVG as a standalone string (with its colour legend, when it has one). */

@@ -1,6 +1,6 @@
 // BitLens demo — the module worker. It owns the WebAssembly module, the model and the datasets, so the
 // page never blocks. Messages: { id, type, ...payload } → { id, ok: true, result } | { id, ok: false,
-// error } and, while a sweep runs, { id, progress: { done, total } }. The page cancels a run by
+// error } and, while a sweep, mixed-precision or fine-tuning run goes on, { id, progress }. The page cancels a run by
 // terminating this worker (a synchronous WASM call cannot be interrupted) and starting a fresh one.
 import { createBitLens } from './bitlens.js';
 import { gunzipSync, unzipSync, zlibSync } from './vendor/fflate.js';
@@ -13,6 +13,10 @@ let sourceName = '';
 let evalData = null;     // Dataset: the evaluation images (the first `limit`, class-balanced for folders)
 let calibData = null;    // Dataset: the calibration pool (all loaded images)
 let limit = 0;
+let trainSource = null;  // the training images for fine-tuning (QAT), as `source`
+let trainName = '';
+let trainData = null;    // Dataset: all of them
+let qatModel = null;     // QatModel: the last fine-tuned model (for the download)
 const quantCache = new Map(); // "config|seed" → QuantizedModel (for the sample view and the export)
 
 const IMAGE_EXT = /\.(png|jpe?g|bmp|gif)$/i;
@@ -174,6 +178,25 @@ function buildDatasets() {
   calibData = bl.loadDataset(datasetSpec(source, 0));
 }
 
+// The training images, with folder names mapped onto the (current) model's labels.
+function buildTrainData() {
+  if (trainData) { trainData.delete(); trainData = null; }
+  if (!trainSource || !bl) return;
+  trainData = bl.loadDataset(datasetSpec(trainSource, 0));
+}
+
+function clearQat() {
+  if (qatModel) { qatModel.delete(); qatModel = null; }
+}
+
+// What the page sent (IDX files, a zip, or a folder's files) → a source.
+function parseSource(input) {
+  if (input.kind === 'idx') return { src: parseIdx(input.files), name: input.files.map((f) => f.name).join(' + ') };
+  if (input.kind === 'zip') return { src: folderFiles(unzip(input.bytes, input.name), input.name), name: input.name };
+  if (input.kind === 'folder') return { src: folderFiles(input.files, input.name), name: input.name };
+  throw new Error(`unknown image source '${input.kind}'`);
+}
+
 function dataSummary() {
   if (!source) return null;
   const evalN = evalData ? evalData.size : Math.min(limit || source.n, source.n);
@@ -289,19 +312,17 @@ const handlers = {
     if (!config) throw new Error(`no config.json beside ${name || 'the .safetensors file'}: BitLens needs it to know the architecture`);
     const m = bl.loadModel({ safetensors: bytesOf(safetensors), config: textOf(config), preprocessor: textOf(preprocessor), name: name || 'model.safetensors' });
     clearQuantCache();
+    clearQat();
     if (model) model.delete();
     model = m;
     modelName = name || 'model.safetensors';
     let dataError = null;
     try { buildDatasets(); } catch (e) { dataError = e.message; }
+    try { buildTrainData(); } catch (e) { dataError = dataError || `training images: ${e.message}`; }
     return { info: model.info, name: modelName, data: dataSummary(), dataError };
   },
   loadData({ input, limit: lim }) {
-    let src, name;
-    if (input.kind === 'idx') { src = parseIdx(input.files); name = input.files.map((f) => f.name).join(' + '); }
-    else if (input.kind === 'zip') { src = folderFiles(unzip(input.bytes, input.name), input.name); name = input.name; }
-    else if (input.kind === 'folder') { src = folderFiles(input.files, input.name); name = input.name; }
-    else throw new Error(`unknown image source '${input.kind}'`);
+    const { src, name } = parseSource(input);
     const old = { source, sourceName, limit };
     source = src; sourceName = name; limit = lim || 0;
     try {
@@ -356,6 +377,58 @@ const handlers = {
     const sweep = await bl.sweep({ model, data: evalData, calib: calibData, seeds, calibSize,
       configs: [uniformConfig, { ...quant, layerBits: plan.layerBits, pointBits: plan.pointBits }] }, { onProgress: progress('comparison') });
     return { budget, maxBytes, objective, sensSize: sens.sensSize, sens, plan, uniform, sweep };
+  },
+  /** The training images for fine-tuning: kept beside the evaluation images. */
+  loadTrainData({ input, name: shown }) {
+    const { src, name: named } = parseSource(input);
+    const name = shown || named;
+    const old = { trainSource, trainName };
+    trainSource = src; trainName = name;
+    try {
+      buildTrainData();
+    } catch (e) {
+      trainSource = old.trainSource; trainName = old.trainName;
+      try { buildTrainData(); } catch { /* keep going */ }
+      throw e;
+    }
+    return { name, kind: src.kind, n: src.n, classes: sourceClassNames(src) };
+  },
+  /**
+   * Fine-tuning (QAT) of one configuration on the training images, then the PTQ start and the best epoch
+   * evaluated on the evaluation images. Progress: every epoch, and every step at most every 100 ms.
+   */
+  async qat({ quant, options }, post) {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    if (!trainData) throw new Error('load training images first');
+    clearQat();
+    let last = 0;
+    const onProgress = (p) => {
+      const now = Date.now();
+      if (p.epochStats || p.step === p.steps || now - last > 100) { last = now; post({ progress: p }); }
+    };
+    const q = await model.qat(trainData, { ...quant, ...options }, { onProgress, keepPtq: true });
+    const evalOf = (m) => {
+      const r = m.evaluate(evalData);
+      return { top1: r.top1, n: r.n, perClass: r.perClass, worstClass: r.worstClass };
+    };
+    try {
+      const result = {
+        history: q.history, bestEpoch: q.bestEpoch, trainImages: q.trainImages, valImages: q.valImages,
+        validationFp32: q.validationFp32 && { top1: q.validationFp32.top1, worstClass: q.validationFp32.worstClass },
+        ptq: evalOf(q.ptq), qat: evalOf(q), modelBytes: q.info.modelBytes, config: q.info.config,
+      };
+      q.ptq.delete();
+      q.ptq = null;
+      qatModel = q;
+      return result;
+    } catch (e) {
+      q.delete();
+      throw e;
+    }
+  },
+  exportQat() {
+    if (!qatModel) throw new Error('no fine-tuned model: run “Fine-tune (QAT)” first');
+    return qatModel.exportSafetensors();
   },
   teach,
   sample,

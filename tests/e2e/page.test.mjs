@@ -1,6 +1,7 @@
 // End-to-end tests of the demo page in headless Debian Chromium (playwright-core): first open with the
 // shipped model, a small sweep, uploads (model files, an image-folder zip, a folder), a broken
-// safetensors, cancelling a running sweep — and that no request leaves the page's origin.
+// safetensors, cancelling a running sweep, fine-tuning (QAT) and cancelling it — and that no request leaves
+// the page's origin.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -82,7 +83,8 @@ if (missing.length) {
 
     test('first open: the shipped model and the default images, with FP32 accuracy', async () => {
       const groups = encodeURIComponent('tops=T-shirt/top, Pullover, Coat, Shirt; shoes=5,7,9');
-      await page.goto(`${origin}/?configs=w8a8,w4a4&seeds=2&limit=300&groups=${groups}${MODEL_PARAM}`);
+      // trainLimit and epochs: a fine-tuning run of seconds (300 training images, 2 epochs).
+      await page.goto(`${origin}/?configs=w8a8,w4a4&seeds=2&limit=300&groups=${groups}&trainLimit=300&epochs=2${MODEL_PARAM}`);
       await page.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
       assert.equal(await visibleError('model-error'), '');
       assert.equal(await visibleError('data-error'), '');
@@ -200,6 +202,111 @@ if (missing.length) {
       assert.ok(planBytes.length - 8 - planHeaderLen <= 110_000, `the downloaded plan holds ${planBytes.length - 8 - planHeaderLen} bytes of data`);
       const planHeader = JSON.parse(planBytes.subarray(8, 8 + planHeaderLen).toString('utf8'));
       assert.match(planHeader.__metadata__['bitlens.quantization'], /layer_bits/);
+    });
+
+    test('fine-tuning (QAT) from a results row: progress, the learning curve against FP32, PTQ against QAT, the download', async () => {
+      assert.equal(await page.inputValue('#qat-epochs'), '2');
+      assert.equal(await page.inputValue('#qat-limit'), '300');
+      // The results view holds the mixed-precision comparison: its uniform row (WbAa) has the button.
+      const name = await page.$eval('#results-table button[data-qat]', (b) => b.dataset.qat);
+      const [, w, a] = /^W(\d)A(\d)$/.exec(name);
+      await page.click(`#results-table button[data-qat="${name}"]`);
+      assert.equal(await page.inputValue('#qat-w'), w);
+      assert.equal(await page.inputValue('#qat-a'), a);
+      assert.equal(await page.$$eval('#results-table tr[data-config="mixed"] button', (b) => b.length), 0, 'no button for a mixed plan');
+      assert.match(await page.textContent('#qat-estimate'), /^Expected time: about .+ for 2 epochs on 270 training images \(30 held out\)/);
+      // Every progress text the run shows.
+      await page.evaluate(() => {
+        window.__qatTexts = [];
+        new MutationObserver(() => window.__qatTexts.push(document.getElementById('progress-text').textContent))
+          .observe(document.getElementById('progress-text'), { childList: true, characterData: true, subtree: true });
+      });
+      await page.click('#qat-run');
+      await page.waitForFunction(() => /^Fine-tuning done/.test(document.getElementById('run-status').textContent)
+        && !document.getElementById('qat-compare-wrap').hidden, null, { timeout: 120_000, polling: 250 });
+      assert.equal(await visibleError('qat-error'), '');
+      const texts = await page.evaluate(() => window.__qatTexts);
+      assert.ok(texts.some((t) => new RegExp(`^Fine-tuning ${name}: epoch 2/2, step \\d+/10 · loss \\d\\.\\d{4}`).test(t)), texts.join(' | '));
+      assert.ok(texts.some((t) => /· (\d+ min )?\d+ s left$/.test(t)), 'an estimate of the time left');
+      assert.match(await page.textContent('#qat-data-summary'), /the shipped Fashion-MNIST training subset, 5,000 images in 10 classes/);
+      // One row per epoch (0 = PTQ), each with a plausible validation top-1 and its worst class.
+      const epochs = await page.$$eval('#qat-epochs-table tbody tr', (trs) => trs.map((r) => ({
+        epoch: r.dataset.epoch, top1: Number.parseFloat(r.querySelector('td.top1').textContent) / 100, worst: r.querySelector('td.worst').textContent,
+      })));
+      assert.deepEqual(epochs.map((e) => e.epoch), ['0', '1', '2']);
+      for (const e of epochs) {
+        assert.ok(e.top1 >= MIN && e.top1 <= 1, `epoch ${e.epoch} top-1 ${e.top1}`);
+        assert.match(e.worst, /^[\w/ -]+ \d+\.\d%$/);
+      }
+      assert.equal(await page.$$eval('#qat-epochs-table tr.best', (r) => r.length), 1);
+      // The learning curve: both series, FP32's lines.
+      await page.waitForSelector('#plot-qat-curve svg');
+      const curve = await page.textContent('#plot-qat-curve');
+      assert.match(curve, /validation top-1/);
+      assert.match(curve, /FP32 top-1\s*\d+\.\d%/);
+      assert.match(curve, /FP32 worst class\s*[A-Z][\w/ -]* \d+\.\d%/);
+      // PTQ against QAT on the evaluation images.
+      const cmp = await page.$$eval('#qat-compare tbody tr', (trs) => trs.map((r) => ({
+        model: r.dataset.model, top1: Number.parseFloat(r.querySelector('td.top1').textContent) / 100,
+      })));
+      assert.deepEqual(cmp.map((r) => r.model), ['fp32', 'ptq', 'qat']);
+      for (const r of cmp) assert.ok(r.top1 >= MIN && r.top1 <= 1, `${r.model} top-1 ${r.top1}`);
+      assert.ok(Math.abs(cmp[0].top1 - (await fp32())) < 0.001, 'the FP32 row is the FP32 accuracy above');
+      assert.match(await page.textContent('#qat-note'), /Trained on 270 images.*Evaluated on the 300 evaluation images/);
+      assert.doesNotMatch(await page.textContent('#qat'), /undefined|NaN/);
+      // The fine-tuned model downloads as a quantized safetensors.
+      const [st] = await Promise.all([page.waitForEvent('download'), page.click('#qat-export')]);
+      assert.match(st.suggestedFilename(), new RegExp(`${name}-qat\\.safetensors$`));
+      const bytes = readFileSync(await st.path());
+      const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
+      assert.equal(JSON.parse(header.__metadata__['bitlens.quantization']).config.name, name);
+      assert.match(page.url(), /trainLimit=300/);
+      assert.match(page.url(), /epochs=2/);
+      // The whole section (the sticky run bar would cover part of it in an element screenshot).
+      await page.$eval('#run', (el) => { el.style.position = 'static'; });
+      saveArtifact('e2e-2c-qat.png', await page.locator('#qat').screenshot());
+      await page.$eval('#run', (el) => { el.style.position = ''; });
+    });
+
+    test('cancel stops a fine-tuning run; the next one runs to the end', async () => {
+      await page.fill('#qat-limit', '0');
+      await page.dispatchEvent('#qat-limit', 'change');
+      await page.fill('#qat-epochs', '1');
+      await page.dispatchEvent('#qat-epochs', 'change');
+      assert.match(await page.textContent('#qat-estimate'), /for 1 epoch on 4,500 training images \(500 held out\)/);
+      await page.click('#qat-run');
+      await page.waitForFunction(() => /step [1-9]\d*\/71/.test(document.getElementById('progress-text').textContent), null, { timeout: 60_000, polling: 50 });
+      await page.click('#cancel-btn');
+      assert.match(await status(), /Cancelled/);
+      await page.waitForFunction(() => /Ready to run again/.test(document.getElementById('run-status').textContent), null, { timeout: 60_000 });
+      assert.equal(await page.textContent('#progress-text'), '');
+      assert.equal(await page.isEnabled('#qat-run'), true);
+      assert.match(await page.textContent('#qat-epochs-table'), /Cancelled during epoch 1 of 1\./);
+      // The restarted worker has the training images again.
+      await page.fill('#qat-limit', '120');
+      await page.dispatchEvent('#qat-limit', 'change');
+      await page.click('#qat-run');
+      await page.waitForFunction(() => /^Fine-tuning done/.test(document.getElementById('run-status').textContent)
+        && !document.getElementById('qat-compare-wrap').hidden, null, { timeout: 120_000, polling: 250 });
+      assert.equal(await page.$$eval('#qat-epochs-table tbody tr', (r) => r.length), 2);
+      assert.match(page.url(), /trainLimit=120/);
+      assert.doesNotMatch(page.url(), /epochs=/);
+      // The user's own training images: a zip of class folders, labelled by folder name.
+      await page.setInputFiles('#qat-files', { name: 'my-train.zip', mimeType: 'application/zip', buffer: classFolderZip(6) });
+      await page.waitForFunction(() => /my-train\.zip.*60 images in 10 classes/.test(document.getElementById('qat-data-summary').textContent), null, { timeout: 30_000 });
+      await page.fill('#qat-limit', '0');
+      await page.dispatchEvent('#qat-limit', 'change');
+      await waitIdle();
+      await page.click('#qat-run');
+      await page.waitForFunction(() => /^Fine-tuning done/.test(document.getElementById('run-status').textContent)
+        && !document.getElementById('qat-compare-wrap').hidden, null, { timeout: 120_000, polling: 250 });
+      assert.match(await page.textContent('#qat-note'), /Trained on 54 images from my-train\.zip/);
+      // A wrong kind of file: an error naming it, and the previous training images stay.
+      await page.setInputFiles('#qat-files', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+      await page.waitForSelector('#qat-error:not([hidden])', { timeout: 30_000 });
+      assert.match(await visibleError('qat-error'), /notes\.txt/);
+      assert.match(await page.textContent('#qat-data-summary'), /my-train\.zip/);
+      await waitIdle();
     });
 
     test('bring your own: model files and an image-folder zip, then run again', async () => {
