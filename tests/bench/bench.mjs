@@ -707,9 +707,13 @@ async function buildTrainBench(kind) {  // kind: 'native' | 'wasm'
   return target;
 }
 
-// One run of the training bench: its JSON, plus the load average before it and its wall time.
+// One run of the training bench: its JSON, plus the load average before it and its wall time. WASM runs
+// under --no-liftoff: V8 otherwise starts every function in its baseline compiler (Liftoff, ~5–10 GFLOP/s
+// for the GEMMs) and swaps in optimized code only on a later call once a background compile is done — a
+// kernel called a few times for long (DeiT-tiny's GEMMs) can be timed in baseline code on a loaded machine.
+// A long training run reaches optimized code after its first steps; the rows measure that steady state.
 function trainRun(kind, exe, modelDir, mode, args = []) {
-  const [cmd, pre] = kind === 'wasm' ? [process.execPath, ['--no-experimental-fetch', exe]] : [exe, []];
+  const [cmd, pre] = kind === 'wasm' ? [process.execPath, ['--no-experimental-fetch', '--no-liftoff', exe]] : [exe, []];
   const full = [...pre, modelDir, mode, '--data', path.join(ROOT, 'models/data'), ...args];
   const label = `${kind} ${path.basename(modelDir)} ${mode} ${args.join(' ')}`.trim();
   log(`train: ${label}`);
@@ -823,17 +827,20 @@ function trainRows(res) {
   const pick = (model, mode, kind, jobs, extra = () => true) => res.runs.filter((r) => ok(r) && r.model === model && r.mode === mode && r.kind === kind && r.jobs === jobs && extra(r));
   for (const model of [...TRAIN_MODELS, 'deit-tiny']) {
     const peer = res.peer.filter((p) => p.model === model);
-    const peerMs = median(peer.map((p) => p.ms_per_step));
+    const peerMs = median(peer.map((p) => p.ms_per_step)), peerMin = median(peer.map((p) => p.min_ms_per_step));
     for (const mode of ['step', 'qat']) {
       const any = res.runs.filter((r) => r.model === model && r.mode === mode);
       if (!any.length) continue;
       const row = { model, what: mode === 'step' ? 'FP32 step' : `QAT ${any.find((r) => r.bits)?.bits ?? 'W4A4'} step`, batch: any.find((r) => r.batch)?.batch,
-        pytorch_ms: peerMs, pytorch_blas: peer[0]?.blas };
+        pytorch_ms: peerMs, pytorch_min_ms: peerMin, pytorch_blas: peer[0]?.blas };
       for (const [key, kind, jobs] of [['wasm', 'wasm', 1], ['native', 'native', 1], ['native2', 'native', 2]]) {
         const rs = pick(model, mode, kind, jobs);
         const ms = median(rs.map((r) => r.ms_per_step));
         row[`${key}_ms`] = ms;
         row[`${key}_ratio`] = ms && peerMs ? +(peerMs / ms).toFixed(3) : null;
+        const mn = median(rs.map((r) => r.step?.min_ms));
+        row[`${key}_min_ms`] = mn;
+        row[`${key}_min_ratio`] = mn && peerMin ? +(peerMin / mn).toFixed(3) : null;
         if (rs.length) {
           row[`${key}_memory`] = rs[rs.length - 1].memory;
           if (mode === 'step') row[`${key}_parts`] = { forward_backward: median(rs.map((r) => r.forward_backward?.median_ms)), adamw: median(rs.map((r) => r.adamw?.median_ms)), refresh: median(rs.map((r) => r.refresh?.median_ms)) };
@@ -854,12 +861,18 @@ function printTrain(L, T) {
   L.push('', 'Training (tests/bench/train_bench.cpp; peer: eager PyTorch CPU, tests/bench/torch_train_step.py, OMP_NUM_THREADS=1)');
   const blas = T.peer.find((p) => p.blas)?.blas;
   if (T.peer.length) L.push(`  PyTorch ${T.peer[0].torch}, BLAS ${blas ?? '?'}; ${T.rounds} round(s), peer and ours model by model; ms per step, median; ratio = PyTorch ms / ours (≥ 1: ours faster)`);
-  L.push(`  ${pad('model', 18)}${pad('step', 15)}${lpad('batch', 6)}${lpad('PyTorch', 10)}${lpad('WASM', 10)}${lpad('ratio', 8)}${lpad('native', 10)}${lpad('ratio', 8)}${lpad('native×2', 10)}${lpad('ratio', 8)}`);
+  L.push(`  ${pad('model', 18)}${pad('step', 15)}${lpad('batch', 6)}${lpad('PyTorch', 12)}${lpad('WASM', 12)}${lpad('ratio', 13)}${lpad('native', 12)}${lpad('ratio', 13)}${lpad('native×2', 12)}${lpad('ratio', 13)}`);
+  L.push(`  ${pad('', 39)}${lpad('med/min', 12)}${lpad('med/min', 12)}${lpad('med (min)', 13)}${lpad('med/min', 12)}${lpad('med (min)', 13)}${lpad('med/min', 12)}${lpad('med (min)', 13)}`);
   const f = (v) => (v === null || v === undefined ? '—' : v < 100 ? v.toFixed(1) : v.toFixed(0));
   const rt = (v) => (v === null || v === undefined ? '—' : v.toFixed(2) + '×');
+  const mm = (a, b) => `${f(a)}/${f(b)}`;
+  const rr = (a, b) => `${rt(a)} (${rt(b)})`;
   for (const r of T.rows)
-    L.push(`  ${pad(r.model, 18)}${pad(r.what, 15)}${lpad(r.batch ?? '—', 6)}${lpad(f(r.pytorch_ms), 10)}${lpad(f(r.wasm_ms), 10)}${lpad(rt(r.wasm_ratio), 8)}` +
-      `${lpad(f(r.native_ms), 10)}${lpad(rt(r.native_ratio), 8)}${lpad(f(r.native2_ms), 10)}${lpad(rt(r.native2_ratio), 8)}`);
+    L.push(`  ${pad(r.model, 18)}${pad(r.what, 15)}${lpad(r.batch ?? '—', 6)}${lpad(mm(r.pytorch_ms, r.pytorch_min_ms), 12)}` +
+      `${lpad(mm(r.wasm_ms, r.wasm_min_ms), 12)}${lpad(rr(r.wasm_ratio, r.wasm_min_ratio), 13)}` +
+      `${lpad(mm(r.native_ms, r.native_min_ms), 12)}${lpad(rr(r.native_ratio, r.native_min_ratio), 13)}` +
+      `${lpad(mm(r.native2_ms, r.native2_min_ms), 12)}${lpad(rr(r.native2_ratio, r.native2_min_ratio), 13)}`);
+  L.push('  med: median step; min: fastest step (less sensitive to other processes\' load); ratios of medians (of minima)');
   L.push('  FP32 step: forward + cross-entropy + backward (micro-batches of 16; DeiT-tiny: 4) + AdamW + weight re-pack; the peer: zero_grad,');
   L.push('    forward, loss, backward, AdamW. Distilled DeiT: we train the inference output (mean of both heads) with one CE, the peer');
   L.push('    averages two CEs (one per head): the same layers and GEMMs, a different loss function.');
