@@ -374,22 +374,16 @@ public:
 
 class ModelHandle {
 public:
-    LoadedModel lm;
+    AnyModel model;  // FP32, or a BitLens quantized export; quantizing, sweeping, ... ask model.fp32(what)
     std::shared_ptr<const std::vector<uint8_t>> source;
     std::string source_name;
-    // Set when the checkpoint is a BitLens quantized export: lm.vit holds its dequantized weights and
-    // inference applies its activation quantizers.
-    std::unique_ptr<QuantizedViT> quant;
-    std::unique_ptr<FakeQuantHook> quant_hook;
+    std::unique_ptr<FakeQuantHook> quant_hook;  // a quantized export's activation quantizers, for inference
+    const ViT& vit() const { return model.vit(); }
     ActivationHook* hook() const { return quant_hook.get(); }
-    // Quantizing, sweeping and measuring sensitivities start from FP32 weights.
-    void require_fp32(const char* what) const {
-        if (quant) throw std::runtime_error(std::string(what) + ": this model is already quantized (" + quant->cfg.name() + ")");
-    }
 
     SweepHandle* sweep(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib) const {
         return guard([&] {
-            require_fp32("sweep");
+            const LoadedModel& lm = model.fp32("sweep");
             SweepSpec sp = sweep_spec_from_json(nlohmann::json::parse(spec), lm.vit.cfg);
             auto r = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
             auto* h = new SweepHandle;
@@ -402,7 +396,7 @@ public:
     // "worst", candidates: [bits], sensSize: images drawn from calib}.
     SensitivityHandle* sensitivities(std::string spec, const DatasetHandle& calib) const {
         return guard([&] {
-            require_fp32("sensitivities");
+            const LoadedModel& lm = model.fp32("sensitivities");
             const nlohmann::json j = nlohmann::json::parse(spec);
             for (const auto& kv : j.items())
                 if (kv.key() != "config" && kv.key() != "objective" && kv.key() != "candidates" && kv.key() != "sensSize")
@@ -425,7 +419,7 @@ public:
 
     QuantizedHandle* quantize(std::string config, const DatasetHandle& calib, bool integer) const {
         return guard([&] {
-            require_fp32("quantize");
+            const LoadedModel& lm = model.fp32("quantize");
             QuantConfig qc = config_from_json(nlohmann::json::parse(config));
             return quantized_handle(bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1), source, source_name, integer);
         });
@@ -435,7 +429,7 @@ public:
     // as F32 safetensors in the checkpoint's own names and shapes — the file `bitlens grad --out` writes.
     val gradients(const DatasetHandle& d, size_t limit) const {
         return guard([&] {
-            require_fp32("gradients");
+            const LoadedModel& lm = model.fp32("gradients");
             const PreparedData data = prepare(d.ds, lm.vit.cfg, limit);
             const train::GradientResult g = train::gradients(lm.vit, data, data.n, 1);
             SafeTensors gs = f32_checkpoint(g.grads, parse_safetensors(source->data(), source->size(), source_name));
@@ -456,7 +450,7 @@ public:
     // seeds the split and the epochs' order, as in `bitlens qat`; options: qat_options_from_json).
     QatHandle* qat(std::string config, std::string options, const DatasetHandle& train) const {
         return guard([&] {
-            require_fp32("qat");
+            const LoadedModel& lm = model.fp32("qat");
             const QuantConfig qc = config_from_json(nlohmann::json::parse(config));
             train::QatOptions o = qat_options_from_json(nlohmann::json::parse(options));
             o.seed = qc.seed, o.jobs = 1;
@@ -489,17 +483,17 @@ public:
     // A Linear's FP32 weight by canonical name (e.g. "blocks.0.mlp.fc1").
     val weight(std::string name) const {
         return guard([&] {
-            for (const Linear* l : lm.vit.linears())
+            for (const Linear* l : vit().linears())
                 if (l->name == name) return float_array(l->weight);
             throw std::runtime_error("no layer named '" + name + "'");
         });
     }
 
     std::string info() const {
-        const ViTConfig& c = lm.vit.cfg;
+        const ViTConfig& c = vit().cfg;
         return nlohmann::json{{"naming", naming_name(c.naming)},     {"config", c.config_source},
-                              {"architecture", c.architecture},     {"dtype", lm.source_dtype},
-                              {"parameters", lm.vit.parameter_count()}, {"imageSize", {c.image_h, c.image_w}},
+                              {"architecture", c.architecture},     {"dtype", model.dtype()},
+                              {"parameters", vit().parameter_count()}, {"imageSize", {c.image_h, c.image_w}},
                               {"channels", c.channels},             {"patchSize", c.patch},
                               {"hiddenSize", c.hidden},             {"depth", c.depth},
                               {"heads", c.heads},                   {"mlpDim", c.mlp_dim},
@@ -507,40 +501,40 @@ public:
                               {"distillationToken", c.dist_token},
                               {"layers", [&] {
                                    std::vector<std::string> v;
-                                   for (const Linear* l : lm.vit.linears()) v.push_back(l->name);
+                                   for (const Linear* l : vit().linears()) v.push_back(l->name);
                                    return v;
                                }()},
                               {"points", [&] {
                                    std::vector<std::string> v;
-                                   for (const ActPoint& p : lm.vit.points) v.push_back(p.name);
+                                   for (const ActPoint& p : vit().points) v.push_back(p.name);
                                    return v;
                                }()},
-                              {"quantized", quant ? config_json(quant->cfg) : nlohmann::json(nullptr)}}
+                              {"quantized", model.q ? config_json(model.q->cfg) : nlohmann::json(nullptr)}}
             .dump();
     }
 
     std::string evaluate(const DatasetHandle& d, size_t limit) const {
         return guard([&] {
-            PreparedData data = prepare(d.ds, lm.vit.cfg, limit);
-            return eval_json(bitlens::evaluate(lm.vit, data, 1, hook())).dump();
+            PreparedData data = prepare(d.ds, vit().cfg, limit);
+            return eval_json(bitlens::evaluate(vit(), data, 1, hook())).dump();
         });
     }
 
     // Logits for one encoded image.
     std::string classify(val image_bytes, std::string name) const {
-        return guard([&] { return nlohmann::json(logits_of(lm.vit, image_bytes, name, hook())).dump(); });
+        return guard([&] { return nlohmann::json(logits_of(vit(), image_bytes, name, hook())).dump(); });
     }
     val attention(val image_bytes, std::string name, int block) const {
-        return guard([&] { return attention_of(lm.vit, image_bytes, name, block, hook()); });
+        return guard([&] { return attention_of(vit(), image_bytes, name, block, hook()); });
     }
     val forward_raw(val input) const {
-        return guard([&] { return float_array(lm.vit.forward(floats_of(input), hook())); });
+        return guard([&] { return float_array(vit().forward(floats_of(input), hook())); });
     }
     // One encoded image as the model sees it: decoded, resized/cropped and normalised, CHW.
     val preprocess_image(val image_bytes, std::string name) const {
         return guard([&] {
             const std::vector<uint8_t> b = bytes_of(image_bytes);
-            return float_array(preprocess(decode_image(b.data(), b.size(), name), lm.vit.cfg.pp));
+            return float_array(preprocess(decode_image(b.data(), b.size(), name), vit().cfg.pp));
         });
     }
 };
@@ -553,16 +547,9 @@ ModelHandle* load_model_js(val safetensors, std::string config, std::string prep
         src.config_json = config;
         src.preprocessor_json = preprocessor;
         src.heads_override = heads;
-        const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), st_name);
         auto h = std::make_unique<ModelHandle>();
-        if (is_quantized_checkpoint(st)) {
-            h->quant = std::make_unique<QuantizedViT>(load_quantized(src, st));
-            h->lm.vit = h->quant->model;
-            h->lm.source_dtype = "quantized";
-            h->quant_hook = std::make_unique<FakeQuantHook>(*h->quant);
-        } else {
-            h->lm = load_model(src, st);
-        }
+        h->model = load_any(src);
+        if (h->model.q) h->quant_hook = std::make_unique<FakeQuantHook>(*h->model.q);  // refers to h->model, which stays put
         h->source = std::make_shared<const std::vector<uint8_t>>(std::move(src.safetensors));
         h->source_name = st_name;
         return h.release();

@@ -727,13 +727,15 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
 
 // ---------------------------------------------------------------------------------------------------
 namespace {
-std::runtime_error already_quantized(const std::string& what, const std::string& file) {
-    return std::runtime_error(what + ": " + file + " is already quantized; start from its FP32/FP16 original");
+// The one error of callers that need FP32 weights; `config` is the export's recipe name when it is loaded.
+std::runtime_error already_quantized(const std::string& what, const std::string& subject, const std::string& config) {
+    return std::runtime_error(what + ": " + subject + " is already quantized" + (config.empty() ? "" : " (" + config + ")") +
+                              "; start from its FP32/FP16 original");
 }
 }  // namespace
 
 const LoadedModel& AnyModel::fp32(const std::string& what) const {
-    if (q) throw already_quantized(what, file);
+    if (q) throw already_quantized(what, "this model", q->cfg.name());
     return fp;
 }
 
@@ -743,7 +745,6 @@ AnyModel load_any(const ModelSource& src) {
 
 AnyModel load_any(const ModelSource& src, const SafeTensors& st) {
     AnyModel m;
-    m.file = src.safetensors_name;
     if (is_quantized_checkpoint(st)) m.q = load_quantized(src, st);
     else m.fp = load_model(src, st);
     return m;
@@ -754,7 +755,7 @@ LoadedModel load_fp32(const ModelSource& src, const std::string& what) {
 }
 
 LoadedModel load_fp32(const ModelSource& src, const SafeTensors& st, const std::string& what) {
-    if (is_quantized_checkpoint(st)) throw already_quantized(what, src.safetensors_name);
+    if (is_quantized_checkpoint(st)) throw already_quantized(what, src.safetensors_name, "");
     return load_model(src, st);
 }
 

@@ -71,19 +71,19 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st);
 
 // A checkpoint of either kind, chosen by its metadata: FP32 (F16, BF16) weights, or a BitLens quantized export.
 struct AnyModel {
-    std::string file;               // the safetensors file's name, for errors
     LoadedModel fp;                 // an FP32 checkpoint's model; left empty for a quantized export
     std::optional<QuantizedViT> q;  // a quantized export: its model (dequantized weights) and recipe
     bool quantized() const { return q.has_value(); }
     const ViT& vit() const { return q ? q->model : fp.vit; }  // the model, either kind
     std::string dtype() const { return q ? "quantized" : fp.source_dtype; }
-    // The FP32 model for `what` ("quantize", "bitlens sweep", ...). A quantized export throws
-    // "<what>: <file> is already quantized; start from its FP32/FP16 original".
+    // The FP32 model for `what` ("quantize", "sweep", ...). A quantized export throws
+    // "<what>: this model is already quantized (<config>); start from its FP32/FP16 original".
     const LoadedModel& fp32(const std::string& what) const;
 };
 AnyModel load_any(const ModelSource& src);
 AnyModel load_any(const ModelSource& src, const SafeTensors& st);  // st: src's tensors, already parsed
-// An FP32 checkpoint for `what`: a quantized export is refused (with AnyModel::fp32's error) before loading.
+// An FP32 checkpoint for `what` ("bitlens quantize", ...). A quantized export is refused before it is loaded:
+// "<what>: <file> is already quantized; start from its FP32/FP16 original".
 LoadedModel load_fp32(const ModelSource& src, const std::string& what);
 LoadedModel load_fp32(const ModelSource& src, const SafeTensors& st, const std::string& what);
 
