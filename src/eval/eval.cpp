@@ -63,6 +63,17 @@ PreparedData prepare(const Dataset& ds, const ViTConfig& cfg, size_t limit) {
     return p;
 }
 
+PreparedData subset(const PreparedData& d, const std::vector<size_t>& idx) {
+    PreparedData s;
+    s.n = idx.size(), s.input_size = d.input_size;
+    s.inputs.resize(s.n * s.input_size), s.labels.resize(s.n);
+    for (size_t i = 0; i < idx.size(); ++i) {
+        std::copy_n(&d.inputs[idx[i] * d.input_size], d.input_size, &s.inputs[i * s.input_size]);
+        s.labels[i] = d.labels[idx[i]];
+    }
+    return s;
+}
+
 EvalResult score(const std::vector<int>& pred, const std::vector<int>& labels, const std::vector<std::string>& names) {
     EvalResult r;
     const size_t C = names.size();

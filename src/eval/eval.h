@@ -22,6 +22,8 @@ struct PreparedData {
 // sorted order. A class with no match is an error naming it and the model's labels.
 std::vector<int> map_classes(const std::vector<std::string>& dataset_classes, const ViTConfig& cfg);
 PreparedData prepare(const Dataset& ds, const ViTConfig& cfg, size_t limit = 0);
+// The images idx of d (with their labels), in that order.
+PreparedData subset(const PreparedData& d, const std::vector<size_t>& idx);
 
 struct EvalResult {
     size_t n = 0;

@@ -30,17 +30,6 @@ void check_data(const ViT& m, const PreparedData& d, const std::string& what) {
                                      ", outside the model's " + std::to_string(m.cfg.num_classes) + " classes");
 }
 
-PreparedData subset(const PreparedData& d, const std::vector<size_t>& idx) {
-    PreparedData s;
-    s.n = idx.size(), s.input_size = d.input_size;
-    s.inputs.resize(s.n * s.input_size), s.labels.resize(s.n);
-    for (size_t i = 0; i < idx.size(); ++i) {
-        std::copy_n(&d.inputs[idx[i] * d.input_size], d.input_size, &s.inputs[i * s.input_size]);
-        s.labels[i] = d.labels[idx[i]];
-    }
-    return s;
-}
-
 }  // namespace
 
 GradientResult gradients(const ViT& m, const PreparedData& data, size_t n, int jobs, size_t micro) {
