@@ -860,18 +860,21 @@ const MB = (b) => (b === undefined || b === null ? '—' : (b / 1048576).toFixed
 function printTrain(L, T) {
   L.push('', 'Training (tests/bench/train_bench.cpp; peer: eager PyTorch CPU, tests/bench/torch_train_step.py, OMP_NUM_THREADS=1)');
   const blas = T.peer.find((p) => p.blas)?.blas;
-  if (T.peer.length) L.push(`  PyTorch ${T.peer[0].torch}, BLAS ${blas ?? '?'}; ${T.rounds} round(s), peer and ours model by model; ms per step, median; ratio = PyTorch ms / ours (≥ 1: ours faster)`);
-  L.push(`  ${pad('model', 18)}${pad('step', 15)}${lpad('batch', 6)}${lpad('PyTorch', 12)}${lpad('WASM', 12)}${lpad('ratio', 13)}${lpad('native', 12)}${lpad('ratio', 13)}${lpad('native×2', 12)}${lpad('ratio', 13)}`);
-  L.push(`  ${pad('', 39)}${lpad('med/min', 12)}${lpad('med/min', 12)}${lpad('med (min)', 13)}${lpad('med/min', 12)}${lpad('med (min)', 13)}${lpad('med/min', 12)}${lpad('med (min)', 13)}`);
+  if (T.peer.length) L.push(`  PyTorch ${T.peer[0].torch}, BLAS ${blas ?? '?'}; ${T.rounds} round(s), peer and ours model by model; ms per step; ratio = PyTorch ms / ours (≥ 1: ours faster)`);
+  const W = [14, 16];  // widths: ms cells, ratio cells
+  L.push(`  ${pad('model', 18)}${pad('step', 15)}${lpad('batch', 6)}${lpad('PyTorch', W[0])}${lpad('WASM', W[0])}${lpad('ratio', W[1])}` +
+    `${lpad('native', W[0])}${lpad('ratio', W[1])}${lpad('native×2', W[0])}${lpad('ratio', W[1])}`);
+  L.push(`  ${pad('', 39)}${lpad('med/min', W[0])}${lpad('med/min', W[0])}${lpad('med (min)', W[1])}${lpad('med/min', W[0])}${lpad('med (min)', W[1])}` +
+    `${lpad('med/min', W[0])}${lpad('med (min)', W[1])}`);
   const f = (v) => (v === null || v === undefined ? '—' : v < 100 ? v.toFixed(1) : v.toFixed(0));
   const rt = (v) => (v === null || v === undefined ? '—' : v.toFixed(2) + '×');
   const mm = (a, b) => `${f(a)}/${f(b)}`;
   const rr = (a, b) => `${rt(a)} (${rt(b)})`;
   for (const r of T.rows)
-    L.push(`  ${pad(r.model, 18)}${pad(r.what, 15)}${lpad(r.batch ?? '—', 6)}${lpad(mm(r.pytorch_ms, r.pytorch_min_ms), 12)}` +
-      `${lpad(mm(r.wasm_ms, r.wasm_min_ms), 12)}${lpad(rr(r.wasm_ratio, r.wasm_min_ratio), 13)}` +
-      `${lpad(mm(r.native_ms, r.native_min_ms), 12)}${lpad(rr(r.native_ratio, r.native_min_ratio), 13)}` +
-      `${lpad(mm(r.native2_ms, r.native2_min_ms), 12)}${lpad(rr(r.native2_ratio, r.native2_min_ratio), 13)}`);
+    L.push(`  ${pad(r.model, 18)}${pad(r.what, 15)}${lpad(r.batch ?? '—', 6)}${lpad(mm(r.pytorch_ms, r.pytorch_min_ms), W[0])}` +
+      `${lpad(mm(r.wasm_ms, r.wasm_min_ms), W[0])}${lpad(rr(r.wasm_ratio, r.wasm_min_ratio), W[1])}` +
+      `${lpad(mm(r.native_ms, r.native_min_ms), W[0])}${lpad(rr(r.native_ratio, r.native_min_ratio), W[1])}` +
+      `${lpad(mm(r.native2_ms, r.native2_min_ms), W[0])}${lpad(rr(r.native2_ratio, r.native2_min_ratio), W[1])}`);
   L.push('  med: median step; min: fastest step (less sensitive to other processes\' load); ratios of medians (of minima)');
   L.push('  FP32 step: forward + cross-entropy + backward (micro-batches of 16; DeiT-tiny: 4) + AdamW + weight re-pack; the peer: zero_grad,');
   L.push('    forward, loss, backward, AdamW. Distilled DeiT: we train the inference output (mean of both heads) with one CE, the peer');
