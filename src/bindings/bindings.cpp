@@ -300,18 +300,6 @@ train::QatOptions qat_options_from_json(const nlohmann::json& j) {
     return o;
 }
 
-// Images idx of d, in that order.
-PreparedData subset_of(const PreparedData& d, const std::vector<size_t>& idx) {
-    PreparedData s;
-    s.n = idx.size(), s.input_size = d.input_size;
-    s.inputs.resize(s.n * s.input_size), s.labels.resize(s.n);
-    for (size_t i = 0; i < idx.size(); ++i) {
-        std::copy_n(&d.inputs[idx[i] * d.input_size], d.input_size, &s.inputs[i * s.input_size]);
-        s.labels[i] = d.labels[idx[i]];
-    }
-    return s;
-}
-
 QuantizedHandle* quantized_handle(QuantizedViT q, std::shared_ptr<const std::vector<uint8_t>> source, const std::string& name, bool integer) {
     auto* h = new QuantizedHandle;
     h->q = std::move(q);
@@ -461,21 +449,8 @@ public:
             h->qrun = std::make_unique<train::QatRun>(lm.vit, data, qc, o);
             h->source = source, h->source_name = source_name;
             h->total_steps = h->qrun->advance(0).steps;
-            // The FP32 model on the held-out split, for the learning curve's reference lines. The split is
-            // QatRun's (src/train/qat.cpp); it is used only if the PTQ start evaluated on it gives exactly the
-            // run's epoch 0, so a change there shows as a missing reference, never as a wrong one.
-            const train::EpochStats& e0 = h->qrun->history().front();
-            if (e0.val_worst_class >= 0) {
-                const size_t N = data.n;
-                std::vector<size_t> perm = draw_calibration(N, N, derive_seed(o.seed, 0x73706C6974ull));  // "split"
-                size_t nval = size_t(std::floor(o.val_split * double(N)));
-                if (o.val_split > 0 && nval == 0) nval = 1;
-                perm.resize(nval);
-                const PreparedData val = subset_of(data, perm);
-                const EvalResult ptq = evaluate_quantized(h->qrun->result().q, val, 1);
-                if (ptq.top1 == e0.val_top1 && ptq.worst_class == e0.val_worst_class)
-                    h->validation_fp32 = eval_json(bitlens::evaluate(lm.vit, val, 1)).dump();
-            }
+            // The FP32 model on the held-out split, for the learning curve's reference lines.
+            if (h->qrun->fp32_validation().n) h->validation_fp32 = eval_json(h->qrun->fp32_validation()).dump();
             return h.release();
         });
     }

@@ -222,6 +222,7 @@ QatRun::QatRun(const ViT& fp, const PreparedData& data, const QuantConfig& qc, c
     S.tr = subset(data, std::vector<size_t>(perm.begin() + long(nval), perm.end()));
     S.C = size_t(fp.cfg.num_classes);
     S.res.train_images = S.tr.n, S.res.val_images = S.val.n;
+    if (S.val.n) S.res.fp32_val = evaluate(fp, S.val, o.jobs);
 
     // Start from PTQ (calibration drawn from the training part); train the FP32 weights it quantized.
     S.start = quantize(fp, S.tr, qc, o.jobs);
@@ -273,6 +274,7 @@ QatRun::QatRun(const ViT& fp, const PreparedData& data, const QuantConfig& qc, c
 QatRun::~QatRun() = default;
 bool QatRun::done() const { return s_->step >= s_->total; }
 const std::vector<EpochStats>& QatRun::history() const { return s_->res.history; }
+const EvalResult& QatRun::fp32_validation() const { return s_->res.fp32_val; }
 QatResult QatRun::result() const { return s_->res; }
 
 QatProgress QatRun::advance(size_t max_steps) {

@@ -68,6 +68,7 @@ struct QatResult {
     int best_epoch = 0;
     size_t train_images = 0, val_images = 0;
     std::vector<EpochStats> history;  // epoch 0 (PTQ) first
+    EvalResult fp32_val;          // the FP32 model on the held-out split (n = 0 without one), for reference lines
 };
 
 // Quantizes `fp` with `qc` (PTQ, calibration drawn from the training part), then trains: the latent FP32
@@ -84,6 +85,7 @@ public:
     bool done() const;
     QatProgress advance(size_t max_steps);
     const std::vector<EpochStats>& history() const;
+    const EvalResult& fp32_validation() const;  // as QatResult::fp32_val
     QatResult result() const;  // the best epoch so far
 private:
     struct State;
