@@ -896,13 +896,13 @@ function printTrain(L, T) {
   // Memory
   L.push('', '  Memory (WASM: linear memory after the run, growth only, = peak; "malloc" = dlmalloc\'s peak footprint; native: peak RSS)');
   for (const r of T.runs.filter((x) => !x.error && x.mode === 'qat' && x.kind === 'wasm' && x.round === 0))
-    L.push(`    QAT ${r.bits} ${pad(r.model, 17)} batch ${r.batch}, ${r.steps + r.warmup} steps: WASM ${MB(r.memory?.wasm_memory_bytes)} MB (malloc ${MB(r.memory?.malloc_max_footprint)} MB; ` +
-      `after setup ${MB(r.memory_after_setup?.wasm_memory_bytes)} MB)`);
+    L.push(`    QAT ${r.bits} ${pad(r.model, 17)} batch ${r.batch}, ${r.steps + r.warmup} steps: WASM ${MB(r.memory?.wasm_memory_bytes)} MiB (malloc ${MB(r.memory?.malloc_max_footprint)} MiB; ` +
+      `after setup ${MB(r.memory_after_setup?.wasm_memory_bytes)} MiB)`);
   for (const r of T.runs.filter((x) => !x.error && x.mode === 'step' && x.kind === 'wasm' && x.round === 0))
-    L.push(`    FP32 step ${pad(r.model, 17)} batch ${r.batch}: WASM ${MB(r.memory?.wasm_memory_bytes)} MB (malloc ${MB(r.memory?.malloc_max_footprint)} MB; kept activations ${MB(r.activation_bytes)} MB)`);
+    L.push(`    FP32 step ${pad(r.model, 17)} batch ${r.batch}: WASM ${MB(r.memory?.wasm_memory_bytes)} MiB (malloc ${MB(r.memory?.malloc_max_footprint)} MiB; kept activations ${MB(r.activation_bytes)} MiB)`);
   for (const r of T.runs.filter((x) => !x.error && x.mode === 'block')) {
-    const mem = r.kind === 'wasm' ? `WASM ${MB(r.memory?.wasm_memory_bytes)} MB (malloc ${MB(r.memory?.malloc_max_footprint)} MB)` : `native peak RSS ${MB(r.memory?.peak_rss_bytes)} MB`;
-    L.push(`    DeiT-tiny block 0 step, batch ${r.batch}, ${pad(r.quantizers, 28)} ${mem}; kept ${MB(r.kept_activation_bytes)} MB + scratch ${MB(r.scratch_bytes)} MB; ` +
+    const mem = r.kind === 'wasm' ? `WASM ${MB(r.memory?.wasm_memory_bytes)} MiB (malloc ${MB(r.memory?.malloc_max_footprint)} MiB)` : `native peak RSS ${MB(r.memory?.peak_rss_bytes)} MiB`;
+    L.push(`    DeiT-tiny block 0 step, batch ${r.batch}, ${pad(r.quantizers, 28)} ${mem}; kept ${MB(r.kept_activation_bytes)} MiB + scratch ${MB(r.scratch_bytes)} MiB; ` +
       `embed fwd ${f(r.embed_forward?.median_ms)}, block fwd ${f(r.block_forward?.median_ms)}, bwd ${f(r.block_backward?.median_ms)} ms`);
   }
   // Where the time goes: per model, one micro-batch through the Engine's pieces, and block 0's kernels alone
@@ -948,8 +948,8 @@ function trainTargets(T) {
     }
   }
   const blk = T?.runs?.find((x) => !x.error && x.mode === 'block' && x.kind === 'wasm' && !x.quantizers.startsWith('none'));
-  out.push({ name: 'peak WASM memory, DeiT-tiny block-0 step at batch 32, W4A4 (MB)', value: blk?.memory?.wasm_memory_bytes ? +MB(blk.memory.wasm_memory_bytes) : null,
-    target: 512, op: '≤', unit: ' MB' });
+  out.push({ name: 'peak WASM memory, DeiT-tiny block-0 step at batch 32, W4A4 (MiB)', value: blk?.memory?.wasm_memory_bytes ? +MB(blk.memory.wasm_memory_bytes) : null,
+    target: 512, op: '≤', unit: ' MiB' });
   return out;
 }
 
