@@ -75,6 +75,15 @@ struct Strided {
   }
 };
 
+// LayerNorm inputs: x = offset + scale·U(−1, 1) per element, gamma ∈ U(0.5, 1.5), beta ∈ U(−0.5, 0.5).
+void layernorm_inputs(Rng& rng, Strided& x, float offset, float scale, std::vector<float>& gamma, std::vector<float>& beta) {
+  for (size_t r = 0; r < x.rows; ++r)
+    for (size_t i = 0; i < x.cols; ++i) x.at(r, i) = offset + scale * rng.uniform(-1.0f, 1.0f);
+  gamma.resize(x.cols), beta.resize(x.cols);
+  for (auto& g : gamma) g = rng.uniform(0.5f, 1.5f);
+  for (auto& v : beta) v = rng.uniform(-0.5f, 0.5f);
+}
+
 // ---- the shared tester: one entry point per kernel family, each running the optimised kernels
 // against the reference on the same inputs and checking the reference against double precision.
 struct KernelTester {
@@ -205,11 +214,8 @@ struct KernelTester {
     CAPTURE(scale);
     Rng rng(seed);
     Strided x(rows, n, ldx);
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t i = 0; i < n; ++i) x.at(r, i) = offset + scale * rng.uniform(-1.0f, 1.0f);
-    std::vector<float> gamma(n), beta(n);
-    for (auto& g : gamma) g = rng.uniform(0.5f, 1.5f);
-    for (auto& v : beta) v = rng.uniform(-0.5f, 0.5f);
+    std::vector<float> gamma, beta;
+    layernorm_inputs(rng, x, offset, scale, gamma, beta);
     const float eps = 1e-6f;
     Strided ref(rows, n, ldy);
     f32_layernorm_ref(rows, n, x.data(), ldx, gamma.data(), beta.data(), eps, ref.data(), ldy);
@@ -582,11 +588,8 @@ void check_layernorm_fwd(size_t rows, size_t n, size_t ldx, size_t ldy, uint64_t
   CAPTURE(n);
   Rng rng(seed);
   Strided x(rows, n, ldx);
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t i = 0; i < n; ++i) x.at(r, i) = offset + scale * rng.uniform(-1.0f, 1.0f);
-  std::vector<float> gamma(n), beta(n);
-  for (auto& g : gamma) g = rng.uniform(0.5f, 1.5f);
-  for (auto& v : beta) v = rng.uniform(-0.5f, 0.5f);
+  std::vector<float> gamma, beta;
+  layernorm_inputs(rng, x, offset, scale, gamma, beta);
   const float eps = 1e-6f;
   Strided y0(rows, n, ldy);
   f32_layernorm_ref(rows, n, x.data(), ldx, gamma.data(), beta.data(), eps, y0.data(), ldy);
@@ -632,13 +635,10 @@ void check_layernorm_bwd(size_t rows, size_t n, size_t ld, uint64_t seed, float 
   CAPTURE(scale);
   Rng rng(seed);
   Strided x(rows, n, ld), dy(rows, n, ld + 1), dx0(rows, n, ld + 2);
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t i = 0; i < n; ++i) x.at(r, i) = offset + scale * rng.uniform(-1.0f, 1.0f);
+  std::vector<float> gamma, beta, dg0(n + 1, kSentinel), db0(n + 1, kSentinel);
+  layernorm_inputs(rng, x, offset, scale, gamma, beta);
   dy.fill(rng, -1.0f, 1.0f);
   dx0.fill(rng, -1.0f, 1.0f);
-  std::vector<float> gamma(n), beta(n), dg0(n + 1, kSentinel), db0(n + 1, kSentinel);
-  for (auto& g : gamma) g = rng.uniform(0.5f, 1.5f);
-  for (auto& v : beta) v = rng.uniform(-0.5f, 0.5f);
   for (size_t i = 0; i < n; ++i) dg0[i] = rng.uniform(-1.0f, 1.0f), db0[i] = rng.uniform(-1.0f, 1.0f);
   const float eps = 1e-5f;
   Strided y(rows, n, n);
