@@ -35,6 +35,8 @@ int cmd_qat(const Args& a) {
     o.val_split = real(a, "val-split", o.val_split, 0, 1);
     o.distill = !a.flags.count("no-distill");
     o.label_smoothing = float(real(a, "label-smoothing", 0, 0, 0.99));
+    o.distill_weight = float(real(a, "distill-weight", o.distill_weight, 0, 1));
+    o.temperature = float(real(a, "temperature", o.temperature, 0.01, 100));
     o.seed = qc.seed;
     o.jobs = int(a.num("jobs", 0, 1, 256));
     if (o.jobs == 0) o.jobs = default_jobs();
