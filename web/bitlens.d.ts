@@ -124,7 +124,7 @@ export interface QatOptions extends Omit<QuantizeOptions, 'calib'> {
   weightDecay?: number;
   /** Global gradient-norm clip (default 1; 0: off). */
   clip?: number;
-  /** Learn from the FP32 model's logits (KL at `temperature`, weight `distillWeight`; the rest is cross-entropy on the labels). Default true, 1, 1. */
+  /** Learn from the FP32 model's logits (KL at `temperature`, weight `distillWeight`; the rest is cross-entropy on the labels). Default true, 1, 0.5. */
   distill?: boolean; temperature?: number; distillWeight?: number;
   /** For the cross-entropy term (default 0). */
   labelSmoothing?: number;

@@ -39,7 +39,7 @@ const Command kCommands[] = {
      {"model", "data", "labels", "limit", "out", "jobs", "heads"}, {"json"}, cmd_grad},
     {"qat",
      "--model PATH --train PATH [--train-labels PATH] --eval PATH --wbits B --abits B [--epochs 3] [--batch 64] [--lr 1e-4]\n"
-     "      [--no-distill] [--distill-weight 1] [--temperature 1] [--label-smoothing 0] [--val-split 0.1] [--train-limit N]\n"
+     "      [--no-distill] [--distill-weight 0.5] [--temperature 1] [--label-smoothing 0] [--val-split 0.1] [--train-limit N]\n"
      "      [--seed S] [PTQ options as for quantize]\n"
      "      [--limit N] [--out DIR] [--jobs N] [--json]",
      {"model", "train", "train-labels", "eval", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity",
