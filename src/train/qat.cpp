@@ -96,7 +96,6 @@ QuantizedViT snapshot(const QuantizedViT& start, const ViT& latent, const Engine
 
 struct QatRun::State {
     QatOptions o;
-    QuantConfig qc;
     PreparedData tr, val;
     size_t C = 0;
     QuantizedViT start;
@@ -208,7 +207,7 @@ QatRun::QatRun(const ViT& fp, const PreparedData& data, const QuantConfig& qc, c
     o.validate();
     qc.validate();
     check_data(fp, data, "training set");
-    S.o = o, S.qc = qc;
+    S.o = o;
 
     // Split: a seeded permutation; the first val_split of it is held out.
     const size_t N = o.limit ? std::min(o.limit, data.n) : data.n;
