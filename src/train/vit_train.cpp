@@ -177,6 +177,7 @@ void Engine::block_forward(size_t l, BlockActs& s, const float* x_in, float* x_o
                  F = size_t(c.mlp_dim), R = B * T;
     const float scale = 1.0f / std::sqrt(float(d));
     s.x_in.assign(x_in, x_in + R * D);
+    x_in = s.x_in.data();  // read the saved copy from here on, so x_out may be x_in
     sized(s.ln1, R * D), sized(s.ln1_mean, R), sized(s.ln1_rstd, R), sized(s.qkv, R * 3 * D), sized(s.probs, B * H * T * T);
     sized(s.ctx, R * D), sized(s.x_mid, R * D), sized(s.ln2, R * D), sized(s.ln2_mean, R), sized(s.ln2_rstd, R);
     sized(s.h, R * F), sized(s.g, R * F);
@@ -280,14 +281,9 @@ void Engine::forward(Acts& a, const float* images, size_t B) const {
     const size_t R = B * size_t(c.tokens()), D = size_t(c.hidden);
     a.B = B;
     a.blocks.resize(m_.blocks.size());
-    sized(a.x_out, R * D);
-    std::vector<float>& x = a.dres;  // the residual stream between blocks (backward scratch until then)
-    sized(x, R * D);
-    embed_forward(a, images, x.data());
-    for (size_t l = 0; l < m_.blocks.size(); ++l) {
-        block_forward(l, a.blocks[l], x.data(), a.x_out.data(), B);
-        if (l + 1 < m_.blocks.size()) x = a.x_out;
-    }
+    sized(a.x_out, R * D);  // the residual stream, updated in place block by block
+    embed_forward(a, images, a.x_out.data());
+    for (size_t l = 0; l < m_.blocks.size(); ++l) block_forward(l, a.blocks[l], a.x_out.data(), a.x_out.data(), B);
     head_forward(a, a.x_out.data());
 }
 

@@ -60,7 +60,7 @@ struct Acts {
     size_t B = 0;
     std::vector<float> patches, patchesq;     // [B·Np, PP]
     std::vector<BlockActs> blocks;
-    std::vector<float> x_out;                 // [R, D] last block's output
+    std::vector<float> x_out;                 // [R, D] the residual stream: after forward, the last block's output
     std::vector<float> avg;                   // [B, D] mean of patch tokens (avg pool)
     std::vector<float> pooled, pool_mean, pool_rstd, pooledq;  // [B, rows, D], [B·rows]: rows = 2 with a distillation head
     std::vector<float> logits;                // [B, C] as at inference (distilled: mean of both heads)
@@ -97,7 +97,7 @@ public:
 
     // The pieces, for callers that train part of the model (block reconstruction).
     void embed_forward(Acts& a, const float* images, float* x) const;              // x [R, D]
-    void block_forward(size_t l, BlockActs& s, const float* x_in, float* x_out, size_t B) const;
+    void block_forward(size_t l, BlockActs& s, const float* x_in, float* x_out, size_t B) const;  // x_out may be x_in
     // dres [R, D]: d loss / d block output on entry, d loss / d block input on return.
     void block_backward(size_t l, BlockActs& s, float* dres, Acts& scratch, Grads& g, size_t B) const;
     void head_forward(Acts& a, const float* x) const;
