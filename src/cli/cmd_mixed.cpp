@@ -11,6 +11,7 @@
 #include "mixed.h"
 #include "model.h"
 #include "sweep.h"
+#include "sos.h"
 
 namespace bitlens::cli {
 
@@ -91,7 +92,9 @@ int cmd_mixed(const Args& a) {
         throw UsageError("--sens-size " + std::to_string(sens_size) + " is larger than the calibration pool (" + std::to_string(calib.n) +
                          " images)");
     const std::vector<size_t> sens_images = draw_calibration(calib.n, sens_size, base.seed);
-    Sensitivities sens = measure_sensitivities(lm.vit, calib, sens_images, base, objective, candidates, jobs);
+    QuantConfig sens_base = base;  // sensitivities are PTQ's (--method applies to the quantized models below)
+    sens_base.method = Method::Ptq;
+    Sensitivities sens = measure_sensitivities(lm.vit, calib, sens_images, sens_base, objective, candidates, jobs);
     MixedPlan plan = by_bytes ? plan_mixed_bytes(sens, max_bytes, ab) : plan_mixed(sens, wb, ab);
 
     // Uniform at the same nominal bit-width: the plan's average rounded down (for a size budget, the
@@ -107,7 +110,7 @@ int cmd_mixed(const Args& a) {
     for (int s = 0; s < seeds; ++s) {
         seed_list.push_back(base.seed + uint64_t(s));
         uni.seed = mix.seed = base.seed + uint64_t(s);
-        QuantizedViT qu = quantize(lm.vit, calib, uni, jobs), qm = quantize(lm.vit, calib, mix, jobs);
+        QuantizedViT qu = train::quantize_method(lm.vit, calib, uni, jobs), qm = train::quantize_method(lm.vit, calib, mix, jobs);
         ru[size_t(s)] = evaluate_quantized(qu, data, jobs);
         rm[size_t(s)] = evaluate_quantized(qm, data, jobs);
         bpw_u = qu.bits_per_weight(), bytes_u = qu.model_bytes();  // the same for every seed

@@ -9,6 +9,7 @@
 #include "export.h"
 #include "model.h"
 #include "ptq.h"
+#include "sos.h"
 
 namespace bitlens::cli {
 
@@ -37,6 +38,11 @@ QuantConfig quant_config(const Args& a) {
     c.reparam = a.flags.count("reparam") > 0;
     c.calib_size = int(a.num("calib-size", 32, 0, 1 << 20));
     c.seed = uint64_t(a.num("seed", 0, 0, 1L << 40));
+    c.method = opt("method", "ptq", parse_method);
+    c.recon_iters = int(a.num("recon-iters", c.recon_iters, 0, 1 << 20));
+    c.recon_batch = int(a.num("recon-batch", c.recon_batch, 1, 1 << 20));
+    if (c.method == Method::Ptq && (a.opts.count("recon-iters") || a.opts.count("recon-batch")))
+        throw UsageError("--recon-iters and --recon-batch apply to --method sos");
     c.validate();
     return c;
 }
@@ -71,7 +77,32 @@ int cmd_quantize(const Args& a) {
     const LoadedModel lm = load_fp32(src, st, "bitlens quantize");
     const int jobs = int(a.num("jobs", 0, 1, 256));
     PreparedData calib = prepare(load_dataset(a.need("calib")), lm.vit.cfg);
-    QuantizedViT q = quantize(lm.vit, calib, qc, jobs);
+    const bool has_eval = !a.get("eval").empty();
+    PreparedData data;
+    if (has_eval)
+        data = a.get("eval") == a.get("calib") && !a.opts.count("limit")
+                   ? calib
+                   : prepare(load_dataset(a.get("eval")), lm.vit.cfg, size_t(a.num("limit", 0, 1, 1L << 30)));
+    QuantizedViT q;
+    json sos_out;
+    if (qc.method == Method::Sos) {  // reconstruction: per-stage evaluation when --eval is given, progress on stderr
+        train::SosOptions so;
+        so.jobs = jobs;
+        if (const char* v = std::getenv("SOS_LR")) so.lr = std::stof(v);
+        if (const char* v = std::getenv("SOS_WLR")) so.weight_lr = std::stof(v);
+        if (const char* v = std::getenv("SOS_W1")) so.stage1_weights = std::stoi(v);
+        const bool quiet = a.flags.count("json") > 0;
+        const train::SosResult r = train::sos(lm.vit, calib, qc, so, has_eval ? &data : nullptr, [&](const train::SosProgress& p) {
+            if (!quiet && p.block_done)
+                std::fprintf(stderr, "stage %d block %d: reconstruction MSE %.4g -> %.4g (%.1f s)\n", p.block_done->stage,
+                             p.block_done->block, p.block_done->mse_before, p.block_done->mse_after, p.seconds);
+            return true;
+        });
+        q = r.q;
+        sos_out = train::sos_json(r.stages, r.blocks);
+    } else {
+        q = quantize(lm.vit, calib, qc, jobs);
+    }
     const int integer_layers = a.flags.count("integer") ? enable_integer(q) : 0;
     json out = {{"config", config_json(qc)}, {"model_bytes", q.model_bytes()}, {"bits_per_weight", q.bits_per_weight()},
                 {"fp32_bytes", 4 * lm.vit.parameter_count()}, {"integer_layers", integer_layers}};
@@ -83,12 +114,9 @@ int cmd_quantize(const Args& a) {
         out["file_bytes"] = file_bytes;
         out["source_file_bytes"] = src.safetensors.size();
     }
+    if (!sos_out.is_null()) out["sos"] = sos_out;
     EvalResult r;
-    const bool has_eval = !a.get("eval").empty();
     if (has_eval) {
-        PreparedData data = a.get("eval") == a.get("calib") && !a.opts.count("limit")
-                                ? std::move(calib)
-                                : prepare(load_dataset(a.get("eval")), lm.vit.cfg, size_t(a.num("limit", 0, 1, 1L << 30)));
         r = evaluate_quantized(q, data, jobs);
         out.update(eval_json(r));
     }
@@ -101,6 +129,15 @@ int cmd_quantize(const Args& a) {
                 range_name(qc.a_range), qtype_name(qc.softmax), qc.probs_bits(), qc.reparam ? ", RepQ reparameterisation" : "",
                 qc.edges_8bit ? ", patch embedding and head at 8 bits" : "");
     std::printf("calibration: %d images, seed %llu\n", qc.calib_size, (unsigned long long)qc.seed);
+    if (qc.method == Method::Sos) {
+        std::printf("method: SOS (I&S-ViT three-stage block reconstruction), %d iterations per block and stage, batch %d\n",
+                    qc.recon_iters, qc.recon_batch);
+        for (const json& st : sos_out["stages"])
+            if (st.contains("eval"))
+                std::printf("  after stage %d: top-1 %.2f%%, worst class %s %.2f%%\n", st["stage"].get<int>(),
+                            100 * st["eval"]["top1"].get<double>(), st["eval"]["worst_class"]["label"].get<std::string>().c_str(),
+                            100 * st["eval"]["worst_class"]["accuracy"].get<double>());
+    }
     std::printf("model size: %zu bytes (FP32 %zu), %.2f bits per weight\n\n", q.model_bytes(), 4 * lm.vit.parameter_count(),
                 q.bits_per_weight());
     if (!out_dir.empty())

@@ -16,22 +16,25 @@ const Command kCommands[] = {
      "--model PATH --calib PATH [--wbits 8] [--abits 8] [--softmax sulq|log2|uniform] [--softmax-bits N]\n"
      "      [--weights uniform|pow2] [--granularity channel|tensor] [--weight-range mse|minmax|percentile]\n"
      "      [--act-range mse|minmax|percentile] [--sulq-round-exponent] [--no-edges-8bit] [--reparam] [--integer]\n"
-     "      [--calib-size 32] [--seed 0] [--eval PATH] [--limit N] [--out DIR] [--jobs N] [--json]",
-     {"model", "calib", "eval", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity", "weight-range",
+     "      [--calib-size 32] [--seed 0] [--method ptq|sos] [--recon-iters 100] [--recon-batch 16]\n"
+     "      [--eval PATH] [--limit N] [--out DIR] [--jobs N] [--json]",
+     {"model", "calib", "eval", "method", "recon-iters", "recon-batch", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity", "weight-range",
       "act-range", "calib-size", "seed", "out", "limit", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "reparam", "integer"}, cmd_quantize},
     {"mixed",
      "--model PATH --calib PATH --eval PATH (--budget BITS | --max-bytes N) [--abudget BITS] [--objective mean|worst] [--seeds 5]\n"
-     "      [--sens-size 64] [--candidates 2,3,4,5,6,7,8] [PTQ options as for quantize] [--limit N] [--jobs N] [--json]",
-     {"model", "calib", "eval", "budget", "max-bytes", "abudget", "objective", "seeds", "sens-size", "candidates", "softmax", "softmax-bits",
+     "      [--sens-size 64] [--candidates 2,3,4,5,6,7,8] [PTQ options as for quantize]\n"
+     "      [--method ptq|sos] [--recon-iters 100] [--recon-batch 16] [--limit N] [--jobs N] [--json]",
+     {"model", "calib", "eval", "method", "recon-iters", "recon-batch", "budget", "max-bytes", "abudget", "objective", "seeds", "sens-size", "candidates", "softmax", "softmax-bits",
       "weights", "granularity", "weight-range", "act-range", "calib-size", "seed", "limit", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "reparam"}, cmd_mixed},
     {"sweep",
      "--model PATH --data PATH --calib PATH [--configs w8a8,w6a6,w4a4,w3a3] [PTQ options of quantize, for every config]\n"
+     "      [--method ptq|sos] [--recon-iters 100] [--recon-batch 16]\n"
      "      [--seeds 20] [--seed FIRST] [--calib-size 32] [--calib-classes 0,1,2] [--calib-skew 0.5]\n"
      "      [--calib-corrupt noise|blur|brightness|contrast:1-5] [--eval-corrupt TYPE:SEVERITY]\n"
      "      [--groups \"tops=0,2,4,6;shoes=5,7,9\"] [--limit N] [--jobs N] [--json out.json|-] [--csv out.csv]",
-     {"model", "data", "labels", "calib", "configs", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity",
+     {"model", "data", "labels", "calib", "configs", "method", "recon-iters", "recon-batch", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity",
       "weight-range", "act-range", "calib-size", "seed", "seeds", "calib-classes", "calib-skew", "calib-corrupt", "eval-corrupt",
       "groups", "limit", "jobs", "json", "csv", "heads"},
      {"sulq-round-exponent", "no-edges-8bit", "reparam"}, cmd_sweep},

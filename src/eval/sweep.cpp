@@ -13,6 +13,7 @@
 
 #include "parallel.h"
 #include "rng.h"
+#include "sos.h"  // method sos: the sweep quantizes through the training layer
 
 namespace bitlens {
 
@@ -333,7 +334,7 @@ void SweepRunner::run(size_t i, int jobs) {
     QuantConfig qc = spec.configs[ci];
     qc.calib_size = spec.calib_size;
     qc.seed = R_.seeds[k];
-    const QuantizedViT q = quantize(model_, calib_[k], qc, jobs);
+    const QuantizedViT q = train::quantize_method(model_, calib_[k], qc, jobs);  // PTQ, or SOS's reconstruction
     slots_[i] = evaluate_quantized(q, eval_, jobs);
     slots_[i].predictions.clear();
     bytes_[i] = q.model_bytes();

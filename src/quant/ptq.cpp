@@ -13,12 +13,20 @@
 
 namespace bitlens {
 
+Method parse_method(const std::string& name) {
+    if (name == "ptq") return Method::Ptq;
+    if (name == "sos") return Method::Sos;
+    throw std::runtime_error("unknown quantization method '" + name + "' (ptq or sos)");
+}
+const char* method_name(Method m) { return m == Method::Sos ? "sos" : "ptq"; }
+
 std::string QuantConfig::name() const {
+    const std::string tail = method == Method::Sos ? "+sos" : "";
     // A plan with per-layer or per-point bit-widths is no longer "WnAm".
-    if (!layer_bits.empty() || !point_bits.empty()) return "mixed";
+    if (!layer_bits.empty() || !point_bits.empty()) return "mixed" + tail;
     std::string s = "W" + std::to_string(wbits) + "A" + std::to_string(abits);
     if (probs_bits() != abits) s += "/P" + std::to_string(probs_bits());
-    return s;
+    return s + tail;
 }
 
 void QuantConfig::validate() const {
@@ -31,6 +39,15 @@ void QuantConfig::validate() const {
     for (const auto& kv : layer_bits) check_bits(kv.second, "layer " + kv.first);
     for (const auto& kv : point_bits) check_bits(kv.second, "activation point " + kv.first);
     if (calib_size < 1) throw std::runtime_error("calibration size must be at least 1, found " + std::to_string(calib_size));
+    if (method == Method::Sos) {
+        if (recon_iters < 0) throw std::runtime_error("--recon-iters must be 0 or more, found " + std::to_string(recon_iters));
+        if (recon_batch < 1) throw std::runtime_error("--recon-batch must be at least 1, found " + std::to_string(recon_batch));
+        if (recon_batch > calib_size)
+            throw std::runtime_error("--recon-batch " + std::to_string(recon_batch) + " is larger than the calibration set (" +
+                                     std::to_string(calib_size) + " images, --calib-size)");
+        if (reparam)
+            throw std::runtime_error("--reparam is stage 2 of --method sos (the reconstructed channel-wise scales are folded); drop --reparam");
+    }
 }
 
 nlohmann::json config_json(const QuantConfig& c) {
@@ -40,7 +57,8 @@ nlohmann::json config_json(const QuantConfig& c) {
             {"weight_range", range_name(c.w_range)}, {"act_range", range_name(c.a_range)},
             {"softmax", qtype_name(c.softmax)}, {"sulq_round_exponent", c.sulq_round_exponent},
             {"edges_8bit", c.edges_8bit}, {"reparam", c.reparam},
-            {"calib_size", c.calib_size}, {"seed", c.seed}, {"layer_bits", c.layer_bits}, {"point_bits", c.point_bits}};
+            {"calib_size", c.calib_size}, {"seed", c.seed}, {"layer_bits", c.layer_bits}, {"point_bits", c.point_bits},
+            {"method", method_name(c.method)}, {"recon_iters", c.recon_iters}, {"recon_batch", c.recon_batch}};
 }
 
 QuantConfig config_from_json(const nlohmann::json& j) {
@@ -78,6 +96,9 @@ QuantConfig config_from_json(const nlohmann::json& j) {
         else if (k == "sulq_round_exponent" || k == "sulqRoundExponent") c.sulq_round_exponent = flag(k);
         else if (k == "edges_8bit" || k == "edges8bit") c.edges_8bit = flag(k);
         else if (k == "reparam") c.reparam = flag(k);
+        else if (k == "method") c.method = parse_method(str(k));
+        else if (k == "recon_iters" || k == "reconIters") c.recon_iters = num(k, -(1 << 30), 1 << 30);
+        else if (k == "recon_batch" || k == "reconBatch") c.recon_batch = num(k, -(1 << 30), 1 << 30);
         else if (k == "calib_size" || k == "calibSize") c.calib_size = num(k, 0, 1 << 24);
         else if (k == "layer_bits" || k == "layerBits" || k == "point_bits" || k == "pointBits") {
             if (!it.value().is_object()) throw std::runtime_error("quantization config: '" + k + "' must be an object of name: bits");
@@ -215,8 +236,19 @@ void reparameterise(LayerNorm& ln, Linear& next, const std::vector<float>& cmin,
         smean += s[c], zmean += z[c];
     }
     smean /= double(D), zmean = std::nearbyint(zmean / double(D));
+    fold_channel_scales(ln, next, s, z, smean, zmean);
+}
+
+}  // namespace
+
+void fold_channel_scales(LayerNorm& ln, Linear& next, const std::vector<double>& s, const std::vector<double>& z, double s_layer,
+                         double z_layer) {
+    const size_t D = ln.gamma.size();
+    if (s.size() != D || z.size() != D || size_t(next.in) != D)
+        throw std::logic_error("fold_channel_scales: " + ln.name + " has " + std::to_string(D) + " channels, " + next.name + " " +
+                               std::to_string(next.in) + " inputs, " + std::to_string(s.size()) + " scales given");
     std::vector<double> r1(D), shift(D);
-    for (size_t c = 0; c < D; ++c) r1[c] = s[c] / smean, shift[c] = s[c] * (z[c] - zmean);
+    for (size_t c = 0; c < D; ++c) r1[c] = s[c] / s_layer, shift[c] = s[c] * (z[c] - z_layer);
     for (size_t o = 0; o < size_t(next.out); ++o) {
         double acc = 0;
         for (size_t c = 0; c < D; ++c) acc += double(next.weight[o * D + c]) * shift[c];
@@ -230,8 +262,6 @@ void reparameterise(LayerNorm& ln, Linear& next, const std::vector<float>& cmin,
     }
     next.pack();
 }
-
-}  // namespace
 
 PointSamples observe_points(const ViT& m, const PreparedData& data, const std::vector<size_t>& idx) {
     Observer obs = observe(m, data, idx);
@@ -293,6 +323,8 @@ std::vector<Quantizer> quantize_weights(Linear& l, int bits, const QuantConfig& 
 
 QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg, int jobs) {
     cfg.validate();
+    if (cfg.method != Method::Ptq)
+        throw std::logic_error(std::string("quantize() is PTQ; method '") + method_name(cfg.method) + "' runs through train::quantize_method");
     if (calib.n == 0) throw std::runtime_error("calibration set is empty");
     if (calib.input_size != size_t(fp.cfg.channels) * size_t(fp.cfg.image_h) * size_t(fp.cfg.image_w))
         throw std::runtime_error("calibration images have " + std::to_string(calib.input_size) + " values each, the model expects " +

@@ -15,7 +15,16 @@
 
 namespace bitlens {
 
+enum class Method { Ptq, Sos };
+Method parse_method(const std::string& name);  // "ptq" | "sos", else throws naming them
+const char* method_name(Method m);
+
 struct QuantConfig {
+    // ptq: fit every quantizer on the calibration images (quantize() below). sos: I&S-ViT's three-stage
+    // smooth optimisation by block reconstruction on them (src/train/sos.h; train::quantize_method runs either).
+    Method method = Method::Ptq;
+    int recon_iters = 100;                 // sos: Adam iterations per block and stage (0: no reconstruction)
+    int recon_batch = 16;                  // sos: calibration images per iteration (≤ calib_size)
     int wbits = 8, abits = 8;
     QType weights = QType::Uniform;        // uniform | pow2
     bool per_channel = true;               // weights: one quantizer per output channel
@@ -33,8 +42,9 @@ struct QuantConfig {
     std::map<std::string, int> layer_bits, point_bits;
 
     int probs_bits() const { return softmax_bits ? softmax_bits : abits; }
-    std::string name() const;              // "W4A4", "W4A4/P3" when softmax bits differ, "mixed" with per-layer or per-point bits
-    void validate() const;                 // bit-widths 2–8, pow2 only for weights, …
+    std::string name() const;              // "W4A4", "W4A4/P3" when softmax bits differ, "mixed" with per-layer or per-point
+                                           // bits; "+sos" appended for method sos
+    void validate() const;                 // bit-widths 2–8, pow2 only for weights, sos options, …
 };
 nlohmann::json config_json(const QuantConfig& c);
 // The inverse: fields as config_json writes them (camelCase aliases accepted: calibSize, softmaxBits),
@@ -86,6 +96,11 @@ Quantizer fit_point(const ActPoint& p, const std::vector<float>& samples, int bi
 // RepQ-ViT: the FP32 model with every post-LayerNorm point's channel-wise `bits`-bit asymmetric
 // scales folded into its LayerNorm and following Linear (same function, layer-wise friendly ranges).
 ViT reparameterised(const ViT& fp, const PreparedData& calib, const std::vector<size_t>& idx, int bits);
+// The fold itself: a post-LN point's channel-wise asymmetric steps s[c] and zero points z[c] become the
+// layer-wise s_layer, z_layer (r1 = s/s_layer, r2 = z − z_layer) by γ' = γ/r1, β' = (β + s⊙r2)/r1,
+// W' = W·diag(r1), b' = b − W·(s⊙r2) on `ln` and `next` (repacked). The same codes, the same function.
+void fold_channel_scales(LayerNorm& ln, Linear& next, const std::vector<double>& s, const std::vector<double>& z, double s_layer,
+                         double z_layer);
 // Per-channel [min, max] of one activation point over the images `idx`.
 void channel_ranges(const ViT& m, const PreparedData& data, const std::vector<size_t>& idx, int point,
                     std::vector<float>& cmin, std::vector<float>& cmax);

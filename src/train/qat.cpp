@@ -75,10 +75,12 @@ struct QParam {
     AdamWState st;
 };
 
-QuantizedViT snapshot(const QuantizedViT& start, const ViT& latent, const Engine& e, const QatState& st) {
+}  // namespace
+
+QuantizedViT snapshot(const QuantConfig& cfg, const std::vector<int>& wbits, const Engine& e, const QatState& st) {
     QuantizedViT q;
-    q.cfg = start.cfg, q.wbits = start.wbits, q.act_on = start.act_on;
-    q.model = latent;
+    q.cfg = cfg, q.wbits = wbits;
+    q.model = e.model();
     std::vector<Linear*> ls = q.model.linears();
     q.wq.resize(ls.size());
     for (size_t i = 0; i < ls.size(); ++i) {
@@ -86,13 +88,15 @@ QuantizedViT snapshot(const QuantizedViT& start, const ViT& latent, const Engine
         ls[i]->pack();
         for (const TrainQuantizer& t : st.weight[i]) q.wq[i].push_back(t.q);
     }
-    q.aq = start.aq;
-    for (size_t p = 0; p < st.act.size(); ++p)
-        if (st.act[p]) q.aq[p] = st.act[p]->q;
+    q.act_on.assign(st.act.size(), false);
+    q.aq.resize(st.act.size());
+    for (size_t p = 0; p < st.act.size(); ++p) {
+        if (!st.act_channel.empty() && !st.act_channel[p].empty())
+            throw std::logic_error("snapshot: point " + q.model.points[p].name + " is quantized channel-wise");
+        if (st.act[p]) q.act_on[p] = true, q.aq[p] = st.act[p]->q;
+    }
     return q;
 }
-
-}  // namespace
 
 struct QatRun::State {
     QatOptions o;
@@ -128,7 +132,7 @@ struct QatRun::State {
 };
 
 void QatRun::State::evaluate_epoch(EpochStats es) {
-    QuantizedViT q = snapshot(start, latent, *e, st);
+    QuantizedViT q = snapshot(start.cfg, start.wbits, *e, st);
     if (val.n) {
         const EvalResult r = evaluate_quantized(q, val, o.jobs);
         es.val_top1 = r.top1, es.val_worst_class = r.worst_class, es.val_worst = r.per_class[size_t(r.worst_class)];

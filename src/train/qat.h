@@ -24,6 +24,11 @@ struct GradientResult {
 };
 GradientResult gradients(const ViT& m, const PreparedData& data, size_t n, int jobs = 1, size_t micro = 16);
 
+// The quantized model a training state stands for: the engine's effective (fake-quantized) weights and
+// the state's weight and activation quantizers (a point without one is not quantized). Throws for a
+// channel-wise point (inference quantizes per tensor). wbits: per Linear, as QuantizedViT::wbits.
+QuantizedViT snapshot(const QuantConfig& cfg, const std::vector<int>& wbits, const Engine& e, const QatState& st);
+
 struct QatOptions {
     int epochs = 3;
     size_t batch = 64;

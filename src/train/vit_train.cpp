@@ -50,12 +50,16 @@ ViT zeros_like(const ViT& m) {
     return g;
 }
 
-Grads::Grads(const ViT& m) : p(zeros_like(m)), act_scale(m.points.size(), 0.0), act_zero(m.points.size(), 0.0) {}
+Grads::Grads(const ViT& m)
+    : p(zeros_like(m)), act_scale(m.points.size(), 0.0), act_zero(m.points.size(), 0.0), channel_scale(m.points.size()),
+      channel_zero(m.points.size()) {}
 
 void Grads::zero() {
     zero_grads(p);
     std::fill(act_scale.begin(), act_scale.end(), 0.0);
     std::fill(act_zero.begin(), act_zero.end(), 0.0);
+    for (auto& v : channel_scale) std::fill(v.begin(), v.end(), 0.0);
+    for (auto& v : channel_zero) std::fill(v.begin(), v.end(), 0.0);
 }
 
 void Grads::add(const Grads& o) {
@@ -63,6 +67,12 @@ void Grads::add(const Grads& o) {
     for (size_t i = 0; i < a.size(); ++i)
         for (size_t j = 0; j < a[i].n; ++j) a[i].data[j] = a[i].data[j] + b[i].data[j];
     for (size_t i = 0; i < act_scale.size(); ++i) act_scale[i] += o.act_scale[i], act_zero[i] += o.act_zero[i];
+    for (size_t i = 0; i < channel_scale.size(); ++i) {
+        if (channel_scale[i].size() < o.channel_scale[i].size())
+            channel_scale[i].resize(o.channel_scale[i].size(), 0.0), channel_zero[i].resize(o.channel_zero[i].size(), 0.0);
+        for (size_t c = 0; c < o.channel_scale[i].size(); ++c)
+            channel_scale[i][c] += o.channel_scale[i][c], channel_zero[i][c] += o.channel_zero[i][c];
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -70,7 +80,8 @@ void Grads::add(const Grads& o) {
 
 Engine::Engine(ViT& m, QatState* q) : m_(m), q_(q) {
     const size_t L = m.linears().size();
-    if (q && (q->weight.size() != L || q->act.size() != m.points.size()))
+    if (q && (q->weight.size() != L || q->act.size() != m.points.size() ||
+              (!q->act_channel.empty() && q->act_channel.size() != m.points.size())))
         throw std::runtime_error("training: quantizer state has " + std::to_string(q->weight.size()) + " layers and " +
                                  std::to_string(q->act.size()) + " points, the model " + std::to_string(L) + " and " +
                                  std::to_string(m.points.size()));
@@ -117,15 +128,34 @@ void Engine::linear_backward(const Linear& l, const float* dy, size_t rows, size
             for (size_t n = 0; n < N; ++n) gl.bias[n] = gl.bias[n] + dy[r * lddy + n];
 }
 
+bool Engine::quantized(int p) const { return q_ && q_->quantized(size_t(p)); }
+
 bool Engine::quant_forward(int p, const float* x, float* out, size_t rows, size_t cols, size_t ld) const {
-    if (!q_ || !q_->act[size_t(p)]) return false;
+    if (!quantized(p)) return false;
+    if (!q_->act_channel.empty() && !q_->act_channel[size_t(p)].empty()) {  // column c through quantizer c
+        const std::vector<TrainQuantizer>& qs = q_->act_channel[size_t(p)];
+        if (qs.size() != cols)
+            throw std::logic_error("training: point " + m_.points[size_t(p)].name + " has " + std::to_string(qs.size()) +
+                                   " channel quantizers for " + std::to_string(cols) + " channels");
+        for (size_t r = 0; r < rows; ++r)
+            for (size_t c = 0; c < cols; ++c) out[r * ld + c] = qs[c].q.fake(x[r * ld + c]);
+        return true;
+    }
     const TrainQuantizer& tq = *q_->act[size_t(p)];
     for (size_t r = 0; r < rows; ++r) tq.forward(x + r * ld, out + r * ld, cols);
     return true;
 }
 
 void Engine::quant_backward(int p, const float* x, float* dy, size_t rows, size_t cols, size_t ld, Grads& g) const {
-    if (!q_ || !q_->act[size_t(p)]) return;
+    if (!quantized(p)) return;
+    if (!q_->act_channel.empty() && !q_->act_channel[size_t(p)].empty()) {
+        const std::vector<TrainQuantizer>& qs = q_->act_channel[size_t(p)];
+        std::vector<double>&ds = g.channel_scale[size_t(p)], &dz = g.channel_zero[size_t(p)];
+        if (ds.size() != cols) ds.assign(cols, 0.0), dz.assign(cols, 0.0);
+        for (size_t r = 0; r < rows; ++r)
+            for (size_t c = 0; c < cols; ++c) qs[c].backward(x + r * ld + c, dy + r * ld + c, dy + r * ld + c, 1, ds[c], dz[c]);
+        return;
+    }
     const TrainQuantizer& tq = *q_->act[size_t(p)];
     double ds = 0, dz = 0;
     for (size_t r = 0; r < rows; ++r) tq.backward(x + r * ld, dy + r * ld, dy + r * ld, cols, ds, dz);
@@ -155,7 +185,7 @@ void Engine::embed_forward(Acts& a, const float* images, float* x) const {
                     std::memcpy(row + (ch * P + i) * P, images + b * in + ch * HWimg + (gy * P + i) * Wimg + gx * P, P * sizeof(float));
         }
     a.patchesq.clear();
-    if (q_ && q_->act[0]) {
+    if (quantized(0)) {
         a.patchesq.resize(a.patches.size());
         quant_forward(0, a.patches.data(), a.patchesq.data(), B * Np, PP, PP);
     }
@@ -183,7 +213,7 @@ void Engine::block_forward(size_t l, BlockActs& s, const float* x_in, float* x_o
     sized(s.h, R * F), sized(s.g, R * F);
     auto quant = [&](ViT::BlockPoint bp, const std::vector<float>& pre, std::vector<float>& q, size_t cols) {
         q.clear();
-        if (!q_ || !q_->act[size_t(m_.point_index(bi, bp))]) return;
+        if (!quantized(m_.point_index(bi, bp))) return;
         q.resize(pre.size());
         quant_forward(m_.point_index(bi, bp), pre.data(), q.data(), pre.size() / cols, cols, cols);
     };
@@ -194,8 +224,8 @@ void Engine::block_forward(size_t l, BlockActs& s, const float* x_in, float* x_o
     quant(ViT::kQkvIn, s.ln1, s.ln1q, D);
     linear_forward(blk.qkv, consumed(s.ln1, s.ln1q), R, D, s.qkv.data(), 3 * D);
     s.qkvq.clear();
-    if (q_ && (q_->act[size_t(m_.point_index(bi, ViT::kQ))] || q_->act[size_t(m_.point_index(bi, ViT::kK))] ||
-               q_->act[size_t(m_.point_index(bi, ViT::kV))])) {
+    if (quantized(m_.point_index(bi, ViT::kQ)) || quantized(m_.point_index(bi, ViT::kK)) ||
+        quantized(m_.point_index(bi, ViT::kV))) {
         s.qkvq = s.qkv;
         for (int part = 0; part < 3; ++part)
             quant_forward(m_.point_index(bi, ViT::BlockPoint(ViT::kQ + part)), s.qkv.data() + size_t(part) * D,
@@ -262,7 +292,7 @@ void Engine::head_forward(Acts& a, const float* x) const {
                                           &a.pooled[b * rows * D], D, &a.pool_mean[b * rows], &a.pool_rstd[b * rows]);
     }
     a.pooledq.clear();
-    if (q_ && q_->act[size_t(m_.head_point())]) {
+    if (quantized(m_.head_point())) {
         a.pooledq.resize(a.pooled.size());
         quant_forward(m_.head_point(), a.pooled.data(), a.pooledq.data(), B * rows, D, D);
     }
@@ -394,7 +424,7 @@ void Engine::embed_backward(Acts& a, const float* dres, Grads& g) const {
             for (size_t j = 0; j < D; ++j) g.p.dist_token[j] = g.p.dist_token[j] + db[D + j];
     }
     // The patch embedding's rows are the tokens after the prefix, image by image.
-    const bool dpatch = q_ && q_->act[0];  // only the input quantizer's LSQ step needs d patches
+    const bool dpatch = quantized(0);  // only the input quantizer's LSQ step needs d patches
     std::vector<float> dp(dpatch ? B * Np * PP : 0);
     const float* pin = consumed(a.patches, a.patchesq);
     for (size_t b = 0; b < B; ++b)

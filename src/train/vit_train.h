@@ -38,9 +38,13 @@ void zero_grads(ViT& g);
 
 // Quantization during training (QAT): per Linear (ViT::linears() order) its weight quantizers, per output
 // channel or one (empty: FP32 weights), and per activation point its quantizer (absent: not quantized).
+// act_channel (empty, or one entry per point): a point's channel-wise quantizers, one per column of its
+// rows (SOS's first stage quantizes post-LayerNorm activations so); where non-empty it replaces act[p].
 struct QatState {
     std::vector<std::vector<TrainQuantizer>> weight;
     std::vector<std::unique_ptr<TrainQuantizer>> act;
+    std::vector<std::vector<TrainQuantizer>> act_channel;
+    bool quantized(size_t point) const { return act[point] || (!act_channel.empty() && !act_channel[point].empty()); }
 };
 
 // Saved activations of one block for a micro-batch. A "q" array holds the quantized values the next op
@@ -69,10 +73,12 @@ struct Acts {
 };
 
 // Gradients: the parameters' (w.r.t. the weights the forward used: the fake-quantized ones under QAT)
-// and the activation quantizers' LSQ sums (raw, before LSQ's gradient scale), per point.
+// and the activation quantizers' LSQ sums (raw, before LSQ's gradient scale), per point (channel-wise
+// points: per point per channel, sized by the first backward through them).
 struct Grads {
     ViT p;
     std::vector<double> act_scale, act_zero;
+    std::vector<std::vector<double>> channel_scale, channel_zero;
     explicit Grads(const ViT& m);
     void zero();
     void add(const Grads& o);  // this += o, parameters in model order, elements in order
@@ -89,6 +95,7 @@ public:
     // weights and their packed copies.
     void refresh();
     const std::vector<float>& effective_weight(size_t linear) const { return w_[linear]; }
+    bool quantized(int point) const;  // the point has a quantizer (per tensor or channel-wise)
 
     // Forward of B images (each channels × H × W, preprocessed); logits in a.logits.
     void forward(Acts& a, const float* images, size_t B) const;
