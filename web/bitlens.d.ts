@@ -67,7 +67,68 @@ export interface QuantizeOptions {
   layerBits?: Record<string, number>; pointBits?: Record<string, number>;
   /** Run Linears on the int8 integer path. */
   integer?: boolean;
+  /** 'ptq' (the default): calibrate and round, synchronously. 'sos': see SosQuantizeOptions. */
+  method?: 'ptq';
 }
+
+/**
+ * SOS, I&S-ViT's three-stage smooth optimisation by block reconstruction (the same bits as `bitlens quantize
+ * --method sos`): stage 1 reconstructs each block's activation quantizers (channel-wise after each LayerNorm)
+ * against the FP32 block's output, stage 2 folds the channel-wise scales into LayerNorm and the next Linear,
+ * stage 3 quantizes the weights and reconstructs each block again (weights, their steps and the activation
+ * quantizers). Options are quantize()'s (`reparam` excepted: it is stage 2) plus:
+ */
+export interface SosQuantizeOptions extends Omit<QuantizeOptions, 'method' | 'reparam'> {
+  method: 'sos';
+  /** Adam iterations per block and stage (default 100; 0: no reconstruction). */
+  reconIters?: number;
+  /** Calibration images per iteration (default 16; at most `calibSize`). */
+  reconBatch?: number;
+}
+
+/** Progress of an SOS run, after each iteration (and once before the first, with stage 0). */
+export interface SosProgress {
+  /** The stage (1 or 3) and block (0-based, of `blocks`) the last iteration worked on. */
+  stage: number; block: number; blocks: number;
+  /** Iterations done in that block, of `iters` (= reconIters). */
+  iter: number; iters: number;
+  /** Iterations done in the whole run, of `total` (2 × blocks × iters). */
+  done: number; total: number;
+  /** The last iteration's reconstruction MSE (null before the first). */
+  loss: number | null;
+  seconds: number;
+  /** Blocks whose reconstruction just ended. */
+  blockResults?: SosBlock[];
+  /** Stages just completed (stage 0 in the first report when an evaluation set was given). */
+  stageResults?: SosStage[];
+}
+
+export interface SosRunOptions {
+  onProgress?: (p: SosProgress) => void;
+  /** Stops the run between iterations (rejects with an AbortError); nothing is left allocated. */
+  signal?: AbortSignal;
+  /** Images each stage is evaluated on (stage 0 = PTQ with the same calibration draw, then 1, 2, 3). */
+  evaluate?: Dataset | null;
+  /** Iterations per event-loop turn (default 1). */
+  step?: number;
+}
+
+/**
+ * What a finished SOS stage leaves. With an evaluation set it carries EvalResult's fields (top1, perClass,
+ * worstClass, …); without one only `stage` and `seconds`.
+ */
+export interface SosStage extends Partial<EvalResult> {
+  /** 0: PTQ with the same draw (only with an evaluation set); 1: activations reconstructed, weights FP32;
+   * 2: the same reparameterised (layer-wise quantizers); 3: the result. */
+  stage: number;
+  /** Since the run began. */
+  seconds: number;
+  /** Stage 2 with an evaluation set: the largest |logit change| against stage 1 (the fold keeps the function). */
+  maxLogitChange?: number;
+}
+
+/** One block's reconstruction in stage 1 or 3: its output MSE against FP32 on the calibration images. */
+export interface SosBlock { stage: number; block: number; mseBefore: number; mseAfter: number; seconds: number }
 
 export class Dataset {
   readonly size: number;
@@ -182,12 +243,24 @@ export class QatModel extends QuantizedModel {
   readonly ptq: QuantizedModel | null;
 }
 
+/** The result of model.quantize({ method: 'sos' }): stage 3's model, with the run's stages and blocks. */
+export class SosModel extends QuantizedModel {
+  readonly stages: SosStage[];
+  readonly blocks: SosBlock[];
+}
+
 export class Model {
   readonly info: ModelInfo;
   readonly labels: string[];
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
   classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
+  /** Post-training quantization, synchronously. */
   quantize(options: QuantizeOptions): QuantizedModel;
+  /**
+   * SOS block reconstruction, one iteration per event-loop turn. Bad options throw a TypeError / RangeError
+   * naming the option (an unknown method synchronously, like PTQ's errors).
+   */
+  quantize(options: SosQuantizeOptions, run?: SosRunOptions): Promise<SosModel>;
   /** Gradients of the mean cross-entropy over the first `limit` images (0: all) w.r.t. every parameter. */
   gradients(data: Dataset, options?: { limit?: number }): Gradients;
   /**
@@ -223,8 +296,8 @@ export interface SweepSpec {
   data: Dataset;
   /** Calibration pool: each seed draws `calibSize` images from it. */
   calib: Dataset;
-  /** Quantization configs (as QuantizeOptions without calib) or strings like "w4a4". */
-  configs: (Omit<QuantizeOptions, 'calib' | 'integer'> | string)[];
+  /** Quantization configs (as QuantizeOptions or SosQuantizeOptions without calib) or strings like "w4a4". */
+  configs: (Omit<QuantizeOptions, 'calib' | 'integer'> | Omit<SosQuantizeOptions, 'calib' | 'integer'> | string)[];
   seeds?: number; firstSeed?: number; calibSize?: number;
   /** Draw calibration images only from these classes (indices or labels). */
   calibClasses?: (number | string)[];

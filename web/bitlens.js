@@ -46,15 +46,41 @@ const QUANT_FIELDS = {
   wbits: 'wbits', abits: 'abits', softmaxBits: 'softmax_bits', weights: 'weights', granularity: 'granularity',
   weightRange: 'weight_range', actRange: 'act_range', softmax: 'softmax', sulqRoundExponent: 'sulq_round_exponent',
   edges8bit: 'edges_8bit', reparam: 'reparam', calibSize: 'calib_size', seed: 'seed',
-  layerBits: 'layer_bits', pointBits: 'point_bits',
+  layerBits: 'layer_bits', pointBits: 'point_bits', method: 'method', reconIters: 'recon_iters', reconBatch: 'recon_batch',
 };
-function quantConfig(opts, what = 'quantize') {
+const METHODS = ['ptq', 'sos'];
+// The method options checked here with the JS names (the C++ side checks again, in the CLI's words).
+// `methods`: the methods `what` accepts.
+// `calibSize`: the calibration set's size (a sweep's, for its configurations).
+function checkMethod(opts, what, methods, calibSize = opts.calibSize ?? 32) {
+  const { method = 'ptq', reconIters, reconBatch, reparam } = opts;
+  if (!METHODS.includes(method)) throw new TypeError(`${what}: unknown method ${JSON.stringify(method)} (expected ${METHODS.map((m) => `'${m}'`).join(' or ')})`);
+  if (!methods.includes(method)) throw new TypeError(`${what}: method '${method}' is not available here (${methods.map((m) => `'${m}'`).join(', ')} only)`);
+  if (method !== 'sos') {
+    for (const [k, v] of [['reconIters', reconIters], ['reconBatch', reconBatch]]) {
+      if (v !== undefined) throw new TypeError(`${what}: \`${k}\` applies to method 'sos' (this is '${method}')`);
+    }
+    return;
+  }
+  if (reconIters !== undefined && !(Number.isInteger(reconIters) && reconIters >= 0)) {
+    throw new RangeError(`${what}: \`reconIters\` must be a whole number ≥ 0 (iterations per block and stage), got ${JSON.stringify(reconIters)}`);
+  }
+  if (reconBatch !== undefined && !(Number.isInteger(reconBatch) && reconBatch >= 1)) {
+    throw new RangeError(`${what}: \`reconBatch\` must be a whole number ≥ 1 (calibration images per iteration), got ${JSON.stringify(reconBatch)}`);
+  }
+  if (Number.isInteger(calibSize) && (reconBatch ?? 16) > calibSize) {
+    throw new RangeError(`${what}: \`reconBatch\` (${reconBatch ?? 16}${reconBatch === undefined ? ', the default' : ''}) is larger than \`calibSize\` (${calibSize}): an iteration draws its images from the calibration set`);
+  }
+  if (reparam) throw new TypeError(`${what}: \`reparam\` is stage 2 of method 'sos' (the reconstructed channel-wise scales are folded in); drop it`);
+}
+function quantConfig(opts, what = 'quantize', methods = ['ptq'], calibSize = undefined) {
   const cfg = {};
   for (const [k, v] of Object.entries(opts)) {
     if (k === 'calib' || k === 'integer' || v === undefined) continue;
     if (!(k in QUANT_FIELDS)) throw new TypeError(`${what}: unknown option '${k}' (expected ${Object.keys(QUANT_FIELDS).join(', ')}${what === 'quantize' ? ', calib, integer' : ''})`);
     cfg[QUANT_FIELDS[k]] = v;
   }
+  checkMethod(opts, what, methods, calibSize);
   return JSON.stringify(cfg);
 }
 
@@ -93,7 +119,7 @@ function qatSpec(opts) {
     }
   }
   if (options.min_lr !== undefined && options.min_lr > (options.lr ?? 1e-4)) throw new RangeError(`qat: \`minLr\` (${options.min_lr}) must not exceed \`lr\` (${options.lr ?? 1e-4})`);
-  return { config: quantConfig(quant, 'qat'), options: JSON.stringify(options), integer: !!opts.integer };
+  return { config: quantConfig(quant, 'qat', ['ptq']), options: JSON.stringify(options), integer: !!opts.integer };
 }
 
 // A worst class as EvalResult gives it: { index, label, accuracy } (null without one).
@@ -170,6 +196,40 @@ export class QatModel extends QuantizedModel {
   }
 }
 
+// SOS: the C++ stage / block JSON → the JS shape.
+function sosStage(st) {
+  const out = { stage: st.stage, seconds: st.seconds };
+  if (st.eval) Object.assign(out, evalResult(st.eval));
+  if (st.max_logit_change !== undefined) out.maxLogitChange = st.max_logit_change;
+  return out;
+}
+const sosBlock = (b) => ({ stage: b.stage, block: b.block, mseBefore: b.mse_before, mseAfter: b.mse_after, seconds: b.seconds });
+// A step's progress. SosRun reports where the run stands after the step, which after a block's last
+// iteration is the next block (not begun): the step is reported against the block it worked on.
+function sosProgress(p) {
+  const out = { stage: p.stage, block: p.block, blocks: p.blocks, iter: p.iter, iters: p.iters, done: p.done, total: p.total, loss: p.loss, seconds: p.seconds };
+  if (p.blocks_done.length) {
+    const last = p.blocks_done[p.blocks_done.length - 1];
+    Object.assign(out, { stage: last.stage, block: last.block, iter: p.iters });
+    out.blockResults = p.blocks_done.map(sosBlock);
+  }
+  if (p.stages_done.length) out.stageResults = p.stages_done.map(sosStage);
+  return out;
+}
+
+/**
+ * What model.quantize({ method: 'sos' }) resolves to: the reconstructed model, with what each stage gave
+ * (`stages`; with an evaluation set, each evaluated, stage 0 = PTQ with the same calibration draw) and each
+ * block's reconstruction error (`blocks`).
+ */
+export class SosModel extends QuantizedModel {
+  /** @internal */ constructor(handle, labels, summary) {
+    super(handle, labels);
+    this.stages = summary.stages.map(sosStage);
+    this.blocks = summary.blocks.map(sosBlock);
+  }
+}
+
 export class Model {
   /** @internal */ constructor(handle) { this._h = handle; this.info = JSON.parse(handle.info()); }
   get labels() { return this.info.labels; }
@@ -185,13 +245,53 @@ export class Model {
    * Options: wbits, abits (2–8), softmax ('sulq' | 'log2' | 'uniform'), softmaxBits, weights
    * ('uniform' | 'pow2'), granularity ('channel' | 'tensor'), weightRange / actRange ('mse' |
    * 'minmax' | 'percentile'), reparam, edges8bit, calibSize (default 32), seed, integer (int8 path).
+   *
+   * `method: 'sos'` (I&S-ViT's three-stage block reconstruction; `reconIters` Adam iterations per block
+   * and stage, default 100, on batches of `reconBatch` calibration images, default 16) returns a Promise of
+   * a SosModel instead, one iteration per event-loop turn: the second argument takes `onProgress`, `signal`
+   * (an AbortSignal: rejects with an AbortError, nothing left allocated), `evaluate` (a Dataset each stage
+   * is evaluated on) and `step` (iterations per turn, default 1). Same bits as `bitlens quantize --method sos`.
    */
-  quantize(opts = {}) {
+  quantize(opts = {}, run = undefined) {
     this._alive();
+    if (opts === null || typeof opts !== 'object') throw new TypeError('quantize: the options must be an object');
+    if (opts.method === 'sos') return this._sos(opts, run || {});
     const { calib, integer = false } = opts;
     if (!(calib instanceof Dataset)) throw new TypeError('quantize: `calib` must be a Dataset from loadDataset()');
+    const config = quantConfig(opts, 'quantize', METHODS);
+    if (run !== undefined) throw new TypeError("quantize: the second argument ({ onProgress, signal, evaluate }) applies to method 'sos'; PTQ returns at once");
     calib._alive();
-    return new QuantizedModel(this._h.quantize(quantConfig(opts), calib._h, !!integer), this.info.labels);
+    return new QuantizedModel(this._h.quantize(config, calib._h, !!integer), this.info.labels);
+  }
+  /** @internal model.quantize({ method: 'sos', ... }): one step per event-loop turn. */
+  async _sos(opts, { onProgress, signal, evaluate, step = 1, ...rest }) {
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw new TypeError(`quantize: unknown run option '${unknown[0]}' (expected onProgress, signal, evaluate, step)`);
+    const { calib, integer = false } = opts;
+    if (!(calib instanceof Dataset)) throw new TypeError('quantize: `calib` must be a Dataset from loadDataset()');
+    if (evaluate !== undefined && evaluate !== null && !(evaluate instanceof Dataset)) throw new TypeError('quantize: `evaluate` must be a Dataset from loadDataset() (the images each stage is evaluated on)');
+    if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`quantize: \`step\` must be a whole number ≥ 1 (iterations per event-loop turn), got ${JSON.stringify(step)}`);
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('quantize: `onProgress` must be a function');
+    const config = quantConfig(opts, 'quantize', METHODS);
+    calib._alive();
+    if (evaluate) evaluate._alive();
+    if (signal && signal.aborted) throw abortError(signal, 'quantize');
+    const labels = this.info.labels;
+    const h = this._h.sos(config, calib._h, evaluate ? evaluate._h : null);
+    try {
+      // The first call does no iteration: it reports stage 0 (PTQ) when there is an evaluation set.
+      let p = JSON.parse(h.run(0));
+      if (onProgress) onProgress(sosProgress(p));
+      while (!h.done()) {
+        await new Promise((r) => setTimeout(r, 0));
+        if (signal && signal.aborted) throw abortError(signal, 'quantize');
+        p = JSON.parse(h.run(step));
+        if (onProgress) onProgress(sosProgress(p));
+      }
+      return new SosModel(h.result(!!integer), labels, JSON.parse(h.summary()));
+    } finally {
+      h.delete();
+    }
   }
   /**
    * Gradients of the mean cross-entropy over the first `limit` images of `data` (0: all) w.r.t. every
@@ -340,7 +440,7 @@ export async function createBitLens(options = {}) {
       if (!(data instanceof Dataset) || !(calib instanceof Dataset)) throw new TypeError('sweep: `data` and `calib` must be Datasets from loadDataset()');
       if (!Array.isArray(configs) || configs.length === 0) throw new TypeError('sweep: `configs` must be a non-empty array');
       model._alive(); data._alive(); calib._alive();
-      const cpp = { configs: configs.map((c) => (typeof c === 'string' ? c : JSON.parse(quantConfig(c)))) };
+      const cpp = { configs: configs.map((c) => (typeof c === 'string' ? c : JSON.parse(quantConfig(c, 'sweep', METHODS, rest.calibSize ?? 32)))) };
       for (const [k, v] of Object.entries(rest)) {
         if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, ${SWEEP_FIELDS.join(', ')})`);
         if (v !== undefined && v !== null) cpp[k] = k.endsWith('Corrupt') ? corruptionText(v) : v;
@@ -362,7 +462,7 @@ export async function createBitLens(options = {}) {
       if (!Array.isArray(candidates) || candidates.length === 0) throw new TypeError('sensitivities: `candidates` must be a non-empty array of bit-widths');
       model._alive(); calib._alive();
       if (signal && signal.aborted) throw abortError(signal, 'sensitivities');
-      const cpp = { config: JSON.parse(quantConfig(opts, 'sensitivities')), objective, candidates, sensSize };
+      const cpp = { config: JSON.parse(quantConfig(opts, 'sensitivities', ['ptq'])), objective, candidates, sensSize };
       const r = JSON.parse(await runSteps(model._h.sensitivities(JSON.stringify(cpp), calib._h), 'sensitivities', onProgress, signal));
       return { objective, candidates: [...candidates], sensSize, seed: opts.seed ?? 0, weights: r.weights, activations: r.activations, fixedBytes: r.fixed_bytes, weightBytes: r.weight_bytes };
     },

@@ -20,6 +20,7 @@
 #include "qat.h"
 #include "quant.h"
 #include "rng.h"
+#include "sos.h"
 #include "sweep.h"
 
 using namespace emscripten;
@@ -360,6 +361,48 @@ public:
     }
 };
 
+nlohmann::json progress_json(const train::SosProgress& p) {
+    return {{"stage", p.stage}, {"block", p.block}, {"blocks", p.blocks}, {"iter", p.iter}, {"iters", p.iters},
+            {"done", p.done},   {"total", p.total}, {"loss", p.done ? nlohmann::json(p.loss) : nlohmann::json(nullptr)},
+            {"seconds", p.seconds}};
+}
+
+// SOS block reconstruction in steps (train::SosRun), like QatHandle: JS calls run(k) per event-loop turn until
+// done(), then result() and summary(). Owns the prepared calibration and evaluation images (the run keeps a
+// pointer to the evaluation set); the FP32 weights are copied by the run, so the model may go before it.
+// Declared before `srun`, `eval` is destroyed after it.
+class SosHandle {
+public:
+    PreparedData eval;
+    std::unique_ptr<train::SosRun> srun;
+    std::shared_ptr<const std::vector<uint8_t>> source;
+    std::string source_name;
+    size_t total_iters = 0, stages_seen = 0, blocks_seen = 0;
+    size_t total() const { return total_iters; }
+    bool done() const { return srun->done(); }
+    // Up to k iterations, never past a block's end; the progress JSON carries every stage ("stages_done") and block
+    // ("blocks_done") finished since the previous call, in sos_json's form. The first call also reports stage 0.
+    std::string run(size_t k) {
+        return guard([&] {
+            nlohmann::json j = progress_json(srun->advance(k));
+            const auto& st = srun->stages();
+            const auto& bl = srun->blocks();
+            const nlohmann::json fresh = train::sos_json({st.begin() + long(stages_seen), st.end()},
+                                                         {bl.begin() + long(blocks_seen), bl.end()});
+            stages_seen = st.size(), blocks_seen = bl.size();
+            j["stages_done"] = fresh["stages"], j["blocks_done"] = fresh["blocks"];
+            return j.dump();
+        });
+    }
+    QuantizedHandle* result(bool integer) const {
+        return guard([&] { return quantized_handle(srun->result(), source, source_name, integer); });
+    }
+    // sos_json of the whole run so far: {stages: [{stage, seconds, eval?, max_logit_change?}], blocks: [...]}.
+    std::string summary() const {
+        return guard([&] { return train::sos_json(srun->stages(), srun->blocks()).dump(); });
+    }
+};
+
 class ModelHandle {
 public:
     AnyModel model;  // FP32, or a BitLens quantized export; quantizing, sweeping, ... ask model.fp32(what)
@@ -409,6 +452,8 @@ public:
         return guard([&] {
             const LoadedModel& lm = model.fp32("quantize");
             QuantConfig qc = config_from_json(nlohmann::json::parse(config));
+            if (qc.method != Method::Ptq)
+                throw std::runtime_error(std::string("quantize: method '") + method_name(qc.method) + "' runs in steps through sos()");
             return quantized_handle(bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1), source, source_name, integer);
         });
     }
@@ -451,6 +496,23 @@ public:
             h->total_steps = h->qrun->advance(0).steps;
             // The FP32 model on the held-out split, for the learning curve's reference lines.
             if (h->qrun->fp32_validation().n) h->validation_fp32 = eval_json(h->qrun->fp32_validation()).dump();
+            return h.release();
+        });
+    }
+
+    // SOS block reconstruction (config: QuantConfig JSON with method "sos"), calibrated on `calib`; with
+    // `eval` (a DatasetHandle, or null/undefined) every stage is evaluated on its images.
+    SosHandle* sos(std::string config, const DatasetHandle& calib, val eval) const {
+        return guard([&] {
+            const LoadedModel& lm = model.fp32("sos");
+            const QuantConfig qc = config_from_json(nlohmann::json::parse(config));
+            if (qc.method != Method::Sos) throw std::runtime_error(std::string("sos: the configuration's method is '") + method_name(qc.method) + "', not 'sos'");
+            auto h = std::make_unique<SosHandle>();
+            if (!eval.isNull() && !eval.isUndefined()) h->eval = prepare(eval.as<DatasetHandle*>(allow_raw_pointers())->ds, lm.vit.cfg);
+            h->srun = std::make_unique<train::SosRun>(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, train::SosOptions{},
+                                                      h->eval.n ? &h->eval : nullptr);
+            h->source = source, h->source_name = source_name;
+            h->total_iters = 2 * lm.vit.blocks.size() * size_t(qc.recon_iters);  // stages 1 and 3, as SosRun counts them
             return h.release();
         });
     }
@@ -546,6 +608,7 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("sensitivities", &ModelHandle::sensitivities, allow_raw_pointers())
         .function("gradients", &ModelHandle::gradients)
         .function("qat", &ModelHandle::qat, allow_raw_pointers())
+        .function("sos", &ModelHandle::sos, allow_raw_pointers())
         .function("forwardRaw", &ModelHandle::forward_raw)
         .function("preprocess", &ModelHandle::preprocess_image);
     class_<SweepHandle>("SweepRun")
@@ -563,6 +626,12 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("run", &QatHandle::run)
         .function("best", &QatHandle::best, allow_raw_pointers())
         .function("summary", &QatHandle::summary);
+    class_<SosHandle>("SosRun")
+        .function("total", &SosHandle::total)
+        .function("done", &SosHandle::done)
+        .function("run", &SosHandle::run)
+        .function("result", &SosHandle::result, allow_raw_pointers())
+        .function("summary", &SosHandle::summary);
     class_<QuantizedHandle>("QuantizedModel")
         .function("info", &QuantizedHandle::info)
         .function("evaluate", &QuantizedHandle::evaluate)
