@@ -88,9 +88,6 @@ int cmd_quantize(const Args& a) {
     if (qc.method == Method::Sos) {  // reconstruction: per-stage evaluation when --eval is given, progress on stderr
         train::SosOptions so;
         so.jobs = jobs;
-        if (const char* v = std::getenv("SOS_LR")) so.lr = std::stof(v);
-        if (const char* v = std::getenv("SOS_WLR")) so.weight_lr = std::stof(v);
-        if (const char* v = std::getenv("SOS_W1")) so.stage1_weights = std::stoi(v);
         const bool quiet = a.flags.count("json") > 0;
         const train::SosResult r = train::sos(lm.vit, calib, qc, so, has_eval ? &data : nullptr, [&](const train::SosProgress& p) {
             if (!quiet && p.block_done)

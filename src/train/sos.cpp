@@ -236,20 +236,14 @@ void SosRun::State::begin_block() {
             if (!t.q.symmetric) qparams.push_back({&t, true, &gsum->act_zero[i], t.zero_f, 1.0f, 0, {}});
         }
     }
-    // ... and in stage 3 its Linears' latent weights, biases and weight steps (in stage 1, optionally, the FP32
-    // weights and biases, in units of the steps PTQ would fit them now).
-    if (stage == 3 || o.stage1_weights) {
+    // ... and in stage 3 its Linears' latent weights, biases and weight steps.
+    if (stage == 3) {
         Block& b = m.blocks[l];
         Block& gb = gsum->p.blocks[l];
         const std::vector<Linear*> ls = m.linears();
         for (auto [lin, gl] : {std::pair{&b.qkv, &gb.qkv}, {&b.proj, &gb.proj}, {&b.fc1, &gb.fc1}, {&b.fc2, &gb.fc2}}) {
             const size_t li = size_t(std::find(ls.begin(), ls.end(), lin) - ls.begin());
-            std::vector<TrainQuantizer> fitted;
-            if (stage == 1) {  // FP32 weights: units of the steps PTQ would fit now
-                Linear tmp = *lin;
-                for (const Quantizer& q : quantize_weights(tmp, layer_bits(*lin, cfg), cfg)) fitted.emplace_back(q);
-            }
-            std::vector<TrainQuantizer>& qs = stage == 1 ? fitted : st.weight[li];
+            std::vector<TrainQuantizer>& qs = st.weight[li];
             const size_t K = size_t(lin->in), rows = size_t(lin->out);
             wq.push_back({li, std::vector<double>(qs.size(), 0.0), std::vector<double>(qs.size(), 0.0)});
             for (size_t r = 0; r < rows; ++r) {
@@ -265,7 +259,6 @@ void SosRun::State::begin_block() {
                 wparams.push_back({&lin->weight[r * K], &gl->weight[r * K], K, ref, {}});
                 if (!lin->bias.empty()) wparams.push_back({&lin->bias[r], &gl->bias[r], 1, ref, {}});
             }
-            if (stage == 1) continue;
             for (size_t r = 0; r < qs.size(); ++r)
                 if (qs[r].learn && qs[r].q.type == QType::Uniform) wsteps.push_back({&qs[r], li, r, qs[r].q.scale, qs[r].q.scale, 0, {}});
         }
@@ -315,7 +308,6 @@ void SosRun::State::iterate() {
     const float lr = iters ? lr_at(long(iter), long(iters), 0, o.lr) : 0.0f;
     // Weights: straight through the quantizer to the latent ones, and each row's step gradient.
     for (WQ& q : wq) {
-        if (st.weight[q.linear].empty()) continue;  // FP32 weights (stage 1): the gradient is the latent one
         Linear& lin = *m.linears()[q.linear];
         Linear& gl = *gsum->p.linears()[q.linear];
         std::fill(q.ds.begin(), q.ds.end(), 0.0), std::fill(q.dz.begin(), q.dz.end(), 0.0);
