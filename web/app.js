@@ -1,6 +1,6 @@
 // BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
 // handles the controls, the files the user brings, the URL settings, progress, and the results.
-import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, confusionMatrix, learningCurve, quantHistogram, sensitivityChart, svgToPng } from './charts.js';
+import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, confusionMatrix, learningCurve, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
@@ -21,6 +21,10 @@ const QAT_DEFAULT = { w: 3, a: 3, epochs: 1 };
 // a run replaces it with its own speed.
 const QAT_SECONDS_PER_IMAGE = 0.006;
 const PRESET_CONFIGS = ['W8A8', 'W6A6', 'W4A4', 'W3A3'];
+// SOS reconstruction: iterations per block and stage (the library's default), images per iteration (at most).
+const SOS_DEFAULT_ITERS = 100;
+const SOS_BATCH = 16;
+const STAGE_NAMES = ['PTQ', 'stage 1', 'stage 2', 'stage 3'];
 const MAX_WORKERS = 4;
 
 // ---------- state ------------------------------------------------------------------------------
@@ -42,6 +46,7 @@ const state = {
   train: null,         // { name, kind, n, classes }
   qat: null,           // the fine-tuning in progress or done: { name, settings, history, result }
   qatRate: null,       // measured seconds per training image and epoch
+  sos: null,           // the SOS reconstruction in progress or done: { settings, runs: [{ name, stages, blocks, result }], cancelled }
 };
 
 // ---------- workers -----------------------------------------------------------------------------
@@ -147,6 +152,8 @@ function readSettings() {
     weights: $('wq').value,
     softmax: $('sm').value,
     granularity: $('gran').value,
+    method: $('method').value,
+    reconIters: num('recon-iters', SOS_DEFAULT_ITERS),
     calibSize: Math.round(num('calib', 32)),
     seeds: Math.round(num('seeds', 3)),
     limit: Math.max(0, Math.round(num('limit', 0))),
@@ -173,6 +180,8 @@ function settingsToQuery(s) {
   q.set('weights', s.weights);
   q.set('softmax', s.softmax);
   q.set('granularity', s.granularity);
+  if (s.method !== 'ptq') q.set('method', s.method);
+  if (s.method === 'sos' && s.reconIters !== SOS_DEFAULT_ITERS) q.set('reconIters', s.reconIters);
   q.set('calib', s.calibSize);
   q.set('seeds', s.seeds);
   if (s.limit) q.set('limit', s.limit);
@@ -201,6 +210,9 @@ function applyQuery() {
   setSel('wq', q.get('weights'));
   setSel('sm', q.get('softmax'));
   setSel('gran', q.get('granularity'));
+  setSel('method', q.get('method'));
+  if (q.get('reconIters')) $('recon-iters').value = q.get('reconIters');
+  updateMethodUi();
   const m = q.get('model');
   if (m && /^\/models\/[\w.-]+\/$/.test(m) && ![...$('shipped-model').options].some((o) => o.value === m)) {
     $('shipped-model').add(new Option(m.slice(8, -1), m));
@@ -228,6 +240,13 @@ function applyQuery() {
   }
   state.queryClasses = (q.get('classes') || '').split(',').filter((x) => /^\d+$/.test(x)).map(Number);
   if (q.get('skew') || q.get('calibCorrupt') || q.get('evalCorrupt') || state.queryClasses.length) $('shift').open = true;
+}
+
+// The method's controls: SOS shows its iterations and explanation, and the run button says what it runs.
+function updateMethodUi() {
+  const sos = $('method').value === 'sos';
+  for (const el of document.querySelectorAll('.sos-only')) el.hidden = !sos;
+  $('run-btn').textContent = sos ? 'Run SOS reconstruction' : 'Run sweep';
 }
 
 function syncUrl() {
@@ -304,6 +323,8 @@ function clearResults() {
   state.result = null;
   state.mixed = null;
   state.qat = null;
+  state.sos = null;
+  $('sos').hidden = true;
   $('results').hidden = true;
   $('mx-results').hidden = true;
   $('qat-results').hidden = true;
@@ -538,6 +559,7 @@ function runFailed(errorId, message) {
 async function run() {
   showError('run-error', '');
   const s = readSettings();
+  if (s.method === 'sos') return runSos(s);
   const problem = validateSettings(s);
   if (problem) { showError('run-error', problem); return; }
   syncUrl();
@@ -902,6 +924,8 @@ async function cancel() {
   run.cancelled = true;
   for (const c of run.clients) c.terminate();
   if (state.qat && !state.qat.result) { state.qat.cancelled = true; renderQatEpochs(); }
+  // The worker restarts: reconstructed models of a finished SOS run go with it.
+  if (state.sos) { state.sos.cancelled = !state.sos.done; state.sos.lost = true; renderSos(); }
   state.running = null;
   $('progress').value = 0;
   $('progress-text').textContent = '';
@@ -918,6 +942,155 @@ async function cancel() {
       showError('run-error', `Could not restart after cancelling: ${e.message}`);
     }
   });
+}
+
+// ---------- SOS reconstruction -----------------------------------------------------------------
+
+function validateSos(s) {
+  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
+  if (!s.configs.length) return 'Tick at least one bit-width configuration to reconstruct.';
+  if (!whole(s.reconIters, 0, 10000)) return 'Reconstruction iterations must be a whole number from 0 to 10,000.';
+  if (!whole(s.calibSize, 1, 1e9)) return 'The calibration size must be a whole number of at least 1 image.';
+  if (state.data && s.calibSize > state.data.poolN) return `The calibration size (${s.calibSize}) is larger than the ${state.data.poolN} images loaded.`;
+  return null;
+}
+
+// Each ticked configuration in turn, in the primary worker: progress per stage, block and iteration; the
+// table and the chart fill as stages finish.
+async function runSos(s) {
+  const problem = validateSos(s);
+  if (problem) { showError('run-error', problem); return; }
+  syncUrl();
+  const configs = s.configs.map(parseWA).filter(Boolean);
+  const run = { clients: [state.primary], cancelled: false, started: performance.now() };
+  state.running = run;
+  updateRunButton();
+  const sos = { settings: s, runs: configs.map((c) => ({ name: c.name, stages: [], blocks: [], result: null })), done: false, cancelled: false, current: 0 };
+  state.sos = sos;
+  $('sos').hidden = false;
+  renderSos();
+  $('progress').value = 0;
+  $('progress-text').textContent = '';
+  const reconBatch = Math.min(SOS_BATCH, s.calibSize);
+  let doneBefore = 0;  // iterations of the configurations already finished
+  const onProgress = (i) => (p) => {
+    if (state.running !== run) return;
+    const r = sos.runs[i];
+    if (p.stageResults) r.stages.push(...p.stageResults);
+    if (p.blockResults) r.blocks.push(...p.blockResults);
+    if (p.stageResults || p.blockResults) renderSos();
+    const all = p.total * configs.length;
+    const d = doneBefore + p.done;
+    $('progress').value = all ? d / all : (i + (p.done === p.total ? 1 : 0)) / configs.length;
+    const el = (performance.now() - run.started) / 1000;
+    const left = d > 0 ? (el / d) * (all - d) : NaN;
+    const of = configs.length > 1 ? ` (${i + 1} of ${configs.length})` : '';
+    $('progress-text').textContent = p.done === 0
+      ? `${r.name}${of}: PTQ and the FP32 block outputs…`
+      : `${r.name}${of} · stage ${p.stage} · block ${p.block + 1}/${p.blocks} · iteration ${p.iter}/${p.iters} · MSE ${p.loss.toExponential(2)}${d < all ? ` · ${fmtTime(left)} left` : ''}`;
+    $('progress').setAttribute('aria-valuetext', `SOS ${r.name}: stage ${p.stage}, block ${p.block + 1} of ${p.blocks}, iteration ${p.iter} of ${p.iters}`);
+  };
+  setRunStatus(`SOS reconstruction of ${configs.map((c) => c.name).join(', ')}: ${s.reconIters} iterations per block and stage on ${s.calibSize} calibration images (seed 0), every stage evaluated on ${state.data.evalN.toLocaleString()} images…`);
+  try {
+    for (let i = 0; i < configs.length; i++) {
+      sos.current = i;
+      const c = configs[i];
+      const r = await state.primary.call('sos', {
+        name: c.name, first: i === 0,
+        quant: { wbits: c.wbits, abits: c.abits, softmax: s.softmax, weights: s.weights, granularity: s.granularity, calibSize: s.calibSize, reconIters: s.reconIters, reconBatch },
+      }, { onProgress: onProgress(i) });
+      Object.assign(sos.runs[i], { stages: r.stages, blocks: r.blocks, result: r });
+      doneBefore += 2 * state.modelInfo.depth * s.reconIters;
+      renderSos();
+    }
+    sos.done = true;
+    $('progress').value = 1;
+    $('progress-text').textContent = `SOS: ${configs.length} configuration${configs.length > 1 ? 's' : ''} reconstructed`;
+    const secs = (performance.now() - run.started) / 1000;
+    const story = sos.runs.map((r) => {
+      const w = sosWorst(r);
+      return w ? `${r.name} ${w.label} ${pct(w.ptq)} → ${pct(w.final)}` : r.name;
+    }).join('; ');
+    setRunStatus(`SOS reconstruction done in ${fmtTime(secs)}: PTQ's worst class before and after, ${story}.`, 'done');
+    renderSos();
+    $('sos').scrollIntoView({ block: 'start' });
+  } catch (e) {
+    if (e instanceof Cancelled || run.cancelled) return;
+    sos.failed = true;
+    renderSos();
+    runFailed('run-error', `The SOS reconstruction stopped: ${e.message}`);
+  } finally {
+    if (state.running === run) state.running = null;
+    updateRunButton();
+  }
+}
+
+// The class PTQ (stage 0) hurts most in a run, with its accuracy after PTQ and after the last stage so far.
+function sosWorst(r) {
+  const ev = r.stages.filter((st) => st.perClass);
+  if (!ev.length || !ev[0].worstClass) return null;
+  const k = ev[0].worstClass.index;
+  return { index: k, label: ev[0].worstClass.label, ptq: ev[0].perClass[k], final: ev[ev.length - 1].perClass[k], stage: ev[ev.length - 1].stage };
+}
+
+function renderSos() {
+  const q = state.sos;
+  if (!q) return;
+  const fp = state.fp32;
+  const cell = (r, k, i) => {
+    const st = r.stages.find((x) => x.stage === k);
+    if (!st) return `<td>${!q.done && !q.cancelled && !q.failed && i === q.current ? '…' : '—'}</td>`;
+    if (st.top1 == null) return '<td>done</td>';
+    const base = r.stages.find((x) => x.stage === 0);
+    const w = sosWorst(r);
+    // Green or red: better or worse than PTQ, for top-1 and for PTQ's worst class separately.
+    const tone = (d) => (d == null ? '' : d > 0.0005 ? ' up' : d < -0.0005 ? ' down' : '');
+    const top = `<span class="top1${tone(base && k > 0 ? st.top1 - base.top1 : null)}">${pct(st.top1, 2)}</span>`;
+    const worstNow = w ? `<span class="sub${tone(k > 0 ? st.perClass[w.index] - w.ptq : null)}">${esc(w.label)} ${pct(st.perClass[w.index])}${st.worstClass && st.worstClass.index !== w.index ? `; worst now ${esc(st.worstClass.label)} ${pct(st.worstClass.accuracy)}` : ''}</span>` : '';
+    return `<td class="stage-${k}" data-stage="${k}">${top}${worstNow}</td>`;
+  };
+  let html = `<caption class="sr">SOS reconstruction: top-1 and PTQ's worst class after each stage</caption><thead><tr><th scope="col">Configuration</th>
+    <th scope="col">PTQ<br><span class="sub">stage 0, same draw</span></th><th scope="col">Stage 1<br><span class="sub">activations reconstructed</span></th>
+    <th scope="col">Stage 2<br><span class="sub">scales folded</span></th><th scope="col">Stage 3<br><span class="sub">weights reconstructed</span></th>
+    <th scope="col">Model size</th><th scope="col">Download</th></tr></thead><tbody>`;
+  html += `<tr class="fp32"><th scope="row">FP32</th><td colspan="4">${fp ? `${pct(fp.top1, 2)} <span class="sub">weakest class ${esc(fp.labels[fp.worstClass.index])} ${pct(fp.worstClass.accuracy)}</span>` : '—'}</td><td>${kb(state.modelInfo.parameters * 4)}</td><td></td></tr>`;
+  q.runs.forEach((r, i) => {
+    html += `<tr data-config="${esc(r.name)}"><th scope="row">${esc(r.name)}</th>${[0, 1, 2, 3].map((k) => cell(r, k, i)).join('')}
+      <td>${r.result ? kb(r.result.modelBytes) : '—'}</td>
+      <td>${r.result && !q.lost ? `<button type="button" class="sos-export" data-sos-export="${esc(r.name)}">.safetensors</button>` : '—'}</td></tr>`;
+  });
+  if (q.cancelled) html += `<tr class="cancelled"><td colspan="7">Cancelled during ${esc(q.runs[q.current].name)}.</td></tr>`;
+  $('sos-table').innerHTML = `${html}</tbody>`;
+  const s = q.settings;
+  $('sos-note').textContent = `Each configuration calibrated on ${s.calibSize} of the ${state.data.poolN.toLocaleString()} loaded images (seed 0), `
+    + `${s.reconIters} Adam iterations per block and stage on batches of ${Math.min(SOS_BATCH, s.calibSize)}; weights ${s.weights} (${s.granularity}), softmax ${s.softmax}. `
+    + `Evaluated on the ${state.data.evalN.toLocaleString()} evaluation images after every stage. Below each top-1: the class PTQ hurts most, and how it fares.`;
+  drawSosChart();
+  // Blocks: the reconstruction error before → after, per stage.
+  const depth = state.modelInfo.depth;
+  let bh = `<caption class="sr">Reconstruction error per block</caption><thead><tr><th scope="col">Configuration, stage</th>${Array.from({ length: depth }, (_, b) => `<th scope="col">block ${b}</th>`).join('')}</tr></thead><tbody>`;
+  for (const r of q.runs) {
+    for (const stg of [1, 3]) {
+      const bl = r.blocks.filter((b) => b.stage === stg);
+      if (!bl.length) continue;
+      bh += `<tr data-config="${esc(r.name)}" data-stage="${stg}"><th scope="row">${esc(r.name)}, stage ${stg}</th>${Array.from({ length: depth }, (_, b) => {
+        const x = bl.find((y) => y.block === b);
+        if (!x) return '<td>—</td>';
+        const change = x.mseBefore > 0 ? (x.mseAfter - x.mseBefore) / x.mseBefore : 0;
+        return `<td${change < -0.0005 ? ' class="good"' : ''}>${x.mseBefore.toExponential(2)} → ${x.mseAfter.toExponential(2)} <span class="sub">${change <= 0 ? '−' : '+'}${Math.abs(100 * change).toFixed(1)}%</span></td>`;
+      }).join('')}</tr>`;
+    }
+  }
+  $('sos-blocks').innerHTML = `${bh}</tbody>`;
+}
+
+function drawSosChart() {
+  const q = state.sos;
+  if (!q) return;
+  const runs = q.runs.filter((r) => r.stages.some((st) => st.perClass));
+  if (!runs.length) { $('plot-sos-classes').innerHTML = '<p class="hint">The chart appears once PTQ (stage 0) is evaluated.</p>'; return; }
+  drawChart('plot-sos-classes', () => sosStageChart($('plot-sos-classes'), runs, state.modelInfo.labels, state.fp32 ? state.fp32.perClass : null),
+    `bitlens-sos-${runs.map((r) => r.name).join('-')}-stages`);
 }
 
 // ---------- results ----------------------------------------------------------------------------
@@ -1191,6 +1364,16 @@ function bind() {
     }
   });
   $('cancel-btn').addEventListener('click', cancel);
+  $('sos-table').addEventListener('click', async (e) => {
+    const name = e.target.dataset?.sosExport;
+    if (!name) return;
+    try {
+      const bytes = await state.primary.call('exportSos', { name });
+      download(`${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${name}-sos.safetensors`, bytes, 'application/octet-stream');
+    } catch (e2) {
+      showError('run-error', `Export failed: ${e2.message}`);
+    }
+  });
   $('share-btn').addEventListener('click', async () => {
     syncUrl();
     try { await navigator.clipboard.writeText(location.href); setRunStatus('Link copied: it opens this page with these settings.'); } catch { setRunStatus(`Link to these settings: ${location.href}`); }
@@ -1198,6 +1381,7 @@ function bind() {
   $('settings').addEventListener('change', (e) => {
     syncUrl();
     if (e.target.name === 'config' || ['wq', 'sm', 'gran', 'calib'].includes(e.target.id)) fillSampleConfigs();
+    if (e.target.id === 'method') updateMethodUi();
   });
   $('settings').addEventListener('submit', (e) => e.preventDefault());
   $('custom-add').addEventListener('click', () => {
@@ -1257,7 +1441,7 @@ function bind() {
     }
   });
   let resizeTimer;
-  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) drawQatCurve(); }, 300); });
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) drawQatCurve(); if (state.sos) drawSosChart(); }, 300); });
 }
 
 async function boot() {

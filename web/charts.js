@@ -243,6 +243,52 @@ export function learningCurve(el, history, { epochs, fp32 = null, best = null } 
   });
 }
 
+/**
+ * SOS, stage by stage: per-class accuracy after PTQ and each stage, one panel per configuration. Every class
+ * is a thin grey line; the class PTQ hurts most is red (its FP32 accuracy dashed), top-1 is blue.
+ * runs: [{ name, stages: [{ stage, top1, perClass }] }] (stages as they finish); fp32PerClass: FP32's per class.
+ */
+export function sosStageChart(el, runs, labels, fp32PerClass) {
+  const STAGE = ['PTQ', 'stage 1', 'stage 2', 'stage 3'];
+  const names = runs.map((r) => r.name);
+  const rows = [], worst = [], top = [], fpRule = [];
+  for (const r of runs) {
+    const ev = r.stages.filter((s) => s.perClass);
+    if (!ev.length) continue;
+    // The class the first evaluated stage (PTQ) hurts most.
+    const first = ev[0].perClass;
+    let w = -1;
+    first.forEach((a, k) => { if (a != null && (w < 0 || a < first[w])) w = k; });
+    for (const s of ev) {
+      s.perClass.forEach((acc, k) => { if (acc != null) rows.push({ config: r.name, stage: STAGE[s.stage], cls: labels[k], acc }); });
+      if (w >= 0) worst.push({ config: r.name, stage: STAGE[s.stage], cls: labels[w], acc: s.perClass[w] });
+      top.push({ config: r.name, stage: STAGE[s.stage], acc: s.top1 });
+    }
+    if (w >= 0 && fp32PerClass && fp32PerClass[w] != null) fpRule.push({ config: r.name, acc: fp32PerClass[w], text: `FP32 ${labels[w]} ${pct(fp32PerClass[w])}` });
+  }
+  const all = [...rows, ...fpRule].map((d) => d.acc);
+  const lo = all.length ? Math.max(0, Math.floor((Math.min(...all) - 0.03) * 10) / 10) : 0;
+  const last = (d, i, data) => i === data.length - 1 || data[i + 1].config !== d.config;
+  return Plot().plot({
+    width: Math.max(width(el), 300 * names.length), height: 440, marginLeft: 56, marginRight: 120, marginBottom: 46, marginTop: 30, style,
+    fx: { domain: names, label: null, padding: 0.25 },
+    x: { domain: STAGE, label: null, padding: 0.2 },
+    y: { domain: [lo, 1.01], grid: true, label: `class accuracy${lo > 0 ? ` (from ${Math.round(100 * lo)}%)` : ''}`, tickFormat: '.0%', ticks: globalThis.d3.ticks(lo, 1, 6) },
+    marks: [
+      Plot().frame({ stroke: '#ddd' }),
+      Plot().line(rows, { fx: 'config', x: 'stage', y: 'acc', z: 'cls', stroke: '#9aa0a6', strokeWidth: 1.3 }),
+      Plot().dot(rows, { fx: 'config', x: 'stage', y: 'acc', fill: '#9aa0a6', r: 2.5, title: (d) => `${d.cls} after ${d.stage}: ${pct(d.acc)}` }),
+      Plot().ruleY(fpRule, { fx: 'config', y: 'acc', stroke: '#c5221f', strokeDasharray: '6,4', strokeWidth: 1.5 }),
+      Plot().text(fpRule, { fx: 'config', y: 'acc', text: 'text', frameAnchor: 'left', dy: -9, dx: 4, fill: '#c5221f', fontSize: 12 }),
+      Plot().line(top, { fx: 'config', x: 'stage', y: 'acc', stroke: '#0b57d0', strokeWidth: 3, marker: 'circle' }),
+      Plot().text(top.filter(last), { fx: 'config', x: 'stage', y: 'acc', text: (d) => `top-1 ${pct(d.acc)}`, textAnchor: 'start', dx: 10, fill: '#0b57d0', fontWeight: 600, fontSize: 13 }),
+      Plot().line(worst, { fx: 'config', x: 'stage', y: 'acc', stroke: '#c5221f', strokeWidth: 3, marker: 'circle' }),
+      Plot().text(worst, { fx: 'config', x: 'stage', y: 'acc', text: (d) => pct(d.acc), dy: 16, fill: '#c5221f', fontSize: 12, fontWeight: 600 }),
+      Plot().text(worst.filter(last), { fx: 'config', x: 'stage', y: 'acc', text: 'cls', textAnchor: 'start', dx: 10, fill: '#c5221f', fontWeight: 600, fontSize: 13 }),
+    ],
+  });
+}
+
 // ---------- export ------------------------------------------------------------------------------
 
 /** The chart's SVG as a standalone string (with its colour legend, when it has one). */

@@ -17,6 +17,7 @@ let trainSource = null;  // the training images for fine-tuning (QAT), as `sourc
 let trainName = '';
 let trainData = null;    // Dataset: all of them
 let qatModel = null;     // QatModel: the last fine-tuned model (for the download)
+const sosModels = new Map(); // configuration name → SosModel of the last SOS run (for the downloads)
 const quantCache = new Map(); // "config|seed" → QuantizedModel (for the sample view and the export)
 
 const IMAGE_EXT = /\.(png|jpe?g|bmp|gif)$/i;
@@ -189,6 +190,11 @@ function clearQat() {
   if (qatModel) { qatModel.delete(); qatModel = null; }
 }
 
+function clearSos() {
+  for (const q of sosModels.values()) q.delete();
+  sosModels.clear();
+}
+
 // What the page sent (IDX files, a zip, or a folder's files) → a source.
 function parseSource(input) {
   if (input.kind === 'idx') return { src: parseIdx(input.files), name: input.files.map((f) => f.name).join(' + ') };
@@ -313,6 +319,7 @@ const handlers = {
     const m = bl.loadModel({ safetensors: bytesOf(safetensors), config: textOf(config), preprocessor: textOf(preprocessor), name: name || 'model.safetensors' });
     clearQuantCache();
     clearQat();
+    clearSos();
     if (model) model.delete();
     model = m;
     modelName = name || 'model.safetensors';
@@ -425,6 +432,30 @@ const handlers = {
       q.delete();
       throw e;
     }
+  },
+  /**
+   * SOS block reconstruction of one configuration, calibrated on the loaded images (`calibSize` drawn with
+   * seed 0), every stage evaluated on the evaluation images. Progress: every finished block and stage, and
+   * every iteration at most every 100 ms. `first` starts a new run of configurations (the previous models go).
+   */
+  async sos({ quant, name, first }, post) {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    if (first) clearSos();
+    let last = 0;
+    const onProgress = (p) => {
+      const now = Date.now();
+      if (p.stageResults || p.blockResults || p.done === p.total || now - last > 100) { last = now; post({ progress: p }); }
+    };
+    const q = await model.quantize({ ...quant, method: 'sos', calib: calibData }, { evaluate: evalData, onProgress });
+    if (sosModels.has(name)) sosModels.get(name).delete();
+    sosModels.set(name, q);
+    const stage = (s) => ({ stage: s.stage, seconds: s.seconds, top1: s.top1, n: s.n, perClass: s.perClass, worstClass: s.worstClass, maxLogitChange: s.maxLogitChange });
+    return { stages: q.stages.map(stage), blocks: q.blocks, modelBytes: q.info.modelBytes, config: q.info.config };
+  },
+  exportSos({ name }) {
+    const q = sosModels.get(name);
+    if (!q) throw new Error(`no reconstructed model named ${name}: run SOS reconstruction first`);
+    return q.exportSafetensors();
   },
   exportQat() {
     if (!qatModel) throw new Error('no fine-tuned model: run “Fine-tune (QAT)” first');
