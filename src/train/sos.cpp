@@ -399,6 +399,9 @@ void SosRun::State::end_stage() {
             for (const Quantizer& q : quantize_weights(tmp, wbits[i], cfg)) st.weight[i].emplace_back(q);
         }
         e->refresh();
+        // The fold may have given a Linear a bias it lacked: gradient buffers of the new shape.
+        grads.clear();
+        gsum = std::make_unique<Grads>(m);
         stage = 3, l = 0;
         embed_all(*e, xq);
         embed_all(*efp, xfp);

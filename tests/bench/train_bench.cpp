@@ -27,6 +27,8 @@
 //   block   one block's training step, as block reconstruction runs it: Engine::embed_forward of --batch
 //           images (default 32), block_forward(0) and block_backward(0) (with --bits quantizers from a
 //           quick min/max PTQ; --fp32: none). For the memory it takes.
+//   sos     a whole SOS block reconstruction (see run_sos): --bits (bench.mjs: w3a3), --steps = iterations
+//           per block and stage (100), --batch = calibration images (32), --jobs threads.
 //   pieces  one micro-batch (--batch, default 16) through the Engine's pieces, each timed: embed, every
 //           block, head, forward and backward; the GEMMs of block 0's Linears at the micro-batch's rows
 //           (forward, dX = dY·W, dW = dYᵀ·X) and the bias-gradient loop; the optimizer and refresh.
@@ -66,6 +68,7 @@
 #include "optim.h"
 #include "ptq.h"
 #include "qat.h"
+#include "sos.h"
 #include "vit_train.h"
 
 #ifdef __EMSCRIPTEN__
@@ -304,6 +307,48 @@ json run_qat(ViT& m, const Options& o) {
             {"ptq_val_top1", run.history().front().val_top1},
             {"memory_before_setup", mem0},
             {"memory_after_setup", mem1}};
+}
+
+// ------------------------------------------------------------------------------------------------
+// sos: a whole SOS reconstruction (SosRun, src/train/sos.h) at --bits (w3a3 by default in bench.mjs):
+// calibration of 32 images (--batch sets it), cfg.recon_iters = --steps (default 100), recon_batch 16,
+// --jobs threads; no evaluation set. Timed: the constructor (draw, stage-1 fits, FP32 chain), then every
+// advance() to the end (stages 1-3: reconstruction, the fold, the weights' fit).
+
+json run_sos(ViT& m, const Options& o) {
+    const size_t calib = o.batch ? o.batch : 32;
+    std::string source;
+    const PreparedData d = training_images(m, o, calib, source);
+    QuantConfig qc = parse_wa(o.bits, QuantConfig{});
+    qc.method = Method::Sos;
+    qc.calib_size = int(calib);
+    qc.recon_iters = o.steps >= 0 ? o.steps : 100;
+    qc.recon_batch = int(std::min<size_t>(16, calib));
+    SosOptions so;
+    so.jobs = o.jobs;
+    const json mem0 = memory();
+    const double t0 = now_ms();
+    SosRun run(m, d, qc, so);
+    const double setup = now_ms() - t0;
+    while (!run.done()) run.advance(16);
+    const double total = now_ms() - t0;
+    json stages = json::array();
+    for (const SosStage& st : run.stages()) stages.push_back({{"stage", st.stage}, {"seconds", st.seconds}});
+    double mse1 = 0, mse3 = 0;
+    for (const BlockRecon& b : run.blocks()) (b.stage == 1 ? mse1 : mse3) += b.mse_after / b.mse_before;
+    return {{"bits", qc.name()},
+            {"calib", calib},
+            {"recon_iters", qc.recon_iters},
+            {"recon_batch", qc.recon_batch},
+            {"micro", so.micro},
+            {"jobs", o.jobs},
+            {"inputs", source},
+            {"setup_ms", std::round(setup)},
+            {"total_ms", std::round(total)},
+            {"stages", stages},
+            {"mean_mse_ratio_stage1", mse1 / double(m.blocks.size())},
+            {"mean_mse_ratio_stage3", mse3 / double(m.blocks.size())},
+            {"memory_before", mem0}};
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -612,7 +657,7 @@ json run_pieces(ViT& m, const Options& o) {
 int main(int argc, char** argv) {
     if (argc < 3) {
         std::fprintf(stderr,
-                     "usage: bitlens-train-bench MODEL_DIR step|qat|block|pieces [--batch N] [--micro 16] [--jobs 1] [--warmup N]\n"
+                     "usage: bitlens-train-bench MODEL_DIR step|qat|block|pieces|sos [--batch N] [--micro 16] [--jobs 1] [--warmup N]\n"
                      "                           [--steps N] [--data models/data] [--bits w4a4] [--fp32] [--seed 0]\n");
         return 2;
     }
@@ -652,7 +697,8 @@ int main(int argc, char** argv) {
         else if (o.mode == "qat") res = run_qat(m, o);
         else if (o.mode == "block") res = run_block(m, o);
         else if (o.mode == "pieces") res = run_pieces(m, o);
-        else throw std::runtime_error("unknown mode " + o.mode + " (step, qat, block, pieces)");
+        else if (o.mode == "sos") res = run_sos(m, o);
+        else throw std::runtime_error("unknown mode " + o.mode + " (step, qat, block, pieces, sos)");
         r.update(res);
         r["memory"] = memory();
         std::printf("%s\n", r.dump().c_str());

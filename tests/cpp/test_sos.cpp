@@ -246,3 +246,13 @@ TEST_CASE("SOS bad input: batch larger than the calibration set, negative iterat
     // PTQ's entry refuses a sos configuration rather than quietly ignoring the method.
     CHECK_THROWS_WITH(quantize(m, fx().hf_data, sos_config(3, 10)), doctest::Contains("runs through train::quantize_method"));
 }
+
+TEST_CASE("SOS on Linears without a bias: the fold adds one, stage 3 trains it") {
+    ViT m = fx().hf.vit;
+    for (Block& b : m.blocks) b.qkv.bias.clear(), b.fc1.bias.clear(), b.qkv.pack(), b.fc1.pack();
+    const SosResult r = sos(m, fx().hf_data, sos_config(4, 4, 4, 8));
+    REQUIRE(r.stages.size() == 3);
+    CHECK(r.stages[1].max_logit_change < 1e-3);
+    CHECK(r.q.model.blocks[0].qkv.bias.size() == size_t(3 * m.cfg.hidden));
+    CHECK(r.q.model.blocks[0].fc1.bias.size() == size_t(m.cfg.mlp_dim));
+}

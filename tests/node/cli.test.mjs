@@ -110,3 +110,42 @@ test('training commands on bad input: grad and qat name the option or the data p
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SOS reconstruction from the command line: stages and blocks in --json; bad options name themselves', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bitlens-cli-sos-'));
+  try {
+    const base = ['--model', HF, '--calib', DATA, '--wbits', '3', '--abits', '3'];
+    const cases = [
+      [['quantize', ...base, '--method', 'sos', '--calib-size', '8', '--recon-batch', '16'], /--recon-batch 16 is larger than the calibration set \(8 images, --calib-size\)/],
+      [['quantize', ...base, '--method', 'sos', '--recon-iters', '-3'], /--recon-iters must be an integer from 0 to \d+, found '-3'/],
+      [['quantize', ...base, '--method', 'adaround'], /--method: unknown quantization method 'adaround' \(ptq or sos\)/],
+      [['quantize', ...base, '--recon-iters', '50'], /--recon-iters and --recon-batch apply to --method sos/],
+      [['quantize', ...base, '--method', 'sos', '--reparam'], /--reparam is stage 2 of --method sos/],
+      [['sweep', '--model', HF, '--data', DATA, '--calib', DATA, '--method', 'sos', '--calib-size', '4'], /--recon-batch 16 is larger than the calibration set \(4 images/],
+      [['mixed', '--model', HF, '--calib', DATA, '--eval', DATA, '--budget', '4', '--method', 'ptq2'], /unknown quantization method 'ptq2'/],
+      [['qat', '--model', HF, '--train', DATA, '--method', 'sos'], /unknown option --method for 'bitlens qat'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(...args);
+      assert.ok(r.status === 1 || r.status === 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal})`);
+      assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
+    }
+    const r = run('quantize', ...base, '--method', 'sos', '--recon-iters', '8', '--recon-batch', '8', '--calib-size', '16',
+      '--eval', DATA, '--limit', '300', '--json', '--out', join(dir, 'q'));
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.config.method, 'sos');
+    assert.deepEqual(j.sos.stages.map((s) => s.stage), [0, 1, 2, 3]);
+    assert.ok(j.sos.stages.every((s) => s.eval && s.eval.n === 300));
+    assert.equal(j.sos.stages[3].eval.top1, j.top1);  // the result is stage 3
+    assert.ok(j.sos.stages[2].max_logit_change < 1e-3);
+    assert.equal(j.sos.blocks.length, 8);
+    assert.ok(j.sos.blocks.every((b) => b.mse_after < b.mse_before), JSON.stringify(j.sos.blocks));
+    // The export is an ordinary quantized model: it evaluates to the same top-1.
+    const e = run('eval', '--model', join(dir, 'q'), '--data', DATA, '--limit', '300', '--json');
+    assert.equal(e.status, 0, e.stderr);
+    assert.equal(JSON.parse(e.stdout).top1, j.top1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
