@@ -204,15 +204,10 @@ function sosStage(st) {
   return out;
 }
 const sosBlock = (b) => ({ stage: b.stage, block: b.block, mseBefore: b.mse_before, mseAfter: b.mse_after, seconds: b.seconds });
-// A step's progress. SosRun reports where the run stands after the step, which after a block's last
-// iteration is the next block (not begun): the step is reported against the block it worked on.
+// A step's progress (after a block's last iteration: that block, with its result).
 function sosProgress(p) {
   const out = { stage: p.stage, block: p.block, blocks: p.blocks, iter: p.iter, iters: p.iters, done: p.done, total: p.total, loss: p.loss, seconds: p.seconds };
-  if (p.blocks_done.length) {
-    const last = p.blocks_done[p.blocks_done.length - 1];
-    Object.assign(out, { stage: last.stage, block: last.block, iter: p.iters });
-    out.blockResults = p.blocks_done.map(sosBlock);
-  }
+  if (p.blocks_done.length) out.blockResults = p.blocks_done.map(sosBlock);
   if (p.stages_done.length) out.stageResults = p.stages_done.map(sosStage);
   return out;
 }

@@ -521,7 +521,10 @@ SosProgress SosRun::advance(size_t max_iters) {
     pr.block = S.stage == 4 ? S.L : S.l, pr.blocks = S.L;
     pr.iter = S.iter, pr.iters = S.iters, pr.done = S.done_iters, pr.total = S.total;
     pr.loss = S.last_loss, pr.seconds = S.seconds();
-    if (S.blocks.size() > nblocks) pr.block_done = &S.blocks.back();
+    if (S.blocks.size() > nblocks) {  // report the block just finished, not the next one (not begun)
+        pr.block_done = &S.blocks.back();
+        pr.stage = pr.block_done->stage, pr.block = size_t(pr.block_done->block), pr.iter = S.iters;
+    }
     if (S.stages.size() > nstages) pr.finished = &S.stages.back();
     return pr;
 }

@@ -68,7 +68,7 @@ struct SosStage {
 struct SosProgress {
     int stage = 1;              // 1 or 3 while reconstructing; 0 before the first step
     size_t block = 0, blocks = 0;
-    size_t iter = 0, iters = 0; // within the block
+    size_t iter = 0, iters = 0; // within the block (after a block's last iteration: that block, iter = iters)
     size_t done = 0, total = 0; // iterations over the whole run
     double loss = 0;            // the last iteration's MSE
     double seconds = 0;

@@ -221,6 +221,7 @@ TEST_CASE("SOS in steps: cancelling between iterations leaves nothing behind; ad
         const SosProgress p = run.advance(2);
         CHECK(p.done >= last);
         last = p.done;
+        if (p.block_done) CHECK((p.block == size_t(p.block_done->block) && p.stage == p.block_done->stage && p.iter == p.iters));
         CHECK(p.total == 2 * m.blocks.size() * 3);
     }
     CHECK(last == 2 * m.blocks.size() * 3);
