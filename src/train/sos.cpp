@@ -305,7 +305,8 @@ void SosRun::State::iterate() {
     for (size_t ch = 0; ch < chunks; ++ch) add_block(*gsum, grads[ch], l, points), s += sse[ch];
     last_loss = s / double(batch * rowlen);
 
-    const float lr = iters ? lr_at(long(iter), long(iters), 0, o.lr) : 0.0f;
+    // One rate per stage (stage 3's smaller: 32 images, and every quantizer and weight moving at once), a cosine to 0.
+    const float lr = iters ? lr_at(long(iter), long(iters), 0, stage == 1 ? o.lr1 : o.lr3) : 0.0f;
     // Weights: straight through the quantizer to the latent ones, and each row's step gradient.
     for (WQ& q : wq) {
         Linear& lin = *m.linears()[q.linear];
@@ -316,8 +317,7 @@ void SosRun::State::iterate() {
         for (WStep& ws : wsteps)
             if (ws.linear == q.linear) ws.grad = float(q.ds[ws.row]);
     }
-    const float wlr = iters ? lr_at(long(iter), long(iters), 0, o.weight_lr) : 0.0f;
-    for (WParam& p : wparams) adamw_step(opt, wlr * p.ref, p.p, p.g, p.n, p.st, false);
+    for (WParam& p : wparams) adamw_step(opt, lr * p.ref, p.p, p.g, p.n, p.st, false);
     for (WStep& ws : wsteps) {
         adamw_step(opt, lr * ws.ref, &ws.value, &ws.grad, 1, ws.st, false);
         ws.tq->set_scale(ws.value), ws.value = ws.tq->q.scale;
@@ -422,7 +422,7 @@ SosRun::SosRun(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg,
     cfg.validate();
     if (cfg.method != Method::Sos) throw std::logic_error("SosRun: the configuration's method is not sos");
     if (o.micro < 1) throw std::runtime_error("sos: the micro-batch must be at least 1");
-    if (!(o.lr >= 0) || !(o.weight_lr >= 0) || !std::isfinite(o.lr) || !std::isfinite(o.weight_lr))
+    if (!(o.lr1 >= 0) || !(o.lr3 >= 0) || !std::isfinite(o.lr1) || !std::isfinite(o.lr3))
         throw std::runtime_error("sos: learning rates must be finite and ≥ 0");
     if (calib.n == 0) throw std::runtime_error("calibration set is empty");
     const size_t in = size_t(fp.cfg.channels) * size_t(fp.cfg.image_h) * size_t(fp.cfg.image_w);
