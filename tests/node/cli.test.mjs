@@ -141,6 +141,11 @@ test('SOS reconstruction from the command line: stages and blocks in --json; bad
     assert.ok(j.sos.stages[2].max_logit_change < 1e-3);
     assert.equal(j.sos.blocks.length, 8);
     assert.ok(j.sos.blocks.every((b) => b.mse_after < b.mse_before), JSON.stringify(j.sos.blocks));
+    // mixed --method sos reconstructs both the uniform and the planned model.
+    const mx = run('mixed', '--model', HF, '--calib', DATA, '--eval', DATA, '--budget', '4', '--method', 'sos', '--recon-iters', '2',
+      '--recon-batch', '8', '--calib-size', '8', '--seeds', '1', '--sens-size', '16', '--limit', '200', '--json');
+    assert.equal(mx.status, 0, mx.stderr);
+    assert.equal(JSON.parse(mx.stdout).uniform_config.method, 'sos');
     // The export is an ordinary quantized model: it evaluates to the same top-1.
     const e = run('eval', '--model', join(dir, 'q'), '--data', DATA, '--limit', '300', '--json');
     assert.equal(e.status, 0, e.stderr);
