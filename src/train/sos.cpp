@@ -43,7 +43,12 @@ bool post_ln(const ActPoint& p) { return p.kind == PointKind::PostLN; }
 // logits when asked. Chunks of 16 images; the same bits for any jobs.
 EvalResult evaluate_engine(const Engine& e, const PreparedData& d, int jobs, std::vector<float>* logits = nullptr) {
     const ViT& m = e.model();
-    const size_t C = size_t(m.cfg.num_classes), chunk = 16, chunks = (d.n + chunk - 1) / chunk;
+    // Engine::forward keeps every block's activations for a backward: chunks of up to 16 images, fewer
+    // when those would pass ~64 MB per thread (DeiT-tiny keeps ~55 MB per image).
+    const ViTConfig& c = m.cfg;
+    const double T = c.tokens(), D = c.hidden, F = c.mlp_dim, H = c.heads;
+    const double per_image = double(m.blocks.size()) * (12 * T * D + 2 * H * T * T + 3 * T * F) * sizeof(float);
+    const size_t chunk = size_t(std::clamp(64e6 / per_image, 1.0, 16.0)), C = size_t(c.num_classes), chunks = (d.n + chunk - 1) / chunk;
     std::vector<int> pred(d.n);
     if (logits) logits->assign(d.n * C, 0.0f);
     const int workers = int(std::max<size_t>(1, std::min<size_t>(size_t(jobs <= 0 ? default_jobs() : jobs), chunks)));
@@ -263,6 +268,7 @@ void SosRun::State::begin_block() {
                 if (qs[r].learn && qs[r].q.type == QType::Uniform) wsteps.push_back({&qs[r], li, r, qs[r].q.scale, qs[r].q.scale, 0, {}});
         }
     }
+    e->set_linear_grads(stage == 3);  // stage 1 trains no weights: no dW GEMMs
     iter = 0;
     open = true;
 }
@@ -328,7 +334,7 @@ void SosRun::State::iterate() {
         if (q.zero) q.tq->set_zero(q.value);
         else q.tq->set_scale(q.value), q.value = q.tq->q.scale;
     }
-    if (!wparams.empty() || !wsteps.empty()) e->refresh();  // (refreshes every Linear: cheap beside the step)
+    for (const WQ& q : wq) e->refresh(q.linear);  // the block's Linears: weights re-quantized and re-packed
     ++iter, ++done_iters;
 }
 

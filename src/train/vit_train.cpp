@@ -90,18 +90,19 @@ Engine::Engine(ViT& m, QatState* q) : m_(m), q_(q) {
 }
 
 void Engine::refresh() {
-    const std::vector<Linear*> ls = m_.linears();
-    for (size_t i = 0; i < ls.size(); ++i) {
-        const Linear& l = *ls[i];
-        w_[i] = l.weight;
-        if (q_ && !q_->weight[i].empty()) {
-            const std::vector<TrainQuantizer>& wq = q_->weight[i];
-            const size_t per = wq.size() == 1 ? l.weight.size() : size_t(l.in);
-            for (size_t r = 0; r < wq.size(); ++r) wq[r].forward(&l.weight[r * per], &w_[i][r * per], per);
-        }
-        packed_[i].assign(k::f32_gemm_packed_floats(size_t(l.out), size_t(l.in)), 0.0f);
-        k::f32_gemm_pack(size_t(l.out), size_t(l.in), w_[i].data(), size_t(l.in), 1, packed_[i].data());
+    for (size_t i = 0; i < w_.size(); ++i) refresh(i);
+}
+
+void Engine::refresh(size_t i) {
+    const Linear& l = *m_.linears()[i];
+    w_[i] = l.weight;
+    if (q_ && !q_->weight[i].empty()) {
+        const std::vector<TrainQuantizer>& wq = q_->weight[i];
+        const size_t per = wq.size() == 1 ? l.weight.size() : size_t(l.in);
+        for (size_t r = 0; r < wq.size(); ++r) wq[r].forward(&l.weight[r * per], &w_[i][r * per], per);
     }
+    packed_[i].assign(k::f32_gemm_packed_floats(size_t(l.out), size_t(l.in)), 0.0f);
+    k::f32_gemm_pack(size_t(l.out), size_t(l.in), w_[i].data(), size_t(l.in), 1, packed_[i].data());
 }
 
 size_t Engine::lin_index(const Linear& l) const {
@@ -122,6 +123,7 @@ void Engine::linear_backward(const Linear& l, const float* dy, size_t rows, size
                              size_t lddx, bool accumulate, Linear& gl) const {
     const size_t N = size_t(l.out), K = size_t(l.in);
     if (dx) k::f32_gemm_nn_4x8_wasmsimd(rows, K, N, dy, lddy, w_[lin_index(l)].data(), K, dx, lddx, accumulate);
+    if (!linear_grads_) return;
     k::f32_gemm_tn_4x8_wasmsimd(N, K, rows, dy, lddy, x, ldx, gl.weight.data(), K, true);
     if (!gl.bias.empty())
         for (size_t r = 0; r < rows; ++r)

@@ -94,8 +94,12 @@ public:
     // After every change to the weights or weight quantizers: refreshes the effective (fake-quantized)
     // weights and their packed copies.
     void refresh();
+    void refresh(size_t linear);  // the same for one Linear (ViT::linears() index), when only it changed
     const std::vector<float>& effective_weight(size_t linear) const { return w_[linear]; }
     bool quantized(int point) const;  // the point has a quantizer (per tensor or channel-wise)
+    // Off: the backward skips the Linears' weight and bias gradients (dW = dYᵀ·X, db), for callers that train
+    // only quantizer parameters (SOS's first stage); every other gradient is unchanged, bit for bit.
+    void set_linear_grads(bool on) { linear_grads_ = on; }
 
     // Forward of B images (each channels × H × W, preprocessed); logits in a.logits.
     void forward(Acts& a, const float* images, size_t B) const;
@@ -114,6 +118,7 @@ public:
 private:
     ViT& m_;
     QatState* q_;
+    bool linear_grads_ = true;
     std::vector<std::vector<float>> w_, packed_;  // per Linear: effective weight [out, in] and its packed form
     size_t lin_index(const Linear& l) const;
     void linear_forward(const Linear& l, const float* x, size_t rows, size_t ldx, float* y, size_t ldy) const;
