@@ -164,6 +164,14 @@ struct SosRun::State {
     }
     void embed_all(const Engine& en, std::vector<float>& x);
     double run_block(const Engine& en, const std::vector<float>& in, std::vector<float>* out, const std::vector<float>* target);
+    // Block l of `en` on `count` images from `in` into y, in worker wk's activations (kept for a backward).
+    Acts& forward_chunk(const Engine& en, int wk, const float* in, std::vector<float>& y, size_t count) {
+        Acts& a = acts[size_t(wk)];
+        if (a.blocks.empty()) a.blocks.resize(1);
+        y.resize(count * rowlen);
+        en.block_forward(l, a.blocks[0], in, y.data(), count);
+        return a;
+    }
     void begin_block();
     void iterate();
     void end_block();
@@ -198,10 +206,7 @@ double SosRun::State::run_block(const Engine& en, const std::vector<float>& in, 
         std::vector<float> y;
         for (size_t ch = b; ch < en_; ++ch) {
             const size_t first = ch * o.micro, count = std::min(o.micro, N - first);
-            Acts& a = acts[size_t(wk)];
-            if (a.blocks.empty()) a.blocks.resize(1);
-            y.resize(count * rowlen);
-            en.block_forward(l, a.blocks[0], &in[first * rowlen], y.data(), count);
+            forward_chunk(en, wk, &in[first * rowlen], y, count);
             if (target)
                 for (size_t i = 0; i < count * rowlen; ++i) {
                     const double d = double(y[i]) - double((*target)[first * rowlen + i]);
@@ -292,12 +297,9 @@ void SosRun::State::iterate() {
         std::vector<float> y;
         for (size_t ch = b; ch < en; ++ch) {
             const size_t first = ch * o.micro, count = std::min(o.micro, batch - first);
-            Acts& a = acts[size_t(wk)];
-            if (a.blocks.empty()) a.blocks.resize(1);
             Grads& g = grads[ch];
             zero_block(g, l, points);
-            y.resize(count * rowlen);
-            e->block_forward(l, a.blocks[0], &xb[first * rowlen], y.data(), count);
+            Acts& a = forward_chunk(*e, wk, &xb[first * rowlen], y, count);
             for (size_t i = 0; i < count * rowlen; ++i) {
                 const double d = double(y[i]) - double(tb[first * rowlen + i]);
                 sse[ch] += d * d;

@@ -20,16 +20,7 @@ using namespace bitlens::train;
 
 namespace {
 
-struct Fixture {
-    ModelSource hf_src = source(kHfModel), tm_src = source(kTimmModel);
-    LoadedModel hf = load_model(hf_src), tm = load_model(tm_src);
-    PreparedData hf_data = prepare(load_dataset(src_path("models/data")), hf.vit.cfg);
-    PreparedData tm_data = prepare(load_dataset(src_path("models/data")), tm.vit.cfg);
-};
-Fixture& fx() {
-    static Fixture f;
-    return f;
-}
+ShippedModels& fx() { return shipped(); }
 
 QuantConfig sos_config(int bits, int iters, int batch = 8, int calib = 16) {
     QuantConfig c;

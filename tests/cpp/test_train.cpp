@@ -27,16 +27,7 @@ constexpr double kTorchFloor = 1e-7;
 constexpr double kFdRel = 1e-2;        // directional central difference in float vs the analytic gradient ...
 constexpr double kFdAbs = 1e-5;        // ... |fd − g·v| ≤ kFdRel·|g·v| + kFdAbs
 
-struct Fixture {
-    ModelSource hf_src = source(kHfModel), tm_src = source(kTimmModel);
-    LoadedModel hf = load_model(hf_src), tm = load_model(tm_src);
-    PreparedData hf_data = prepare(load_dataset(src_path("models/data")), hf.vit.cfg);
-    PreparedData tm_data = prepare(load_dataset(src_path("models/data")), tm.vit.cfg);
-};
-Fixture& fx() {
-    static Fixture f;
-    return f;
-}
+ShippedModels& fx() { return shipped(); }
 
 // Mean cross-entropy of the engine's logits over the first n images (double), and its gradients.
 double loss_of(const Engine& e, const PreparedData& d, size_t n) {

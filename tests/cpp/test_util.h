@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "dataset.h"
+#include "eval.h"
 #include "model.h"
 #include "safetensors.h"
 
@@ -35,6 +36,17 @@ inline ModelSource with_tensors(ModelSource s, const SafeTensors& st) {
 SafeTensors convert_dtype(const SafeTensors& st, const std::string& dtype);
 // Renames tensors with fn(name) → new name ("" drops the tensor).
 SafeTensors rename(const SafeTensors& st, const std::function<std::string(const std::string&)>& fn);
+// Both shipped models with their sources and the shipped 1,000 test images prepared for each, loaded once.
+struct ShippedModels {
+    ModelSource hf_src = source(kHfModel), tm_src = source(kTimmModel);
+    LoadedModel hf = load_model(hf_src), tm = load_model(tm_src);
+    PreparedData hf_data = prepare(load_dataset(src_path("models/data")), hf.vit.cfg);
+    PreparedData tm_data = prepare(load_dataset(src_path("models/data")), tm.vit.cfg);
+};
+inline ShippedModels& shipped() {
+    static ShippedModels m;
+    return m;
+}
 // First n images of the Fashion-MNIST test set, preprocessed for the model.
 std::vector<std::vector<float>> fmnist_test_inputs(const ViTConfig& cfg, size_t n);
 

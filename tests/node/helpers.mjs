@@ -69,3 +69,12 @@ export function nativeSweep(modelDir, dataPath, args) {
 export function nativeMixed(modelDir, dataPath, args) {
   return JSON.parse(execFileSync(cli, ['mixed', '--model', path(modelDir), '--calib', path(dataPath), '--eval', path(dataPath), ...args, '--jobs', '2', '--json']).toString());
 }
+
+// The shipped 5,000 training images (models/data/fmnist-train-5k-*) as a Dataset of `bl`.
+export const TRAIN_5K = 'models/data/fmnist-train-5k-images-idx3-ubyte.gz';
+export const trainSubset = (bl) => bl.loadDataset({
+  idxImages: readFileSync(path(TRAIN_5K)),
+  idxLabels: readFileSync(path('models/data/fmnist-train-5k-labels-idx1-ubyte.gz')),
+});
+// A model of `bl` as the CLI loads it from its directory: the same name in an export's metadata.
+export const loadAsCli = (bl, dir) => bl.loadModel({ ...modelFiles(dir), name: `${path(dir)}/model.safetensors` });

@@ -9,16 +9,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBitLens, QuantizedModel, SosModel } from '../../web/bitlens.js';
-import { cli, path, modelFiles, defaultData } from './helpers.mjs';
+import { cli, path, modelFiles, defaultData, TRAIN_5K, trainSubset, loadAsCli as loadAsCliWith } from './helpers.mjs';
 
 const bl = await createBitLens();
-const TRAIN = 'models/data/fmnist-train-5k-images-idx3-ubyte.gz';
-const trainData = () => bl.loadDataset({
-  idxImages: readFileSync(path(TRAIN)),
-  idxLabels: readFileSync(path('models/data/fmnist-train-5k-labels-idx1-ubyte.gz')),
-});
-// The model as the CLI loads it from its directory: the same name in the export's metadata.
-const loadAsCli = (dir) => bl.loadModel({ ...modelFiles(dir), name: `${path(dir)}/model.safetensors` });
+const TRAIN = TRAIN_5K;
+const trainData = () => trainSubset(bl);
+const loadAsCli = (dir) => loadAsCliWith(bl, dir);
 const SMALL = { method: 'sos', wbits: 3, abits: 3, calibSize: 16, reconIters: 5, reconBatch: 8 };
 const noSeconds = ({ seconds, ...x }) => x;
 

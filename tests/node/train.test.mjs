@@ -8,16 +8,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBitLens, QuantizedModel } from '../../web/bitlens.js';
-import { cli, path, modelFiles, defaultData } from './helpers.mjs';
+import { cli, path, modelFiles, defaultData, TRAIN_5K, trainSubset, loadAsCli as loadAsCliWith } from './helpers.mjs';
 
 const bl = await createBitLens();
-const TRAIN = 'models/data/fmnist-train-5k-images-idx3-ubyte.gz';
-const trainData = () => bl.loadDataset({
-  idxImages: readFileSync(path(TRAIN)),
-  idxLabels: readFileSync(path('models/data/fmnist-train-5k-labels-idx1-ubyte.gz')),
-});
-// The model as the CLI loads it from its directory: the same name in the files' metadata.
-const loadAsCli = (dir) => bl.loadModel({ ...modelFiles(dir), name: `${path(dir)}/model.safetensors` });
+const TRAIN = TRAIN_5K;
+const trainData = () => trainSubset(bl);
+const loadAsCli = (dir) => loadAsCliWith(bl, dir);
 const tmp = () => mkdtempSync(join(tmpdir(), 'bitlens-train-'));
 
 for (const dir of ['models/vit-fmnist-hf', 'models/deit-fmnist-timm']) {
