@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "eval.h"
 #include "export.h"
+#include "json_limits.h"
 #include "mixed.h"
 #include "model.h"
 #include "ptq.h"
@@ -185,7 +186,7 @@ public:
 // values → {values: dequantized Float32Array, levels: Float32Array, params: JSON string}.
 val quantize_tensor_js(val values, std::string options) {
     return guard([&] {
-        nlohmann::json o = nlohmann::json::parse(options);
+        nlohmann::json o = parse_json_bounded(options, "JSON from JavaScript");
         const std::string type = o.value("quantizer", std::string("uniform"));
         const int bits = o.value("bits", 8);
         const bool symmetric = o.value("symmetric", false);
@@ -247,8 +248,8 @@ public:
 // sensitivities JSON (as SensitivityHandle::finish gives) + budgets {budget | maxBytes, abudget} → the plan JSON.
 std::string plan_mixed_js(std::string sensitivities, std::string budgets) {
     return guard([&] {
-        const Sensitivities s = sensitivities_from_json(nlohmann::json::parse(sensitivities));
-        const nlohmann::json b = nlohmann::json::parse(budgets);
+        const Sensitivities s = sensitivities_from_json(parse_json_bounded(sensitivities, "JSON from JavaScript"));
+        const nlohmann::json b = parse_json_bounded(budgets, "JSON from JavaScript");
         if (b.contains("maxBytes")) return plan_json(plan_mixed_bytes(s, b.at("maxBytes").get<long long>(), b.at("abudget").get<double>()), s).dump();
         return plan_json(plan_mixed(s, b.at("budget").get<double>(), b.at("abudget").get<double>()), s).dump();
     });
@@ -415,7 +416,7 @@ public:
     SweepHandle* sweep(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib) const {
         return guard([&] {
             const LoadedModel& lm = model.fp32("sweep");
-            SweepSpec sp = sweep_spec_from_json(nlohmann::json::parse(spec), lm.vit.cfg);
+            SweepSpec sp = sweep_spec_from_json(parse_json_bounded(spec, "JSON from JavaScript"), lm.vit.cfg);
             auto r = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
             auto* h = new SweepHandle;
             h->runner = std::move(r);
@@ -428,7 +429,7 @@ public:
     SensitivityHandle* sensitivities(std::string spec, const DatasetHandle& calib) const {
         return guard([&] {
             const LoadedModel& lm = model.fp32("sensitivities");
-            const nlohmann::json j = nlohmann::json::parse(spec);
+            const nlohmann::json j = parse_json_bounded(spec, "JSON from JavaScript");
             for (const auto& kv : j.items())
                 if (kv.key() != "config" && kv.key() != "objective" && kv.key() != "candidates" && kv.key() != "sensSize")
                     throw std::runtime_error("sensitivities: unknown field '" + kv.key() + "'");
@@ -451,7 +452,7 @@ public:
     QuantizedHandle* quantize(std::string config, const DatasetHandle& calib, bool integer) const {
         return guard([&] {
             const LoadedModel& lm = model.fp32("quantize");
-            QuantConfig qc = config_from_json(nlohmann::json::parse(config));
+            QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
             if (qc.method != Method::Ptq)
                 throw std::runtime_error(std::string("quantize: method '") + method_name(qc.method) + "' runs in steps through sos()");
             return quantized_handle(bitlens::quantize(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, 1), source, source_name, integer);
@@ -484,8 +485,8 @@ public:
     QatHandle* qat(std::string config, std::string options, const DatasetHandle& train) const {
         return guard([&] {
             const LoadedModel& lm = model.fp32("qat");
-            const QuantConfig qc = config_from_json(nlohmann::json::parse(config));
-            train::QatOptions o = qat_options_from_json(nlohmann::json::parse(options));
+            const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
+            train::QatOptions o = qat_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
             o.seed = qc.seed, o.jobs = 1;
             o.validate();
             // The first `limit` images are all the run uses: prepare only those.
@@ -505,7 +506,7 @@ public:
     SosHandle* sos(std::string config, const DatasetHandle& calib, val eval) const {
         return guard([&] {
             const LoadedModel& lm = model.fp32("sos");
-            const QuantConfig qc = config_from_json(nlohmann::json::parse(config));
+            const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
             if (qc.method != Method::Sos) throw std::runtime_error(std::string("sos: the configuration's method is '") + method_name(qc.method) + "', not 'sos'");
             auto h = std::make_unique<SosHandle>();
             if (!eval.isNull() && !eval.isUndefined()) h->eval = prepare(eval.as<DatasetHandle*>(allow_raw_pointers())->ds, lm.vit.cfg);

@@ -1,13 +1,14 @@
 #include "config.h"
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <regex>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "dataset.h"  // read_file_bytes
+#include "json_limits.h"
 
 namespace bitlens {
 using json = nlohmann::json;
@@ -37,7 +38,7 @@ const StTensor& need(const SafeTensors& st, const std::string& name, const std::
 
 json parse_json(const std::string& text, const std::string& what) {
     try {
-        json j = json::parse(text);
+        json j = parse_json_bounded(text, what);
         if (!j.is_object()) fail(what + ": expected a JSON object");
         return j;
     } catch (const json::exception& e) {
@@ -142,9 +143,22 @@ void read_hf_config(const json& j, const std::string& what, ViTConfig& c) {
 
 void read_timm_config(const json& j, const std::string& what, ViTConfig& c) {
     c.architecture = j.contains("architecture") && j["architecture"].is_string() ? j["architecture"].get<std::string>() : "";
-    std::smatch m;
-    if (std::regex_search(c.architecture, m, std::regex("patch(\\d+)"))) c.patch = std::stoi(m[1]);
-    if (std::regex_search(c.architecture, m, std::regex("_(\\d+)$"))) c.image_h = c.image_w = std::stoi(m[1]);
+    // "..._patch16_224": the digits after the first "patch" and after the last "_" (no std::regex: it recursed
+    // per character and overflowed the stack on a name with 50,000 digits).
+    auto digits = [&](size_t at, const char* part) {
+        size_t e = at;
+        while (e < c.architecture.size() && std::isdigit(static_cast<unsigned char>(c.architecture[e]))) ++e;
+        if (e == at) return -1;
+        if (e - at > 6)
+            fail(what + ": architecture '" + c.architecture.substr(0, 40) + (c.architecture.size() > 40 ? "…" : "") + "': its " + part +
+                 " has " + std::to_string(e - at) + " digits (at most 6)");
+        return std::stoi(c.architecture.substr(at, e - at));
+    };
+    if (const size_t at = c.architecture.find("patch"); at != std::string::npos)
+        if (const int v = digits(at + 5, "patch size"); v >= 0) c.patch = v;
+    if (const size_t at = c.architecture.rfind('_');
+        at != std::string::npos && at + 1 < c.architecture.size() && c.architecture.find_first_not_of("0123456789", at + 1) == std::string::npos)
+        c.image_h = c.image_w = digits(at + 1, "image size");
     const bool named = timm_size(c.architecture, c);
     const json args = j.contains("model_args") && j["model_args"].is_object() ? j["model_args"] : json::object();
     if (!named && !args.contains("embed_dim"))
@@ -401,6 +415,10 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
     mismatch("patch_size", c.patch, proj, tproj.shape[2]);
     mismatch(hf ? "intermediate_size" : "mlp_ratio * embed_dim", c.mlp_dim, fc1, tfc1.shape[0]);
     mismatch(hf ? "number of labels (id2label)" : "num_classes", c.num_classes, head_w, thead.shape[0]);
+    for (const auto& [name, v] : {std::pair<const char*, int>{"hidden size", c.hidden}, {"depth", c.depth}, {"number of heads", c.heads},
+                                   {"patch size", c.patch}, {"image height", c.image_h}, {"image width", c.image_w},
+                                   {"channels", c.channels}, {"MLP size", c.mlp_dim}, {"number of classes", c.num_classes}})
+        if (v < 1) fail(cw + ": " + name + " is " + std::to_string(v) + ", it must be at least 1");
     if (c.image_h % c.patch || c.image_w % c.patch)
         fail(cw + ": image size " + std::to_string(c.image_h) + " is not a multiple of patch_size " + std::to_string(c.patch));
     mismatch("image_size/patch_size (number of patches)", c.num_patches(), pos, patches);

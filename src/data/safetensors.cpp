@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dataset.h"  // read_file_bytes
+#include "json_limits.h"
 
 namespace bitlens {
 using json = nlohmann::json;
@@ -119,7 +120,7 @@ SafeTensors parse_safetensors(const uint8_t* data, size_t n, const std::string& 
     if (hlen < 2) fail(what, "header length " + std::to_string(hlen) + " is too small for a JSON header");
     json header;
     try {
-        header = json::parse(data + 8, data + 8 + hlen);
+        header = parse_json_bounded(data + 8, data + 8 + hlen, what + ": header");
     } catch (const json::exception& e) {
         fail(what, std::string("header is not valid JSON: ") + e.what());
     }

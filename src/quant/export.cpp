@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_limits.h"
 #include "simd.h"
 
 namespace bitlens {
@@ -526,7 +527,7 @@ QuantizedViT load_quantized(const ModelSource& src, const SafeTensors& st) {
     const Fields F{file + ": __metadata__ '" + kQuantizationMetadataKey + "'"};
     json meta;
     try {
-        meta = json::parse(mit->second);
+        meta = parse_json_bounded(mit->second, F.what);
     } catch (const json::exception& e) {
         throw std::runtime_error(F.what + " is not valid JSON: " + e.what());
     }
