@@ -378,8 +378,8 @@ public:
     std::unique_ptr<train::SosRun> srun;
     std::shared_ptr<const std::vector<uint8_t>> source;
     std::string source_name;
-    size_t total_iters = 0, stages_seen = 0, blocks_seen = 0;
-    size_t total() const { return total_iters; }
+    size_t stages_seen = 0, blocks_seen = 0;
+    size_t total() const { return srun->total(); }
     bool done() const { return srun->done(); }
     // Up to k iterations, never past a block's end; the progress JSON carries every stage ("stages_done") and block
     // ("blocks_done") finished since the previous call, in sos_json's form. The first call also reports stage 0.
@@ -513,7 +513,6 @@ public:
             h->srun = std::make_unique<train::SosRun>(lm.vit, prepare(calib.ds, lm.vit.cfg), qc, train::SosOptions{},
                                                       h->eval.n ? &h->eval : nullptr);
             h->source = source, h->source_name = source_name;
-            h->total_iters = 2 * lm.vit.blocks.size() * size_t(qc.recon_iters);  // stages 1 and 3, as SosRun counts them
             return h.release();
         });
     }

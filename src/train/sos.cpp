@@ -73,11 +73,7 @@ void zero_block(Grads& g, size_t l, const std::vector<int>& points) {
     Block& b = g.p.blocks[l];
     for (LayerNorm* n : {&b.norm1, &b.norm2}) std::fill(n->gamma.begin(), n->gamma.end(), 0.0f), std::fill(n->beta.begin(), n->beta.end(), 0.0f);
     for (Linear* n : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) std::fill(n->weight.begin(), n->weight.end(), 0.0f), std::fill(n->bias.begin(), n->bias.end(), 0.0f);
-    for (int p : points) {
-        g.act_scale[size_t(p)] = g.act_zero[size_t(p)] = 0;
-        std::fill(g.channel_scale[size_t(p)].begin(), g.channel_scale[size_t(p)].end(), 0.0);
-        std::fill(g.channel_zero[size_t(p)].begin(), g.channel_zero[size_t(p)].end(), 0.0);
-    }
+    for (int p : points) g.zero_point(size_t(p));
 }
 
 void add_block(Grads& g, const Grads& o, size_t l, const std::vector<int>& points) {
@@ -89,14 +85,7 @@ void add_block(Grads& g, const Grads& o, size_t l, const std::vector<int>& point
     add(b.norm1.gamma, ob.norm1.gamma), add(b.norm1.beta, ob.norm1.beta), add(b.norm2.gamma, ob.norm2.gamma), add(b.norm2.beta, ob.norm2.beta);
     for (auto [x, y] : {std::pair{&b.qkv, &ob.qkv}, {&b.proj, &ob.proj}, {&b.fc1, &ob.fc1}, {&b.fc2, &ob.fc2}})
         add(x->weight, y->weight), add(x->bias, y->bias);
-    for (int p : points) {
-        const size_t i = size_t(p);
-        g.act_scale[i] += o.act_scale[i], g.act_zero[i] += o.act_zero[i];
-        if (g.channel_scale[i].size() < o.channel_scale[i].size())
-            g.channel_scale[i].resize(o.channel_scale[i].size(), 0.0), g.channel_zero[i].resize(o.channel_zero[i].size(), 0.0);
-        for (size_t c = 0; c < o.channel_scale[i].size(); ++c)
-            g.channel_scale[i][c] += o.channel_scale[i][c], g.channel_zero[i][c] += o.channel_zero[i][c];
-    }
+    for (int p : points) g.add_point(o, size_t(p));
 }
 
 // One Adam-trained quantizer parameter: a step (lr in units of its initial value) or a zero point (in codes).
@@ -505,6 +494,7 @@ SosRun::SosRun(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg,
 
 SosRun::~SosRun() = default;
 bool SosRun::done() const { return s_->stage == 4; }
+size_t SosRun::total() const { return s_->total; }
 const std::vector<SosStage>& SosRun::stages() const { return s_->stages; }
 const std::vector<BlockRecon>& SosRun::blocks() const { return s_->blocks; }
 QuantizedViT SosRun::result() const {

@@ -90,6 +90,7 @@ public:
            const PreparedData* eval = nullptr);
     ~SosRun();
     bool done() const;
+    size_t total() const;  // iterations of the whole run: 2 stages × blocks × recon_iters
     SosProgress advance(size_t max_iters);
     const std::vector<SosStage>& stages() const;
     const std::vector<BlockRecon>& blocks() const;

@@ -56,23 +56,28 @@ Grads::Grads(const ViT& m)
 
 void Grads::zero() {
     zero_grads(p);
-    std::fill(act_scale.begin(), act_scale.end(), 0.0);
-    std::fill(act_zero.begin(), act_zero.end(), 0.0);
-    for (auto& v : channel_scale) std::fill(v.begin(), v.end(), 0.0);
-    for (auto& v : channel_zero) std::fill(v.begin(), v.end(), 0.0);
+    for (size_t p = 0; p < act_scale.size(); ++p) zero_point(p);
+}
+
+void Grads::zero_point(size_t p) {
+    act_scale[p] = act_zero[p] = 0.0;
+    std::fill(channel_scale[p].begin(), channel_scale[p].end(), 0.0);
+    std::fill(channel_zero[p].begin(), channel_zero[p].end(), 0.0);
+}
+
+void Grads::add_point(const Grads& o, size_t p) {
+    act_scale[p] += o.act_scale[p], act_zero[p] += o.act_zero[p];
+    if (channel_scale[p].size() < o.channel_scale[p].size())
+        channel_scale[p].resize(o.channel_scale[p].size(), 0.0), channel_zero[p].resize(o.channel_zero[p].size(), 0.0);
+    for (size_t c = 0; c < o.channel_scale[p].size(); ++c)
+        channel_scale[p][c] += o.channel_scale[p][c], channel_zero[p][c] += o.channel_zero[p][c];
 }
 
 void Grads::add(const Grads& o) {
     std::vector<Param> a = parameters(p), b = parameters(const_cast<ViT&>(o.p));
     for (size_t i = 0; i < a.size(); ++i)
         for (size_t j = 0; j < a[i].n; ++j) a[i].data[j] = a[i].data[j] + b[i].data[j];
-    for (size_t i = 0; i < act_scale.size(); ++i) act_scale[i] += o.act_scale[i], act_zero[i] += o.act_zero[i];
-    for (size_t i = 0; i < channel_scale.size(); ++i) {
-        if (channel_scale[i].size() < o.channel_scale[i].size())
-            channel_scale[i].resize(o.channel_scale[i].size(), 0.0), channel_zero[i].resize(o.channel_zero[i].size(), 0.0);
-        for (size_t c = 0; c < o.channel_scale[i].size(); ++c)
-            channel_scale[i][c] += o.channel_scale[i][c], channel_zero[i][c] += o.channel_zero[i][c];
-    }
+    for (size_t p = 0; p < act_scale.size(); ++p) add_point(o, p);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ struct Grads {
     explicit Grads(const ViT& m);
     void zero();
     void add(const Grads& o);  // this += o, parameters in model order, elements in order
+    void zero_point(size_t p);                   // point p's quantizer sums only
+    void add_point(const Grads& o, size_t p);    // this += o for point p's quantizer sums only
 };
 
 class Engine {
