@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ptq.h"
+#include "qat.h"
 
 namespace bitlens::cli {
 
@@ -41,6 +42,16 @@ struct Args {
         if (it->second.empty() || *end || v < lo || v > hi)
             throw UsageError("--" + k + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
                              ", found '" + it->second + "'");
+        return v;
+    }
+    double real(const std::string& k, double def, double lo, double hi) const {
+        auto it = opts.find(k);
+        if (it == opts.end()) return def;
+        char* end = nullptr;
+        const double v = std::strtod(it->second.c_str(), &end);
+        if (it->second.empty() || *end || !(v >= lo && v <= hi))
+            throw UsageError("--" + k + " must be a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found '" +
+                             it->second + "'");
         return v;
     }
 };
@@ -83,6 +94,7 @@ int cmd_mixed(const Args& a);
 int cmd_sweep(const Args& a);
 int cmd_grad(const Args& a);
 int cmd_qat(const Args& a);
+int cmd_inq(const Args& a);
 
 // --model (a model directory or a .safetensors file), with --heads for a checkpoint without config.json.
 inline ModelSource model_source(const Args& a) {
@@ -99,5 +111,8 @@ size_t write_quantized(const std::string& dir, const QuantizedViT& q, const Mode
 
 // The PTQ options shared by quantize, sweep and mixed (--wbits, --abits, --softmax, ...).
 QuantConfig quant_config(const Args& a);
+// The training options shared by qat and inq (--epochs, --batch, --lr, --no-distill, --val-split, ...);
+// `epochs` names the option that sets QatOptions::epochs (default `default_epochs`).
+train::QatOptions train_options(const Args& a, uint64_t seed, const std::string& epochs = "epochs", int default_epochs = 3);
 
 }  // namespace bitlens::cli

@@ -50,6 +50,15 @@ const Command kCommands[] = {
       "val-split", "train-limit",
       "limit", "out", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "reparam", "no-distill"}, cmd_qat},
+    {"inq",
+     "--model PATH --train PATH [--train-labels PATH] --eval PATH --wbits B [--abits 8] [--partitions 50,75,87.5,100]\n"
+     "      [--epochs-per-step 1] [--batch 64] [--lr 1e-4] [--no-distill] [--distill-weight 0.5] [--temperature 1]\n"
+     "      [--val-split 0.1] [--train-limit N] [--seed S] [--granularity channel|tensor] [PTQ options for activations]\n"
+     "      [--integer] [--limit N] [--out DIR] [--jobs N] [--json]",
+     {"model", "train", "train-labels", "eval", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity",
+      "act-range", "calib-size", "seed", "partitions", "epochs-per-step", "batch", "lr", "label-smoothing", "distill-weight",
+      "temperature", "val-split", "train-limit", "limit", "out", "jobs", "heads"},
+     {"json", "sulq-round-exponent", "no-edges-8bit", "no-distill", "integer"}, cmd_inq},
 };
 
 std::string usage() {
