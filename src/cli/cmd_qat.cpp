@@ -1,5 +1,6 @@
 // bitlens qat: quantization-aware training from the PTQ result, distilled from the FP32 model by default;
-// keeps the best epoch on a held-out split of the training images, reports top-1 and the worst class.
+// keeps the best epoch on a held-out split of the training images, reports top-1 and the worst class. With
+// --budget, QBitOpt: the bit-widths are allocated again during training under the budget (src/train/qbitopt.h).
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -8,39 +9,39 @@
 #include "cli.h"
 #include "eval.h"
 #include "export.h"
+#include "mixed.h"
 #include "parallel.h"
 #include "qat.h"
 
 namespace bitlens::cli {
 
-namespace {
-double real(const Args& a, const std::string& k, double def, double lo, double hi) {
-    auto it = a.opts.find(k);
-    if (it == a.opts.end()) return def;
-    char* end = nullptr;
-    const double v = std::strtod(it->second.c_str(), &end);
-    if (it->second.empty() || *end || !(v >= lo && v <= hi))
-        throw UsageError("--" + k + " must be a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found '" +
-                         it->second + "'");
-    return v;
-}
-}  // namespace
-
 int cmd_qat(const Args& a) {
     const QuantConfig qc = quant_config(a);
+    // Not train_options(): that refuses --epochs 0 itself, where validate() below says "--epochs must be at
+    // least 1, found 0" (the message the CLI tests expect).
     train::QatOptions o;
     o.epochs = int(a.num("epochs", 3, 0, 1000));
     o.batch = size_t(a.num("batch", 64, 1, 1 << 16));
-    o.lr = float(real(a, "lr", o.lr, 0, 10));
-    o.val_split = real(a, "val-split", o.val_split, 0, 1);
+    o.lr = float(a.real("lr", o.lr, 0, 10));
+    o.val_split = a.real("val-split", o.val_split, 0, 1);
     o.distill = !a.flags.count("no-distill");
-    o.label_smoothing = float(real(a, "label-smoothing", 0, 0, 0.99));
-    o.distill_weight = float(real(a, "distill-weight", o.distill_weight, 0, 1));
-    o.temperature = float(real(a, "temperature", o.temperature, 0.01, 100));
+    o.label_smoothing = float(a.real("label-smoothing", 0, 0, 0.99));
+    o.distill_weight = float(a.real("distill-weight", o.distill_weight, 0, 1));
+    o.temperature = float(a.real("temperature", o.temperature, 0.01, 100));
     o.seed = qc.seed;
     o.jobs = int(a.num("jobs", 0, 1, 256));
     if (o.jobs == 0) o.jobs = default_jobs();
     o.limit = size_t(a.num("train-limit", 0, 1, 1L << 30));
+    auto budget = [&](const std::string& k) {
+        const double b = a.real(k, 0, 0, 8);
+        if (a.opts.count(k) && !(b > 0)) throw UsageError("--" + k + " must be an average bit-width above 0, found '" + a.get(k) + "'");
+        return b;
+    };
+    o.budget = budget("budget"), o.abudget = budget("abudget");
+    o.objective = parse_objective(a.get("objective", "mean"));
+    if (a.opts.count("candidates")) o.candidates = parse_bits_list(a.get("candidates"), "--candidates");
+    o.realloc_every = size_t(a.num("realloc-every", 0, 1, 1L << 30));
+    o.fisher_batches = size_t(a.num("fisher-batches", long(o.fisher_batches), 1, 1L << 20));
     o.validate();
 
     const ModelSource src = model_source(a);
@@ -53,7 +54,13 @@ int cmd_qat(const Args& a) {
     const bool as_json = a.flags.count("json") > 0;
 
     const train::QatResult r = train::qat(lm.vit, train_data, qc, o, [&](const train::QatProgress& p) {
-        if (!as_json && p.finished) {
+        if (as_json) return true;
+        if (p.allocated) {
+            const train::Allocation& al = *p.allocated;
+            std::fprintf(stderr, "step %zu: bits allocated (%zu changed): %.3f per weight, %.3f per activation value  (%.0f s)\n", al.step,
+                         al.changed, al.avg_wbits, al.avg_abits, p.seconds);
+        }
+        if (p.finished) {
             const train::EpochStats& e = *p.finished;
             if (e.epoch == 0)
                 std::fprintf(stderr, "PTQ start: validation top-1 %.2f%%, worst class %.2f%%  (%.0f s)\n", 100 * e.val_top1,
@@ -66,7 +73,16 @@ int cmd_qat(const Args& a) {
     });
     json out = {{"config", config_json(qc)}, {"best_epoch", r.best_epoch}, {"history", train::history_json(r.history)},
                 {"train_images", r.train_images}, {"val_images", r.val_images}, {"model_bytes", r.q.model_bytes()},
-                {"bits_per_weight", r.q.bits_per_weight()}};
+                {"bits_per_weight", r.q.bits_per_weight()}, {"avg_wbits", r.avg_wbits}, {"avg_abits", r.avg_abits}};
+    if (o.budget > 0) {
+        json hist = json::array();
+        for (const train::Allocation& al : r.allocations) hist.push_back(train::allocation_json(al, r.q.model));
+        const json& kept = hist[size_t(r.kept_allocation)];
+        out["budget"] = {{"weights", o.budget}, {"activations", o.abudget > 0 ? json(o.abudget) : json(nullptr)},
+                         {"objective", a.get("objective", "mean")}, {"candidates", o.candidates}, {"fisher_batches", o.fisher_batches}};
+        out["layer_bits"] = kept["layer_bits"], out["point_bits"] = kept["point_bits"];
+        out["kept_allocation"] = r.kept_allocation, out["allocations"] = hist;
+    }
     const std::string out_dir = a.get("out");
     if (!out_dir.empty()) {
         out["file_bytes"] = write_quantized(out_dir, r.q, src, st);
@@ -81,7 +97,17 @@ int cmd_qat(const Args& a) {
         std::cout << out.dump() << "\n";
         return 0;
     }
-    std::printf("%s after QAT (best epoch %d of %d on %zu held-out images)\n", qc.name().c_str(), r.best_epoch, o.epochs, r.val_images);
+    std::printf("%s after QAT (best epoch %d of %d on %zu held-out images): %.3f bits per weight (%.3f with scales), %.3f per activation value\n",
+                r.q.cfg.name().c_str(), r.best_epoch, o.epochs, r.val_images, r.avg_wbits, r.q.bits_per_weight(), r.avg_abits);
+    if (o.budget > 0) {
+        const train::Allocation& al = r.allocations[size_t(r.kept_allocation)];
+        const std::vector<const Linear*> ls = r.q.model.linears();
+        std::printf("allocation from step %zu (%zu allocations):\n", al.step, r.allocations.size());
+        for (size_t i = 0; i < ls.size(); ++i) std::printf("  %-26s %2d bits\n", ls[i]->name.c_str(), al.layer_bits[i]);
+        if (o.abudget > 0)
+            for (size_t p = 0; p < r.q.model.points.size(); ++p)
+                if (al.point_bits[p]) std::printf("  %-26s %2d bits\n", r.q.model.points[p].name.c_str(), al.point_bits[p]);
+    }
     if (has_eval) std::cout << eval_table(ev);
     return 0;
 }

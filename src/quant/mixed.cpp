@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <numeric>
 #include <map>
@@ -155,6 +156,22 @@ Objective parse_objective(const std::string& s) {
     if (s == "mean") return Objective::Mean;
     if (s == "worst") return Objective::Worst;
     throw std::runtime_error("objective must be 'mean' or 'worst', found '" + s + "'");
+}
+
+std::vector<int> parse_bits_list(const std::string& s, const std::string& what) {
+    std::vector<int> v;
+    size_t at = 0;
+    do {
+        const size_t comma = std::min(s.find(',', at), s.size());
+        const std::string tok = s.substr(at, comma - at);
+        char* end = nullptr;
+        const long b = std::strtol(tok.c_str(), &end, 10);
+        if (tok.empty() || *end) throw std::runtime_error(what + " must be a comma-separated list of bit-widths, found '" + s + "'");
+        if (b < 2 || b > 8) throw std::runtime_error(what + ": bit-width " + tok + " is outside 2-8");  // as check_bits, before int()
+        v.push_back(int(b));
+        at = comma + 1;
+    } while (at <= s.size());
+    return v;
 }
 
 nlohmann::json sensitivities_json(const Sensitivities& s) {

@@ -39,6 +39,8 @@ KnapsackResult allocate(const std::vector<KnapsackItem>& items, long long budget
 
 enum class Objective { Mean, Worst };
 Objective parse_objective(const std::string& s);  // "mean" | "worst"; throws naming the value
+// "2,3,4" → {2, 3, 4}: candidate bit-widths, each 2–8; throws naming `what` (e.g. "--candidates") and the text.
+std::vector<int> parse_bits_list(const std::string& s, const std::string& what);
 
 struct Sensitivities {
     std::vector<KnapsackItem> weights;      // one item per Linear (cost = weight count × bits)

@@ -1,36 +1,23 @@
 #include "qat.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <set>
 #include <stdexcept>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
-#include "rng.h"
 #include "loss.h"
 #include "optim.h"
 #include "parallel.h"
+#include "rng.h"
+#include "trainer.h"
 
 namespace bitlens::train {
-
-namespace {
-
-void check_data(const ViT& m, const PreparedData& d, const std::string& what) {
-    if (d.n == 0) throw std::runtime_error(what + " has no images");
-    const size_t want = size_t(m.cfg.channels) * size_t(m.cfg.image_h) * size_t(m.cfg.image_w);
-    if (d.input_size != want)
-        throw std::runtime_error(what + ": images have " + std::to_string(d.input_size) + " values each, the model expects " +
-                                 std::to_string(m.cfg.channels) + "x" + std::to_string(m.cfg.image_h) + "x" +
-                                 std::to_string(m.cfg.image_w));
-    for (size_t i = 0; i < d.n; ++i)
-        if (d.labels[i] < 0 || d.labels[i] >= m.cfg.num_classes)
-            throw std::runtime_error(what + ": image " + std::to_string(i) + " has label " + std::to_string(d.labels[i]) +
-                                     ", outside the model's " + std::to_string(m.cfg.num_classes) + " classes");
-}
-
-}  // namespace
 
 GradientResult gradients(const ViT& m, const PreparedData& data, size_t n, int jobs, size_t micro) {
     check_data(m, data, "gradient data");
@@ -62,20 +49,28 @@ void QatOptions::validate() const {
     if (!(temperature > 0)) throw std::runtime_error("qat: the distillation temperature must be positive");
     if (!(distill_weight >= 0 && distill_weight <= 1)) throw std::runtime_error("qat: the distillation weight must be in [0, 1]");
     if (!(label_smoothing >= 0 && label_smoothing < 1)) throw std::runtime_error("qat: label smoothing must be in [0, 1)");
+    if (!(budget >= 0) || !std::isfinite(budget)) throw std::runtime_error("qat: --budget must be an average bit-width, found " + std::to_string(budget));
+    if (!(abudget >= 0) || !std::isfinite(abudget))
+        throw std::runtime_error("qat: --abudget must be an average bit-width, found " + std::to_string(abudget));
+    if (abudget > 0 && budget == 0)
+        throw std::runtime_error("qat: --abudget needs --budget (the activations' bits are allocated with the weights')");
+    if (budget == 0) return;
+    if (candidates.empty()) throw std::runtime_error("qat: --candidates is empty");
+    for (size_t i = 0; i < candidates.size(); ++i) {
+        check_bits(candidates[i], "qat: --candidates");
+        if (std::count(candidates.begin(), candidates.end(), candidates[i]) > 1)
+            throw std::runtime_error("qat: --candidates lists " + std::to_string(candidates[i]) + " bits twice");
+    }
+    const int fewest = *std::min_element(candidates.begin(), candidates.end());
+    // ⌊B·n⌋ ≥ fewest·n exactly when B ≥ fewest: anything less cannot give every layer (point) a candidate.
+    auto feasible = [&](const char* opt, double b) {
+        if (b > 0 && b < fewest)
+            throw std::runtime_error(std::string("qat: ") + opt + " " + std::to_string(b) + " is infeasible: the smallest candidate is " +
+                                     std::to_string(fewest) + " bits, so the budget must be at least " + std::to_string(fewest));
+    };
+    feasible("--budget", budget), feasible("--abudget", abudget);
+    if (fisher_batches < 1) throw std::runtime_error("qat: the sensitivity passes need at least 1 batch (--fisher-batches)");
 }
-
-namespace {
-
-// The trainable quantizer parameters beside the model's: per Linear per channel a step, per point a step
-// and a zero point, each with its AdamW state and gradient.
-struct QParam {
-    TrainQuantizer* tq;
-    bool zero;          // the zero point (else the step)
-    float value, grad = 0;
-    AdamWState st;
-};
-
-}  // namespace
 
 QuantizedViT snapshot(const QuantConfig& cfg, const std::vector<int>& wbits, const Engine& e, const QatState& st) {
     QuantizedViT q;
@@ -98,11 +93,35 @@ QuantizedViT snapshot(const QuantConfig& cfg, const std::vector<int>& wbits, con
     return q;
 }
 
+namespace {
+
+// The training state a quantized model starts from: its weight quantizers per Linear and its activation
+// quantizers, all learnable.
+QatState state_of(const QuantizedViT& q) {
+    QatState st;
+    for (const std::vector<Quantizer>& wq : q.wq) {
+        st.weight.emplace_back();
+        for (const Quantizer& z : wq) st.weight.back().emplace_back(z);
+    }
+    for (size_t p = 0; p < q.aq.size(); ++p) st.act.push_back(q.act_on[p] ? std::make_unique<TrainQuantizer>(q.aq[p]) : nullptr);
+    return st;
+}
+
+// QBitOpt's sensitivity statistics over some batches: per Linear the mean squared gradient of its
+// effective weights, and per activation point the NoiseProbe's sums per candidate (empty where not probed).
+struct Fisher {
+    std::vector<std::vector<double>> weight, act;
+};
+
+}  // namespace
+
 struct QatRun::State {
     QatOptions o;
     PreparedData tr, val;
     size_t C = 0;
     QuantizedViT start;
+    QuantConfig cfg;               // in force: the start's, with the current allocation's layer_bits / point_bits
+    std::vector<int> wbits;        // in force, per Linear
     ViT latent;
     QatState st;
     std::unique_ptr<Engine> e;
@@ -110,7 +129,7 @@ struct QatRun::State {
     std::vector<Param> params;
     std::vector<AdamWState> pstate;
     std::vector<QParam> qparams;
-    std::vector<size_t> per_item;  // LSQ: values a quantizer sees per image (activations) or in its channel (weights)
+    std::vector<size_t> per_image;  // values per image at each activation point
     AdamW opt;
     size_t steps_per_epoch = 0, total = 0, step = 0;
     long warm = 0;
@@ -123,16 +142,45 @@ struct QatRun::State {
     double loss_sum = 0;
     size_t seen = 0;
     float lr = 0;
+    // QBitOpt (o.budget > 0)
+    std::unique_ptr<BitAllocator> bits;
+    std::vector<double> class_weight;  // per class, each image's weight in the sensitivity passes' loss
+    PointSamples observed;             // PTQ's observation (with an activation budget): non-uniform points refit on it
+    size_t realloc_every = 0, realloc_until = 0;
+    int allocation = -1;               // in force: index into res.allocations
     std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
     QatResult res;
 
     double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+    std::vector<size_t> epoch_order(int ep) const { return draw_calibration(tr.n, tr.n, derive_seed(o.seed, uint64_t(ep))); }
+    // PTQ's calibration images (drawn from the training part), and the FP32 weights it quantizes.
+    std::vector<size_t> calibration(const QuantConfig& qc) const { return draw_calibration(tr.n, size_t(qc.calib_size), qc.seed); }
+    ViT latent_of(const ViT& fp, const QuantConfig& qc) const { return qc.reparam ? reparameterised(fp, tr, calibration(qc), qc.abits) : fp; }
+    size_t gather(const std::vector<size_t>& ord, size_t batch);
     void evaluate_epoch(EpochStats es);
     void train_step();
+    // QBitOpt
+    void setup_allocation(const ViT& fp);
+    QuantConfig initial_allocation(const ViT& fp, const QuantConfig& qc);
+    Fisher fisher(Stepper& sp, Grads& gr, const std::vector<size_t>& ord, size_t first);
+    std::vector<std::vector<double>> weight_sensitivities(const ViT& m, const Fisher& f, const QuantConfig& qc) const;
+    void reallocate();
 };
 
+// Batch `batch` of the order `ord` into images / labels / tlog; returns its size.
+size_t QatRun::State::gather(const std::vector<size_t>& ord, size_t batch) {
+    const size_t first = batch * o.batch, nb = std::min(o.batch, tr.n - first);
+    for (size_t i = 0; i < nb; ++i) {
+        const size_t src = ord[first + i];
+        std::copy_n(&tr.inputs[src * tr.input_size], tr.input_size, &images[i * tr.input_size]);
+        labels[i] = tr.labels[src];
+        if (o.distill) std::copy_n(&teacher[src * C], C, &tlog[i * C]);
+    }
+    return nb;
+}
+
 void QatRun::State::evaluate_epoch(EpochStats es) {
-    QuantizedViT q = snapshot(start.cfg, start.wbits, *e, st);
+    QuantizedViT q = snapshot(cfg, wbits, *e, st);
     if (val.n) {
         const EvalResult r = evaluate_quantized(q, val, o.jobs);
         es.val_top1 = r.top1, es.val_worst_class = r.worst_class, es.val_worst = r.per_class[size_t(r.worst_class)];
@@ -142,29 +190,20 @@ void QatRun::State::evaluate_epoch(EpochStats es) {
     es.seconds = seconds();
     const bool better = res.history.empty() || !val.n || es.val_top1 > res.history[size_t(res.best_epoch)].val_top1;
     res.history.push_back(es);
-    if (better) res.q = std::move(q), res.best_epoch = es.epoch;
+    if (!better) return;
+    double wb = 0, wn = 0, ab = 0, an = 0;
+    const std::vector<const Linear*> ls = std::as_const(q.model).linears();
+    for (size_t i = 0; i < ls.size(); ++i) wb += double(ls[i]->weight.size()) * q.wbits[i], wn += double(ls[i]->weight.size());
+    for (size_t p = 0; p < q.aq.size(); ++p)
+        if (q.act_on[p]) ab += double(per_image[p]) * q.aq[p].bits, an += double(per_image[p]);
+    res.avg_wbits = wb / wn, res.avg_abits = an > 0 ? ab / an : 0.0;
+    res.q = std::move(q), res.best_epoch = es.epoch, res.kept_allocation = allocation;
 }
 
 void QatRun::State::train_step() {
-    const size_t s = step % steps_per_epoch, first = s * o.batch, nb = std::min(o.batch, tr.n - first);
-    for (size_t i = 0; i < nb; ++i) {
-        const size_t src = order[first + i];
-        std::copy_n(&tr.inputs[src * tr.input_size], tr.input_size, &images[i * tr.input_size]);
-        labels[i] = tr.labels[src];
-        if (o.distill) std::copy_n(&teacher[src * C], C, &tlog[i * C]);
-    }
-    // loss = w·KL(teacher ‖ student) + (1 − w)·CE(labels), each a mean over the batch.
-    const float w = o.distill ? o.distill_weight : 0.0f;
+    const size_t nb = gather(order, step % steps_per_epoch);
     const double loss = stepper->step(images.data(), nb, [&](const float* logits, size_t f, size_t count, float* dl) {
-        const float share = float(count) / float(nb);
-        double l = 0;
-        if (w < 1) l += double(1 - w) * cross_entropy(logits, &labels[f], count, C, o.label_smoothing, dl, share * (1 - w));
-        if (w > 0) {
-            std::vector<float> dk(count * C);
-            l += double(w) * kl_distill(logits, &tlog[f * C], count, C, o.temperature, dk.data(), share * w);
-            for (size_t i = 0; i < count * C; ++i) dl[i] = w < 1 ? dl[i] + dk[i] : dk[i];
-        }
-        return l * double(count);
+        return distill_loss(o, logits, &labels[f], &tlog[f * C], count, C, float(count) / float(nb), dl);
     }, *g);
     loss_sum += loss, seen += nb;
 
@@ -180,15 +219,10 @@ void QatRun::State::train_step() {
             double ds = 0, dz = 0;
             float* gw = &gls[i]->weight[r * per];
             t.backward(&ls[i]->weight[r * per], gw, gw, per, ds, dz);
-            if (t.learn && t.q.type == QType::Uniform) qparams[qi].grad = float(ds * double(t.grad_scale(per_item[qi]))), ++qi;
+            if (t.learn && t.q.type == QType::Uniform) qparams[qi].grad = float(ds * double(t.grad_scale(qparams[qi].per_step))), ++qi;
         }
     }
-    for (size_t p = 0; p < st.act.size(); ++p) {
-        const TrainQuantizer* t = st.act[p].get();
-        if (!t || !t->learn || t->q.type != QType::Uniform) continue;
-        qparams[qi].grad = float(g->act_scale[p] * double(t->grad_scale(per_item[qi]))), ++qi;
-        if (!t->q.symmetric) qparams[qi].grad = float(g->act_zero[p] * double(t->grad_scale(per_item[qi]))), ++qi;
-    }
+    act_qparam_grads(st, *g, qparams, qi);
 
     std::vector<Param> grads = parameters(g->p);
     std::vector<std::pair<float*, size_t>> all;
@@ -197,13 +231,158 @@ void QatRun::State::train_step() {
     if (o.clip > 0) clip_grad_norm(all, o.clip);
     lr = lr_at(long(step), long(total), warm, o.lr, o.min_lr);
     for (size_t i = 0; i < params.size(); ++i) adamw_step(opt, lr, params[i].data, grads[i].data, params[i].n, pstate[i], params[i].decay);
-    for (QParam& q : qparams) {
-        adamw_step(opt, lr, &q.value, &q.grad, 1, q.st, false);
-        if (q.zero) q.tq->set_zero(q.value);
-        else q.tq->set_scale(q.value), q.value = q.tq->q.scale;
-    }
+    step_qparams(opt, lr, qparams);
     e->refresh();
     ++step;
+}
+
+// The allocator, the schedule and, for the worst objective, the per-class weights.
+void QatRun::State::setup_allocation(const ViT& fp) {
+    bits = std::make_unique<BitAllocator>(fp, per_image, o.candidates, o.budget, o.abudget);
+    realloc_every = o.realloc_every ? o.realloc_every : (steps_per_epoch + 3) / 4;
+    realloc_until = steps_per_epoch * size_t(o.epochs - 1);
+    class_weight.assign(C, 1.0);
+    if (o.objective == Objective::Worst) {
+        // Each class's images together weigh its share of the FP32 model's mean per-class loss (× the images, so
+        // that the weights average 1), as mixed.h's worst objective weights its sensitivity images.
+        const std::vector<float> z = o.distill ? teacher : teacher_logits(fp, tr, o.jobs);
+        std::vector<double> loss(C, 0.0), n(C, 0.0);
+        std::vector<float> dl(C);
+        for (size_t i = 0; i < tr.n; ++i) {
+            const size_t y = size_t(tr.labels[i]);
+            loss[y] += cross_entropy(&z[i * C], &tr.labels[i], 1, C, 0.0f, dl.data()), n[y] += 1;
+        }
+        double sum = 0;
+        for (size_t c = 0; c < C; ++c)
+            if (n[c] > 0) sum += loss[c] / n[c];
+        for (size_t c = 0; c < C; ++c) class_weight[c] = n[c] > 0 && sum > 0 ? double(tr.n) * (loss[c] / n[c]) / sum / n[c] : 1.0;
+    }
+}
+
+Fisher QatRun::State::fisher(Stepper& sp, Grads& gr, const std::vector<size_t>& ord, size_t first) {
+    const ViT& m = gr.p;  // the engine's model's shape
+    const std::vector<const Linear*> ls = m.linears();
+    Fisher f;
+    for (const Linear* l : ls) f.weight.emplace_back(l->weight.size(), 0.0);
+    f.act.resize(m.points.size());
+    const size_t batches = std::min(o.fisher_batches, steps_per_epoch);
+    for (size_t k = 0; k < batches; ++k) {
+        const size_t nb = gather(ord, (first + k) % steps_per_epoch);
+        sp.step(images.data(), nb, [&](const float* logits, size_t b, size_t count, float* dl) {
+            double l = 0;
+            for (size_t i = 0; i < count; ++i)
+                l += distill_loss(o, logits + i * C, &labels[b + i], &tlog[(b + i) * C], 1, C,
+                                  float(class_weight[size_t(labels[b + i])] / double(nb)), dl + i * C);
+            return l;
+        }, gr);
+        const std::vector<Linear*> gls = gr.p.linears();
+        for (size_t i = 0; i < ls.size(); ++i)
+            for (size_t j = 0; j < f.weight[i].size(); ++j) f.weight[i][j] += double(gls[i]->weight[j]) * double(gls[i]->weight[j]);
+        for (size_t p = 0; p < f.act.size(); ++p) {
+            if (f.act[p].size() < gr.probe[p].size()) f.act[p].resize(gr.probe[p].size(), 0.0);
+            for (size_t c = 0; c < gr.probe[p].size(); ++c) f.act[p][c] += gr.probe[p][c];
+        }
+    }
+    for (auto* v : {&f.weight, &f.act})
+        for (std::vector<double>& x : *v)
+            for (double& s : x) s /= double(batches);
+    return f;
+}
+
+std::vector<std::vector<double>> QatRun::State::weight_sensitivities(const ViT& m, const Fisher& f, const QuantConfig& qc) const {
+    const std::vector<const Linear*> ls = m.linears();
+    std::vector<std::vector<double>> s(ls.size());
+    parallel_for(ls.size(), o.jobs, [&](size_t b, size_t en, int) {
+        for (size_t i = b; i < en; ++i) s[i] = weight_sensitivity(*ls[i], f.weight[i], o.candidates, qc);
+    });
+    return s;
+}
+
+// Step 0: PTQ at the starting widths, the sensitivities there, the allocation; returns qc with it.
+QuantConfig QatRun::State::initial_allocation(const ViT& fp, const QuantConfig& qc) {
+    auto nearest = [&](double b) {  // the candidate nearest the budget, ties upwards
+        int best = o.candidates[0];
+        for (int c : o.candidates)
+            if (std::fabs(c - b) < std::fabs(best - b) || (std::fabs(c - b) == std::fabs(best - b) && c > best)) best = c;
+        return best;
+    };
+    QuantConfig c0 = qc;
+    for (const Linear* l : fp.linears()) c0.layer_bits[l->name] = nearest(o.budget);
+    if (bits->allocates_activations())
+        for (const ActPoint& p : fp.points)
+            if (point_quantized(p)) c0.point_bits[p.name] = nearest(o.abudget);
+    const QuantizedViT q0 = quantize(fp, tr, c0, o.jobs);
+    ViT lat = latent_of(fp, qc);
+    QatState st0 = state_of(q0);
+    Engine e0(lat, &st0);
+    Stepper sp(e0, o.micro, o.jobs);
+    Grads gr(lat);
+    // The activations' candidates: what PTQ would fit at each width, on the values it observed.
+    std::unique_ptr<NoiseProbe> probe;
+    if (bits->allocates_activations()) {
+        const PointSamples seen = observe_points(q0.model, tr, calibration(qc));
+        std::vector<std::vector<Quantizer>> cand(fp.points.size());
+        for (size_t p = 0; p < fp.points.size(); ++p)
+            if (q0.act_on[p])
+                for (int b : o.candidates) cand[p].push_back(fit_point(fp.points[p], seen.samples[p], b, qc));
+        probe = std::make_unique<NoiseProbe>(std::move(cand));
+        e0.set_probe(probe.get());
+    }
+    const Fisher f = fisher(sp, gr, epoch_order(1), 0);
+    res.allocations.push_back(bits->solve(0, weight_sensitivities(lat, f, qc), f.act, bits->from_config(fp, c0)));
+    allocation = 0;
+    const Allocation& a = res.allocations.back();
+    QuantConfig run = qc;
+    const std::vector<const Linear*> ls = fp.linears();
+    for (size_t i = 0; i < ls.size(); ++i) run.layer_bits[ls[i]->name] = a.layer_bits[i];
+    if (bits->allocates_activations())
+        for (size_t p = 0; p < fp.points.size(); ++p)
+            if (a.point_bits[p]) run.point_bits[fp.points[p].name] = a.point_bits[p];
+    return run;
+}
+
+// A later allocation, before step `step`: sensitivities on the next batches of the training order, the
+// knapsacks, and the quantizers whose width changed moved to it (their optimiser state restarted).
+void QatRun::State::reallocate() {
+    std::unique_ptr<NoiseProbe> probe;
+    if (bits->allocates_activations()) {
+        std::vector<std::vector<Quantizer>> cand(st.act.size());
+        for (size_t p = 0; p < st.act.size(); ++p) {
+            if (!st.act[p]) continue;
+            for (int b : o.candidates)
+                cand[p].push_back(st.act[p]->q.type == QType::Uniform ? with_bits(*st.act[p], b).q
+                                                                      : fit_point(latent.points[p], observed.samples[p], b, cfg));
+        }
+        probe = std::make_unique<NoiseProbe>(std::move(cand));
+        e->set_probe(probe.get());
+    }
+    const Fisher f = fisher(*stepper, *g, order, step % steps_per_epoch);
+    e->set_probe(nullptr);
+    const Allocation prev = res.allocations[size_t(allocation)];
+    Allocation a = bits->solve(step, weight_sensitivities(latent, f, cfg), f.act, prev);
+
+    std::set<const TrainQuantizer*> moved;
+    const std::vector<Linear*> ls = latent.linears();
+    for (size_t i = 0; i < ls.size(); ++i) {
+        if (a.layer_bits[i] == prev.layer_bits[i]) continue;
+        Linear w = *ls[i];
+        const std::vector<Quantizer> qs = quantize_weights(w, a.layer_bits[i], cfg);
+        for (size_t r = 0; r < qs.size(); ++r) st.weight[i][r] = TrainQuantizer(qs[r]), moved.insert(&st.weight[i][r]);
+        e->refresh(i);
+        wbits[i] = a.layer_bits[i], cfg.layer_bits[ls[i]->name] = a.layer_bits[i];
+    }
+    for (size_t p = 0; p < st.act.size(); ++p) {
+        if (a.point_bits[p] == prev.point_bits[p]) continue;
+        TrainQuantizer& t = *st.act[p];
+        const ActPoint& pt = latent.points[p];
+        t = t.q.type == QType::Uniform ? with_bits(t, a.point_bits[p]) : TrainQuantizer(fit_point(pt, observed.samples[p], a.point_bits[p], cfg));
+        moved.insert(&t);
+        cfg.point_bits[pt.name] = a.point_bits[p];
+    }
+    for (QParam& q : qparams)
+        if (moved.count(q.tq)) q.value = q.zero ? q.tq->zero_f : q.tq->q.scale, q.st = AdamWState{};
+    res.allocations.push_back(std::move(a));
+    allocation = int(res.allocations.size()) - 1;
 }
 
 QatRun::QatRun(const ViT& fp, const PreparedData& data, const QuantConfig& qc, const QatOptions& o) : s_(std::make_unique<State>()) {
@@ -213,39 +392,31 @@ QatRun::QatRun(const ViT& fp, const PreparedData& data, const QuantConfig& qc, c
     check_data(fp, data, "training set");
     S.o = o;
 
-    // Split: a seeded permutation; the first val_split of it is held out.
-    const size_t N = o.limit ? std::min(o.limit, data.n) : data.n;
-    const std::vector<size_t> perm = draw_calibration(N, N, derive_seed(o.seed, 0x73706C6974ull));  // "split"
-    size_t nval = size_t(std::floor(o.val_split * double(N)));
-    if (o.val_split > 0 && nval == 0) nval = 1;
-    if (nval >= N)
-        throw std::runtime_error("qat: a validation split of " + std::to_string(o.val_split) + " of " + std::to_string(N) +
-                                 " images leaves no training images");
-    S.val = subset(data, std::vector<size_t>(perm.begin(), perm.begin() + long(nval)));
-    S.tr = subset(data, std::vector<size_t>(perm.begin() + long(nval), perm.end()));
+    Split split = split_training(data, o, "qat");
+    S.tr = std::move(split.train), S.val = std::move(split.val);
     S.C = size_t(fp.cfg.num_classes);
     S.res.train_images = S.tr.n, S.res.val_images = S.val.n;
     if (S.val.n) S.res.fp32_val = evaluate(fp, S.val, o.jobs);
-
-    // Start from PTQ (calibration drawn from the training part); train the FP32 weights it quantized.
-    S.start = quantize(fp, S.tr, qc, o.jobs);
-    S.latent = qc.reparam ? reparameterised(fp, S.tr, draw_calibration(S.tr.n, size_t(qc.calib_size), qc.seed), qc.abits) : fp;
-    for (const std::vector<Quantizer>& wq : S.start.wq) {
-        S.st.weight.emplace_back();
-        for (const Quantizer& q : wq) S.st.weight.back().emplace_back(q);
-    }
-    for (size_t p = 0; p < S.start.aq.size(); ++p)
-        S.st.act.push_back(S.start.act_on[p] ? std::make_unique<TrainQuantizer>(S.start.aq[p]) : nullptr);
-    S.e = std::make_unique<Engine>(S.latent, &S.st);
-
     // The teacher: the FP32 model's logits for every training image, once.
-    if (o.distill) {
-        S.teacher.resize(S.tr.n * S.C);
-        parallel_for(S.tr.n, o.jobs, [&](size_t b, size_t en, int) {
-            Workspace ws;
-            for (size_t i = b; i < en; ++i) fp.forward(&S.tr.inputs[i * S.tr.input_size], &S.teacher[i * S.C], ws);
-        });
+    if (o.distill) S.teacher = teacher_logits(fp, S.tr, o.jobs);
+    S.per_image = observe_points(fp, S.tr, {0}).per_image;
+    S.steps_per_epoch = (S.tr.n + o.batch - 1) / o.batch, S.total = S.steps_per_epoch * size_t(o.epochs);
+    S.images.resize(o.batch * S.tr.input_size), S.tlog.resize(o.batch * S.C), S.labels.resize(o.batch);
+
+    // Start from PTQ (calibration drawn from the training part) — with a budget, at the first allocation's
+    // widths — and train the FP32 weights it quantized.
+    QuantConfig run = qc;
+    if (o.budget > 0) {
+        S.setup_allocation(fp);
+        run = S.initial_allocation(fp, qc);
     }
+    S.start = quantize(fp, S.tr, run, o.jobs);
+    S.cfg = S.start.cfg, S.wbits = S.start.wbits;
+    S.latent = S.latent_of(fp, qc);
+    S.st = state_of(S.start);
+    S.e = std::make_unique<Engine>(S.latent, &S.st);
+    if (S.bits && S.bits->allocates_activations())
+        S.observed = observe_points(S.start.model, S.tr, S.calibration(qc));
 
     // Optimiser state: the model's parameters, then the quantizers' steps and zero points.
     S.params = parameters(S.latent);
@@ -253,21 +424,12 @@ QatRun::QatRun(const ViT& fp, const PreparedData& data, const QuantConfig& qc, c
     const std::vector<Linear*> ls = S.latent.linears();
     for (size_t i = 0; i < S.st.weight.size(); ++i)
         for (TrainQuantizer& t : S.st.weight[i])
-            if (t.learn && t.q.type == QType::Uniform)
-                S.qparams.push_back({&t, false, t.q.scale, 0, {}}), S.per_item.push_back(ls[i]->weight.size() / S.st.weight[i].size());
-    const PointSamples shape = observe_points(fp, S.tr, {0});
-    for (size_t p = 0; p < S.st.act.size(); ++p) {
-        TrainQuantizer* t = S.st.act[p].get();
-        if (!t || !t->learn || t->q.type != QType::Uniform) continue;
-        S.qparams.push_back({t, false, t->q.scale, 0, {}}), S.per_item.push_back(shape.per_image[p]);
-        if (!t->q.symmetric) S.qparams.push_back({t, true, t->zero_f, 0, {}}), S.per_item.push_back(shape.per_image[p]);
-    }
+            if (t.learn && t.q.type == QType::Uniform) S.qparams.push_back({&t, false, t.q.scale, 0, {}, ls[i]->weight.size() / S.st.weight[i].size()});
+    add_act_qparams(S.st, S.per_image, S.qparams);
     S.opt.weight_decay = o.weight_decay;
-    S.steps_per_epoch = (S.tr.n + o.batch - 1) / o.batch, S.total = S.steps_per_epoch * size_t(o.epochs);
     S.warm = long(std::floor(o.warmup * double(S.total) + 0.5));
     S.stepper = std::make_unique<Stepper>(*S.e, o.micro, o.jobs);
     S.g = std::make_unique<Grads>(S.latent);
-    S.images.resize(o.batch * S.tr.input_size), S.tlog.resize(o.batch * S.C), S.labels.resize(o.batch);
 
     EpochStats e0;
     e0.train_loss = std::numeric_limits<double>::quiet_NaN();
@@ -278,6 +440,7 @@ QatRun::~QatRun() = default;
 bool QatRun::done() const { return s_->step >= s_->total; }
 const std::vector<EpochStats>& QatRun::history() const { return s_->res.history; }
 const EvalResult& QatRun::fp32_validation() const { return s_->res.fp32_val; }
+const std::vector<Allocation>& QatRun::allocations() const { return s_->res.allocations; }
 QatResult QatRun::result() const { return s_->res; }
 
 QatProgress QatRun::advance(size_t max_steps) {
@@ -287,9 +450,11 @@ QatProgress QatRun::advance(size_t max_steps) {
     for (size_t k = 0; k < max_steps && S.step < S.total; ++k) {
         if (S.step % S.steps_per_epoch == 0) {  // an epoch begins: its seeded order
             S.epoch = int(S.step / S.steps_per_epoch) + 1;
-            S.order = draw_calibration(S.tr.n, S.tr.n, derive_seed(S.o.seed, uint64_t(S.epoch)));
+            S.order = S.epoch_order(S.epoch);
             S.loss_sum = 0, S.seen = 0;
         }
+        if (S.bits && S.step > 0 && S.step % S.realloc_every == 0 && S.step < S.realloc_until)
+            S.reallocate(), pr.allocated = &S.res.allocations.back();
         S.train_step();
         if (S.step % S.steps_per_epoch == 0) {  // and ends: evaluate it
             EpochStats es;
@@ -309,6 +474,7 @@ QatResult qat(const ViT& fp, const PreparedData& data, const QuantConfig& qc, co
     if (progress) {
         QatProgress p0;
         p0.epochs = o.epochs, p0.finished = &run.history().front(), p0.seconds = run.history().front().seconds;
+        if (!run.allocations().empty()) p0.allocated = &run.allocations().front();
         if (!progress(p0)) throw std::runtime_error("cancelled");
     }
     while (!run.done()) {

@@ -9,7 +9,9 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "eval.h"
+#include "mixed.h"
 #include "ptq.h"
+#include "qbitopt.h"
 #include "vit_train.h"
 
 namespace bitlens::train {
@@ -47,7 +49,31 @@ struct QatOptions {
     size_t micro = 16;            // micro-batch: the unit of the data-parallel step (results depend on it, not on jobs)
     int jobs = 1;
     size_t limit = 0;             // use only the first `limit` training images (0: all)
-    void validate() const;        // clear errors for epochs < 1, batch 0, lr ≤ 0, a split with nothing left, …
+
+    // QBitOpt (qbitopt.h), on when budget > 0: the bits of every Linear (patch embedding and head too: the
+    // configuration's wbits and edges_8bit no longer apply) are allocated under an average of `budget` bits per
+    // weight, and with abudget > 0 those of every quantized activation point under `abudget` bits per value.
+    // Step 0: PTQ at the starting widths (the candidate nearest each budget, ties upwards), sensitivities on the
+    // first `fisher_batches` batches of the first epoch's order (an activation point's candidates: PTQ's fit at
+    // each width), the allocation, then PTQ again with it as layer_bits / point_bits — so that QAT from there is
+    // plain QAT with that mixed configuration, bit for bit. Then every `realloc_every` steps (0: a quarter epoch,
+    // rounded up), except in the last epoch (frozen): sensitivities on the next `fisher_batches` batches of the
+    // training order (wrapping within the epoch) and a new allocation. A layer whose bits change is refitted at
+    // the new width on its current latent weights; a uniform activation quantizer keeps its range (with_bits),
+    // a non-uniform one is fitted as PTQ fits it, on the values PTQ observed; their optimiser state restarts.
+    // The sensitivity passes are forward and backward passes without an optimiser step: they change neither
+    // the data order nor any RNG draw.
+    double budget = 0;            // average bits per weight over every Linear (0: off)
+    double abudget = 0;           // average bits per activation value over every quantized point (0: as configured)
+    Objective objective = Objective::Mean;  // worst: each image's loss in the sensitivity passes weighted by its
+                                            // class's share of the FP32 model's loss (as mixed.h's objective);
+                                            // training is unchanged, the only cost is the FP32 logits of the
+                                            // training images (the teacher's, unless --no-distill)
+    std::vector<int> candidates = {2, 3, 4, 5, 6, 7, 8};
+    size_t realloc_every = 0;
+    size_t fisher_batches = 8;
+    void validate() const;        // clear errors for epochs < 1, batch 0, lr ≤ 0, a split with nothing left, a budget
+                                  // below the smallest candidate, …
 };
 
 struct EpochStats {
@@ -67,6 +93,7 @@ struct QatProgress {
     double loss = 0;              // running mean over the epoch so far
     double seconds = 0;           // since the start
     const EpochStats* finished = nullptr;  // set when an epoch (or the PTQ start) was just evaluated
+    const Allocation* allocated = nullptr; // QBitOpt: set when the bits were just allocated again
 };
 
 struct QatResult {
@@ -75,6 +102,13 @@ struct QatResult {
     size_t train_images = 0, val_images = 0;
     std::vector<EpochStats> history;  // epoch 0 (PTQ) first
     EvalResult fp32_val;          // the FP32 model on the held-out split (n = 0 without one), for reference lines
+    // The kept model's bits: Σ values·bits / Σ values over every Linear's weights (q.bits_per_weight() also
+    // counts the per-channel scales) and over every quantized activation point's values per image.
+    double avg_wbits = 0, avg_abits = 0;
+    // QBitOpt: every allocation, the start's first; the kept model's is allocations[kept_allocation] (the one
+    // in force at the end of the best epoch), also in q.cfg.layer_bits / point_bits. Empty (and -1) without a budget.
+    std::vector<Allocation> allocations;
+    int kept_allocation = -1;
 };
 
 // Quantizes `fp` with `qc` (PTQ, calibration drawn from the training part), then trains: the latent FP32
@@ -92,6 +126,7 @@ public:
     QatProgress advance(size_t max_steps);
     const std::vector<EpochStats>& history() const;
     const EvalResult& fp32_validation() const;  // as QatResult::fp32_val
+    const std::vector<Allocation>& allocations() const;  // as QatResult::allocations, so far
     QatResult result() const;  // the best epoch so far
 private:
     struct State;

@@ -52,7 +52,7 @@ ViT zeros_like(const ViT& m) {
 
 Grads::Grads(const ViT& m)
     : p(zeros_like(m)), act_scale(m.points.size(), 0.0), act_zero(m.points.size(), 0.0), channel_scale(m.points.size()),
-      channel_zero(m.points.size()) {}
+      channel_zero(m.points.size()), probe(m.points.size()) {}
 
 void Grads::zero() {
     zero_grads(p);
@@ -63,6 +63,7 @@ void Grads::zero_point(size_t p) {
     act_scale[p] = act_zero[p] = 0.0;
     std::fill(channel_scale[p].begin(), channel_scale[p].end(), 0.0);
     std::fill(channel_zero[p].begin(), channel_zero[p].end(), 0.0);
+    std::fill(probe[p].begin(), probe[p].end(), 0.0);
 }
 
 void Grads::add_point(const Grads& o, size_t p) {
@@ -71,6 +72,8 @@ void Grads::add_point(const Grads& o, size_t p) {
         channel_scale[p].resize(o.channel_scale[p].size(), 0.0), channel_zero[p].resize(o.channel_zero[p].size(), 0.0);
     for (size_t c = 0; c < o.channel_scale[p].size(); ++c)
         channel_scale[p][c] += o.channel_scale[p][c], channel_zero[p][c] += o.channel_zero[p][c];
+    if (probe[p].size() < o.probe[p].size()) probe[p].resize(o.probe[p].size(), 0.0);
+    for (size_t k = 0; k < o.probe[p].size(); ++k) probe[p][k] += o.probe[p][k];
 }
 
 void Grads::add(const Grads& o) {
@@ -155,6 +158,7 @@ bool Engine::quant_forward(int p, const float* x, float* out, size_t rows, size_
 
 void Engine::quant_backward(int p, const float* x, float* dy, size_t rows, size_t cols, size_t ld, Grads& g) const {
     if (!quantized(p)) return;
+    if (probe_) probe_->on_point(p, x, dy, rows, cols, ld, g.probe[size_t(p)]);
     if (!q_->act_channel.empty() && !q_->act_channel[size_t(p)].empty()) {
         const std::vector<TrainQuantizer>& qs = q_->act_channel[size_t(p)];
         std::vector<double>&ds = g.channel_scale[size_t(p)], &dz = g.channel_zero[size_t(p)];

@@ -74,16 +74,29 @@ struct Acts {
 
 // Gradients: the parameters' (w.r.t. the weights the forward used: the fake-quantized ones under QAT)
 // and the activation quantizers' LSQ sums (raw, before LSQ's gradient scale), per point (channel-wise
-// points: per point per channel, sized by the first backward through them).
+// points: per point per channel, sized by the first backward through them); with a BackwardProbe, its sums
+// per point (sized by the probe).
 struct Grads {
     ViT p;
     std::vector<double> act_scale, act_zero;
     std::vector<std::vector<double>> channel_scale, channel_zero;
+    std::vector<std::vector<double>> probe;
     explicit Grads(const ViT& m);
     void zero();
     void add(const Grads& o);  // this += o, parameters in model order, elements in order
     void zero_point(size_t p);                   // point p's quantizer sums only
     void add_point(const Grads& o, size_t p);    // this += o for point p's quantizer sums only
+};
+
+// Statistics of the backward at the activation points (QBitOpt's Fisher-weighted quantization noise): called
+// at every quantized point with its pre-quantization values x and the gradient dy arriving at its quantized
+// values, before the straight-through pass; adds into `sums` (Grads::probe[point] of the micro-batch, so the
+// sums are added in micro-batch order and do not depend on the number of threads). Called from several
+// threads at once: must only read its own state.
+struct BackwardProbe {
+    virtual ~BackwardProbe() = default;
+    virtual void on_point(int point, const float* x, const float* dy, size_t rows, size_t cols, size_t ld,
+                          std::vector<double>& sums) const = 0;
 };
 
 class Engine {
@@ -102,6 +115,8 @@ public:
     // Off: the backward skips the Linears' weight and bias gradients (dW = dYᵀ·X, db), for callers that train
     // only quantizer parameters (SOS's first stage); every other gradient is unchanged, bit for bit.
     void set_linear_grads(bool on) { linear_grads_ = on; }
+    // Off (null) by default; the probe must outlive its use. Changes no gradient.
+    void set_probe(const BackwardProbe* p) { probe_ = p; }
 
     // Forward of B images (each channels × H × W, preprocessed); logits in a.logits.
     void forward(Acts& a, const float* images, size_t B) const;
@@ -121,6 +136,7 @@ private:
     ViT& m_;
     QatState* q_;
     bool linear_grads_ = true;
+    const BackwardProbe* probe_ = nullptr;
     std::vector<std::vector<float>> w_, packed_;  // per Linear: effective weight [out, in] and its packed form
     size_t lin_index(const Linear& l) const;
     void linear_forward(const Linear& l, const float* x, size_t rows, size_t ldx, float* y, size_t ldy) const;
