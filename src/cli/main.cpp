@@ -44,10 +44,13 @@ const Command kCommands[] = {
      "--model PATH --train PATH [--train-labels PATH] --eval PATH --wbits B --abits B [--epochs 3] [--batch 64] [--lr 1e-4]\n"
      "      [--no-distill] [--distill-weight 0.5] [--temperature 1] [--label-smoothing 0] [--val-split 0.1] [--train-limit N]\n"
      "      [--seed S] [PTQ options as for quantize]\n"
+     "      [--budget BITS [--abudget BITS] [--objective mean|worst] [--candidates 2,3,4,5,6,7,8] [--realloc-every K]\n"
+     "       [--fisher-batches 8]]  (QBitOpt: bits allocated at the start and every K steps before the last epoch;\n"
+     "       K: a quarter epoch by default)\n"
      "      [--limit N] [--out DIR] [--jobs N] [--json]",
      {"model", "train", "train-labels", "eval", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity",
       "weight-range", "act-range", "calib-size", "seed", "epochs", "batch", "lr", "label-smoothing", "distill-weight", "temperature",
-      "val-split", "train-limit",
+      "val-split", "train-limit", "budget", "abudget", "objective", "candidates", "realloc-every", "fisher-batches",
       "limit", "out", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "reparam", "no-distill"}, cmd_qat},
     {"inq",
