@@ -1,6 +1,6 @@
 // BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
 // handles the controls, the files the user brings, the URL settings, progress, and the results.
-import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, confusionMatrix, learningCurve, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
+import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, classShiftChart, confusionMatrix, inqStepChart, learningCurve, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
@@ -16,6 +16,8 @@ const DEFAULT_TRAIN = {
   name: 'the shipped Fashion-MNIST training subset',
 };
 const QAT_DEFAULT = { w: 3, a: 3, epochs: 1 };
+// INQ: power-of-two weight bits, activation bits, partitions (cumulative % frozen), epochs of retraining per partition.
+const INQ_DEFAULT = { w: 4, a: 8, partitions: '50,75,87.5,100', epochs: 1 };
 // Seconds per training image and epoch in WASM (one worker), for the estimate before the first run:
 // measured at W3A3 with the shipped ViT in headless Chromium on a busy 2-core VM (6.4 ms; 4.5 ms in Node);
 // a run replaces it with its own speed.
@@ -45,7 +47,8 @@ const state = {
   trainInput: null,    // what the worker's loadTrainData got (kept to restart workers); null: the shipped subset, not loaded yet
   train: null,         // { name, kind, n, classes }
   qat: null,           // the fine-tuning in progress or done: { name, settings, history, result }
-  qatRate: null,       // measured seconds per training image and epoch
+  qatRate: null,       // measured seconds per training image and epoch (QAT or INQ)
+  inq: null,           // the INQ run in progress or done: { name, settings, partitions, history, result }
   sos: null,           // the SOS reconstruction in progress or done: { settings, runs: [{ name, stages, blocks, result }], cancelled }
 };
 
@@ -171,6 +174,11 @@ function readSettings() {
     qatA: num('qat-a', QAT_DEFAULT.a),
     qatEpochs: num('qat-epochs', QAT_DEFAULT.epochs),
     qatLimit: num('qat-limit', 0),
+    ftMethod: $('qat-method').value,
+    inqW: num('inq-w', INQ_DEFAULT.w),
+    inqA: num('inq-a', INQ_DEFAULT.a),
+    inqPartitions: $('inq-partitions').value.trim(),
+    inqEpochs: num('inq-epochs', INQ_DEFAULT.epochs),
   };
 }
 
@@ -198,6 +206,10 @@ function settingsToQuery(s) {
   if (s.qatW !== QAT_DEFAULT.w || s.qatA !== QAT_DEFAULT.a) q.set('qat', `w${s.qatW}a${s.qatA}`);
   if (s.qatEpochs !== QAT_DEFAULT.epochs) q.set('epochs', s.qatEpochs);
   if (s.qatLimit) q.set('trainLimit', s.qatLimit);
+  if (s.ftMethod === 'inq') q.set('finetune', 'inq');
+  if (s.inqW !== INQ_DEFAULT.w || s.inqA !== INQ_DEFAULT.a) q.set('inq', `w${s.inqW}a${s.inqA}`);
+  if (s.inqPartitions.replace(/\s+/g, '') !== INQ_DEFAULT.partitions) q.set('partitions', s.inqPartitions.replace(/\s+/g, ''));
+  if (s.inqEpochs !== INQ_DEFAULT.epochs) q.set('epochsPerStep', s.inqEpochs);
   return q.toString();
 }
 
@@ -231,6 +243,12 @@ function applyQuery() {
   if (qc) { $('qat-w').value = qc.wbits; $('qat-a').value = qc.abits; }
   if (q.get('epochs')) $('qat-epochs').value = q.get('epochs');
   if (q.get('trainLimit')) $('qat-limit').value = q.get('trainLimit');
+  setSel('qat-method', q.get('finetune'));
+  const ic = parseWA(q.get('inq') || '');
+  if (ic) { $('inq-w').value = ic.wbits; $('inq-a').value = ic.abits; }
+  if (q.get('partitions')) $('inq-partitions').value = q.get('partitions');
+  if (q.get('epochsPerStep')) $('inq-epochs').value = q.get('epochsPerStep');
+  updateFineTuneUi();
   for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
     const v = q.get(key);
     if (!v) continue;
@@ -247,6 +265,14 @@ function updateMethodUi() {
   const sos = $('method').value === 'sos';
   for (const el of document.querySelectorAll('.sos-only')) el.hidden = !sos;
   $('run-btn').textContent = sos ? 'Run SOS reconstruction' : 'Run sweep';
+}
+
+// The fine-tuning method's controls and explanation; the button says what it runs.
+function updateFineTuneUi() {
+  const inq = $('qat-method').value === 'inq';
+  for (const el of document.querySelectorAll('.qat-only')) el.hidden = inq;
+  for (const el of document.querySelectorAll('.inq-only')) el.hidden = !inq;
+  $('qat-run').textContent = inq ? 'Fine-tune (INQ)' : 'Fine-tune (QAT)';
 }
 
 function syncUrl() {
@@ -323,11 +349,13 @@ function clearResults() {
   state.result = null;
   state.mixed = null;
   state.qat = null;
+  state.inq = null;
   state.sos = null;
   $('sos').hidden = true;
   $('results').hidden = true;
   $('mx-results').hidden = true;
   $('qat-results').hidden = true;
+  $('inq-results').hidden = true;
   $('progress').value = 0;
   $('progress-text').textContent = '';
 }
@@ -759,22 +787,46 @@ function qatImages(s) {
   return { n, held, train: n - held };
 }
 
+// INQ's partitions as typed ("50, 75, 87.5, 100") → numbers, or a sentence saying what is wrong.
+function parsePartitions(text) {
+  const parts = text.split(',').map((t) => t.trim());
+  if (!text.trim() || parts.some((t) => !/^\d+(\.\d+)?$/.test(t))) return { error: `Partitions must be percentages separated by commas, e.g. ${INQ_DEFAULT.partitions} (found “${text}”).` };
+  const v = parts.map(Number);
+  for (let i = 0; i < v.length; i++) {
+    if (!(v[i] > 0 && v[i] <= 100)) return { error: `Partitions are percentages of each layer's weights from above 0 to 100; ${v[i]} is not.` };
+    if (i && !(v[i] > v[i - 1])) return { error: `Partitions must increase (each is the share frozen so far): ${v[i - 1]} is followed by ${v[i]}.` };
+  }
+  if (v[v.length - 1] !== 100) return { error: `The last partition must be 100, so that every weight ends a power of two (found ${v[v.length - 1]}).` };
+  return { partitions: v };
+}
+
 function renderQatEstimate() {
   const s = readSettings();
-  if (!(s.qatEpochs >= 1)) { $('qat-estimate').textContent = ''; return; }
+  const inq = s.ftMethod === 'inq';
+  const epochs = inq ? s.inqEpochs : s.qatEpochs;
+  if (!(epochs >= 1)) { $('qat-estimate').textContent = ''; return; }
   const { train, held } = qatImages(s);
   const rate = state.qatRate || QAT_SECONDS_PER_IMAGE;
-  // Training, plus quantizing and the FP32 model's outputs once (~1.5 ms an image) and each epoch's validation.
-  const secs = rate * train * s.qatEpochs + 0.0015 * (train + held) + 0.001 * held * (s.qatEpochs + 1);
-  $('qat-estimate').textContent = `Expected time: about ${fmtTime(Math.max(1, secs))} for ${s.qatEpochs} epoch${s.qatEpochs > 1 ? 's' : ''} on `
+  // Training, plus quantizing and the FP32 model's outputs once (~1.5 ms an image) and each evaluation on the held-out images.
+  let secs, what;
+  if (inq) {
+    const { partitions } = parsePartitions(s.inqPartitions);
+    if (!partitions) { $('qat-estimate').textContent = ''; return; }
+    const retrained = partitions.filter((p) => p < 100).length;
+    secs = rate * train * epochs * retrained + 0.0015 * (train + held) + 0.001 * held * (2 * partitions.length + 1);
+    what = `${partitions.length} partition step${partitions.length > 1 ? 's' : ''} (${epochs} epoch${epochs > 1 ? 's' : ''} of retraining after each but the last)`;
+  } else {
+    secs = rate * train * epochs + 0.0015 * (train + held) + 0.001 * held * (epochs + 1);
+    what = `${epochs} epoch${epochs > 1 ? 's' : ''}`;
+  }
+  $('qat-estimate').textContent = `Expected time: about ${fmtTime(Math.max(1, secs))} for ${what} on `
     + `${train.toLocaleString()} training images (${held.toLocaleString()} held out)${state.qatRate ? ', at the speed of the last run here' : ' on a typical laptop'}. `
     + 'The page stays usable meanwhile, and Cancel stops it at once.';
 }
 
-function validateQat(s) {
+// What QAT and INQ need of the training images and the calibration size.
+function validateTrainImages(s) {
   const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
-  if (!whole(s.qatW, 2, 8) || !whole(s.qatA, 2, 8)) return 'The bit-widths W and A must be whole numbers from 2 to 8.';
-  if (!whole(s.qatEpochs, 1, 50)) return 'Epochs must be a whole number from 1 to 50.';
   if (!whole(s.qatLimit, 0, 1e9)) return 'The number of training images must be a whole number (0 = all).';
   const { n, train } = qatImages(s);
   if (n < 2) return 'Use at least 2 training images (one is held out for validation).';
@@ -783,55 +835,97 @@ function validateQat(s) {
   return null;
 }
 
-async function runQat() {
-  showError('qat-error', '');
-  const s = readSettings();
-  const problem = validateQat(s);
-  if (problem) { showError('qat-error', problem); return; }
+function validateQat(s) {
+  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
+  if (!whole(s.qatW, 2, 8) || !whole(s.qatA, 2, 8)) return 'The bit-widths W and A must be whole numbers from 2 to 8.';
+  if (!whole(s.qatEpochs, 1, 50)) return 'Epochs must be a whole number from 1 to 50.';
+  return validateTrainImages(s);
+}
+
+function validateInq(s) {
+  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
+  if (!whole(s.inqW, 2, 8)) return 'The weight bits must be a whole number from 2 to 8.';
+  if (!whole(s.inqA, 2, 8)) return 'The activation bits must be a whole number from 2 to 8.';
+  const { error } = parsePartitions(s.inqPartitions);
+  if (error) return error;
+  if (!whole(s.inqEpochs, 1, 50)) return 'Epochs per step must be a whole number from 1 to 50.';
+  return validateTrainImages(s);
+}
+
+// What QAT and INQ runs share: the run registered (Cancel terminates its worker), `setup()` (the section's
+// first view), the shipped training images loaded when none are, `body(run)`, and failures shown in the section.
+async function fineTuneRun(setup, body) {
   syncUrl();
   const run = { clients: [state.primary], cancelled: false, started: performance.now() };
   state.running = run;
   updateRunButton();
-  const name = `W${s.qatW}A${s.qatA}`;
-  state.qat = { name, settings: s, history: [], result: null };
-  $('qat-results').hidden = false;
-  $('qat-compare-wrap').hidden = true;
-  renderQatEpochs();
-  drawQatCurve();
   $('progress').value = 0;
   $('progress-text').textContent = '';
-  let t0 = null;  // the run's clock when training began (after PTQ and the teacher's outputs)
-  let intro = `Fine-tuning ${name}`;
-  const onProgress = (p) => {
-    if (state.running !== run) return;
-    if (p.epochStats) {
-      state.qat.history.push(p.epochStats);
-      renderQatEpochs();
-      drawQatCurve();
-    }
-    if (t0 === null) {
-      t0 = p.seconds;
-      const e0 = p.epochStats;
-      setRunStatus(`${intro}: the PTQ start scores ${e0 && e0.valTop1 != null ? pct(e0.valTop1) : '—'} on the held-out images; training…`);
-    }
-    $('progress').value = p.steps ? p.step / p.steps : 0;
-    const rate = p.step > 0 ? (p.seconds - t0) / p.step : NaN;
-    const left = rate * (p.steps - p.step);
-    const loss = p.loss != null ? ` · loss ${p.loss.toFixed(4)}` : '';
-    $('progress-text').textContent = p.step === 0 ? `Fine-tuning ${name}: training…`
-      : `Fine-tuning ${name}: epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${loss}${p.step < p.steps ? ` · ${fmtTime(left)} left` : ' · evaluating'}`;
-    $('progress').setAttribute('aria-valuetext', `Fine-tuning: step ${p.step} of ${p.steps}, epoch ${p.epoch} of ${p.epochs}`);
-  };
+  setup();
   try {
     if (!state.trainInput) {
       setRunStatus('Loading the shipped training images…');
       await loadTrainInput(await fetchDefaultTrain());
     }
+    await body(run);
+  } catch (e) {
+    if (e instanceof Cancelled || run.cancelled) return;
+    runFailed('qat-error', `Fine-tuning stopped: ${e.message}`);
+  } finally {
+    if (state.running === run) state.running = null;
+    updateRunButton();
+  }
+}
+
+function runFineTune() {
+  showError('qat-error', '');
+  const s = readSettings();
+  const problem = s.ftMethod === 'inq' ? validateInq(s) : validateQat(s);
+  if (problem) { showError('qat-error', problem); return; }
+  return s.ftMethod === 'inq' ? runInq(s) : runQat(s);
+}
+
+// The activation and calibration settings above, for QAT's and INQ's PTQ start.
+const ptqSettings = (s) => ({ softmax: s.softmax, granularity: s.granularity, calibSize: s.calibSize });
+
+function runQat(s) {
+  const name = `W${s.qatW}A${s.qatA}`;
+  let t0 = null;  // the run's clock when training began (after PTQ and the teacher's outputs)
+  let intro = `Fine-tuning ${name}`;
+  return fineTuneRun(() => {
+    state.qat = { name, settings: s, history: [], result: null };
+    state.inq = null;
+    $('inq-results').hidden = true;
+    $('qat-results').hidden = false;
+    $('qat-compare-wrap').hidden = true;
+    renderQatEpochs();
+    drawQatCurve();
+  }, async (run) => {
+    const onProgress = (p) => {
+      if (state.running !== run) return;
+      if (p.epochStats) {
+        state.qat.history.push(p.epochStats);
+        renderQatEpochs();
+        drawQatCurve();
+      }
+      if (t0 === null) {
+        t0 = p.seconds;
+        const e0 = p.epochStats;
+        setRunStatus(`${intro}: the PTQ start scores ${e0 && e0.valTop1 != null ? pct(e0.valTop1) : '—'} on the held-out images; training…`);
+      }
+      $('progress').value = p.steps ? p.step / p.steps : 0;
+      const rate = p.step > 0 ? (p.seconds - t0) / p.step : NaN;
+      const left = rate * (p.steps - p.step);
+      const loss = p.loss != null ? ` · loss ${p.loss.toFixed(4)}` : '';
+      $('progress-text').textContent = p.step === 0 ? `Fine-tuning ${name}: training…`
+        : `Fine-tuning ${name}: epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${loss}${p.step < p.steps ? ` · ${fmtTime(left)} left` : ' · evaluating'}`;
+      $('progress').setAttribute('aria-valuetext', `Fine-tuning: step ${p.step} of ${p.steps}, epoch ${p.epoch} of ${p.epochs}`);
+    };
     const { train, held } = qatImages(s);
     intro = `Fine-tuning ${name} for ${s.qatEpochs} epoch${s.qatEpochs > 1 ? 's' : ''} on ${train.toLocaleString()} training images (${held.toLocaleString()} held out)`;
     setRunStatus(`${intro}: quantizing and computing the FP32 model’s outputs first…`);
     const r = await state.primary.call('qat', {
-      quant: { wbits: s.qatW, abits: s.qatA, softmax: s.softmax, weights: s.weights, granularity: s.granularity, calibSize: s.calibSize },
+      quant: { wbits: s.qatW, abits: s.qatA, weights: s.weights, ...ptqSettings(s) },
       options: { epochs: s.qatEpochs, ...(s.qatLimit ? { limit: s.qatLimit } : {}) },
     }, { onProgress });
     state.qat.result = r;
@@ -845,13 +939,7 @@ async function runQat() {
     renderQat();
     renderQatEstimate();
     $('qat').scrollIntoView({ block: 'start' });
-  } catch (e) {
-    if (e instanceof Cancelled || run.cancelled) return;
-    runFailed('qat-error', `Fine-tuning stopped: ${e.message}`);
-  } finally {
-    if (state.running === run) state.running = null;
-    updateRunButton();
-  }
+  });
 }
 
 // One row per evaluated epoch so far.
@@ -883,6 +971,20 @@ function drawQatCurve() {
     `bitlens-qat-${q.name}-curve`);
 }
 
+// A row of the comparison on the evaluation images (FP32, PTQ, the fine-tuned model), with the change against `base`.
+function compareRow(key, label, e, sizeBytes, base) {
+  const w = e.worstClass;
+  const dTop = base ? e.top1 - base.top1 : null;
+  const dWorst = base && w && base.worstClass ? w.accuracy - base.worstClass.accuracy : null;
+  const delta = (d) => (d == null ? '' : ` <span class="sub">${d >= 0 ? '+' : '−'}${Math.abs(100 * d).toFixed(1)} pt vs PTQ</span>`);
+  const cls = (d) => (d == null ? '' : d > 0.0005 ? ' good' : d < -0.0005 ? ' bad' : '');
+  return `<tr data-model="${key}"${key === 'fp32' ? ' class="fp32"' : ''}><th scope="row">${label}</th>
+    <td class="top1${cls(dTop)}">${pct(e.top1, 2)}${delta(dTop)}</td>
+    <td class="worst${cls(dWorst)}">${w ? `${esc(w.label)} ${pct(w.accuracy, 1)}` : '—'}${delta(dWorst)}</td><td>${kb(sizeBytes)}</td></tr>`;
+}
+const compareHead = (caption) => `<caption class="sr">${caption}</caption><thead><tr><th scope="col">Model</th>
+    <th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Model size</th></tr></thead><tbody>`;
+
 // After the run: the epochs with the kept one marked, the curve with FP32's lines, and PTQ against QAT on the evaluation images.
 function renderQat() {
   const q = state.qat;
@@ -890,23 +992,10 @@ function renderQat() {
   const r = q.result;
   renderQatEpochs();
   drawQatCurve();
-  const fp = state.fp32;
-  const fp32Bytes = state.modelInfo.parameters * 4;
-  const row = (key, label, e, sizeBytes, base) => {
-    const w = e.worstClass;
-    const dTop = base ? e.top1 - base.top1 : null;
-    const dWorst = base && w && base.worstClass ? w.accuracy - base.worstClass.accuracy : null;
-    const delta = (d) => (d == null ? '' : ` <span class="sub">${d >= 0 ? '+' : '−'}${Math.abs(100 * d).toFixed(1)} pt vs PTQ</span>`);
-    const cls = (d) => (d == null ? '' : d > 0.0005 ? ' good' : d < -0.0005 ? ' bad' : '');
-    return `<tr data-model="${key}"${key === 'fp32' ? ' class="fp32"' : ''}><th scope="row">${label}</th>
-      <td class="top1${cls(dTop)}">${pct(e.top1, 2)}${delta(dTop)}</td>
-      <td class="worst${cls(dWorst)}">${w ? `${esc(w.label)} ${pct(w.accuracy, 1)}` : '—'}${delta(dWorst)}</td><td>${kb(sizeBytes)}</td></tr>`;
-  };
-  $('qat-compare').innerHTML = `<caption class="sr">PTQ against QAT on the evaluation images</caption><thead><tr><th scope="col">Model</th>
-    <th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Model size</th></tr></thead><tbody>
-    ${row('fp32', 'FP32', fp, fp32Bytes, null)}
-    ${row('ptq', `${esc(q.name)} PTQ <span class="sub">epoch 0</span>`, r.ptq, r.modelBytes, null)}
-    ${row('qat', `${esc(q.name)} QAT <span class="sub">epoch ${r.bestEpoch} of ${q.settings.qatEpochs}</span>`, r.qat, r.modelBytes, r.ptq)}</tbody>`;
+  $('qat-compare').innerHTML = `${compareHead('PTQ against QAT on the evaluation images')}
+    ${compareRow('fp32', 'FP32', state.fp32, state.modelInfo.parameters * 4, null)}
+    ${compareRow('ptq', `${esc(q.name)} PTQ <span class="sub">epoch 0</span>`, r.ptq, r.modelBytes, null)}
+    ${compareRow('qat', `${esc(q.name)} QAT <span class="sub">epoch ${r.bestEpoch} of ${q.settings.qatEpochs}</span>`, r.tuned, r.modelBytes, r.ptq)}</tbody>`;
   const s = q.settings;
   const kept = r.bestEpoch === 0
     ? 'No epoch beat the PTQ start on the held-out images, so the PTQ model is kept (more epochs or more training images may help).'
@@ -914,8 +1003,123 @@ function renderQat() {
   $('qat-note').textContent = `${kept} Trained on ${r.trainImages.toLocaleString()} images from ${state.train ? state.train.name : 'the training set'} `
     + `(AdamW, peak learning rate 1e-4 with warm-up and cosine decay, batches of 64, distilled from FP32); `
     + `PTQ calibrated on ${s.calibSize} of them (seed 0); weights ${s.weights} (${s.granularity}), softmax ${s.softmax}. `
-    + `Evaluated on the ${r.qat.n.toLocaleString()} evaluation images, as the sweep above.`;
+    + `Evaluated on the ${r.tuned.n.toLocaleString()} evaluation images, as the sweep above.`;
   $('qat-compare-wrap').hidden = false;
+}
+
+// ---------- INQ (power-of-two weights, incrementally) ---------------------------------------------
+
+function runInq(s) {
+  const name = `W${s.inqW}A${s.inqA}`;
+  const { partitions } = parsePartitions(s.inqPartitions);
+  let t0 = null;  // the run's clock when training began (after PTQ and the teacher's outputs)
+  let intro = `INQ ${name}`;
+  return fineTuneRun(() => {
+    state.inq = { name, settings: s, partitions, history: [], result: null };
+    state.qat = null;
+    $('qat-results').hidden = true;
+    $('inq-results').hidden = false;
+    $('inq-compare-wrap').hidden = true;
+    renderInqSteps();
+    drawInqChart();
+  }, async (run) => {
+    const onProgress = (p) => {
+      if (state.running !== run) return;
+      if (p.stepStats) {
+        state.inq.history.push(p.stepStats);
+        renderInqSteps();
+        drawInqChart();
+      }
+      if (t0 === null) {
+        t0 = p.seconds;
+        const s0 = p.stepStats;
+        setRunStatus(`${intro}: PTQ with power-of-two weights scores ${s0 && s0.valTop1 != null ? pct(s0.valTop1) : '—'} on the held-out images; freezing and retraining…`);
+      }
+      $('progress').value = p.iterations ? p.iteration / p.iterations : p.step / p.steps;
+      const rate = p.iteration > 0 ? (p.seconds - t0) / p.iteration : NaN;
+      const left = rate * (p.iterations - p.iteration);
+      const cur = Math.min(p.step + 1, p.steps);  // the partition step in progress (or next)
+      const loss = p.loss != null ? ` · loss ${p.loss.toFixed(4)}` : '';
+      $('progress-text').textContent = p.step === p.steps ? `INQ ${name}: every weight frozen · evaluating`
+        : partitions[cur - 1] >= 100 ? `INQ ${name}: step ${cur}/${p.steps}: freezing every weight…`
+          : `INQ ${name}: step ${cur}/${p.steps} (${partitions[cur - 1]}% frozen), training step ${p.iteration}/${p.iterations}${loss}${p.iteration < p.iterations ? ` · ${fmtTime(left)} left` : ''}`;
+      $('progress').setAttribute('aria-valuetext', `INQ: partition step ${cur} of ${p.steps}, training step ${p.iteration} of ${p.iterations}`);
+    };
+    const { train, held } = qatImages(s);
+    intro = `INQ ${name} in ${partitions.length} step${partitions.length > 1 ? 's' : ''} on ${train.toLocaleString()} training images (${held.toLocaleString()} held out)`;
+    setRunStatus(`${intro}: quantizing and computing the FP32 model’s outputs first…`);
+    const r = await state.primary.call('inq', {
+      quant: { wbits: s.inqW, abits: s.inqA, ...ptqSettings(s) },
+      options: { partitions, epochsPerStep: s.inqEpochs, ...(s.qatLimit ? { limit: s.qatLimit } : {}) },
+    }, { onProgress });
+    state.inq.result = r;
+    state.inq.history = r.history;
+    const retrained = partitions.filter((p) => p < 100).length;
+    const lastS = r.history[r.history.length - 1];
+    if (t0 !== null && r.trainImages && retrained) state.qatRate = Math.max(1e-5, (lastS.seconds - t0) / (r.trainImages * s.inqEpochs * retrained));
+    $('progress').value = 1;
+    $('progress-text').textContent = `INQ ${name}: ${partitions.length} step${partitions.length > 1 ? 's' : ''} done`;
+    const secs = (performance.now() - run.started) / 1000;
+    const w = r.ptq.worstClass;
+    setRunStatus(`INQ done in ${fmtTime(secs)}: ${name} with every weight a power of two; PTQ's worst class ${w ? `${w.label} ${pct(w.accuracy)} → ${pct(r.tuned.perClass[w.index])}` : '—'}, top-1 ${pct(r.ptq.top1)} → ${pct(r.tuned.top1)}.`, 'done');
+    renderInq();
+    renderQatEstimate();
+    $('qat').scrollIntoView({ block: 'start' });
+  });
+}
+
+// One row per partition step so far (0 = PTQ).
+function renderInqSteps() {
+  const q = state.inq;
+  if (!q) return;
+  const worst = (w) => (w ? `${esc(w.label)} ${pct(w.accuracy, 1)}` : '—');
+  let html = `<caption class="sr">INQ ${esc(q.name)}: one row per partition step</caption><thead><tr><th scope="col" rowspan="2">Step</th>
+    <th scope="col" rowspan="2">Weights frozen<br><span class="sub">powers of two</span></th>
+    <th scope="colgroup" colspan="2">Right after freezing<br><span class="sub">held-out images</span></th>
+    <th scope="colgroup" colspan="2">After retraining<br><span class="sub">held-out images</span></th>
+    <th scope="col" rowspan="2">Training loss<br><span class="sub">mean over the step</span></th><th scope="col" rowspan="2">Time<br><span class="sub">since the start</span></th></tr>
+    <tr><th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Top-1</th><th scope="col">Worst class</th></tr></thead><tbody>`;
+  if (!q.history.length && !q.cancelled) html += '<tr><td colspan="8">Quantizing (PTQ with power-of-two weights) and computing the FP32 model’s outputs on the training images…</td></tr>';
+  for (const st of q.history) {
+    const retrains = st.step > 0 && st.partition < 100;
+    html += `<tr data-step="${st.step}"><th scope="row">${st.step === 0 ? '0 (PTQ)' : st.step}</th>
+      <td>${st.step === 0 ? 'all at once' : `${st.partition}%`}</td>
+      <td class="frozen-top1">${pct(st.frozenTop1, 2)}</td><td class="frozen-worst">${st.step === 0 ? worst(st.valWorstClass) : pct(st.frozenWorst, 1)}</td>
+      <td class="top1">${retrains ? pct(st.valTop1, 2) : '—'}</td><td class="worst">${retrains ? worst(st.valWorstClass) : '—'}</td>
+      <td>${st.trainLoss == null ? '—' : st.trainLoss.toFixed(4)}</td><td>${fmtTime(st.seconds)}</td></tr>`;
+  }
+  if (q.cancelled) html += `<tr class="cancelled"><td colspan="8">Cancelled${q.history.length ? ` during step ${q.history.length} of ${q.partitions.length}` : ' before training began'}.</td></tr>`;
+  $('inq-steps-table').innerHTML = `${html}</tbody>`;
+}
+
+function drawInqChart() {
+  const q = state.inq;
+  if (!q) return;
+  if (!q.history.some((st) => st.valTop1 != null)) { $('plot-inq-steps').innerHTML = '<p class="hint">The chart appears once the PTQ start is evaluated.</p>'; return; }
+  drawChart('plot-inq-steps', () => inqStepChart($('plot-inq-steps'), q.history, { partitions: q.partitions, fp32: q.result ? q.result.validationFp32 : null }),
+    `bitlens-inq-${q.name}-steps`);
+}
+
+// After the run: the steps with FP32's lines, PTQ against INQ on the evaluation images, per class.
+function renderInq() {
+  const q = state.inq;
+  if (!q || !q.result) return;
+  const r = q.result;
+  renderInqSteps();
+  drawInqChart();
+  $('inq-compare').innerHTML = `${compareHead('PTQ against INQ on the evaluation images')}
+    ${compareRow('fp32', 'FP32', state.fp32, state.modelInfo.parameters * 4, null)}
+    ${compareRow('ptq', `${esc(q.name)} PTQ <span class="sub">power-of-two weights at once</span>`, r.ptq, r.modelBytes, null)}
+    ${compareRow('inq', `${esc(q.name)} INQ <span class="sub">${q.partitions.join(' → ')}%</span>`, r.tuned, r.modelBytes, r.ptq)}</tbody>`;
+  drawChart('plot-inq-classes', () => classShiftChart($('plot-inq-classes'), state.fp32.labels, { fp32: state.fp32.perClass, ptq: r.ptq.perClass, tuned: r.tuned.perClass },
+    { ptq: `${q.name} PTQ`, tuned: `${q.name} INQ` }), `bitlens-inq-${q.name}-classes`);
+  const s = q.settings;
+  $('inq-note').textContent = `Every weight is a power of two (${s.inqW} bits: 0 or ±2^n, per ${s.granularity === 'channel' ? 'output channel' : 'layer'}). `
+    + `Retrained ${s.inqEpochs} epoch${s.inqEpochs > 1 ? 's' : ''} after each partition but the last, on ${r.trainImages.toLocaleString()} images from ${state.train ? state.train.name : 'the training set'} `
+    + `(AdamW, peak learning rate 1e-4 with warm-up and cosine decay in each step, batches of 64, distilled from FP32; ${r.valImages.toLocaleString()} held out); `
+    + `activations at ${s.inqA} bits, calibrated on ${s.calibSize} of them (seed 0), softmax ${s.softmax}. `
+    + `Evaluated on the ${r.tuned.n.toLocaleString()} evaluation images, as the sweep above.`;
+  $('inq-compare-wrap').hidden = false;
 }
 
 async function cancel() {
@@ -924,6 +1128,7 @@ async function cancel() {
   run.cancelled = true;
   for (const c of run.clients) c.terminate();
   if (state.qat && !state.qat.result) { state.qat.cancelled = true; renderQatEpochs(); }
+  if (state.inq && !state.inq.result) { state.inq.cancelled = true; renderInqSteps(); }
   // The worker restarts: reconstructed models of a finished SOS run go with it.
   if (state.sos) { state.sos.cancelled = !state.sos.done; state.sos.lost = true; renderSos(); }
   state.running = null;
@@ -1330,13 +1535,15 @@ function bind() {
   for (const id of ['mx-budget', 'mx-objective', 'mx-sens']) $(id).addEventListener('change', syncUrl);
   $('mx-kind').addEventListener('change', () => { setBudgetKind(); syncUrl(); });
   $('mx-explore').addEventListener('click', exploreMixed);
-  $('qat-run').addEventListener('click', runQat);
-  for (const id of ['qat-w', 'qat-a', 'qat-epochs', 'qat-limit']) $(id).addEventListener('change', () => { syncUrl(); renderQatEstimate(); });
+  $('qat-run').addEventListener('click', runFineTune);
+  $('qat-method').addEventListener('change', () => { updateFineTuneUi(); syncUrl(); renderQatEstimate(); });
+  for (const id of ['qat-w', 'qat-a', 'qat-epochs', 'qat-limit', 'inq-w', 'inq-a', 'inq-partitions', 'inq-epochs']) $(id).addEventListener('change', () => { syncUrl(); renderQatEstimate(); });
   $('results-table').addEventListener('click', (e) => {
     const c = parseWA(e.target.dataset?.qat || '');
     if (!c) return;
-    $('qat-w').value = c.wbits;
-    $('qat-a').value = c.abits;
+    const inq = $('qat-method').value === 'inq';
+    $(inq ? 'inq-w' : 'qat-w').value = c.wbits;
+    $(inq ? 'inq-a' : 'qat-a').value = c.abits;
     syncUrl();
     renderQatEstimate();
     $('qat').scrollIntoView({ block: 'start' });
@@ -1354,15 +1561,19 @@ function bind() {
     showError('qat-error', '');
     try { await loadTrainInput(await fetchDefaultTrain()); } catch (e) { showError('qat-error', `Could not load the shipped training images: ${e.message}`); }
   }));
-  $('qat-export').addEventListener('click', async () => {
-    if (!state.qat?.result) return;
-    try {
-      const bytes = await state.primary.call('exportQat');
-      download(`${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${state.qat.name}-qat.safetensors`, bytes, 'application/octet-stream');
-    } catch (e) {
-      showError('qat-error', `Export failed: ${e.message}`);
-    }
-  });
+  // The worker keeps the last fine-tuned model, QAT's or INQ's (the other's results are hidden when a run starts).
+  for (const method of ['qat', 'inq']) {
+    $(`${method}-export`).addEventListener('click', async () => {
+      const t = state[method];
+      if (!t?.result) return;
+      try {
+        const bytes = await state.primary.call('exportTuned');
+        download(`${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${t.name}-${method}.safetensors`, bytes, 'application/octet-stream');
+      } catch (e) {
+        showError('qat-error', `Export failed: ${e.message}`);
+      }
+    });
+  }
   $('cancel-btn').addEventListener('click', cancel);
   $('sos-table').addEventListener('click', async (e) => {
     const name = e.target.dataset?.sosExport;
@@ -1441,7 +1652,7 @@ function bind() {
     }
   });
   let resizeTimer;
-  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) drawQatCurve(); if (state.sos) drawSosChart(); }, 300); });
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) drawQatCurve(); if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); }, 300); });
 }
 
 async function boot() {

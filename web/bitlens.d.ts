@@ -167,19 +167,13 @@ export interface Gradients {
   safetensors: Uint8Array;
 }
 
-/**
- * Quantization-aware training: quantize()'s options (without `calib`: the calibration images are drawn
- * from the training part with `seed`) and the training's. `seed` also seeds the validation split and each
- * epoch's order. Defaults as `bitlens qat`.
- */
-export interface QatOptions extends Omit<QuantizeOptions, 'calib'> {
-  /** Passes over the training images (default 3). */
-  epochs?: number;
+/** The training options qat() and inq() share. Defaults as `bitlens qat` and `bitlens inq`. */
+export interface TrainOptions {
   /** Images per optimiser step (default 64). */
   batch?: number;
   /** Peak learning rate of AdamW, for the weights and the quantizers' steps (default 1e-4), with linear warm-up then cosine to `minLr` (default 0). */
   lr?: number; minLr?: number;
-  /** Fraction of all steps spent warming up (default 0.1). */
+  /** Fraction of all steps spent warming up (default 0.1; INQ: of each partition step's). */
   warmup?: number;
   /** On weight matrices only (default 0). */
   weightDecay?: number;
@@ -189,10 +183,37 @@ export interface QatOptions extends Omit<QuantizeOptions, 'calib'> {
   distill?: boolean; temperature?: number; distillWeight?: number;
   /** For the cross-entropy term (default 0). */
   labelSmoothing?: number;
-  /** Fraction of the training images held out (seeded) to pick the best epoch (default 0.1; 0: keep the last). */
+  /** Fraction of the training images held out (seeded): QAT picks the best epoch on them (0: keeps the last), INQ reports each step on them (default 0.1). */
   valSplit?: number;
   /** Use only the first `limit` training images (default 0: all). */
   limit?: number;
+}
+
+/**
+ * Quantization-aware training: quantize()'s options (without `calib`: the calibration images are drawn
+ * from the training part with `seed`) and the training's. `seed` also seeds the validation split and each
+ * epoch's order. Defaults as `bitlens qat`.
+ */
+export interface QatOptions extends Omit<QuantizeOptions, 'calib'>, TrainOptions {
+  /** Passes over the training images (default 3). */
+  epochs?: number;
+}
+
+/**
+ * INQ: the weights become powers of two ({0, ±2^n}, `wbits` bits, per channel as PTQ fits them) in growing
+ * partitions, the largest magnitudes of each layer first; between partitions the weights not yet frozen retrain.
+ * The activations are quantized as quantize() fits them (calibration drawn from the training part with `seed`)
+ * and learn their steps. `seed` also seeds the validation split and each epoch's order. Defaults as `bitlens inq`.
+ */
+export interface InqOptions extends Pick<QuantizeOptions, 'abits' | 'softmaxBits' | 'softmax' | 'granularity' | 'actRange' | 'sulqRoundExponent' | 'edges8bit' | 'calibSize' | 'seed' | 'integer'>, TrainOptions {
+  /** Bits of the power-of-two weights, 2–8 (required). */
+  wbits: number;
+  /** Only 'pow2' (the default): INQ's levels. */
+  weights?: 'pow2';
+  /** Cumulative percentages of each layer's weights frozen after each step: increasing, ending at 100 (default [50, 75, 87.5, 100]). */
+  partitions?: number[];
+  /** Epochs of retraining after each partition but the last (default 1). */
+  epochsPerStep?: number;
 }
 
 /** One evaluated epoch of a QAT run; epoch 0 is the PTQ starting point. */
@@ -231,6 +252,46 @@ export interface QatRunOptions {
   keepPtq?: boolean;
 }
 
+/** One partition step of an INQ run; step 0 is PTQ (every weight at its level at once, no retraining). */
+export interface InqStep {
+  step: number;
+  /** % of each layer's weights frozen (100 for step 0). */
+  partition: number;
+  /** Weights frozen in all. */
+  frozen: number;
+  /** Top-1 and the worst class's accuracy on the held-out split right after freezing, before retraining (null without a split). */
+  frozenTop1: number | null; frozenWorst: number | null;
+  /** After retraining (at 100%: the same as right after freezing). */
+  valTop1: number | null;
+  valWorstClass: { index: number; label: string; accuracy: number } | null;
+  /** Optimiser steps of retraining (0 for step 0 and at 100%). */
+  steps: number;
+  /** Mean training loss over the step (null when it did not retrain). */
+  trainLoss: number | null;
+  /** Since the run started. */
+  seconds: number;
+}
+
+export interface InqProgress {
+  /** Partition steps finished, of `steps` (= partitions.length). */
+  step: number; steps: number;
+  /** Optimiser steps done, of `iterations` in the whole run. */
+  iteration: number; iterations: number;
+  /** Running mean of the training loss over the partition step (null before the first optimiser step and at 100%). */
+  loss: number | null;
+  seconds: number;
+  /** Set when a partition step (or, first, the PTQ start) was just evaluated. */
+  stepStats?: InqStep;
+}
+
+export interface InqRunOptions {
+  onProgress?: (p: InqProgress) => void;
+  /** Stops the run between steps (rejects with an AbortError); nothing is left allocated. */
+  signal?: AbortSignal;
+  /** Also return the PTQ starting point (step 0) as `ptq`. */
+  keepPtq?: boolean;
+}
+
 /** The best epoch (by validation top-1; without a split, the last) of a QAT run, as a QuantizedModel. */
 export class QatModel extends QuantizedModel {
   /** Epoch 0 (PTQ) first. */
@@ -240,6 +301,18 @@ export class QatModel extends QuantizedModel {
   /** The FP32 model on the held-out split (null without one): the reference for `history`. */
   readonly validationFp32: EvalResult | null;
   /** With `keepPtq`: the PTQ starting point (epoch 0). Freed by delete(). */
+  readonly ptq: QuantizedModel | null;
+}
+
+/** The result of an INQ run: every weight a power of two, as a QuantizedModel, with the run's partition steps. */
+export class InqModel extends QuantizedModel {
+  /** Step 0 (PTQ) first. */
+  readonly history: InqStep[];
+  readonly partitions: number[];
+  readonly trainImages: number; readonly valImages: number;
+  /** The FP32 model on the held-out split (null without one): the reference for `history`. */
+  readonly validationFp32: EvalResult | null;
+  /** With `keepPtq`: the PTQ starting point (step 0). Freed by delete(). */
   readonly ptq: QuantizedModel | null;
 }
 
@@ -268,6 +341,12 @@ export class Model {
    * out), one optimiser step per event-loop turn. Bad options throw a TypeError / RangeError naming the field.
    */
   qat(train: Dataset, options?: QatOptions, run?: QatRunOptions): Promise<QatModel>;
+  /**
+   * INQ from this FP32 model on `train` (a `valSplit` of them held out), one optimiser step per event-loop turn.
+   * Bad options (partitions not increasing, not ending at 100, `wbits` outside 2–8, other weights than 'pow2')
+   * throw a TypeError / RangeError naming the option.
+   */
+  inq(train: Dataset, options: InqOptions, run?: InqRunOptions): Promise<InqModel>;
   /** Logits for one preprocessed input (channels × height × width, normalised). */
   forwardRaw(input: Float32Array | number[]): Float32Array;
   /** One encoded image as the model sees it (decoded, resized/cropped, normalised): channels × height × width; forwardRaw takes it. */

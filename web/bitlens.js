@@ -84,11 +84,10 @@ function quantConfig(opts, what = 'quantize', methods = ['ptq'], calibSize = und
   return JSON.stringify(cfg);
 }
 
-// Options of model.qat() beyond quantize()'s, in the C++ names, each with its check (a message naming the
-// field; the C++ side checks again).
+// Training options model.qat() and model.inq() share, in the C++ names, each with its check (a message naming
+// the field; the C++ side checks again).
 const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
-const QAT_FIELDS = {
-  epochs: ['epochs', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'],
+const TRAIN_FIELDS = {
   batch: ['batch', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'],
   limit: ['limit', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0 (0: every image)'],
   lr: ['lr', (v) => isNum(v) && v > 0, 'a number > 0'],
@@ -102,24 +101,57 @@ const QAT_FIELDS = {
   labelSmoothing: ['label_smoothing', (v) => isNum(v) && v >= 0 && v < 1, 'a number in [0, 1)'],
   valSplit: ['val_split', (v) => isNum(v) && v >= 0 && v < 1, 'a fraction in [0, 1) of the training images'],
 };
-function qatSpec(opts) {
-  if (opts === null || typeof opts !== 'object') throw new TypeError('qat: the options must be an object');
+const QAT_FIELDS = { epochs: ['epochs', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'], ...TRAIN_FIELDS };
+// INQ's partitions: cumulative percentages of each layer's weights frozen after each step (throws, naming the problem).
+function checkPartitions(v) {
+  if (!Array.isArray(v) || !v.every(isNum)) throw new TypeError(`inq: \`partitions\` must be an array of percentages (e.g. [50, 75, 87.5, 100]), got ${JSON.stringify(v)}`);
+  if (!v.length) throw new RangeError('inq: `partitions` is empty (expected e.g. [50, 75, 87.5, 100])');
+  v.forEach((p, i) => {
+    if (!(p > 0 && p <= 100)) throw new RangeError(`inq: \`partitions\` must be percentages in (0, 100], got ${p}`);
+    if (i && !(p > v[i - 1])) throw new RangeError(`inq: \`partitions\` must increase: ${v[i - 1]} is followed by ${p}`);
+  });
+  if (v[v.length - 1] !== 100) throw new RangeError(`inq: the last of \`partitions\` must be 100 (every weight a power of two), got ${v[v.length - 1]}`);
+  return true;
+}
+const INQ_FIELDS = {
+  partitions: ['partitions', checkPartitions, ''],
+  epochsPerStep: ['epochs_per_step', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1 (epochs of retraining per partition step)'],
+  ...TRAIN_FIELDS,
+};
+// The quantize() options INQ takes (those `bitlens inq` takes): the weights are INQ's power-of-two levels.
+const INQ_QUANT = ['wbits', 'abits', 'softmax', 'softmaxBits', 'weights', 'granularity', 'actRange', 'calibSize', 'seed', 'sulqRoundExponent', 'edges8bit'];
+
+// A training run's options split into quantize()'s (`quantKeys`) and the training's (`fields`), checked.
+function trainSpec(opts, what, fields, quantKeys) {
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`${what}: the options must be an object`);
   const quant = {};
   const options = {};
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || k === 'integer') continue;
-    if (k in QAT_FIELDS) {
-      const [name, ok, want] = QAT_FIELDS[k];
-      if (!ok(v)) throw new (typeof v === 'number' || typeof v === 'boolean' ? RangeError : TypeError)(`qat: \`${k}\` must be ${want}, got ${JSON.stringify(v)}`);
+    if (k in fields) {
+      const [name, ok, want] = fields[k];
+      if (!ok(v)) throw new (typeof v === 'number' || typeof v === 'boolean' ? RangeError : TypeError)(`${what}: \`${k}\` must be ${want}, got ${JSON.stringify(v)}`);
       options[name] = v;
-    } else if (k in QUANT_FIELDS) {
+    } else if (quantKeys.includes(k)) {
       quant[k] = v;
     } else {
-      throw new TypeError(`qat: unknown option '${k}' (expected ${[...Object.keys(QUANT_FIELDS), 'integer', ...Object.keys(QAT_FIELDS)].join(', ')})`);
+      throw new TypeError(`${what}: unknown option '${k}' (expected ${[...quantKeys, 'integer', ...Object.keys(fields)].join(', ')})`);
     }
   }
-  if (options.min_lr !== undefined && options.min_lr > (options.lr ?? 1e-4)) throw new RangeError(`qat: \`minLr\` (${options.min_lr}) must not exceed \`lr\` (${options.lr ?? 1e-4})`);
-  return { config: quantConfig(quant, 'qat', ['ptq']), options: JSON.stringify(options), integer: !!opts.integer };
+  if (options.min_lr !== undefined && options.min_lr > (options.lr ?? 1e-4)) throw new RangeError(`${what}: \`minLr\` (${options.min_lr}) must not exceed \`lr\` (${options.lr ?? 1e-4})`);
+  return { quant, options: JSON.stringify(options), integer: !!opts.integer };
+}
+function qatSpec(opts) {
+  const { quant, options, integer } = trainSpec(opts, 'qat', QAT_FIELDS, Object.keys(QUANT_FIELDS));
+  return { config: quantConfig(quant, 'qat', ['ptq']), options, integer };
+}
+function inqSpec(opts) {
+  const { quant, options, integer } = trainSpec(opts, 'inq', INQ_FIELDS, INQ_QUANT);
+  const { wbits, weights = 'pow2' } = quant;
+  if (wbits === undefined) throw new TypeError('inq: `wbits` is required (the bit-width of the power-of-two weights, 2–8)');
+  if (!(Number.isInteger(wbits) && wbits >= 2 && wbits <= 8)) throw new (typeof wbits === 'number' ? RangeError : TypeError)(`inq: \`wbits\` must be a whole number from 2 to 8, got ${JSON.stringify(wbits)}`);
+  if (weights !== 'pow2') throw new TypeError(`inq: the weights are quantized to powers of two (INQ's levels); \`weights: ${JSON.stringify(weights)}\` does not apply`);
+  return { config: quantConfig({ ...quant, weights }, 'inq', ['ptq']), options, integer };
 }
 
 // A worst class as EvalResult gives it: { index, label, accuracy } (null without one).
@@ -131,6 +163,16 @@ function epochStats(e, labels) {
 function qatProgress(p, labels) {
   const out = { epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, loss: p.loss, seconds: p.seconds };
   if (p.finished) out.epochStats = epochStats(p.finished, labels);
+  return out;
+}
+// INQ: a C++ partition step (inq_history_json) / progress → the JS shape.
+function inqStep(s, labels) {
+  return { step: s.step, partition: s.partition, frozen: s.frozen, frozenTop1: s.frozen_top1, frozenWorst: s.frozen_worst,
+    valTop1: s.val_top1, valWorstClass: worstOf(s.val_worst_class, s.val_worst, labels), steps: s.steps, trainLoss: s.train_loss, seconds: s.seconds };
+}
+function inqProgress(p, labels) {
+  const out = { step: p.step, steps: p.steps, iteration: p.iteration, iterations: p.iterations, loss: p.loss, seconds: p.seconds };
+  if (p.finished) out.stepStats = inqStep(p.finished, labels);
   return out;
 }
 
@@ -176,15 +218,11 @@ export class QuantizedModel {
   _alive() { if (!this._h) throw new Error('QuantizedModel: used after delete()'); }
 }
 
-/**
- * What model.qat() returns: the best epoch's QuantizedModel, with the run's learning curve. `ptq` (with
- * `keepPtq`) is the PTQ starting point (epoch 0); delete() frees it too.
- */
-export class QatModel extends QuantizedModel {
+// What QatModel and InqModel share: the images trained on and held out, FP32 on the held-out ones, and (with
+// `keepPtq`) the PTQ starting point, which delete() frees too.
+class TrainedModel extends QuantizedModel {
   /** @internal */ constructor(handle, labels, summary, ptq) {
     super(handle, labels);
-    this.history = summary.history.map((e) => epochStats(e, labels));
-    this.bestEpoch = summary.best_epoch;
     this.trainImages = summary.train_images;
     this.valImages = summary.val_images;
     this.validationFp32 = summary.validation_fp32 ? evalResult(summary.validation_fp32) : null;
@@ -195,6 +233,37 @@ export class QatModel extends QuantizedModel {
     super.delete();
   }
 }
+
+/**
+ * What model.qat() returns: the best epoch's QuantizedModel, with the run's learning curve. `ptq` (with
+ * `keepPtq`) is the PTQ starting point (epoch 0); delete() frees it too.
+ */
+export class QatModel extends TrainedModel {
+  /** @internal */ constructor(handle, labels, summary, ptq) {
+    super(handle, labels, summary, ptq);
+    this.history = summary.history.map((e) => epochStats(e, labels));
+    this.bestEpoch = summary.best_epoch;
+  }
+}
+
+/**
+ * What model.inq() returns: every weight a power of two (after the last partition step), with the run's
+ * partition steps (`history`: step 0 = PTQ, every weight at its level at once). `ptq` (with `keepPtq`) is that
+ * PTQ model; delete() frees it too.
+ */
+export class InqModel extends TrainedModel {
+  /** @internal */ constructor(handle, labels, summary, ptq) {
+    super(handle, labels, summary, ptq);
+    this.history = summary.history.map((s) => inqStep(s, labels));
+    this.partitions = this.history.slice(1).map((s) => s.partition);
+  }
+}
+
+// How qat() and inq() step their C++ runs (QatRun / InqRun): the PTQ start, the progress, the result.
+const TRAIN_RUNS = {
+  qat: { ptq: (h, integer) => h.best(integer), progress: qatProgress, model: (h, integer, ...rest) => new QatModel(h.best(integer), ...rest) },
+  inq: { ptq: (h, integer) => h.ptq(integer), progress: inqProgress, model: (h, integer, ...rest) => new InqModel(h.result(integer), ...rest) },
+};
 
 // SOS: the C++ stage / block JSON → the JS shape.
 function sosStage(st) {
@@ -308,25 +377,38 @@ export class Model {
    * `onProgress({ epoch, epochs, step, steps, loss, seconds, epochStats? })` after the PTQ start (epoch 0)
    * and each step; `signal` (an AbortSignal) stops it. Same results as `bitlens qat` with the same options.
    */
-  async qat(train, opts = {}, { onProgress, signal, keepPtq = false } = {}) {
+  qat(train, opts = {}, run = {}) { return this._train('qat', train, () => qatSpec(opts), run); }
+  /**
+   * INQ (incremental network quantization): the weights become powers of two (`wbits`, 2–8) in growing
+   * partitions — at each of `partitions` (cumulative percentages, ending at 100) that share of each layer's
+   * largest weights is frozen at its level and the rest retrain `epochsPerStep` epochs on `train` minus a
+   * held-out `valSplit` (distilled from this FP32 model; the training options as qat's) — while the activations
+   * are quantized as PTQ fits them and learn their steps. Returns an InqModel. One step per event-loop turn:
+   * `onProgress({ step, steps, iteration, iterations, loss, seconds, stepStats? })` after the PTQ start (step 0)
+   * and each training step; `signal` (an AbortSignal) stops it. Same results as `bitlens inq` with the same options.
+   */
+  inq(train, opts = {}, run = {}) { return this._train('inq', train, () => inqSpec(opts), run); }
+  /** @internal qat() and inq(): the C++ run made, then stepped one training step per event-loop turn. */
+  async _train(what, train, spec, { onProgress, signal, keepPtq = false } = {}) {
     this._alive();
-    if (!(train instanceof Dataset)) throw new TypeError('qat: the training images must be a Dataset from loadDataset()');
+    if (!(train instanceof Dataset)) throw new TypeError(`${what}: the training images must be a Dataset from loadDataset()`);
     train._alive();
-    const { config, options, integer } = qatSpec(opts);
-    if (signal && signal.aborted) throw abortError(signal, 'qat');
+    const { config, options, integer } = spec();
+    if (signal && signal.aborted) throw abortError(signal, what);
     const labels = this.info.labels;
-    const h = this._h.qat(config, options, train._h);
+    const kind = TRAIN_RUNS[what];
+    const h = this._h[what](config, options, train._h);
     let ptq = null;
     try {
-      if (keepPtq) ptq = new QuantizedModel(h.best(integer), labels);
-      if (onProgress) onProgress(qatProgress(JSON.parse(h.start()), labels));
+      if (keepPtq) ptq = new QuantizedModel(kind.ptq(h, integer), labels);
+      if (onProgress) onProgress(kind.progress(JSON.parse(h.start()), labels));
       while (!h.done()) {
         await new Promise((r) => setTimeout(r, 0));
-        if (signal && signal.aborted) throw abortError(signal, 'qat');
+        if (signal && signal.aborted) throw abortError(signal, what);
         const p = JSON.parse(h.run(1));
-        if (onProgress) onProgress(qatProgress(p, labels));
+        if (onProgress) onProgress(kind.progress(p, labels));
       }
-      const q = new QatModel(h.best(integer), labels, JSON.parse(h.summary()), ptq);
+      const q = kind.model(h, integer, labels, JSON.parse(h.summary()), ptq);
       ptq = null;
       return q;
     } finally {

@@ -244,6 +244,83 @@ export function learningCurve(el, history, { epochs, fp32 = null, best = null } 
 }
 
 /**
+ * INQ, partition step by partition step: top-1 and the worst class's accuracy on the held-out images as a sawtooth —
+ * PTQ, then per partition right after freezing (hollow) and after retraining (filled); the last (100%) only
+ * freezes. The x axis holds every planned step from the start (`partitions`). Dashed: FP32 on the same images.
+ * history: InqStep[] (step 0 = PTQ) as far as the run got.
+ */
+export function inqStepChart(el, history, { partitions, fp32 = null } = {}) {
+  const TOP = 'validation top-1', WORST = 'worst class';
+  const keys = ['PTQ'];
+  const tick = { PTQ: 'PTQ' };
+  for (const p of partitions) {
+    keys.push(`${p}f`);
+    tick[`${p}f`] = `${p}%\nfrozen`;
+    if (p < 100) { keys.push(`${p}t`); tick[`${p}t`] = 'retrained'; }
+  }
+  const rows = [];
+  const at = (key, kind, top1, worst, label) => {
+    if (top1 == null) return;
+    rows.push({ key, kind, series: TOP, acc: top1, label: '' }, { key, kind, series: WORST, acc: worst, label });
+  };
+  for (const s of history) {
+    if (s.step === 0) { at('PTQ', 'retrained', s.valTop1, s.valWorstClass?.accuracy, s.valWorstClass?.label || ''); continue; }
+    at(`${s.partition}f`, 'frozen', s.frozenTop1, s.frozenWorst, '');
+    if (s.partition < 100) at(`${s.partition}t`, 'retrained', s.valTop1, s.valWorstClass?.accuracy, s.valWorstClass?.label || '');
+  }
+  const rules = fp32 ? [
+    { series: TOP, acc: fp32.top1, text: `FP32 top-1\n${pct(fp32.top1)}` },
+    { series: WORST, acc: fp32.worstClass.accuracy, text: `FP32 worst class\n${fp32.worstClass.label} ${pct(fp32.worstClass.accuracy)}` },
+  ] : [];
+  const all = [...rows, ...rules].map((r) => r.acc);
+  const lo = Math.max(0, Math.floor((Math.min(...all) - 0.03) * 20) / 20);
+  const hi = Math.min(1.01, Math.ceil((Math.max(...all) + 0.02) * 20) / 20);
+  const colors = { [TOP]: '#0b57d0', [WORST]: '#e8710a' };
+  const last = keys[keys.length - 1];
+  return Plot().plot({
+    width: Math.min(width(el), 960), height: 400, marginLeft: 56, marginRight: fp32 ? 150 : 20, marginBottom: 56, style,
+    x: { type: 'point', domain: keys, label: null, padding: 0.4, tickFormat: (k) => tick[k] },
+    y: { domain: [lo, hi], grid: true, label: 'accuracy on the held-out images', tickFormat: hi - lo <= 0.1 ? '.1%' : '.0%', ticks: globalThis.d3.ticks(lo, Math.min(1, hi), 6) },
+    color: { domain: [TOP, WORST], range: [colors[TOP], colors[WORST]], legend: true },
+    marks: [
+      Plot().ruleY(rules, { y: 'acc', stroke: (d) => colors[d.series], strokeDasharray: '6,4', strokeWidth: 1.5 }),
+      ...rules.map((r, i) => Plot().text([r], { x: () => last, y: 'acc', text: 'text', textAnchor: 'start', dx: 24, fill: colors[r.series], fontSize: 13, fontWeight: 600,
+        dy: i === 1 && rules[0].acc - r.acc < 0.12 * (hi - lo) ? 34 : 0 })),
+      Plot().line(rows, { x: 'key', y: 'acc', stroke: 'series', strokeWidth: 2.5 }),
+      Plot().dot(rows, { x: 'key', y: 'acc', stroke: 'series', strokeWidth: 2, r: 5, fill: (d) => (d.kind === 'frozen' ? 'white' : colors[d.series]) }),
+      Plot().text(rows.filter((r) => r.label), { x: 'key', y: 'acc', text: 'label', dy: 15, fill: colors[WORST], fontSize: 12 }),
+      Plot().tip(rows, Plot().pointer({ x: 'key', y: 'acc', title: (d) => `${tick[d.key].replace('\n', ' ')}${d.kind === 'frozen' && d.key !== 'PTQ' ? ' (before retraining)' : ''} · ${d.series}${d.label ? ` (${d.label})` : ''}: ${pct(d.acc)}` })),
+    ],
+  });
+}
+
+/**
+ * Per-class accuracy of a fine-tuned model against its PTQ start (an arrow per class from PTQ to the result) and
+ * FP32 (a grey tick). models: { fp32, ptq, tuned } per-class arrays; names: { ptq, tuned } for the legend.
+ */
+export function classShiftChart(el, labels, { fp32, ptq, tuned }, names) {
+  const rows = labels.map((cls, k) => ({ cls, fp32: fp32[k], ptq: ptq[k], tuned: tuned[k] })).filter((r) => r.ptq != null && r.tuned != null);
+  const all = rows.flatMap((r) => [r.fp32, r.ptq, r.tuned]).filter((v) => v != null);
+  const lo = Math.max(0, Math.floor((Math.min(...all) - 0.03) * 10) / 10);
+  const series = ['FP32', names.ptq, names.tuned];
+  const colors = ['#5f6368', '#e8710a', '#0b57d0'];
+  return Plot().plot({
+    width: width(el), height: 400, marginLeft: 56, marginBottom: 60, style,
+    x: { domain: labels, label: null, tickRotate: -20, padding: 0.3 },
+    y: { domain: [lo, 1.01], grid: true, label: `class accuracy${lo > 0 ? ` (from ${Math.round(100 * lo)}%)` : ''}`, tickFormat: '.0%', ticks: globalThis.d3.ticks(lo, 1, 6) },
+    color: { domain: series, range: colors, legend: true },
+    marks: [
+      Plot().tickY(rows.filter((r) => r.fp32 != null), { x: 'cls', y: 'fp32', stroke: colors[0], strokeWidth: 3, title: (d) => `${d.cls} · FP32: ${pct(d.fp32)}` }),
+      Plot().arrow(rows.filter((r) => Math.abs(r.tuned - r.ptq) > 1e-9), { x1: 'cls', x2: 'cls', y1: 'ptq', y2: 'tuned', stroke: (d) => (d.tuned > d.ptq ? '#188038' : '#c5221f'), strokeWidth: 2, headLength: 7, insetEnd: 5 }),
+      Plot().dot(rows, { x: 'cls', y: 'ptq', fill: colors[1], r: 4.5, title: (d) => `${d.cls} · ${names.ptq}: ${pct(d.ptq)}` }),
+      Plot().dot(rows, { x: 'cls', y: 'tuned', fill: colors[2], r: 5, title: (d) => `${d.cls} · ${names.tuned}: ${pct(d.tuned)}` }),
+      Plot().text(rows, { x: 'cls', y: (d) => Math.max(d.ptq, d.tuned), text: (d) => `${d.tuned >= d.ptq ? '+' : '−'}${Math.abs(100 * (d.tuned - d.ptq)).toFixed(1)}`, dy: -14, fontSize: 12,
+        fill: (d) => (Math.abs(d.tuned - d.ptq) < 1e-9 ? '#5f6368' : d.tuned > d.ptq ? '#188038' : '#c5221f') }),
+    ],
+  });
+}
+
+/**
  * SOS, stage by stage: per-class accuracy after PTQ and each stage, one panel per configuration. Every class
  * is a thin grey line; the class PTQ hurts most is red (its FP32 accuracy dashed), top-1 is blue.
  * runs: [{ name, stages: [{ stage, top1, perClass }] }] (stages as they finish); fp32PerClass: FP32's per class.

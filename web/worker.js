@@ -16,7 +16,7 @@ let limit = 0;
 let trainSource = null;  // the training images for fine-tuning (QAT), as `source`
 let trainName = '';
 let trainData = null;    // Dataset: all of them
-let qatModel = null;     // QatModel: the last fine-tuned model (for the download)
+let tunedModel = null;   // QatModel or InqModel: the last fine-tuned model (for the download)
 const sosModels = new Map(); // configuration name → SosModel of the last SOS run (for the downloads)
 const quantCache = new Map(); // "config|seed" → QuantizedModel (for the sample view and the export)
 
@@ -186,8 +186,45 @@ function buildTrainData() {
   trainData = bl.loadDataset(datasetSpec(trainSource, 0));
 }
 
-function clearQat() {
-  if (qatModel) { qatModel.delete(); qatModel = null; }
+function clearTuned() {
+  if (tunedModel) { tunedModel.delete(); tunedModel = null; }
+}
+
+// model.qat() or model.inq() (`what`) on the training images, keeping the PTQ start; progress posted when `key(p)`
+// (an epoch or partition step ended, or the last step) and otherwise at most every 100 ms.
+async function fineTune(what, opts, key, post) {
+  if (!model || !evalData) throw new Error('load a model and images first');
+  if (!trainData) throw new Error('load training images first');
+  clearTuned();
+  let last = 0;
+  const onProgress = (p) => {
+    const now = Date.now();
+    if (key(p) || now - last > 100) { last = now; post({ progress: p }); }
+  };
+  return model[what](trainData, opts, { onProgress, keepPtq: true });
+}
+
+// A fine-tuned model kept for the download; what the page shows of it: `extra`, the images, FP32 on the held-out
+// ones, and the PTQ start (`ptq`) and the result (`tuned`) on the evaluation images.
+function keepTuned(q, extra) {
+  const evalOf = (m) => {
+    const r = m.evaluate(evalData);
+    return { top1: r.top1, n: r.n, perClass: r.perClass, worstClass: r.worstClass };
+  };
+  try {
+    const result = {
+      ...extra, trainImages: q.trainImages, valImages: q.valImages,
+      validationFp32: q.validationFp32 && { top1: q.validationFp32.top1, worstClass: q.validationFp32.worstClass },
+      ptq: evalOf(q.ptq), tuned: evalOf(q), modelBytes: q.info.modelBytes, config: q.info.config,
+    };
+    q.ptq.delete();
+    q.ptq = null;
+    tunedModel = q;
+    return result;
+  } catch (e) {
+    q.delete();
+    throw e;
+  }
 }
 
 function clearSos() {
@@ -318,7 +355,7 @@ const handlers = {
     if (!config) throw new Error(`no config.json beside ${name || 'the .safetensors file'}: BitLens needs it to know the architecture`);
     const m = bl.loadModel({ safetensors: bytesOf(safetensors), config: textOf(config), preprocessor: textOf(preprocessor), name: name || 'model.safetensors' });
     clearQuantCache();
-    clearQat();
+    clearTuned();
     clearSos();
     if (model) model.delete();
     model = m;
@@ -405,33 +442,16 @@ const handlers = {
    * evaluated on the evaluation images. Progress: every epoch, and every step at most every 100 ms.
    */
   async qat({ quant, options }, post) {
-    if (!model || !evalData) throw new Error('load a model and images first');
-    if (!trainData) throw new Error('load training images first');
-    clearQat();
-    let last = 0;
-    const onProgress = (p) => {
-      const now = Date.now();
-      if (p.epochStats || p.step === p.steps || now - last > 100) { last = now; post({ progress: p }); }
-    };
-    const q = await model.qat(trainData, { ...quant, ...options }, { onProgress, keepPtq: true });
-    const evalOf = (m) => {
-      const r = m.evaluate(evalData);
-      return { top1: r.top1, n: r.n, perClass: r.perClass, worstClass: r.worstClass };
-    };
-    try {
-      const result = {
-        history: q.history, bestEpoch: q.bestEpoch, trainImages: q.trainImages, valImages: q.valImages,
-        validationFp32: q.validationFp32 && { top1: q.validationFp32.top1, worstClass: q.validationFp32.worstClass },
-        ptq: evalOf(q.ptq), qat: evalOf(q), modelBytes: q.info.modelBytes, config: q.info.config,
-      };
-      q.ptq.delete();
-      q.ptq = null;
-      qatModel = q;
-      return result;
-    } catch (e) {
-      q.delete();
-      throw e;
-    }
+    const q = await fineTune('qat', { ...quant, ...options }, (p) => p.epochStats || p.step === p.steps, post);
+    return keepTuned(q, { history: q.history, bestEpoch: q.bestEpoch });
+  },
+  /**
+   * INQ of one configuration (power-of-two weights) on the training images, then its PTQ start and the result
+   * evaluated on the evaluation images. Progress: every partition step, and every step at most every 100 ms.
+   */
+  async inq({ quant, options }, post) {
+    const q = await fineTune('inq', { ...quant, ...options }, (p) => p.stepStats || p.iteration === p.iterations, post);
+    return keepTuned(q, { history: q.history, partitions: q.partitions });
   },
   /**
    * SOS block reconstruction of one configuration, calibrated on the loaded images (`calibSize` drawn with
@@ -457,9 +477,9 @@ const handlers = {
     if (!q) throw new Error(`no reconstructed model named ${name}: run SOS reconstruction first`);
     return q.exportSafetensors();
   },
-  exportQat() {
-    if (!qatModel) throw new Error('no fine-tuned model: run “Fine-tune (QAT)” first');
-    return qatModel.exportSafetensors();
+  exportTuned() {
+    if (!tunedModel) throw new Error('no fine-tuned model: run “Fine-tune” first');
+    return tunedModel.exportSafetensors();
   },
   teach,
   sample,

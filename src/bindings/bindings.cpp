@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "eval.h"
 #include "export.h"
+#include "inq.h"
 #include "json_limits.h"
 #include "mixed.h"
 #include "model.h"
@@ -270,19 +271,21 @@ size_t count_field(const nlohmann::json& o, const char* key, size_t def, const s
 }
 
 // QAT options in the C++ names (epochs, batch, lr, min_lr, weight_decay, warmup, clip, distill, temperature,
-// distill_weight, label_smoothing, val_split, limit), as `bitlens qat` sets them; the rest keep their defaults.
-train::QatOptions qat_options_from_json(const nlohmann::json& j) {
-    const std::string what = "qat";
-    if (!j.is_object()) throw std::runtime_error("qat: the options must be an object");
-    static const char* const known[] = {"epochs", "batch", "lr", "min_lr", "weight_decay", "warmup", "clip", "distill",
-                                        "temperature", "distill_weight", "label_smoothing", "val_split", "limit"};
+// distill_weight, label_smoothing, val_split, limit), as `bitlens qat` sets them; the rest keep `o`'s values. INQ
+// reads the same fields into its retraining options: `what` names the command in errors, the epochs field is
+// `epochs_key` ("epochs_per_step"), and the fields in `also` are the caller's.
+train::QatOptions qat_options_from_json(const nlohmann::json& j, train::QatOptions o = {}, const std::string& what = "qat",
+                                        const char* epochs_key = "epochs", std::initializer_list<const char*> also = {}) {
+    if (!j.is_object()) throw std::runtime_error(what + ": the options must be an object");
+    std::vector<std::string> known = {epochs_key, "batch", "lr", "min_lr", "weight_decay", "warmup", "clip", "distill",
+                                      "temperature", "distill_weight", "label_smoothing", "val_split", "limit"};
+    known.insert(known.end(), also.begin(), also.end());
     for (const auto& kv : j.items())
-        if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return kv.key() == k; }) == std::end(known))
-            throw std::runtime_error("qat: unknown option '" + kv.key() + "'");
-    train::QatOptions o;
-    const double epochs = number_field(j, "epochs", o.epochs, what);
+        if (std::find(known.begin(), known.end(), kv.key()) == known.end())
+            throw std::runtime_error(what + ": unknown option '" + kv.key() + "'");
+    const double epochs = number_field(j, epochs_key, o.epochs, what);
     if (!(epochs == std::floor(epochs) && std::fabs(epochs) < 1e9))
-        throw std::runtime_error("qat: 'epochs' must be a whole number, found " + j.at("epochs").dump());
+        throw std::runtime_error(what + ": '" + epochs_key + "' must be a whole number, found " + j.at(epochs_key).dump());
     o.epochs = int(epochs);
     o.batch = count_field(j, "batch", o.batch, what);
     o.lr = float(number_field(j, "lr", o.lr, what));
@@ -291,7 +294,7 @@ train::QatOptions qat_options_from_json(const nlohmann::json& j) {
     o.warmup = number_field(j, "warmup", o.warmup, what);
     o.clip = number_field(j, "clip", o.clip, what);
     if (j.contains("distill")) {
-        if (!j.at("distill").is_boolean()) throw std::runtime_error("qat: 'distill' must be true or false, found " + j.at("distill").dump());
+        if (!j.at("distill").is_boolean()) throw std::runtime_error(what + ": 'distill' must be true or false, found " + j.at("distill").dump());
         o.distill = j.at("distill").get<bool>();
     }
     o.temperature = float(number_field(j, "temperature", o.temperature, what));
@@ -299,6 +302,20 @@ train::QatOptions qat_options_from_json(const nlohmann::json& j) {
     o.label_smoothing = float(number_field(j, "label_smoothing", o.label_smoothing, what));
     o.val_split = number_field(j, "val_split", o.val_split, what);
     o.limit = count_field(j, "limit", o.limit, what);
+    return o;
+}
+
+// INQ options: QAT's training fields (qat_options_from_json; `epochs_per_step` for the epochs) and `partitions`,
+// the cumulative percentages (InqOptions::validate checks them).
+train::InqOptions inq_options_from_json(const nlohmann::json& j) {
+    train::InqOptions o;
+    o.train = qat_options_from_json(j, o.train, "inq", "epochs_per_step", {"partitions"});
+    if (j.contains("partitions")) {
+        const nlohmann::json& p = j.at("partitions");
+        if (!p.is_array() || !std::all_of(p.begin(), p.end(), [](const nlohmann::json& v) { return v.is_number(); }))
+            throw std::runtime_error("inq: 'partitions' must be an array of percentages (e.g. [50, 75, 87.5, 100]), found " + p.dump());
+        o.partitions = p.get<std::vector<double>>();
+    }
     return o;
 }
 
@@ -357,6 +374,61 @@ public:
                                   {"val_images", r.val_images},
                                   {"history", train::history_json(r.history)},
                                   {"validation_fp32", nlohmann::json::parse(validation_fp32)}}
+                .dump();
+        });
+    }
+};
+
+nlohmann::json progress_json(const train::InqProgress& p) {
+    return {{"step", p.step},
+            {"steps", p.steps},
+            {"iteration", p.iteration},
+            {"iterations", p.iterations},
+            // null before any training and at a step that froze without retraining (the last, 100%)
+            {"loss", p.iteration && !std::isnan(p.loss) && !(p.finished && !p.finished->steps) ? nlohmann::json(p.loss) : nlohmann::json(nullptr)},
+            {"seconds", p.seconds},
+            {"finished", p.finished ? train::inq_history_json({*p.finished})[0] : nlohmann::json(nullptr)}};
+}
+
+// INQ in steps (train::InqRun), like QatHandle: JS calls start() (step 0, the PTQ start, evaluated when the handle
+// was made), then run(k) per event-loop turn until done(), then result() and summary(). ptq() is the PTQ start as
+// a QuantizedModel. Owns everything it needs (the run copies its training images and the FP32 weights).
+class InqHandle {
+public:
+    std::unique_ptr<train::InqRun> irun;
+    std::shared_ptr<const std::vector<uint8_t>> source;
+    std::string source_name;
+    size_t partitions = 0;
+    size_t total() const { return irun->iterations(); }
+    std::string start() const {
+        return guard([&] {
+            const train::InqStep& s0 = irun->history().front();
+            train::InqProgress p;
+            p.steps = partitions, p.iterations = irun->iterations(), p.seconds = s0.seconds, p.finished = &s0;
+            return progress_json(p).dump();
+        });
+    }
+    bool done() const { return irun->done(); }
+    // Freezes the next partition when one is due, then up to k training steps, never past a partition step's end
+    // (then that step is evaluated and reported in "finished").
+    std::string run(size_t k) {
+        return guard([&] { return progress_json(irun->advance(k)).dump(); });
+    }
+    QuantizedHandle* ptq(bool integer) const {
+        return guard([&] { return quantized_handle(irun->ptq(), source, source_name, integer); });
+    }
+    // Every weight a power of two (after the last partition); an error before done().
+    QuantizedHandle* result(bool integer) const {
+        return guard([&] { return quantized_handle(irun->result().q, source, source_name, integer); });
+    }
+    // {train_images, val_images, history (inq_history_json), validation_fp32}: after done().
+    std::string summary() const {
+        return guard([&] {
+            const train::InqResult r = irun->result();
+            return nlohmann::json{{"train_images", r.train_images},
+                                  {"val_images", r.val_images},
+                                  {"history", train::inq_history_json(r.history)},
+                                  {"validation_fp32", r.fp32_val.n ? eval_json(r.fp32_val) : nlohmann::json(nullptr)}}
                 .dump();
         });
     }
@@ -501,6 +573,24 @@ public:
         });
     }
 
+    // INQ from the FP32 weights on `train` (config: QuantConfig JSON with weights "pow2", whose seed also seeds the
+    // split and the epochs' order, as in `bitlens inq`; options: inq_options_from_json).
+    InqHandle* inq(std::string config, std::string options, const DatasetHandle& train) const {
+        return guard([&] {
+            const LoadedModel& lm = model.fp32("inq");
+            const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
+            train::InqOptions o = inq_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
+            o.train.seed = qc.seed, o.train.jobs = 1;
+            o.validate();
+            const PreparedData data = prepare(train.ds, lm.vit.cfg, o.train.limit);
+            auto h = std::make_unique<InqHandle>();
+            h->irun = std::make_unique<train::InqRun>(lm.vit, data, qc, o);
+            h->source = source, h->source_name = source_name;
+            h->partitions = o.partitions.size();
+            return h.release();
+        });
+    }
+
     // SOS block reconstruction (config: QuantConfig JSON with method "sos"), calibrated on `calib`; with
     // `eval` (a DatasetHandle, or null/undefined) every stage is evaluated on its images.
     SosHandle* sos(std::string config, const DatasetHandle& calib, val eval) const {
@@ -608,6 +698,7 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("sensitivities", &ModelHandle::sensitivities, allow_raw_pointers())
         .function("gradients", &ModelHandle::gradients)
         .function("qat", &ModelHandle::qat, allow_raw_pointers())
+        .function("inq", &ModelHandle::inq, allow_raw_pointers())
         .function("sos", &ModelHandle::sos, allow_raw_pointers())
         .function("forwardRaw", &ModelHandle::forward_raw)
         .function("preprocess", &ModelHandle::preprocess_image);
@@ -626,6 +717,14 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("run", &QatHandle::run)
         .function("best", &QatHandle::best, allow_raw_pointers())
         .function("summary", &QatHandle::summary);
+    class_<InqHandle>("InqRun")
+        .function("total", &InqHandle::total)
+        .function("start", &InqHandle::start)
+        .function("done", &InqHandle::done)
+        .function("run", &InqHandle::run)
+        .function("ptq", &InqHandle::ptq, allow_raw_pointers())
+        .function("result", &InqHandle::result, allow_raw_pointers())
+        .function("summary", &InqHandle::summary);
     class_<SosHandle>("SosRun")
         .function("total", &SosHandle::total)
         .function("done", &SosHandle::done)

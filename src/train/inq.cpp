@@ -214,6 +214,7 @@ const std::vector<InqStep>& InqRun::history() const { return s_->history; }
 size_t InqRun::iterations() const { return s_->iterations; }
 const std::vector<std::vector<uint8_t>>& InqRun::frozen() const { return s_->frozen; }
 const ViT& InqRun::weights() const { return s_->latent; }
+const QuantizedViT& InqRun::ptq() const { return s_->start; }
 
 InqProgress InqRun::advance(size_t max_steps) {
     State& S = *s_;

@@ -76,6 +76,7 @@ public:
     // Per Linear (ViT::linears() order), per weight: 1 once frozen.
     const std::vector<std::vector<uint8_t>>& frozen() const;
     const ViT& weights() const;              // the current weights (frozen ones at their levels)
+    const QuantizedViT& ptq() const;         // step 0: PTQ, every weight at its level at once
     InqResult result() const;                // throws until done()
 private:
     struct State;

@@ -111,6 +111,27 @@ test('training commands on bad input: grad and qat name the option or the data p
   }
 });
 
+test('inq on bad input: partitions, bit-width, weights and epochs per step name the problem, never crash', () => {
+  const TRAIN = path('models/data/fmnist-train-5k-images-idx3-ubyte.gz');
+  const base = ['inq', '--model', HF, '--train', TRAIN];
+  const cases = [
+    [[...base, '--wbits', '4', '--partitions', '50,40,100'], /inq: partitions must increase: 50(\.0*)?% is followed by 40(\.0*)?%/],
+    [[...base, '--wbits', '4', '--partitions', '50,75'], /inq: the last partition must be 100% \(every weight quantized\), found 75(\.0*)?%/],
+    [[...base, '--wbits', '4', '--partitions', '50,x,100'], /--partitions: 'x' is not a number \(expected e\.g\. 50,75,87\.5,100\)/],
+    [[...base, '--wbits', '9'], /--wbits\): bit-width 9 is outside 2-8/],
+    [[...base, '--wbits', '4', '--weights', 'uniform'], /bitlens inq quantizes weights to powers of two; --weights uniform does not apply/],
+    [[...base, '--wbits', '4', '--epochs-per-step', '0'], /--epochs-per-step must be an integer from 1 to 1000, found '0'/],
+    [[...base, '--wbits', '4', '--epochs', '2'], /unknown option --epochs for 'bitlens inq'/],
+    [base, /bitlens inq: missing --wbits/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run(...args);
+    assert.ok(r.status === 1 || r.status === 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal})`);
+    assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
+    assert.match(r.stderr, /^bitlens: /);
+  }
+});
+
 test('SOS reconstruction from the command line: stages and blocks in --json; bad options name themselves', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bitlens-cli-sos-'));
   try {
