@@ -112,7 +112,13 @@ size_t write_quantized(const std::string& dir, const QuantizedViT& q, const Mode
 // The PTQ options shared by quantize, sweep and mixed (--wbits, --abits, --softmax, ...).
 QuantConfig quant_config(const Args& a);
 // The training options shared by qat and inq (--epochs, --batch, --lr, --no-distill, --val-split, ...);
-// `epochs` names the option that sets QatOptions::epochs (default `default_epochs`).
-train::QatOptions train_options(const Args& a, uint64_t seed, const std::string& epochs = "epochs", int default_epochs = 3);
+// `epochs` names the option that sets QatOptions::epochs (default `default_epochs`, at least `min_epochs`:
+// 0 leaves "at least 1" to QatOptions::validate's message). Not validated: the caller sets its own fields first.
+train::QatOptions train_options(const Args& a, uint64_t seed, const std::string& epochs = "epochs", int default_epochs = 3,
+                                int min_epochs = 1);
+// --out DIR: writes q there (as write_quantized) and records file_bytes and out in `out`; with `eval` data,
+// evaluates q on it and adds eval_json. Returns that evaluation (n = 0 without data).
+EvalResult export_and_evaluate(const Args& a, json& out, const QuantizedViT& q, const ModelSource& src, const SafeTensors& st,
+                               const PreparedData* eval, int jobs);
 
 }  // namespace bitlens::cli

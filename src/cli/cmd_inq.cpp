@@ -1,7 +1,6 @@
 // bitlens inq: incremental power-of-two quantization of the weights (INQ) with retraining between the
 // partition steps; reports the held-out accuracy per step and the final model on --eval.
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -70,16 +69,7 @@ int cmd_inq(const Args& a) {
                 {"model_bytes", r.q.model_bytes()},
                 {"bits_per_weight", r.q.bits_per_weight()},
                 {"integer_layers", integer_layers}};
-    const std::string out_dir = a.get("out");
-    if (!out_dir.empty()) {
-        out["file_bytes"] = write_quantized(out_dir, r.q, src, st);
-        out["out"] = (std::filesystem::path(out_dir) / "model.safetensors").string();
-    }
-    EvalResult ev;
-    if (has_eval) {
-        ev = evaluate_quantized(r.q, eval_data, o.train.jobs);
-        out.update(eval_json(ev));
-    }
+    const EvalResult ev = export_and_evaluate(a, out, r.q, src, st, has_eval ? &eval_data : nullptr, o.train.jobs);
     if (as_json) {
         std::cout << out.dump() << "\n";
         return 0;

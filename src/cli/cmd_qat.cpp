@@ -3,35 +3,19 @@
 // --budget, QBitOpt: the bit-widths are allocated again during training under the budget (src/train/qbitopt.h).
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include "cli.h"
 #include "eval.h"
 #include "export.h"
 #include "mixed.h"
-#include "parallel.h"
 #include "qat.h"
 
 namespace bitlens::cli {
 
 int cmd_qat(const Args& a) {
     const QuantConfig qc = quant_config(a);
-    // Not train_options(): that refuses --epochs 0 itself, where validate() below says "--epochs must be at
-    // least 1, found 0" (the message the CLI tests expect).
-    train::QatOptions o;
-    o.epochs = int(a.num("epochs", 3, 0, 1000));
-    o.batch = size_t(a.num("batch", 64, 1, 1 << 16));
-    o.lr = float(a.real("lr", o.lr, 0, 10));
-    o.val_split = a.real("val-split", o.val_split, 0, 1);
-    o.distill = !a.flags.count("no-distill");
-    o.label_smoothing = float(a.real("label-smoothing", 0, 0, 0.99));
-    o.distill_weight = float(a.real("distill-weight", o.distill_weight, 0, 1));
-    o.temperature = float(a.real("temperature", o.temperature, 0.01, 100));
-    o.seed = qc.seed;
-    o.jobs = int(a.num("jobs", 0, 1, 256));
-    if (o.jobs == 0) o.jobs = default_jobs();
-    o.limit = size_t(a.num("train-limit", 0, 1, 1L << 30));
+    train::QatOptions o = train_options(a, qc.seed, "epochs", 3, 0);
     auto budget = [&](const std::string& k) {
         const double b = a.real(k, 0, 0, 8);
         if (a.opts.count(k) && !(b > 0)) throw UsageError("--" + k + " must be an average bit-width above 0, found '" + a.get(k) + "'");
@@ -83,16 +67,7 @@ int cmd_qat(const Args& a) {
         out["layer_bits"] = kept["layer_bits"], out["point_bits"] = kept["point_bits"];
         out["kept_allocation"] = r.kept_allocation, out["allocations"] = hist;
     }
-    const std::string out_dir = a.get("out");
-    if (!out_dir.empty()) {
-        out["file_bytes"] = write_quantized(out_dir, r.q, src, st);
-        out["out"] = (std::filesystem::path(out_dir) / "model.safetensors").string();
-    }
-    EvalResult ev;
-    if (has_eval) {
-        ev = evaluate_quantized(r.q, eval_data, o.jobs);
-        out.update(eval_json(ev));
-    }
+    const EvalResult ev = export_and_evaluate(a, out, r.q, src, st, has_eval ? &eval_data : nullptr, o.jobs);
     if (as_json) {
         std::cout << out.dump() << "\n";
         return 0;
