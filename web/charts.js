@@ -201,26 +201,36 @@ export function attentionMaps(el, maps, grid, input) {
   });
 }
 
+const TOP = 'validation top-1', WORST = 'worst class';  // the series of learningCurve and inqStepChart
+
+// The FP32 reference lines (top-1, worst class) of a learning-style chart and its accuracy axis's range over
+// them and `rows` (rounded to 5%, with a little room above 100% so points there stay clear of the axis
+// label; ticks stop at 100%).
+function accuracyScale(rows, fp32) {
+  const rules = fp32 ? [
+    { series: TOP, acc: fp32.top1, text: `FP32 top-1\n${pct(fp32.top1)}` },
+    { series: WORST, acc: fp32.worstClass.accuracy, text: `FP32 worst class\n${fp32.worstClass.label} ${pct(fp32.worstClass.accuracy)}` },
+  ] : [];
+  const all = [...rows, ...rules].map((r) => r.acc);
+  return {
+    rules,
+    lo: Math.max(0, Math.floor((Math.min(...all) - 0.03) * 20) / 20),
+    hi: Math.min(1.01, Math.ceil((Math.max(...all) + 0.02) * 20) / 20),
+  };
+}
+
 /**
  * A QAT run's learning curve: validation top-1 and worst-class accuracy per epoch (epoch 0: the PTQ start;
  * each worst point labelled with its class), FP32's on the same images as dashed lines, the best epoch ringed.
  * history: [{ epoch, valTop1, valWorstClass: { label, accuracy } }]; fp32: { top1, worstClass } | null.
  */
 export function learningCurve(el, history, { epochs, fp32 = null, best = null } = {}) {
-  const TOP = 'validation top-1', WORST = 'worst class';
   const pts = history.filter((e) => e.valTop1 != null);
   const rows = pts.flatMap((e) => [
     { epoch: e.epoch, series: TOP, acc: e.valTop1, label: '' },
     { epoch: e.epoch, series: WORST, acc: e.valWorstClass.accuracy, label: e.valWorstClass.label },
   ]);
-  const rules = fp32 ? [
-    { series: TOP, acc: fp32.top1, text: `FP32 top-1\n${pct(fp32.top1)}` },
-    { series: WORST, acc: fp32.worstClass.accuracy, text: `FP32 worst class\n${fp32.worstClass.label} ${pct(fp32.worstClass.accuracy)}` },
-  ] : [];
-  const all = [...rows, ...rules].map((r) => r.acc);
-  const lo = Math.max(0, Math.floor((Math.min(...all) - 0.03) * 20) / 20);
-  // A little room above 100% so points there stay clear of the axis label; ticks stop at 100%.
-  const hi = Math.min(1.01, Math.ceil((Math.max(...all) + 0.02) * 20) / 20);
+  const { rules, lo, hi } = accuracyScale(rows, fp32);
   const ticks = globalThis.d3.ticks(lo, Math.min(1, hi), 6);
   const last = Math.max(epochs || 0, ...pts.map((e) => e.epoch), 1);
   const colors = { [TOP]: '#0b57d0', [WORST]: '#e8710a' };
@@ -250,7 +260,6 @@ export function learningCurve(el, history, { epochs, fp32 = null, best = null } 
  * history: InqStep[] (step 0 = PTQ) as far as the run got.
  */
 export function inqStepChart(el, history, { partitions, fp32 = null } = {}) {
-  const TOP = 'validation top-1', WORST = 'worst class';
   const keys = ['PTQ'];
   const tick = { PTQ: 'PTQ' };
   for (const p of partitions) {
@@ -268,13 +277,7 @@ export function inqStepChart(el, history, { partitions, fp32 = null } = {}) {
     at(`${s.partition}f`, 'frozen', s.frozenTop1, s.frozenWorst, '');
     if (s.partition < 100) at(`${s.partition}t`, 'retrained', s.valTop1, s.valWorstClass?.accuracy, s.valWorstClass?.label || '');
   }
-  const rules = fp32 ? [
-    { series: TOP, acc: fp32.top1, text: `FP32 top-1\n${pct(fp32.top1)}` },
-    { series: WORST, acc: fp32.worstClass.accuracy, text: `FP32 worst class\n${fp32.worstClass.label} ${pct(fp32.worstClass.accuracy)}` },
-  ] : [];
-  const all = [...rows, ...rules].map((r) => r.acc);
-  const lo = Math.max(0, Math.floor((Math.min(...all) - 0.03) * 20) / 20);
-  const hi = Math.min(1.01, Math.ceil((Math.max(...all) + 0.02) * 20) / 20);
+  const { rules, lo, hi } = accuracyScale(rows, fp32);
   const colors = { [TOP]: '#0b57d0', [WORST]: '#e8710a' };
   const last = keys[keys.length - 1];
   return Plot().plot({
