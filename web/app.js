@@ -1,6 +1,6 @@
 // BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
 // handles the controls, the files the user brings, the URL settings, progress, and the results.
-import { allocationChart, attentionMaps, barChart, boxPlot, chartSvg, classShiftChart, confusionMatrix, inqStepChart, learningCurve, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
+import { allocationChart, attentionMaps, barChart, bitAllocationChart, boxPlot, chartSvg, classShiftChart, confusionMatrix, inqStepChart, learningCurve, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
@@ -16,6 +16,9 @@ const DEFAULT_TRAIN = {
   name: 'the shipped Fashion-MNIST training subset',
 };
 const QAT_DEFAULT = { w: 3, a: 3, epochs: 1 };
+// QBitOpt: the average-bit budget per weight, per activation value (null: the activations stay at 8 bits), the
+// objective of the sensitivity passes, epochs (the last trains with the bits fixed, so at least 2).
+const QB_DEFAULT = { w: 4, a: null, objective: 'mean', epochs: 2 };
 // INQ: power-of-two weight bits, activation bits, partitions (cumulative % frozen), epochs of retraining per partition.
 const INQ_DEFAULT = { w: 4, a: 8, partitions: '50,75,87.5,100', epochs: 1 };
 // Seconds per training image and epoch in WASM (one worker), for the estimate before the first run:
@@ -46,7 +49,7 @@ const state = {
   customConfigs: [],   // e.g. ['W5A6']
   trainInput: null,    // what the worker's loadTrainData got (kept to restart workers); null: the shipped subset, not loaded yet
   train: null,         // { name, kind, n, classes }
-  qat: null,           // the fine-tuning in progress or done: { name, settings, history, result }
+  qat: null,           // the QAT or QBitOpt run in progress or done: { name, method, epochs, settings, history, allocations, result }
   qatRate: null,       // measured seconds per training image and epoch (QAT or INQ)
   inq: null,           // the INQ run in progress or done: { name, settings, partitions, history, result }
   sos: null,           // the SOS reconstruction in progress or done: { settings, runs: [{ name, stages, blocks, result }], cancelled }
@@ -175,6 +178,11 @@ function readSettings() {
     qatEpochs: num('qat-epochs', QAT_DEFAULT.epochs),
     qatLimit: num('qat-limit', 0),
     ftMethod: $('qat-method').value,
+    qbW: $('qb-w').validity.badInput ? NaN : num('qb-w', QB_DEFAULT.w),
+    // Empty: no activation budget (null); a bad entry: NaN (validateQbitopt says so).
+    qbA: $('qb-a').validity.badInput ? NaN : $('qb-a').value.trim() === '' ? null : Number($('qb-a').value),
+    qbObjective: $('qb-objective').value,
+    qbEpochs: num('qb-epochs', QB_DEFAULT.epochs),
     inqW: num('inq-w', INQ_DEFAULT.w),
     inqA: num('inq-a', INQ_DEFAULT.a),
     inqPartitions: $('inq-partitions').value.trim(),
@@ -206,7 +214,11 @@ function settingsToQuery(s) {
   if (s.qatW !== QAT_DEFAULT.w || s.qatA !== QAT_DEFAULT.a) q.set('qat', `w${s.qatW}a${s.qatA}`);
   if (s.qatEpochs !== QAT_DEFAULT.epochs) q.set('epochs', s.qatEpochs);
   if (s.qatLimit) q.set('trainLimit', s.qatLimit);
-  if (s.ftMethod === 'inq') q.set('finetune', 'inq');
+  if (s.ftMethod !== 'qat') q.set('finetune', s.ftMethod);
+  if (Number.isFinite(s.qbW) && s.qbW !== QB_DEFAULT.w) q.set('qbBudget', s.qbW);
+  if (Number.isFinite(s.qbA)) q.set('qbAbudget', s.qbA);
+  if (s.qbObjective !== QB_DEFAULT.objective) q.set('qbObjective', s.qbObjective);
+  if (s.qbEpochs !== QB_DEFAULT.epochs) q.set('qbEpochs', s.qbEpochs);
   if (s.inqW !== INQ_DEFAULT.w || s.inqA !== INQ_DEFAULT.a) q.set('inq', `w${s.inqW}a${s.inqA}`);
   if (s.inqPartitions.replace(/\s+/g, '') !== INQ_DEFAULT.partitions) q.set('partitions', s.inqPartitions.replace(/\s+/g, ''));
   if (s.inqEpochs !== INQ_DEFAULT.epochs) q.set('epochsPerStep', s.inqEpochs);
@@ -244,6 +256,10 @@ function applyQuery() {
   if (q.get('epochs')) $('qat-epochs').value = q.get('epochs');
   if (q.get('trainLimit')) $('qat-limit').value = q.get('trainLimit');
   setSel('qat-method', q.get('finetune'));
+  if (q.get('qbBudget')) $('qb-w').value = q.get('qbBudget');
+  if (q.get('qbAbudget')) $('qb-a').value = q.get('qbAbudget');
+  setSel('qb-objective', q.get('qbObjective'));
+  if (q.get('qbEpochs')) $('qb-epochs').value = q.get('qbEpochs');
   const ic = parseWA(q.get('inq') || '');
   if (ic) { $('inq-w').value = ic.wbits; $('inq-a').value = ic.abits; }
   if (q.get('partitions')) $('inq-partitions').value = q.get('partitions');
@@ -269,10 +285,11 @@ function updateMethodUi() {
 
 // The fine-tuning method's controls and explanation; the button says what it runs.
 function updateFineTuneUi() {
-  const inq = $('qat-method').value === 'inq';
-  for (const el of document.querySelectorAll('.qat-only')) el.hidden = inq;
-  for (const el of document.querySelectorAll('.inq-only')) el.hidden = !inq;
-  $('qat-run').textContent = inq ? 'Fine-tune (INQ)' : 'Fine-tune (QAT)';
+  const m = $('qat-method').value;
+  for (const el of document.querySelectorAll('.qat-only')) el.hidden = m !== 'qat';
+  for (const el of document.querySelectorAll('.qb-only')) el.hidden = m !== 'qbitopt';
+  for (const el of document.querySelectorAll('.inq-only')) el.hidden = m !== 'inq';
+  $('qat-run').textContent = `Fine-tune (${{ qat: 'QAT', qbitopt: 'QBitOpt', inq: 'INQ' }[m]})`;
 }
 
 function syncUrl() {
@@ -802,9 +819,9 @@ function parsePartitions(text) {
 
 function renderQatEstimate() {
   const s = readSettings();
-  const inq = s.ftMethod === 'inq';
-  const epochs = inq ? s.inqEpochs : s.qatEpochs;
-  if (!(epochs >= 1)) { $('qat-estimate').textContent = ''; return; }
+  const inq = s.ftMethod === 'inq', qb = s.ftMethod === 'qbitopt';
+  const epochs = inq ? s.inqEpochs : qb ? s.qbEpochs : s.qatEpochs;
+  if (!(epochs >= (qb ? 2 : 1))) { $('qat-estimate').textContent = ''; return; }
   const { train, held } = qatImages(s);
   const rate = state.qatRate || QAT_SECONDS_PER_IMAGE;
   // Training, plus quantizing and the FP32 model's outputs once (~1.5 ms an image) and each evaluation on the held-out images.
@@ -815,6 +832,11 @@ function renderQatEstimate() {
     const retrained = partitions.filter((p) => p < 100).length;
     secs = rate * train * epochs * retrained + 0.0015 * (train + held) + 0.001 * held * (2 * partitions.length + 1);
     what = `${partitions.length} partition step${partitions.length > 1 ? 's' : ''} (${epochs} epoch${epochs > 1 ? 's' : ''} of retraining after each but the last)`;
+  } else if (qb) {
+    // Each allocation's sensitivity passes: up to 8 batches of 64 forward and backward, as many as training them.
+    const allocations = 1 + 4 * (epochs - 1);
+    secs = rate * (train * epochs + allocations * Math.min(8 * 64, train)) + 0.0015 * (train + held) + 0.001 * held * (epochs + 1);
+    what = `${epochs} epochs (bits allocated ${allocations} times)`;
   } else {
     secs = rate * train * epochs + 0.0015 * (train + held) + 0.001 * held * (epochs + 1);
     what = `${epochs} epoch${epochs > 1 ? 's' : ''}`;
@@ -839,6 +861,15 @@ function validateQat(s) {
   const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
   if (!whole(s.qatW, 2, 8) || !whole(s.qatA, 2, 8)) return 'The bit-widths W and A must be whole numbers from 2 to 8.';
   if (!whole(s.qatEpochs, 1, 50)) return 'Epochs must be a whole number from 1 to 50.';
+  return validateTrainImages(s);
+}
+
+function validateQbitopt(s) {
+  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
+  const bits = (v) => Number.isFinite(v) && v >= 2 && v <= 8;
+  if (!bits(s.qbW)) return `The bit budget per weight must be a number of bits from 2 to 8, e.g. 4 or 3.5 (found ${$('qb-w').value.trim() || 'nothing'}): every layer needs at least 2 bits.`;
+  if (s.qbA != null && !bits(s.qbA)) return `The bit budget per activation must be a number of bits from 2 to 8, or empty to keep the activations at 8 bits (found ${$('qb-a').value.trim() || 'an entry that is not a number'}).`;
+  if (!whole(s.qbEpochs, 2, 50)) return 'QBitOpt needs from 2 to 50 epochs (a whole number): the bits are reallocated during every epoch but the last, which trains with them fixed.';
   return validateTrainImages(s);
 }
 
@@ -880,7 +911,7 @@ async function fineTuneRun(setup, body) {
 function runFineTune() {
   showError('qat-error', '');
   const s = readSettings();
-  const problem = s.ftMethod === 'inq' ? validateInq(s) : validateQat(s);
+  const problem = { qat: validateQat, qbitopt: validateQbitopt, inq: validateInq }[s.ftMethod](s);
   if (problem) { showError('qat-error', problem); return; }
   return s.ftMethod === 'inq' ? runInq(s) : runQat(s);
 }
@@ -888,21 +919,37 @@ function runFineTune() {
 // The activation and calibration settings above, for QAT's and INQ's PTQ start.
 const ptqSettings = (s) => ({ softmax: s.softmax, granularity: s.granularity, calibSize: s.calibSize });
 
+// QBitOpt's name for a run: its budgets ("W4A5 budget"; "W4 budget" with the activations at 8 bits).
+const qbName = (s) => `W${s.qbW}${s.qbA != null ? `A${s.qbA}` : ''} budget`;
+
+// QAT, or QBitOpt (QAT whose bits are reallocated under a budget): the same run, epochs table and learning curve;
+// QBitOpt adds the allocation chart and the per-class comparison.
 function runQat(s) {
-  const name = `W${s.qatW}A${s.qatA}`;
+  const qb = s.ftMethod === 'qbitopt';
+  const name = qb ? qbName(s) : `W${s.qatW}A${s.qatA}`;
+  const epochs = qb ? s.qbEpochs : s.qatEpochs;
   let t0 = null;  // the run's clock when training began (after PTQ and the teacher's outputs)
   let intro = `Fine-tuning ${name}`;
   return fineTuneRun(() => {
-    state.qat = { name, settings: s, history: [], result: null };
+    state.qat = { name, method: s.ftMethod, epochs, settings: s, history: [], allocations: [], result: null };
     state.inq = null;
     $('inq-results').hidden = true;
     $('qat-results').hidden = false;
     $('qat-compare-wrap').hidden = true;
+    $('fig-qb-alloc').hidden = !qb;
+    $('qb-bits').hidden = true;
+    $('fig-qat-classes').hidden = !qb;
+    $('qat-compare-title').textContent = `PTQ against ${qb ? 'QBitOpt' : 'QAT'} on the evaluation images`;
     renderQatEpochs();
     drawQatCurve();
+    drawQbChart();
   }, async (run) => {
     const onProgress = (p) => {
       if (state.running !== run) return;
+      if (p.allocated) {
+        state.qat.allocations.push(p.allocated);
+        drawQbChart();
+      }
       if (p.epochStats) {
         state.qat.history.push(p.epochStats);
         renderQatEpochs();
@@ -911,31 +958,40 @@ function runQat(s) {
       if (t0 === null) {
         t0 = p.seconds;
         const e0 = p.epochStats;
-        setRunStatus(`${intro}: the PTQ start scores ${e0 && e0.valTop1 != null ? pct(e0.valTop1) : '—'} on the held-out images; training…`);
+        const a0 = p.allocated;
+        setRunStatus(`${intro}: the PTQ start${a0 ? ` (bits allocated: ${a0.avgWbits.toFixed(2)} per weight${s.qbA != null ? `, ${a0.avgAbits.toFixed(2)} per activation` : ''})` : ''} scores ${e0 && e0.valTop1 != null ? pct(e0.valTop1) : '—'} on the held-out images; training…`);
       }
       $('progress').value = p.steps ? p.step / p.steps : 0;
       const rate = p.step > 0 ? (p.seconds - t0) / p.step : NaN;
       const left = rate * (p.steps - p.step);
       const loss = p.loss != null ? ` · loss ${p.loss.toFixed(4)}` : '';
+      const moved = p.allocated && p.step > 0 ? ` · bits allocated again at step ${p.allocated.step} (${p.allocated.changed} changed)` : '';
       $('progress-text').textContent = p.step === 0 ? `Fine-tuning ${name}: training…`
-        : `Fine-tuning ${name}: epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${loss}${p.step < p.steps ? ` · ${fmtTime(left)} left` : ' · evaluating'}`;
+        : `Fine-tuning ${name}: epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${loss}${moved}${p.step < p.steps ? ` · ${fmtTime(left)} left` : ' · evaluating'}`;
       $('progress').setAttribute('aria-valuetext', `Fine-tuning: step ${p.step} of ${p.steps}, epoch ${p.epoch} of ${p.epochs}`);
     };
     const { train, held } = qatImages(s);
-    intro = `Fine-tuning ${name} for ${s.qatEpochs} epoch${s.qatEpochs > 1 ? 's' : ''} on ${train.toLocaleString()} training images (${held.toLocaleString()} held out)`;
-    setRunStatus(`${intro}: quantizing and computing the FP32 model’s outputs first…`);
-    const r = await state.primary.call('qat', {
+    intro = `Fine-tuning ${name} for ${epochs} epoch${epochs > 1 ? 's' : ''} on ${train.toLocaleString()} training images (${held.toLocaleString()} held out)`;
+    setRunStatus(`${intro}: quantizing and computing the FP32 model’s outputs first${qb ? ', then the first allocation of bits' : ''}…`);
+    const limit = s.qatLimit ? { limit: s.qatLimit } : {};
+    const r = await state.primary.call('qat', qb ? {
+      quant: { weights: s.weights, ...ptqSettings(s) },
+      options: { epochs, budget: s.qbW, ...(s.qbA != null ? { abudget: s.qbA } : {}), objective: s.qbObjective, ...limit },
+    } : {
       quant: { wbits: s.qatW, abits: s.qatA, weights: s.weights, ...ptqSettings(s) },
-      options: { epochs: s.qatEpochs, ...(s.qatLimit ? { limit: s.qatLimit } : {}) },
+      options: { epochs, ...limit },
     }, { onProgress });
     state.qat.result = r;
     state.qat.history = r.history;
+    state.qat.allocations = r.allocations;
     const lastE = r.history[r.history.length - 1];
-    if (t0 !== null && r.trainImages) state.qatRate = Math.max(1e-5, (lastE.seconds - t0) / (r.trainImages * s.qatEpochs));
+    if (t0 !== null && r.trainImages) state.qatRate = Math.max(1e-5, (lastE.seconds - t0) / (r.trainImages * epochs));
     $('progress').value = 1;
     $('progress-text').textContent = `Fine-tuning ${name}: ${r.history.length - 1} epoch${r.history.length > 2 ? 's' : ''} done`;
     const secs = (performance.now() - run.started) / 1000;
-    setRunStatus(`Fine-tuning done in ${fmtTime(secs)}: ${name} after QAT (epoch ${r.bestEpoch}) against PTQ below.`, 'done');
+    setRunStatus(qb
+      ? `Fine-tuning done in ${fmtTime(secs)}: ${name} after QBitOpt (epoch ${r.bestEpoch}, ${r.avgWbits.toFixed(2)} bits per weight, ${r.avgAbits.toFixed(2)} per activation) against PTQ below.`
+      : `Fine-tuning done in ${fmtTime(secs)}: ${name} after QAT (epoch ${r.bestEpoch}) against PTQ below.`, 'done');
     renderQat();
     renderQatEstimate();
     $('qat').scrollIntoView({ block: 'start' });
@@ -951,14 +1007,14 @@ function renderQatEpochs() {
     <th scope="col">Training loss<br><span class="sub">mean over the epoch</span></th><th scope="col">Validation top-1<br><span class="sub">held-out images</span></th>
     <th scope="col">Worst class<br><span class="sub">held-out images</span></th><th scope="col">Learning rate<br><span class="sub">at the epoch's end</span></th>
     <th scope="col">Time<br><span class="sub">since the start</span></th></tr></thead><tbody>`;
-  if (!q.history.length && !q.cancelled) html += '<tr><td colspan="6">Quantizing (PTQ) and computing the FP32 model’s outputs on the training images…</td></tr>';
+  if (!q.history.length && !q.cancelled) html += `<tr><td colspan="6">Quantizing (PTQ) and computing the FP32 model’s outputs on the training images${q.method === 'qbitopt' ? ', then allocating the bits' : ''}…</td></tr>`;
   for (const e of q.history) {
     const w = e.valWorstClass;
     html += `<tr data-epoch="${e.epoch}"${e.epoch === best ? ' class="best"' : ''}><th scope="row">${e.epoch === 0 ? '0 (PTQ)' : e.epoch}${e.epoch === best ? ' <span class="sub">kept (best)</span>' : ''}</th>
       <td>${e.trainLoss == null ? '—' : e.trainLoss.toFixed(4)}</td><td class="top1">${pct(e.valTop1, 2)}</td>
       <td class="worst">${w ? `${esc(w.label)} ${pct(w.accuracy, 1)}` : '—'}</td><td>${e.epoch === 0 ? '—' : e.lr.toExponential(1)}</td><td>${fmtTime(e.seconds)}</td></tr>`;
   }
-  if (q.cancelled) html += `<tr class="cancelled"><td colspan="6">Cancelled${q.history.length ? ` during epoch ${q.history.length} of ${q.settings.qatEpochs}` : ' before training began'}.</td></tr>`;
+  if (q.cancelled) html += `<tr class="cancelled"><td colspan="6">Cancelled${q.history.length ? ` during epoch ${q.history.length} of ${q.epochs}` : ' before training began'}.</td></tr>`;
   $('qat-epochs-table').innerHTML = `${html}</tbody>`;
 }
 
@@ -967,8 +1023,21 @@ function drawQatCurve() {
   if (!q) return;
   const fp32 = q.result ? q.result.validationFp32 : null;
   if (!q.history.some((e) => e.valTop1 != null)) { $('plot-qat-curve').innerHTML = '<p class="hint">The curve appears once the PTQ start is evaluated.</p>'; return; }
-  drawChart('plot-qat-curve', () => learningCurve($('plot-qat-curve'), q.history, { epochs: q.settings.qatEpochs, fp32, best: q.result ? q.result.bestEpoch : null }),
-    `bitlens-qat-${q.name}-curve`);
+  drawChart('plot-qat-curve', () => learningCurve($('plot-qat-curve'), q.history, { epochs: q.epochs, fp32, best: q.result ? q.result.bestEpoch : null }),
+    `bitlens-qat-${q.name.replace(/\s+/g, '-')}-curve`);
+}
+
+// QBitOpt: the bits of every layer (and point) at each allocation so far, the kept one framed once the run is done.
+function drawQbChart() {
+  const q = state.qat;
+  if (!q || q.method !== 'qbitopt') return;
+  if (!q.allocations.length) { $('plot-qb-alloc').innerHTML = '<p class="hint">The chart appears once the first allocation is made (after PTQ and a few sensitivity batches).</p>'; return; }
+  const s = q.settings;
+  const r = q.result;
+  drawChart('plot-qb-alloc', () => bitAllocationChart($('plot-qb-alloc'), q.allocations, {
+    layers: state.modelInfo.layers, points: state.modelInfo.points, kept: r ? r.keptAllocation : null,
+    budget: { weights: s.qbW, activations: s.qbA },
+  }), `bitlens-qbitopt-${q.name.replace(/\s+/g, '-')}-allocations`);
 }
 
 // A row of the comparison on the evaluation images (FP32, PTQ, the fine-tuned model), with the change against `base`.
@@ -985,17 +1054,21 @@ function compareRow(key, label, e, sizeBytes, base) {
 const compareHead = (caption) => `<caption class="sr">${caption}</caption><thead><tr><th scope="col">Model</th>
     <th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Model size</th></tr></thead><tbody>`;
 
-// After the run: the epochs with the kept one marked, the curve with FP32's lines, and PTQ against QAT on the evaluation images.
+// After the run: the epochs with the kept one marked, the curve with FP32's lines, and PTQ against QAT on the evaluation
+// images (QBitOpt: also the allocations with the kept one framed, the bits it uses, and per class).
 function renderQat() {
   const q = state.qat;
   if (!q || !q.result) return;
   const r = q.result;
+  const qb = q.method === 'qbitopt';
+  const tuned = qb ? 'QBitOpt' : 'QAT';
   renderQatEpochs();
   drawQatCurve();
-  $('qat-compare').innerHTML = `${compareHead('PTQ against QAT on the evaluation images')}
+  drawQbChart();
+  $('qat-compare').innerHTML = `${compareHead(`PTQ against ${tuned} on the evaluation images`)}
     ${compareRow('fp32', 'FP32', state.fp32, state.modelInfo.parameters * 4, null)}
-    ${compareRow('ptq', `${esc(q.name)} PTQ <span class="sub">epoch 0</span>`, r.ptq, r.modelBytes, null)}
-    ${compareRow('qat', `${esc(q.name)} QAT <span class="sub">epoch ${r.bestEpoch} of ${q.settings.qatEpochs}</span>`, r.tuned, r.modelBytes, r.ptq)}</tbody>`;
+    ${compareRow('ptq', `${esc(q.name)} PTQ <span class="sub">epoch 0${qb ? ', the first allocation' : ''}</span>`, r.ptq, r.ptqBytes, null)}
+    ${compareRow('qat', `${esc(q.name)} ${tuned} <span class="sub">epoch ${r.bestEpoch} of ${q.epochs}</span>`, r.tuned, r.modelBytes, r.ptq)}</tbody>`;
   const s = q.settings;
   const kept = r.bestEpoch === 0
     ? 'No epoch beat the PTQ start on the held-out images, so the PTQ model is kept (more epochs or more training images may help).'
@@ -1004,6 +1077,18 @@ function renderQat() {
     + `(AdamW, peak learning rate 1e-4 with warm-up and cosine decay, batches of 64, distilled from FP32); `
     + `PTQ calibrated on ${s.calibSize} of them (seed 0); weights ${s.weights} (${s.granularity}), softmax ${s.softmax}. `
     + `Evaluated on the ${r.tuned.n.toLocaleString()} evaluation images, as the sweep above.`;
+  if (qb) {
+    const a = r.allocations[r.keptAllocation];
+    const moved = r.allocations.slice(1).reduce((n, x) => n + x.changed, 0);
+    $('qb-bits').textContent = `The kept model uses the allocation from step ${a.step} (${r.keptAllocation + 1} of ${r.allocations.length}): `
+      + `${r.avgWbits.toFixed(3)} bits per weight on average (budget ${s.qbW}), `
+      + `${r.avgAbits.toFixed(3)} per activation value${s.qbA != null ? ` (budget ${s.qbA})` : ' (all at 8 bits)'}; `
+      + `${moved} change${moved === 1 ? '' : 's'} of a layer's${s.qbA != null ? ' or point\'s' : ''} bits after the first allocation; `
+      + `sensitivities weighted for ${s.qbObjective === 'worst' ? 'the hard classes' : 'the average'}.`;
+    $('qb-bits').hidden = false;
+    drawChart('plot-qat-classes', () => classShiftChart($('plot-qat-classes'), state.fp32.labels, { fp32: state.fp32.perClass, ptq: r.ptq.perClass, tuned: r.tuned.perClass },
+      { ptq: `${q.name} PTQ`, tuned: `${q.name} QBitOpt` }), `bitlens-qbitopt-${q.name.replace(/\s+/g, '-')}-classes`);
+  }
   $('qat-compare-wrap').hidden = false;
 }
 
@@ -1537,13 +1622,13 @@ function bind() {
   $('mx-explore').addEventListener('click', exploreMixed);
   $('qat-run').addEventListener('click', runFineTune);
   $('qat-method').addEventListener('change', () => { updateFineTuneUi(); syncUrl(); renderQatEstimate(); });
-  for (const id of ['qat-w', 'qat-a', 'qat-epochs', 'qat-limit', 'inq-w', 'inq-a', 'inq-partitions', 'inq-epochs']) $(id).addEventListener('change', () => { syncUrl(); renderQatEstimate(); });
+  for (const id of ['qat-w', 'qat-a', 'qat-epochs', 'qat-limit', 'inq-w', 'inq-a', 'inq-partitions', 'inq-epochs', 'qb-w', 'qb-a', 'qb-objective', 'qb-epochs']) $(id).addEventListener('change', () => { syncUrl(); renderQatEstimate(); });
   $('results-table').addEventListener('click', (e) => {
     const c = parseWA(e.target.dataset?.qat || '');
     if (!c) return;
-    const inq = $('qat-method').value === 'inq';
-    $(inq ? 'inq-w' : 'qat-w').value = c.wbits;
-    $(inq ? 'inq-a' : 'qat-a').value = c.abits;
+    const m = $('qat-method').value;
+    $({ qat: 'qat-w', qbitopt: 'qb-w', inq: 'inq-w' }[m]).value = c.wbits;
+    $({ qat: 'qat-a', qbitopt: 'qb-a', inq: 'inq-a' }[m]).value = c.abits;
     syncUrl();
     renderQatEstimate();
     $('qat').scrollIntoView({ block: 'start' });
@@ -1568,7 +1653,7 @@ function bind() {
       if (!t?.result) return;
       try {
         const bytes = await state.primary.call('exportTuned');
-        download(`${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${t.name}-${method}.safetensors`, bytes, 'application/octet-stream');
+        download(`${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${t.name.replace(/\s+/g, '-')}-${t.method || method}.safetensors`, bytes, 'application/octet-stream');
       } catch (e) {
         showError('qat-error', `Export failed: ${e.message}`);
       }
@@ -1652,7 +1737,7 @@ function bind() {
     }
   });
   let resizeTimer;
-  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) drawQatCurve(); if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); }, 300); });
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) { drawQatCurve(); drawQbChart(); if (state.qat.result) renderQat(); } if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); }, 300); });
 }
 
 async function boot() {

@@ -197,6 +197,44 @@ export interface TrainOptions {
 export interface QatOptions extends Omit<QuantizeOptions, 'calib'>, TrainOptions {
   /** Passes over the training images (default 3). */
   epochs?: number;
+  /**
+   * QBitOpt: the bit-width of every layer's weights (patch embedding and head included) is allocated under this
+   * average number of bits per weight (every weight counted; never exceeded) at the start and again every
+   * `reallocEvery` steps, except in the last epoch, from Fisher-weighted sensitivities measured on the training
+   * batches (`bitlens qat --budget`). Above 0, at most 8, at least the smallest candidate; `wbits` and `layerBits`
+   * do not apply with it. Default: off (the bits as configured).
+   */
+  budget?: number;
+  /** With `budget`: the activation points' bits too, under this average per activation value (`pointBits` does not apply then). */
+  abudget?: number;
+  /** With `budget`: 'worst' weighs each image's loss in the sensitivity passes by its class's share of the FP32 model's loss (default 'mean'). */
+  objective?: 'mean' | 'worst';
+  /** With `budget`: the bit-widths to choose from, distinct, 2–8 (default [2, 3, 4, 5, 6, 7, 8]). */
+  candidates?: number[];
+  /** With `budget`: training steps between allocations (default: a quarter epoch, rounded up). */
+  reallocEvery?: number;
+  /** With `budget`: batches of the training order each sensitivity estimate uses (default 8). */
+  fisherBatches?: number;
+  /** With `budget`: S ← decay·S_before + (1 − decay)·S_measured across allocations, in [0, 1) (0: each from its own batches; default as `bitlens qat`). */
+  sensitivityDecay?: number;
+}
+
+/** QBitOpt: one allocation of bit-widths during a QAT run with a `budget`. */
+export interface Allocation {
+  /** The training step before which it took effect (0: the start). */
+  step: number;
+  /** Bits per layer (every Linear, by name as in `info.layers`). */
+  layerBits: Record<string, number>;
+  /** Bits per quantized activation point (by name as in `info.points`). */
+  pointBits: Record<string, number>;
+  /** Σ values·bits / Σ values over every layer's weights and over every quantized point's values per image. */
+  avgWbits: number; avgAbits: number;
+  /** Bits over all weights, and the budget's (⌊budget × weights⌋): weightCost ≤ weightBudget always. */
+  weightCost: number; weightBudget: number;
+  /** Bits per image over all quantized points, and the budget's (null without `abudget`). */
+  actCost: number; actBudget: number | null;
+  /** Layers and points whose bits differ from the allocation before. */
+  changed: number;
 }
 
 /**
@@ -242,6 +280,8 @@ export interface QatProgress {
   seconds: number;
   /** Set when an epoch (or, first, the PTQ start) was just evaluated. */
   epochStats?: EpochStats;
+  /** With a `budget`: set when the bits were just allocated (first with the PTQ start, step 0). */
+  allocated?: Allocation;
 }
 
 export interface QatRunOptions {
@@ -302,6 +342,14 @@ export class QatModel extends QuantizedModel {
   readonly validationFp32: EvalResult | null;
   /** With `keepPtq`: the PTQ starting point (epoch 0). Freed by delete(). */
   readonly ptq: QuantizedModel | null;
+  /** The kept model's average bits per weight (every layer; without the scales) and per activation value (every quantized point). */
+  readonly avgWbits: number; readonly avgAbits: number;
+  /** With a `budget` (else null): the budget as the run used it (`activations`: null without `abudget`). */
+  readonly budget: { weights: number; activations: number | null; objective: 'mean' | 'worst'; candidates: number[]; fisherBatches: number; sensitivityDecay: number } | null;
+  /** With a `budget`: every allocation of the run, the start's first (empty without one). */
+  readonly allocations: Allocation[];
+  /** With a `budget`: the index in `allocations` of the kept model's (in force at the end of the best epoch); else null. */
+  readonly keptAllocation: number | null;
 }
 
 /** The result of an INQ run: every weight a power of two, as a QuantizedModel, with the run's partition steps. */
@@ -338,7 +386,8 @@ export class Model {
   gradients(data: Dataset, options?: { limit?: number }): Gradients;
   /**
    * Quantization-aware training from the PTQ result, on `train` (labelled images; a `valSplit` of them held
-   * out), one optimiser step per event-loop turn. Bad options throw a TypeError / RangeError naming the field.
+   * out), one optimiser step per event-loop turn. With `budget` (QBitOpt) the bits are reallocated during
+   * training. Bad options throw a TypeError / RangeError naming the field.
    */
   qat(train: Dataset, options?: QatOptions, run?: QatRunOptions): Promise<QatModel>;
   /**

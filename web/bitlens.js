@@ -101,7 +101,45 @@ const TRAIN_FIELDS = {
   labelSmoothing: ['label_smoothing', (v) => isNum(v) && v >= 0 && v < 1, 'a number in [0, 1)'],
   valSplit: ['val_split', (v) => isNum(v) && v >= 0 && v < 1, 'a fraction in [0, 1) of the training images'],
 };
-const QAT_FIELDS = { epochs: ['epochs', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'], ...TRAIN_FIELDS };
+// QBitOpt (bit-widths reallocated during QAT under an average-bit budget): qat()'s options beyond the training's.
+// `candidates`: distinct whole bit-widths from 2 to 8 (throws, naming the problem).
+function checkCandidates(v) {
+  if (!Array.isArray(v) || !v.every(Number.isInteger)) throw new TypeError(`qat: \`candidates\` must be an array of whole bit-widths (e.g. [2, 3, 4, 5, 6, 7, 8]), got ${JSON.stringify(v)}`);
+  if (!v.length) throw new RangeError('qat: `candidates` is empty (expected bit-widths from 2 to 8, e.g. [2, 3, 4, 5, 6, 7, 8])');
+  v.forEach((b, i) => {
+    if (!(b >= 2 && b <= 8)) throw new RangeError(`qat: \`candidates\` must be bit-widths from 2 to 8, got ${b}`);
+    if (v.indexOf(b) !== i) throw new RangeError(`qat: \`candidates\` lists ${b} bits twice`);
+  });
+  return true;
+}
+const QBITOPT_FIELDS = {
+  budget: ['budget', (v) => isNum(v) && v > 0 && v <= 8, 'an average bit-width per weight above 0 and at most 8 (e.g. 4)'],
+  abudget: ['abudget', (v) => isNum(v) && v > 0 && v <= 8, 'an average bit-width per activation value above 0 and at most 8 (e.g. 4)'],
+  objective: ['objective', (v) => v === 'mean' || v === 'worst', "'mean' or 'worst'"],
+  candidates: ['candidates', checkCandidates, ''],
+  reallocEvery: ['realloc_every', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1 (training steps between allocations; default: a quarter epoch)'],
+  fisherBatches: ['fisher_batches', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1 (batches per sensitivity estimate)'],
+  sensitivityDecay: ['sensitivity_decay', (v) => isNum(v) && v >= 0 && v < 1, 'a number in [0, 1) (0: each allocation from its own batches only)'],
+};
+const QAT_FIELDS = { epochs: ['epochs', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'], ...TRAIN_FIELDS, ...QBITOPT_FIELDS };
+// QBitOpt's options together: the other fields need `budget`, each budget at least the smallest candidate, and the
+// bit-widths a budget allocates not given as well (they would be overwritten).
+function checkBudget(options, quant) {
+  const { budget, abudget, candidates = [2, 3, 4, 5, 6, 7, 8] } = options;
+  if (budget === undefined) {
+    if (abudget !== undefined) throw new TypeError("qat: `abudget` needs `budget` (the activations' bits are allocated with the weights')");
+    const k = Object.keys(QBITOPT_FIELDS).find((f) => options[QBITOPT_FIELDS[f][0]] !== undefined);
+    if (k) throw new TypeError(`qat: \`${k}\` applies with \`budget\` (QBitOpt: the bits reallocated during training under an average-bit budget)`);
+    return;
+  }
+  const fewest = Math.min(...candidates);
+  for (const [k, b] of [['budget', budget], ['abudget', abudget]]) {
+    if (b !== undefined && b < fewest) throw new RangeError(`qat: \`${k}\` ${b} is infeasible: the smallest candidate is ${fewest} bits, so the budget must be at least ${fewest}`);
+  }
+  for (const k of ['wbits', 'layerBits', ...(abudget !== undefined ? ['pointBits'] : [])]) {
+    if (quant[k] !== undefined) throw new TypeError(`qat: \`${k}\` does not apply with \`${k === 'pointBits' ? 'abudget' : 'budget'}\` (the bits of every ${k === 'pointBits' ? 'activation point' : 'layer'} are allocated)`);
+  }
+}
 // INQ's partitions: cumulative percentages of each layer's weights frozen after each step (throws, naming the problem).
 function checkPartitions(v) {
   if (!Array.isArray(v) || !v.every(isNum)) throw new TypeError(`inq: \`partitions\` must be an array of percentages (e.g. [50, 75, 87.5, 100]), got ${JSON.stringify(v)}`);
@@ -143,6 +181,7 @@ function trainSpec(opts, what, fields, quantKeys) {
 }
 function qatSpec(opts) {
   const { quant, options, integer } = trainSpec(opts, 'qat', QAT_FIELDS, Object.keys(QUANT_FIELDS));
+  checkBudget(JSON.parse(options), quant);
   return { config: quantConfig(quant, 'qat', ['ptq']), options, integer };
 }
 function inqSpec(opts) {
@@ -160,9 +199,15 @@ function epochStats(e, labels) {
   return { epoch: e.epoch, steps: e.steps, trainLoss: e.train_loss, valTop1: e.val_top1,
     valWorstClass: worstOf(e.val_worst_class, e.val_worst, labels), lr: e.lr, seconds: e.seconds };
 }
+// QBitOpt: a C++ allocation (allocation_json) → the JS shape.
+function allocation(a) {
+  return { step: a.step, layerBits: a.layer_bits, pointBits: a.point_bits, avgWbits: a.avg_wbits, avgAbits: a.avg_abits,
+    weightCost: a.weight_cost, weightBudget: a.weight_budget, actCost: a.act_cost, actBudget: a.act_budget, changed: a.changed };
+}
 function qatProgress(p, labels) {
   const out = { epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, loss: p.loss, seconds: p.seconds };
   if (p.finished) out.epochStats = epochStats(p.finished, labels);
+  if (p.allocated) out.allocated = allocation(p.allocated);
   return out;
 }
 // INQ: a C++ partition step (inq_history_json) / progress → the JS shape.
@@ -236,13 +281,21 @@ class TrainedModel extends QuantizedModel {
 
 /**
  * What model.qat() returns: the best epoch's QuantizedModel, with the run's learning curve. `ptq` (with
- * `keepPtq`) is the PTQ starting point (epoch 0); delete() frees it too.
+ * `keepPtq`) is the PTQ starting point (epoch 0); delete() frees it too. With a `budget` (QBitOpt), every
+ * allocation of the run (`allocations`, the start's first) and the index of the kept model's (`keptAllocation`).
  */
 export class QatModel extends TrainedModel {
   /** @internal */ constructor(handle, labels, summary, ptq) {
     super(handle, labels, summary, ptq);
     this.history = summary.history.map((e) => epochStats(e, labels));
     this.bestEpoch = summary.best_epoch;
+    this.avgWbits = summary.avg_wbits;
+    this.avgAbits = summary.avg_abits;
+    const b = summary.budget;
+    this.budget = b ? { weights: b.weights, activations: b.activations, objective: b.objective, candidates: b.candidates,
+      fisherBatches: b.fisher_batches, sensitivityDecay: b.sensitivity_decay } : null;
+    this.allocations = (summary.allocations || []).map(allocation);
+    this.keptAllocation = b ? summary.kept_allocation : null;
   }
 }
 
@@ -374,8 +427,10 @@ export class Model {
    * Quantization-aware training: quantizes like quantize() (calibration drawn from `train`), then trains
    * the weights and the quantizers' steps on `train` minus a held-out `valSplit`, distilled from this FP32
    * model, and returns the best epoch (by validation top-1) as a QatModel. One step per event-loop turn:
-   * `onProgress({ epoch, epochs, step, steps, loss, seconds, epochStats? })` after the PTQ start (epoch 0)
+   * `onProgress({ epoch, epochs, step, steps, loss, seconds, epochStats?, allocated? })` after the PTQ start (epoch 0)
    * and each step; `signal` (an AbortSignal) stops it. Same results as `bitlens qat` with the same options.
+   * With `budget` (QBitOpt), every layer's bits (and with `abudget` every activation point's) are allocated at the
+   * start and again every `reallocEvery` steps before the last epoch, under the budget; `allocated` reports each.
    */
   qat(train, opts = {}, run = {}) { return this._train('qat', train, () => qatSpec(opts), run); }
   /**

@@ -298,6 +298,60 @@ export function inqStepChart(el, history, { partitions, fp32 = null } = {}) {
 }
 
 /**
+ * QBitOpt: the bits of every layer (and, with an activation budget, every activation point) at each allocation of a
+ * QAT run, as a heatmap — one column per allocation (labelled with the training step it took effect at), one row per
+ * layer in model order, then per point; colour and number: bits; outlined with ↑/↓ where the bits moved since the
+ * allocation before; the kept model's column framed. The top rows give each allocation's average against the budget.
+ * allocations: Allocation[] as far as the run got; layers, points: names in model order; kept: index | null;
+ * budget: { weights, activations | null }; candidates: the bit-widths allowed.
+ */
+export function bitAllocationChart(el, allocations, { layers, points = [], kept = null, budget, candidates = [2, 3, 4, 5, 6, 7, 8] } = {}) {
+  const AVG_W = `avg per weight (budget ${budget.weights})`;
+  const AVG_A = budget.activations != null ? `avg per activation (budget ${budget.activations})` : null;
+  const acts = AVG_A ? points.filter((p) => allocations.some((a) => a.pointBits[p] != null)) : [];
+  const HEAD_W = 'weights, per layer:', HEAD_A = 'activations, per point:';
+  const rowsDomain = [AVG_W, ...(AVG_A ? [AVG_A] : []), HEAD_W, ...layers, ...(acts.length ? [HEAD_A, ...acts] : [])];
+  const cols = allocations.map((_, i) => i);
+  const cells = [];
+  allocations.forEach((a, i) => {
+    const prev = allocations[i - 1];
+    const add = (name, bits, before) => {
+      if (bits == null) return;
+      const moved = before != null && before !== bits;
+      cells.push({ col: i, step: a.step, name, bits, before, moved, text: moved ? `${bits}${bits > before ? '↑' : '↓'}` : `${bits}` });
+    };
+    for (const l of layers) add(l, a.layerBits[l], prev?.layerBits[l]);
+    for (const p of acts) add(p, a.pointBits[p], prev?.pointBits[p]);
+  });
+  const avgs = allocations.flatMap((a, i) => [
+    { col: i, name: AVG_W, text: a.avgWbits.toFixed(2), title: `step ${a.step}: ${a.avgWbits.toFixed(3)} bits per weight (budget ${budget.weights}); ${a.changed} changed` },
+    ...(AVG_A ? [{ col: i, name: AVG_A, text: a.avgAbits.toFixed(2), title: `step ${a.step}: ${a.avgAbits.toFixed(3)} bits per activation value (budget ${budget.activations})` }] : []),
+  ]);
+  const lo = Math.min(...candidates), hi = Math.max(...candidates);
+  const longest = Math.max(...rowsDomain.map((r) => r.length));
+  const marginLeft = 16 + 7.2 * longest;
+  const colW = 58;
+  return Plot().plot({
+    width: Math.max(480, marginLeft + colW * Math.max(cols.length, 3) + 30), height: 70 + 19 * rowsDomain.length, marginLeft, marginTop: 40, marginBottom: 24, style,
+    x: { domain: cols, axis: 'top', label: null, tickFormat: (i) => `step ${allocations[i].step}`, padding: 0.06 },
+    y: { domain: rowsDomain, label: null, padding: 0.06, tickFormat: (r) => r },
+    // Blues from a visible light blue (the fewest bits) to dark.
+    color: { type: 'ordinal', domain: Array.from({ length: hi - lo + 1 }, (_, k) => lo + k), legend: true, label: 'bits',
+      range: globalThis.d3.quantize((t) => globalThis.d3.interpolateBlues(0.18 + 0.82 * t), hi - lo + 1) },
+    marks: [
+      Plot().cell(cells, { x: 'col', y: 'name', fill: 'bits', title: (d) => `${d.name} · step ${d.step}: ${d.bits} bits${d.moved ? ` (was ${d.before})` : ''}` }),
+      Plot().cell(cells.filter((d) => d.moved), { x: 'col', y: 'name', stroke: '#e8710a', strokeWidth: 2.5, fill: 'none', inset: 1.5 }),
+      Plot().text(cells, { x: 'col', y: 'name', text: 'text', fill: (d) => (d.bits - lo > (hi - lo) / 2 ? 'white' : 'black'), fontWeight: (d) => (d.moved ? 700 : 400), fontSize: 12 }),
+      Plot().text(avgs, { x: 'col', y: 'name', text: 'text', fontWeight: 700, fontSize: 12, title: 'title' }),
+      ...(kept != null && kept < allocations.length ? [
+        Plot().cell([kept], { x: (d) => d, stroke: '#c5221f', strokeWidth: 3, fill: 'none' }),
+        Plot().text([kept], { x: (d) => d, text: () => 'kept', frameAnchor: 'bottom', dy: 14, fill: '#c5221f', fontWeight: 700 }),
+      ] : []),
+    ],
+  });
+}
+
+/**
  * Per-class accuracy of a fine-tuned model against its PTQ start (an arrow per class from PTQ to the result) and
  * FP32 (a grey tick). models: { fp32, ptq, tuned } per-class arrays; names: { ptq, tuned } for the legend.
  */

@@ -215,7 +215,7 @@ function keepTuned(q, extra) {
     const result = {
       ...extra, trainImages: q.trainImages, valImages: q.valImages,
       validationFp32: q.validationFp32 && { top1: q.validationFp32.top1, worstClass: q.validationFp32.worstClass },
-      ptq: evalOf(q.ptq), tuned: evalOf(q), modelBytes: q.info.modelBytes, config: q.info.config,
+      ptq: evalOf(q.ptq), tuned: evalOf(q), modelBytes: q.info.modelBytes, ptqBytes: q.ptq.info.modelBytes, config: q.info.config,
     };
     q.ptq.delete();
     q.ptq = null;
@@ -438,12 +438,14 @@ const handlers = {
     return { name, kind: src.kind, n: src.n, classes: sourceClassNames(src) };
   },
   /**
-   * Fine-tuning (QAT) of one configuration on the training images, then the PTQ start and the best epoch
-   * evaluated on the evaluation images. Progress: every epoch, and every step at most every 100 ms.
+   * Fine-tuning (QAT; with a `budget`, QBitOpt) of one configuration on the training images, then the PTQ start and
+   * the best epoch evaluated on the evaluation images. Progress: every epoch and every allocation of bits, and every
+   * step at most every 100 ms.
    */
   async qat({ quant, options }, post) {
-    const q = await fineTune('qat', { ...quant, ...options }, (p) => p.epochStats || p.step === p.steps, post);
-    return keepTuned(q, { history: q.history, bestEpoch: q.bestEpoch });
+    const q = await fineTune('qat', { ...quant, ...options }, (p) => p.epochStats || p.allocated || p.step === p.steps, post);
+    return keepTuned(q, { history: q.history, bestEpoch: q.bestEpoch, avgWbits: q.avgWbits, avgAbits: q.avgAbits,
+      budget: q.budget, allocations: q.allocations, keptAllocation: q.keptAllocation });
   },
   /**
    * INQ of one configuration (power-of-two weights) on the training images, then its PTQ start and the result

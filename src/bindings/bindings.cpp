@@ -319,6 +319,30 @@ train::InqOptions inq_options_from_json(const nlohmann::json& j) {
     return o;
 }
 
+// QBitOpt's fields of `bitlens qat` (budget, abudget, objective, candidates, realloc_every, fisher_batches,
+// sensitivity_decay) into o; qat() reads them, INQ does not know them. QatOptions::validate checks the values.
+const std::initializer_list<const char*> kQbitoptFields = {"budget", "abudget", "objective", "candidates", "realloc_every",
+                                                           "fisher_batches", "sensitivity_decay"};
+void qbitopt_options_from_json(const nlohmann::json& j, train::QatOptions& o) {
+    o.budget = number_field(j, "budget", o.budget, "qat");
+    o.abudget = number_field(j, "abudget", o.abudget, "qat");
+    if (j.contains("objective")) {
+        const nlohmann::json& v = j.at("objective");
+        if (!v.is_string() || (v != "mean" && v != "worst"))
+            throw std::runtime_error("qat: 'objective' must be \"mean\" or \"worst\", found " + v.dump());
+        o.objective = parse_objective(v.get<std::string>());
+    }
+    if (j.contains("candidates")) {
+        const nlohmann::json& v = j.at("candidates");
+        if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const nlohmann::json& b) { return b.is_number_integer(); }))
+            throw std::runtime_error("qat: 'candidates' must be an array of whole bit-widths (e.g. [2, 3, 4, 5, 6, 7, 8]), found " + v.dump());
+        o.candidates = v.get<std::vector<int>>();
+    }
+    o.realloc_every = count_field(j, "realloc_every", o.realloc_every, "qat");
+    o.fisher_batches = count_field(j, "fisher_batches", o.fisher_batches, "qat");
+    o.sensitivity_decay = number_field(j, "sensitivity_decay", o.sensitivity_decay, "qat");
+}
+
 QuantizedHandle* quantized_handle(QuantizedViT q, std::shared_ptr<const std::vector<uint8_t>> source, const std::string& name, bool integer) {
     auto* h = new QuantizedHandle;
     h->q = std::move(q);
@@ -327,14 +351,16 @@ QuantizedHandle* quantized_handle(QuantizedViT q, std::shared_ptr<const std::vec
     return h;
 }
 
-nlohmann::json progress_json(const train::QatProgress& p) {
+// `m` names the layers and points of an allocation (QBitOpt: p.allocated is set when the bits were just allocated).
+nlohmann::json progress_json(const train::QatProgress& p, const ViT& m) {
     return {{"epoch", p.epoch},
             {"epochs", p.epochs},
             {"step", p.step},
             {"steps", p.steps},
             {"loss", p.step && !std::isnan(p.loss) ? nlohmann::json(p.loss) : nlohmann::json(nullptr)},
             {"seconds", p.seconds},
-            {"finished", p.finished ? train::history_json({*p.finished})[0] : nlohmann::json(nullptr)}};
+            {"finished", p.finished ? train::history_json({*p.finished})[0] : nlohmann::json(nullptr)},
+            {"allocated", p.allocated ? train::allocation_json(*p.allocated, m) : nlohmann::json(nullptr)}};
 }
 
 // Quantization-aware training in steps (train::QatRun), like SweepHandle: JS calls start(), then run(1) per
@@ -348,19 +374,27 @@ public:
     std::string source_name;
     std::string validation_fp32 = "null";  // the FP32 model on the held-out split (eval JSON), when known
     size_t total_steps = 0;
+    train::QatOptions options;
     size_t total() const { return total_steps; }
-    // The state before the first step: epoch 0 (PTQ) just evaluated.
+    // The state before the first step: epoch 0 (PTQ) just evaluated (with a budget, after the first allocation).
     std::string start() {
         return guard([&] {
             train::QatProgress p = qrun->advance(0);
             p.finished = &qrun->history().front();
-            return progress_json(p).dump();
+            if (!qrun->allocations().empty()) p.allocated = &qrun->allocations().front();
+            return progress(p);
         });
     }
     bool done() const { return qrun->done(); }
-    // Up to k steps, never past an epoch's end (then that epoch is evaluated and reported in "finished").
+    // Up to k steps, never past an epoch's end (then that epoch is evaluated and reported in "finished"); with a
+    // budget, "allocated" when the bits were allocated again before a step.
     std::string run(size_t k) {
-        return guard([&] { return progress_json(qrun->advance(k)).dump(); });
+        return guard([&] { return progress(qrun->advance(k)); });
+    }
+    // progress_json, naming an allocation's layers and points after the model (a copy, made only then: rare).
+    std::string progress(const train::QatProgress& p) const {
+        if (!p.allocated) return progress_json(p, ViT{}).dump();
+        return progress_json(p, qrun->result().q.model).dump();
     }
     // The best epoch so far as a QuantizedModel (before any step: the PTQ start).
     QuantizedHandle* best(bool integer) const {
@@ -369,12 +403,26 @@ public:
     std::string summary() const {
         return guard([&] {
             const train::QatResult r = qrun->result();
-            return nlohmann::json{{"best_epoch", r.best_epoch},
-                                  {"train_images", r.train_images},
-                                  {"val_images", r.val_images},
-                                  {"history", train::history_json(r.history)},
-                                  {"validation_fp32", nlohmann::json::parse(validation_fp32)}}
-                .dump();
+            nlohmann::json j{{"best_epoch", r.best_epoch},
+                             {"train_images", r.train_images},
+                             {"val_images", r.val_images},
+                             {"history", train::history_json(r.history)},
+                             {"validation_fp32", nlohmann::json::parse(validation_fp32)},
+                             {"avg_wbits", r.avg_wbits},
+                             {"avg_abits", r.avg_abits}};
+            // QBitOpt: as `bitlens qat --budget --json` reports it.
+            if (options.budget > 0) {
+                nlohmann::json hist = nlohmann::json::array();
+                for (const train::Allocation& al : r.allocations) hist.push_back(train::allocation_json(al, r.q.model));
+                j["budget"] = {{"weights", options.budget},
+                               {"activations", options.abudget > 0 ? nlohmann::json(options.abudget) : nlohmann::json(nullptr)},
+                               {"objective", options.objective == Objective::Worst ? "worst" : "mean"},
+                               {"candidates", options.candidates},
+                               {"fisher_batches", options.fisher_batches},
+                               {"sensitivity_decay", options.sensitivity_decay}};
+                j["kept_allocation"] = r.kept_allocation, j["allocations"] = hist;
+            }
+            return j.dump();
         });
     }
 };
@@ -558,7 +606,9 @@ public:
         return guard([&] {
             const LoadedModel& lm = model.fp32("qat");
             const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
-            train::QatOptions o = qat_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
+            const nlohmann::json j = parse_json_bounded(options, "JSON from JavaScript");
+            train::QatOptions o = qat_options_from_json(j, {}, "qat", "epochs", kQbitoptFields);
+            qbitopt_options_from_json(j, o);
             o.seed = qc.seed, o.jobs = 1;
             o.validate();
             // The first `limit` images are all the run uses: prepare only those.
@@ -566,6 +616,7 @@ public:
             auto h = std::make_unique<QatHandle>();
             h->qrun = std::make_unique<train::QatRun>(lm.vit, data, qc, o);
             h->source = source, h->source_name = source_name;
+            h->options = o;
             h->total_steps = h->qrun->advance(0).steps;
             // The FP32 model on the held-out split, for the learning curve's reference lines.
             if (h->qrun->fp32_validation().n) h->validation_fp32 = eval_json(h->qrun->fp32_validation()).dump();

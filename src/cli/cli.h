@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "format.h"
+#include "mixed.h"
 #include "ptq.h"
 #include "qat.h"
 
@@ -44,13 +46,21 @@ struct Args {
                              ", found '" + it->second + "'");
         return v;
     }
+    // "2,3,4" → {2, 3, 4} (parse_bits_list: each 2–8), a usage error naming the option otherwise.
+    std::vector<int> bits_list(const std::string& k, const std::string& def) const {
+        try {
+            return parse_bits_list(get(k, def), "--" + k);
+        } catch (const std::runtime_error& e) {
+            throw UsageError(e.what());
+        }
+    }
     double real(const std::string& k, double def, double lo, double hi) const {
         auto it = opts.find(k);
         if (it == opts.end()) return def;
         char* end = nullptr;
         const double v = std::strtod(it->second.c_str(), &end);
         if (it->second.empty() || *end || !(v >= lo && v <= hi))
-            throw UsageError("--" + k + " must be a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found '" +
+            throw UsageError("--" + k + " must be a number from " + fmt_g(lo) + " to " + fmt_g(hi) + ", found '" +
                              it->second + "'");
         return v;
     }

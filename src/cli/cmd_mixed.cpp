@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 
 #include "cli.h"
 #include "eval.h"
@@ -16,20 +15,6 @@
 namespace bitlens::cli {
 
 namespace {
-
-std::vector<int> parse_bits_list(const std::string& s) {
-    std::vector<int> v;
-    std::stringstream ss(s);
-    std::string tok;
-    while (std::getline(ss, tok, ',')) {
-        char* end = nullptr;
-        const long b = std::strtol(tok.c_str(), &end, 10);
-        if (tok.empty() || *end) throw UsageError("--candidates must be a comma-separated list of bit-widths, found '" + s + "'");
-        check_bits(int(b), "--candidates");
-        v.push_back(int(b));
-    }
-    return v;
-}
 
 double parse_budget(const std::string& s, const std::string& opt) {
     char* end = nullptr;
@@ -78,7 +63,7 @@ int cmd_mixed(const Args& a) {
     const std::string obj = a.get("objective", "mean");
     if (obj != "mean" && obj != "worst") throw UsageError("--objective must be mean or worst, found '" + obj + "'");
     const Objective objective = parse_objective(obj);
-    const std::vector<int> candidates = parse_bits_list(a.get("candidates", "2,3,4,5,6,7,8"));
+    const std::vector<int> candidates = a.bits_list("candidates", "2,3,4,5,6,7,8");
     const int seeds = int(a.num("seeds", 5, 1, 1000));
     const int jobs = int(a.num("jobs", 0, 1, 256));
     const size_t sens_size = size_t(a.num("sens-size", 64, 1, 1 << 20));

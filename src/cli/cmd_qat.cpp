@@ -23,9 +23,10 @@ int cmd_qat(const Args& a) {
     };
     o.budget = budget("budget"), o.abudget = budget("abudget");
     o.objective = parse_objective(a.get("objective", "mean"));
-    if (a.opts.count("candidates")) o.candidates = parse_bits_list(a.get("candidates"), "--candidates");
+    if (a.opts.count("candidates")) o.candidates = a.bits_list("candidates", "");
     o.realloc_every = size_t(a.num("realloc-every", 0, 1, 1L << 30));
     o.fisher_batches = size_t(a.num("fisher-batches", long(o.fisher_batches), 1, 1L << 20));
+    o.sensitivity_decay = a.real("sensitivity-decay", o.sensitivity_decay, 0, 1);
     o.validate();
 
     const ModelSource src = model_source(a);
@@ -63,7 +64,8 @@ int cmd_qat(const Args& a) {
         for (const train::Allocation& al : r.allocations) hist.push_back(train::allocation_json(al, r.q.model));
         const json& kept = hist[size_t(r.kept_allocation)];
         out["budget"] = {{"weights", o.budget}, {"activations", o.abudget > 0 ? json(o.abudget) : json(nullptr)},
-                         {"objective", a.get("objective", "mean")}, {"candidates", o.candidates}, {"fisher_batches", o.fisher_batches}};
+                         {"objective", a.get("objective", "mean")}, {"candidates", o.candidates}, {"fisher_batches", o.fisher_batches},
+                         {"sensitivity_decay", o.sensitivity_decay}};
         out["layer_bits"] = kept["layer_bits"], out["point_bits"] = kept["point_bits"];
         out["kept_allocation"] = r.kept_allocation, out["allocations"] = hist;
     }

@@ -45,13 +45,13 @@ const Command kCommands[] = {
      "      [--no-distill] [--distill-weight 0.5] [--temperature 1] [--label-smoothing 0] [--val-split 0.1] [--train-limit N]\n"
      "      [--seed S] [PTQ options as for quantize]\n"
      "      [--budget BITS [--abudget BITS] [--objective mean|worst] [--candidates 2,3,4,5,6,7,8] [--realloc-every K]\n"
-     "       [--fisher-batches 8]]  (QBitOpt: bits allocated at the start and every K steps before the last epoch;\n"
-     "       K: a quarter epoch by default)\n"
+     "       [--fisher-batches 8] [--sensitivity-decay 0.5]]  (QBitOpt: bits allocated at the start and every K steps\n"
+     "       before the last epoch, K a quarter epoch by default, from sensitivities averaged over the allocations so far)\n"
      "      [--limit N] [--out DIR] [--jobs N] [--json]",
      {"model", "train", "train-labels", "eval", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity",
       "weight-range", "act-range", "calib-size", "seed", "epochs", "batch", "lr", "label-smoothing", "distill-weight", "temperature",
       "val-split", "train-limit", "budget", "abudget", "objective", "candidates", "realloc-every", "fisher-batches",
-      "limit", "out", "jobs", "heads"},
+      "sensitivity-decay", "limit", "out", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "reparam", "no-distill"}, cmd_qat},
     {"inq",
      "--model PATH --train PATH [--train-labels PATH] --eval PATH --wbits B [--abits 8] [--partitions 50,75,87.5,100]\n"

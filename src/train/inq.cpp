@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "format.h"
 #include "rng.h"
 #include "trainer.h"
 
@@ -21,15 +22,14 @@ void InqOptions::validate() const {
     for (size_t i = 0; i < partitions.size(); ++i) {
         const double p = partitions[i];
         if (!(p > 0 && p <= 100))
-            throw std::runtime_error("inq: partition " + std::to_string(i + 1) + " is " + std::to_string(p) +
+            throw std::runtime_error("inq: partition " + std::to_string(i + 1) + " is " + fmt_g(p) +
                                      "%, expected a percentage in (0, 100]");
         if (i && !(p > partitions[i - 1]))
-            throw std::runtime_error("inq: partitions must increase: " + std::to_string(partitions[i - 1]) + "% is followed by " +
-                                     std::to_string(p) + "%");
+            throw std::runtime_error("inq: partitions must increase: " + fmt_g(partitions[i - 1]) + "% is followed by " + fmt_g(p) + "%");
     }
     if (partitions.back() != 100)
         throw std::runtime_error("inq: the last partition must be 100% (every weight quantized), found " +
-                                 std::to_string(partitions.back()) + "%");
+                                 fmt_g(partitions.back()) + "%");
 }
 
 struct InqRun::State {

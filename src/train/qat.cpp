@@ -13,6 +13,7 @@
 
 #include "loss.h"
 #include "optim.h"
+#include "format.h"
 #include "parallel.h"
 #include "rng.h"
 #include "trainer.h"
@@ -65,11 +66,13 @@ void QatOptions::validate() const {
     // ⌊B·n⌋ ≥ fewest·n exactly when B ≥ fewest: anything less cannot give every layer (point) a candidate.
     auto feasible = [&](const char* opt, double b) {
         if (b > 0 && b < fewest)
-            throw std::runtime_error(std::string("qat: ") + opt + " " + std::to_string(b) + " is infeasible: the smallest candidate is " +
+            throw std::runtime_error(std::string("qat: ") + opt + " " + fmt_g(b) + " is infeasible: the smallest candidate is " +
                                      std::to_string(fewest) + " bits, so the budget must be at least " + std::to_string(fewest));
     };
     feasible("--budget", budget), feasible("--abudget", abudget);
     if (fisher_batches < 1) throw std::runtime_error("qat: the sensitivity passes need at least 1 batch (--fisher-batches)");
+    if (!(sensitivity_decay >= 0 && sensitivity_decay < 1))
+        throw std::runtime_error("qat: --sensitivity-decay must be in [0, 1), found " + fmt_g(sensitivity_decay));
 }
 
 QuantizedViT snapshot(const QuantConfig& cfg, const std::vector<int>& wbits, const Engine& e, const QatState& st) {
@@ -148,6 +151,7 @@ struct QatRun::State {
     PointSamples observed;             // PTQ's observation (with an activation budget): non-uniform points refit on it
     size_t realloc_every = 0, realloc_until = 0;
     int allocation = -1;               // in force: index into res.allocations
+    std::vector<std::vector<double>> wsens, asens;  // the sensitivities solved with last (moving averages)
     std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
     QatResult res;
 
@@ -329,7 +333,8 @@ QuantConfig QatRun::State::initial_allocation(const ViT& fp, const QuantConfig& 
         e0.set_probe(probe.get());
     }
     const Fisher f = fisher(sp, gr, epoch_order(1), 0);
-    res.allocations.push_back(bits->solve(0, weight_sensitivities(lat, f, qc), f.act, bits->from_config(fp, c0)));
+    wsens = weight_sensitivities(lat, f, qc), asens = f.act;
+    res.allocations.push_back(bits->solve(0, wsens, asens, bits->from_config(fp, c0)));
     allocation = 0;
     const Allocation& a = res.allocations.back();
     QuantConfig run = qc;
@@ -359,7 +364,16 @@ void QatRun::State::reallocate() {
     const Fisher f = fisher(*stepper, *g, order, step % steps_per_epoch);
     e->set_probe(nullptr);
     const Allocation prev = res.allocations[size_t(allocation)];
-    Allocation a = bits->solve(step, weight_sensitivities(latent, f, cfg), f.act, prev);
+    // S ← decay·S + (1 − decay)·S_measured, per layer (point) and candidate.
+    auto average = [&](std::vector<std::vector<double>>& avg, const std::vector<std::vector<double>>& now) {
+        const double d = o.sensitivity_decay;
+        for (size_t i = 0; i < avg.size(); ++i) {
+            if (avg[i].size() != now[i].size()) throw std::logic_error("qat: sensitivities changed shape between allocations");
+            for (size_t k = 0; k < avg[i].size(); ++k) avg[i][k] = d * avg[i][k] + (1 - d) * now[i][k];
+        }
+    };
+    average(wsens, weight_sensitivities(latent, f, cfg)), average(asens, f.act);
+    Allocation a = bits->solve(step, wsens, asens, prev);
 
     std::set<const TrainQuantizer*> moved;
     const std::vector<Linear*> ls = latent.linears();

@@ -72,6 +72,10 @@ struct QatOptions {
     std::vector<int> candidates = {2, 3, 4, 5, 6, 7, 8};
     size_t realloc_every = 0;
     size_t fisher_batches = 8;
+    // The sensitivities a reallocation solves with: an exponential moving average over the allocations so far,
+    // S ← decay·S_before + (1 − decay)·S_measured (0: each allocation from its own batches only). The measured
+    // ones come from a few batches and are noisy; averaging them keeps layers from flipping back and forth.
+    double sensitivity_decay = 0.5;
     void validate() const;        // clear errors for epochs < 1, batch 0, lr ≤ 0, a split with nothing left, a budget
                                   // below the smallest candidate, …
 };

@@ -84,6 +84,8 @@ Allocation BitAllocator::solve(size_t step, const std::vector<std::vector<double
         for (size_t p = 0; p < pvalues_.size(); ++p)
             if (pvalues_[p]) a.point_bits[p] = cand_[ra.choice[k++]];
     }
+    a.wsens = wsens;
+    if (allocates_activations()) a.asens = asens;
     a = costed(std::move(a), &prev);
     if (a.weight_cost > a.weight_budget || (allocates_activations() && a.act_cost > a.act_budget))
         throw std::logic_error("qbitopt: the allocation at step " + std::to_string(step) + " costs " + std::to_string(a.weight_cost) +

@@ -32,6 +32,9 @@ struct Allocation {
     long long weight_cost = 0, weight_budget = 0;  // bits over all weights
     long long act_cost = 0, act_budget = 0;        // bits per image over all quantized points (budget 0: not allocated)
     size_t changed = 0;                    // layers and points whose bits differ from the allocation before
+    // The sensitivities it was solved with, per Linear / per point and candidate (QatOptions::sensitivity_decay's
+    // moving averages; asens empty without an activation budget); empty for from_config's.
+    std::vector<std::vector<double>> wsens, asens;
 };
 // {step, layer_bits: {name: bits}, point_bits: {name: bits} (quantized points), avg_wbits, avg_abits, weight_cost,
 // weight_budget, act_cost, act_budget (null when not allocated), changed}.

@@ -209,6 +209,39 @@ TEST_CASE("qbitopt with no reallocation inside the run (worst objective, weights
     CHECK(qb.avg_wbits == ref.avg_wbits);
 }
 
+TEST_CASE("qbitopt: a reallocation solves with the moving average of the sensitivities (--sensitivity-decay), the start with its own") {
+    const ViT& fp = shipped().hf.vit;
+    QatOptions o = small_run();
+    o.epochs = 2, o.realloc_every = 6, o.jobs = 2;  // allocations at steps 0 and 6
+    o.sensitivity_decay = 0;
+    const QatResult raw = qat(fp, train_images(), all_edges(), o);
+    o.sensitivity_decay = 0.75;
+    const QatResult avg = qat(fp, train_images(), all_edges(), o);
+    REQUIRE(raw.allocations.size() == 2);
+    REQUIRE(avg.allocations.size() == 2);
+    // Up to the first reallocation the runs are the same: the start's sensitivities, allocation and training.
+    CHECK(avg.allocations[0].wsens == raw.allocations[0].wsens);
+    CHECK(avg.allocations[0].asens == raw.allocations[0].asens);
+    CHECK(avg.allocations[0].layer_bits == raw.allocations[0].layer_bits);
+    // At step 6 the decay-0 run solved with what it measured there; the other with ¾ of the start's and ¼ of that.
+    auto check_average = [](const std::vector<std::vector<double>>& got, const std::vector<std::vector<double>>& before,
+                            const std::vector<std::vector<double>>& now) {
+        REQUIRE(got.size() == now.size());
+        size_t differ = 0;
+        for (size_t i = 0; i < got.size(); ++i) {
+            REQUIRE(got[i].size() == now[i].size());
+            for (size_t k = 0; k < got[i].size(); ++k) {
+                CHECK(got[i][k] == 0.75 * before[i][k] + (1 - 0.75) * now[i][k]);
+                differ += now[i][k] != before[i][k];
+            }
+        }
+        CHECK(differ > 0);  // the measurements moved, so the average is not trivially either
+    };
+    check_average(avg.allocations[1].wsens, raw.allocations[0].wsens, raw.allocations[1].wsens);
+    check_average(avg.allocations[1].asens, raw.allocations[0].asens, raw.allocations[1].asens);
+    for (const Allocation& a : avg.allocations) CHECK(a.weight_cost <= a.weight_budget);
+}
+
 TEST_CASE("qbitopt: bad options are clear errors naming the option, expected and found") {
     const ViT& fp = shipped().hf.vit;
     QatOptions o = small_run();
@@ -219,9 +252,9 @@ TEST_CASE("qbitopt: bad options are clear errors naming the option, expected and
     };
     QatOptions low = o;
     low.budget = 1.5;
-    fails(low, "--budget 1.500000 is infeasible: the smallest candidate is 2 bits, so the budget must be at least 2");
+    fails(low, "--budget 1.5 is infeasible: the smallest candidate is 2 bits, so the budget must be at least 2");
     low = o, low.candidates = {3, 4, 8}, low.abudget = 2.5;
-    fails(low, "--abudget 2.500000 is infeasible: the smallest candidate is 3 bits");
+    fails(low, "--abudget 2.5 is infeasible: the smallest candidate is 3 bits");
     QatOptions c = o;
     c.candidates = {2, 9};
     fails(c, "--candidates: bit-width 9 is outside 2-8");
@@ -235,6 +268,11 @@ TEST_CASE("qbitopt: bad options are clear errors naming the option, expected and
     QatOptions f = o;
     f.fisher_batches = 0;
     fails(f, "--fisher-batches");
+    QatOptions d = o;
+    d.sensitivity_decay = 1;
+    fails(d, "--sensitivity-decay must be in [0, 1), found 1");
+    d.sensitivity_decay = -0.5;
+    fails(d, "--sensitivity-decay must be in [0, 1), found -0.5");
     CHECK_THROWS_WITH(parse_bits_list("2,x", "--candidates"), doctest::Contains("--candidates must be a comma-separated list of bit-widths, found '2,x'"));
     CHECK_THROWS_WITH(parse_bits_list("2,,4", "--candidates"), doctest::Contains("found '2,,4'"));
     CHECK_THROWS_WITH(parse_bits_list("3,99999999999", "--candidates"), doctest::Contains("bit-width 99999999999 is outside 2-8"));

@@ -82,6 +82,12 @@ test('training commands on bad input: grad and qat name the option or the data p
       [['qat', '--model', HF, '--train', TRAIN, '--wbits', '1'], /bit-width 1 is outside 2-8/],
       [['qat', '--model', HF, '--train', join(dir, 'none')], /none: no such file or directory/],
       [['qat', '--model', HF], /bitlens qat: missing --train/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '1.5'], /qat: --budget 1\.5 is infeasible: the smallest candidate is 2 bits, so the budget must be at least 2/],
+      [['qat', '--model', HF, '--train', TRAIN, '--abudget', '3'], /--abudget needs --budget/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--candidates', '3,99999999999'], /--candidates: bit-width 99999999999 is outside 2-8/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--candidates', '3,3,4'], /--candidates lists 3 bits twice/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--sensitivity-decay', '1'], /--sensitivity-decay must be in \[0, 1\), found 1/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--objective', 'median'], /objective must be 'mean' or 'worst', found 'median'/],
     ];
     for (const [args, message] of cases) {
       const r = run(...args);
@@ -115,8 +121,8 @@ test('inq on bad input: partitions, bit-width, weights and epochs per step name 
   const TRAIN = path('models/data/fmnist-train-5k-images-idx3-ubyte.gz');
   const base = ['inq', '--model', HF, '--train', TRAIN];
   const cases = [
-    [[...base, '--wbits', '4', '--partitions', '50,40,100'], /inq: partitions must increase: 50(\.0*)?% is followed by 40(\.0*)?%/],
-    [[...base, '--wbits', '4', '--partitions', '50,75'], /inq: the last partition must be 100% \(every weight quantized\), found 75(\.0*)?%/],
+    [[...base, '--wbits', '4', '--partitions', '50,40,100'], /inq: partitions must increase: 50% is followed by 40%/],
+    [[...base, '--wbits', '4', '--partitions', '50,75'], /inq: the last partition must be 100% \(every weight quantized\), found 75%/],
     [[...base, '--wbits', '4', '--partitions', '50,x,100'], /--partitions: 'x' is not a number \(expected e\.g\. 50,75,87\.5,100\)/],
     [[...base, '--wbits', '9'], /--wbits\): bit-width 9 is outside 2-8/],
     [[...base, '--wbits', '4', '--weights', 'uniform'], /bitlens inq quantizes weights to powers of two; --weights uniform does not apply/],
