@@ -16,6 +16,16 @@ int cmd_info(const Args& a) {
     if (m.quantized())  // a BitLens export: dequantized weights, and the recipe
         quant = {{"config", config_json(m.q->cfg)}, {"model_bytes", src.safetensors.size()}, {"bits_per_weight", m.q->bits_per_weight()}};
     const ViTConfig& c = vit.cfg;
+    // Per block: its heads and MLP width (fewer in a pruned model), and every Linear's shape.
+    json layers = json::array(), linears = json::array();
+    for (size_t b = 0; b < vit.blocks.size(); ++b) {
+        const Block& blk = vit.blocks[b];
+        size_t n = blk.norm1.gamma.size() * 4;  // both LayerNorms' gamma and beta
+        for (const Linear* l : {&blk.qkv, &blk.proj, &blk.fc1, &blk.fc2}) n += l->weight.size() + l->bias.size();
+        layers.push_back({{"heads", c.block_heads(b)}, {"pruned_heads", c.pruned_heads.empty() ? json::array() : json(c.pruned_heads[b])},
+                          {"mlp_dim", c.block_mlp(b)}, {"parameters", n}});
+    }
+    for (const Linear* l : vit.linears()) linears.push_back({{"name", l->name}, {"shape", {l->out, l->in}}, {"bias", !l->bias.empty()}});
     json j = {{"naming", naming_name(c.naming)},
               {"config", c.config_source},
               {"architecture", c.architecture},
@@ -28,6 +38,9 @@ int cmd_info(const Args& a) {
               {"depth", c.depth},
               {"heads", c.heads},
               {"mlp_dim", c.mlp_dim},
+              {"pruned", c.pruned()},
+              {"layers", layers},
+              {"linears", linears},
               {"tokens", c.tokens()},
               {"distillation_token", c.dist_token},
               {"distillation_head", c.dist_head},
@@ -54,6 +67,12 @@ int cmd_info(const Args& a) {
                 c.tokens(), c.dist_token ? "class + distillation token" : "class token", c.avg_pool ? ", average pooling" : "");
     std::printf("encoder:       %d blocks, hidden %d, %d heads, mlp %d, LayerNorm eps %g, GELU %s\n", c.depth, c.hidden,
                 c.heads, c.mlp_dim, double(c.ln_eps), c.gelu_tanh ? "tanh" : "erf");
+    if (c.pruned()) {
+        std::string per;
+        for (size_t b = 0; b < vit.blocks.size(); ++b)
+            per += (b ? ", " : "") + std::to_string(c.block_heads(b)) + "h/" + std::to_string(c.block_mlp(b));
+        std::printf("pruned:        heads/mlp per block: %s\n", per.c_str());
+    }
     std::printf("classes:       %d%s\n", c.num_classes, c.dist_head ? " (class and distillation heads averaged)" : "");
     std::string labels;
     for (size_t i = 0; i < c.labels.size() && i < 20; ++i) labels += (i ? ", " : "") + c.labels[i];

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -275,6 +276,48 @@ void read_preprocessor(const json& j, const std::string& what, ViTConfig& c) {
     if (j.contains("resample")) c.pp.resample = resample_name(j["resample"], what);
 }
 
+// pruned_heads / bitlens_mlp_dims (see ViTConfig), read once depth, heads and mlp_dim are known.
+void read_pruning(const json& j, const std::string& what, ViTConfig& c) {
+    if (j.contains("pruned_heads") && !j["pruned_heads"].is_null()) {
+        const json& ph = j["pruned_heads"];
+        if (!ph.is_object()) fail(what + ": pruned_heads must be an object {\"layer\": [head indices]}, found a " + ph.type_name());
+        c.pruned_heads.assign(size_t(c.depth), {});
+        for (auto it = ph.begin(); it != ph.end(); ++it) {
+            const std::string& k = it.key();
+            const bool digits = !k.empty() && k.size() <= 6 && k.find_first_not_of("0123456789") == std::string::npos;
+            if (!digits || std::stoi(k) >= c.depth)
+                fail(what + ": pruned_heads has layer '" + k.substr(0, 40) + "', expected a layer index from 0 to " + std::to_string(c.depth - 1));
+            std::vector<int>& v = c.pruned_heads[size_t(std::stoi(k))];
+            if (!it.value().is_array()) fail(what + ": pruned_heads['" + k + "'] must be a list of head indices");
+            for (const json& h : it.value()) {
+                if (!h.is_number_integer() || h.get<long long>() < 0 || h.get<long long>() >= c.heads)
+                    fail(what + ": pruned_heads['" + k + "'] has " + (h.is_primitive() ? h.dump() : std::string(h.type_name())) +
+                         ", expected a head index from 0 to " + std::to_string(c.heads - 1));
+                v.push_back(h.get<int>());
+            }
+            std::sort(v.begin(), v.end());
+            if (std::adjacent_find(v.begin(), v.end()) != v.end())
+                fail(what + ": pruned_heads['" + k + "'] lists head " + std::to_string(*std::adjacent_find(v.begin(), v.end())) + " twice");
+            if (int(v.size()) >= c.heads)
+                fail(what + ": pruned_heads['" + k + "'] removes all " + std::to_string(c.heads) + " heads of layer " + k +
+                     " (at least one must stay)");
+        }
+    }
+    if (j.contains("bitlens_mlp_dims") && !j["bitlens_mlp_dims"].is_null()) {
+        const json& md = j["bitlens_mlp_dims"];
+        if (!md.is_array() || md.size() != size_t(c.depth))
+            fail(what + ": bitlens_mlp_dims must list one MLP width per layer (" + std::to_string(c.depth) + "), found " +
+                 (md.is_array() ? std::to_string(md.size()) + " values" : std::string("a ") + md.type_name()));
+        for (size_t i = 0; i < md.size(); ++i) {
+            const json& v = md[i];
+            if (!v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > c.mlp_dim)
+                fail(what + ": bitlens_mlp_dims[" + std::to_string(i) + "] is " + (v.is_primitive() ? v.dump() : std::string(v.type_name())) +
+                     ", expected a width from 1 to the unpruned " + std::to_string(c.mlp_dim));
+            c.mlp_dims.push_back(v.get<int>());
+        }
+    }
+}
+
 void check_shape(const StTensor& t, const std::string& name, std::vector<int64_t> expect, const std::string& why,
                  const std::string& what) {
     if (t.shape != expect)
@@ -282,6 +325,33 @@ void check_shape(const StTensor& t, const std::string& name, std::vector<int64_t
 }
 
 }  // namespace
+
+bool ViTConfig::pruned() const {
+    for (int b = 0; b < depth; ++b)
+        if (block_heads(size_t(b)) != heads || block_mlp(size_t(b)) != mlp_dim) return true;
+    return false;
+}
+
+int ViTConfig::max_block_mlp() const {
+    int m = 0;
+    for (int b = 0; b < depth; ++b) m = std::max(m, block_mlp(size_t(b)));
+    return m;
+}
+
+void write_pruning(json& config, const ViTConfig& c) {
+    config.erase("pruned_heads"), config.erase("bitlens_mlp_dims");
+    json ph = json::object();
+    for (size_t b = 0; b < c.pruned_heads.size(); ++b)
+        if (!c.pruned_heads[b].empty()) ph[std::to_string(b)] = c.pruned_heads[b];
+    if (!ph.empty()) config["pruned_heads"] = ph;
+    bool narrower = false;
+    for (int b = 0; b < c.depth; ++b) narrower = narrower || c.block_mlp(size_t(b)) != c.mlp_dim;
+    if (narrower) {
+        json md = json::array();
+        for (int b = 0; b < c.depth; ++b) md.push_back(c.block_mlp(size_t(b)));
+        config["bitlens_mlp_dims"] = md;
+    }
+}
 
 ModelSource read_model_source(const std::string& path) {
     namespace fs = std::filesystem;
@@ -330,10 +400,12 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
         if (timm_cfg) {
             if (hf) fail(src.config_name + ": a timm config.json, but the tensors use Hugging Face naming ('" + p + "embeddings...')");
             read_timm_config(j, src.config_name, c);
+            read_pruning(j, src.config_name, c);
             c.config_source = "timm config.json";
         } else {
             if (!hf) fail(src.config_name + ": a Hugging Face config.json, but the tensors use timm naming ('cls_token', 'blocks.N...')");
             read_hf_config(j, src.config_name, c);
+            read_pruning(j, src.config_name, c);
             c.config_source = "Hugging Face config.json";
         }
     }
@@ -413,7 +485,8 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
     mismatch(hf ? "num_hidden_layers" : "depth", c.depth, hf ? p + "encoder.layer.N" : "blocks.N", depth);
     mismatch(hf ? "num_channels" : "in_chans", c.channels, proj, tproj.shape[1]);
     mismatch("patch_size", c.patch, proj, tproj.shape[2]);
-    mismatch(hf ? "intermediate_size" : "mlp_ratio * embed_dim", c.mlp_dim, fc1, tfc1.shape[0]);
+    if (c.mlp_dims.empty()) mismatch(hf ? "intermediate_size" : "mlp_ratio * embed_dim", c.mlp_dim, fc1, tfc1.shape[0]);
+    else mismatch("bitlens_mlp_dims[0]", c.mlp_dims[0], fc1, tfc1.shape[0]);
     mismatch(hf ? "number of labels (id2label)" : "num_classes", c.num_classes, head_w, thead.shape[0]);
     for (const auto& [name, v] : {std::pair<const char*, int>{"hidden size", c.hidden}, {"depth", c.depth}, {"number of heads", c.heads},
                                    {"patch size", c.patch}, {"image height", c.image_h}, {"image width", c.image_w},

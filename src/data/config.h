@@ -2,6 +2,8 @@
 // timm's hub config.json, or inferred from the tensors where that is unambiguous.
 #pragma once
 #include <map>
+
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,12 @@ struct ViTConfig {
     std::vector<std::string> labels;  // num_classes names ("LABEL_i" / "i" when unknown)
     bool labels_known = false;        // labels came from the config rather than defaults
     Preprocess pp;
+    // Structured pruning (bitlens prune), from config.json: `pruned_heads`, the Hugging Face transformers key
+    // ({"layer": [original indices of the removed heads]}, also read from timm configs), and `bitlens_mlp_dims`
+    // (each block's MLP width, a BitLens field: neither transformers nor timm configs express it). `heads` and
+    // `mlp_dim` stay the unpruned model's, so head_dim() is unchanged.
+    std::vector<std::vector<int>> pruned_heads;  // per block, ascending (empty: nothing pruned)
+    std::vector<int> mlp_dims;                   // per block (empty: mlp_dim in every block)
 
     int grid_h() const { return image_h / patch; }
     int grid_w() const { return image_w / patch; }
@@ -35,7 +43,16 @@ struct ViTConfig {
     int prefix_tokens() const { return 1 + (dist_token ? 1 : 0); }
     int tokens() const { return num_patches() + prefix_tokens(); }
     int head_dim() const { return hidden / heads; }
+    int block_heads(size_t b) const { return heads - (pruned_heads.empty() ? 0 : int(pruned_heads[b].size())); }
+    int block_attn_dim(size_t b) const { return block_heads(b) * head_dim(); }  // q, k, v and context width
+    int block_mlp(size_t b) const { return mlp_dims.empty() ? mlp_dim : mlp_dims[b]; }
+    bool pruned() const;          // some block has fewer heads or a narrower MLP than heads / mlp_dim
+    int max_block_mlp() const;    // the widest MLP (workspace sizes)
 };
+
+// The config fields of a pruned model (pruned_heads, bitlens_mlp_dims) written into `config` (a config.json
+// object in the checkpoint's own format; the fields are removed when nothing is pruned).
+void write_pruning(nlohmann::json& config, const ViTConfig& c);
 
 struct ModelSource {
     std::vector<uint8_t> safetensors;

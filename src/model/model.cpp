@@ -108,7 +108,8 @@ size_t ViT::parameter_count() const {
     return n + 2 * (norm.gamma.size() + fc_norm.gamma.size());
 }
 
-// Letters: T tokens (prefix + patches), D hidden, H heads, d = D/H head size, F mlp size,
+// Letters: T tokens (prefix + patches), D hidden, H heads, d = D/H head size (H: the unpruned count), A = H_b·d a
+// block's attention width and F its MLP width (smaller than D and mlp_dim in a pruned model),
 // C channels, P patch size, G = grid width.
 void ViT::forward(const float* image, float* logits, Workspace& ws, ActivationHook* hook) const {
     embed(image, ws, hook);
@@ -147,39 +148,40 @@ void ViT::embed(const float* image, Workspace& ws, ActivationHook* hook) const {
 
 void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* hook) const {
     const ViTConfig& c = cfg;
-    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.heads), d = size_t(c.head_dim()),
-                 F = size_t(c.mlp_dim);
-    ws.x.resize(T * D), ws.ln.resize(T * D), ws.qkv.resize(T * 3 * D), ws.scores.resize(H * T * T);
-    ws.ctx.resize(T * D), ws.tmp.resize(T * D), ws.mlp.resize(T * F);
+    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), d = size_t(c.head_dim());
+    // Sized for the unpruned block; a pruned one uses less (H heads of d, A = H·d attention width, F MLP width).
+    ws.x.resize(T * D), ws.ln.resize(T * D), ws.qkv.resize(T * 3 * D), ws.scores.resize(size_t(c.heads) * T * T);
+    ws.ctx.resize(T * D), ws.tmp.resize(T * D), ws.mlp.resize(T * size_t(c.max_block_mlp()));
     ws.packed_k.resize(k::f32_gemm_packed_floats(T, d)), ws.packed_v.resize(k::f32_gemm_packed_floats(d, T));
     float* x = ws.x.data();
     const float scale = 1.0f / std::sqrt(float(d));
     for (size_t bi = first; bi < last; ++bi) {
         const Block& b = blocks[bi];
         const int bidx = int(bi);
+        const size_t H = size_t(c.block_heads(bi)), A = H * d, F = size_t(c.block_mlp(bi));
         // --- attention: x = x + proj(MHSA(LN1(x)))
         k::f32_layernorm_wasmsimd(T, D, x, D, b.norm1.gamma.data(), b.norm1.beta.data(), c.ln_eps, ws.ln.data(), D);
         notify(hook, point_index(bidx, kQkvIn), ws.ln.data(), T, D, D);
-        float* qkv = ws.qkv.data();                             // qkv[T, 3D] = [q | k | v]
-        b.qkv.forward(ws.ln.data(), T, D, qkv, 3 * D);
-        notify(hook, point_index(bidx, kQ), qkv, T, D, 3 * D);
-        notify(hook, point_index(bidx, kK), qkv + D, T, D, 3 * D);
-        notify(hook, point_index(bidx, kV), qkv + 2 * D, T, D, 3 * D);
+        float* qkv = ws.qkv.data();                             // qkv[T, 3A] = [q | k | v]
+        b.qkv.forward(ws.ln.data(), T, D, qkv, 3 * A);
+        notify(hook, point_index(bidx, kQ), qkv, T, A, 3 * A);
+        notify(hook, point_index(bidx, kK), qkv + A, T, A, 3 * A);
+        notify(hook, point_index(bidx, kV), qkv + 2 * A, T, A, 3 * A);
         for (size_t h = 0; h < H; ++h) {                       // scores[h] = q_h · k_hᵀ · scale   [T, T]
-            k::f32_gemm_pack(T, d, qkv + D + h * d, 3 * D, 1, ws.packed_k.data());
+            k::f32_gemm_pack(T, d, qkv + A + h * d, 3 * A, 1, ws.packed_k.data());
             float* s = &ws.scores[h * T * T];
-            k::f32_gemm_4x8_wasmsimd(T, T, d, qkv + h * d, 3 * D, ws.packed_k.data(), nullptr, s, T);
+            k::f32_gemm_4x8_wasmsimd(T, T, d, qkv + h * d, 3 * A, ws.packed_k.data(), nullptr, s, T);
             for (size_t i = 0; i < T * T; ++i) s[i] = s[i] * scale;
         }
         notify(hook, point_index(bidx, kScores), ws.scores.data(), H * T, T, T);
         k::f32_softmax_wasmsimd(H * T, T, ws.scores.data(), T);
         notify(hook, point_index(bidx, kProbs), ws.scores.data(), H * T, T, T);
         for (size_t h = 0; h < H; ++h) {                       // ctx[:, h] = probs[h] · v_h   [T, d]
-            k::f32_gemm_pack(d, T, qkv + 2 * D + h * d, 1, 3 * D, ws.packed_v.data());
-            k::f32_gemm_4x8_wasmsimd(T, d, T, &ws.scores[h * T * T], T, ws.packed_v.data(), nullptr, ws.ctx.data() + h * d, D);
+            k::f32_gemm_pack(d, T, qkv + 2 * A + h * d, 1, 3 * A, ws.packed_v.data());
+            k::f32_gemm_4x8_wasmsimd(T, d, T, &ws.scores[h * T * T], T, ws.packed_v.data(), nullptr, ws.ctx.data() + h * d, A);
         }
-        notify(hook, point_index(bidx, kProjIn), ws.ctx.data(), T, D, D);
-        b.proj.forward(ws.ctx.data(), T, D, ws.tmp.data(), D);
+        notify(hook, point_index(bidx, kProjIn), ws.ctx.data(), T, A, A);
+        b.proj.forward(ws.ctx.data(), T, A, ws.tmp.data(), D);
         for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + ws.tmp[i];
         // --- MLP: x = x + fc2(GELU(fc1(LN2(x))))
         k::f32_layernorm_wasmsimd(T, D, x, D, b.norm2.gamma.data(), b.norm2.beta.data(), c.ln_eps, ws.ln.data(), D);
@@ -286,7 +288,7 @@ LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
     m.cfg = resolve_config(st, src);
     const ViTConfig& c = m.cfg;
     Loader L{st, src.safetensors_name, {}, {}};
-    const int64_t D = c.hidden, F = c.mlp_dim, T = c.tokens(), Cls = c.num_classes, PP = int64_t(c.channels) * c.patch * c.patch;
+    const int64_t D = c.hidden, T = c.tokens(), Cls = c.num_classes, PP = int64_t(c.channels) * c.patch * c.patch;
     const bool hf = c.naming != Naming::Timm;
     const std::string p = c.naming == Naming::HfVit ? "vit." : "deit.";
 
@@ -305,24 +307,25 @@ LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
         for (int i = 0; i < c.depth; ++i) {
             const std::string n = p + "encoder.layer." + std::to_string(i) + ".", canon = "blocks." + std::to_string(i) + ".";
             Block b;
+            const int64_t A = c.block_attn_dim(size_t(i)), Fb = c.block_mlp(size_t(i));
             b.norm1 = L.layernorm(canon + "norm1", n + "layernorm_before", D);
-            // Fuse q, k, v into one [3D, D] Linear, as timm stores it.
-            Linear q = L.linear("q", n + "attention.attention.query", D, D, c.qkv_bias);
-            Linear kk = L.linear("k", n + "attention.attention.key", D, D, c.qkv_bias);
-            Linear v = L.linear("v", n + "attention.attention.value", D, D, c.qkv_bias);
+            // Fuse q, k, v into one [3A, D] Linear, as timm stores it (A = D unless heads were pruned).
+            Linear q = L.linear("q", n + "attention.attention.query", A, D, c.qkv_bias);
+            Linear kk = L.linear("k", n + "attention.attention.key", A, D, c.qkv_bias);
+            Linear v = L.linear("v", n + "attention.attention.value", A, D, c.qkv_bias);
             b.qkv.name = canon + "attn.qkv", b.qkv.source = n + "attention.attention.{query,key,value}";
-            b.qkv.out = int(3 * D), b.qkv.in = int(D);
+            b.qkv.out = int(3 * A), b.qkv.in = int(D);
             for (Linear* s : {&q, &kk, &v}) b.qkv.weight.insert(b.qkv.weight.end(), s->weight.begin(), s->weight.end());
             if (!q.bias.empty() || !kk.bias.empty() || !v.bias.empty())
                 for (Linear* s : {&q, &kk, &v}) {
-                    if (s->bias.empty()) s->bias.assign(size_t(D), 0.0f);
+                    if (s->bias.empty()) s->bias.assign(size_t(A), 0.0f);
                     b.qkv.bias.insert(b.qkv.bias.end(), s->bias.begin(), s->bias.end());
                 }
             b.qkv.pack();
-            b.proj = L.linear(canon + "attn.proj", n + "attention.output.dense", D, D);
+            b.proj = L.linear(canon + "attn.proj", n + "attention.output.dense", D, A);
             b.norm2 = L.layernorm(canon + "norm2", n + "layernorm_after", D);
-            b.fc1 = L.linear(canon + "mlp.fc1", n + "intermediate.dense", F, D);
-            b.fc2 = L.linear(canon + "mlp.fc2", n + "output.dense", D, F);
+            b.fc1 = L.linear(canon + "mlp.fc1", n + "intermediate.dense", Fb, D);
+            b.fc2 = L.linear(canon + "mlp.fc2", n + "output.dense", D, Fb);
             m.blocks.push_back(std::move(b));
         }
         m.norm = L.layernorm("norm", p + "layernorm", D);
@@ -341,12 +344,13 @@ LoadedModel load_model(const ModelSource& src, const SafeTensors& st) {
         for (int i = 0; i < c.depth; ++i) {
             const std::string n = "blocks." + std::to_string(i) + ".";
             Block b;
+            const int64_t A = c.block_attn_dim(size_t(i)), Fb = c.block_mlp(size_t(i));
             b.norm1 = L.layernorm(n + "norm1", n + "norm1", D);
-            b.qkv = L.linear(n + "attn.qkv", n + "attn.qkv", 3 * D, D, c.qkv_bias);
-            b.proj = L.linear(n + "attn.proj", n + "attn.proj", D, D);
+            b.qkv = L.linear(n + "attn.qkv", n + "attn.qkv", 3 * A, D, c.qkv_bias);
+            b.proj = L.linear(n + "attn.proj", n + "attn.proj", D, A);
             b.norm2 = L.layernorm(n + "norm2", n + "norm2", D);
-            b.fc1 = L.linear(n + "mlp.fc1", n + "mlp.fc1", F, D);
-            b.fc2 = L.linear(n + "mlp.fc2", n + "mlp.fc2", D, F);
+            b.fc1 = L.linear(n + "mlp.fc1", n + "mlp.fc1", Fb, D);
+            b.fc2 = L.linear(n + "mlp.fc2", n + "mlp.fc2", D, Fb);
             m.blocks.push_back(std::move(b));
         }
         if (c.avg_pool) m.fc_norm = L.layernorm("fc_norm", "fc_norm", D);

@@ -214,13 +214,13 @@ void Engine::block_forward(size_t l, BlockActs& s, const float* x_in, float* x_o
     const ViTConfig& c = m_.cfg;
     const Block& blk = m_.blocks[l];
     const int bi = int(l);
-    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.heads), d = size_t(c.head_dim()),
-                 F = size_t(c.mlp_dim), R = B * T;
+    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.block_heads(l)), d = size_t(c.head_dim()),
+                 A = H * d, F = size_t(c.block_mlp(l)), R = B * T;
     const float scale = 1.0f / std::sqrt(float(d));
     s.x_in.assign(x_in, x_in + R * D);
     x_in = s.x_in.data();  // read the saved copy from here on, so x_out may be x_in
-    sized(s.ln1, R * D), sized(s.ln1_mean, R), sized(s.ln1_rstd, R), sized(s.qkv, R * 3 * D), sized(s.probs, B * H * T * T);
-    sized(s.ctx, R * D), sized(s.x_mid, R * D), sized(s.ln2, R * D), sized(s.ln2_mean, R), sized(s.ln2_rstd, R);
+    sized(s.ln1, R * D), sized(s.ln1_mean, R), sized(s.ln1_rstd, R), sized(s.qkv, R * 3 * A), sized(s.probs, B * H * T * T);
+    sized(s.ctx, R * A), sized(s.x_mid, R * D), sized(s.ln2, R * D), sized(s.ln2_mean, R), sized(s.ln2_rstd, R);
     sized(s.h, R * F), sized(s.g, R * F);
     auto quant = [&](ViT::BlockPoint bp, const std::vector<float>& pre, std::vector<float>& q, size_t cols) {
         q.clear();
@@ -233,23 +233,23 @@ void Engine::block_forward(size_t l, BlockActs& s, const float* x_in, float* x_o
     k::f32_layernorm_fwd_wasmsimd(R, D, x_in, D, blk.norm1.gamma.data(), blk.norm1.beta.data(), c.ln_eps, s.ln1.data(), D,
                                   s.ln1_mean.data(), s.ln1_rstd.data());
     quant(ViT::kQkvIn, s.ln1, s.ln1q, D);
-    linear_forward(blk.qkv, consumed(s.ln1, s.ln1q), R, D, s.qkv.data(), 3 * D);
+    linear_forward(blk.qkv, consumed(s.ln1, s.ln1q), R, D, s.qkv.data(), 3 * A);
     s.qkvq.clear();
     if (quantized(m_.point_index(bi, ViT::kQ)) || quantized(m_.point_index(bi, ViT::kK)) ||
         quantized(m_.point_index(bi, ViT::kV))) {
         s.qkvq = s.qkv;
         for (int part = 0; part < 3; ++part)
-            quant_forward(m_.point_index(bi, ViT::BlockPoint(ViT::kQ + part)), s.qkv.data() + size_t(part) * D,
-                          s.qkvq.data() + size_t(part) * D, R, D, 3 * D);
+            quant_forward(m_.point_index(bi, ViT::BlockPoint(ViT::kQ + part)), s.qkv.data() + size_t(part) * A,
+                          s.qkvq.data() + size_t(part) * A, R, A, 3 * A);
     }
     const float* qkv = consumed(s.qkv, s.qkvq);
     std::vector<float> packed(k::f32_gemm_packed_floats(T, d));
     for (size_t b = 0; b < B; ++b) {
-        const float* qb = qkv + b * T * 3 * D;
+        const float* qb = qkv + b * T * 3 * A;
         for (size_t h = 0; h < H; ++h) {  // scores = q_h · k_hᵀ · scale, then softmax   [T, T]
             float* sc = &s.probs[(b * H + h) * T * T];
-            k::f32_gemm_pack(T, d, qb + D + h * d, 3 * D, 1, packed.data());
-            k::f32_gemm_4x8_wasmsimd(T, T, d, qb + h * d, 3 * D, packed.data(), nullptr, sc, T);
+            k::f32_gemm_pack(T, d, qb + A + h * d, 3 * A, 1, packed.data());
+            k::f32_gemm_4x8_wasmsimd(T, T, d, qb + h * d, 3 * A, packed.data(), nullptr, sc, T);
             for (size_t i = 0; i < T * T; ++i) sc[i] = sc[i] * scale;
         }
     }
@@ -258,14 +258,14 @@ void Engine::block_forward(size_t l, BlockActs& s, const float* x_in, float* x_o
     const float* probs = consumed(s.probs, s.probsq);
     packed.resize(k::f32_gemm_packed_floats(d, T));
     for (size_t b = 0; b < B; ++b) {
-        const float* qb = qkv + b * T * 3 * D;
+        const float* qb = qkv + b * T * 3 * A;
         for (size_t h = 0; h < H; ++h) {  // ctx[:, h] = probs_h · v_h   [T, d]
-            k::f32_gemm_pack(d, T, qb + 2 * D + h * d, 1, 3 * D, packed.data());
-            k::f32_gemm_4x8_wasmsimd(T, d, T, probs + (b * H + h) * T * T, T, packed.data(), nullptr, &s.ctx[b * T * D + h * d], D);
+            k::f32_gemm_pack(d, T, qb + 2 * A + h * d, 1, 3 * A, packed.data());
+            k::f32_gemm_4x8_wasmsimd(T, d, T, probs + (b * H + h) * T * T, T, packed.data(), nullptr, &s.ctx[b * T * A + h * d], A);
         }
     }
-    quant(ViT::kProjIn, s.ctx, s.ctxq, D);
-    linear_forward(blk.proj, consumed(s.ctx, s.ctxq), R, D, s.x_mid.data(), D);
+    quant(ViT::kProjIn, s.ctx, s.ctxq, A);
+    linear_forward(blk.proj, consumed(s.ctx, s.ctxq), R, A, s.x_mid.data(), D);
     for (size_t i = 0; i < R * D; ++i) s.x_mid[i] = x_in[i] + s.x_mid[i];
 
     // --- MLP: x_out = x_mid + fc2(GELU(fc1(LN2(x_mid))))
@@ -364,10 +364,10 @@ void Engine::block_backward(size_t l, BlockActs& s, float* dres, Acts& a, Grads&
     const Block& blk = m_.blocks[l];
     Block& gb = g.p.blocks[l];
     const int bi = int(l);
-    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.heads), d = size_t(c.head_dim()),
-                 F = size_t(c.mlp_dim), R = B * T;
+    const size_t T = size_t(c.tokens()), D = size_t(c.hidden), H = size_t(c.block_heads(l)), d = size_t(c.head_dim()),
+                 A = H * d, F = size_t(c.block_mlp(l)), R = B * T;
     const float scale = 1.0f / std::sqrt(float(d));
-    sized(a.dtmp, R * D), sized(a.dbig, R * F), sized(a.dqkv, R * 3 * D), sized(a.dprobs, B * H * T * T);
+    sized(a.dtmp, R * D), sized(a.dbig, R * F), sized(a.dqkv, R * 3 * A), sized(a.dprobs, B * H * T * T);
     auto qb = [&](ViT::BlockPoint bp, const std::vector<float>& pre, float* dy, size_t cols) {
         quant_backward(m_.point_index(bi, bp), pre.data(), dy, pre.size() / cols, cols, cols, g);
     };
@@ -383,41 +383,41 @@ void Engine::block_backward(size_t l, BlockActs& s, float* dres, Acts& a, Grads&
                                   s.ln2_rstd.data(), dres, D, gb.norm2.gamma.data(), gb.norm2.beta.data());  // dres: d x_mid
 
     // --- attention: x_mid = x_in + proj(ctxq), ctx_h = probsq_h · v_h, probs = softmax(scale · q_h·k_hᵀ)
-    linear_backward(blk.proj, dres, R, D, consumed(s.ctx, s.ctxq), D, a.dtmp.data(), D, false, gb.proj);  // d ctxq
-    qb(ViT::kProjIn, s.ctx, a.dtmp.data(), D);                                                             // d ctx
+    linear_backward(blk.proj, dres, R, D, consumed(s.ctx, s.ctxq), A, a.dtmp.data(), A, false, gb.proj);  // d ctxq [R, A]
+    qb(ViT::kProjIn, s.ctx, a.dtmp.data(), A);                                                             // d ctx
     const float* qkv = consumed(s.qkv, s.qkvq);
     const float* probs = consumed(s.probs, s.probsq);
     std::vector<float>& packed = a.packed;
     packed.resize(k::f32_gemm_packed_floats(T, d));
     for (size_t b = 0; b < B; ++b) {
-        const float* qkvb = qkv + b * T * 3 * D;
+        const float* qkvb = qkv + b * T * 3 * A;
         for (size_t h = 0; h < H; ++h) {
-            const float* dctx = &a.dtmp[b * T * D + h * d];
+            const float* dctx = &a.dtmp[b * T * A + h * d];
             // d probsq_h = d ctx_h · v_hᵀ   [T, T]
-            k::f32_gemm_pack(T, d, qkvb + 2 * D + h * d, 3 * D, 1, packed.data());
-            k::f32_gemm_4x8_wasmsimd(T, T, d, dctx, D, packed.data(), nullptr, &a.dprobs[(b * H + h) * T * T], T);
+            k::f32_gemm_pack(T, d, qkvb + 2 * A + h * d, 3 * A, 1, packed.data());
+            k::f32_gemm_4x8_wasmsimd(T, T, d, dctx, A, packed.data(), nullptr, &a.dprobs[(b * H + h) * T * T], T);
             // d v_h = probsq_hᵀ · d ctx_h   [T, d]
-            k::f32_gemm_tn_4x8_wasmsimd(T, d, T, probs + (b * H + h) * T * T, T, dctx, D, &a.dqkv[b * T * 3 * D + 2 * D + h * d],
-                                        3 * D, false);
+            k::f32_gemm_tn_4x8_wasmsimd(T, d, T, probs + (b * H + h) * T * T, T, dctx, A, &a.dqkv[b * T * 3 * A + 2 * A + h * d],
+                                        3 * A, false);
         }
     }
     qb(ViT::kProbs, s.probs, a.dprobs.data(), T);                                                // d probs
     k::f32_softmax_bwd_wasmsimd(B * H * T, T, s.probs.data(), T, a.dprobs.data(), T, a.dprobs.data(), T);  // d (scaled scores)
     for (float& v : a.dprobs) v = v * scale;                                                    // d (q·kᵀ)
     for (size_t b = 0; b < B; ++b) {
-        const float* qkvb = qkv + b * T * 3 * D;
-        float* dqkvb = &a.dqkv[b * T * 3 * D];
+        const float* qkvb = qkv + b * T * 3 * A;
+        float* dqkvb = &a.dqkv[b * T * 3 * A];
         for (size_t h = 0; h < H; ++h) {
             const float* ds = &a.dprobs[(b * H + h) * T * T];
             // d q_h = dS · k_h,  d k_h = dSᵀ · q_h   [T, d]
-            k::f32_gemm_nn_4x8_wasmsimd(T, d, T, ds, T, qkvb + D + h * d, 3 * D, dqkvb + h * d, 3 * D, false);
-            k::f32_gemm_tn_4x8_wasmsimd(T, d, T, ds, T, qkvb + h * d, 3 * D, dqkvb + D + h * d, 3 * D, false);
+            k::f32_gemm_nn_4x8_wasmsimd(T, d, T, ds, T, qkvb + A + h * d, 3 * A, dqkvb + h * d, 3 * A, false);
+            k::f32_gemm_tn_4x8_wasmsimd(T, d, T, ds, T, qkvb + h * d, 3 * A, dqkvb + A + h * d, 3 * A, false);
         }
     }
     for (int part = 0; part < 3; ++part)
-        quant_backward(m_.point_index(bi, ViT::BlockPoint(ViT::kQ + part)), s.qkv.data() + size_t(part) * D,
-                       a.dqkv.data() + size_t(part) * D, R, D, 3 * D, g);
-    linear_backward(blk.qkv, a.dqkv.data(), R, 3 * D, consumed(s.ln1, s.ln1q), D, a.dtmp.data(), D, false, gb.qkv);  // d ln1q
+        quant_backward(m_.point_index(bi, ViT::BlockPoint(ViT::kQ + part)), s.qkv.data() + size_t(part) * A,
+                       a.dqkv.data() + size_t(part) * A, R, A, 3 * A, g);
+    linear_backward(blk.qkv, a.dqkv.data(), R, 3 * A, consumed(s.ln1, s.ln1q), D, a.dtmp.data(), D, false, gb.qkv);  // d ln1q
     qb(ViT::kQkvIn, s.ln1, a.dtmp.data(), D);                                                                     // d ln1
     k::f32_layernorm_bwd_wasmsimd(R, D, a.dtmp.data(), D, s.x_in.data(), D, blk.norm1.gamma.data(), s.ln1_mean.data(),
                                   s.ln1_rstd.data(), dres, D, gb.norm1.gamma.data(), gb.norm1.beta.data());  // dres: d x_in
