@@ -73,3 +73,21 @@ export function writeClassFolder(dir, perClass = 3) {
   }
   return top;
 }
+
+// A test server on a free port and a Chromium page on it (1366×900, downloads on) whose page errors and console
+// errors go into `problems`; close() stops both.
+export async function openPage(problems) {
+  const { chromium } = await import('playwright-core');
+  const { start } = await import('../../web/serve.mjs');
+  const { server, url } = await start({ port: 0, quiet: true });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  const close = async () => {
+    await browser.close();
+    await new Promise((r) => server.close(r));
+  };
+  return { origin: url.replace(/\/$/, ''), page, close };
+}

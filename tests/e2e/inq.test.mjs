@@ -5,16 +5,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
-import { start } from '../../web/serve.mjs';
-import { CHROMIUM, CHROMIUM_ARGS, LABELS, missingPrerequisites, saveArtifact } from './helpers.mjs';
+import { LABELS, missingPrerequisites, saveArtifact, openPage } from './helpers.mjs';
 
 const missing = missingPrerequisites();
 if (missing.length) {
   test('e2e prerequisites (INQ)', () => assert.fail(`missing: ${missing.join('; ')}`));
 } else {
   describe('demo page: INQ', { timeout: 170_000 }, () => {
-    let server, origin, browser, page;
+    let origin, page, close;
     const problems = [];
     const visibleError = (id) => page.$eval(`#${id}`, (el) => (el.hidden ? '' : el.textContent));
     const setField = async (id, value) => { await page.fill(`#${id}`, String(value)); await page.dispatchEvent(`#${id}`, 'change'); };
@@ -23,18 +21,11 @@ if (missing.length) {
     const param = (k) => new URL(page.url()).searchParams.get(k);
 
     before(async () => {
-      ({ server, url: origin } = await start({ port: 0, quiet: true }));
-      origin = origin.replace(/\/$/, '');
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-      const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
-      page = await context.newPage();
-      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+      ({ origin, page, close } = await openPage(problems));
     });
 
     after(async () => {
-      await browser?.close();
-      await new Promise((r) => (server ? server.close(r) : r()));
+      await close?.();
     });
 
     test('INQ from the URL on the shipped training subset: progress per step, the step chart, PTQ against INQ per class, the download', async () => {

@@ -3,16 +3,14 @@
 // and the blocks' errors, the download, bad settings, and a cancel after which the page keeps working.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { start } from '../../web/serve.mjs';
-import { CHROMIUM, CHROMIUM_ARGS, LABELS, missingPrerequisites, saveArtifact } from './helpers.mjs';
+import { LABELS, missingPrerequisites, saveArtifact, openPage } from './helpers.mjs';
 
 const missing = missingPrerequisites();
 if (missing.length) {
   test('e2e prerequisites (SOS)', () => assert.fail(`missing: ${missing.join('; ')}`));
 } else {
   describe('demo page: SOS reconstruction', { timeout: 170_000 }, () => {
-    let server, origin, browser, page;
+    let origin, page, close;
     const problems = [];
     const visibleError = (id) => page.$eval(`#${id}`, (el) => (el.hidden ? '' : el.textContent));
     const setField = async (id, value) => { await page.fill(`#${id}`, String(value)); await page.dispatchEvent(`#${id}`, 'change'); };
@@ -25,18 +23,11 @@ if (missing.length) {
     })));
 
     before(async () => {
-      ({ server, url: origin } = await start({ port: 0, quiet: true }));
-      origin = origin.replace(/\/$/, '');
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-      const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
-      page = await context.newPage();
-      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+      ({ origin, page, close } = await openPage(problems));
     });
 
     after(async () => {
-      await browser?.close();
-      await new Promise((r) => (server ? server.close(r) : r()));
+      await close?.();
     });
 
     test('SOS from the URL: progress per stage, block and iteration; every stage evaluated; the per-class chart; the download', async () => {
