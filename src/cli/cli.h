@@ -105,6 +105,7 @@ int cmd_sweep(const Args& a);
 int cmd_grad(const Args& a);
 int cmd_qat(const Args& a);
 int cmd_inq(const Args& a);
+int cmd_prune(const Args& a);
 
 // --model (a model directory or a .safetensors file), with --heads for a checkpoint without config.json.
 inline ModelSource model_source(const Args& a) {
@@ -118,6 +119,9 @@ void write_file(const std::string& path, const void* data, size_t n);
 // DIR/model.safetensors (the quantized checkpoint in the original's naming) and the original's config.json and
 // preprocessor_config.json, so that DIR is a model directory of its own. Returns the checkpoint's size.
 size_t write_quantized(const std::string& dir, const QuantizedViT& q, const ModelSource& src, const SafeTensors& original);
+// DIR/model.safetensors, config.json and preprocessor_config.json of an FP32 model, pruned or not (export_fp32:
+// the config records the pruning), so that DIR is a model directory of its own. Returns the checkpoint's size.
+size_t write_fp32(const std::string& dir, const ViT& m, const ModelSource& src, const SafeTensors& original);
 
 // The PTQ options shared by quantize, sweep and mixed (--wbits, --abits, --softmax, ...).
 QuantConfig quant_config(const Args& a);

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "export.h"
 #include "model.h"
+#include "pruning.h"
 
 namespace bitlens::cli {
 
@@ -17,14 +18,8 @@ int cmd_info(const Args& a) {
         quant = {{"config", config_json(m.q->cfg)}, {"model_bytes", src.safetensors.size()}, {"bits_per_weight", m.q->bits_per_weight()}};
     const ViTConfig& c = vit.cfg;
     // Per block: its heads and MLP width (fewer in a pruned model), and every Linear's shape.
-    json layers = json::array(), linears = json::array();
-    for (size_t b = 0; b < vit.blocks.size(); ++b) {
-        const Block& blk = vit.blocks[b];
-        size_t n = blk.norm1.gamma.size() * 4;  // both LayerNorms' gamma and beta
-        for (const Linear* l : {&blk.qkv, &blk.proj, &blk.fc1, &blk.fc2}) n += l->weight.size() + l->bias.size();
-        layers.push_back({{"heads", c.block_heads(b)}, {"pruned_heads", c.pruned_heads.empty() ? json::array() : json(c.pruned_heads[b])},
-                          {"mlp_dim", c.block_mlp(b)}, {"parameters", n}});
-    }
+    const json layers = train::layers_json(vit);
+    json linears = json::array();
     for (const Linear* l : vit.linears()) linears.push_back({{"name", l->name}, {"shape", {l->out, l->in}}, {"bias", !l->bias.empty()}});
     json j = {{"naming", naming_name(c.naming)},
               {"config", c.config_source},

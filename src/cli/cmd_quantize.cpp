@@ -54,20 +54,45 @@ void write_file(const std::string& path, const void* data, size_t n) {
         throw std::runtime_error(p.string() + ": cannot write");
 }
 
-size_t write_quantized(const std::string& dir, const QuantizedViT& q, const ModelSource& src, const SafeTensors& original) {
+namespace {
+// Creates DIR; refuses a DIR whose model.safetensors is the source's own (`what`: "quantized", "exported").
+std::filesystem::path output_dir(const std::string& dir, const ModelSource& src, const std::string& what) {
     namespace fs = std::filesystem;
-    const std::vector<uint8_t> bytes = export_quantized(q, original);
     const fs::path d(dir), st = d / "model.safetensors";
     std::error_code ec;
     fs::create_directories(d, ec);
     if (!fs::is_directory(d)) throw std::runtime_error(dir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
     if (fs::exists(st) && fs::equivalent(st, src.safetensors_name, ec))
-        throw std::runtime_error("--out " + dir + " would overwrite the model being quantized (" + src.safetensors_name + ")");
-    write_file(st.string(), bytes.data(), bytes.size());
+        throw std::runtime_error("--out " + dir + " would overwrite the model being " + what + " (" + src.safetensors_name + ")");
+    return d;
+}
+}  // namespace
+
+size_t write_quantized(const std::string& dir, const QuantizedViT& q, const ModelSource& src, const SafeTensors& original) {
+    const std::vector<uint8_t> bytes = export_quantized(q, original);
+    const std::filesystem::path d = output_dir(dir, src, "quantized");
+    write_file((d / "model.safetensors").string(), bytes.data(), bytes.size());
     if (!src.config_json.empty()) write_file((d / "config.json").string(), src.config_json.data(), src.config_json.size());
     if (!src.preprocessor_json.empty())
         write_file((d / "preprocessor_config.json").string(), src.preprocessor_json.data(), src.preprocessor_json.size());
     return bytes.size();
+}
+
+size_t write_fp32(const std::string& dir, const ViT& m, const ModelSource& src, const SafeTensors& original) {
+    const Fp32Export e = export_fp32(m, src, original);  // before anything is written: a pruned model without config.json throws
+    const std::filesystem::path d = output_dir(dir, src, "exported");
+    // A .safetensors file given beside its config.json, and --out that folder: the pruned config would replace the one
+    // the original checkpoint still needs.
+    std::error_code ec;
+    if (e.config_json != src.config_json && std::filesystem::exists(d / "config.json") &&
+        std::filesystem::equivalent(d / "config.json", src.config_name, ec))
+        throw std::runtime_error("--out " + dir + " would overwrite " + src.config_name + ", which " + src.safetensors_name +
+                                 " still needs; write to another directory");
+    write_file((d / "model.safetensors").string(), e.safetensors.data(), e.safetensors.size());
+    if (!e.config_json.empty()) write_file((d / "config.json").string(), e.config_json.data(), e.config_json.size());
+    if (!e.preprocessor_json.empty())
+        write_file((d / "preprocessor_config.json").string(), e.preprocessor_json.data(), e.preprocessor_json.size());
+    return e.safetensors.size();
 }
 
 int cmd_quantize(const Args& a) {

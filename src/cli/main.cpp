@@ -62,6 +62,15 @@ const Command kCommands[] = {
       "act-range", "calib-size", "seed", "partitions", "epochs-per-step", "batch", "lr", "label-smoothing", "distill-weight",
       "temperature", "val-split", "train-limit", "limit", "out", "jobs", "heads"},
      {"json", "sulq-round-exponent", "no-edges-8bit", "no-distill", "integer"}, cmd_inq},
+    {"prune",
+     "--model PATH --train PATH [--train-labels PATH] --eval PATH --keep-heads F --keep-mlp F [--distill] [--epochs 2]\n"
+     "      [--importance taylor|mask] [--importance-images 2048] [--feature-weight 0.1] [--feature-blocks N (-1: first half)]\n"
+     "      [--batch 64] [--lr 5e-4] [--distill-weight 0.5] [--temperature 1] [--val-split 0.1] [--train-limit N] [--seed S]\n"
+     "      [--limit N] [--out DIR] [--jobs N] [--json]  (F: the fraction of each layer's heads / MLP units kept; epochs 0: no recovery)",
+     {"model", "train", "train-labels", "eval", "keep-heads", "keep-mlp", "epochs", "importance", "importance-images",
+      "feature-weight", "feature-blocks", "batch", "lr", "label-smoothing", "distill-weight", "temperature", "val-split",
+      "train-limit", "seed", "limit", "out", "jobs", "heads"},
+     {"json", "distill"}, cmd_prune},
 };
 
 std::string usage() {

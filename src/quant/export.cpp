@@ -336,24 +336,80 @@ Quantizer quantizer_from_json(const json& j, const std::string& what) {
 // ---------------------------------------------------------------------------------------------------
 SafeTensors f32_checkpoint(const ViT& m, const SafeTensors& original) {
     std::map<std::string, std::vector<float>> values = float_tensors(m);
+    std::map<std::string, std::vector<int64_t>> linear_shape;  // a Linear's own shape, per source tensor
     for (const Linear* l : m.linears()) {
         const std::vector<std::string> srcs = linear_sources(*l);
         const size_t n = l->weight.size() / srcs.size();
-        for (size_t s = 0; s < srcs.size(); ++s)
+        const int64_t rows = int64_t(l->out) / int64_t(srcs.size());
+        for (size_t s = 0; s < srcs.size(); ++s) {
             values[srcs[s] + ".weight"] = std::vector<float>(l->weight.begin() + long(s * n), l->weight.begin() + long((s + 1) * n));
+            linear_shape[srcs[s] + ".weight"] = {rows, int64_t(l->in)};
+            if (!l->bias.empty()) linear_shape[srcs[s] + ".bias"] = {rows};
+        }
     }
     SafeTensors out;
     for (const std::string& name : original.order) {
         auto v = values.find(name);
         if (v == values.end()) continue;
         const StTensor& t = original.tensors.at(name);
-        if (size_t(t.numel()) != v->second.size())
-            throw std::runtime_error("export: the original tensor '" + name + "' has " + std::to_string(t.numel()) +
-                                     " values, the model " + std::to_string(v->second.size()));
-        out.tensors[name] = f32_tensor(v->second, t.shape);
+        std::vector<int64_t> shape = t.shape;
+        if (size_t(t.numel()) != v->second.size()) {  // a pruned Linear: its own, smaller shape
+            auto ls = linear_shape.find(name);
+            if (ls == linear_shape.end())
+                throw std::runtime_error("export: the original tensor '" + name + "' has " + std::to_string(t.numel()) +
+                                         " values, the model " + std::to_string(v->second.size()));
+            shape = ls->second;
+        }
+        out.tensors[name] = f32_tensor(v->second, shape);
         out.order.push_back(name);
     }
     return out;
+}
+
+Fp32Export export_fp32(const ViT& m, const ModelSource& src, const SafeTensors& original) {
+    if (is_quantized_checkpoint(original))
+        throw std::runtime_error(src.safetensors_name + ": is a quantized export; an FP32 export starts from the FP32/FP16 checkpoint " +
+                                 "the model was loaded from");
+    Fp32Export e;
+    if (src.config_json.empty()) {
+        if (m.cfg.pruned())
+            throw std::runtime_error(src.safetensors_name +
+                                     ": has no config.json to record the pruned heads and MLP widths in; load the model from a "
+                                     "directory with its config.json (Hugging Face or timm) to export it pruned");
+    } else {
+        // Kept in the original's key order, so that the pruning fields are the only difference.
+        nlohmann::ordered_json j;
+        try {
+            j = nlohmann::ordered_json::parse(src.config_json, [&](int depth, nlohmann::ordered_json::parse_event_t, nlohmann::ordered_json&) {
+                if (depth > kMaxJsonDepth)
+                    throw std::runtime_error(src.config_name + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+                return true;
+            });
+        } catch (const nlohmann::json::exception& ex) {
+            throw std::runtime_error(src.config_name + ": not valid JSON: " + ex.what());
+        }
+        if (!j.is_object()) throw std::runtime_error(src.config_name + ": expected a JSON object");
+        json fields = json::object();
+        write_pruning(fields, m.cfg);
+        j.erase("pruned_heads"), j.erase("bitlens_mlp_dims");
+        for (auto it = fields.begin(); it != fields.end(); ++it) j[it.key()] = nlohmann::ordered_json::parse(it.value().dump());
+        e.config_json = j.dump(2) + "\n";
+    }
+    e.preprocessor_json = src.preprocessor_json;
+
+    // The model's tensors at their (possibly pruned) shapes, and the tensors it ignores as they were, in the original's order.
+    SafeTensors ck = f32_checkpoint(m, original), out;
+    out.metadata = original.metadata;
+    out.metadata["format"] = "pt";
+    const std::set<std::string> ignored(m.ignored_tensors.begin(), m.ignored_tensors.end());
+    for (const std::string& name : original.order) {
+        if (auto t = ck.tensors.find(name); t != ck.tensors.end()) out.tensors[name] = std::move(t->second);
+        else if (ignored.count(name)) out.tensors[name] = original.tensors.at(name);
+        else continue;
+        out.order.push_back(name);
+    }
+    e.safetensors = serialize_safetensors(out);
+    return e;
 }
 
 std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& original) {

@@ -59,11 +59,36 @@ inline constexpr const char* kQuantizationMetadataKey = "bitlens.quantization";
 // `original`: the checkpoint `q` was quantized from (its naming, shapes and ignored tensors).
 std::vector<uint8_t> export_quantized(const QuantizedViT& q, const SafeTensors& original);
 
-// Every tensor the model was loaded from, as F32 under the checkpoint's own names and shapes (Hugging Face's
-// separate query/key/value, the Conv2d patch weight [D, C, P, P], tokens [1, 1, D]), in `original`'s order;
-// tensors the model ignores (a pooler) are left out. For FP32 exports of a trained model, and for gradients
-// held in a ViT-shaped struct (train::zeros_like).
+// Every tensor the model was loaded from, as F32 under the checkpoint's own names (Hugging Face's separate
+// query/key/value), in `original`'s order; tensors the model ignores (a pooler) are left out. A tensor keeps
+// `original`'s shape when it holds as many values (the Conv2d patch weight [D, C, P, P], tokens [1, 1, D]);
+// a Linear pruned since (prune_structure: q/k/v, proj, fc1, fc2 and their biases) takes its own shape,
+// weight [out / sources, in] and bias [out / sources] (a Hugging Face fused qkv has 3 sources). Any other
+// difference in size is an error naming the tensor. For FP32 exports of a trained or pruned model, and for
+// gradients held in a ViT-shaped struct (train::zeros_like).
 SafeTensors f32_checkpoint(const ViT& m, const SafeTensors& original);
+
+// A model directory's files for an FP32 model, pruned or not (bitlens prune --out):
+//  * safetensors: f32_checkpoint(m, original) plus the tensors the model ignores (a pooler) as they were, with
+//    `original`'s __metadata__ ("format": "pt");
+//  * config_json: src.config_json (Hugging Face or timm, keys in their order) with the pruning fields of
+//    m.cfg, indented by 2, empty when src has none:
+//      "pruned_heads": {"<layer>": [removed heads, ascending]} — transformers' own key and convention
+//        (ViTConfig/DeiTConfig, PreTrainedModel.prune_heads): the heads' indices in the UNPRUNED model, so
+//        pruning a pruned model again adds to the lists; layers with no head removed are left out;
+//      "bitlens_mlp_dims": [one MLP width per layer, in layer order] — BitLens's own field: neither
+//        transformers' nor timm's configs can give layers different MLP widths (intermediate_size and
+//        mlp_ratio stay the unpruned model's);
+//    both are absent for an unpruned model (and removed if the source had them). A source without
+//    config.json (the config inferred from the tensors) cannot record pruning: a pruned model throws
+//    "<file>: has no config.json to record the pruned heads and MLP widths in; ...";
+//  * preprocessor_json: src.preprocessor_json as it was.
+// `original`: the FP32/FP16 checkpoint m was loaded from (a quantized export is refused).
+struct Fp32Export {
+    std::vector<uint8_t> safetensors;
+    std::string config_json, preprocessor_json;  // empty: no such file
+};
+Fp32Export export_fp32(const ViT& m, const ModelSource& src, const SafeTensors& original);
 bool is_quantized_checkpoint(const SafeTensors& st);
 QuantizedViT load_quantized(const ModelSource& src);
 // The same from tensors already parsed (src.safetensors is then ignored; its name is used in errors).

@@ -157,8 +157,8 @@ bool Engine::quant_forward(int p, const float* x, float* out, size_t rows, size_
 }
 
 void Engine::quant_backward(int p, const float* x, float* dy, size_t rows, size_t cols, size_t ld, Grads& g) const {
-    if (!quantized(p)) return;
     if (probe_) probe_->on_point(p, x, dy, rows, cols, ld, g.probe[size_t(p)]);
+    if (!quantized(p)) return;
     if (!q_->act_channel.empty() && !q_->act_channel[size_t(p)].empty()) {
         const std::vector<TrainQuantizer>& qs = q_->act_channel[size_t(p)];
         std::vector<double>&ds = g.channel_scale[size_t(p)], &dz = g.channel_zero[size_t(p)];
@@ -328,6 +328,10 @@ void Engine::forward(Acts& a, const float* images, size_t B) const {
     head_forward(a, a.x_out.data());
 }
 
+const float* block_output(const Acts& a, size_t l) {
+    return l + 1 < a.blocks.size() ? a.blocks[l + 1].x_in.data() : a.x_out.data();
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Backward
 
@@ -448,7 +452,15 @@ void Engine::backward(Acts& a, const float* dlogits, Grads& g) const {
     const size_t R = a.B * size_t(m_.cfg.tokens()), D = size_t(m_.cfg.hidden);
     sized(a.dres, R * D);
     head_backward(a, a.x_out.data(), dlogits, a.dres.data(), g);
-    for (size_t l = m_.blocks.size(); l-- > 0;) block_backward(l, a.blocks[l], a.dres.data(), a, g, a.B);
+    for (size_t l = m_.blocks.size(); l-- > 0;) {
+        if (l < a.dfeat.size() && !a.dfeat[l].empty()) {  // dres is d loss / d block l's output here
+            if (a.dfeat[l].size() != R * D)
+                throw std::logic_error("training: the feature gradient of block " + std::to_string(l) + " has " +
+                                       std::to_string(a.dfeat[l].size()) + " values, expected " + std::to_string(R * D));
+            for (size_t i = 0; i < R * D; ++i) a.dres[i] = a.dres[i] + a.dfeat[l][i];
+        }
+        block_backward(l, a.blocks[l], a.dres.data(), a, g, a.B);
+    }
     embed_backward(a, a.dres.data(), g);
 }
 
@@ -478,6 +490,8 @@ double Stepper::step(const float* images, size_t n, const LossFn& loss, Grads& g
             e_.forward(a, images + first * in, count);
             dl.assign(count * Cn, 0.0f);
             losses[ch] = loss(a.logits.data(), first, count, dl.data());
+            if (features_) losses[ch] += features_(a, images + first * in, first, count, a.dfeat);
+            else a.dfeat.clear();
             e_.backward(a, dl.data(), gc);
         }
     });

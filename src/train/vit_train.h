@@ -60,6 +60,10 @@ struct BlockActs {
     std::vector<float> h, g, gq;                      // [R, F] fc1 output (GELU input), GELU output, quantized
 };
 
+struct Acts;
+// Block l's output after a forward (the next block's saved input, or the final residual stream) [R, D].
+const float* block_output(const Acts& a, size_t l);
+
 struct Acts {
     size_t B = 0;
     std::vector<float> patches, patchesq;     // [B·Np, PP]
@@ -68,6 +72,9 @@ struct Acts {
     std::vector<float> avg;                   // [B, D] mean of patch tokens (avg pool)
     std::vector<float> pooled, pool_mean, pool_rstd, pooledq;  // [B, rows, D], [B·rows]: rows = 2 with a distillation head
     std::vector<float> logits;                // [B, C] as at inference (distilled: mean of both heads)
+    // d loss / d (block l's output) from a loss on the block outputs (feature distillation), added where the
+    // backward passes block l; empty (or a shorter list) for none. Set by Stepper's feature loss.
+    std::vector<std::vector<float>> dfeat;
     // backward scratch
     std::vector<float> dres, dtmp, dbig, dqkv, dprobs, dpooled, dlin, packed;
 };
@@ -88,9 +95,10 @@ struct Grads {
     void add_point(const Grads& o, size_t p);    // this += o for point p's quantizer sums only
 };
 
-// Statistics of the backward at the activation points (QBitOpt's Fisher-weighted quantization noise): called
-// at every quantized point with its pre-quantization values x and the gradient dy arriving at its quantized
-// values, before the straight-through pass; adds into `sums` (Grads::probe[point] of the micro-batch, so the
+// Statistics of the backward at the activation points (QBitOpt's Fisher-weighted quantization noise, pruning's
+// Taylor importance): called at every point the backward passes (quantized or not; the patch input only when
+// quantized) with its pre-quantization values x and the gradient dy arriving at the values the next op
+// consumed, before the straight-through pass; adds into `sums` (Grads::probe[point] of the micro-batch, so the
 // sums are added in micro-batch order and do not depend on the number of threads). Called from several
 // threads at once: must only read its own state.
 struct BackwardProbe {
@@ -156,11 +164,17 @@ private:
 // the buffers are then summed in micro-batch order into g. So the result depends on `micro`, never on
 // `jobs`. Buffers and activations are kept between steps.
 using LossFn = std::function<double(const float* logits, size_t first, size_t count, float* dlogits)>;
+// A loss on the block outputs (feature distillation), called after LossFn for each micro-batch with its forward
+// activations and images: writes dfeat[l] (d loss / d block l's output, [count·T, D]) for the blocks it uses,
+// leaves the others empty, and returns the micro-batch's loss sum (as LossFn).
+using FeatureLossFn = std::function<double(const Acts& a, const float* images, size_t first, size_t count,
+                                           std::vector<std::vector<float>>& dfeat)>;
 class Stepper {
 public:
     Stepper(const Engine& e, size_t micro, int jobs);
     // Returns the batch's loss sum; g is overwritten with the batch's gradient sum.
     double step(const float* images, size_t n, const LossFn& loss, Grads& g);
+    void set_feature_loss(FeatureLossFn f) { features_ = std::move(f); }  // empty: none (the default)
     size_t micro() const { return micro_; }
     size_t peak_activation_floats() const;  // what the kept activations hold, for memory reports
 
@@ -171,6 +185,7 @@ private:
     std::vector<Grads> grads_;   // per micro-batch
     std::vector<Acts> acts_;     // per worker
     std::vector<std::vector<float>> dlogits_;  // per worker
+    FeatureLossFn features_;
 };
 
 }  // namespace bitlens::train
