@@ -37,6 +37,22 @@ export interface ModelInfo {
   layers: string[];
   /** Names of the activation quantization points, e.g. "blocks.0.attn.probs". */
   points: string[];
+  /** Some block has fewer heads or a narrower MLP than `heads` / `mlpDim` (model.prune(), or a pruned model's files). */
+  pruned: boolean;
+  /** Per transformer block: its heads and MLP width (all alike unless pruned). */
+  blocks: BlockInfo[];
+}
+
+/** One transformer block's shape. */
+export interface BlockInfo {
+  /** Attention heads (of the model's `heads`). */
+  heads: number;
+  /** The heads removed, in the unpruned model's numbering (as config.json's `pruned_heads`); [] when none. */
+  prunedHeads: number[];
+  /** MLP hidden units (of the model's `mlpDim`). */
+  mlpDim: number;
+  /** Parameters of the block (qkv, proj, fc1, fc2 with biases, both LayerNorms). */
+  parameters: number;
 }
 
 export interface EvalResult {
@@ -141,6 +157,8 @@ export class QuantizedModel {
     config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number;
     /** The bit-width each layer's weights and each quantized activation point got. */
     layerBits: Record<string, number>; pointBits: Record<string, number>;
+    /** Per transformer block: its heads and MLP width (a quantized pruned model's are smaller). */
+    blocks: BlockInfo[];
   };
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
   classify(image: Bytes, options?: { topK?: number; name?: string }): Prediction[];
@@ -364,6 +382,51 @@ export class InqModel extends QuantizedModel {
   readonly ptq: QuantizedModel | null;
 }
 
+/**
+ * Structured pruning (model.prune()): which heads and MLP units each block keeps, how they are ranked, and the
+ * recovery's training (TrainOptions, as `bitlens prune`'s; `seed` seeds the split, and each epoch's order).
+ * `keepHeads` and/or `keepMlp` is required. Defaults as `bitlens prune`.
+ */
+export interface PruneOptions extends TrainOptions {
+  /** The fraction of each block's attention heads kept, in (0, 1] (default 1): round(fraction × heads), at least one. */
+  keepHeads?: number;
+  /** The fraction of each block's MLP hidden units kept, in (0, 1] (default 1): round(fraction × units), at least one. */
+  keepMlp?: number;
+  /**
+   * How heads and units are ranked (default 'taylor'): 'taylor' = mean |Σ context · ∂loss/∂context| over a head's
+   * columns (a unit's GELU output), one forward and backward per image; 'mask' = the mean increase of the loss when
+   * it is zeroed, one forward per image and per head and unit (slow on wide MLPs).
+   */
+  importance?: 'taylor' | 'mask';
+  /** The first N images of the training part the importance is measured on (default 2048; 0: all of them). */
+  importanceImages?: number;
+  /** Recovery epochs (default 2; 0: none, the pruned model as it is). */
+  epochs?: number;
+  /**
+   * Recover by distillation from this (unpruned) model: distillWeight·KL(logits at `temperature`) +
+   * (1 − distillWeight)·cross-entropy + featureWeight·MSE of the first `featureBlocks` blocks' outputs. Default
+   * **false**, as `bitlens prune` (its `--distill`): fine-tuning on the labels alone.
+   */
+  distill?: boolean;
+  /** With `distill`: the weight of the block-output MSE (default 0.1; 0: none). */
+  featureWeight?: number;
+  /** With `distill`: how many of the first blocks' outputs are matched (default -1: the first half, rounded up; 0: none). */
+  featureBlocks?: number;
+  /** Peak learning rate (default 5e-4). */
+  lr?: number;
+  /** Seeds the held-out split and each epoch's order (default 0). */
+  seed?: number;
+}
+
+export interface PruneRunOptions {
+  /** Progress as QAT reports it: epoch 0 (the pruned model, before recovery) first, then every optimiser step. */
+  onProgress?: (p: QatProgress) => void;
+  /** Stops the run between steps (rejects with an AbortError); nothing is left allocated. */
+  signal?: AbortSignal;
+  /** Also return the pruned model before recovery as `beforeRecovery`. */
+  keepPruned?: boolean;
+}
+
 /** The result of model.quantize({ method: 'sos' }): stage 3's model, with the run's stages and blocks. */
 export class SosModel extends QuantizedModel {
   readonly stages: SosStage[];
@@ -396,6 +459,25 @@ export class Model {
    * throw a TypeError / RangeError naming the option.
    */
   inq(train: Dataset, options: InqOptions, run?: InqRunOptions): Promise<InqModel>;
+  /**
+   * Structured pruning: removes the least important attention heads and MLP units of every block for real (smaller
+   * matrices, faster forwards), then recovers by fine-tuning (or distillation from this model) on `train` minus a
+   * held-out `valSplit`, one optimiser step per event-loop turn; the same numbers as `bitlens prune`. Bad options throw
+   * a TypeError / RangeError naming the option (a fraction that would leave a block no head or unit too).
+   */
+  prune(train: Dataset, options: PruneOptions, run?: PruneRunOptions): Promise<PrunedModel>;
+  /**
+   * The FP32 model as a model directory's files: safetensors (F32, in the checkpoint's naming), config.json's text
+   * (a pruned model's records `pruned_heads` and `bitlens_mlp_dims`) and preprocessor_config.json's ('' for a file
+   * it was loaded without). loadModel() and `bitlens --model DIR` read them back to the same model. A model loaded
+   * from a quantized export throws. (A QuantizedModel made from a pruned model exports its weights with
+   * exportSafetensors(); its config.json is the pruned model's exportConfig().)
+   */
+  exportFiles(): { safetensors: Uint8Array; config: string; preprocessor: string };
+  /** exportFiles().safetensors */
+  exportSafetensors(): Uint8Array;
+  /** exportFiles().config */
+  exportConfig(): string;
   /** Logits for one preprocessed input (channels × height × width, normalised). */
   forwardRaw(input: Float32Array | number[]): Float32Array;
   /** One encoded image as the model sees it (decoded, resized/cropped, normalised): channels × height × width; forwardRaw takes it. */
@@ -405,6 +487,29 @@ export class Model {
   /** The class token's attention to each patch (grid rows × cols, mean over heads); `block` < 0 counts from the end. */
   attention(image: Bytes, options?: { block?: number; name?: string }): Float32Array;
   delete(): void;
+}
+
+/**
+ * What model.prune() returns: the pruned FP32 model (the best recovery epoch by held-out top-1; with `epochs: 0`, the
+ * pruned model itself) — a full Model — with the run's record.
+ */
+export class PrunedModel extends Model {
+  /** Epoch 0 (pruned, before recovery) first. */
+  readonly history: EpochStats[];
+  readonly bestEpoch: number;
+  /** The importance scores the ranking used, per block: of each of the input model's heads and MLP units (`bitlens prune --json`'s `importance`). */
+  readonly importance: { method: 'taylor' | 'mask'; images: number; heads: number[][]; units: number[][] };
+  /** Per block, the heads and MLP units kept (ascending, in the input model's current numbering). */
+  readonly keptHeads: number[][]; readonly keptUnits: number[][];
+  /** Per block, its shape after pruning (as info.blocks). */
+  readonly layers: BlockInfo[];
+  /** Parameters of the input model and of the pruned one. */
+  readonly parametersBefore: number; readonly parameters: number;
+  readonly trainImages: number; readonly valImages: number;
+  /** The unpruned model on the held-out split (null without one): the reference for `history`. */
+  readonly validationFp32: EvalResult | null;
+  /** With `keepPruned`: the pruned model before recovery (epoch 0). Freed by delete(). */
+  readonly beforeRecovery: Model | null;
 }
 
 export interface QuantizeTensorOptions {

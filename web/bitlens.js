@@ -159,13 +159,14 @@ const INQ_FIELDS = {
 // The quantize() options INQ takes (those `bitlens inq` takes): the weights are INQ's power-of-two levels.
 const INQ_QUANT = ['wbits', 'abits', 'softmax', 'softmaxBits', 'weights', 'granularity', 'actRange', 'calibSize', 'seed', 'sulqRoundExponent', 'edges8bit'];
 
-// A training run's options split into quantize()'s (`quantKeys`) and the training's (`fields`), checked.
-function trainSpec(opts, what, fields, quantKeys) {
+// A training run's options split into quantize()'s (`quantKeys`) and the training's (`fields`), checked. `integer`:
+// whether the run takes quantize()'s `integer`; `lr`: the run's default learning rate (for the minLr check).
+function trainSpec(opts, what, fields, quantKeys, { integer = true, lr = 1e-4 } = {}) {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`${what}: the options must be an object`);
   const quant = {};
   const options = {};
   for (const [k, v] of Object.entries(opts)) {
-    if (v === undefined || k === 'integer') continue;
+    if (v === undefined || (integer && k === 'integer')) continue;
     if (k in fields) {
       const [name, ok, want] = fields[k];
       if (!ok(v)) throw new (typeof v === 'number' || typeof v === 'boolean' ? RangeError : TypeError)(`${what}: \`${k}\` must be ${want}, got ${JSON.stringify(v)}`);
@@ -173,10 +174,10 @@ function trainSpec(opts, what, fields, quantKeys) {
     } else if (quantKeys.includes(k)) {
       quant[k] = v;
     } else {
-      throw new TypeError(`${what}: unknown option '${k}' (expected ${[...quantKeys, 'integer', ...Object.keys(fields)].join(', ')})`);
+      throw new TypeError(`${what}: unknown option '${k}' (expected ${[...quantKeys, ...(integer ? ['integer'] : []), ...Object.keys(fields)].join(', ')})`);
     }
   }
-  if (options.min_lr !== undefined && options.min_lr > (options.lr ?? 1e-4)) throw new RangeError(`${what}: \`minLr\` (${options.min_lr}) must not exceed \`lr\` (${options.lr ?? 1e-4})`);
+  if (options.min_lr !== undefined && options.min_lr > (options.lr ?? lr)) throw new RangeError(`${what}: \`minLr\` (${options.min_lr}) must not exceed \`lr\` (${options.lr ?? lr})`);
   return { quant, options: JSON.stringify(options), integer: !!opts.integer };
 }
 function qatSpec(opts) {
@@ -191,6 +192,33 @@ function inqSpec(opts) {
   if (!(Number.isInteger(wbits) && wbits >= 2 && wbits <= 8)) throw new (typeof wbits === 'number' ? RangeError : TypeError)(`inq: \`wbits\` must be a whole number from 2 to 8, got ${JSON.stringify(wbits)}`);
   if (weights !== 'pow2') throw new TypeError(`inq: the weights are quantized to powers of two (INQ's levels); \`weights: ${JSON.stringify(weights)}\` does not apply`);
   return { config: quantConfig({ ...quant, weights }, 'inq', ['ptq']), options, integer };
+}
+
+// Structured pruning: which heads and MLP units go, how they are ranked, and the recovery's training options.
+const isFraction = (v) => isNum(v) && v > 0 && v <= 1;
+const PRUNE_FIELDS = {
+  keepHeads: ['keep_heads', isFraction, "a fraction in (0, 1] of each layer's attention heads"],
+  keepMlp: ['keep_mlp', isFraction, "a fraction in (0, 1] of each layer's MLP units"],
+  importance: ['importance', (v) => v === 'taylor' || v === 'mask', "'taylor' or 'mask'"],
+  importanceImages: ['importance_images', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0 (0: every training image)'],
+  featureWeight: ['feature_weight', (v) => isNum(v) && v >= 0, 'a number ≥ 0 (0: no feature loss)'],
+  featureBlocks: ['feature_blocks', (v) => Number.isInteger(v) && v >= -1, 'a whole number ≥ 0, or -1 (the first half of the blocks)'],
+  seed: ['seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a whole number ≥ 0'],
+  epochs: ['epochs', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0 (0: no recovery)'],
+  ...TRAIN_FIELDS,
+};
+// `blocks`: the model's info.blocks. Each block keeps round(fraction × count) of its heads and units, at least one:
+// a fraction that leaves a block none is refused here, before any work.
+function pruneSpec(opts, blocks) {
+  const { options } = trainSpec(opts, 'prune', PRUNE_FIELDS, [], { integer: false, lr: 5e-4 });
+  const o = JSON.parse(options);
+  if (o.keep_heads === undefined && o.keep_mlp === undefined) throw new TypeError("prune: give `keepHeads` and/or `keepMlp` (the fraction of each layer's attention heads / MLP units kept, in (0, 1])");
+  blocks.forEach((b, i) => {
+    for (const [k, f, n, what] of [['keepHeads', o.keep_heads, b.heads, 'attention heads'], ['keepMlp', o.keep_mlp, b.mlpDim, 'MLP units']]) {
+      if (f !== undefined && Math.floor(f * n + 0.5) === 0) throw new RangeError(`prune: \`${k}\` ${f} keeps none of the ${n} ${what} of layer ${i} (at least one must stay: ${k} ≥ ${0.5 / n})`);
+    }
+  });
+  return { config: '', options, integer: false };
 }
 
 // A worst class as EvalResult gives it: { index, label, accuracy } (null without one).
@@ -312,10 +340,18 @@ export class InqModel extends TrainedModel {
   }
 }
 
-// How qat() and inq() step their C++ runs (QatRun / InqRun): the PTQ start, the progress, the result.
+// How qat(), inq() and prune() step their C++ runs (QatRun / InqRun / PruneRun): the run made from the model's
+// handle, the run option that keeps the starting point (`keep`) and that start as a JS object, the progress, the result.
 const TRAIN_RUNS = {
-  qat: { ptq: (h, integer) => h.best(integer), progress: qatProgress, model: (h, integer, ...rest) => new QatModel(h.best(integer), ...rest) },
-  inq: { ptq: (h, integer) => h.ptq(integer), progress: inqProgress, model: (h, integer, ...rest) => new InqModel(h.result(integer), ...rest) },
+  qat: { make: (mh, config, options, train) => mh.qat(config, options, train), keep: 'keepPtq',
+    start: (h, integer, labels) => new QuantizedModel(h.best(integer), labels), progress: qatProgress,
+    model: (h, integer, ...rest) => new QatModel(h.best(integer), ...rest) },
+  inq: { make: (mh, config, options, train) => mh.inq(config, options, train), keep: 'keepPtq',
+    start: (h, integer, labels) => new QuantizedModel(h.ptq(integer), labels), progress: inqProgress,
+    model: (h, integer, ...rest) => new InqModel(h.result(integer), ...rest) },
+  prune: { make: (mh, config, options, train) => mh.prune(options, train), keep: 'keepPruned',
+    start: (h) => new Model(h.pruned()), progress: qatProgress,
+    model: (h, integer, labels, summary, start) => new PrunedModel(h.result(), summary, start) },
 };
 
 // SOS: the C++ stage / block JSON → the JS shape.
@@ -443,8 +479,34 @@ export class Model {
    * and each training step; `signal` (an AbortSignal) stops it. Same results as `bitlens inq` with the same options.
    */
   inq(train, opts = {}, run = {}) { return this._train('inq', train, () => inqSpec(opts), run); }
-  /** @internal qat() and inq(): the C++ run made, then stepped one training step per event-loop turn. */
-  async _train(what, train, spec, { onProgress, signal, keepPtq = false } = {}) {
+  /**
+   * Structured pruning (Youn et al. 2023): ranks every attention head and MLP hidden unit of each block by its
+   * importance on `importanceImages` training images (`importance`: 'taylor', the first-order effect of masking it,
+   * one forward and backward per image; or 'mask', the loss increase when it is really removed, one forward per image,
+   * head and unit), keeps the most important `keepHeads` / `keepMlp` of each block (round(fraction × count), at least
+   * one) and removes the rest for real — smaller matrices, faster forwards — then recovers for `epochs` epochs on
+   * `train` minus a held-out `valSplit`, keeping the best epoch. Without `distill` (the default, as `bitlens prune`)
+   * the recovery is fine-tuning on the labels; with it, ½·KL to this model's logits + ½·cross-entropy
+   * (`distillWeight`, `temperature`) + `featureWeight` × the MSE between the first `featureBlocks` blocks' outputs and
+   * this model's. Returns a PrunedModel: an FP32 Model (evaluate, quantize, qat, … all work on it) with the run's
+   * record. One step per event-loop turn: `onProgress({ epoch, epochs, step, steps, loss, seconds, epochStats? })`
+   * after the pruned start (epoch 0) and each step; `signal` (an AbortSignal) stops it. Same numbers as
+   * `bitlens prune` with the same options.
+   */
+  prune(train, opts = {}, run = {}) { return this._train('prune', train, () => pruneSpec(opts, this.info.blocks), run); }
+  /**
+   * This FP32 model as a model directory's files: { safetensors (F32, the checkpoint's own naming), config
+   * (config.json text; a pruned model's records `pruned_heads` and `bitlens_mlp_dims`), preprocessor } — '' for a
+   * file the model was loaded without. loadModel() and `bitlens --model DIR` read them back to the same model.
+   */
+  exportFiles() { this._alive(); return this._h.exportFp32(); }
+  /** The FP32 weights as safetensors (exportFiles().safetensors). */
+  exportSafetensors() { return this.exportFiles().safetensors; }
+  /** config.json's text for the exported weights (exportFiles().config): a pruned model's says what was pruned. */
+  exportConfig() { return this.exportFiles().config; }
+  /** @internal qat(), inq() and prune(): the C++ run made, then stepped one training step per event-loop turn. */
+  async _train(what, train, spec, run = {}) {
+    const { onProgress, signal } = run;
     this._alive();
     if (!(train instanceof Dataset)) throw new TypeError(`${what}: the training images must be a Dataset from loadDataset()`);
     train._alive();
@@ -452,10 +514,10 @@ export class Model {
     if (signal && signal.aborted) throw abortError(signal, what);
     const labels = this.info.labels;
     const kind = TRAIN_RUNS[what];
-    const h = this._h[what](config, options, train._h);
-    let ptq = null;
+    const h = kind.make(this._h, config, options, train._h);
+    let start = null;
     try {
-      if (keepPtq) ptq = new QuantizedModel(kind.ptq(h, integer), labels);
+      if (run[kind.keep]) start = kind.start(h, integer, labels);
       if (onProgress) onProgress(kind.progress(JSON.parse(h.start()), labels));
       while (!h.done()) {
         await new Promise((r) => setTimeout(r, 0));
@@ -463,12 +525,12 @@ export class Model {
         const p = JSON.parse(h.run(1));
         if (onProgress) onProgress(kind.progress(p, labels));
       }
-      const q = kind.model(h, integer, labels, JSON.parse(h.summary()), ptq);
-      ptq = null;
+      const q = kind.model(h, integer, labels, JSON.parse(h.summary()), start);
+      start = null;
       return q;
     } finally {
       h.delete();
-      if (ptq) ptq.delete();
+      if (start) start.delete();
     }
   }
   /** Logits for one preprocessed input (Float32Array, channels × height × width, normalised). */
@@ -489,6 +551,35 @@ export class Model {
   }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('Model: used after delete()'); }
+}
+
+/**
+ * What model.prune() returns: the pruned FP32 model (the best epoch of the recovery; with `epochs: 0` the pruned model
+ * itself), a full Model, with the run's record. `beforeRecovery` (with `keepPruned`) is the pruned model before any
+ * recovery (epoch 0); delete() frees it too.
+ */
+export class PrunedModel extends Model {
+  /** @internal */ constructor(handle, summary, beforeRecovery = null) {
+    super(handle);
+    const labels = this.info.labels;
+    this.history = summary.history.map((e) => epochStats(e, labels));
+    this.bestEpoch = summary.best_epoch;
+    const imp = summary.importance;
+    this.importance = { method: imp.method, images: imp.images, heads: imp.heads, units: imp.units };
+    this.keptHeads = summary.kept_heads;
+    this.keptUnits = summary.kept_units;
+    this.layers = summary.layers.map((l) => ({ heads: l.heads, prunedHeads: l.pruned_heads, mlpDim: l.mlp_dim, parameters: l.parameters }));
+    this.parametersBefore = summary.parameters_before;
+    this.parameters = summary.parameters;
+    this.trainImages = summary.train_images;
+    this.valImages = summary.val_images;
+    this.validationFp32 = summary.validation_fp32 ? evalResult(summary.validation_fp32) : null;
+    this.beforeRecovery = beforeRecovery;
+  }
+  delete() {
+    if (this.beforeRecovery) { this.beforeRecovery.delete(); this.beforeRecovery = null; }
+    super.delete();
+  }
 }
 
 const SWEEP_FIELDS = ['seeds', 'firstSeed', 'calibSize', 'calibClasses', 'calibSkew', 'calibCorrupt', 'evalCorrupt', 'groups', 'limit'];

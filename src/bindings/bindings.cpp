@@ -18,6 +18,7 @@
 #include "json_limits.h"
 #include "mixed.h"
 #include "model.h"
+#include "pruning.h"
 #include "ptq.h"
 #include "qat.h"
 #include "quant.h"
@@ -129,6 +130,15 @@ val attention_of(const ViT& m, const val& image_bytes, const std::string& name, 
     return float_array(cap.map);
 }
 
+// Per transformer block: its heads, the heads removed (the unpruned model's numbering), MLP width and parameters —
+// train::layers_json in the JS API's names. A pruned model's blocks differ; an unpruned one's are all alike.
+nlohmann::json blocks_json(const ViT& m) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const nlohmann::json& l : train::layers_json(m))
+        out.push_back({{"heads", l["heads"]}, {"prunedHeads", l["pruned_heads"]}, {"mlpDim", l["mlp_dim"]}, {"parameters", l["parameters"]}});
+    return out;
+}
+
 class QuantizedHandle {
 public:
     QuantizedViT q;
@@ -157,7 +167,8 @@ public:
                               {"modelBytes", q.model_bytes()},
                               {"bitsPerWeight", q.bits_per_weight()},
                               {"fp32Bytes", 4 * q.model.parameter_count()},
-                              {"integerLayers", integer_layers}}
+                              {"integerLayers", integer_layers},
+                              {"blocks", blocks_json(q.model)}}
             .dump();
     }
     std::string evaluate(const DatasetHandle& d, size_t limit) const {
@@ -524,14 +535,83 @@ public:
     }
 };
 
+// Pruning options in the C++ names: keep_heads, keep_mlp (fractions of each block's heads / MLP units; at least one
+// of them), importance ("taylor" | "mask"), importance_images, feature_weight, feature_blocks, seed, and the training
+// fields of qat_options_from_json — with `bitlens prune`'s defaults (2 epochs, lr 5e-4, no distillation unless
+// `distill`). PruneOptions::validate checks the values.
+train::PruneOptions prune_options_from_json(const nlohmann::json& j) {
+    train::PruneOptions o;
+    o.train.distill = false;  // as `bitlens prune`, whose --distill turns it on
+    o.train = qat_options_from_json(j, o.train, "prune", "epochs",
+                                    {"keep_heads", "keep_mlp", "importance", "importance_images", "feature_weight", "feature_blocks", "seed"});
+    if (!j.contains("keep_heads") && !j.contains("keep_mlp"))
+        throw std::runtime_error("prune: give 'keep_heads' and/or 'keep_mlp' (fractions in (0, 1] of each layer's heads / MLP units)");
+    o.keep_heads = number_field(j, "keep_heads", o.keep_heads, "prune");
+    o.keep_mlp = number_field(j, "keep_mlp", o.keep_mlp, "prune");
+    if (j.contains("importance")) {
+        const nlohmann::json& v = j.at("importance");
+        if (!v.is_string()) throw std::runtime_error("prune: 'importance' must be \"taylor\" or \"mask\", found " + v.dump());
+        o.method = train::parse_importance(v.get<std::string>());
+    }
+    o.importance_images = count_field(j, "importance_images", o.importance_images, "prune");
+    o.feature_weight = number_field(j, "feature_weight", o.feature_weight, "prune");
+    const double fb = number_field(j, "feature_blocks", o.feature_blocks, "prune");
+    if (!(fb == std::floor(fb) && fb >= -1 && fb < 1e9))
+        throw std::runtime_error("prune: 'feature_blocks' must be a whole number ≥ 0, or -1 (the first half of the blocks), found " +
+                                 j.at("feature_blocks").dump());
+    o.feature_blocks = int(fb);
+    o.train.seed = count_field(j, "seed", 0, "prune");
+    return o;
+}
+
+nlohmann::json progress_json(const train::PruneProgress& p) {
+    return {{"epoch", p.epoch},
+            {"epochs", p.epochs},
+            {"step", p.step},
+            {"steps", p.steps},
+            {"loss", p.step && !std::isnan(p.loss) ? nlohmann::json(p.loss) : nlohmann::json(nullptr)},
+            {"seconds", p.seconds},
+            {"finished", p.finished ? train::prune_history_json({*p.finished})[0] : nlohmann::json(nullptr)}};
+}
+
+class PruneHandle;
+
 class ModelHandle {
 public:
     AnyModel model;  // FP32, or a BitLens quantized export; quantizing, sweeping, ... ask model.fp32(what)
+    // The files the model was loaded from (a pruned model's: its own, as export_fp32 writes them), for exports.
     std::shared_ptr<const std::vector<uint8_t>> source;
-    std::string source_name;
+    std::string source_name, config_json, preprocessor_json;
+    int heads_override = 0;
     std::unique_ptr<FakeQuantHook> quant_hook;  // a quantized export's activation quantizers, for inference
     const ViT& vit() const { return model.vit(); }
     ActivationHook* hook() const { return quant_hook.get(); }
+
+    ModelSource files() const {
+        ModelSource src;
+        src.safetensors = *source;
+        src.safetensors_name = source_name, src.config_json = config_json, src.preprocessor_json = preprocessor_json;
+        src.heads_override = heads_override;
+        return src;
+    }
+
+    // The FP32 model as a model directory's files (export_fp32): {safetensors: Uint8Array, config: string,
+    // preprocessor: string} ("" for a file it has none of) — a pruned model's config records its pruning.
+    val export_fp32_js() const {
+        return guard([&] {
+            const LoadedModel& lm = model.fp32("export");
+            const SafeTensors st = parse_safetensors(source->data(), source->size(), source_name);
+            const Fp32Export e = export_fp32(lm.vit, files(), st);
+            val out = val::object();
+            out.set("safetensors", val::global("Uint8Array").new_(val(typed_memory_view(e.safetensors.size(), e.safetensors.data()))));
+            out.set("config", e.config_json);
+            out.set("preprocessor", e.preprocessor_json);
+            return out;
+        });
+    }
+
+    // Structured pruning on `train` (options: prune_options_from_json), in steps: see PruneHandle.
+    PruneHandle* prune(std::string options, const DatasetHandle& train) const;
 
     SweepHandle* sweep(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib) const {
         return guard([&] {
@@ -687,7 +767,9 @@ public:
                                    for (const ActPoint& p : vit().points) v.push_back(p.name);
                                    return v;
                                }()},
-                              {"quantized", model.q ? config_json(model.q->cfg) : nlohmann::json(nullptr)}}
+                              {"quantized", model.q ? bitlens::config_json(model.q->cfg) : nlohmann::json(nullptr)},
+                              {"pruned", c.pruned()},
+                              {"blocks", blocks_json(vit())}}
             .dump();
     }
 
@@ -717,6 +799,101 @@ public:
     }
 };
 
+// A Model over an FP32 ViT made here from `from`'s model (a pruned one), as if loaded from the files export_fp32
+// writes for it: those files become its source, so that its FP32 export, its gradients and its quantized exports
+// name and shape the tensors as that model directory does. Without a config.json (nowhere to record the pruning)
+// `from`'s files stay the source, and an export says why it cannot be written.
+ModelHandle* derived_model_handle(ViT m, const ModelHandle& from) {
+    auto h = std::make_unique<ModelHandle>();
+    h->source_name = from.source_name, h->heads_override = from.heads_override;
+    if (from.config_json.empty()) {
+        h->source = from.source, h->preprocessor_json = from.preprocessor_json;
+    } else {
+        const SafeTensors st = parse_safetensors(from.source->data(), from.source->size(), from.source_name);
+        Fp32Export e = export_fp32(m, from.files(), st);
+        h->source = std::make_shared<const std::vector<uint8_t>>(std::move(e.safetensors));
+        h->config_json = std::move(e.config_json), h->preprocessor_json = std::move(e.preprocessor_json);
+    }
+    h->model.fp.vit = std::move(m);
+    h->model.fp.source_dtype = "F32";
+    return h.release();
+}
+
+// Structured pruning in steps (train::PruneRun), like QatHandle: the importance is measured, the model pruned and
+// evaluated when the handle is made; JS calls start() (epoch 0, the pruned model before recovery), then run(k)
+// per event-loop turn until done(), then result() (the best epoch as a Model), summary(). Owns everything it needs
+// (the run copies its training images and the FP32 weights; `from` is a copy of the files' handle fields).
+class PruneHandle {
+public:
+    std::unique_ptr<train::PruneRun> prun;
+    ModelHandle from;  // the unpruned model's source files (no model): what the pruned models' files derive from
+    int epochs = 0;
+    size_t total() const { return prun->steps(); }
+    std::string start() const {
+        return guard([&] {
+            train::PruneProgress p;
+            p.epochs = epochs, p.steps = prun->steps(), p.finished = &prun->history().front(), p.seconds = p.finished->seconds;
+            return progress_json(p).dump();
+        });
+    }
+    bool done() const { return prun->done(); }
+    // Up to k recovery steps, never past an epoch's end (then that epoch is evaluated and reported in "finished").
+    std::string run(size_t k) {
+        return guard([&] { return progress_json(prun->advance(k)).dump(); });
+    }
+    // The best epoch so far (before any step: the pruned model) as a Model.
+    ModelHandle* result() const {
+        return guard([&] { return derived_model_handle(prun->result().model, from); });
+    }
+    // The pruned model before recovery, as a Model.
+    ModelHandle* pruned() const {
+        return guard([&] { return derived_model_handle(prun->result().pruned, from); });
+    }
+    // {best_epoch, train_images, val_images, history, validation_fp32, importance, kept_heads, kept_units, layers,
+    // parameters_before, parameters}, as `bitlens prune --json` names them.
+    std::string summary() const {
+        return guard([&] {
+            const train::PruneResult r = prun->result();
+            return nlohmann::json{{"best_epoch", r.best_epoch},
+                                  {"train_images", r.train_images},
+                                  {"val_images", r.val_images},
+                                  {"history", train::prune_history_json(r.history)},
+                                  {"validation_fp32", r.fp32_val.n ? eval_json(r.fp32_val) : nlohmann::json(nullptr)},
+                                  {"importance", train::importance_json(r.scores)},
+                                  {"kept_heads", r.keep_heads},
+                                  {"kept_units", r.keep_units},
+                                  {"layers", train::layers_json(r.model)},
+                                  {"parameters_before", r.parameters_before},
+                                  {"parameters", r.parameters_after}}
+                .dump();
+        });
+    }
+};
+
+PruneHandle* ModelHandle::prune(std::string options, const DatasetHandle& train) const {
+    return guard([&] {
+        const LoadedModel& lm = model.fp32("prune");
+        train::PruneOptions o = prune_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
+        o.train.jobs = 1;
+        o.validate();
+        // A fraction that leaves a block with no head or unit fails here, before the importance is measured.
+        std::vector<std::vector<double>> heads, units;
+        for (size_t b = 0; b < lm.vit.blocks.size(); ++b) {
+            heads.emplace_back(size_t(lm.vit.cfg.block_heads(b)), 0.0);
+            units.emplace_back(size_t(lm.vit.cfg.block_mlp(b)), 0.0);
+        }
+        train::keep_most_important(heads, o.keep_heads, "heads");
+        train::keep_most_important(units, o.keep_mlp, "MLP units");
+        const PreparedData data = prepare(train.ds, lm.vit.cfg, o.train.limit);
+        auto h = std::make_unique<PruneHandle>();
+        h->prun = std::make_unique<train::PruneRun>(lm.vit, data, o);
+        h->from.source = source, h->from.source_name = source_name;
+        h->from.config_json = config_json, h->from.preprocessor_json = preprocessor_json, h->from.heads_override = heads_override;
+        h->epochs = o.train.epochs;
+        return h.release();
+    });
+}
+
 ModelHandle* load_model_js(val safetensors, std::string config, std::string preprocessor, std::string st_name, int heads) {
     return guard([&] {
         ModelSource src;
@@ -730,6 +907,8 @@ ModelHandle* load_model_js(val safetensors, std::string config, std::string prep
         if (h->model.q) h->quant_hook = std::make_unique<FakeQuantHook>(*h->model.q);  // refers to h->model, which stays put
         h->source = std::make_shared<const std::vector<uint8_t>>(std::move(src.safetensors));
         h->source_name = st_name;
+        h->config_json = std::move(src.config_json), h->preprocessor_json = std::move(src.preprocessor_json);
+        h->heads_override = heads;
         return h.release();
     });
 }
@@ -751,6 +930,8 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("qat", &ModelHandle::qat, allow_raw_pointers())
         .function("inq", &ModelHandle::inq, allow_raw_pointers())
         .function("sos", &ModelHandle::sos, allow_raw_pointers())
+        .function("prune", &ModelHandle::prune, allow_raw_pointers())
+        .function("exportFp32", &ModelHandle::export_fp32_js)
         .function("forwardRaw", &ModelHandle::forward_raw)
         .function("preprocess", &ModelHandle::preprocess_image);
     class_<SweepHandle>("SweepRun")
@@ -776,6 +957,14 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("ptq", &InqHandle::ptq, allow_raw_pointers())
         .function("result", &InqHandle::result, allow_raw_pointers())
         .function("summary", &InqHandle::summary);
+    class_<PruneHandle>("PruneRun")
+        .function("total", &PruneHandle::total)
+        .function("start", &PruneHandle::start)
+        .function("done", &PruneHandle::done)
+        .function("run", &PruneHandle::run)
+        .function("result", &PruneHandle::result, allow_raw_pointers())
+        .function("pruned", &PruneHandle::pruned, allow_raw_pointers())
+        .function("summary", &PruneHandle::summary);
     class_<SosHandle>("SosRun")
         .function("total", &SosHandle::total)
         .function("done", &SosHandle::done)

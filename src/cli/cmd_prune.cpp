@@ -2,6 +2,7 @@
 // fine-tuning (--distill: from the unpruned model's logits and block outputs), and the pruned model written as a
 // model directory of its own (--out).
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -25,8 +26,15 @@ int cmd_prune(const Args& a) {
     o.train = train_options(a, uint64_t(a.num("seed", 0, 0, 1L << 62)), "epochs", defaults.train.epochs, 0);
     if (!a.opts.count("lr")) o.train.lr = defaults.train.lr;
     o.train.distill = a.flags.count("distill") > 0;
-    o.keep_heads = a.real("keep-heads", 1.0, -1e300, 1e300);  // the range is checked with a clearer message below
-    o.keep_mlp = a.real("keep-mlp", 1.0, -1e300, 1e300);
+    auto fraction = [&](const std::string& k) {  // any number here; PruneOptions::validate names the range (0, 1]
+        const std::string v = a.get(k, "1");
+        char* end = nullptr;
+        const double f = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end) throw UsageError("--" + k + " must be a fraction in (0, 1], found '" + v + "'");
+        return f;
+    };
+    o.keep_heads = fraction("keep-heads");
+    o.keep_mlp = fraction("keep-mlp");
     if (!a.opts.count("keep-heads") && !a.opts.count("keep-mlp"))
         throw UsageError("bitlens prune: give --keep-heads F and/or --keep-mlp F (fractions in (0, 1] of each layer's heads / MLP units)");
     o.method = train::parse_importance(a.get("importance", "taylor"));

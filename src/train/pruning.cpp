@@ -285,6 +285,12 @@ PruneRun::PruneRun(const ViT& fp, const PreparedData& train, const PruneOptions&
     o.validate();
     if (fp.blocks.empty()) throw std::runtime_error("prune: the model has no transformer blocks, so no heads or MLP units to prune");
     check_data(fp, train, "training set");
+    {  // a fraction that leaves a layer empty is refused before the importance is measured
+        std::vector<std::vector<double>> h(fp.blocks.size()), u(fp.blocks.size());
+        for (size_t b = 0; b < fp.blocks.size(); ++b) h[b].resize(size_t(fp.cfg.block_heads(b))), u[b].resize(size_t(fp.cfg.block_mlp(b)));
+        keep_most_important(h, o.keep_heads, "heads");
+        keep_most_important(u, o.keep_mlp, "MLP units");
+    }
     S.o = o;
     const QatOptions& to = o.train;
     S.data = split_training(train, to, "prune");
@@ -306,10 +312,9 @@ PruneRun::PruneRun(const ViT& fp, const PreparedData& train, const PruneOptions&
     S.history.push_back(e0);
     if (to.epochs == 0) return;
 
-    S.teacher = fp;
     const int L = int(fp.blocks.size());
     S.Lfeat = !to.distill || o.feature_weight == 0 ? 0 : size_t(o.feature_blocks < 0 ? (L + 1) / 2 : std::min(o.feature_blocks, L));
-    S.te = std::make_unique<Engine>(S.teacher);
+    if (S.Lfeat) S.teacher = fp, S.te = std::make_unique<Engine>(S.teacher);  // its block outputs, per micro-batch
     S.e = std::make_unique<Engine>(S.student);
     if (to.distill) S.tlogits = teacher_logits(fp, tr, to.jobs);
     S.params = parameters(S.student);
@@ -356,7 +361,7 @@ PruneProgress PruneRun::advance(size_t max_steps) {
             break;
         }
     }
-    pr.epoch = int(S.history.size()) - 1, pr.step = S.it;
+    pr.epoch = S.it ? int((S.it - 1) / S.steps_per_epoch) + 1 : 0, pr.step = S.it;  // the epoch of the last step, as QAT counts
     pr.loss = S.seen ? S.loss_sum / double(S.seen) : 0.0, pr.seconds = S.seconds();
     return pr;
 }

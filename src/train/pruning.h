@@ -52,6 +52,7 @@ struct PruneOptions {
         QatOptions o;
         o.epochs = 2;
         o.lr = 5e-4f;
+        o.distill = false;  // as `bitlens prune` without --distill
         return o;
     }();
     double feature_weight = 0.1;
@@ -69,7 +70,7 @@ struct PruneEpoch {
 };
 
 struct PruneProgress {
-    int epoch = 0, epochs = 0;
+    int epoch = 0, epochs = 0;            // epoch: the one the last step belonged to (0 before the first), as QatProgress
     size_t step = 0, steps = 0;
     double loss = 0, seconds = 0;
     const PruneEpoch* finished = nullptr;  // set when an epoch (or the pruned start) was just evaluated

@@ -3,9 +3,10 @@
 // exits 0 unless something could not run at all.
 //
 //   node tests/bench/bench.mjs [--runs 20] [--warmup 3] [--only deit-tiny,deit-small,vit-fmnist-hf,deit-fmnist-timm]
-//                              [--no-gemm] [--no-sweep] [--no-native] [--no-train] [--train-rounds 1] [--profile] [--perf]
+//                              [--no-gemm] [--no-sweep] [--no-native] [--no-train] [--no-prune] [--train-rounds 1] [--profile] [--perf]
 //                              [--out build/bench]
 //   --only train: the training section alone (tests/bench/train_bench.cpp against tests/bench/torch_train_step.py)
+//   --only prune: the structured-pruning rows alone (issue 15: pruned vs unpruned forwards of the shipped models in WASM)
 //
 // Models come from tests/bench/make_models.py (Debian python3-torch + python3-onnx), run only when its
 // cached outputs under build/bench/ are missing or a shipped model changed. The GEMM rates come from a
@@ -27,7 +28,7 @@ const HERE = path.join(ROOT, 'tests/bench');
 // Options
 
 function parseArgs(argv) {
-  const o = { runs: 20, warmup: 3, only: null, gemm: true, sweep: true, native: true, train: true, trainRounds: 1, profile: false, perf: false, models: [], out: path.join(ROOT, 'build/bench') };
+  const o = { runs: 20, warmup: 3, only: null, gemm: true, sweep: true, native: true, train: true, prune: true, trainRounds: 1, profile: false, perf: false, models: [], out: path.join(ROOT, 'build/bench') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
@@ -40,15 +41,17 @@ function parseArgs(argv) {
     else if (a === '--no-sweep') o.sweep = false;
     else if (a === '--no-native') o.native = false;
     else if (a === '--no-train') o.train = false;
+    else if (a === '--no-prune') o.prune = false;
     else if (a === '--train-rounds') o.trainRounds = Math.max(1, parseInt(val(), 10));
     else if (a === '--profile') o.profile = true;
     else if (a === '--perf') o.profile = o.perf = true;
     else if (a === '--help' || a === '-h') {
       console.log('usage: node tests/bench/bench.mjs [--runs N] [--warmup N] [--only a,b] [--no-gemm] [--no-sweep] [--no-native]\n' +
-        '                                  [--no-train] [--train-rounds N] [--profile] [--perf] [--model DIR]... [--out DIR]\n' +
-        '  --only     models (deit-tiny, deit-small, vit-fmnist-hf, deit-fmnist-timm) and/or "train"; "--only train" runs the training\n' +
-        '             section alone (GEMMs, sweep and ORT models skipped)\n' +
+        '                                  [--no-train] [--no-prune] [--train-rounds N] [--profile] [--perf] [--model DIR]... [--out DIR]\n' +
+        '  --only     models (deit-tiny, deit-small, vit-fmnist-hf, deit-fmnist-timm) and/or "train", "sos", "prune"; "--only train"\n' +
+        '             runs the training section alone, "--only prune" the pruning rows alone (GEMMs, sweep and ORT models skipped)\n' +
         '  --no-train skip the training section (train_bench.cpp in WASM and natively vs the eager-PyTorch peer)\n' +
+        '  --no-prune skip the pruning rows (pruned vs unpruned forwards of the shipped models, WASM)\n' +
         '  --train-rounds N  repeat the training rows (peer and ours, interleaved) N times; medians over rounds\n' +
         '  --model    also benchmark this model folder (safetensors + config), exported to ONNX like the shipped ones\n' +
         '  --profile  also build tests/bench/profile.cpp (WASM and native) and print where a DeiT-tiny forward spends its time\n' +
@@ -155,7 +158,9 @@ const shippedDir = (k) => path.join(ROOT, SHIPPED_DIRS[SHIPPED.indexOf(k)]);
 const want = (k) => !opt.only || opt.only.has(k);
 // `--only train` (nothing else named): the training section alone.
 // `--only sos`: the SOS reconstruction rows of the training section alone.
-const trainOnly = !!opt.only && [...opt.only].every((k) => k === 'train' || k === 'sos');
+// `--only prune`: the pruning rows alone. These sections combine (`--only train,prune`); a model name adds the ORT part.
+const trainOnly = !!opt.only && [...opt.only].every((k) => k === 'train' || k === 'sos' || k === 'prune');
+const wantPrune = opt.prune && (!opt.only || opt.only.has('prune'));
 const sosOnly = !!opt.only && opt.only.has('sos') && !opt.only.has('train');
 const wantTrain = opt.train && (!opt.only || opt.only.has('train') || opt.only.has('sos'));
 const manifestPath = path.join(opt.out, 'models.json');
@@ -993,6 +998,102 @@ function trainTargets(T) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Issue 15: structured pruning. The shipped models' forward in WASM (forwardRaw on one preprocessed Fashion-MNIST
+// test image, the harness of the model rows above) unpruned and pruned to half the heads and half the MLP units of
+// every block (no recovery: the shapes alone set the time), in FP32 and at W8A8 / W4A4 on the integer path.
+
+const PRUNE_KEEP = { keepHeads: 0.5, keepMlp: 0.5 };
+const PRUNE_TARGET = 1.6;  // issue 15: the pruned FP32 forward at least 1.6× as fast as the unpruned one
+
+async function pruneBench() {
+  const res = { keep: PRUNE_KEEP, models: [], notes: [] };
+  const { createBitLens } = await import(path.join(ROOT, 'web/bitlens.js'));
+  const bl = await createBitLens();
+  const read = (f) => readFileSync(path.join(ROOT, 'models/data', f));
+  const train = bl.loadDataset({ idxImages: read('fmnist-train-5k-images-idx3-ubyte.gz'), idxLabels: read('fmnist-train-5k-labels-idx1-ubyte.gz') });
+  const test = bl.loadDataset({ idxImages: read('fmnist-test-1k-images-idx3-ubyte.gz'), idxLabels: read('fmnist-test-1k-labels-idx1-ubyte.gz') });
+  const imgs = readIdx(read('fmnist-test-1k-images-idx3-ubyte.gz'));
+  const png = encodePng(imgs.data.subarray(0, 28 * 28), 28, 28, 1);
+  for (const key of TRAIN_MODELS) {
+    const dir = path.join(ROOT, 'models', key);
+    if (!existsSync(path.join(dir, 'model.safetensors'))) { res.notes.push(`${key}: no model.safetensors`); continue; }
+    const made = [];
+    try {
+      const optional = (f) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8') : undefined);
+      const model = bl.loadModel({ safetensors: readFileSync(path.join(dir, 'model.safetensors')), config: optional('config.json'), preprocessor: optional('preprocessor_config.json') });
+      made.push(model);
+      log(`prune: ${key}: pruning (${JSON.stringify(PRUNE_KEEP)}, 256 importance images, no recovery)`);
+      let t0 = performance.now();
+      const pruned = await model.prune(train, { ...PRUNE_KEEP, epochs: 0, importanceImages: 256 });
+      made.push(pruned);
+      const row = { model: key, prune_s: +((performance.now() - t0) / 1000).toFixed(2), parameters: pruned.parametersBefore, parameters_pruned: pruned.parameters,
+        layers: pruned.layers.map((l) => ({ heads: l.heads, mlp: l.mlpDim })), top1: {}, timing: {}, ratio: {} };
+      const V = [];
+      const input = model.preprocess(png);
+      for (const [name, m] of [['fp32', model], ['fp32_pruned', pruned]]) {
+        row.top1[name] = m.evaluate(test).top1;
+        V.push({ name, fn: () => m.forwardRaw(input) });
+      }
+      for (const bits of [8, 4]) {
+        for (const [name, m] of [[`w${bits}a${bits}`, model], [`w${bits}a${bits}_pruned`, pruned]]) {
+          const q = m.quantize({ calib: train, wbits: bits, abits: bits, integer: true, calibSize: 32, seed: 0 });
+          made.push(q);
+          row.top1[name] = q.evaluate(test).top1;
+          V.push({ name, fn: () => q.forwardRaw(input) });
+        }
+      }
+      const runs = Math.max(opt.runs, 300);
+      log(`prune: ${key}: timing ${V.map((v) => v.name).join(', ')} — ${runs} rounds`);
+      t0 = performance.now();
+      row.timing = await roundRobin(V, { runs, warmup: Math.max(opt.warmup, 20) });
+      for (const k of ['fp32', 'w8a8', 'w4a4']) row.ratio[k] = +(row.timing[k].median_ms / row.timing[`${k}_pruned`].median_ms).toFixed(3);
+      // The pruned FP32 model against the unpruned quantized ones: what pruning alone buys next to quantization.
+      row.ratio.fp32_pruned_vs_w8a8 = +(row.timing.w8a8.median_ms / row.timing.fp32_pruned.median_ms).toFixed(3);
+      res.models.push(row);
+    } catch (e) {
+      log(`prune: ${key}: ${e.stack || e.message}`);
+      res.models.push({ model: key, error: e.message });
+    } finally {
+      for (const m of made.reverse()) m.delete();
+    }
+  }
+  train.delete();
+  test.delete();
+  res.method = 'forwardRaw(Float32Array CHW) on one Fashion-MNIST test image, WASM, 1 thread; variants interleaved round by round; quantized: integer path';
+  return res;
+}
+
+function printPrune(L, P) {
+  L.push('', `Structured pruning (issue 15): keep ${P.keep.keepHeads} of the heads and ${P.keep.keepMlp} of the MLP units of every block, ` +
+    'no recovery (timing only); WASM forward, median/best ms per image');
+  L.push(`${pad('model', 18)}${lpad('params', 16)}${lpad('FP32', 12)}${lpad('pruned', 12)}${lpad('ratio', 8)}${lpad('W8A8', 12)}${lpad('pruned', 12)}${lpad('ratio', 8)}` +
+    `${lpad('W4A4', 12)}${lpad('pruned', 12)}${lpad('ratio', 8)}`);
+  const mb = (x) => (x ? `${fmt(x.median_ms, 3)}/${fmt(x.best_ms, 3)}` : '—');
+  const sp = (v) => (v ? v.toFixed(2) + '×' : '—');
+  for (const m of P.models) {
+    if (m.error) { L.push(`${pad(m.model, 18)}error: ${m.error}`); continue; }
+    const t = m.timing;
+    L.push(`${pad(m.model, 18)}${lpad(`${m.parameters}→${m.parameters_pruned}`, 16)}${lpad(mb(t.fp32), 12)}${lpad(mb(t.fp32_pruned), 12)}${lpad(sp(m.ratio.fp32), 8)}` +
+      `${lpad(mb(t.w8a8), 12)}${lpad(mb(t.w8a8_pruned), 12)}${lpad(sp(m.ratio.w8a8), 8)}${lpad(mb(t.w4a4), 12)}${lpad(mb(t.w4a4_pruned), 12)}${lpad(sp(m.ratio.w4a4), 8)}`);
+  }
+  L.push('  ratio = unpruned median / pruned median (> 1: the pruned model is faster)');
+  for (const m of P.models) {
+    if (m.error) continue;
+    const acc = Object.entries(m.top1).map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`).join(', ');
+    L.push(`  ${m.model}: pruned in ${m.prune_s} s; pruned FP32 vs unpruned W8A8 ${sp(m.ratio.fp32_pruned_vs_w8a8)}; top-1 on 1,000 test images (no recovery): ${acc}`);
+  }
+  for (const n of P.notes) L.push(`  note: ${n}`);
+}
+
+function pruneTargets(P) {
+  return TRAIN_MODELS.map((key) => {
+    const m = P.models.find((x) => x.model === key && !x.error);
+    return { name: `pruned FP32 forward vs unpruned, ${key} (WASM speed-up)`, value: m ? m.ratio.fp32 : null, target: PRUNE_TARGET, op: '≥', unit: '×',
+      note: 'keep-heads 0.5, keep-mlp 0.5' };
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
 // Report
 
 const pad = (s, n) => String(s).padEnd(n);
@@ -1074,7 +1175,8 @@ function printRest(L, R) {
     for (const k of ['perf_fp32', 'perf_w8a8']) if (P[k]) L.push('', `  perf (native), ${k.slice(5)} forward loop, self time by symbol:`, P[k].split('\n').map((l) => `    ${l}`).join('\n'));
   }
   if (R.train) printTrain(L, R.train);
-  L.push('', 'Targets (issue 5 and the training engine\'s issue; median, this run)');
+  if (R.prune) printPrune(L, R.prune);
+  L.push('', 'Targets (issues 5 and 15 and the training engine\'s issue; median, this run)');
   for (const t of R.targets) L.push(`  ${t.result === null ? 'n/a ' : t.result ? 'PASS' : 'MISS'}  ${pad(t.name, 52)} ${t.value === null ? '—' : t.value}${t.unit} (target ${t.op} ${t.target}${t.unit})${t.note ? `; ${t.note}` : ''}`);
   L.push('', `results: ${path.relative(ROOT, path.join(opt.out, 'results.json'))}`);
 }
@@ -1092,6 +1194,7 @@ function targets(R) {
   if (c?.f32 && T[2]) T[2].note = `this CPU's ceiling for f32x4 mul+add: ${c.f32.toFixed(1)}`;
   if (c?.int8 && T[3]) T[3].note = `this CPU's ceiling for i32x4.dot_i16x8_s+add: ${c.int8.toFixed(1)}`;
   if (R.train) T.push(...trainTargets(R.train));
+  if (R.prune) T.push(...pruneTargets(R.prune));
   const cmp = { '≥': (a, b) => a >= b, '>': (a, b) => a > b, '≤': (a, b) => a <= b, '<': (a, b) => a < b };
   for (const t of T) t.result = t.value === null ? null : cmp[t.op](t.value, t.target);
   return T;
@@ -1111,6 +1214,7 @@ async function main() {
   if (!trainOnly) await benchInference(R);
   if (opt.profile) R.profile = profileBench();
   if (wantTrain) R.train = await trainBench();
+  if (wantPrune) R.prune = await pruneBench();
   R.env.uptime_after = uptimeText();
   R.env.loadavg_after = loadavg();
   R.targets = targets(R);

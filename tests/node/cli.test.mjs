@@ -181,3 +181,38 @@ test('SOS reconstruction from the command line: stages and blocks in --json; bad
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('prune on bad input: the fractions, the importance and a quantized model name the problem, never crash', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bitlens-cli-prune-'));
+  try {
+    const TRAIN = path('models/data/fmnist-train-5k-images-idx3-ubyte.gz');
+    // Few images, so that a case failing only after the importance is measured stays quick.
+    const base = ['prune', '--model', HF, '--train', TRAIN, '--eval', DATA, '--train-limit', '100', '--importance-images', '8', '--epochs', '0'];
+    const cases = [
+      [[...base, '--keep-heads', '0'], 1, /prune: --keep-heads must be a fraction in \(0, 1\], found 0/],
+      [[...base, '--keep-heads', '1.5'], 1, /prune: --keep-heads must be a fraction in \(0, 1\], found 1\.5/],
+      [[...base, '--keep-heads', 'abc'], 2, /--keep-heads must be a fraction in \(0, 1\], found 'abc'/],
+      [[...base, '--keep-mlp', '0.001'], 1, /prune: keeping 0\.001 of the 128 MLP units of layer 0 leaves none \(at least one must stay; keep at least 0\.00390625\)/],
+      [[...base, '--keep-heads', '0.1'], 1, /prune: keeping 0\.1 of the 4 heads of layer 0 leaves none/],
+      [base, 2, /bitlens prune: give --keep-heads F and\/or --keep-mlp F/],
+      [[...base, '--keep-heads', '0.5', '--importance', 'foo'], 1, /prune: importance 'foo' is not known \(expected taylor or mask\)/],
+      [[...base.slice(0, -2), '--keep-heads', '0.5', '--epochs', '-1'], 2, /--epochs must be an integer from 0 to 1000, found '-1'/],
+      [[...base, '--keep-heads', '0.5', '--wbits', '4'], 2, /unknown option --wbits for 'bitlens prune'/],
+      [['prune', '--model', HF, '--eval', DATA, '--keep-heads', '0.5'], 2, /bitlens prune: missing --train/],
+    ];
+    for (const [args, status, message] of cases) {
+      const r = run(...args);
+      assert.equal(r.status, status, `${args.join(' ')}: exit ${r.status} (signal ${r.signal}): ${r.stderr.slice(0, 300)}`);
+      assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
+      assert.match(r.stderr, /^bitlens: /);
+    }
+    // A quantized export is refused as a starting point.
+    let r = run('quantize', '--model', HF, '--calib', DATA, '--wbits', '4', '--abits', '4', '--calib-size', '8', '--out', join(dir, 'q'));
+    assert.equal(r.status, 0, r.stderr);
+    r = run('prune', '--model', join(dir, 'q'), '--train', TRAIN, '--eval', DATA, '--keep-heads', '0.5');
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /bitlens prune: .*model\.safetensors is already quantized; start from its FP32\/FP16 original/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
