@@ -1,6 +1,6 @@
 // BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
 // handles the controls, the files the user brings, the URL settings, progress, and the results.
-import { allocationChart, attentionMaps, barChart, bitAllocationChart, boxPlot, chartSvg, classShiftChart, confusionMatrix, inqStepChart, learningCurve, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
+import { allocationChart, attentionMaps, barChart, bitAllocationChart, boxPlot, chartSvg, classShiftChart, confusionMatrix, inqStepChart, learningCurve, paretoChart, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
@@ -31,6 +31,11 @@ const SOS_DEFAULT_ITERS = 100;
 const SOS_BATCH = 16;
 const STAGE_NAMES = ['PTQ', 'stage 1', 'stage 2', 'stage 3'];
 const MAX_WORKERS = 4;
+// Structured pruning: the fraction of each block's heads and MLP units kept, how they are ranked and on how many
+// training images, distillation from FP32 (the page's default; the API's is off), recovery epochs, training images.
+const PRUNE_DEFAULT = { heads: 0.5, mlp: 0.5, importance: 'taylor', impImages: 2048, distill: true, epochs: 2, limit: 0 };
+// The precisions every model of the trade-off is measured at (besides FP32).
+const PARETO_CONFIGS = ['W8A8', 'W6A6', 'W4A4', 'W3A3'];
 
 // ---------- state ------------------------------------------------------------------------------
 
@@ -53,6 +58,7 @@ const state = {
   qatRate: null,       // measured seconds per training image and epoch (QAT or INQ)
   inq: null,           // the INQ run in progress or done: { name, settings, partitions, history, result }
   sos: null,           // the SOS reconstruction in progress or done: { settings, runs: [{ name, stages, blocks, result }], cancelled }
+  prune: null,         // the compression trade-off: { quant, base, models: [{ id, name, settings, result, points, lost }], run }
 };
 
 // ---------- workers -----------------------------------------------------------------------------
@@ -151,6 +157,8 @@ function renderClassChecks(labels, checked = []) {
 
 function readSettings() {
   const num = (id, d) => { const v = Number($(id).value); return Number.isFinite(v) ? v : d; };
+  // A number field as typed: NaN when empty or not a number (the validation says so).
+  const entry = (id) => ($(id).validity.badInput || $(id).value.trim() === '' ? NaN : Number($(id).value));
   const configs = [...document.querySelectorAll('input[name=config]:checked')].map((i) => i.value);
   const corr = (t, s) => ($(t).value ? { type: $(t).value, severity: Number($(s).value) } : null);
   return {
@@ -187,6 +195,15 @@ function readSettings() {
     inqA: num('inq-a', INQ_DEFAULT.a),
     inqPartitions: $('inq-partitions').value.trim(),
     inqEpochs: num('inq-epochs', INQ_DEFAULT.epochs),
+    prHeads: entry('pr-heads'),
+    prMlp: entry('pr-mlp'),
+    prImportance: $('pr-importance').value,
+    prImpImages: entry('pr-imp-images'),
+    prDistill: $('pr-distill').checked,
+    prEpochs: entry('pr-epochs'),
+    prLimit: entry('pr-limit'),
+    paretoX: $('pr-x').value,
+    paretoY: $('pr-y').value,
   };
 }
 
@@ -222,6 +239,15 @@ function settingsToQuery(s) {
   if (s.inqW !== INQ_DEFAULT.w || s.inqA !== INQ_DEFAULT.a) q.set('inq', `w${s.inqW}a${s.inqA}`);
   if (s.inqPartitions.replace(/\s+/g, '') !== INQ_DEFAULT.partitions) q.set('partitions', s.inqPartitions.replace(/\s+/g, ''));
   if (s.inqEpochs !== INQ_DEFAULT.epochs) q.set('epochsPerStep', s.inqEpochs);
+  if (Number.isFinite(s.prHeads) && s.prHeads !== PRUNE_DEFAULT.heads) q.set('keepHeads', s.prHeads);
+  if (Number.isFinite(s.prMlp) && s.prMlp !== PRUNE_DEFAULT.mlp) q.set('keepMlp', s.prMlp);
+  if (s.prImportance !== PRUNE_DEFAULT.importance) q.set('importance', s.prImportance);
+  if (Number.isFinite(s.prImpImages) && s.prImpImages !== PRUNE_DEFAULT.impImages) q.set('importanceImages', s.prImpImages);
+  if (!s.prDistill) q.set('pruneDistill', '0');
+  if (Number.isFinite(s.prEpochs) && s.prEpochs !== PRUNE_DEFAULT.epochs) q.set('pruneEpochs', s.prEpochs);
+  if (Number.isFinite(s.prLimit) && s.prLimit !== PRUNE_DEFAULT.limit) q.set('pruneLimit', s.prLimit);
+  if (s.paretoX !== 'bytes') q.set('paretoX', s.paretoX);
+  if (s.paretoY !== 'top1') q.set('paretoY', s.paretoY);
   return q.toString();
 }
 
@@ -265,6 +291,13 @@ function applyQuery() {
   if (q.get('partitions')) $('inq-partitions').value = q.get('partitions');
   if (q.get('epochsPerStep')) $('inq-epochs').value = q.get('epochsPerStep');
   updateFineTuneUi();
+  for (const [key, id] of [['keepHeads', 'pr-heads'], ['keepMlp', 'pr-mlp'], ['importanceImages', 'pr-imp-images'], ['pruneEpochs', 'pr-epochs'], ['pruneLimit', 'pr-limit']]) {
+    if (q.get(key) != null) $(id).value = q.get(key);
+  }
+  setSel('pr-importance', q.get('importance'));
+  if (q.get('pruneDistill') === '0') $('pr-distill').checked = false;
+  setSel('pr-x', q.get('paretoX'));
+  setSel('pr-y', q.get('paretoY'));
   for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
     const v = q.get(key);
     if (!v) continue;
@@ -323,6 +356,8 @@ function updateRunButton() {
   $('run-btn').disabled = busy || !state.modelInfo || !state.data || !state.fp32;
   $('mx-run').disabled = $('run-btn').disabled;
   $('qat-run').disabled = $('run-btn').disabled;
+  $('pr-run').disabled = $('run-btn').disabled;
+  for (const b of document.querySelectorAll('#pr-models .pr-export')) b.disabled = !!state.running;
   for (const b of document.querySelectorAll('#results-table .qat-btn')) b.disabled = !!state.running;
   $('cancel-btn').disabled = !state.running;
   for (const id of ['model-files', 'model-folder', 'data-files', 'data-folder', 'model-default', 'data-default', 'qat-files', 'qat-folder', 'qat-default']) $(id).disabled = !!state.running;
@@ -360,6 +395,7 @@ async function evaluateFp32() {
   state.fp32 = await state.primary.call('evaluate');
   setRunStatus('Ready. Choose settings and press “Run sweep”.');
   renderStatus();
+  renderPruneEstimate();
 }
 
 function clearResults() {
@@ -368,6 +404,8 @@ function clearResults() {
   state.qat = null;
   state.inq = null;
   state.sos = null;
+  state.prune = null;
+  $('pr-results').hidden = true;
   $('sos').hidden = true;
   $('results').hidden = true;
   $('mx-results').hidden = true;
@@ -794,6 +832,7 @@ function renderTrainSummary() {
     ? `Training images: <strong>${esc(t.name)}</strong>, ${t.n.toLocaleString()} images in ${t.classes.length} classes${t.name === DEFAULT_TRAIN.name ? ' (500 per class)' : ''}.`
     : 'Training images: the shipped Fashion-MNIST training subset (5,000 images, 500 per class; loaded when you start).';
   renderQatEstimate();
+  renderPruneEstimate();
 }
 
 // The images a run would train on (after the limit), and those it holds out (a tenth).
@@ -883,9 +922,10 @@ function validateInq(s) {
   return validateTrainImages(s);
 }
 
-// What QAT and INQ runs share: the run registered (Cancel terminates its worker), `setup()` (the section's
-// first view), the shipped training images loaded when none are, `body(run)`, and failures shown in the section.
-async function fineTuneRun(setup, body) {
+// What QAT, INQ and pruning runs share: the run registered (Cancel terminates its worker), `setup()` (the section's
+// first view), the shipped training images loaded when none are, `body(run)`, and failures shown in the section
+// (`errorId`, the message starting with `stopped`).
+async function fineTuneRun(setup, body, { errorId = 'qat-error', stopped = 'Fine-tuning stopped' } = {}) {
   syncUrl();
   const run = { clients: [state.primary], cancelled: false, started: performance.now() };
   state.running = run;
@@ -901,7 +941,7 @@ async function fineTuneRun(setup, body) {
     await body(run);
   } catch (e) {
     if (e instanceof Cancelled || run.cancelled) return;
-    runFailed('qat-error', `Fine-tuning stopped: ${e.message}`);
+    runFailed(errorId, `${stopped}: ${e.message}`);
   } finally {
     if (state.running === run) state.running = null;
     updateRunButton();
@@ -1207,6 +1247,313 @@ function renderInq() {
   $('inq-compare-wrap').hidden = false;
 }
 
+// ---------- structured pruning and the compression trade-off --------------------------------------
+
+// Forward latency is the median over this many images (web/worker.js LATENCY_IMAGES), for the notes.
+const LATENCY_IMAGES = 32;
+// Seconds of one forward pass of the shipped ViT in WASM in a busy tab, for the estimate of mask importance and measuring.
+const FORWARD_SECONDS = 0.0008;
+
+const fraction = (v) => String(Number(v.toFixed(4)));
+// A pruned model's name: its keep fractions, "h0.5/m0.5" (another run with the same fractions gets " (run 2)").
+function pruneName(s) {
+  const base = `h${fraction(s.prHeads)}/m${fraction(s.prMlp)}`;
+  const taken = new Set((state.prune?.models || []).map((m) => m.name));
+  if (!taken.has(base)) return base;
+  let k = 2;
+  while (taken.has(`${base} (run ${k})`)) k++;
+  return `${base} (run ${k})`;
+}
+
+// The images a pruning run trains on (after its limit), and those held out (a tenth).
+function pruneImages(s) {
+  const pool = state.train ? state.train.n : DEFAULT_TRAIN.n;
+  const n = s.prLimit > 0 ? Math.min(s.prLimit, pool) : pool;
+  const held = Math.max(1, Math.floor(0.1 * n));
+  return { n, held, train: n - held };
+}
+
+function validatePrune(s) {
+  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
+  const typed = (id) => $(id).value.trim() || 'nothing';
+  for (const [v, id, what] of [[s.prHeads, 'pr-heads', 'attention heads'], [s.prMlp, 'pr-mlp', 'MLP units']]) {
+    if (!Number.isFinite(v)) return `Keep ${what}: enter the fraction of each layer's ${what} to keep, above 0 and at most 1, e.g. 0.5 (found ${typed(id)}).`;
+    if (v <= 0) return `Keep ${what} must be above 0 (found ${v}): every layer keeps at least one of its ${what}. To prune only the other kind, keep 1 of these.`;
+    if (v > 1) return `Keep ${what} is the fraction of each layer's ${what} that stays, at most 1 (found ${v}): 1 keeps them all, 0.5 half of them.`;
+  }
+  if (!whole(s.prEpochs, 0, 50)) return `Recovery epochs must be a whole number from 0 to 50 (found ${typed('pr-epochs')}); 0 keeps the pruned model as it is.`;
+  if (!whole(s.prImpImages, 0, 1e9)) return `Importance images must be a whole number of training images (0 = all of them; found ${typed('pr-imp-images')}).`;
+  if (!whole(s.prLimit, 0, 1e9)) return `Training images must be a whole number (0 = all; found ${typed('pr-limit')}).`;
+  if (pruneImages(s).n < 2) return 'Use at least 2 training images (a tenth is held out to pick the best recovery epoch).';
+  if (!whole(s.calibSize, 1, 1e9)) return 'The calibration size (Settings) must be a whole number of at least 1 image.';
+  if (state.data && s.calibSize > state.data.poolN) return `The calibration size (${s.calibSize}) is larger than the ${state.data.poolN} images loaded.`;
+  return null;
+}
+
+function renderPruneEstimate() {
+  const s = readSettings();
+  if (validatePrune(s)) { $('pr-estimate').textContent = ''; return; }
+  const { train, held } = pruneImages(s);
+  const rate = state.qatRate || QAT_SECONDS_PER_IMAGE;
+  const k = s.prImpImages ? Math.min(s.prImpImages, train) : train;
+  const blocks = state.modelInfo ? state.modelInfo.depth : 4;
+  const width = state.modelInfo ? state.modelInfo.heads + (state.modelInfo.blocks?.[0]?.mlpDim ?? 4 * state.modelInfo.hiddenSize) : 132;
+  const ranking = s.prImportance === 'mask' ? k * blocks * width * FORWARD_SECONDS : k * rate;
+  const evalN = state.data ? state.data.evalN : 1000;
+  const measures = (state.prune?.base && state.prune.quantKey === pruneQuantKey(s) ? 1 : 2) * (1 + PARETO_CONFIGS.length);
+  const secs = ranking + rate * train * s.prEpochs + 0.001 * held * (s.prEpochs + 2) + measures * (evalN + 200) * FORWARD_SECONDS;
+  $('pr-estimate').textContent = `Expected time: about ${fmtTime(Math.max(1, secs))} — ranking by ${s.prImportance === 'mask' ? 'masking each head and unit' : 'Taylor importance'} on `
+    + `${k.toLocaleString()} training images, ${s.prEpochs} recovery epoch${s.prEpochs === 1 ? '' : 's'} on ${train.toLocaleString()} (${held.toLocaleString()} held out), `
+    + `then FP32, ${PARETO_CONFIGS.join(', ')} each quantized, evaluated on ${evalN.toLocaleString()} images and timed. Cancel stops it at once.`;
+}
+
+// The quantizer settings above that every trade-off point is measured with (seed 0).
+const pruneQuant = (s) => ({ weights: s.weights, softmax: s.softmax, granularity: s.granularity, calibSize: s.calibSize });
+const pruneQuantKey = (s) => JSON.stringify(pruneQuant(s));
+
+function runPrune() {
+  showError('pr-error', '');
+  const s = readSettings();
+  const problem = validatePrune(s);
+  if (problem) { showError('pr-error', problem); return; }
+  const quant = pruneQuant(s);
+  const quantKey = JSON.stringify(quant);
+  const configs = PARETO_CONFIGS.map(parseWA);
+  const name = pruneName(s);
+  const settings = { heads: s.prHeads, mlp: s.prMlp, importance: s.prImportance, impImages: s.prImpImages, distill: s.prDistill, epochs: s.prEpochs, limit: s.prLimit };
+  return fineTuneRun(() => {
+    if (!state.prune) state.prune = { quant, quantKey, base: null, models: [], seq: 0, dropped: [] };
+    state.prune.cancelled = null;
+    state.prune.run = { name, phase: 'prune' };
+    renderPrune();
+  }, async (run) => {
+    const pr = state.prune;
+    const measure = async (m) => {
+      m.points = (await state.primary.call('measure', { modelId: m.id, quant, configs }, {
+        onProgress: (p) => {
+          if (state.running !== run) return;
+          $('progress').value = p.total ? p.done / p.total : 0;
+          $('progress-text').textContent = `Measuring ${m.name}: ${p.what}… (${p.done + 1} of ${p.total})`;
+          $('progress').setAttribute('aria-valuetext', `Measuring ${m.name}: ${p.what}, step ${p.done + 1} of ${p.total}`);
+        },
+      })).points;
+      m.quantKey = quantKey;
+      renderPrune();
+    };
+    try {
+      const id = `p${++pr.seq}`;
+      const { train, held } = pruneImages(s);
+      const k = s.prImpImages ? Math.min(s.prImpImages, train) : train;
+      const intro = `Pruning ${name} (each layer keeps ${pct(s.prHeads, 0)} of its heads and ${pct(s.prMlp, 0)} of its MLP units)`;
+      setRunStatus(`${intro}: ranking them by ${s.prImportance === 'mask' ? 'masking each one' : 'Taylor importance'} on ${k.toLocaleString()} training images, removing the rest and evaluating the pruned model…`);
+      $('progress').value = 0;
+      $('progress-text').textContent = `Pruning ${name}: ranking heads and units…`;
+      let t0 = null;
+      const onProgress = (p) => {
+        if (state.running !== run) return;
+        if (t0 === null) {
+          t0 = p.seconds;
+          const e0 = p.epochStats;
+          setRunStatus(`${intro}: right after pruning it scores ${e0 && e0.valTop1 != null ? pct(e0.valTop1) : '—'} on the ${held.toLocaleString()} held-out images`
+            + `${s.prEpochs ? `; recovering for ${s.prEpochs} epoch${s.prEpochs > 1 ? 's' : ''} on ${train.toLocaleString()} images${s.prDistill ? ', distilled from FP32' : ''}…` : '.'}`);
+        }
+        $('progress').value = p.steps ? p.step / p.steps : 1;
+        const rate = p.step > 0 ? (p.seconds - t0) / p.step : NaN;
+        const loss = p.step > 0 && Number.isFinite(p.loss) ? ` · loss ${p.loss.toFixed(4)}` : '';
+        $('progress-text').textContent = !p.steps ? `Pruning ${name}: no recovery epochs`
+          : p.step === 0 ? `Pruning ${name}: recovering…`
+            : `Pruning ${name}: epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${loss}${p.step < p.steps ? ` · ${fmtTime(rate * (p.steps - p.step))} left` : ' · evaluating'}`;
+        $('progress').setAttribute('aria-valuetext', `Pruning ${name}: step ${p.step} of ${p.steps}`);
+      };
+      const result = await state.primary.call('prune', {
+        modelId: id,
+        options: { keepHeads: s.prHeads, keepMlp: s.prMlp, importance: s.prImportance, importanceImages: s.prImpImages, epochs: s.prEpochs,
+          distill: s.prDistill, ...(s.prLimit ? { limit: s.prLimit } : {}) },
+      }, { onProgress });
+      const m = { id, name, settings, result, points: null, lost: false };
+      pr.models.push(m);
+      if (t0 !== null && s.prEpochs && result.trainImages) {
+        const last = result.history[result.history.length - 1];
+        state.qatRate = Math.max(1e-5, (last.seconds - t0) / (result.trainImages * s.prEpochs));
+      }
+      renderPrune();
+      // The unpruned model, and earlier pruned models not measured with these quantizer settings (those lost when the
+      // worker restarted cannot be: they go), measured with them.
+      if (!pr.base || pr.base.quantKey !== quantKey) {
+        pr.quant = quant;
+        pr.quantKey = quantKey;
+        for (const x of pr.models.filter((y) => y.quantKey !== quantKey && y.lost)) pr.dropped.push(x.name);
+        pr.models = pr.models.filter((x) => x.quantKey === quantKey || !x.lost);
+        pr.base = { id: 'fp32', name: 'FP32', points: null };
+        pr.run.phase = 'base';
+        setRunStatus(`Measuring the unpruned model at FP32, ${PARETO_CONFIGS.join(', ')} (quantized, evaluated on ${state.data.evalN.toLocaleString()} images, timed)…`);
+        await measure(pr.base);
+      }
+      for (const x of pr.models.filter((y) => y !== m && y.quantKey !== quantKey)) {
+        pr.run.phase = 'remeasure';
+        setRunStatus(`Measuring ${x.name} with the quantizer settings above…`);
+        await measure(x);
+      }
+      pr.run.phase = 'measure';
+      setRunStatus(`Pruned ${name}: ${result.parameters.toLocaleString()} of ${result.parametersBefore.toLocaleString()} parameters left; quantizing, evaluating and timing it…`);
+      await measure(m);
+      pr.run = null;
+      $('progress').value = 1;
+      $('progress-text').textContent = `${name}: pruned and measured`;
+      const secs = (performance.now() - run.started) / 1000;
+      const pts = prunePoints(pr);
+      markFrontier(pts, 'bytes', 'top1');
+      const fp = m.points[0];
+      const w4 = m.points.find((p) => p.precision === 'W4A4');
+      setRunStatus(`Pruning done in ${fmtTime(secs)}: ${name} keeps ${pct(result.parameters / result.parametersBefore, 0)} of the parameters; `
+        + `FP32 top-1 ${pct(fp.top1)} (unpruned ${pct(pr.base.points[0].top1)})${w4 ? `, with W4A4 ${pct(w4.top1)}` : ''}. `
+        + `${pts.filter((p) => p.frontier).length} of the ${pts.length} points are on the frontier of size against top-1.`, 'done');
+      renderPrune();
+      renderPruneEstimate();
+      $('prune').scrollIntoView({ block: 'start' });
+    } catch (e) {
+      if (!(e instanceof Cancelled || run.cancelled)) { pr.run = null; renderPrune(); }
+      throw e;
+    }
+  }, { errorId: 'pr-error', stopped: `Could not prune ${name}` });
+}
+
+// Every measured point of the trade-off: { label, model, precision, bytes, ms, top1, worst, worstLabel, n }.
+function prunePoints(pr) {
+  const pts = [];
+  const add = (m, isBase) => {
+    for (const p of m.points || []) {
+      pts.push({
+        label: isBase ? p.precision : p.precision === 'FP32' ? m.name : `${m.name} + ${p.precision}`,
+        model: isBase ? 'unpruned' : m.name, precision: p.precision, bytes: p.bytes, ms: p.ms, top1: p.top1, n: p.n, integerLayers: p.integerLayers,
+        worst: p.worstClass ? p.worstClass.accuracy : NaN, worstLabel: p.worstClass ? p.worstClass.label : '—',
+      });
+    }
+  };
+  if (pr.base) add(pr.base, true);
+  for (const m of pr.models) add(m, false);
+  return pts;
+}
+
+// Pareto-optimal: no other point is at most as large (or slow) and at least as accurate, and better in one.
+function markFrontier(pts, x, y) {
+  for (const p of pts) p.frontier = !pts.some((q) => q !== p && q[x] <= p[x] && q[y] >= p[y] && (q[x] < p[x] || q[y] > p[y]));
+}
+
+const AXIS_NAMES = { bytes: 'size', ms: 'latency', top1: 'top-1', worst: 'worst-class accuracy' };
+
+function renderPrune() {
+  const pr = state.prune;
+  if (!pr) return;
+  const x = $('pr-x').value, y = $('pr-y').value;
+  const pts = prunePoints(pr);
+  $('pr-results').hidden = !(pts.length || pr.models.length || pr.run || pr.cancelled);
+  markFrontier(pts, x, y);
+  $('pareto-caption').textContent = `${AXIS_NAMES[x][0].toUpperCase()}${AXIS_NAMES[x].slice(1)} against ${AXIS_NAMES[y]}: every model at every precision; `
+    + `red staircase: the Pareto frontier (nothing else is both ${x === 'bytes' ? 'smaller' : 'faster'} and ${y === 'top1' ? 'more accurate' : 'better on its worst class'})`;
+  if (pts.length) {
+    drawChart('plot-pareto', () => paretoChart($('plot-pareto'), pts, { x, y, models: [...new Set(pts.map((p) => p.model))], precisions: ['FP32', ...PARETO_CONFIGS] }),
+      `bitlens-pareto-${x}-${y}`);
+  } else {
+    $('plot-pareto').innerHTML = '<p class="hint">The chart appears once the FP32 model is measured.</p>';
+  }
+  const fp32Bytes = pr.base?.points ? pr.base.points[0].bytes : null;
+  let html = `<caption class="sr">Every point of the trade-off: size, latency, top-1 and worst class</caption><thead><tr>
+    <th scope="col">Point</th><th scope="col">Size<br><span class="sub">bytes</span></th><th scope="col">Latency<br><span class="sub">ms per image, WASM</span></th>
+    <th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Pareto frontier<br><span class="sub">${AXIS_NAMES[x]} against ${AXIS_NAMES[y]}</span></th></tr></thead><tbody>`;
+  for (const p of pts) {
+    html += `<tr data-point="${esc(p.label)}" data-model="${esc(p.model)}" data-precision="${p.precision}"${p.frontier ? ' class="frontier"' : ''}>
+      <th scope="row">${esc(p.label)}</th>
+      <td class="bytes" data-value="${p.bytes}">${p.bytes.toLocaleString()}<span class="sub">${kb(p.bytes)}${fp32Bytes && p.bytes < fp32Bytes ? `, ${(fp32Bytes / p.bytes).toFixed(1)}× smaller` : ''}</span></td>
+      <td class="ms" data-value="${p.ms}">${p.ms.toFixed(3)}</td>
+      <td class="top1" data-value="${p.top1}">${pct(p.top1, 2)}</td>
+      <td class="worst" data-value="${p.worst}">${esc(p.worstLabel)} ${pct(p.worst)}</td>
+      <td class="on-frontier">${p.frontier ? '✓ on the frontier' : ''}</td></tr>`;
+  }
+  const run = pr.run;
+  if (run) {
+    const what = { base: 'measuring the unpruned model', remeasure: 'measuring the earlier pruned models with the quantizer settings above', prune: `pruning ${run.name}`, measure: `measuring ${run.name}` }[run.phase];
+    html += `<tr class="pending"><td colspan="6">In progress: ${esc(what)}…</td></tr>`;
+  }
+  if (pr.cancelled) html += `<tr class="cancelled"><td colspan="6">Cancelled while ${esc(pr.cancelled)}.</td></tr>`;
+  $('pr-points').innerHTML = `${html}</tbody>`;
+  const q = pr.quant;
+  const n = pts[0]?.n;
+  $('pr-note').textContent = `Quantized with weights ${q.weights} (${q.granularity}), softmax ${q.softmax}, calibrated on ${q.calibSize} of the loaded images (seed 0), `
+    + `patch embedding and head at 8 bits, every Linear that can on the int8 path; evaluated on ${n ? n.toLocaleString() : 'the'} evaluation images. `
+    + `Size: FP32 is 4 bytes a parameter; quantized, the exported model's bytes (packed codes, scales, the FP32 rest). `
+    + `Latency: the median over ${LATENCY_IMAGES} images of one forward pass in this tab's worker (one thread, after warm-up); other work on the machine moves it, so compare within this table.`
+    + `${pr.dropped.length ? ` Not shown: ${pr.dropped.join(', ')} (measured with other quantizer settings and lost when the worker restarted).` : ''}`;
+  renderPruneModels(pr);
+}
+
+// A block's heads as bars (their importance, on one scale for the model), the removed ones grey and crossed.
+function headBars(scores, kept, max, block) {
+  const W = 18, GAP = 5, H = 30;
+  const removed = scores.map((_, i) => i).filter((i) => !kept.includes(i));
+  const bars = scores.map((v, i) => {
+    const h = Math.max(1.5, H * (max > 0 ? v / max : 0));
+    const k = kept.includes(i);
+    const x = i * (W + GAP);
+    return `<g class="${k ? 'kept' : 'removed'}"><title>head ${i}: importance ${v.toExponential(2)}${k ? ', kept' : ', removed'}</title>`
+      + `<rect x="${x}" y="${H - h}" width="${W}" height="${h}"></rect>`
+      + `<text x="${x + W / 2}" y="${H + 12}">${k ? i : `✕${i}`}</text></g>`;
+  }).join('');
+  return `<svg class="imp heads" width="${scores.length * (W + GAP)}" height="${H + 15}" role="img" aria-label="Importance of the ${scores.length} heads of block ${block}; removed: ${removed.join(', ') || 'none'}">${bars}</svg>`;
+}
+
+// A block's MLP units by importance, largest first: kept (blue) then removed (grey).
+function unitStrip(scores, kept, max, block) {
+  const W = 2, H = 30;
+  const keep = new Set(kept);
+  const order = scores.map((v, i) => ({ v, i, k: keep.has(i) })).sort((a, b) => (b.k - a.k) || (b.v - a.v));
+  const bars = order.map((u, j) => {
+    const h = Math.max(1, H * (max > 0 ? u.v / max : 0));
+    return `<rect class="${u.k ? 'kept' : 'removed'}" x="${j * W}" y="${H - h}" width="${W}" height="${h}"></rect>`;
+  }).join('');
+  return `<svg class="imp units" width="${scores.length * W}" height="${H}" role="img" aria-label="Importance of the ${scores.length} MLP units of block ${block}, largest first: ${kept.length} kept, ${scores.length - kept.length} removed">`
+    + `<title>${kept.length} of ${scores.length} units kept; importance from ${Math.max(...scores).toExponential(2)} to ${Math.min(...scores).toExponential(2)}</title>${bars}</svg>`;
+}
+
+// Per pruned model: what it kept per layer, the importance that decided it, its recovery, and the download.
+function renderPruneModels(pr) {
+  const imp = { taylor: 'Taylor importance', mask: 'masking' };
+  $('pr-models').innerHTML = pr.models.map((m) => {
+    const r = m.result, st = m.settings;
+    const hMax = Math.max(...r.importance.heads.flat()), uMax = Math.max(...r.importance.units.flat());
+    const before = state.modelInfo.blocks || [];
+    const rows = r.layers.map((l, b) => {
+      const of = r.importance.heads[b].length, units = r.importance.units[b].length;
+      const removed = r.importance.heads[b].map((_, i) => i).filter((i) => !r.keptHeads[b].includes(i));
+      return `<tr data-layer="${b}"><th scope="row">block ${b}</th>
+        <td class="heads">${l.heads} / ${of}<span class="sub">${removed.length ? `removed: ${removed.join(', ')}` : 'none removed'}</span></td>
+        <td class="imp-cell">${headBars(r.importance.heads[b], r.keptHeads[b], hMax, b)}</td>
+        <td class="mlp">${l.mlpDim} / ${units}</td>
+        <td class="imp-cell">${unitStrip(r.importance.units[b], r.keptUnits[b], uMax, b)}</td>
+        <td class="params">${l.parameters.toLocaleString()}${before[b] ? `<span class="sub">of ${before[b].parameters.toLocaleString()}</span>` : ''}</td></tr>`;
+    }).join('');
+    const h = r.history, e0 = h[0], best = h.find((e) => e.epoch === r.bestEpoch) || e0;
+    const fp = r.validationFp32;
+    const worst = (e) => (e && e.valWorstClass ? ` (worst class ${esc(e.valWorstClass.label)} ${pct(e.valWorstClass.accuracy)})` : '');
+    const recovery = st.epochs === 0
+      ? `No recovery (0 epochs): held-out top-1 ${pct(e0?.valTop1)}${worst(e0)}`
+      : `Held-out top-1 right after pruning ${pct(e0?.valTop1)}${worst(e0)} → ${pct(best?.valTop1)}${worst(best)} after recovery (epoch ${r.bestEpoch} of ${st.epochs} kept)`;
+    return `<article class="pr-model" data-model="${esc(m.name)}">
+      <h3>${esc(m.name)} <span class="sub">keeps ${pct(st.heads, 0)} of each layer's heads and ${pct(st.mlp, 0)} of its MLP units</span></h3>
+      <p class="hint">${r.parameters.toLocaleString()} of ${r.parametersBefore.toLocaleString()} parameters (${pct(1 - r.parameters / r.parametersBefore, 0)} fewer).
+        Ranked by ${imp[r.importance.method] || r.importance.method} on ${r.importance.images.toLocaleString()} training images. ${recovery}${fp ? `; FP32 ${pct(fp.top1)} on the same images` : ''}.
+        ${st.epochs === 0 ? `Importance measured on the training part of ${(r.trainImages + r.valImages).toLocaleString()} images (${r.valImages.toLocaleString()} held out).`
+    : `Recovery ${st.distill ? 'distilled from the FP32 model (logits and the first blocks\' outputs)' : 'on the labels alone'}, on ${r.trainImages.toLocaleString()} training images (${r.valImages.toLocaleString()} held out).`}</p>
+      <div class="table-wrap"><table class="pr-layers"><caption class="sr">${esc(m.name)}: what each layer kept</caption><thead><tr>
+        <th scope="col">Layer</th><th scope="col">Heads<br><span class="sub">kept / of</span></th><th scope="col">Head importance<br><span class="sub">✕ removed</span></th>
+        <th scope="col">MLP width<br><span class="sub">kept / of</span></th><th scope="col">MLP unit importance<br><span class="sub">largest first; grey removed</span></th>
+        <th scope="col">Parameters</th></tr></thead><tbody>${rows}</tbody></table></div>
+      ${m.lost ? '<p class="hint">The worker restarted since (Cancel): this model can no longer be downloaded; its points stay above.</p>'
+        : `<button type="button" class="pr-export" data-prune-export="${m.id}"${state.running ? ' disabled' : ''}>Download ${esc(m.name)} (FP32, model folder as .zip)</button>`}
+    </article>`;
+  }).join('');
+}
+
 async function cancel() {
   const run = state.running;
   if (!run) return;
@@ -1216,6 +1563,19 @@ async function cancel() {
   if (state.inq && !state.inq.result) { state.inq.cancelled = true; renderInqSteps(); }
   // The worker restarts: reconstructed models of a finished SOS run go with it.
   if (state.sos) { state.sos.cancelled = !state.sos.done; state.sos.lost = true; renderSos(); }
+  // Pruned models go with the worker: their points stay, a model not yet measured goes.
+  if (state.prune) {
+    const pr = state.prune;
+    if (pr.run) {
+      pr.cancelled = { base: 'measuring the unpruned model', remeasure: 'measuring an earlier pruned model', prune: `pruning ${pr.run.name}`, measure: `measuring ${pr.run.name}` }[pr.run.phase];
+      pr.run = null;
+    }
+    if (pr.base && !pr.base.points) pr.base = null;
+    for (const m of pr.models.filter((x) => x.points && x.quantKey !== pr.quantKey)) pr.dropped.push(m.name);
+    pr.models = pr.models.filter((m) => m.points && m.quantKey === pr.quantKey);
+    for (const m of pr.models) m.lost = true;
+    renderPrune();
+  }
   state.running = null;
   $('progress').value = 0;
   $('progress-text').textContent = '';
@@ -1660,6 +2020,20 @@ function bind() {
     });
   }
   $('cancel-btn').addEventListener('click', cancel);
+  $('pr-run').addEventListener('click', runPrune);
+  for (const id of ['pr-heads', 'pr-mlp', 'pr-importance', 'pr-imp-images', 'pr-distill', 'pr-epochs', 'pr-limit']) $(id).addEventListener('change', () => { syncUrl(); renderPruneEstimate(); });
+  for (const id of ['pr-x', 'pr-y']) $(id).addEventListener('change', () => { syncUrl(); renderPrune(); });
+  $('pr-models').addEventListener('click', async (e) => {
+    const id = e.target.dataset?.pruneExport;
+    const m = id && state.prune?.models.find((x) => x.id === id);
+    if (!m) return;
+    const folder = `${state.modelName.replace(/[^a-z0-9._-]+/gi, '_')}-${m.name.replace(/[^a-z0-9.]+/gi, '-').replace(/-+$/, '')}`;
+    try {
+      download(`${folder}.zip`, await state.primary.call('exportPruned', { modelId: id, folder }), 'application/zip');
+    } catch (e2) {
+      showError('pr-error', `Export failed: ${e2.message}`);
+    }
+  });
   $('sos-table').addEventListener('click', async (e) => {
     const name = e.target.dataset?.sosExport;
     if (!name) return;
@@ -1678,6 +2052,7 @@ function bind() {
     syncUrl();
     if (e.target.name === 'config' || ['wq', 'sm', 'gran', 'calib'].includes(e.target.id)) fillSampleConfigs();
     if (e.target.id === 'method') updateMethodUi();
+    renderPruneEstimate();
   });
   $('settings').addEventListener('submit', (e) => e.preventDefault());
   $('custom-add').addEventListener('click', () => {
@@ -1737,7 +2112,7 @@ function bind() {
     }
   });
   let resizeTimer;
-  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) { drawQatCurve(); drawQbChart(); if (state.qat.result) renderQat(); } if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); }, 300); });
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) { drawQatCurve(); drawQbChart(); if (state.qat.result) renderQat(); } if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); if (state.prune) renderPrune(); }, 300); });
 }
 
 async function boot() {
@@ -1753,6 +2128,7 @@ async function boot() {
     return;
   }
   renderQatEstimate();
+  renderPruneEstimate();
   setRunStatus('Loading the shipped model and the default images…');
   await loadShippedModel($('shipped-model').value);
   await loadDefaultData();

@@ -423,6 +423,40 @@ export function sosStageChart(el, runs, labels, fp32PerClass) {
   });
 }
 
+/**
+ * The compression trade-off: every model (FP32 and each pruned one) at FP32 and at each quantized precision, as a
+ * point — x: size in bytes (log scale) or forward latency in ms, y: top-1 or worst-class accuracy; colour: the model,
+ * symbol: the precision; each point labelled. The Pareto frontier (no other point both smaller or faster and at
+ * least as accurate) is drawn as a staircase through its points, which are ringed.
+ * points: [{ label, model, precision, bytes, ms, top1, worst, worstLabel, frontier }]; x: 'bytes' | 'ms'; y: 'top1' | 'worst'.
+ */
+export function paretoChart(el, points, { x = 'bytes', y = 'top1', models, precisions } = {}) {
+  const X = { bytes: 'model size (bytes, log scale) →', ms: 'forward latency (ms per image, WASM) →' }[x];
+  const Y = { top1: '↑ top-1 on the evaluation images', worst: '↑ worst-class accuracy on the evaluation images' }[y];
+  const frontier = points.filter((p) => p.frontier).sort((a, b) => a[x] - b[x]);
+  const ys = points.map((p) => p[y]);
+  const lo = Math.max(0, Math.floor((Math.min(...ys) - 0.03) * 20) / 20);
+  const hi = Math.min(1.01, Math.ceil((Math.max(...ys) + 0.02) * 20) / 20);
+  const fmtX = (v) => (x === 'bytes' ? `${(v / 1e3).toFixed(1)} kB (${Math.round(v).toLocaleString()} bytes)` : `${v.toFixed(3)} ms`);
+  const symbols = ['circle', 'square', 'diamond', 'triangle', 'star', 'cross', 'wye', 'times'];
+  return Plot().plot({
+    width: Math.min(width(el), 1100), height: 500, marginLeft: 60, marginRight: 40, marginBottom: 48, marginTop: 24, style,
+    x: x === 'bytes'
+      ? { type: 'log', label: X, grid: true, tickFormat: (v) => (v >= 1e6 ? `${v / 1e6} MB` : `${v / 1e3} kB`), ticks: 6, inset: 24 }
+      : { type: 'linear', label: X, grid: true, inset: 24, zero: false },
+    y: { domain: [lo, hi], grid: true, label: Y, tickFormat: hi - lo <= 0.1 ? '.1%' : '.0%', ticks: globalThis.d3.ticks(lo, Math.min(1, hi), 6) },
+    color: { domain: models, range: SERIES_COLORS, legend: true, label: 'model' },
+    symbol: { domain: precisions, range: symbols.slice(0, precisions.length), legend: true, label: 'precision' },
+    marks: [
+      Plot().line(frontier, { x, y, curve: 'step-after', stroke: '#c5221f', strokeWidth: 2, strokeDasharray: '6,3', ariaDescription: 'pareto frontier' }),
+      Plot().dot(frontier, { x, y, r: 11, stroke: '#c5221f', strokeWidth: 1.5, fill: 'none', ariaDescription: 'pareto frontier point' }),
+      Plot().dot(points, { x, y, stroke: 'model', fill: 'model', symbol: 'precision', r: 5.5, strokeWidth: 1.5, ariaDescription: 'pareto point',
+        title: (d) => `${d.label}: ${fmtX(d[x])} · top-1 ${pct(d.top1)} · worst class ${d.worstLabel} ${pct(d.worst)}${d.frontier ? ' · on the Pareto frontier' : ''}` }),
+      Plot().text(points, { x, y, text: 'label', dy: -12, fontSize: 11, fill: (d) => (d.frontier ? '#111' : '#5f6368'), fontWeight: (d) => (d.frontier ? 700 : 400), ariaDescription: 'pareto label' }),
+    ],
+  });
+}
+
 // ---------- export ------------------------------------------------------------------------------
 
 /** The chart's SVG as a standalone string (with its colour legend, when it has one). */

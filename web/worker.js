@@ -3,7 +3,7 @@
 // error } and, while a sweep, mixed-precision or fine-tuning run goes on, { id, progress }. The page cancels a run by
 // terminating this worker (a synchronous WASM call cannot be interrupted) and starting a fresh one.
 import { createBitLens } from './bitlens.js';
-import { gunzipSync, unzipSync, zlibSync } from './vendor/fflate.js';
+import { gunzipSync, unzipSync, zipSync, zlibSync } from './vendor/fflate.js';
 
 let bl = null;
 let model = null;        // Model
@@ -18,6 +18,8 @@ let trainName = '';
 let trainData = null;    // Dataset: all of them
 let tunedModel = null;   // QatModel or InqModel: the last fine-tuned model (for the download)
 const sosModels = new Map(); // configuration name → SosModel of the last SOS run (for the downloads)
+const prunedModels = new Map(); // page's id ("p1", …) → PrunedModel, every pruned model of this model and images
+let latencyInputs = null; // the first LATENCY_IMAGES images as the model sees them (for timing forwards)
 const quantCache = new Map(); // "config|seed" → QuantizedModel (for the sample view and the export)
 
 const IMAGE_EXT = /\.(png|jpe?g|bmp|gif)$/i;
@@ -174,6 +176,7 @@ function buildDatasets() {
   if (evalData) { evalData.delete(); evalData = null; }
   if (calibData) { calibData.delete(); calibData = null; }
   clearQuantCache();
+  clearPruned();
   if (!source || !bl) return;
   evalData = bl.loadDataset(datasetSpec(source, limit));
   calibData = bl.loadDataset(datasetSpec(source, 0));
@@ -245,6 +248,59 @@ function dataSummary() {
   const evalN = evalData ? evalData.size : Math.min(limit || source.n, source.n);
   return { name: sourceName, kind: source.kind, poolN: source.n, evalN, classes: sourceClassNames(source) };
 }
+
+
+// ---------- structured pruning and the trade-off ---------------------------------------------
+
+// Forward latency: the median over LATENCY_IMAGES images of one forward's time, after LATENCY_WARMUP untimed forwards;
+// each image's forward repeated until it takes at least LATENCY_MIN_MS (the worker's clock is coarse).
+const LATENCY_IMAGES = 32;
+const LATENCY_WARMUP = 8;
+const LATENCY_MIN_MS = 10;
+
+function clearPruned() {
+  for (const m of prunedModels.values()) m.delete();
+  prunedModels.clear();
+  latencyInputs = null;
+}
+
+function latencyImages() {
+  if (!latencyInputs) {
+    const n = Math.min(LATENCY_IMAGES, source.n);
+    latencyInputs = Array.from({ length: n }, (_, i) => {
+      const img = sampleImage(i);
+      return model.preprocess(img.png, { name: img.name });
+    });
+  }
+  return latencyInputs;
+}
+
+// ms per image of each model's forwardRaw (Models or QuantizedModels), the median over the latency images. The
+// models take turns on each image, so a burst of other work on the machine slows them alike.
+function forwardMs(models) {
+  const inputs = latencyImages();
+  const reps = models.map((m) => {
+    const t = performance.now();
+    for (let i = 0; i < LATENCY_WARMUP; i++) m.forwardRaw(inputs[i % inputs.length]);
+    const guess = Math.max(1e-3, (performance.now() - t) / LATENCY_WARMUP);
+    return Math.max(1, Math.min(200, Math.ceil(LATENCY_MIN_MS / guess)));
+  });
+  const times = models.map(() => []);
+  for (const x of inputs) {
+    models.forEach((m, k) => {
+      const t = performance.now();
+      for (let r = 0; r < reps[k]; r++) m.forwardRaw(x);
+      times[k].push((performance.now() - t) / reps[k]);
+    });
+  }
+  return times.map((ts) => {
+    ts.sort((a, b) => a - b);
+    const h = ts.length >> 1;
+    return ts.length % 2 ? ts[h] : (ts[h - 1] + ts[h]) / 2;
+  });
+}
+
+const evalSummary = (r) => ({ top1: r.top1, n: r.n, worstClass: r.worstClass });
 
 
 // ---------- teaching views -----------------------------------------------------------------------
@@ -357,6 +413,7 @@ const handlers = {
     clearQuantCache();
     clearTuned();
     clearSos();
+    clearPruned();
     if (model) model.delete();
     model = m;
     modelName = name || 'model.safetensors';
@@ -482,6 +539,65 @@ const handlers = {
   exportTuned() {
     if (!tunedModel) throw new Error('no fine-tuned model: run “Fine-tune” first');
     return tunedModel.exportSafetensors();
+  },
+  /**
+   * Structured pruning of the loaded model on the training images (model.prune); the pruned model is kept under `modelId`
+   * for measuring and the download. Progress: every evaluated epoch, and every step at most every 100 ms.
+   */
+  async prune({ modelId: id, options }, post) {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    if (!trainData) throw new Error('load training images first');
+    let last = 0;
+    const onProgress = (p) => {
+      const now = Date.now();
+      if (p.epochStats || p.step === p.steps || now - last > 100) { last = now; post({ progress: p }); }
+    };
+    const m = await model.prune(trainData, options, { onProgress });
+    if (prunedModels.has(id)) prunedModels.get(id).delete();
+    prunedModels.set(id, m);
+    return {
+      info: m.info, history: m.history, bestEpoch: m.bestEpoch, importance: m.importance, keptHeads: m.keptHeads, keptUnits: m.keptUnits,
+      layers: m.layers, parametersBefore: m.parametersBefore, parameters: m.parameters, trainImages: m.trainImages, valImages: m.valImages,
+      validationFp32: m.validationFp32 && evalSummary(m.validationFp32),
+    };
+  },
+  /**
+   * The trade-off points of one model (`modelId`: 'fp32' for the loaded model, or a pruned model's): FP32 and each of
+   * `configs` quantized with `quant` (calibrated on the loaded images, seed 0, the Linears on the integer path), each
+   * evaluated on the evaluation images, its forward timed and its size in bytes (FP32: 4 per parameter; quantized:
+   * the export's model bytes). Progress after each.
+   */
+  measure({ modelId: id, quant, configs }, post) {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    const m = id === 'fp32' ? model : prunedModels.get(id);
+    if (!m) throw new Error(`the pruned model ${id} is gone (the worker restarted): prune it again`);
+    const total = configs.length + 2;  // each precision, then the timing
+    const quantized = [];
+    try {
+      post({ progress: { done: 0, total, what: 'evaluating FP32' } });
+      const points = [{ precision: 'FP32', bytes: 4 * m.info.parameters, ...evalSummary(m.evaluate(evalData)) }];
+      configs.forEach((c, i) => {
+        post({ progress: { done: i + 1, total, what: `quantizing to ${c.name} and evaluating` } });
+        const q = m.quantize({ ...quant, wbits: c.wbits, abits: c.abits, seed: 0, calibSize: Math.min(quant.calibSize, calibData.size), calib: calibData, integer: true });
+        quantized.push(q);
+        points.push({ precision: c.name, bytes: q.info.modelBytes, integerLayers: q.info.integerLayers, ...evalSummary(q.evaluate(evalData)) });
+      });
+      post({ progress: { done: configs.length + 1, total, what: 'timing the forward passes' } });
+      forwardMs([m, ...quantized]).forEach((ms, k) => { points[k].ms = ms; });
+      return { id, parameters: m.info.parameters, linears: m.info.layers.length, points };
+    } finally {
+      for (const q of quantized) q.delete();
+    }
+  },
+  /** A pruned model as a model folder in a .zip: model.safetensors (FP32), config.json (records the pruning), preprocessor_config.json. */
+  exportPruned({ modelId: id, folder }) {
+    const m = prunedModels.get(id);
+    if (!m) throw new Error(`the pruned model ${id} is gone (the worker restarted): prune it again`);
+    const f = m.exportFiles();
+    const enc = new TextEncoder();
+    const files = { [`${folder}/model.safetensors`]: f.safetensors, [`${folder}/config.json`]: enc.encode(f.config) };
+    if (f.preprocessor) files[`${folder}/preprocessor_config.json`] = enc.encode(f.preprocessor);
+    return zipSync(files, { level: 0 });
   },
   teach,
   sample,
