@@ -835,13 +835,14 @@ function renderTrainSummary() {
   renderPruneEstimate();
 }
 
-// The images a run would train on (after the limit), and those it holds out (a tenth).
-function qatImages(s) {
+// The images a run would train on (after its limit: 0 = all), and those it holds out (a tenth).
+function trainingImages(limit) {
   const pool = state.train ? state.train.n : DEFAULT_TRAIN.n;
-  const n = s.qatLimit > 0 ? Math.min(s.qatLimit, pool) : pool;
+  const n = limit > 0 ? Math.min(limit, pool) : pool;
   const held = Math.max(1, Math.floor(0.1 * n));
   return { n, held, train: n - held };
 }
+function qatImages(s) { return trainingImages(s.qatLimit); }
 
 // INQ's partitions as typed ("50, 75, 87.5, 100") → numbers, or a sentence saying what is wrong.
 function parsePartitions(text) {
@@ -1265,13 +1266,7 @@ function pruneName(s) {
   return `${base} (run ${k})`;
 }
 
-// The images a pruning run trains on (after its limit), and those held out (a tenth).
-function pruneImages(s) {
-  const pool = state.train ? state.train.n : DEFAULT_TRAIN.n;
-  const n = s.prLimit > 0 ? Math.min(s.prLimit, pool) : pool;
-  const held = Math.max(1, Math.floor(0.1 * n));
-  return { n, held, train: n - held };
-}
+function pruneImages(s) { return trainingImages(s.prLimit); }
 
 function validatePrune(s) {
   const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;

@@ -49,8 +49,7 @@ struct InqRun::State {
     AdamW opt;
     std::unique_ptr<Stepper> stepper;
     std::unique_ptr<Grads> g;
-    std::vector<float> images, tlog;
-    std::vector<int> labels;
+    Batch batch;
     std::vector<size_t> order;
     size_t steps_per_epoch = 0, per_part = 0, iterations = 0;
     long warm = 0;
@@ -126,16 +125,8 @@ void InqRun::State::freeze(double partition) {
 void InqRun::State::train_step() {
     const PreparedData& tr = data.train;
     const QatOptions& to = o.train;
-    const size_t s = it % steps_per_epoch, first = s * to.batch, nb = std::min(to.batch, tr.n - first);
-    for (size_t i = 0; i < nb; ++i) {
-        const size_t src = order[first + i];
-        std::copy_n(&tr.inputs[src * tr.input_size], tr.input_size, &images[i * tr.input_size]);
-        labels[i] = tr.labels[src];
-        if (to.distill) std::copy_n(&teacher[src * C], C, &tlog[i * C]);
-    }
-    const double loss = stepper->step(images.data(), nb, [&](const float* logits, size_t f, size_t count, float* dl) {
-        return distill_loss(to, logits, &labels[f], &tlog[f * C], count, C, float(count) / float(nb), dl);
-    }, *g);
+    const size_t nb = batch.gather(tr, order, it % steps_per_epoch, to, teacher, C);
+    const double loss = batch.step(*stepper, to, C, *g);
     loss_sum += loss, seen += nb;
 
     // Frozen weights take no gradient (and so no part in the clip's norm); the rest train in FP32.
@@ -195,7 +186,6 @@ InqRun::InqRun(const ViT& fp, const PreparedData& train, const QuantConfig& qc, 
     S.warm = long(std::floor(to.warmup * double(S.per_part) + 0.5));
     S.stepper = std::make_unique<Stepper>(*S.e, to.micro, to.jobs);
     S.g = std::make_unique<Grads>(S.latent);
-    S.images.resize(to.batch * tr.input_size), S.tlog.resize(to.batch * S.C), S.labels.resize(to.batch);
 
     // Step 0: what INQ improves on, every weight at its level at once (PTQ with pow2 weights).
     InqStep s0;

@@ -204,8 +204,7 @@ struct PruneRun::State {
     AdamW opt;
     std::unique_ptr<Stepper> stepper;
     std::unique_ptr<Grads> g;
-    std::vector<float> images, tlog;
-    std::vector<int> labels;
+    Batch batch;
     std::vector<size_t> order;
     size_t steps_per_epoch = 0, total = 0, it = 0, seen = 0, nb = 0, params_before = 0;
     long warm = 0;
@@ -256,17 +255,8 @@ double PruneRun::State::features(const Acts& a, const float* imgs, size_t count,
 void PruneRun::State::train_step() {
     const PreparedData& tr = data.train;
     const QatOptions& to = o.train;
-    const size_t s = it % steps_per_epoch, first = s * to.batch;
-    nb = std::min(to.batch, tr.n - first);
-    for (size_t i = 0; i < nb; ++i) {
-        const size_t src = order[first + i];
-        std::copy_n(&tr.inputs[src * tr.input_size], tr.input_size, &images[i * tr.input_size]);
-        labels[i] = tr.labels[src];
-        if (to.distill) std::copy_n(&tlogits[src * C], C, &tlog[i * C]);
-    }
-    const double loss = stepper->step(images.data(), nb, [&](const float* logits, size_t f, size_t count, float* dl) {
-        return distill_loss(to, logits, &labels[f], &tlog[f * C], count, C, float(count) / float(nb), dl);
-    }, *g);
+    nb = batch.gather(tr, order, it % steps_per_epoch, to, tlogits, C);
+    const double loss = batch.step(*stepper, to, C, *g);
     loss_sum += loss, seen += nb;
     std::vector<Param> grads = parameters(g->p);
     std::vector<std::pair<float*, size_t>> all;
@@ -329,7 +319,6 @@ PruneRun::PruneRun(const ViT& fp, const PreparedData& train, const PruneOptions&
             return S.features(a, imgs, count, dfeat);
         });
     S.g = std::make_unique<Grads>(S.student);
-    S.images.resize(to.batch * tr.input_size), S.tlog.resize(to.batch * S.C), S.labels.resize(to.batch);
 }
 
 PruneRun::~PruneRun() = default;

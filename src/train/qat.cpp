@@ -138,8 +138,7 @@ struct QatRun::State {
     long warm = 0;
     std::unique_ptr<Stepper> stepper;
     std::unique_ptr<Grads> g;
-    std::vector<float> images, tlog;
-    std::vector<int> labels;
+    Batch batch;
     std::vector<size_t> order;     // this epoch's image order
     int epoch = 0;                 // the epoch in progress (0 before the first step)
     double loss_sum = 0;
@@ -160,7 +159,6 @@ struct QatRun::State {
     // PTQ's calibration images (drawn from the training part), and the FP32 weights it quantizes.
     std::vector<size_t> calibration(const QuantConfig& qc) const { return draw_calibration(tr.n, size_t(qc.calib_size), qc.seed); }
     ViT latent_of(const ViT& fp, const QuantConfig& qc) const { return qc.reparam ? reparameterised(fp, tr, calibration(qc), qc.abits) : fp; }
-    size_t gather(const std::vector<size_t>& ord, size_t batch);
     void evaluate_epoch(EpochStats es);
     void train_step();
     // QBitOpt
@@ -170,18 +168,6 @@ struct QatRun::State {
     std::vector<std::vector<double>> weight_sensitivities(const ViT& m, const Fisher& f, const QuantConfig& qc) const;
     void reallocate();
 };
-
-// Batch `batch` of the order `ord` into images / labels / tlog; returns its size.
-size_t QatRun::State::gather(const std::vector<size_t>& ord, size_t batch) {
-    const size_t first = batch * o.batch, nb = std::min(o.batch, tr.n - first);
-    for (size_t i = 0; i < nb; ++i) {
-        const size_t src = ord[first + i];
-        std::copy_n(&tr.inputs[src * tr.input_size], tr.input_size, &images[i * tr.input_size]);
-        labels[i] = tr.labels[src];
-        if (o.distill) std::copy_n(&teacher[src * C], C, &tlog[i * C]);
-    }
-    return nb;
-}
 
 void QatRun::State::evaluate_epoch(EpochStats es) {
     QuantizedViT q = snapshot(cfg, wbits, *e, st);
@@ -205,10 +191,8 @@ void QatRun::State::evaluate_epoch(EpochStats es) {
 }
 
 void QatRun::State::train_step() {
-    const size_t nb = gather(order, step % steps_per_epoch);
-    const double loss = stepper->step(images.data(), nb, [&](const float* logits, size_t f, size_t count, float* dl) {
-        return distill_loss(o, logits, &labels[f], &tlog[f * C], count, C, float(count) / float(nb), dl);
-    }, *g);
+    const size_t nb = batch.gather(tr, order, step % steps_per_epoch, o, teacher, C);
+    const double loss = batch.step(*stepper, o, C, *g);
     loss_sum += loss, seen += nb;
 
     // Weights: the gradient reached the effective (fake-quantized) weights; pass it straight through to the
@@ -271,11 +255,12 @@ Fisher QatRun::State::fisher(Stepper& sp, Grads& gr, const std::vector<size_t>& 
     f.act.resize(m.points.size());
     const size_t batches = std::min(o.fisher_batches, steps_per_epoch);
     for (size_t k = 0; k < batches; ++k) {
-        const size_t nb = gather(ord, (first + k) % steps_per_epoch);
-        sp.step(images.data(), nb, [&](const float* logits, size_t b, size_t count, float* dl) {
+        const size_t nb = batch.gather(tr, ord, (first + k) % steps_per_epoch, o, teacher, C);
+        const std::vector<int>& labels = batch.labels;
+        sp.step(batch.images.data(), nb, [&](const float* logits, size_t b, size_t count, float* dl) {
             double l = 0;
             for (size_t i = 0; i < count; ++i)
-                l += distill_loss(o, logits + i * C, &labels[b + i], &tlog[(b + i) * C], 1, C,
+                l += distill_loss(o, logits + i * C, &labels[b + i], &batch.tlog[(b + i) * C], 1, C,
                                   float(class_weight[size_t(labels[b + i])] / double(nb)), dl + i * C);
             return l;
         }, gr);
@@ -415,7 +400,6 @@ QatRun::QatRun(const ViT& fp, const PreparedData& data, const QuantConfig& qc, c
     if (o.distill) S.teacher = teacher_logits(fp, S.tr, o.jobs);
     S.per_image = observe_points(fp, S.tr, {0}).per_image;
     S.steps_per_epoch = (S.tr.n + o.batch - 1) / o.batch, S.total = S.steps_per_epoch * size_t(o.epochs);
-    S.images.resize(o.batch * S.tr.input_size), S.tlog.resize(o.batch * S.C), S.labels.resize(o.batch);
 
     // Start from PTQ (calibration drawn from the training part) — with a budget, at the first allocation's
     // widths — and train the FP32 weights it quantized.

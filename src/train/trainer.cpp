@@ -60,6 +60,26 @@ double distill_loss(const QatOptions& o, const float* logits, const int* labels,
     return l * double(count);
 }
 
+size_t Batch::gather(const PreparedData& tr, const std::vector<size_t>& order, size_t index, const QatOptions& o,
+                     const std::vector<float>& teacher, size_t C) {
+    const size_t first = index * o.batch;
+    n = std::min(o.batch, tr.n - first);
+    images.resize(o.batch * tr.input_size), labels.resize(o.batch), tlog.resize(o.batch * C);
+    for (size_t i = 0; i < n; ++i) {
+        const size_t src = order[first + i];
+        std::copy_n(&tr.inputs[src * tr.input_size], tr.input_size, &images[i * tr.input_size]);
+        labels[i] = tr.labels[src];
+        if (o.distill) std::copy_n(&teacher[src * C], C, &tlog[i * C]);
+    }
+    return n;
+}
+
+double Batch::step(Stepper& sp, const QatOptions& o, size_t C, Grads& g) const {
+    return sp.step(images.data(), n, [&](const float* logits, size_t f, size_t count, float* dl) {
+        return distill_loss(o, logits, &labels[f], &tlog[f * C], count, C, float(count) / float(n), dl);
+    }, g);
+}
+
 void add_act_qparams(QatState& st, const std::vector<size_t>& per_image, std::vector<QParam>& out) {
     for (size_t p = 0; p < st.act.size(); ++p) {
         TrainQuantizer* t = st.act[p].get();

@@ -30,6 +30,20 @@ std::vector<float> teacher_logits(const ViT& fp, const PreparedData& d, int jobs
 double distill_loss(const QatOptions& o, const float* logits, const int* labels, const float* teacher, size_t count, size_t C,
                     float share, float* dlogits);
 
+// One training batch in an epoch's order: its images, labels and (with distillation) the teacher's logits, in
+// buffers kept between steps.
+struct Batch {
+    std::vector<float> images, tlog;
+    std::vector<int> labels;
+    size_t n = 0;
+    // Batch number `index` of `order` over `tr` (o.batch images, fewer at the end): copies their images, labels
+    // and, with o.distill, their rows of `teacher` ([tr.n, C]). Returns n.
+    size_t gather(const PreparedData& tr, const std::vector<size_t>& order, size_t index, const QatOptions& o,
+                  const std::vector<float>& teacher, size_t C);
+    // The data-parallel step on it with distill_loss (each micro-batch's share of the mean); the loss sum.
+    double step(Stepper& sp, const QatOptions& o, size_t C, Grads& g) const;
+};
+
 // One learnable scalar of a quantizer (a step, or an asymmetric quantizer's zero point) with its
 // gradient and AdamW state.
 struct QParam {
