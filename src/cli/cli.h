@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,7 @@ struct Args {
     std::string command;
     std::map<std::string, std::string> opts;
     std::set<std::string> flags;
+    std::vector<std::string> files;  // arguments that are not options, for commands that take them (merge)
 
     std::string get(const std::string& k, const std::string& def = "") const {
         auto it = opts.find(k);
@@ -66,11 +68,16 @@ struct Args {
     }
 };
 
-inline Args parse(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean) {
+inline Args parse(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean,
+                  bool takes_files = false) {
     Args a;
     a.command = argv[1];
     for (int i = 2; i < argc; ++i) {
         std::string s = argv[i];
+        if (s.rfind("--", 0) != 0 && takes_files) {
+            a.files.push_back(s);
+            continue;
+        }
         if (s.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + s + "'");
         std::string k = s.substr(2), v;
         size_t eq = k.find('=');
@@ -95,6 +102,7 @@ struct Command {
     const char* usage;                    // option synopsis, shown by `bitlens --help`
     std::set<std::string> valued, flags;  // accepted options
     int (*run)(const Args&);
+    bool files = false;                   // takes arguments that are not options (Args::files)
 };
 
 int cmd_info(const Args& a);
@@ -106,6 +114,7 @@ int cmd_grad(const Args& a);
 int cmd_qat(const Args& a);
 int cmd_inq(const Args& a);
 int cmd_prune(const Args& a);
+int cmd_merge(const Args& a);
 
 // --model (a model directory or a .safetensors file), with --heads for a checkpoint without config.json.
 inline ModelSource model_source(const Args& a) {

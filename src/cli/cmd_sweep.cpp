@@ -11,6 +11,7 @@
 #include "dataset.h"
 #include "export.h"
 #include "model.h"
+#include "safetensors.h"
 #include "sweep.h"
 
 namespace bitlens::cli {
@@ -74,8 +75,16 @@ int cmd_sweep(const Args& a) {
     spec.eval_limit = size_t(a.num("limit", 0, 1, 1L << 30));
     const int jobs = int(a.num("jobs", 0, 1, 256));
     const std::string json_path = a.get("json"), csv_path = a.get("csv");
+    const bool sharded = a.opts.count("shard") != 0;
+    const Shard shard = sharded ? option("shard", [&] { return parse_shard(a.get("shard")); }) : Shard();
+    if (sharded && json_path.empty())
+        throw UsageError("--shard " + a.get("shard") + " needs --json PART.json (the part that bitlens merge reads)");
+    if (sharded && !csv_path.empty())
+        throw UsageError("--csv is written by bitlens merge from all the parts, not by one part (--shard)");
 
-    const LoadedModel lm = load_fp32(model_source(a), "bitlens sweep");
+    const ModelSource src = model_source(a);
+    const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);
+    const LoadedModel lm = load_fp32(src, st, "bitlens sweep");
     if (a.opts.count("calib-classes"))
         spec.calib_classes = option("calib-classes", [&] { return parse_class_list(a.get("calib-classes"), lm.vit.cfg); });
     if (a.opts.count("groups")) spec.groups = option("groups", [&] { return parse_groups(a.get("groups"), lm.vit.cfg); });
@@ -90,7 +99,7 @@ int cmd_sweep(const Args& a) {
     const auto t0 = std::chrono::steady_clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     size_t runs = 0;
-    SweepResult r = run_sweep(lm.vit, eval, pool, spec, jobs, [&](size_t done, size_t total) {
+    auto progress = [&](size_t done, size_t total) {
         runs = total;
         if (tty) {
             const int width = 30, fill = total ? int(double(width) * double(done) / double(total)) : width;
@@ -99,7 +108,31 @@ int cmd_sweep(const Args& a) {
             std::fflush(stderr);
         }
         return true;
-    });
+    };
+    if (sharded) {
+        SweepPart part = run_sweep_part(lm.vit, eval, pool, spec, shard, jobs, progress);
+        if (tty) std::fprintf(stderr, "\n");
+        part.identity = {tensors_fingerprint(st), model_config_fingerprint(src), dataset_fingerprint(eval), dataset_fingerprint(pool),
+                         a.get("model"), data_path, calib_path};
+        const size_t total = spec.configs.size() * size_t(spec.seeds);
+        std::fprintf(stderr, "sweep: part %d/%d, %zu of %zu runs (%zu configuration%s x %d seed%s) in %.1f s\n", shard.index,
+                     shard.count, part.runs.size(), total, spec.configs.size(), spec.configs.size() == 1 ? "" : "s", spec.seeds,
+                     spec.seeds == 1 ? "" : "s", seconds());
+        const std::string text = sweep_part_json(part).dump();
+        if (json_path == "-") {
+            std::cout << text << "\n";
+        } else {
+            write_file(json_path, text + "\n");
+            std::string list;
+            for (const PartRun& pr : part.runs)
+                list += (list.empty() ? "" : ", ") + spec.configs[pr.index / size_t(spec.seeds)].name() + " seed " + std::to_string(pr.run.seed);
+            std::cout << "sweep part " << shard.index << "/" << shard.count << ": " << part.runs.size() << " of " << total << " runs"
+                      << (list.empty() ? "" : " (" + list + ")") << " written to " << json_path << "\n"
+                      << "merge the " << shard.count << " parts with: bitlens merge PART.json... --json OUT.json [--csv OUT.csv]\n";
+        }
+        return 0;
+    }
+    SweepResult r = run_sweep(lm.vit, eval, pool, spec, jobs, progress);
     if (tty) std::fprintf(stderr, "\n");
     std::fprintf(stderr, "sweep: %zu runs (%zu configuration%s x %d seed%s) in %.1f s\n", runs, r.configs.size(),
                  r.configs.size() == 1 ? "" : "s", spec.seeds, spec.seeds == 1 ? "" : "s", seconds());

@@ -33,11 +33,16 @@ const Command kCommands[] = {
      "      [--method ptq|sos] [--recon-iters 100] [--recon-batch 16]\n"
      "      [--seeds 20] [--seed FIRST] [--calib-size 32] [--calib-classes 0,1,2] [--calib-skew 0.5]\n"
      "      [--calib-corrupt noise|blur|brightness|contrast:1-5] [--eval-corrupt TYPE:SEVERITY]\n"
-     "      [--groups \"tops=0,2,4,6;shoes=5,7,9\"] [--limit N] [--jobs N] [--json out.json|-] [--csv out.csv]",
+     "      [--groups \"tops=0,2,4,6;shoes=5,7,9\"] [--limit N] [--jobs N] [--json out.json|-] [--csv out.csv]\n"
+     "      [--shard I/N --json PART.json]  (part I of N of the (configuration x seed) runs, for bitlens merge)",
      {"model", "data", "labels", "calib", "configs", "method", "recon-iters", "recon-batch", "wbits", "abits", "softmax", "softmax-bits", "weights", "granularity",
       "weight-range", "act-range", "calib-size", "seed", "seeds", "calib-classes", "calib-skew", "calib-corrupt", "eval-corrupt",
-      "groups", "limit", "jobs", "json", "csv", "heads"},
+      "groups", "limit", "jobs", "json", "csv", "heads", "shard"},
      {"sulq-round-exponent", "no-edges-8bit", "reparam"}, cmd_sweep},
+    {"merge",
+     "PART.json... [--json out.json|-] [--csv out.csv]  (the parts of one sweep, from sweep --shard I/N --json PART.json,\n"
+     "      in any order: the unsharded sweep's numbers, statistics recomputed from every run)",
+     {"json", "csv"}, {}, cmd_merge, true},
     {"grad", "--model PATH --data PATH [--labels PATH] --limit N --out FILE.safetensors [--jobs N] [--json]",
      {"model", "data", "labels", "limit", "out", "jobs", "heads"}, {"json"}, cmd_grad},
     {"qat",
@@ -92,7 +97,7 @@ int main(int argc, char** argv) {
     const std::string cmd = argv[1];
     try {
         for (const Command& c : kCommands)
-            if (cmd == c.name) return c.run(parse(argc, argv, c.valued, c.flags));
+            if (cmd == c.name) return c.run(parse(argc, argv, c.valued, c.flags, c.files));
         throw UsageError("unknown command '" + cmd + "'");
     } catch (const UsageError& e) {
         std::fprintf(stderr, "bitlens: %s\n\n%s", e.what(), usage().c_str());

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 
@@ -341,28 +342,38 @@ void SweepRunner::run(size_t i, int jobs) {
     done_[i] = 1;
 }
 
-SweepResult SweepRunner::finish() {
-    for (size_t i = 0; i < done_.size(); ++i)
-        if (!done_[i]) throw std::runtime_error("sweep: run " + std::to_string(i) + " has not been done");
-    SweepResult& R = R_;
+SeedRun SweepRunner::result(size_t i) const {
+    if (i >= slots_.size() || !done_[i]) throw std::runtime_error("sweep: run " + std::to_string(i) + " has not been done");
+    SeedRun run;
+    run.seed = R_.seeds[i % size_t(R_.spec.seeds)];
+    run.top1 = slots_[i].top1;
+    run.per_class = slots_[i].per_class;
+    run.confusion = slots_[i].confusion;
+    return run;
+}
+
+size_t SweepRunner::model_bytes(size_t i) const {
+    if (i >= slots_.size() || !done_[i]) throw std::runtime_error("sweep: run " + std::to_string(i) + " has not been done");
+    return bytes_[i];
+}
+
+namespace {
+
+// 5. Aggregate in a fixed order: runs[i] and bytes[i] of run i (configuration i / K, seed index i % K) into R.configs.
+// The unsharded sweep and the merge of its parts both end here.
+void assemble(SweepResult& R, std::vector<SeedRun>& runs, const std::vector<size_t>& bytes) {
     const SweepSpec& spec = R.spec;
     const size_t K = size_t(spec.seeds);
-    // 5. Aggregate in a fixed order.
     for (size_t ci = 0; ci < spec.configs.size(); ++ci) {
         ConfigResult cr;
         cr.config = spec.configs[ci];
         cr.config.calib_size = spec.calib_size;
-        cr.model_bytes = bytes_[ci * K];
+        cr.model_bytes = bytes[ci * K];
         cr.config.seed = spec.first_seed;
         std::vector<std::vector<double>> table;
         std::vector<double> top1;
         for (size_t k = 0; k < K; ++k) {
-            EvalResult& r = slots_[ci * K + k];
-            SeedRun run;
-            run.seed = R.seeds[k];
-            run.top1 = r.top1;
-            run.per_class = std::move(r.per_class);
-            run.confusion = std::move(r.confusion);
+            SeedRun run = std::move(runs[ci * K + k]);
             table.push_back(run.per_class);
             top1.push_back(run.top1);
             cr.runs.push_back(std::move(run));
@@ -370,24 +381,21 @@ SweepResult SweepRunner::finish() {
         cr.stats = sweep_stats(table, top1, R.fp32.per_class, R.fp32.top1, R.class_count, spec.groups);
         R.configs.push_back(std::move(cr));
     }
-    return std::move(R);
 }
 
-SweepResult run_sweep(const ViT& model, const Dataset& eval_ds, const Dataset& pool, const SweepSpec& spec, int jobs,
-                      const SweepProgress& progress) {
-    if (jobs <= 0) jobs = default_jobs();
-    SweepRunner runner(model, eval_ds, pool, spec, jobs);
-    const size_t total = runner.total();
-    const int outer = int(std::min<size_t>(size_t(jobs), total));
-    const int inner = std::max(1, jobs / std::max(outer, 1));
+// Runs `indices` of the runner, spread over jobs as run_sweep describes; progress over them.
+void run_runs(SweepRunner& runner, const std::vector<size_t>& indices, int jobs, const SweepProgress& progress) {
+    const size_t total = indices.size();
+    const int outer = int(std::max<size_t>(1, std::min<size_t>(size_t(jobs), total)));
+    const int inner = std::max(1, jobs / outer);
     std::atomic<bool> cancelled{false};
     std::mutex mu;
     size_t done = 0;
     if (progress && !progress(0, total)) throw Cancelled();
     parallel_for(total, outer, [&](size_t b, size_t e, int) {
-        for (size_t i = b; i < e; ++i) {
+        for (size_t j = b; j < e; ++j) {
             if (cancelled.load()) return;
-            runner.run(i, inner);
+            runner.run(indices[j], inner);
             if (progress) {
                 std::lock_guard<std::mutex> lock(mu);
                 if (!cancelled.load() && !progress(++done, total)) cancelled.store(true);
@@ -395,6 +403,33 @@ SweepResult run_sweep(const ViT& model, const Dataset& eval_ds, const Dataset& p
         }
     });
     if (cancelled.load()) throw Cancelled();
+}
+
+}  // namespace
+
+SweepResult SweepRunner::finish() {
+    for (size_t i = 0; i < done_.size(); ++i)
+        if (!done_[i]) throw std::runtime_error("sweep: run " + std::to_string(i) + " has not been done");
+    const size_t K = size_t(R_.spec.seeds);
+    std::vector<SeedRun> runs(slots_.size());
+    for (size_t i = 0; i < slots_.size(); ++i) {
+        EvalResult& r = slots_[i];
+        runs[i].seed = R_.seeds[i % K];
+        runs[i].top1 = r.top1;
+        runs[i].per_class = std::move(r.per_class);
+        runs[i].confusion = std::move(r.confusion);
+    }
+    assemble(R_, runs, bytes_);
+    return std::move(R_);
+}
+
+SweepResult run_sweep(const ViT& model, const Dataset& eval_ds, const Dataset& pool, const SweepSpec& spec, int jobs,
+                      const SweepProgress& progress) {
+    if (jobs <= 0) jobs = default_jobs();
+    SweepRunner runner(model, eval_ds, pool, spec, jobs);
+    std::vector<size_t> all(runner.total());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    run_runs(runner, all, jobs, progress);
     return runner.finish();
 }
 
@@ -700,6 +735,391 @@ std::string sweep_table(const SweepResult& r) {
     out += "\n";
     print_rows(pc);
     return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharding and merging (issue 19)
+
+Shard parse_shard(const std::string& s) {
+    const size_t slash = s.find('/');
+    auto digits = [](const std::string& t) {
+        return !t.empty() && t.size() <= 9 && std::all_of(t.begin(), t.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    };
+    const std::string a = slash == std::string::npos ? "" : s.substr(0, slash), b = slash == std::string::npos ? "" : s.substr(slash + 1);
+    if (!digits(a) || !digits(b))
+        throw std::runtime_error("'" + s + "' is not of the form I/N (part I of N, e.g. 2/3)");
+    Shard sh;
+    sh.index = std::stoi(a), sh.count = std::stoi(b);
+    if (sh.count < 1) throw std::runtime_error("'" + s + "': the number of parts N must be at least 1");
+    if (sh.index < 1 || sh.index > sh.count)
+        throw std::runtime_error("'" + s + "': part " + std::to_string(sh.index) + " does not exist, the parts of " +
+                                 std::to_string(sh.count) + " are numbered 1 to " + std::to_string(sh.count));
+    return sh;
+}
+
+std::vector<size_t> shard_runs(size_t total, const Shard& sh) {
+    if (sh.count < 1 || sh.index < 1 || sh.index > sh.count)
+        throw std::invalid_argument("shard_runs: part " + std::to_string(sh.index) + " of " + std::to_string(sh.count));
+    std::vector<size_t> out;
+    for (size_t i = size_t(sh.index - 1); i < total; i += size_t(sh.count)) out.push_back(i);
+    return out;
+}
+
+namespace {
+
+struct Fnv1a64 {
+    uint64_t h = 14695981039346656037ull;
+    void bytes(const void* p, size_t n) {
+        const uint8_t* b = static_cast<const uint8_t*>(p);
+        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    }
+    void u64(uint64_t v) {
+        uint8_t b[8];
+        for (int i = 0; i < 8; ++i) b[i] = uint8_t(v >> (8 * i));  // little-endian, the same on every host
+        bytes(b, 8);
+    }
+    void str(const std::string& s) { u64(s.size()), bytes(s.data(), s.size()); }
+    std::string hex() const {
+        char b[32];
+        std::snprintf(b, sizeof b, "fnv1a64:%016llx", (unsigned long long)h);
+        return b;
+    }
+};
+
+// The JSON text as parsed and dumped again (sorted keys, no spacing); the text itself when it does not parse.
+std::string canonical_json(const std::string& text) {
+    if (text.empty()) return "";
+    try {
+        return nlohmann::json::parse(text).dump();
+    } catch (const nlohmann::json::exception&) {
+        return text;
+    }
+}
+
+}  // namespace
+
+std::string tensors_fingerprint(const SafeTensors& st) {
+    Fnv1a64 f;
+    f.u64(st.metadata.size());
+    for (const auto& kv : st.metadata) f.str(kv.first), f.str(kv.second);
+    f.u64(st.tensors.size());
+    for (const auto& kv : st.tensors) {
+        f.str(kv.first), f.str(kv.second.dtype);
+        f.u64(kv.second.shape.size());
+        for (int64_t d : kv.second.shape) f.u64(uint64_t(d));
+        f.u64(kv.second.bytes.size());
+        f.bytes(kv.second.bytes.data(), kv.second.bytes.size());
+    }
+    return f.hex();
+}
+
+std::string model_config_fingerprint(const ModelSource& src) {
+    Fnv1a64 f;
+    f.str(canonical_json(src.config_json));
+    f.str(canonical_json(src.preprocessor_json));
+    f.u64(uint64_t(src.heads_override));
+    return f.hex();
+}
+
+std::string dataset_fingerprint(const Dataset& ds) {
+    Fnv1a64 f;
+    f.u64(ds.class_names.size());
+    for (const std::string& n : ds.class_names) f.str(n);
+    f.u64(ds.images.size());
+    for (size_t i = 0; i < ds.images.size(); ++i) {
+        const Image8& im = ds.images[i];
+        f.u64(uint64_t(i < ds.labels.size() ? ds.labels[i] : -1));
+        f.u64(uint64_t(im.width)), f.u64(uint64_t(im.height)), f.u64(uint64_t(im.channels));
+        f.u64(im.pixels.size());
+        f.bytes(im.pixels.data(), im.pixels.size());
+    }
+    return f.hex();
+}
+
+SweepPart run_sweep_part(const ViT& model, const Dataset& eval_ds, const Dataset& pool, const SweepSpec& spec, const Shard& shard,
+                         int jobs, const SweepProgress& progress) {
+    if (shard.count < 1 || shard.index < 1 || shard.index > shard.count)
+        throw std::runtime_error("sweep: part " + std::to_string(shard.index) + " of " + std::to_string(shard.count) +
+                                 " does not exist (parts are numbered 1 to N)");
+    if (jobs <= 0) jobs = default_jobs();
+    SweepRunner runner(model, eval_ds, pool, spec, jobs);
+    const std::vector<size_t> mine = shard_runs(runner.total(), shard);
+    run_runs(runner, mine, jobs, progress);
+    SweepPart p;
+    p.shard = shard;
+    p.shared = runner.shared();
+    p.shared.fp32.predictions.clear();
+    for (size_t i : mine) p.runs.push_back({i, runner.model_bytes(i), runner.result(i)});
+    return p;
+}
+
+namespace {
+
+constexpr int kPartFormat = 1;  // "bitlens_sweep_part": bumped when the layout changes
+
+size_t total_runs(const SweepSpec& s) { return s.configs.size() * size_t(s.seeds); }
+
+double num_or_nan(const nlohmann::json& v) { return v.is_null() ? kNaN : v.get<double>(); }
+std::vector<double> nums_or_nan(const nlohmann::json& a) {
+    std::vector<double> out;
+    for (const nlohmann::json& v : a) out.push_back(num_or_nan(v));
+    return out;
+}
+
+// A spec exactly as sweep_spec_json wrote it (class lists as indices: no model needed).
+SweepSpec spec_from_written_json(const nlohmann::json& j, int num_classes) {
+    SweepSpec s;
+    for (const nlohmann::json& c : j.at("configs")) s.configs.push_back(config_from_json(c));
+    s.seeds = j.at("seeds").get<int>();
+    s.first_seed = j.at("first_seed").get<uint64_t>();
+    s.calib_size = j.at("calib_size").get<int>();
+    s.calib_classes = j.at("calib_classes").get<std::vector<int>>();
+    s.calib_skew = j.at("calib_skew").get<double>();
+    s.calib_corrupt = parse_corruption(j.at("calib_corrupt").get<std::string>());
+    s.eval_corrupt = parse_corruption(j.at("eval_corrupt").get<std::string>());
+    for (const nlohmann::json& g : j.at("groups")) s.groups.push_back({g.at("name").get<std::string>(), g.at("classes").get<std::vector<int>>()});
+    s.eval_limit = j.at("eval_limit").get<size_t>();
+    s.validate(num_classes);
+    return s;
+}
+
+// The first top-level key whose value differs between a and b ("" when none).
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
+    for (auto it = a.begin(); it != a.end(); ++it)
+        if (!b.contains(it.key()) || b.at(it.key()) != it.value()) return it.key();
+    for (auto it = b.begin(); it != b.end(); ++it)
+        if (!a.contains(it.key())) return it.key();
+    return "";
+}
+
+std::string short_dump(const nlohmann::json& v) {
+    std::string d = v.dump();
+    return d.size() > 80 ? d.substr(0, 77) + "..." : d;
+}
+
+std::string config_names(const std::vector<QuantConfig>& cs) {
+    std::string r;
+    for (const QuantConfig& c : cs) r += (r.empty() ? "" : ",") + c.name();
+    return r;
+}
+
+}  // namespace
+
+nlohmann::json sweep_part_json(const SweepPart& p) {
+    using json = nlohmann::json;
+    json j = sweep_json(p.shared);
+    j.erase("configs");
+    j["bitlens_sweep_part"] = kPartFormat;
+    j["fp32"]["worst_class_index"] = p.shared.fp32.worst_class;
+    const SweepSpec& spec = p.shared.spec;
+    json idx = json::array();
+    for (const PartRun& r : p.runs) idx.push_back(r.index);
+    j["part"] = {{"index", p.shard.index}, {"count", p.shard.count}, {"total_runs", total_runs(spec)}, {"runs", idx}};
+    const SweepIdentity& id = p.identity;
+    j["model"] = {{"tensors", id.model_tensors}, {"config", id.model_config}, {"path", id.model_path}};
+    j["data"] = {{"eval", {{"fnv1a64", id.eval_data}, {"path", id.eval_path}}}, {"calib", {{"fnv1a64", id.calib_data}, {"path", id.calib_path}}}};
+    json runs = json::array();
+    const size_t K = size_t(spec.seeds);
+    for (const PartRun& r : p.runs) {
+        const size_t ci = r.index / K;
+        runs.push_back({{"index", r.index},
+                        {"config", ci},
+                        {"name", ci < spec.configs.size() ? spec.configs[ci].name() : std::string()},
+                        {"seed", r.run.seed},
+                        {"model_bytes", r.model_bytes},
+                        {"top1", r.run.top1},
+                        {"per_class", nums(r.run.per_class)},
+                        {"confusion", r.run.confusion}});
+    }
+    j["runs"] = runs;
+    return j;
+}
+
+SweepPart sweep_part_from_json(const nlohmann::json& j, const std::string& what) {
+    using json = nlohmann::json;
+    if (!j.is_object() || !j.contains("bitlens_sweep_part")) {
+        if (j.is_object() && j.contains("configs") && j.contains("spec"))
+            throw std::runtime_error(what + " is a whole sweep, not a part of one (parts come from bitlens sweep --shard I/N --json FILE)");
+        throw std::runtime_error(what + " is not a part of a sweep (parts come from bitlens sweep --shard I/N --json FILE)");
+    }
+    if (j.at("bitlens_sweep_part") != kPartFormat)
+        throw std::runtime_error(what + ": part format " + j.at("bitlens_sweep_part").dump() + ", this bitlens reads format " +
+                                 std::to_string(kPartFormat));
+    SweepPart p;
+    try {
+        SweepResult& R = p.shared;
+        R.labels = j.at("labels").get<std::vector<std::string>>();
+        R.spec = spec_from_written_json(j.at("spec"), int(R.labels.size()));
+        R.class_count = j.at("class_count").get<std::vector<size_t>>();
+        R.eval_n = j.at("eval_n").get<size_t>();
+        R.pool_n = j.at("pool_n").get<size_t>();
+        R.seeds = j.at("seeds").get<std::vector<uint64_t>>();
+        for (const json& c : j.at("calibration")) {
+            R.calib_draws.push_back(c.at("indices").get<std::vector<size_t>>());
+            R.calib_class_counts.push_back(c.at("class_counts").get<std::vector<size_t>>());
+        }
+        const json& fp = j.at("fp32");
+        R.fp32.n = R.eval_n;
+        R.fp32.top1 = fp.at("top1").get<double>();
+        R.fp32.labels = R.labels;
+        R.fp32.class_count = R.class_count;
+        R.fp32.per_class = nums_or_nan(fp.at("per_class"));
+        R.fp32.confusion = fp.at("confusion").get<std::vector<std::vector<uint32_t>>>();
+        R.fp32.worst_class = fp.at("worst_class_index").get<int>();
+        for (const json& g : fp.at("groups")) R.fp32_groups.push_back(num_or_nan(g.at("accuracy")));
+        if (j.contains("fp32_clean_top1")) R.fp32_clean_top1 = j.at("fp32_clean_top1").get<double>();
+
+        const json& part = j.at("part");
+        p.shard.index = part.at("index").get<int>();
+        p.shard.count = part.at("count").get<int>();
+        const json& model = j.at("model");
+        const json& data = j.at("data");
+        p.identity.model_tensors = model.at("tensors").get<std::string>();
+        p.identity.model_config = model.at("config").get<std::string>();
+        p.identity.model_path = model.at("path").get<std::string>();
+        p.identity.eval_data = data.at("eval").at("fnv1a64").get<std::string>();
+        p.identity.eval_path = data.at("eval").at("path").get<std::string>();
+        p.identity.calib_data = data.at("calib").at("fnv1a64").get<std::string>();
+        p.identity.calib_path = data.at("calib").at("path").get<std::string>();
+        for (const json& r : j.at("runs")) {
+            PartRun pr;
+            pr.index = r.at("index").get<size_t>();
+            pr.model_bytes = r.at("model_bytes").get<size_t>();
+            pr.run.seed = r.at("seed").get<uint64_t>();
+            pr.run.top1 = r.at("top1").get<double>();
+            pr.run.per_class = nums_or_nan(r.at("per_class"));
+            pr.run.confusion = r.at("confusion").get<std::vector<std::vector<uint32_t>>>();
+            p.runs.push_back(std::move(pr));
+        }
+    } catch (const json::exception& e) {
+        throw std::runtime_error(what + ": not a sweep part as bitlens sweep --shard writes it (" + e.what() + ")");
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error(what + ": " + e.what());
+    }
+
+    // Consistency, then the exact round trip: what is read writes back to the same JSON, so the merge's
+    // output has the bytes of the unsharded sweep's.
+    const SweepResult& R = p.shared;
+    const size_t C = R.labels.size(), K = size_t(R.spec.seeds), T = total_runs(R.spec);
+    if (p.shard.count < 1 || p.shard.index < 1 || p.shard.index > p.shard.count)
+        throw std::runtime_error(what + ": part " + std::to_string(p.shard.index) + " of " + std::to_string(p.shard.count) +
+                                 " does not exist");
+    if (R.seeds.size() != K || R.calib_draws.size() != K || R.class_count.size() != C || R.fp32.per_class.size() != C ||
+        R.fp32_groups.size() != R.spec.groups.size())
+        throw std::runtime_error(what + ": the seeds, calibration draws or per-class fields do not match the spec and the labels");
+    const std::vector<size_t> expect = shard_runs(T, p.shard);
+    std::vector<size_t> got;
+    for (const PartRun& r : p.runs) got.push_back(r.index);
+    if (got != expect) {
+        std::string list;
+        for (size_t i : expect) list += (list.empty() ? "" : ",") + std::to_string(i);
+        throw std::runtime_error(what + ": part " + std::to_string(p.shard.index) + "/" + std::to_string(p.shard.count) + " of " +
+                                 std::to_string(T) + " runs must hold runs [" + list + "], it holds " + json(got).dump());
+    }
+    for (const PartRun& r : p.runs) {
+        if (r.run.seed != R.seeds[r.index % K])
+            throw std::runtime_error(what + ": run " + std::to_string(r.index) + " has seed " + std::to_string(r.run.seed) + ", expected " +
+                                     std::to_string(R.seeds[r.index % K]));
+        if (r.run.per_class.size() != C || r.run.confusion.size() != C)
+            throw std::runtime_error(what + ": run " + std::to_string(r.index) + " has " + std::to_string(r.run.per_class.size()) +
+                                     " per-class accuracies, the model has " + std::to_string(C) + " classes");
+    }
+    const json again = sweep_part_json(p);
+    if (again != j) {
+        const std::string k = first_difference(j, again);
+        throw std::runtime_error(what + ": field '" + k + "' does not read back as written (was the file edited, or written by another version?)");
+    }
+    return p;
+}
+
+SweepResult merge_sweep_parts(const std::vector<SweepPart>& parts, const std::vector<std::string>& names_in) {
+    using json = nlohmann::json;
+    if (parts.empty()) throw std::runtime_error("merge: no parts");
+    std::vector<std::string> names = names_in;
+    for (size_t i = names.size(); i < parts.size(); ++i) names.push_back("part " + std::to_string(i + 1));
+    const SweepPart& a = parts[0];
+    const std::string& na = names[0];
+    const json spec_a = sweep_spec_json(a.shared.spec);
+    json shared_a = sweep_json(a.shared);
+    for (size_t i = 1; i < parts.size(); ++i) {
+        const SweepPart& b = parts[i];
+        const std::string& nb = names[i];
+        const SweepIdentity &x = a.identity, &y = b.identity;
+        auto differ = [&](const std::string& what, const std::string& u, const std::string& v, const std::string& pu,
+                          const std::string& pv) {
+            throw std::runtime_error("merge: " + nb + " and " + na + " are parts of different sweeps: another " + what + " (" + v +
+                                     (pv.empty() ? "" : ", " + pv) + " in " + nb + "; " + u + (pu.empty() ? "" : ", " + pu) + " in " +
+                                     na + ")");
+        };
+        if (x.model_tensors != y.model_tensors) differ("model: its tensors differ", x.model_tensors, y.model_tensors, x.model_path, y.model_path);
+        if (x.model_config != y.model_config)
+            differ("model configuration: config.json or preprocessor_config.json differ", x.model_config, y.model_config, x.model_path,
+                   y.model_path);
+        if (x.eval_data != y.eval_data)
+            differ("evaluation set", x.eval_data, y.eval_data, x.eval_path, y.eval_path);
+        if (x.calib_data != y.calib_data)
+            differ("calibration pool", x.calib_data, y.calib_data, x.calib_path, y.calib_path);
+        json spec_b = sweep_spec_json(b.shared.spec), rest_a = spec_a, rest_b = spec_b;
+        rest_a.erase("configs"), rest_b.erase("configs");  // the spec's own fields first (each config repeats calib_size and seed)
+        const std::string k = first_difference(rest_a, rest_b);
+        if (!k.empty()) differ("sweep spec: '" + k + "' differs", short_dump(spec_a[k]), short_dump(spec_b[k]), "", "");
+        const std::string ca = config_names(a.shared.spec.configs), cb = config_names(b.shared.spec.configs);
+        if (ca != cb) differ("list of configurations", ca, cb, "", "");
+        for (size_t c = 0; c < spec_a["configs"].size(); ++c) {
+            const std::string f = first_difference(spec_a["configs"][c], spec_b["configs"][c]);
+            if (!f.empty())
+                differ("configuration " + a.shared.spec.configs[c].name() + ": '" + f + "' differs",
+                       short_dump(spec_a["configs"][c][f]), short_dump(spec_b["configs"][c][f]), "", "");
+        }
+        if (a.shard.count != b.shard.count)
+            throw std::runtime_error("merge: " + na + " is part " + std::to_string(a.shard.index) + " of " + std::to_string(a.shard.count) +
+                                     " but " + nb + " is part " + std::to_string(b.shard.index) + " of " + std::to_string(b.shard.count) +
+                                     ": parts of different splits (every part must come from the same --shard I/N count)");
+        const json shared_b = sweep_json(b.shared);
+        const std::string d = first_difference(shared_a, shared_b);
+        if (!d.empty())
+            throw std::runtime_error("merge: " + nb + " and " + na + " have the same model, data and spec but different '" + d +
+                                     "' (the seed-independent results differ: another build of bitlens?)");
+    }
+    // Every part exactly once.
+    const int n = a.shard.count;
+    std::map<int, std::vector<size_t>> holders;  // part index → positions in `parts` (N may be large: no vector of N)
+    for (size_t i = 0; i < parts.size(); ++i) holders[parts[i].shard.index].push_back(i);
+    for (const auto& h : holders)
+        if (h.second.size() > 1) {
+            std::string who;
+            for (size_t k = 0; k < h.second.size(); ++k) who += (k ? (k + 1 == h.second.size() ? " and " : ", ") : "") + names[h.second[k]];
+            throw std::runtime_error("merge: part " + std::to_string(h.first) + "/" + std::to_string(n) + " is given more than once: " + who);
+        }
+    if (holders.size() < size_t(n)) {
+        const size_t missing = size_t(n) - holders.size(), shown = std::min<size_t>(missing, 8);
+        std::vector<int> list;
+        for (int s = 1; s <= n && list.size() < shown; ++s)
+            if (!holders.count(s)) list.push_back(s);
+        std::string text;
+        for (size_t m = 0; m < list.size(); ++m)
+            text += (m ? (m + 1 == list.size() && missing == shown ? " and " : ", ") : "") + std::to_string(list[m]) + "/" + std::to_string(n);
+        if (missing > shown) text += " and " + std::to_string(missing - shown) + " more";
+        throw std::runtime_error("merge: " + std::string(missing == 1 ? "part " : "parts ") + text + (missing == 1 ? " is" : " are") +
+                                 " missing (" + std::to_string(parts.size()) + " of " + std::to_string(n) + " parts given; run them with " +
+                                 "bitlens sweep ... --shard " + std::to_string(list[0]) + "/" + std::to_string(n) + " --json FILE)");
+    }
+    // The runs in run order, then the statistics exactly as the unsharded sweep computes them.
+    SweepResult R = a.shared;
+    const size_t T = total_runs(R.spec);
+    std::vector<SeedRun> runs(T);
+    std::vector<size_t> bytes(T, 0);
+    std::vector<char> have(T, 0);
+    for (const SweepPart& p : parts)
+        for (const PartRun& r : p.runs) {
+            if (r.index >= T || have[r.index]) throw std::runtime_error("merge: run " + std::to_string(r.index) + " is held twice or is out of range");
+            runs[r.index] = r.run, bytes[r.index] = r.model_bytes, have[r.index] = 1;
+        }
+    for (size_t i = 0; i < T; ++i)
+        if (!have[i]) throw std::runtime_error("merge: run " + std::to_string(i) + " is in no part");
+    R.configs.clear();
+    assemble(R, runs, bytes);
+    return R;
 }
 
 }  // namespace bitlens

@@ -28,6 +28,7 @@
 #include "eval.h"
 #include "model.h"
 #include "ptq.h"
+#include "safetensors.h"
 
 namespace bitlens {
 
@@ -150,6 +151,11 @@ public:
     void run(size_t i, int jobs = 1);   // configuration i / K, seed index i % K
     bool done(size_t i) const { return done_[i] != 0; }
     SweepResult finish();               // throws if a run is missing
+    // For a part of a sweep (run_sweep_part): the seed-independent result (spec, draws, FP32 reference; no
+    // configurations), and run i once done (its seed's result and the quantized model's bytes).
+    const SweepResult& shared() const { return R_; }
+    SeedRun result(size_t i) const;
+    size_t model_bytes(size_t i) const;
 private:
     const ViT& model_;
     SweepResult R_;
@@ -164,6 +170,72 @@ private:
 // runs than jobs. Results do not depend on jobs.
 SweepResult run_sweep(const ViT& model, const Dataset& eval, const Dataset& calib_pool, const SweepSpec& spec, int jobs = 0,
                       const SweepProgress& progress = {});
+
+// ---------------------------------------------------------------------------------------------
+// Sharding (issue 19): a sweep split into n independent parts that a scheduler runs (a Slurm job array, a
+// Kubernetes Indexed Job), and the parts merged into exactly the numbers of the unsharded sweep.
+//
+// The split. Runs are numbered i = configuration index · K + seed index (K seeds, T runs in all); part s of n
+// (1 ≤ s ≤ n) holds every run with i mod n = s − 1 — round robin, so each part gets about as many runs of every
+// configuration (an SOS configuration costs far more than a PTQ one). Parts past T hold no run and are still
+// parts. Each part does the seed-independent work itself (calibration draws, FP32 reference) and records it
+// with its runs' per-seed results (top-1, per-class accuracies, confusion, model bytes); merging recomputes
+// every statistic from those, after checking that the parts are of one sweep: the same model (a hash of its
+// tensors and of its configuration), the same data (hashes of the evaluation set and the calibration pool),
+// the same configurations and spec, the same split, and the same seed-independent results.
+
+struct Shard {
+    int index = 1, count = 1;  // part `index` of `count`, 1 ≤ index ≤ count
+};
+// "2/3" → {2, 3}. Throws std::runtime_error naming the value when it is not I/N with 1 ≤ I ≤ N.
+Shard parse_shard(const std::string& s);
+// The runs of part `sh` among `total` runs, ascending.
+std::vector<size_t> shard_runs(size_t total, const Shard& sh);
+
+// Hashes that say what a part is a part of: "fnv1a64:" and 16 hex digits (FNV-1a, 64 bits; it detects
+// mix-ups, it is no defence against forgery).
+// The tensors in name order (name, dtype, shape, bytes as stored) and the header's __metadata__.
+std::string tensors_fingerprint(const SafeTensors& st);
+// config.json and preprocessor_config.json as parsed (key order and spacing do not count), and --heads.
+std::string model_config_fingerprint(const ModelSource& src);
+// Class names, then every image's label, size, channels and pixels, in order.
+std::string dataset_fingerprint(const Dataset& ds);
+
+struct SweepIdentity {
+    std::string model_tensors, model_config;  // tensors_fingerprint, model_config_fingerprint
+    std::string eval_data, calib_data;        // dataset_fingerprint of the evaluation set and the calibration pool
+    // Where they were read from: informative only, not compared (nodes may mount the same files elsewhere).
+    std::string model_path, eval_path, calib_path;
+};
+
+struct PartRun {
+    size_t index = 0;                 // run index i (configuration i / K, seed index i % K)
+    size_t model_bytes = 0;
+    SeedRun run;
+};
+struct SweepPart {
+    Shard shard;
+    SweepIdentity identity;
+    SweepResult shared;               // spec, draws, FP32 reference; configs empty
+    std::vector<PartRun> runs;        // the runs of shard_runs(total, shard), ascending
+};
+
+// Runs part `shard` of the sweep (the identity is left for the caller to fill). progress as for run_sweep,
+// over this part's runs.
+SweepPart run_sweep_part(const ViT& model, const Dataset& eval, const Dataset& calib_pool, const SweepSpec& spec,
+                         const Shard& shard, int jobs = 0, const SweepProgress& progress = {});
+// A part as JSON: sweep_json's fields without "configs" (spec, labels, calibration, fp32, …), plus "part"
+// {index, count, total_runs, runs}, "model" {tensors, config, path}, "data" {eval, calib: {fnv1a64, images, path}}
+// and "runs" [{index, config, name, seed, model_bytes, top1, per_class, confusion}].
+nlohmann::json sweep_part_json(const SweepPart& p);
+// The inverse; `what` (the file) names the part in errors. Checks that the part reads back to exactly the JSON
+// it came from, so a merge reproduces the unsharded sweep's bytes.
+SweepPart sweep_part_from_json(const nlohmann::json& j, const std::string& what);
+// Parts in any order → the unsharded sweep's result (statistics recomputed from the runs). names[i] names
+// parts[i] in errors. Throws std::runtime_error naming the difference when the parts are of different sweeps
+// (model, configuration of the model, evaluation data, calibration pool, configurations, a spec field, the
+// number of parts, the seed-independent results), and naming the parts that are missing or given twice.
+SweepResult merge_sweep_parts(const std::vector<SweepPart>& parts, const std::vector<std::string>& names);
 
 // "0,2,Shirt" → model class indices (an index, or a label, case-insensitive). Throws naming the model's classes.
 std::vector<int> parse_class_list(const std::string& s, const ViTConfig& cfg);

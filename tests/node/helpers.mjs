@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const path = (rel) => root + rel;
-export const cli = path('build/native/bitlens');
+export const cli = process.env.BITLENS_CLI || path('build/native/bitlens');  // BITLENS_CLI: test another build of the CLI
 
 export function modelFiles(dir) {
   const read = (f) => { try { return readFileSync(path(`${dir}/${f}`)); } catch { return undefined; } };
