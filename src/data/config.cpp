@@ -10,6 +10,7 @@
 
 #include "dataset.h"  // read_file_bytes
 #include "json_limits.h"
+#include "size_limits.h"
 
 namespace bitlens {
 using json = nlohmann::json;
@@ -62,14 +63,34 @@ double opt_num(const json& j, const char* field, double def, const std::string& 
     if (!j[field].is_number()) fail(what + ": field '" + std::string(field) + "' must be a number, found " + j[field].dump());
     return j[field].get<double>();
 }
+// A JSON number that must be a whole number in [lo, hi], checked as a double before any conversion to int
+// (Found 5: input_size [1, 28, 1e60] and img_size [1e10, 28] were converted with get<int>(), undefined).
+int int_in(const json& v, long long lo, long long hi, const std::string& field, const std::string& what) {
+    const std::string allowed = ", allowed " + std::to_string(lo) + " to " + std::to_string(hi);
+    if (!v.is_number()) fail(what + ": " + field + " must be a whole number" + allowed + ", found " + (v.is_primitive() ? v.dump() : v.type_name()));
+    const double d = v.is_number_unsigned() ? double(v.get<uint64_t>()) : v.is_number_integer() ? double(v.get<int64_t>()) : v.get<double>();
+    if (!(d >= double(lo) && d <= double(hi)) || d != std::floor(d)) fail(what + ": " + field + " is " + v.dump() + allowed);
+    return int(d);
+}
+// A tensor dimension used as a config value, checked against its limit before it becomes an int (Found 5: a
+// zero-byte pos_embed of shape [1, 2^31, 0] overflowed 'tokens - prefix').
+int tensor_dim(const StTensor& t, size_t axis, const std::string& tensor, const std::string& field, long long hi, const std::string& what) {
+    const int64_t d = t.shape[axis];
+    if (d < 1 || d > hi)
+        fail(what + ": tensor '" + tensor + "' of shape " + shape_str(t.shape) + " gives " + field + " " + std::to_string(d) + ", allowed 1 to " +
+             std::to_string(hi) + " (src/base/size_limits.h)");
+    return int(d);
+}
 std::vector<float> float_list(const json& v, const std::string& what, const std::string& field) {
     std::vector<float> out;
-    if (v.is_number()) return {v.get<float>()};
+    auto num = [&](const json& x) {  // finite and within float's range before the conversion
+        if (!x.is_number() || !(std::fabs(x.get<double>()) <= 1e30))
+            fail(what + ": field '" + field + "' must be a list of numbers of magnitude at most 1e30, found " + (x.is_primitive() ? x.dump() : x.type_name()));
+        return x.get<float>();
+    };
+    if (v.is_number()) return {num(v)};
     if (!v.is_array()) fail(what + ": field '" + field + "' must be a list of numbers");
-    for (const json& x : v) {
-        if (!x.is_number()) fail(what + ": field '" + field + "' must be a list of numbers, found " + x.dump());
-        out.push_back(x.get<float>());
-    }
+    for (const json& x : v) out.push_back(num(x));
     return out;
 }
 
@@ -88,7 +109,9 @@ bool timm_size(const std::string& arch, ViTConfig& c) {
 
 std::string resample_name(const json& v, const std::string& what) {
     if (v.is_number_integer()) {
-        switch (v.get<int>()) {
+        // Compared as a 64-bit value: 4294967298 used to wrap to 2 (bilinear) through get<int>().
+        const bool small = v.is_number_unsigned() ? v.get<uint64_t>() <= 3 : v.get<int64_t>() >= 0 && v.get<int64_t>() <= 3;
+        switch (small ? v.get<int>() : -1) {
             case 0: return "nearest";
             case 2: return "bilinear";
             case 3: return "bicubic";
@@ -100,6 +123,19 @@ std::string resample_name(const json& v, const std::string& what) {
         if (s == "nearest" || s == "bilinear" || s == "bicubic") return s;
     }
     fail(what + ": resample/interpolation " + v.dump() + " is not supported (nearest, bilinear, bicubic)");
+}
+
+// Every dimension within [1, its limit] (src/base/size_limits.h) before anything is divided or allocated by it:
+// once as the config files say (before read_pruning allocates per layer), once more as resolved with the tensors.
+void check_dims(const ViTConfig& c, const std::string& what) {
+    struct Dim { const char* name; int v; int64_t hi; };
+    for (const Dim& d : {Dim{"hidden size", c.hidden, limits::kHidden}, {"depth", c.depth, limits::kDepth}, {"number of heads", c.heads, limits::kHeads},
+                         {"patch size", c.patch, limits::kPatch}, {"image height", c.image_h, limits::kModelImageSide},
+                         {"image width", c.image_w, limits::kModelImageSide}, {"channels", c.channels, limits::kChannels},
+                         {"MLP size", c.mlp_dim, limits::kMlp}, {"number of classes", c.num_classes, limits::kClasses}})
+        if (d.v < 1 || d.v > d.hi)
+            fail(what + ": " + d.name + " is " + std::to_string(d.v) + ", it must be at least 1 and at most " + std::to_string(d.hi) +
+                 " (src/base/size_limits.h)");
 }
 
 void read_hf_config(const json& j, const std::string& what, ViTConfig& c) {
@@ -114,7 +150,9 @@ void read_hf_config(const json& j, const std::string& what, ViTConfig& c) {
     c.image_h = c.image_w = image;
     c.patch = opt_int(j, "patch_size", 16, what);
     c.channels = opt_int(j, "num_channels", 3, what);
-    c.ln_eps = float(opt_num(j, "layer_norm_eps", 1e-12, what));
+    const double eps = opt_num(j, "layer_norm_eps", 1e-12, what);
+    if (!(eps > 0 && eps <= 1)) fail(what + ": layer_norm_eps is " + j["layer_norm_eps"].dump() + ", allowed (0, 1]");
+    c.ln_eps = float(eps);
     const std::string act = j.contains("hidden_act") && j["hidden_act"].is_string() ? j["hidden_act"].get<std::string>() : "gelu";
     if (act == "gelu") c.gelu_tanh = false;
     else if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") c.gelu_tanh = true;
@@ -137,6 +175,7 @@ void read_hf_config(const json& j, const std::string& what, ViTConfig& c) {
         for (size_t i = 0; i < c.labels.size(); ++i)
             if (c.labels[i] == "LABEL_" + std::to_string(i)) c.labels_known = false;
     }
+    check_dims(c, what);  // before allocating per channel
     // HF ViT defaults for preprocessing when preprocessor_config.json is absent.
     c.pp.mean.assign(size_t(c.channels), 0.5f);
     c.pp.std.assign(size_t(c.channels), 0.5f);
@@ -168,7 +207,8 @@ void read_timm_config(const json& j, const std::string& what, ViTConfig& c) {
     const std::string aw = what + " model_args";
     if (args.contains("img_size")) {
         const json& s = args["img_size"];
-        if (s.is_array() && s.size() == 2) c.image_h = s[0].get<int>(), c.image_w = s[1].get<int>();
+        if (s.is_array() && s.size() == 2)
+            c.image_h = int_in(s[0], 1, limits::kModelImageSide, "img_size[0]", aw), c.image_w = int_in(s[1], 1, limits::kModelImageSide, "img_size[1]", aw);
         else c.image_h = c.image_w = get_int(args, "img_size", aw);
     }
     c.patch = opt_int(args, "patch_size", c.patch, aw);
@@ -176,7 +216,11 @@ void read_timm_config(const json& j, const std::string& what, ViTConfig& c) {
     c.hidden = opt_int(args, "embed_dim", c.hidden, aw);
     c.depth = opt_int(args, "depth", c.depth, aw);
     c.heads = opt_int(args, "num_heads", c.heads, aw);
-    c.mlp_dim = int(std::lround(opt_num(args, "mlp_ratio", double(c.mlp_dim) / c.hidden, aw) * c.hidden));
+    const double ratio = opt_num(args, "mlp_ratio", double(c.mlp_dim) / c.hidden, aw);
+    if (!(ratio > 0 && ratio * c.hidden < double(limits::kMlp) + 0.5))
+        fail(aw + ": mlp_ratio " + (args.contains("mlp_ratio") ? args["mlp_ratio"].dump() : std::to_string(ratio)) + " × embed_dim " +
+             std::to_string(c.hidden) + " is outside the MLP width's allowed 1 to " + std::to_string(limits::kMlp));
+    c.mlp_dim = int(std::lround(ratio * c.hidden));
     if (args.contains("qkv_bias") && args["qkv_bias"].is_boolean()) c.qkv_bias = args["qkv_bias"].get<bool>();
     c.ln_eps = 1e-6f;
     std::string pool = j.contains("global_pool") && j["global_pool"].is_string() ? j["global_pool"].get<std::string>() : "token";
@@ -191,7 +235,8 @@ void read_timm_config(const json& j, const std::string& what, ViTConfig& c) {
     if (pc.contains("input_size")) {
         const json& s = pc["input_size"];
         if (!s.is_array() || s.size() != 3) fail(pw + ": input_size must be [C, H, W], found " + s.dump());
-        const int ch = s[0].get<int>(), h = s[1].get<int>(), w = s[2].get<int>();
+        const int ch = int_in(s[0], 1, limits::kChannels, "input_size[0]", pw), h = int_in(s[1], 1, limits::kModelImageSide, "input_size[1]", pw),
+                  w = int_in(s[2], 1, limits::kModelImageSide, "input_size[2]", pw);
         if (ch != c.channels || h != c.image_h || w != c.image_w)
             fail(pw + ": input_size " + s.dump() + " does not match model_args (channels " + std::to_string(c.channels) +
                  ", image " + std::to_string(c.image_h) + "x" + std::to_string(c.image_w) + ")");
@@ -205,7 +250,14 @@ void read_timm_config(const json& j, const std::string& what, ViTConfig& c) {
         const double pct = opt_num(pc, "crop_pct", 1.0, pw);
         if (!(pct > 0 && pct <= 1)) fail(pw + ": crop_pct must be in (0, 1], found " + pc["crop_pct"].dump());
         const std::string mode = pc.contains("crop_mode") && pc["crop_mode"].is_string() ? pc["crop_mode"].get<std::string>() : "center";
-        const int sh = int(std::floor(double(c.image_h) / pct)), sw = int(std::floor(double(c.image_w) / pct));
+        // The resize target, checked before it becomes an int (Found 5: crop_pct 1e-300 was accepted; Found 6: crop_pct 0.002
+        // resized every image to 14000²).
+        const double rh = std::floor(double(c.image_h) / pct), rw = std::floor(double(c.image_w) / pct);
+        if (std::max(rh, rw) > double(limits::kResizeSide))
+            fail(pw + ": crop_pct " + pc["crop_pct"].dump() + " resizes the " + std::to_string(c.image_h) + "x" + std::to_string(c.image_w) +
+                 " input to " + (rh < 1e15 ? std::to_string(int64_t(std::max(rh, rw))) : std::string("more than 10^15")) +
+                 " per side, more than the limit " + std::to_string(limits::kResizeSide) + " (src/base/size_limits.h)");
+        const int sh = int(rh), sw = int(rw);
         if (mode == "center" && sh == sw) c.pp.shortest_edge = sh;
         else if (mode == "center" || mode == "squash") c.pp.resize_h = sh, c.pp.resize_w = sw;
         else fail(pw + ": crop_mode '" + mode + "' is not supported (center, squash)");
@@ -240,7 +292,7 @@ void read_preprocessor(const json& j, const std::string& what, ViTConfig& c) {
     const bool do_resize = !j.contains("do_resize") || j["do_resize"] == true;
     const bool do_crop = j.contains("do_center_crop") && j["do_center_crop"] == true;
     auto hw = [&](const json& s, const std::string& field, int& h, int& w) {
-        if (s.is_number_integer()) h = w = s.get<int>();
+        if (s.is_number()) h = w = int_in(s, 1, limits::kResizeSide, field, what);
         else if (s.is_object() && s.contains("height") && s.contains("width")) h = get_int(s, "height", what + " " + field), w = get_int(s, "width", what + " " + field);
         else return false;
         if (h <= 0 || w <= 0) fail(what + ": " + field + " must be positive, found " + s.dump());
@@ -273,6 +325,12 @@ void read_preprocessor(const json& j, const std::string& what, ViTConfig& c) {
         fail(what + ": size.shortest_edge without a centre crop cannot give the model's " + std::to_string(c.image_h) + "x" +
              std::to_string(c.image_w) + " input");
     if (c.pp.shortest_edge > 0 && !do_crop) c.pp.center_crop = true;  // square images only come out square; others are cropped
+    // Resize targets within their limit (Found 6: size 100000² ended in std::bad_alloc naming no field).
+    for (const auto& [name, v] : {std::pair<const char*, int>{"size.shortest_edge", c.pp.shortest_edge}, {"size.height", c.pp.resize_h},
+                                   {"size.width", c.pp.resize_w}})
+        if (v > limits::kResizeSide)
+            fail(what + ": " + name + " is " + std::to_string(v) + ", more than the limit " + std::to_string(limits::kResizeSide) +
+                 " (src/base/size_limits.h)");
     if (j.contains("resample")) c.pp.resample = resample_name(j["resample"], what);
 }
 
@@ -400,11 +458,12 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
         if (timm_cfg) {
             if (hf) fail(src.config_name + ": a timm config.json, but the tensors use Hugging Face naming ('" + p + "embeddings...')");
             read_timm_config(j, src.config_name, c);
+            check_dims(c, src.config_name);
             read_pruning(j, src.config_name, c);
             c.config_source = "timm config.json";
         } else {
             if (!hf) fail(src.config_name + ": a Hugging Face config.json, but the tensors use timm naming ('cls_token', 'blocks.N...')");
-            read_hf_config(j, src.config_name, c);
+            read_hf_config(j, src.config_name, c);  // checks the dimensions itself
             read_pruning(j, src.config_name, c);
             c.config_source = "Hugging Face config.json";
         }
@@ -423,7 +482,7 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
     const StTensor& tcls = need(st, cls, what);
     if (tcls.shape.size() != 3 || tcls.shape[0] != 1 || tcls.shape[1] != 1)
         fail(what + ": tensor '" + cls + "' should have shape [1, 1, hidden]");
-    const int hidden = int(tcls.shape[2]);
+    const int hidden = tensor_dim(tcls, 2, cls, "hidden size", limits::kHidden, what);
     const StTensor& tproj = need(st, proj, what);
     if (tproj.shape.size() != 4 || tproj.shape[2] != tproj.shape[3])
         fail(what + ": tensor '" + proj + "' should have shape [hidden, channels, patch, patch]");
@@ -443,16 +502,16 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
     const StTensor& tpos = need(st, pos, what);
     if (tpos.shape.size() != 3) fail(what + ": tensor '" + pos + "' should have shape [1, tokens, hidden]");
     const int prefix = 1 + (has_dist ? 1 : 0);
-    const int patches = int(tpos.shape[1]) - prefix;
+    const int patches = tensor_dim(tpos, 1, pos, "tokens", limits::kPatches + prefix, what) - prefix;
 
     if (src.config_json.empty()) {
         c.config_source = "inferred from tensors";
         c.hidden = hidden;
         c.depth = depth;
-        c.channels = int(tproj.shape[1]);
-        c.patch = int(tproj.shape[2]);
-        c.mlp_dim = int(tfc1.shape[0]);
-        c.num_classes = int(thead.shape[0]);
+        c.channels = tensor_dim(tproj, 1, proj, "channels", limits::kChannels, what);
+        c.patch = tensor_dim(tproj, 2, proj, "patch size", limits::kPatch, what);
+        c.mlp_dim = tensor_dim(tfc1, 0, fc1, "MLP size", limits::kMlp, what);
+        c.num_classes = tensor_dim(thead, 0, head_w, "number of classes", limits::kClasses, what);
         const int g = int(std::lround(std::sqrt(double(std::max(patches, 0)))));
         if (g * g != patches)
             fail(what + ": cannot infer the image size: " + std::to_string(patches) + " patch positions is not a square grid; give a config.json");
@@ -466,7 +525,8 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
         c.pp.std.assign(size_t(c.channels), hf ? 0.5f : 1.0f);
         if (!hf && c.channels == 3) c.pp.mean = {0.485f, 0.456f, 0.406f}, c.pp.std = {0.229f, 0.224f, 0.225f};
     } else {
-        if (c.naming != Naming::Timm) c.num_classes = c.labels.empty() ? int(thead.shape[0]) : int(c.labels.size());
+        if (c.naming != Naming::Timm)
+            c.num_classes = c.labels.empty() ? tensor_dim(thead, 0, head_w, "number of classes", limits::kClasses, what) : int(c.labels.size());
         if (c.naming == Naming::Timm && find(st, "fc_norm.weight") && !c.avg_pool)
             fail(src.config_name + ": global_pool is 'token' but the checkpoint has 'fc_norm' (average pooling); set global_pool to 'avg'");
     }
@@ -488,10 +548,7 @@ ViTConfig resolve_config(const SafeTensors& st, const ModelSource& src) {
     if (c.mlp_dims.empty()) mismatch(hf ? "intermediate_size" : "mlp_ratio * embed_dim", c.mlp_dim, fc1, tfc1.shape[0]);
     else mismatch("bitlens_mlp_dims[0]", c.mlp_dims[0], fc1, tfc1.shape[0]);
     mismatch(hf ? "number of labels (id2label)" : "num_classes", c.num_classes, head_w, thead.shape[0]);
-    for (const auto& [name, v] : {std::pair<const char*, int>{"hidden size", c.hidden}, {"depth", c.depth}, {"number of heads", c.heads},
-                                   {"patch size", c.patch}, {"image height", c.image_h}, {"image width", c.image_w},
-                                   {"channels", c.channels}, {"MLP size", c.mlp_dim}, {"number of classes", c.num_classes}})
-        if (v < 1) fail(cw + ": " + name + " is " + std::to_string(v) + ", it must be at least 1");
+    check_dims(c, cw);
     if (c.image_h % c.patch || c.image_w % c.patch)
         fail(cw + ": image size " + std::to_string(c.image_h) + " is not a multiple of patch_size " + std::to_string(c.patch));
     mismatch("image_size/patch_size (number of patches)", c.num_patches(), pos, patches);

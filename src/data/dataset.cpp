@@ -14,6 +14,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "size_limits.h"
+
 #include <stb/stb_image.h>  // stbi_zlib_decode_noheader_buffer, stbi_failure_reason (stb_impl.cpp)
 
 #ifndef __EMSCRIPTEN__
@@ -67,7 +69,8 @@ uint32_t be32(const uint8_t* p) {
 //   raw deflate data, then the trailer: CRC32 (LE) and ISIZE (LE, uncompressed size mod 2^32)
 //   as the LAST 8 bytes of the input.
 // The output buffer is allocated from ISIZE (after a plausibility check: deflate cannot expand more
-// than 1032:1) and the decoder may not write past it, so corrupt input cannot make it balloon.
+// than 1032:1, and within limits::kDecompressedBytes) and the decoder may not write past it, so corrupt
+// input cannot make it balloon.
 // Concatenated members or trailing garbage are reported as corrupt (CRC/size mismatch).
 std::vector<uint8_t> maybe_gunzip(const std::vector<uint8_t>& bytes, const std::string& what) {
     if (bytes.size() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) return bytes;
@@ -120,6 +123,11 @@ std::vector<uint8_t> maybe_gunzip(const std::vector<uint8_t>& bytes, const std::
         throw std::runtime_error(pre + "corrupt or truncated: trailer says " + std::to_string(isize) +
                                  " uncompressed bytes, impossible from " + std::to_string(deflate_len) +
                                  " bytes of deflate data");
+    // A decompression bomb (a trailer deflate could honour, beyond the limit): refused before anything is allocated
+    // or inflated. The decoder is never given more room than ISIZE, so a trailer that lies cannot make it balloon.
+    if (uint64_t(isize) > uint64_t(limits::kDecompressedBytes))
+        throw std::runtime_error(pre + "decompresses to " + std::to_string(isize) + " bytes (trailer), more than the limit " +
+                                 std::to_string(limits::kDecompressedBytes) + " (src/base/size_limits.h)");
     std::vector<uint8_t> out(size_t(isize) + 1);  // +1: detect output longer than ISIZE
     if (deflate_len + 8 > size_t(INT_MAX)) throw std::runtime_error(pre + "file too large");
     // The decoder is given the trailer too (like the adler32 after a PNG's zlib stream): stb's bit reader
@@ -182,8 +190,14 @@ Dataset load_idx(const std::vector<uint8_t>& images_bytes, const std::vector<uin
     if (img_magic != 0x00000803u)
         throw std::runtime_error(images_name + ": magic " + hex32(img_magic) + ", expected 0x00000803 (images)");
     const uint32_t n = be32(img.data() + 4), h = be32(img.data() + 8), w = be32(img.data() + 12);
-    if (h == 0 || w == 0 || h > 65535 || w > 65535)
-        throw std::runtime_error(images_name + ": bad image size " + std::to_string(h) + "x" + std::to_string(w));
+    if (h == 0 || w == 0 || h > limits::kImageSide || w > limits::kImageSide || int64_t(h) * w > limits::kImagePixels)
+        throw std::runtime_error(images_name + ": image size " + std::to_string(h) + "x" + std::to_string(w) + " is outside 1 to " +
+                                 std::to_string(limits::kImageSide) + " per side and " + std::to_string(limits::kImagePixels) +
+                                 " pixels (src/base/size_limits.h)");
+    // Found 6: an IDX pair of 2 × 9.8 kB gz held 10M 1×1 images (767 MB of Image8s).
+    if (n > limits::kDatasetImages)
+        throw std::runtime_error(images_name + ": header says " + std::to_string(n) + " images, more than the limit " +
+                                 std::to_string(limits::kDatasetImages) + " (src/base/size_limits.h)");
     const uint64_t npix = uint64_t(h) * w;
     const uint64_t want = uint64_t(n) * npix;
     const uint64_t have = img.size() - 16;
@@ -248,6 +262,9 @@ Dataset load_encoded(const std::vector<std::vector<uint8_t>>& files, const std::
                                  std::to_string(file_names.size()) + " names and " +
                                  std::to_string(class_of_file.size()) + " class names");
     if (files.empty()) throw std::runtime_error("load_encoded: no images");
+    if (int64_t(files.size()) > limits::kDatasetImages)
+        throw std::runtime_error("load_encoded: " + std::to_string(files.size()) + " images, more than the limit " +
+                                 std::to_string(limits::kDatasetImages) + " (src/base/size_limits.h)");
     Dataset ds;
     // Classes sorted by name, as for image folders.
     const std::set<std::string> classes(class_of_file.begin(), class_of_file.end());
@@ -360,6 +377,8 @@ Dataset load_image_folder(const std::string& dir) {
             throw std::runtime_error(ctx + ": no images in class folder '" + cname +
                                      "' (expected .png, .jpg, .jpeg, .bmp or .gif files)");
         ds.class_names.push_back(cname);
+        if (int64_t(ds.images.size() + files.size()) > limits::kDatasetImages)
+            throw std::runtime_error(ctx + ": more than " + std::to_string(limits::kDatasetImages) + " images (the limit, src/base/size_limits.h)");
         for (const auto& f : files) {
             const std::vector<uint8_t> bytes = read_file_bytes(f.string());
             ds.images.push_back(decode_image(bytes.data(), bytes.size(), f.string()));

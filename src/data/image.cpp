@@ -37,6 +37,7 @@
 #include <stb/stb_image.h>
 
 #include "dataset.h"  // read_file_bytes
+#include "size_limits.h"
 
 namespace bitlens {
 
@@ -44,11 +45,101 @@ namespace bitlens {
 // Decoding
 // ------------------------------------------------------------------------------------------------
 
+namespace {
+
+// Walks a JPEG's marker segments before stb_image sees them (issue 17, Found 1: Debian's stb_image 2.27 writes
+// past `values[256]` in stbi__build_huffman when a DHT table declares more than 256 symbols, and only then
+// reports "bad code lengths"). Every segment's length must fit in the file and agree with its contents:
+// DHT tables (class ≤ 1, id ≤ 3, the 16 code-length counts summing to ≤ 256, the symbols within the
+// segment), DQT tables (65 or 129 bytes each), SOF (8 + 3 per component), SOS (6 + 2 per component), DRI (4).
+// Entropy-coded data after SOS is skipped to the next marker. Throws naming the file, the byte offset and
+// the problem; a file that is not a JPEG is left alone.
+void check_jpeg_segments(const uint8_t* p, size_t n, const std::string& what) {
+    if (n < 2 || p[0] != 0xFF || p[1] != 0xD8) return;
+    const std::string pre = what + ": cannot decode image: JPEG ";
+    auto at = [](size_t pos) { return " at byte " + std::to_string(pos); };
+    size_t pos = 2;
+    while (pos < n) {
+        if (p[pos] != 0xFF) throw std::runtime_error(pre + "marker expected" + at(pos) + ", found byte " + std::to_string(p[pos]));
+        while (pos < n && p[pos] == 0xFF) ++pos;  // fill bytes
+        if (pos >= n) return;
+        const uint8_t m = p[pos++];
+        const size_t seg = pos - 2;
+        if (m == 0xD9) return;                                         // EOI
+        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // SOI, TEM, RSTn: no length
+        if (pos + 2 > n) throw std::runtime_error(pre + "segment " + std::to_string(m) + at(seg) + " is cut off before its length");
+        const size_t len = size_t(p[pos]) << 8 | p[pos + 1];
+        if (len < 2 || pos + len > n)
+            throw std::runtime_error(pre + "segment " + std::to_string(m) + at(seg) + " has length " + std::to_string(len) +
+                                     (len < 2 ? " (at least 2)" : ", beyond the end of the file (" + std::to_string(n - pos) + " bytes left)"));
+        const uint8_t* q = p + pos + 2;
+        const size_t L = len - 2;
+        if (m == 0xC4) {  // DHT
+            for (size_t k = 0; k < L;) {
+                if (L - k < 17) throw std::runtime_error(pre + "DHT segment" + at(seg) + ": a table is cut off (" + std::to_string(L - k) + " bytes left, at least 17)");
+                if ((q[k] >> 4) > 1 || (q[k] & 15) > 3)
+                    throw std::runtime_error(pre + "DHT segment" + at(seg) + ": table class " + std::to_string(q[k] >> 4) + " id " +
+                                             std::to_string(q[k] & 15) + " (class 0-1, id 0-3)");
+                size_t symbols = 0;
+                for (int i = 1; i <= 16; ++i) symbols += q[k + size_t(i)];
+                if (symbols > 256)
+                    throw std::runtime_error(pre + "DHT segment" + at(seg) + ": its 16 code-length counts sum to " + std::to_string(symbols) +
+                                             " symbols (at most 256)");
+                k += 17;
+                if (L - k < symbols)
+                    throw std::runtime_error(pre + "DHT segment" + at(seg) + ": " + std::to_string(symbols) + " symbols declared, " +
+                                             std::to_string(L - k) + " bytes left in the segment");
+                k += symbols;
+            }
+        } else if (m == 0xDB) {  // DQT
+            for (size_t k = 0; k < L;) {
+                const size_t table = (q[k] >> 4) == 0 ? 65 : (q[k] >> 4) == 1 ? 129 : 0;
+                if (table == 0 || (q[k] & 15) > 3)
+                    throw std::runtime_error(pre + "DQT segment" + at(seg) + ": precision " + std::to_string(q[k] >> 4) + " id " +
+                                             std::to_string(q[k] & 15) + " (precision 0-1, id 0-3)");
+                if (L - k < table)
+                    throw std::runtime_error(pre + "DQT segment" + at(seg) + ": a table of " + std::to_string(table) + " bytes, " +
+                                             std::to_string(L - k) + " left in the segment");
+                k += table;
+            }
+        } else if ((m >= 0xC0 && m <= 0xCF) && m != 0xC4 && m != 0xC8 && m != 0xCC) {  // SOFn
+            if (L < 6 || L != 6 + 3 * size_t(q[5]))
+                throw std::runtime_error(pre + "SOF segment" + at(seg) + " has length " + std::to_string(len) + ", expected 8 + 3 × " +
+                                         std::to_string(L < 6 ? 0 : q[5]) + " components");
+        } else if (m == 0xDD) {  // DRI
+            if (len != 4) throw std::runtime_error(pre + "DRI segment" + at(seg) + " has length " + std::to_string(len) + ", expected 4");
+        } else if (m == 0xDA) {  // SOS, then entropy-coded data up to the next marker other than FF00 / RSTn
+            if (L < 4 || L != 4 + 2 * size_t(q[0]))
+                throw std::runtime_error(pre + "SOS segment" + at(seg) + " has length " + std::to_string(len) + ", expected 6 + 2 × " +
+                                         std::to_string(L < 4 ? 0 : q[0]) + " components");
+            pos += len;
+            while (pos + 1 < n && !(p[pos] == 0xFF && p[pos + 1] != 0x00 && p[pos + 1] != 0xFF && !(p[pos + 1] >= 0xD0 && p[pos + 1] <= 0xD7)))
+                ++pos;
+            if (pos + 1 >= n) return;  // data runs to the end (stb decides whether that is enough)
+            continue;
+        }
+        pos += len;
+    }
+}
+
+}  // namespace
+
 Image8 decode_image(const uint8_t* bytes, size_t n, const std::string& what) {
     if (bytes == nullptr || n == 0) throw std::runtime_error(what + ": cannot decode image: empty file");
     if (n > static_cast<size_t>(std::numeric_limits<int>::max()))
         throw std::runtime_error(what + ": cannot decode image: file too large (" + std::to_string(n) + " bytes)");
+    check_jpeg_segments(bytes, n, what);
     int w = 0, h = 0, comp = 0;
+    // The header's size, checked before stb allocates anything for the pixels (Found 6: a 117-byte GIF claiming
+    // 20413×16248 allocated 329 MB; a 31 kB PNG of 1×16,000,000, 3.5 GB).
+    if (!stbi_info_from_memory(bytes, static_cast<int>(n), &w, &h, &comp)) {
+        const char* reason = stbi_failure_reason();
+        throw std::runtime_error(what + ": cannot decode image: " + (reason ? reason : "unknown error"));
+    }
+    if (w > limits::kImageSide || h > limits::kImageSide || int64_t(w) * h > limits::kImagePixels)
+        throw std::runtime_error(what + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", more than the limit of " +
+                                 std::to_string(limits::kImageSide) + " per side and " + std::to_string(limits::kImagePixels) +
+                                 " pixels (src/base/limits.h)");
     stbi_uc* data = stbi_load_from_memory(bytes, static_cast<int>(n), &w, &h, &comp, 0);
     if (data == nullptr) {
         const char* reason = stbi_failure_reason();
@@ -357,7 +448,13 @@ std::pair<int, int> resized_size(int in_w, int in_h, const Preprocess& pp) {
         // int(size · long / short) in double, as Hugging Face's get_resize_output_image_size and torchvision.
         const bool w_short = in_w <= in_h;
         const int s = w_short ? in_w : in_h, l = w_short ? in_h : in_w;
-        const int nl = int(double(pp.shortest_edge) * double(l) / double(s));
+        const double nld = double(pp.shortest_edge) * double(l) / double(s);
+        // Found 6: a 6,291,465×2 BMP made the DeiT resize build an 88M×28 image (2.6 GB).
+        if (nld >= double(limits::kResizeSide + 1))
+            throw std::runtime_error("preprocess: a " + std::to_string(in_w) + "x" + std::to_string(in_h) + " image resized to shortest edge " +
+                                     std::to_string(pp.shortest_edge) + " would be " + std::to_string(int64_t(nld)) + " long, more than the limit " +
+                                     std::to_string(limits::kResizeSide) + " (src/base/size_limits.h)");
+        const int nl = int(nld);
         return w_short ? std::pair<int, int>{pp.shortest_edge, nl} : std::pair<int, int>{nl, pp.shortest_edge};
     }
     if (pp.resize_w > 0 && pp.resize_h > 0) return {pp.resize_w, pp.resize_h};

@@ -95,8 +95,14 @@ uint16_t f32_to_f16(float f) {
 
 std::vector<float> StTensor::to_f32(const std::string& what) const {
     const int64_t n = numel();
+    if (size_t(n) * dtype_size(dtype) != bytes.size() && dtype_size(dtype) != 0)
+        fail(what, "tensor of shape " + shape_str(shape) + " and dtype " + dtype + " holds " + std::to_string(bytes.size()) + " bytes, expected " +
+                       std::to_string(size_t(n) * dtype_size(dtype)));
     std::vector<float> out(static_cast<size_t>(n));
-    if (dtype == "F32") {
+    if (n == 0) {  // Found 5: memcpy from a null pointer (an empty vector's data()) is undefined even for 0 bytes
+        if (dtype != "F32" && dtype != "F16" && dtype != "BF16")
+            fail(what, "dtype " + dtype + " cannot be read as floating point (expected F32, F16 or BF16)");
+    } else if (dtype == "F32") {
         std::memcpy(out.data(), bytes.data(), size_t(n) * 4);
     } else if (dtype == "F16" || dtype == "BF16") {
         const bool half = dtype == "F16";
