@@ -1,0 +1,34 @@
+// The public types under `tsc --strict` (tests/node/package.test.mjs runs it): what a user writes compiles,
+// and each @ts-expect-error line is a call that must not.
+import { createBitLens, Model, Dataset, QuantizedModel } from 'bitlens';
+import type { MixedPlan, SweepResult, Sensitivities } from 'bitlens';
+
+export async function uses(bytes: Uint8Array, sens: Sensitivities, sweep: SweepResult): Promise<void> {
+  const bl = await createBitLens({ wasmPaths: '/assets/' });
+  await createBitLens({ wasmPaths: { 'bitlens-core.wasm': 'https://cdn.example/bitlens-core.wasm' } });
+  await createBitLens({ wasmBinary: bytes });
+  const model: Model = bl.loadModel({ safetensors: bytes, config: '{}', preprocessor: '{}' });
+  const data: Dataset = bl.loadDataset({ idxImages: bytes, idxLabels: bytes });
+  const q: QuantizedModel = model.quantize({ calib: data, wbits: 4, abits: 4 });
+  const labels: string[] = q.labels;
+  const plan: MixedPlan = bl.planMixed(sens, { budget: 4 });
+  bl.planMixed(sens, { maxBytes: 90_000, abudget: 8 });
+  const clean: number | undefined = sweep.fp32CleanTop1;
+  const drawn: number[] = sweep.calibration[0].indices;
+  void [labels, plan, clean, drawn];
+
+  // @ts-expect-error a Model is made by loadModel(), not new
+  new Model();
+  // @ts-expect-error a Dataset is made by loadDataset()
+  new Dataset();
+  // @ts-expect-error a QuantizedModel is made by quantize()
+  new QuantizedModel();
+  // @ts-expect-error budget and maxBytes exclude each other
+  bl.planMixed(sens, { budget: 4, maxBytes: 90_000 });
+  // @ts-expect-error one of them is needed
+  bl.planMixed(sens, { abudget: 4 });
+  // @ts-expect-error wasmPaths names the file it maps
+  await createBitLens({ wasmPaths: { 'other.wasm': '/x.wasm' } });
+  // @ts-expect-error wasmPaths is a string or a map
+  await createBitLens({ wasmPaths: 3 });
+}
