@@ -50,6 +50,8 @@ const state = {
   fp32: null,          // FP32 evaluation on the evaluation images
   result: null,        // the last sweep
   resultSettings: null,
+  resultWorkers: 0,    // the workers the last sweep ran on
+  workers: 0,          // ?workers=N: the workers a sweep runs on (0: one per core, at most MAX_WORKERS)
   running: null,       // { clients, cancelled }
   customConfigs: [],   // e.g. ['W5A6']
   trainInput: null,    // what the worker's loadTrainData got (kept to restart workers); null: the shipped subset, not loaded yet
@@ -204,6 +206,7 @@ function readSettings() {
     prLimit: entry('pr-limit'),
     paretoX: $('pr-x').value,
     paretoY: $('pr-y').value,
+    workers: state.workers,  // ?workers=N (0: one per core)
   };
 }
 
@@ -248,6 +251,7 @@ function settingsToQuery(s) {
   if (Number.isFinite(s.prLimit) && s.prLimit !== PRUNE_DEFAULT.limit) q.set('pruneLimit', s.prLimit);
   if (s.paretoX !== 'bytes') q.set('paretoX', s.paretoX);
   if (s.paretoY !== 'top1') q.set('paretoY', s.paretoY);
+  if (s.workers) q.set('workers', s.workers);
   return q.toString();
 }
 
@@ -298,6 +302,8 @@ function applyQuery() {
   if (q.get('pruneDistill') === '0') $('pr-distill').checked = false;
   setSel('pr-x', q.get('paretoX'));
   setSel('pr-y', q.get('paretoY'));
+  const w = Number(q.get('workers'));
+  state.workers = Number.isInteger(w) && w >= 1 ? w : 0;
   for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
     const v = q.get(key);
     if (!v) continue;
@@ -639,6 +645,13 @@ function runFailed(errorId, message) {
   $('progress-text').textContent = '';
 }
 
+// The workers a sweep runs on: `?workers=N` from the URL, else one per core; at most MAX_WORKERS (each holds its
+// own copy of the module, model and images) and at most one per run.
+function sweepWorkers(s, runs) {
+  const cores = Math.max(1, state.caps?.cores || navigator.hardwareConcurrency || 1);
+  return Math.max(1, Math.min(s.workers || cores, MAX_WORKERS, runs));
+}
+
 async function run() {
   showError('run-error', '');
   const s = readSettings();
@@ -647,12 +660,11 @@ async function run() {
   if (problem) { showError('run-error', problem); return; }
   syncUrl();
   const spec = buildSpec(s);
-  const cores = Math.max(1, state.caps?.cores || navigator.hardwareConcurrency || 1);
-  const nWorkers = Math.max(1, Math.min(cores, spec.configs.length, MAX_WORKERS));
+  const total = spec.configs.length * spec.seeds;
+  const nWorkers = sweepWorkers(s, total);
   const run = { clients: [state.primary], cancelled: false, started: performance.now() };
   state.running = run;
   updateRunButton();
-  const total = spec.configs.length * spec.seeds;
   const done = new Array(nWorkers).fill(0);
   const progress = () => {
     const d = done.reduce((a, b) => a + b, 0);
@@ -665,24 +677,27 @@ async function run() {
   progress();
   setRunStatus(`Running ${spec.configs.length} configuration${spec.configs.length > 1 ? 's' : ''} × ${spec.seeds} seed${spec.seeds > 1 ? 's' : ''} on ${nWorkers} worker${nWorkers > 1 ? 's' : ''}…`);
   try {
-    // Extra workers get a copy of the model and images, then a share of the configurations.
+    // Extra workers get a copy of the model and images; worker k then runs part k + 1 of nWorkers of the
+    // (configuration × seed) runs, and the primary merges the parts into the numbers of one worker's sweep.
     for (let k = 1; k < nWorkers; k++) run.clients.push(new WorkerClient());
     await Promise.all(run.clients.slice(1).map(async (c) => {
       await c.call('init');
       await c.call('loadModel', { ...state.modelSrc });
       await c.call('loadData', { input: state.dataInput, limit: s.limit });
     }));
-    const shares = run.clients.map((_, k) => spec.configs.map((c, i) => i).filter((i) => i % nWorkers === k));
-    const parts = await Promise.all(run.clients.map((c, k) => c.call('sweep', { spec: { ...spec, configs: shares[k].map((i) => spec.configs[i]) } }, {
-      onProgress: (p) => { done[k] = p.done; progress(); },
-    })));
-    const configs = new Array(spec.configs.length);
-    parts.forEach((p, k) => p.configs.forEach((c, j) => { configs[shares[k][j]] = c; }));
-    state.result = { ...parts[0], configs };
+    const onProgress = (k) => (p) => { done[k] = p.done; progress(); };
+    if (nWorkers === 1) {
+      state.result = await state.primary.call('sweep', { spec }, { onProgress: onProgress(0) });
+    } else {
+      const parts = await Promise.all(run.clients.map((c, k) => c.call('sweep', { spec: { ...spec, shard: { index: k + 1, count: nWorkers } } },
+        { onProgress: onProgress(k) })));
+      state.result = await state.primary.call('mergeSweeps', { parts });
+    }
     state.resultSettings = s;
+    state.resultWorkers = nWorkers;
     done.fill(0); done[0] = total; progress();
     const secs = (performance.now() - run.started) / 1000;
-    setRunStatus(`Done: ${total} quantize-and-evaluate runs in ${fmtTime(secs)}.`, 'done');
+    setRunStatus(`Done: ${total} quantize-and-evaluate runs in ${fmtTime(secs)} on ${nWorkers} worker${nWorkers > 1 ? 's' : ''}.`, 'done');
     renderResults();
     $('results').scrollIntoView({ block: 'start' });
   } catch (e) {
@@ -806,6 +821,7 @@ function exploreMixed() {
   const m = state.mixed;
   if (!m) return;
   state.result = m.sweep;
+  state.resultWorkers = 0;
   state.resultSettings = { ...m.settings, calibClasses: [], calibSkew: 0, calibCorrupt: null, evalCorrupt: null, groups: '' };
   state.samplePicked = false;
   renderResults();
@@ -1772,7 +1788,8 @@ function renderResults() {
   if (s.evalCorrupt) shift.push(`evaluation images corrupted (${s.evalCorrupt.type}, severity ${s.evalCorrupt.severity})`);
   $('results-note').textContent = `${state.modelName} on ${state.data.evalN} images; weights ${s.weights} (${s.granularity}), softmax ${s.softmax}; `
     + `${s.seeds} calibration draw${s.seeds > 1 ? 's' : ''} of ${s.calibSize} images from the ${state.data.poolN} loaded`
-    + `${shift.length ? `; ${shift.join('; ')}` : ''}. Worst case: the lowest accuracy of any class under any seed.`;
+    + `${shift.length ? `; ${shift.join('; ')}` : ''}. Worst case: the lowest accuracy of any class under any seed.`
+    + `${state.resultWorkers ? ` Run on ${state.resultWorkers} worker${state.resultWorkers > 1 ? 's' : ''}.` : ''}`;
 
   drawChart('plot-box', () => boxPlot($('plot-box'), r), 'bitlens-per-class-box');
   drawChart('plot-bars', () => barChart($('plot-bars'), r), 'bitlens-per-class-bars');

@@ -6,9 +6,16 @@ export type QuantizerName = 'uniform' | 'log2' | 'sulq' | 'pow2';
 export type RangeMethod = 'mse' | 'minmax' | 'percentile';
 
 export interface CreateOptions {
-  /** The bytes of bitlens-core.wasm (Node reads it from the package when omitted). */
+  /** The bytes of bitlens-core.wasm; when given, nothing is fetched or read. */
   wasmBinary?: Uint8Array | ArrayBuffer;
-  /** Emscripten's locateFile: where the browser fetches bitlens-core.wasm from. */
+  /**
+   * Where bitlens-core.wasm is when it is not beside the package's JS (a bundler that emits no asset for
+   * `new URL(…, import.meta.url)`, a CDN, a self-hosted copy): a folder URL ending in '/' (relative URLs are the
+   * page's), or `{ 'bitlens-core.wasm': url }`. In Node a folder path or file: URL. A failed fetch is an Error that
+   * names the URL and this option.
+   */
+  wasmPaths?: string | { 'bitlens-core.wasm': string };
+  /** Emscripten's locateFile (then Emscripten fetches the .wasm itself; prefer `wasmPaths`). */
   locateFile?: (path: string, prefix: string) => string;
 }
 
@@ -147,12 +154,18 @@ export interface SosStage extends Partial<EvalResult> {
 export interface SosBlock { stage: number; block: number; mseBefore: number; mseAfter: number; seconds: number }
 
 export class Dataset {
+  /** Made by BitLens.loadDataset(). */
+  private constructor();
   readonly size: number;
   readonly classes: string[];
   delete(): void;
 }
 
 export class QuantizedModel {
+  /** Made by Model.quantize() and the training methods. */
+  protected constructor();
+  /** The class names, index order (as Model.labels). */
+  readonly labels: string[];
   readonly info: {
     config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number;
     /** The bit-width each layer's weights and each quantized activation point got. */
@@ -434,6 +447,8 @@ export class SosModel extends QuantizedModel {
 }
 
 export class Model {
+  /** Made by BitLens.loadModel() (and Model.prune()). */
+  protected constructor();
   readonly info: ModelInfo;
   readonly labels: string[];
   evaluate(data: Dataset, options?: { limit?: number }): EvalResult;
@@ -541,6 +556,25 @@ export interface SweepSpec {
   groups?: string | { name: string; classes: (number | string)[] }[];
   /** Evaluate on the first N images only. */
   limit?: number;
+  /**
+   * Run only part `index` of `count` (numbered from 1; or 'I/N') of the (configuration × seed) runs: run i
+   * (configuration index × seeds + seed index) belongs to part (i mod count) + 1. sweep() then returns a SweepPart.
+   */
+  shard?: { index: number; count: number } | string;
+}
+
+/**
+ * A part of a sweep as plain JSON, exactly as `bitlens sweep --shard I/N --json` writes it (so parts from JS and from
+ * the CLI merge together): what it is a part of (hashes of the model and the data, the spec), the seed-independent
+ * results (calibration draws, FP32 reference) and each of its runs' results. Structured-cloneable (workers).
+ */
+export interface SweepPart {
+  bitlens_sweep_part: number;
+  part: { index: number; count: number; total_runs: number; runs: number[] };
+  model: { tensors: string; config: string; path: string };
+  data: { eval: { fnv1a64: string; path: string }; calib: { fnv1a64: string; path: string } };
+  runs: { index: number; config: number; name: string; seed: number; model_bytes: number; top1: number; per_class: (number | null)[]; confusion: number[][] }[];
+  [field: string]: unknown;
 }
 
 export interface SweepConfigResult {
@@ -561,6 +595,10 @@ export interface SweepResult {
   labels: string[]; classCount: number[]; evalN: number; seeds: number[];
   fp32: { top1: number; perClass: (number | null)[]; worstClass: string; confusion: number[][]; groups: unknown[] };
   configs: SweepConfigResult[];
+  /** With `evalCorrupt`: the FP32 model's top-1 on the clean evaluation set (else undefined). */
+  fp32CleanTop1?: number;
+  /** Per seed: the calibration images drawn (indices into `calib`) and how many of each class. */
+  calibration: { seed: number; indices: number[]; class_counts: number[] }[];
   /** The C++ JSON as written by `bitlens sweep --json`. */
   raw: unknown;
 }
@@ -614,9 +652,16 @@ export interface BitLens {
    * (`budget`) or the whole model to a size (`maxBytes`); activations to `abudget` (default `budget`, or 8
    * with `maxBytes`). Throws when infeasible, naming the smallest possible size.
    */
-  planMixed(sens: Sensitivities, budgets: { budget: number; abudget?: number } | { maxBytes: number; abudget?: number }): MixedPlan;
+  planMixed(sens: Sensitivities, budgets: { budget: number; maxBytes?: never; abudget?: number } | { maxBytes: number; budget?: never; abudget?: number }): MixedPlan;
   /** Runs one (config, seed) per event-loop turn; rejects with an AbortError when `signal` fires. */
-  sweep(spec: SweepSpec, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<SweepResult>;
+  sweep(spec: SweepSpec & { shard?: undefined }, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<SweepResult>;
+  /** One part of the sweep (`shard`): only its runs, `onProgress` over them. */
+  sweep(spec: SweepSpec & { shard: { index: number; count: number } | string }, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<SweepPart>;
+  /**
+   * Every part of one sweep, in any order → the unsharded sweep's result (statistics recomputed from the runs: the
+   * same numbers). Throws naming the difference for parts of different sweeps, and parts missing or given twice.
+   */
+  mergeSweeps(parts: SweepPart[]): SweepResult;
   loadModel(files: ModelFiles): Model;
   loadDataset(spec: DatasetSpec): Dataset;
   quantizeTensor(values: Float32Array | number[], options?: QuantizeTensorOptions): QuantizeTensorResult;

@@ -614,6 +614,14 @@ function sweepResult(r) {
   };
 }
 
+// A sweep's `shard`: { index, count } (part index of count, numbered from 1 as `bitlens sweep --shard I/N`) or 'I/N'.
+// The C++ side checks the range and names a part that does not exist.
+function shardText(s) {
+  if (typeof s === 'string') return s;
+  if (s && typeof s === 'object' && Number.isInteger(s.index) && Number.isInteger(s.count)) return `${s.index}/${s.count}`;
+  throw new TypeError(`sweep: \`shard\` must be { index, count } with whole numbers (part index of count, 1 ≤ index ≤ count) or 'I/N', found ${JSON.stringify(s)}`);
+}
+
 const abortError = (signal, what) => signal.reason || Object.assign(new Error(`${what} cancelled`), { name: 'AbortError' });
 
 // Runs a stepped C++ job (total/run/finish) one step at a time, yielding to the event loop between
@@ -634,16 +642,70 @@ async function runSteps(h, what, onProgress, signal) {
   }
 }
 
+// Where bitlens-core.wasm is, and how to say so when it is not there.
+const WASM_FILE = 'bitlens-core.wasm';
+const WASM_HELP = `Serve ${WASM_FILE} (in the package: web/lib/${WASM_FILE}, exported as 'bitlens/${WASM_FILE}') at that URL, `
+  + `or say where it is: createBitLens({ wasmPaths: '/assets/' }) (a folder URL ending in '/', or { '${WASM_FILE}': url }), `
+  + 'or pass its bytes: createBitLens({ wasmBinary })';
+// The URL beside this file, written so that Vite, webpack and Parcel see it and emit the .wasm. Undefined where
+// import.meta.url is not (esbuild's default iife output): then the page's own folder, as Emscripten does.
+function defaultWasmUrl() {
+  try {
+    return new URL('./lib/bitlens-core.wasm', import.meta.url).href;
+  } catch {
+    const base = typeof document === 'object' && document.baseURI ? document.baseURI
+      : typeof self === 'object' && self.location ? self.location.href : undefined;
+    return base ? new URL(WASM_FILE, base).href : WASM_FILE;
+  }
+}
+function wasmUrl(wasmPaths) {
+  if (wasmPaths === undefined || wasmPaths === null) return defaultWasmUrl();
+  if (typeof wasmPaths === 'string') return wasmPaths + WASM_FILE;
+  if (typeof wasmPaths === 'object' && typeof wasmPaths[WASM_FILE] === 'string') return wasmPaths[WASM_FILE];
+  throw new TypeError(`createBitLens: \`wasmPaths\` must be a folder URL ending in '/' or { '${WASM_FILE}': url }, got ${JSON.stringify(wasmPaths)}`);
+}
+function checkWasm(bytes, url, contentType) {
+  if (bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d) return bytes;
+  const head = new TextDecoder().decode(bytes.subarray(0, 40)).replace(/\s+/g, ' ');
+  throw new Error(`BitLens: ${url} is not a WebAssembly module (${contentType ? `${contentType}, ` : ''}it starts with ${JSON.stringify(head)}). ${WASM_HELP}`);
+}
+// The .wasm's bytes: read from disk under Node (process.getBuiltinModule, Node ≥ 20.16: no `node:` import for
+// bundlers to trip on), fetched elsewhere; any failure is an Error naming the URL and the options to set.
+async function loadWasm(wasmPaths) {
+  const url = wasmUrl(wasmPaths);
+  if (isNode) {
+    const fs = typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule('fs') : null;
+    if (!fs) throw new Error(`BitLens: this Node has no process.getBuiltinModule (Node ≥ 20.16) to read ${url}; pass createBitLens({ wasmBinary: fs.readFileSync(…/${WASM_FILE}) })`);
+    const file = /^file:/.test(url) ? new URL(url) : url;
+    try {
+      return checkWasm(new Uint8Array(fs.readFileSync(file)), url);
+    } catch (e) {
+      if (e.code) throw new Error(`BitLens: could not read the WebAssembly module ${url} (${e.code}). ${WASM_HELP}`, { cause: e });
+      throw e;
+    }
+  }
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new Error(`BitLens: could not fetch the WebAssembly module from ${url} (${e.message}). ${WASM_HELP}`, { cause: e });
+  }
+  if (!res.ok) throw new Error(`BitLens: fetching the WebAssembly module from ${url} failed with HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}. ${WASM_HELP}`);
+  return checkWasm(new Uint8Array(await res.arrayBuffer()), url, res.headers.get('content-type'));
+}
+
 /**
- * Creates a BitLens instance. Options: `wasmBinary` (bytes of bitlens-core.wasm) or `locateFile`
- * (as Emscripten's). In Node the .wasm beside the module is read from disk.
+ * Creates a BitLens instance. The .wasm is found by itself: beside this file (`new URL(..., import.meta.url)`,
+ * which Vite and webpack follow and emit), or where `wasmPaths` says (a folder URL ending in '/', or
+ * { 'bitlens-core.wasm': url }); `wasmBinary` gives its bytes instead. Node reads the file from disk.
+ * Nothing process-wide is installed (no uncaughtException / unhandledRejection handlers).
  */
 export async function createBitLens(options = {}) {
-  const opts = { ...options };
-  if (!opts.wasmBinary && !opts.locateFile && isNode) {
-    const { readFile } = await import('node:fs/promises');
-    opts.wasmBinary = await readFile(new URL('./lib/bitlens-core.wasm', import.meta.url));
-  }
+  const { wasmPaths, ...opts } = options;
+  if (!opts.wasmBinary && !opts.locateFile && !opts.instantiateWasm) opts.wasmBinary = await loadWasm(wasmPaths);
+  // The glue never fetches with wasmBinary set; a locateFile keeps it from evaluating its own
+  // new URL('bitlens-core.wasm', import.meta.url), which throws where import.meta.url is empty (esbuild's iife).
+  if (opts.wasmBinary && !opts.locateFile) opts.locateFile = (file) => file;
   const M = await createBitLensModule(opts);
   return {
     module: M,
@@ -656,20 +718,32 @@ export async function createBitLens(options = {}) {
      * The worst-case reliability sweep: every configuration quantized with `seeds` calibration draws and
      * evaluated on `data`. Runs one (configuration, seed) at a time, yielding to the event loop in
      * between, so `signal` (an AbortSignal) can stop it; `onProgress({done, total})` after each run.
+     * With `shard: { index, count }` it runs only part `index` of `count` of the (configuration × seed) runs
+     * and returns that part as plain JSON (as `bitlens sweep --shard I/N --json` writes it): see mergeSweeps.
      */
     async sweep(spec, { onProgress, signal } = {}) {
-      const { model, data, calib, configs, ...rest } = spec || {};
+      const { model, data, calib, configs, shard, ...rest } = spec || {};
       if (!(model instanceof Model)) throw new TypeError('sweep: `model` must be a Model from loadModel()');
       if (!(data instanceof Dataset) || !(calib instanceof Dataset)) throw new TypeError('sweep: `data` and `calib` must be Datasets from loadDataset()');
       if (!Array.isArray(configs) || configs.length === 0) throw new TypeError('sweep: `configs` must be a non-empty array');
       model._alive(); data._alive(); calib._alive();
       const cpp = { configs: configs.map((c) => (typeof c === 'string' ? c : JSON.parse(quantConfig(c, 'sweep', METHODS, rest.calibSize ?? 32)))) };
       for (const [k, v] of Object.entries(rest)) {
-        if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, ${SWEEP_FIELDS.join(', ')})`);
+        if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, shard, ${SWEEP_FIELDS.join(', ')})`);
         if (v !== undefined && v !== null) cpp[k] = k.endsWith('Corrupt') ? corruptionText(v) : v;
       }
       if (signal && signal.aborted) throw abortError(signal, 'sweep');
+      if (shard != null) return JSON.parse(await runSteps(model._h.sweepPart(JSON.stringify(cpp), data._h, calib._h, shardText(shard)), 'sweep', onProgress, signal));
       return sweepResult(JSON.parse(await runSteps(model._h.sweep(JSON.stringify(cpp), data._h, calib._h), 'sweep', onProgress, signal)));
+    },
+    /**
+     * The parts of one sweep (sweep() with `shard`, or parsed `bitlens sweep --shard I/N --json` files), in any
+     * order → the unsharded sweep's result, every statistic recomputed from the parts' runs: the same numbers.
+     * Throws naming the difference for parts of different sweeps, and the parts missing or given twice.
+     */
+    mergeSweeps(parts) {
+      if (!Array.isArray(parts) || parts.length === 0) throw new TypeError('mergeSweeps: expected a non-empty array of sweep parts');
+      return sweepResult(JSON.parse(M._mergeSweeps(JSON.stringify(parts))));
     },
     /**
      * Mixed precision, step 1: how much each layer's weights and each activation point hurt the output

@@ -444,6 +444,7 @@ const handlers = {
     const r = model.evaluate(evalData);
     return { top1: r.top1, n: r.n, labels: r.labels, perClass: r.perClass, classCount: r.classCount, worstClass: r.worstClass, confusion: r.confusion };
   },
+  // The whole sweep, or with `spec.shard` one part of it (the page spreads a sweep over workers; see mergeSweeps).
   async sweep({ spec }, post) {
     if (!model || !evalData) throw new Error('load a model and images first');
     let last = 0;
@@ -453,6 +454,8 @@ const handlers = {
     };
     return bl.sweep({ ...spec, model, data: evalData, calib: calibData }, { onProgress });
   },
+  /** The parts of a sweep from every worker → the sweep's result, the numbers of one worker's sweep. */
+  mergeSweeps({ parts }) { return bl.mergeSweeps(parts); },
   /**
    * Mixed precision: sensitivities on `sensSize` calibration images, the exact plan under `budget`
    * average bits, then a sweep of uniform W⌊budget⌋A⌊budget⌋ against the plan over `seeds` draws.

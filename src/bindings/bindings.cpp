@@ -220,23 +220,55 @@ val quantize_tensor_js(val values, std::string options) {
     });
 }
 
-// A sweep in steps: JS calls run(i) for each run, yielding to its event loop in between (so an
-// AbortSignal can stop it), then finish(). Holds references to the model and datasets: they must
+// A sweep in steps: JS calls run(j) for each of its total() runs, yielding to its event loop in between (so
+// an AbortSignal can stop it), then finish(). Holds references to the model and datasets: they must
 // outlive it (the JS wrapper guarantees this by deleting it in a finally).
+// A part of a sweep (issue 19: one of the page's workers, or anywhere) goes over the part's runs only, and
+// finish() gives the part as `bitlens sweep --shard I/N --json` writes it, for merge_sweeps_js or `bitlens merge`.
 class SweepHandle {
 public:
     std::unique_ptr<SweepRunner> runner;
-    size_t total() const { return runner->total(); }
-    void run(size_t i) {
+    std::vector<size_t> runs;     // the runner's runs this handle does: all of them, or the part's
+    bool is_part = false;
+    Shard shard;
+    SweepIdentity identity;
+    size_t total() const { return runs.size(); }
+    void run(size_t j) {
         guard([&] {
-            runner->run(i, 1);
+            if (j >= runs.size()) throw std::runtime_error("sweep: step " + std::to_string(j) + " of " + std::to_string(runs.size()));
+            runner->run(runs[j], 1);
             return 0;
         });
     }
     std::string finish() {
-        return guard([&] { return sweep_json(runner->finish()).dump(); });
+        return guard([&] {
+            if (!is_part) return sweep_json(runner->finish()).dump();
+            SweepPart p;  // as run_sweep_part assembles it
+            p.shard = shard;
+            p.identity = identity;
+            p.shared = runner->shared();
+            p.shared.fp32.predictions.clear();
+            for (size_t i : runs) p.runs.push_back({i, runner->model_bytes(i), runner->result(i)});
+            return sweep_part_json(p).dump();
+        });
     }
 };
+
+// parts: a JSON array of sweep parts (SweepHandle::finish of parts, or `bitlens sweep --shard` files), in any
+// order → the unsharded sweep's JSON. Parts are named "parts[k]" in errors.
+std::string merge_sweeps_js(std::string parts_json) {
+    return guard([&] {
+        const nlohmann::json j = parse_json_bounded(parts_json, "JSON from JavaScript");
+        if (!j.is_array()) throw std::runtime_error("mergeSweeps: expected an array of sweep parts");
+        std::vector<SweepPart> parts;
+        std::vector<std::string> names;
+        for (size_t k = 0; k < j.size(); ++k) {
+            names.push_back("parts[" + std::to_string(k) + "]");
+            parts.push_back(sweep_part_from_json(j[k], names.back()));
+        }
+        return sweep_json(merge_sweep_parts(parts, names)).dump();
+    });
+}
 
 // Mixed-precision sensitivities in steps, like SweepHandle. Owns its calibration data and a scratch
 // copy of the model; holds a reference to the FP32 model, which must outlive it.
@@ -620,7 +652,32 @@ public:
             auto r = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
             auto* h = new SweepHandle;
             h->runner = std::move(r);
+            for (size_t i = 0; i < h->runner->total(); ++i) h->runs.push_back(i);
             return h;
+        });
+    }
+
+    // Part `shard` ("I/N", parse_shard's form) of that sweep: its runs are shard_runs(total, I/N), and its
+    // identity (what merging checks) is hashed as the CLI hashes it, so parts from here and from the CLI merge.
+    SweepHandle* sweep_part(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib, std::string shard) const {
+        return guard([&] {
+            Shard sh;
+            try {
+                sh = parse_shard(shard);
+            } catch (const std::runtime_error& e) {
+                throw std::runtime_error(std::string("sweep: shard ") + e.what());
+            }
+            const LoadedModel& lm = model.fp32("sweep");
+            SweepSpec sp = sweep_spec_from_json(parse_json_bounded(spec, "JSON from JavaScript"), lm.vit.cfg);
+            auto h = std::make_unique<SweepHandle>();
+            h->runner = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
+            h->runs = shard_runs(h->runner->total(), sh);
+            h->is_part = true;
+            h->shard = sh;
+            const SafeTensors st = parse_safetensors(source->data(), source->size(), source_name);
+            h->identity = {tensors_fingerprint(st), model_config_fingerprint(files()), dataset_fingerprint(eval.ds),
+                           dataset_fingerprint(calib.ds), source_name, "", ""};
+            return h.release();
         });
     }
 
@@ -925,6 +982,7 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("weight", &ModelHandle::weight)
         .function("attention", &ModelHandle::attention)
         .function("sweep", &ModelHandle::sweep, allow_raw_pointers())
+        .function("sweepPart", &ModelHandle::sweep_part, allow_raw_pointers())
         .function("sensitivities", &ModelHandle::sensitivities, allow_raw_pointers())
         .function("gradients", &ModelHandle::gradients)
         .function("qat", &ModelHandle::qat, allow_raw_pointers())
@@ -980,6 +1038,7 @@ EMSCRIPTEN_BINDINGS(bitlens) {
         .function("attention", &QuantizedHandle::attention);
     function("_quantizeTensor", &quantize_tensor_js);
     function("_planMixed", &plan_mixed_js);
+    function("_mergeSweeps", &merge_sweeps_js);
     function("_loadModel", &load_model_js, allow_raw_pointers());
     function("_loadIdx", &load_idx_js, allow_raw_pointers());
     function("_loadEncoded", &load_encoded_js, allow_raw_pointers());
