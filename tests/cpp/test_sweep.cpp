@@ -25,14 +25,6 @@ namespace {
 
 const double kNaN = std::nan("");
 
-std::string error_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
 
 Image8 grey(int w, int h, std::vector<uint8_t> px) {
     Image8 im;

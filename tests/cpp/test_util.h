@@ -3,6 +3,7 @@
 #pragma once
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,16 @@ inline ShippedModels& shipped() {
     static ShippedModels m;
     return m;
 }
+// The message fn throws ("" when it does not throw).
+inline std::string error_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
 // First n images of the Fashion-MNIST test set, preprocessed for the model.
 std::vector<std::vector<float>> fmnist_test_inputs(const ViTConfig& cfg, size_t n);
 

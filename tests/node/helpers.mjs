@@ -1,4 +1,5 @@
 // Shared helpers for the Node tests: repo paths, the shipped model's files, the native CLI.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -78,3 +79,22 @@ export const trainSubset = (bl) => bl.loadDataset({
 });
 // A model of `bl` as the CLI loads it from its directory: the same name in an export's metadata.
 export const loadAsCli = (bl, dir) => bl.loadModel({ ...modelFiles(dir), name: `${path(dir)}/model.safetensors` });
+
+// Start-and-abort cycles of a stepped training run (`run(signal, onProgress)`; `counter(p)`: the step a progress
+// report is at): a warm-up aborted at step 2 (the heap grows to its working size), then `cycles` runs aborted at
+// step 3 — no step reported after the abort, the heap as it was — and an already-aborted signal starts nothing.
+export async function assertAbortCycles(bl, run, { cycles = 2, counter = (p) => p.step } = {}) {
+  const ac0 = new AbortController();
+  await assert.rejects(run(ac0.signal, (p) => { if (counter(p) === 2) ac0.abort(); }), { name: 'AbortError' });
+  const before = bl.module.HEAPU8.length;
+  for (let i = 0; i < cycles; i++) {
+    const ac = new AbortController();
+    let last = -1;
+    await assert.rejects(run(ac.signal, (p) => { last = counter(p); if (last === 3) ac.abort(); }), { name: 'AbortError' });
+    assert.equal(last, 3, 'no step after the abort');
+  }
+  assert.equal(bl.module.HEAPU8.length, before, 'the heap did not grow');
+  const done = new AbortController();
+  done.abort();
+  await assert.rejects(run(done.signal), { name: 'AbortError' });
+}

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBitLens, Model, PrunedModel } from '../../web/bitlens.js';
-import { cli, path, modelFiles, defaultData, defaultImage, encodePngGray, TRAIN_5K, trainSubset, loadAsCli as loadAsCliWith } from './helpers.mjs';
+import { cli, path, modelFiles, defaultData, defaultImage, encodePngGray, TRAIN_5K, trainSubset, loadAsCli as loadAsCliWith, assertAbortCycles } from './helpers.mjs';
 
 const bl = await createBitLens();
 const loadAsCli = (dir) => loadAsCliWith(bl, dir);
@@ -220,20 +220,7 @@ test('an AbortSignal stops a prune between steps; the module stays usable and ke
   const train = trainSubset(bl);
   const run = (signal, onProgress) => model.prune(train, { keepHeads: 0.5, keepMlp: 0.5, epochs: 2, batch: 32, limit: 400, importanceImages: 64 },
     { signal, onProgress, keepPruned: true });
-  // Warm-up (the heap grows to its working size), then cycles of start-and-abort.
-  const ac0 = new AbortController();
-  await assert.rejects(run(ac0.signal, (p) => { if (p.step === 2) ac0.abort(); }), { name: 'AbortError' });
-  const before = bl.module.HEAPU8.length;
-  for (let i = 0; i < 2; i++) {
-    const ac = new AbortController();
-    let last = -1;
-    await assert.rejects(run(ac.signal, (p) => { last = p.step; if (p.step === 3) ac.abort(); }), { name: 'AbortError' });
-    assert.equal(last, 3, 'no step after the abort');
-  }
-  assert.equal(bl.module.HEAPU8.length, before, 'the heap did not grow');
-  const done = new AbortController();
-  done.abort();
-  await assert.rejects(run(done.signal), { name: 'AbortError' });
+  await assertAbortCycles(bl, run);
   // Still usable: a short run to the end, without a held-out split (the last epoch is kept).
   const p = await model.prune(train, { keepMlp: 0.75, epochs: 1, limit: 64, batch: 32, valSplit: 0, importanceImages: 16 });
   assert.equal(p.valImages, 0);
