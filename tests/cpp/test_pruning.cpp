@@ -57,28 +57,27 @@ TEST_CASE("pruning: Taylor importance of a head / unit on one image = |d loss / 
             const PreparedData one = subset(d, {img});
             const ImportanceScores s = importance(m, one, Importance::Taylor, 0, 16, 1);
             REQUIRE(s.heads.size() == m.blocks.size());
-            const float eps = 1e-2f;
+            // |d loss / d s| at s = 1, s scaling `count` columns from `first` at `point`, by central differences
+            auto fd_of = [&](int point, size_t first, size_t count) {
+                const float eps = 1e-2f;
+                ScaleHook z;
+                z.point = point, z.first = first, z.count = count;
+                z.s = 1 + eps;
+                const double up = ce_of(m, d, img, &z);
+                z.s = 1 - eps;
+                return std::fabs((up - ce_of(m, d, img, &z)) / (2.0 * eps));
+            };
+            const size_t dh = size_t(m.cfg.head_dim());
             for (size_t b : {size_t(0), m.blocks.size() - 1}) {
+                CAPTURE(b);
                 for (size_t h = 0; h < s.heads[b].size(); ++h) {
-                    ScaleHook z;
-                    z.point = m.point_index(int(b), ViT::kProjIn), z.first = h * size_t(m.cfg.head_dim()), z.count = size_t(m.cfg.head_dim());
-                    z.s = 1 + eps;
-                    const double up = ce_of(m, d, img, &z);
-                    z.s = 1 - eps;
-                    const double fd = std::fabs((up - ce_of(m, d, img, &z)) / (2.0 * eps));
-                    CAPTURE(b);
                     CAPTURE(h);
+                    const double fd = fd_of(m.point_index(int(b), ViT::kProjIn), h * dh, dh);
                     CHECK(std::fabs(fd - s.heads[b][h]) <= 2e-2 * fd + 2e-5);
                 }
                 for (size_t u : {size_t(0), size_t(5), s.units[b].size() - 1}) {
-                    ScaleHook z;
-                    z.point = m.point_index(int(b), ViT::kFc2In), z.first = u, z.count = 1;
-                    z.s = 1 + eps;
-                    const double up = ce_of(m, d, img, &z);
-                    z.s = 1 - eps;
-                    const double fd = std::fabs((up - ce_of(m, d, img, &z)) / (2.0 * eps));
-                    CAPTURE(b);
                     CAPTURE(u);
+                    const double fd = fd_of(m.point_index(int(b), ViT::kFc2In), u, 1);
                     CHECK(std::fabs(fd - s.units[b][u]) <= 2e-2 * fd + 2e-5);
                 }
             }

@@ -28,13 +28,6 @@ const Dataset& fmnist_1k() {
     static const Dataset ds = load_dataset(src_path("models/data"));
     return ds;
 }
-Dataset first(const Dataset& ds, size_t n) {
-    Dataset d;
-    d.class_names = ds.class_names;
-    d.images.assign(ds.images.begin(), ds.images.begin() + long(n));
-    d.labels.assign(ds.labels.begin(), ds.labels.begin() + long(n));
-    return d;
-}
 
 // The shipped HF ViT, 100 evaluation images, the 1,000 shipped images as the pool: 2 configurations × 3 seeds.
 struct Setup {

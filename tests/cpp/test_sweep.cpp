@@ -47,13 +47,6 @@ const ViT& hf_model() {
     static const LoadedModel lm = load_model_path(src_path(kHfModel));
     return lm.vit;
 }
-Dataset first(const Dataset& ds, size_t n) {
-    Dataset d;
-    d.class_names = ds.class_names;
-    d.images.assign(ds.images.begin(), ds.images.begin() + long(n));
-    d.labels.assign(ds.labels.begin(), ds.labels.begin() + long(n));
-    return d;
-}
 SweepSpec small_spec() {
     SweepSpec s;
     s.configs = {parse_wa("w8a8", QuantConfig()), parse_wa("w4a4", QuantConfig())};

@@ -48,6 +48,15 @@ inline ShippedModels& shipped() {
     static ShippedModels m;
     return m;
 }
+// The first n images of ds (with its class names).
+inline Dataset first(const Dataset& ds, size_t n) {
+    Dataset d;
+    d.class_names = ds.class_names;
+    d.images.assign(ds.images.begin(), ds.images.begin() + long(n));
+    d.labels.assign(ds.labels.begin(), ds.labels.begin() + long(n));
+    return d;
+}
+
 // The message fn throws ("" when it does not throw).
 inline std::string error_of(const std::function<void()>& fn) {
     try {
