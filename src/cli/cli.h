@@ -132,6 +132,20 @@ size_t write_quantized(const std::string& dir, const QuantizedViT& q, const Mode
 // the config records the pruning), so that DIR is a model directory of its own. Returns the checkpoint's size.
 size_t write_fp32(const std::string& dir, const ViT& m, const ModelSource& src, const SafeTensors& original);
 
+// Runs a library check of option values (QuantConfig::validate, QatOptions::validate, a name parser) before
+// anything is loaded: what it refuses is a bad command line, so a usage error (exit 2) like the parser's own;
+// errors that depend on the files (a model's layers, a dataset's size) stay errors (exit 1).
+template <class F>
+void usage_check(F&& check) {
+    try {
+        check();
+    } catch (const UsageError&) {
+        throw;
+    } catch (const std::runtime_error& e) {
+        throw UsageError(e.what());
+    }
+}
+
 // The PTQ options shared by quantize, sweep and mixed (--wbits, --abits, --softmax, ...).
 QuantConfig quant_config(const Args& a);
 // The training options shared by qat and inq (--epochs, --batch, --lr, --no-distill, --val-split, ...);

@@ -32,11 +32,11 @@ int cmd_inq(const Args& a) {
     a.need("wbits");
     QuantConfig qc = quant_config(a);
     qc.weights = QType::Pow2;
-    qc.validate();
+    usage_check([&] { qc.validate(); });
     train::InqOptions o;
     o.train = train_options(a, qc.seed, "epochs-per-step", 1);
     if (a.opts.count("partitions")) o.partitions = parse_partitions(a.get("partitions"));
-    o.validate();
+    usage_check([&] { o.validate(); });
 
     const ModelSource src = model_source(a);
     const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);

@@ -37,11 +37,11 @@ int cmd_prune(const Args& a) {
     o.keep_mlp = fraction("keep-mlp");
     if (!a.opts.count("keep-heads") && !a.opts.count("keep-mlp"))
         throw UsageError("bitlens prune: give --keep-heads F and/or --keep-mlp F (fractions in (0, 1] of each layer's heads / MLP units)");
-    o.method = train::parse_importance(a.get("importance", "taylor"));
+    usage_check([&] { o.method = train::parse_importance(a.get("importance", "taylor")); });
     o.importance_images = size_t(a.num("importance-images", long(o.importance_images), 0, 1L << 30));
     o.feature_weight = a.real("feature-weight", o.feature_weight, 0, 1e6);
     o.feature_blocks = int(a.num("feature-blocks", o.feature_blocks, -1, 4096));
-    o.validate();
+    usage_check([&] { o.validate(); });
 
     const ModelSource src = model_source(a);
     const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);

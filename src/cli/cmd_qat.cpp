@@ -22,12 +22,12 @@ int cmd_qat(const Args& a) {
         return b;
     };
     o.budget = budget("budget"), o.abudget = budget("abudget");
-    o.objective = parse_objective(a.get("objective", "mean"));
+    usage_check([&] { o.objective = parse_objective(a.get("objective", "mean")); });
     if (a.opts.count("candidates")) o.candidates = a.bits_list("candidates", "");
     o.realloc_every = size_t(a.num("realloc-every", 0, 1, 1L << 30));
     o.fisher_batches = size_t(a.num("fisher-batches", long(o.fisher_batches), 1, 1L << 20));
     o.sensitivity_decay = a.real("sensitivity-decay", o.sensitivity_decay, 0, 1);
-    o.validate();
+    usage_check([&] { o.validate(); });
 
     const ModelSource src = model_source(a);
     const SafeTensors st = parse_safetensors(src.safetensors.data(), src.safetensors.size(), src.safetensors_name);

@@ -43,7 +43,7 @@ QuantConfig quant_config(const Args& a) {
     c.recon_batch = int(a.num("recon-batch", c.recon_batch, 1, 1 << 20));
     if (c.method == Method::Ptq && (a.opts.count("recon-iters") || a.opts.count("recon-batch")))
         throw UsageError("--recon-iters and --recon-batch apply to --method sos");
-    c.validate();
+    usage_check([&] { c.validate(); });
     return c;
 }
 

@@ -296,9 +296,10 @@ SweepRunner::SweepRunner(const ViT& model, const Dataset& eval_ds, const Dataset
     R.class_count = R.fp32.class_count;
     for (const ClassGroup& g : spec.groups) R.fp32_groups.push_back(group_accuracy(R.fp32.per_class, R.class_count, g.classes));
 
-    // 3. Per seed: the calibration images, corrupted if asked, preprocessed. They are stored so that
-    // quantize(), which observes draw_calibration(n, n, seed) of them in that order, observes the drawn
-    // images in draw order — exactly what `bitlens quantize --seed s` observes on the whole pool.
+    // 3. Per seed: the calibration images, corrupted if asked, preprocessed. PTQ's fit depends only on the
+    // set of images, but SOS's reconstruction batches follow their order, so they are stored so that
+    // quantize_method(), which takes draw_calibration(n, n, seed) of them in that order, sees the drawn
+    // images in draw order — exactly what `bitlens quantize --seed s` sees on the whole pool.
     std::vector<PreparedData>& calib = calib_;
     calib.resize(K);
     parallel_for(K, jobs, [&](size_t b, size_t e, int) {

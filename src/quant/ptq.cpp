@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "kernels.h"
 #include "parallel.h"
 #include "rng.h"
+#include "simd.h"
 
 namespace bitlens {
 
@@ -185,28 +187,59 @@ void FakeQuantHook::on_activation(int point, float* x, size_t rows, size_t cols,
 
 namespace {
 
-constexpr size_t kSampleCap = 1 << 15;  // values kept per point for the range searches
+constexpr size_t kSampleCap = 1 << 15;  // values kept per point for the range searches (a few more when images > kSampleCap)
 
-// Collects, per point, a strided sample of its values and per-channel min/max.
+// The sampling stride of a point producing n values per image (cols per row) when each image may keep
+// `quota`: ⌈n / quota⌉, raised to the next integer coprime with cols. Coprime, so the kept positions
+// r·cols + c ≡ 0 (mod s) walk through every channel c instead of the same few (a stride of 4 over 64
+// channels would keep channels 0, 4, 8, … only; 10 over 50 attention keys, keys 0, 10, …, 40 only).
+size_t sample_stride(size_t n, size_t cols, size_t quota) {
+    size_t s = std::max<size_t>(1, (n + quota - 1) / quota);
+    while (s > 1 && std::gcd(s, cols) != 1) ++s;
+    return s;
+}
+
+// Collects, per point, a sample of its values and per-channel min/max over a set of images, as a function
+// of the set, not of the order the images come in: each image (one on_activation call per point) keeps
+// its own values at positions 0, s, 2s, … of its rows × cols, s = sample_stride(rows·cols, cols,
+// ⌊kSampleCap / images⌋) — so every image contributes the same count, at most kSampleCap together — and
+// finish() sorts each point's kept values (by a total order on their bits: −0 before +0, NaNs at the ends),
+// so the range searches, whose floating-point sums follow the order of the values, see the same sequence
+// for any order of the images. Min and max are order-invariant already.
 struct Observer : ActivationHook {
-    size_t images;
+    size_t quota;  // values kept per image and point
     std::vector<std::vector<float>> samples;
     std::vector<std::vector<float>> cmin, cmax;
-    std::vector<size_t> seen, stride;
+    std::vector<size_t> seen, stride;  // values seen per point over all images; per point's stride
     Observer(size_t points, size_t n_images)
-        : images(n_images), samples(points), cmin(points), cmax(points), seen(points, 0), stride(points, 0) {}
+        : quota(std::max<size_t>(1, kSampleCap / std::max<size_t>(1, n_images))), samples(points), cmin(points), cmax(points),
+          seen(points, 0), stride(points, 0) {}
     void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
-        const size_t i = size_t(p);
+        const size_t i = size_t(p), n = rows * cols;
+        if (n == 0) return;
         if (!stride[i]) {
-            stride[i] = std::max<size_t>(1, (rows * cols * images + kSampleCap - 1) / kSampleCap);
+            stride[i] = sample_stride(n, cols, quota);
             cmin[i].assign(cols, x[0]), cmax[i].assign(cols, x[0]);
         }
+        for (size_t pos = 0; pos < n; pos += stride[i]) samples[i].push_back(x[(pos / cols) * ld + pos % cols]);
         for (size_t r = 0; r < rows; ++r)
             for (size_t c = 0; c < cols; ++c) {
                 const float v = x[r * ld + c];
-                if (seen[i]++ % stride[i] == 0) samples[i].push_back(v);
                 cmin[i][c] = std::min(cmin[i][c], v), cmax[i][c] = std::max(cmax[i][c], v);
             }
+        seen[i] += n;
+    }
+    void finish() {
+        for (std::vector<float>& s : samples) {
+            // Sortable keys: the float's bits with negatives reversed; a total order, so the result is unique.
+            std::vector<uint32_t> key(s.size());
+            for (size_t j = 0; j < s.size(); ++j) {
+                const uint32_t u = bl_f2u(s[j]);
+                key[j] = u & 0x80000000u ? ~u : u | 0x80000000u;
+            }
+            std::sort(key.begin(), key.end());
+            for (size_t j = 0; j < s.size(); ++j) s[j] = bl_u2f(key[j] & 0x80000000u ? key[j] & 0x7FFFFFFFu : ~key[j]);
+        }
     }
 };
 
@@ -217,6 +250,7 @@ Observer observe(const ViT& m, const PreparedData& calib, const std::vector<size
     Workspace ws;
     std::vector<float> logits(size_t(m.cfg.num_classes));
     for (size_t i : idx) m.forward(&calib.inputs[i * calib.input_size], logits.data(), ws, &obs);
+    obs.finish();
     return obs;
 }
 

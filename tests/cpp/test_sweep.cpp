@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -392,7 +393,54 @@ TEST_CASE("sweep of the shipped ViT: jobs invariance, seed reproducibility, prog
     // CSV: header + config × seed × (class + group) rows.
     const std::string csv = sweep_csv(a);
     CHECK(size_t(std::count(csv.begin(), csv.end(), '\n')) == 1 + 2 * 3 * (10 + 2));
-    CHECK(!sweep_table(a).empty());
+    // The printed table: the header says what ran, the FP32 line and every configuration's row carry the
+    // numbers of the result (formatted as the table formats them).
+    const std::string tab = sweep_table(a);
+    CHECK(tab.rfind("sweep: 2 configurations x 3 seeds (5..7), 8 calibration images per seed from a pool of 1000; 200 evaluation images\n", 0) == 0);
+    char line[128];
+    std::snprintf(line, sizeof line, "FP32: top-1 %.2f%%, worst class %s %.2f%%\n", 100 * a.fp32.top1, a.labels[size_t(a.fp32.worst_class)].c_str(),
+                  100 * a.fp32.per_class[size_t(a.fp32.worst_class)]);
+    CHECK(tab.find(line) != std::string::npos);
+    for (const ConfigResult& cr : a.configs) {
+        std::snprintf(line, sizeof line, "%.2f%% +- %.2f", 100 * cr.stats.top1_mean, 100 * cr.stats.top1_std);
+        const size_t row = tab.find("\n" + cr.config.name() + " ");
+        REQUIRE(row != std::string::npos);
+        CHECK(tab.substr(row, tab.find('\n', row + 1) - row).find(line) != std::string::npos);
+        CHECK(tab.find(", seed " + std::to_string(a.seeds[cr.stats.worst_case_seed]), row) != std::string::npos);
+    }
+    for (const std::string& label : a.labels) CHECK(tab.find("\n" + label + " ") != std::string::npos);  // the per-class rows
+}
+
+TEST_CASE("sweep with as many calibration images as the pool: every seed draws the same set, so every run is the same") {
+    // Issue 17: the seeds only reorder the images; the fitted quantizers, and so every run, must not change.
+    const ViT& m = hf_model();
+    const Dataset eval = first(fmnist_1k(), 200);
+    const Dataset pool = first(fmnist_1k(), 12);
+    SweepSpec spec;
+    spec.configs = {parse_wa("w3a3", QuantConfig()), parse_wa("w4a4", QuantConfig())};
+    spec.configs[1].softmax = QType::Log2;
+    spec.seeds = 4;
+    spec.calib_size = 12;
+    const SweepResult r = run_sweep(m, eval, pool, spec, 2);
+    REQUIRE(r.calib_draws.size() == 4);
+    std::set<std::vector<size_t>> orders;
+    for (const std::vector<size_t>& d : r.calib_draws) {
+        orders.insert(d);
+        std::vector<size_t> s = d;
+        std::sort(s.begin(), s.end());
+        CHECK(s == std::vector<size_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+    }
+    CHECK(orders.size() == 4);  // four different orders of the same twelve images
+    for (const ConfigResult& cr : r.configs) {
+        CAPTURE(cr.config.name());
+        REQUIRE(cr.runs.size() == 4);
+        for (const SeedRun& run : cr.runs) {
+            CHECK(run.top1 == cr.runs[0].top1);
+            CHECK(run.confusion == cr.runs[0].confusion);
+        }
+        CHECK(cr.stats.top1_std == 0);
+        CHECK(cr.stats.top1_min == cr.stats.top1_max);
+    }
 }
 
 TEST_CASE("sweep of the shipped ViT: cancellation, shifted and class-restricted calibration, corrupted evaluation") {
@@ -421,7 +469,7 @@ TEST_CASE("sweep of the shipped ViT: cancellation, shifted and class-restricted 
         std::sort(got.begin(), got.end());
         CHECK(got == std::vector<size_t>{1, 2, 5});  // 8 · (4, 2, 1)/7 = 4.57, 2.29, 1.14 → 5, 2, 1
     }
-    CHECK(r.fp32_clean_top1 >= 0);
+    CHECK(r.fp32_clean_top1 == evaluate(m, prepare(eval, m.cfg), 2).top1);  // the FP32 model on the clean images
     CHECK(r.fp32.top1 != r.fp32_clean_top1);  // blurred evaluation images change the FP32 result
     CHECK(sweep_json(r)["spec"]["eval_corrupt"] == "blur:2");
 }

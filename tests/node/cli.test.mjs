@@ -29,9 +29,10 @@ test('bad command lines: usage errors (exit 2) naming the option and what it exp
   ];
   for (const [args, message] of cases) {
     const r = run(...args);
-    assert.ok(r.status === 1 || r.status === 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal})`);
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal}): ${r.stderr.slice(0, 300)}`);
     assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
     assert.match(r.stderr, /^bitlens: /);
+    assert.match(r.stderr, /\nusage:\n/, 'a usage error prints the usage');
   }
 });
 
@@ -71,27 +72,28 @@ test('training commands on bad input: grad and qat name the option or the data p
   try {
     const TRAIN = path('models/data/fmnist-train-5k-images-idx3-ubyte.gz');
     const cases = [
-      [['grad', '--model', HF, '--data', DATA, '--out', join(dir, 'g.safetensors')], /bitlens grad: missing --limit/],
-      [['grad', '--model', HF, '--data', DATA, '--limit', '0', '--out', join(dir, 'g.safetensors')], /--limit must be an integer from 1/],
-      [['grad', '--model', HF, '--data', DATA, '--limit', '2000', '--out', join(dir, 'g.safetensors')], /--limit 2000 is more than the 1000 images of/],
-      [['grad', '--model', HF, '--data', DATA, '--limit', '4'], /bitlens grad: missing --out/],
-      [['qat', '--model', HF, '--train', TRAIN, '--epochs', '0'], /--epochs must be at least 1, found 0/],
-      [['qat', '--model', HF, '--train', TRAIN, '--val-split', '1'], /--val-split must be in \[0, 1\)/],
-      [['qat', '--model', HF, '--train', TRAIN, '--val-split', '0.5', '--train-limit', '1'], /leaves no training images/],
-      [['qat', '--model', HF, '--train', TRAIN, '--lr', 'fast'], /--lr must be a number/],
-      [['qat', '--model', HF, '--train', TRAIN, '--wbits', '1'], /bit-width 1 is outside 2-8/],
-      [['qat', '--model', HF, '--train', join(dir, 'none')], /none: no such file or directory/],
-      [['qat', '--model', HF], /bitlens qat: missing --train/],
-      [['qat', '--model', HF, '--train', TRAIN, '--budget', '1.5'], /qat: --budget 1\.5 is infeasible: the smallest candidate is 2 bits, so the budget must be at least 2/],
-      [['qat', '--model', HF, '--train', TRAIN, '--abudget', '3'], /--abudget needs --budget/],
-      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--candidates', '3,99999999999'], /--candidates: bit-width 99999999999 is outside 2-8/],
-      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--candidates', '3,3,4'], /--candidates lists 3 bits twice/],
-      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--sensitivity-decay', '1'], /--sensitivity-decay must be in \[0, 1\), found 1/],
-      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--objective', 'median'], /objective must be 'mean' or 'worst', found 'median'/],
+      [['grad', '--model', HF, '--data', DATA, '--out', join(dir, 'g.safetensors')], 2, /bitlens grad: missing --limit/],
+      [['grad', '--model', HF, '--data', DATA, '--limit', '0', '--out', join(dir, 'g.safetensors')], 2, /--limit must be an integer from 1/],
+      [['grad', '--model', HF, '--data', DATA, '--limit', '2000', '--out', join(dir, 'g.safetensors')], 1, /--limit 2000 is more than the 1000 images of/],
+      [['grad', '--model', HF, '--data', DATA, '--limit', '4'], 2, /bitlens grad: missing --out/],
+      [['qat', '--model', HF, '--train', TRAIN, '--epochs', '0'], 2, /--epochs must be at least 1, found 0/],
+      [['qat', '--model', HF, '--train', TRAIN, '--val-split', '1'], 2, /--val-split must be in \[0, 1\)/],
+      [['qat', '--model', HF, '--train', TRAIN, '--val-split', '0.5', '--train-limit', '1'], 1, /leaves no training images/],
+      [['qat', '--model', HF, '--train', TRAIN, '--lr', 'fast'], 2, /--lr must be a number/],
+      [['qat', '--model', HF, '--train', TRAIN, '--wbits', '1'], 2, /bit-width 1 is outside 2-8/],
+      [['qat', '--model', HF, '--train', join(dir, 'none')], 1, /none: no such file or directory/],
+      [['qat', '--model', HF], 2, /bitlens qat: missing --train/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '1.5'], 2, /qat: --budget 1\.5 is infeasible: the smallest candidate is 2 bits, so the budget must be at least 2/],
+      [['qat', '--model', HF, '--train', TRAIN, '--abudget', '3'], 2, /--abudget needs --budget/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--candidates', '3,99999999999'], 2, /--candidates: bit-width 99999999999 is outside 2-8/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--candidates', '3,3,4'], 2, /--candidates lists 3 bits twice/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--sensitivity-decay', '1'], 2, /--sensitivity-decay must be in \[0, 1\), found 1/],
+      [['qat', '--model', HF, '--train', TRAIN, '--budget', '3', '--objective', 'median'], 2, /objective must be 'mean' or 'worst', found 'median'/],
     ];
-    for (const [args, message] of cases) {
+    // Exit 2: the command line alone is wrong; exit 1: it is refused only once the files are read.
+    for (const [args, status, message] of cases) {
       const r = run(...args);
-      assert.ok(r.status === 1 || r.status === 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal})`);
+      assert.equal(r.status, status, `${args.join(' ')}: exit ${r.status} (signal ${r.signal}): ${r.stderr.slice(0, 300)}`);
       assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
     }
     // A labelled folder with a class the model does not have, and one whose images are not images.
@@ -132,7 +134,7 @@ test('inq on bad input: partitions, bit-width, weights and epochs per step name 
   ];
   for (const [args, message] of cases) {
     const r = run(...args);
-    assert.ok(r.status === 1 || r.status === 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal})`);
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal}): ${r.stderr.slice(0, 300)}`);
     assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
     assert.match(r.stderr, /^bitlens: /);
   }
@@ -154,7 +156,7 @@ test('SOS reconstruction from the command line: stages and blocks in --json; bad
     ];
     for (const [args, message] of cases) {
       const r = run(...args);
-      assert.ok(r.status === 1 || r.status === 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal})`);
+      assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status} (signal ${r.signal}): ${r.stderr.slice(0, 300)}`);
       assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr.slice(0, 300)}`);
     }
     const r = run('quantize', ...base, '--method', 'sos', '--recon-iters', '8', '--recon-batch', '8', '--calib-size', '16',
@@ -167,7 +169,15 @@ test('SOS reconstruction from the command line: stages and blocks in --json; bad
     assert.equal(j.sos.stages[3].eval.top1, j.top1);  // the result is stage 3
     assert.ok(j.sos.stages[2].max_logit_change < 1e-3);
     assert.equal(j.sos.blocks.length, 8);
-    assert.ok(j.sos.blocks.every((b) => b.mse_after < b.mse_before), JSON.stringify(j.sos.blocks));
+    // 8 Adam iterations lower each stage's error summed over its blocks; one block may end a little above its
+    // start (the last iterate is kept, not the best: block 1 of stage 1 ends 0.2% up with this draw).
+    for (const stage of [1, 3]) {
+      const bs = j.sos.blocks.filter((b) => b.stage === stage);
+      assert.equal(bs.length, 4);
+      const sum = (k) => bs.reduce((a, b) => a + b[k], 0);
+      assert.ok(sum('mse_after') < 0.99 * sum('mse_before'), JSON.stringify(bs));
+      assert.ok(bs.every((b) => b.mse_after < 1.01 * b.mse_before), JSON.stringify(bs));
+    }
     // mixed --method sos reconstructs both the uniform and the planned model.
     const mx = run('mixed', '--model', HF, '--calib', DATA, '--eval', DATA, '--budget', '4', '--method', 'sos', '--recon-iters', '2',
       '--recon-batch', '8', '--calib-size', '8', '--seeds', '1', '--sens-size', '16', '--limit', '200', '--json');
@@ -189,13 +199,13 @@ test('prune on bad input: the fractions, the importance and a quantized model na
     // Few images, so that a case failing only after the importance is measured stays quick.
     const base = ['prune', '--model', HF, '--train', TRAIN, '--eval', DATA, '--train-limit', '100', '--importance-images', '8', '--epochs', '0'];
     const cases = [
-      [[...base, '--keep-heads', '0'], 1, /prune: --keep-heads must be a fraction in \(0, 1\], found 0/],
-      [[...base, '--keep-heads', '1.5'], 1, /prune: --keep-heads must be a fraction in \(0, 1\], found 1\.5/],
+      [[...base, '--keep-heads', '0'], 2, /prune: --keep-heads must be a fraction in \(0, 1\], found 0/],
+      [[...base, '--keep-heads', '1.5'], 2, /prune: --keep-heads must be a fraction in \(0, 1\], found 1\.5/],
       [[...base, '--keep-heads', 'abc'], 2, /--keep-heads must be a fraction in \(0, 1\], found 'abc'/],
       [[...base, '--keep-mlp', '0.001'], 1, /prune: keeping 0\.001 of the 128 MLP units of layer 0 leaves none \(at least one must stay; keep at least 0\.00390625\)/],
       [[...base, '--keep-heads', '0.1'], 1, /prune: keeping 0\.1 of the 4 heads of layer 0 leaves none/],
       [base, 2, /bitlens prune: give --keep-heads F and\/or --keep-mlp F/],
-      [[...base, '--keep-heads', '0.5', '--importance', 'foo'], 1, /prune: importance 'foo' is not known \(expected taylor or mask\)/],
+      [[...base, '--keep-heads', '0.5', '--importance', 'foo'], 2, /prune: importance 'foo' is not known \(expected taylor or mask\)/],
       [[...base.slice(0, -2), '--keep-heads', '0.5', '--epochs', '-1'], 2, /--epochs must be an integer from 0 to 1000, found '-1'/],
       [[...base, '--keep-heads', '0.5', '--wbits', '4'], 2, /unknown option --wbits for 'bitlens prune'/],
       [['prune', '--model', HF, '--eval', DATA, '--keep-heads', '0.5'], 2, /bitlens prune: missing --train/],
