@@ -1,6 +1,7 @@
 // BitLens demo — the page. All BitLens work happens in module workers (web/worker.js); this file
 // handles the controls, the files the user brings, the URL settings, progress, and the results.
-import { allocationChart, attentionMaps, barChart, bitAllocationChart, boxPlot, chartSvg, classShiftChart, confusionMatrix, inqStepChart, learningCurve, paretoChart, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
+import { glossaryList, setupTooltips } from './glossary.js';
+import { allocationChart, attentionMaps, barChart, bitAllocationChart, boxLegend, boxPlot, chartSvg, classShiftChart, confusionMatrix, inqStepChart, learningCurve, paretoChart, quantHistogram, sensitivityChart, sosStageChart, svgToPng } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_MODEL = '/models/vit-fmnist-hf/';
@@ -255,64 +256,103 @@ function settingsToQuery(s) {
   return q.toString();
 }
 
+// The settings a link may carry, and the ranges of the numeric ones (those of the fields; `real`: not only whole numbers).
+const URL_NUMBERS = {
+  reconIters: ['recon-iters', 0, 10000], calib: ['calib', 1, 1024], seeds: ['seeds', 1, 50], limit: ['limit', 0, 1e9],
+  skew: ['skew', 0, 1, 'real'], budget: ['mx-budget', 2, 8, 'real'], maxKB: ['mx-budget', 1e-3, 1e9, 'real'], sensSize: ['mx-sens', 1, 1024],
+  epochs: ['qat-epochs', 1, 50], trainLimit: ['qat-limit', 0, 1e9], qbBudget: ['qb-w', 2, 8, 'real'], qbAbudget: ['qb-a', 2, 8, 'real'],
+  qbEpochs: ['qb-epochs', 2, 50], epochsPerStep: ['inq-epochs', 1, 50], keepHeads: ['pr-heads', 0, 1, 'real'], keepMlp: ['pr-mlp', 0, 1, 'real'],
+  importanceImages: ['pr-imp-images', 0, 1e9], pruneEpochs: ['pr-epochs', 0, 50], pruneLimit: ['pr-limit', 0, 1e9], workers: [null, 1, 64],
+};
+const URL_CHOICES = {
+  weights: 'wq', softmax: 'sm', granularity: 'gran', method: 'method', objective: 'mx-objective', finetune: 'qat-method',
+  qbObjective: 'qb-objective', importance: 'pr-importance', paretoX: 'pr-x', paretoY: 'pr-y',
+};
+const URL_OTHERS = ['configs', 'model', 'classes', 'groups', 'qat', 'inq', 'partitions', 'pruneDistill', 'calibCorrupt', 'evalCorrupt'];
+
+// The URL's settings into the fields. Each value is checked first: an unknown key or a value out of range is not put
+// into its field (the field keeps its default) and is listed in one readable note.
 function applyQuery() {
   const q = new URLSearchParams(location.search);
-  const configs = (q.get('configs') || PRESET_CONFIGS.join(',')).split(',').map(parseWA).filter(Boolean).map((c) => c.name);
+  const problems = [];
+  const known = new Set([...Object.keys(URL_NUMBERS), ...Object.keys(URL_CHOICES), ...URL_OTHERS]);
+  for (const key of new Set(q.keys())) if (!known.has(key)) problems.push(`“${key}” is not a setting of this page`);
+  const shown = (v) => (v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  const setSel = (id, v, key) => {
+    if (v == null) return false;
+    if ([...$(id).options].some((o) => o.value === v)) { $(id).value = v; return true; }
+    if (key) problems.push(`${key}=${shown(v)}: must be one of ${[...$(id).options].map((o) => o.value).join(', ')}`);
+    return false;
+  };
+  const num = (key) => {
+    const raw = q.get(key);
+    if (raw == null) return null;
+    const [, lo, hi, real] = URL_NUMBERS[key];
+    const v = Number(raw);
+    if (raw.trim() !== '' && Number.isFinite(v) && (real || Number.isInteger(v)) && v >= lo && v <= hi) return v;
+    const range = hi >= 1e9 ? `at least ${lo}` : `from ${lo} to ${hi}`;
+    problems.push(`${key}=${shown(raw)}: must be ${real ? 'a number' : 'a whole number'} ${range}`);
+    return null;
+  };
+  const setNum = (key) => { const v = num(key); if (v != null) $(URL_NUMBERS[key][0]).value = String(v); return v != null; };
+
+  const raw = q.get('configs');
+  const parsed = (raw ?? PRESET_CONFIGS.join(',')).split(',').filter((c) => c.trim());
+  const bad = parsed.filter((c) => !parseWA(c));
+  if (bad.length) problems.push(`configs: ${bad.map(shown).join(', ')} ${bad.length > 1 ? 'are not bit-widths' : 'is not a bit-width'} like w4a4 (2 to 8 bits each)`);
+  let configs = parsed.map(parseWA).filter(Boolean).map((c) => c.name);
+  if (raw != null && !configs.length) configs = [...PRESET_CONFIGS];
   state.customConfigs = configs.filter((c) => !PRESET_CONFIGS.includes(c));
   renderConfigChecks(configs);
-  const setSel = (id, v) => { if (v != null && [...$(id).options].some((o) => o.value === v)) $(id).value = v; };
-  setSel('wq', q.get('weights'));
-  setSel('sm', q.get('softmax'));
-  setSel('gran', q.get('granularity'));
-  setSel('method', q.get('method'));
-  if (q.get('reconIters')) $('recon-iters').value = q.get('reconIters');
+  for (const [key, id] of Object.entries(URL_CHOICES)) setSel(id, q.get(key), key);
+  setNum('reconIters');
   updateMethodUi();
   const m = q.get('model');
   if (m && /^\/models\/[\w.-]+\/$/.test(m) && ![...$('shipped-model').options].some((o) => o.value === m)) {
     $('shipped-model').add(new Option(m.slice(8, -1), m));
   }
-  setSel('shipped-model', m);
-  if (q.get('calib')) $('calib').value = q.get('calib');
-  if (q.get('seeds')) $('seeds').value = q.get('seeds');
-  if (q.get('limit')) $('limit').value = q.get('limit');
-  if (q.get('skew')) $('skew').value = q.get('skew');
+  if (m) setSel('shipped-model', m, 'model');
+  for (const key of ['calib', 'seeds', 'limit', 'skew', 'sensSize', 'epochs', 'trainLimit', 'qbBudget', 'qbAbudget', 'qbEpochs', 'epochsPerStep',
+    'keepHeads', 'keepMlp', 'importanceImages', 'pruneEpochs', 'pruneLimit']) setNum(key);
   if (q.get('groups')) $('groups').value = q.get('groups');
-  if (q.get('maxKB')) { $('mx-kind').value = 'kb'; setBudgetKind(); $('mx-budget').value = q.get('maxKB'); }
-  else if (q.get('budget')) $('mx-budget').value = q.get('budget');
-  setSel('mx-objective', q.get('objective'));
-  if (q.get('sensSize')) $('mx-sens').value = q.get('sensSize');
-  const qc = parseWA(q.get('qat') || '');
-  if (qc) { $('qat-w').value = qc.wbits; $('qat-a').value = qc.abits; }
-  if (q.get('epochs')) $('qat-epochs').value = q.get('epochs');
-  if (q.get('trainLimit')) $('qat-limit').value = q.get('trainLimit');
-  setSel('qat-method', q.get('finetune'));
-  if (q.get('qbBudget')) $('qb-w').value = q.get('qbBudget');
-  if (q.get('qbAbudget')) $('qb-a').value = q.get('qbAbudget');
-  setSel('qb-objective', q.get('qbObjective'));
-  if (q.get('qbEpochs')) $('qb-epochs').value = q.get('qbEpochs');
-  const ic = parseWA(q.get('inq') || '');
-  if (ic) { $('inq-w').value = ic.wbits; $('inq-a').value = ic.abits; }
-  if (q.get('partitions')) $('inq-partitions').value = q.get('partitions');
-  if (q.get('epochsPerStep')) $('inq-epochs').value = q.get('epochsPerStep');
-  updateFineTuneUi();
-  for (const [key, id] of [['keepHeads', 'pr-heads'], ['keepMlp', 'pr-mlp'], ['importanceImages', 'pr-imp-images'], ['pruneEpochs', 'pr-epochs'], ['pruneLimit', 'pr-limit']]) {
-    if (q.get(key) != null) $(id).value = q.get(key);
+  if (q.get('maxKB') != null) {
+    const v = num('maxKB');
+    if (v != null) { $('mx-kind').value = 'kb'; setBudgetKind(); $('mx-budget').value = String(v); }
+  } else setNum('budget');
+  for (const [key, w, a] of [['qat', 'qat-w', 'qat-a'], ['inq', 'inq-w', 'inq-a']]) {
+    if (q.get(key) == null) continue;
+    const c = parseWA(q.get(key));
+    if (c) { $(w).value = c.wbits; $(a).value = c.abits; } else problems.push(`${key}=${shown(q.get(key))}: must be bit-widths like w3a3 (2 to 8 bits each)`);
   }
-  setSel('pr-importance', q.get('importance'));
-  if (q.get('pruneDistill') === '0') $('pr-distill').checked = false;
-  setSel('pr-x', q.get('paretoX'));
-  setSel('pr-y', q.get('paretoY'));
-  const w = Number(q.get('workers'));
-  state.workers = Number.isInteger(w) && w >= 1 ? w : 0;
-  for (const [key, t, s] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
+  if (q.get('partitions') != null) {
+    const { error } = parsePartitions(q.get('partitions'));
+    if (error) problems.push(`partitions: ${error}`); else $('inq-partitions').value = q.get('partitions');
+  }
+  updateFineTuneUi();
+  const pd = q.get('pruneDistill');
+  if (pd != null && pd !== '0' && pd !== '1') problems.push(`pruneDistill=${shown(pd)}: must be 0 or 1`);
+  if (pd === '0') $('pr-distill').checked = false;
+  state.workers = num('workers') ?? 0;
+  for (const [key, t, sv] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
     const v = q.get(key);
     if (!v) continue;
-    const [type, sev] = v.split(':');
+    const [type, sev = '3'] = v.split(':');
+    const types = [...$(t).options].map((o) => o.value).filter(Boolean);
+    if (!types.includes(type) || !/^[1-5]$/.test(sev)) { problems.push(`${key}=${shown(v)}: must be one of ${types.join(', ')}, optionally with a severity 1–5 (e.g. noise:3)`); continue; }
     setSel(t, type);
-    setSel(s, sev || '3');
+    setSel(sv, sev);
   }
-  state.queryClasses = (q.get('classes') || '').split(',').filter((x) => /^\d+$/.test(x)).map(Number);
-  if (q.get('skew') || q.get('calibCorrupt') || q.get('evalCorrupt') || state.queryClasses.length) $('shift').open = true;
+  const cls = (q.get('classes') || '').split(',').filter((x) => x.trim());
+  const badCls = cls.filter((x) => !/^\d+$/.test(x.trim()));
+  if (badCls.length) problems.push(`classes: ${badCls.map(shown).join(', ')} ${badCls.length > 1 ? 'are not class numbers' : 'is not a class number'}`);
+  state.queryClasses = cls.filter((x) => /^\d+$/.test(x.trim())).map(Number);
+  if ((q.get('skew') && $('skew').value !== '0') || $('cc-type').value || $('ec-type').value || state.queryClasses.length) $('shift').open = true;
+  const note = $('url-note');
+  note.textContent = problems.length
+    ? `The link's settings were checked, and ${problems.length === 1 ? 'one was' : `${problems.length} were`} not used (the field${problems.length === 1 ? ' keeps its' : 's keep their'} default): ${problems.join('; ')}.`
+    : '';
+  note.hidden = !problems.length;
+  return problems;
 }
 
 // The method's controls: SOS shows its iterations and explanation, and the run button says what it runs.
@@ -344,7 +384,11 @@ function renderStatus() {
   $('st-data').textContent = state.data ? `${state.data.evalN.toLocaleString()} of ${state.data.poolN.toLocaleString()}` : 'none';
   $('st-fp32').textContent = state.fp32 ? pct(state.fp32.top1) : '—';
   if (info) {
-    $('model-summary').innerHTML = `<strong>${esc(state.modelName)}</strong>: ${esc(info.architecture || 'ViT')} (${esc(info.naming)}), `
+    // "Hugging Face ViTForImageClassification" → "Hugging Face files": the class name once.
+    const arch = info.architecture || 'ViT';
+    const naming = info.naming || '';
+    const files = /^Hugging Face/.test(naming) ? 'Hugging Face' : /^timm/.test(naming) ? 'timm' : naming.replace(arch, '').trim();
+    $('model-summary').innerHTML = `<strong>${esc(state.modelName)}</strong>: ${esc(arch)}${files ? ` (${esc(files)} files)` : ''}, `
       + `${info.depth} blocks, width ${info.hiddenSize}, ${info.heads} heads, patch ${info.patchSize}, ${info.imageSize.join('×')}×${info.channels} input, `
       + `${info.parameters.toLocaleString()} parameters, ${info.numClasses} classes.`;
   }
@@ -354,7 +398,54 @@ function renderStatus() {
       + `evaluating on ${d.evalN.toLocaleString()}${d.evalN < d.poolN ? ' (the first ones, class-balanced for folders)' : ''}.`
       + (state.fp32 ? ` FP32 top-1 <strong>${pct(state.fp32.top1)}</strong>; weakest class ${esc(state.fp32.labels[state.fp32.worstClass.index] ?? '')} ${pct(state.fp32.worstClass.accuracy)}.` : '');
   }
+  renderDataNotes();
+  renderSeedNote();
   updateRunButton();
+}
+
+// "28×28 grey" / "32×32 RGB".
+const shapeText = (w, h, c) => `${w}×${h} ${c === 1 ? 'grey' : c === 3 ? 'RGB' : `${c}-channel`}`;
+
+// Under the images: files skipped (how many, the first few, why), and what is converted when the images are not the
+// size or colour the model takes (said, not silent).
+function renderDataNotes() {
+  const d = state.data, info = state.modelInfo;
+  const notes = [];
+  if (d && d.skipped && d.skipped.length) {
+    const n = d.skipped.length;
+    notes.push(`Skipped ${n.toLocaleString()} file${n > 1 ? 's' : ''} that could not be used: `
+      + `${d.skipped.slice(0, 3).map((x) => `${x.path} (${x.reason})`).join('; ')}${n > 3 ? `; and ${(n - 3).toLocaleString()} more` : ''}.`);
+  }
+  if (d && d.shape && info) {
+    const [mh, mw] = info.imageSize;
+    const sh = d.shape;
+    const size = sh.width !== mw || sh.height !== mh;
+    const colour = sh.channels !== info.channels;
+    if (size || colour) {
+      const did = [size ? `resized to ${mw}×${mh}` : '', colour ? (info.channels === 3 ? 'their grey copied into red, green and blue' : 'made grey') : ''].filter(Boolean).join(' and ');
+      notes.push(`Converted: the images are ${shapeText(sh.width, sh.height, sh.channels)}${sh.mixed ? ' (most of them)' : ''}, this model takes ${shapeText(mw, mh, info.channels)}, `
+        + `so each image is ${did}.${size && colour ? ' Were these images made for this model? If not, its accuracy on them means little.' : ''}`);
+    }
+  }
+  const el = $('data-note');
+  el.textContent = notes.join(' ');
+  el.hidden = !notes.length;
+  // Resizing alone is routine (a hint); skipped files or a change of colour are worth a warning.
+  el.className = notes.length === 1 && d.shape && !(d.skipped && d.skipped.length) && d.shape.channels === info?.channels ? 'hint' : 'warn';
+}
+
+// Seeds only change which calibration images are drawn: when the draw takes the whole pool, every seed gets the same
+// images, and the page says so beside the seeds.
+function sameDrawEverySeed(s, data = state.data) {
+  return !!data && s.seeds > 1 && s.calibSize >= data.poolN && !s.calibCorrupt;
+}
+function renderSeedNote() {
+  const s = readSettings();
+  const same = sameDrawEverySeed(s);
+  $('seeds-note').textContent = same
+    ? `Every seed draws the same images: the calibration takes ${s.calibSize > state.data.poolN ? `${s.calibSize.toLocaleString()} images, more than` : 'all'} the ${state.data.poolN.toLocaleString()} images loaded, so the ${s.seeds} seeds give the same numbers. Use fewer calibration images (or load more images) for the seeds to differ.`
+    : '';
+  $('seeds-note').hidden = !same;
 }
 
 function updateRunButton() {
@@ -394,12 +485,19 @@ async function fetchBytes(url, optional = false) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
+const READY = 'Ready. Choose settings and press “Run sweep”.';
+
 async function evaluateFp32() {
   state.fp32 = null;
   if (!state.modelInfo || !state.data) { renderStatus(); return; }
   setRunStatus('Evaluating the FP32 model…');
-  state.fp32 = await state.primary.call('evaluate');
-  setRunStatus('Ready. Choose settings and press “Run sweep”.');
+  try {
+    state.fp32 = await state.primary.call('evaluate');
+  } catch (e) {
+    setRunStatus('');
+    throw e;
+  }
+  setRunStatus(READY);
   renderStatus();
   renderPruneEstimate();
 }
@@ -446,7 +544,13 @@ async function loadModelSrc(src) {
     if (r.dataError) showError('data-error', `The images do not fit this model: ${r.dataError}`);
     else showError('data-error', '');
     renderStatus();
-    await evaluateFp32();
+    // The model is loaded even when the images are not for it (a class it lacks): that is the images' problem, said there.
+    try {
+      if (r.dataError) state.fp32 = null; else await evaluateFp32();
+    } catch (e) {
+      showError('data-error', `The images do not fit this model: ${e.message}. Load images of its classes.`);
+      renderStatus();
+    }
     await drawHistogram();
     await showSample();
   });
@@ -472,22 +576,41 @@ async function loadShippedModel(dir) {
   }
 }
 
+// New images: loaded, checked against the model and evaluated in FP32; if any of that fails (e.g. a class the model
+// does not have), the previous images, their FP32 numbers and the results stay as they were.
 async function loadDataInput(input, label) {
   showError('data-error', '');
+  const prev = { input: state.dataInput, data: state.data, fp32: state.fp32 };
   return withLoading(async () => {
+    const limit = readSettings().limit;
     try {
-      const limit = readSettings().limit;
-      state.data = await state.primary.call('loadData', { input, limit });
+      const data = await state.primary.call('loadData', { input, limit });
+      state.data = data;
       state.dataInput = input;
+      await evaluateFp32();
       clearResults();
       renderStatus();
-      await evaluateFp32();
       await showSample();
     } catch (e) {
-      showError('data-error', `${label}: ${e.message}`);
+      showError('data-error', `${label ? prefixed(label, e.message) : e.message}. ${prev.data ? `Still using ${prev.data.name}.` : ''}`.replace(/\.\. /, '. ').trim());
+      if (state.dataInput === input) {
+        // Loaded but refused afterwards (by the FP32 evaluation): the worker goes back to the previous images.
+        state.dataInput = prev.input;
+        state.data = prev.data;
+        try {
+          if (prev.input) state.data = await state.primary.call('loadData', { input: prev.input, limit });
+        } catch { state.data = null; state.dataInput = null; }
+      }
+      state.fp32 = state.data ? prev.fp32 : null;
+      setRunStatus(state.fp32 ? READY : '');
       renderStatus();
     }
   });
+}
+
+// "name: message", unless the message already starts with the name.
+function prefixed(name, message) {
+  return message.startsWith(`${name}:`) ? message : `${name}: ${message}`;
 }
 
 async function loadDefaultData() {
@@ -521,11 +644,25 @@ async function modelFromFiles(entries) {
     if (p[0]) {
       try { JSON.parse(new TextDecoder().decode(p[0].bytes)); } catch (e) { throw new Error(`${p[0].name} is not valid JSON (${e.message})`); }
     }
-    await loadModelSrc({ safetensors: s[0].bytes, config: c[0].bytes, preprocessor: p[0]?.bytes ?? null, name: st[0].path || st[0].file.name });
+    await loadModelSrc({ safetensors: s[0].bytes, config: c[0].bytes, preprocessor: p[0]?.bytes ?? null, name: uploadedModelName(st[0], JSON.parse(configText)) });
   } catch (e) {
     const cut = /beyond the end|truncated|out of range/.test(e.message) ? ' The file looks cut short (an interrupted download or copy?).' : '';
     showError('model-error', `Model not loaded: ${e.message}.${cut}`.replace(/\.\.(\s|$)/, '.$1'));
   }
+}
+
+// The name an uploaded model goes by: its folder's, else the name its config.json gives (Hugging Face `_name_or_path`,
+// timm `architecture`, else the model type and its first classes) with the file's name beside it.
+function uploadedModelName(entry, config) {
+  const dirs = (entry.path || '').split('/').filter(Boolean).slice(0, -1);
+  if (dirs.length) return dirs[dirs.length - 1];
+  const file = entry.file.name;
+  const named = String(config._name_or_path || config.architecture || '').split('/').filter(Boolean).pop();
+  if (named) return `${named} (${file})`;
+  const labels = config.id2label ? Object.values(config.id2label) : config.label_names || [];
+  const type = config.model_type || (config.architectures || [])[0] || '';
+  const what = [type, labels.length ? `${labels.slice(0, 2).join(', ')}${labels.length > 2 ? ', …' : ''}` : ''].filter(Boolean).join(': ');
+  return what ? `${what} (${file})` : file;
 }
 
 const IMAGE_RE = /\.(png|jpe?g|bmp|gif)$/i;
@@ -571,7 +708,7 @@ async function trainFromFiles(entries, folderName) {
       label = r.label;
       await loadTrainInput(r.input);
     } catch (e) {
-      showError('qat-error', `${label} not loaded: ${e.message}`);
+      showError('qat-error', `Training images not loaded: ${prefixed(label, e.message)}`);
     }
   });
 }
@@ -788,21 +925,22 @@ function renderMixed() {
     [u.name]: { w: averageBits(plan.layers, (n) => uniform.layerBits[n]), a: averageBits(plan.points, (n) => uniform.pointBits[n]) },
     mixed: { w: plan.weightBitsAvg, a: plan.actBitsAvg },
   };
-  let html = `<caption class="sr">Uniform against mixed precision at a budget of ${m.budget} bits</caption><thead><tr><th scope="col">configuration</th>
-    <th scope="col">bits per weight</th><th scope="col">bits per activation</th><th scope="col">top-1 mean ± std</th>
-    <th scope="col">worst class (mean over seeds)</th><th scope="col">worst case (any class, any seed)</th><th scope="col">model size</th></tr></thead><tbody>`;
+  let html = `<caption class="sr">Uniform against mixed precision at a budget of ${m.budget} bits</caption><thead><tr><th scope="col" data-term="mixed">Configuration</th>
+    <th scope="col" data-term="weights">Bits<br><span class="sub">per weight</span></th><th scope="col" data-term="activations">Bits<br><span class="sub">per activation</span></th><th scope="col" data-term="top1">Top-1<br><span class="sub">mean ± std</span></th>
+    <th scope="col" data-term="worst-class">Worst class<br><span class="sub">mean over seeds (drop)</span></th><th scope="col" data-term="worst-case">Worst case<br><span class="sub">any class, any seed</span></th><th scope="col" data-term="size">Model size</th></tr></thead><tbody>`;
   for (const c of [u, x]) {
     const b = bits[c.name];
     const over = m.maxBytes ? c.modelBytes > m.maxBytes : b.w > m.budget + 1e-9;
     html += `<tr data-config="${esc(c.name)}"><th scope="row">${esc(c.name === 'mixed' ? `mixed (${m.objective === 'worst' ? 'hard classes' : 'mean'})` : c.name)}</th>
-      <td class="bits-w${over && !m.maxBytes ? ' over' : ''}">${b.w.toFixed(2)}${over && !m.maxBytes ? ' <span class="sub">(over budget: edges at 8 bits)</span>' : ''}</td>
+      <td class="bits-w${over && !m.maxBytes ? ' over' : ''}">${b.w.toFixed(2)}${over && !m.maxBytes ? ' <span class="sub">over budget: edges at 8 bits</span>' : ''}</td>
       <td class="bits-a">${b.a.toFixed(2)}</td>
       <td class="top1">${pct(c.top1Mean, 2)} ± ${(100 * c.top1Std).toFixed(2)}</td>
-      <td class="worst">${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
-      <td>${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed}</span></td>
-      <td class="size${over && m.maxBytes ? ' over' : ''}">${kb(c.modelBytes)}${over && m.maxBytes ? ' <span class="sub">(over budget: edges at 8 bits)</span>' : ''}</td></tr>`;
+      <td class="worst${lost(c.worstClass.drop) ? ' bad' : ''}">${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
+      <td class="worst-case${lost(c.worstCase.drop) ? ' bad' : ''}">${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed} (${pp(c.worstCase.drop)})</span></td>
+      <td class="size${over && m.maxBytes ? ' over' : ''}">${kb(c.modelBytes)}${over && m.maxBytes ? ' <span class="sub">over budget: edges at 8 bits</span>' : ''}</td></tr>`;
   }
   $('mx-table').innerHTML = `${html}</tbody>`;
+  $('mx-legend').hidden = !$('mx-table').querySelector('td.bad');
   const s = m.settings;
   const budgetText = m.maxBytes ? `Budget ${kb(m.maxBytes)} for the whole model: the plan's model is ${kb(plan.modelBytes)} (${plan.weightBitsAvg.toFixed(3)} bits per weight)`
     : `Budget ${m.budget} bits: the plan uses ${plan.weightBitsAvg.toFixed(3)} bits per weight (${plan.weightCost.toLocaleString()} of ${plan.weightBudget.toLocaleString()} bits)`;
@@ -846,6 +984,7 @@ function renderTrainSummary() {
   const t = state.train;
   $('qat-data-summary').innerHTML = t
     ? `Training images: <strong>${esc(t.name)}</strong>, ${t.n.toLocaleString()} images in ${t.classes.length} classes${t.name === DEFAULT_TRAIN.name ? ' (500 per class)' : ''}.`
+      + (t.skipped && t.skipped.length ? ` Skipped ${t.skipped.length.toLocaleString()} file${t.skipped.length > 1 ? 's' : ''} that could not be used: ${esc(t.skipped.slice(0, 3).map((x) => `${x.path} (${x.reason})`).join('; '))}${t.skipped.length > 3 ? '; …' : ''}.` : '')
     : 'Training images: the shipped Fashion-MNIST training subset (5,000 images, 500 per class; loaded when you start).';
   renderQatEstimate();
   renderPruneEstimate();
@@ -1060,9 +1199,9 @@ function renderQatEpochs() {
   const q = state.qat;
   if (!q) return;
   const best = q.result ? q.result.bestEpoch : null;
-  let html = `<caption class="sr">Fine-tuning ${esc(q.name)}: one row per epoch</caption><thead><tr><th scope="col">Epoch</th>
-    <th scope="col">Training loss<br><span class="sub">mean over the epoch</span></th><th scope="col">Validation top-1<br><span class="sub">held-out images</span></th>
-    <th scope="col">Worst class<br><span class="sub">held-out images</span></th><th scope="col">Learning rate<br><span class="sub">at the epoch's end</span></th>
+  let html = `<caption class="sr">Fine-tuning ${esc(q.name)}: one row per epoch</caption><thead><tr><th scope="col" data-term="epoch">Epoch</th>
+    <th scope="col" data-term="loss">Training loss<br><span class="sub">mean over the epoch</span></th><th scope="col" data-term="held-out">Validation top-1<br><span class="sub">held-out images</span></th>
+    <th scope="col" data-term="worst-class">Worst class<br><span class="sub">held-out images</span></th><th scope="col" data-term="lr">Learning rate<br><span class="sub">at the epoch's end</span></th>
     <th scope="col">Time<br><span class="sub">since the start</span></th></tr></thead><tbody>`;
   if (!q.history.length && !q.cancelled) html += `<tr><td colspan="6">Quantizing (PTQ) and computing the FP32 model’s outputs on the training images${q.method === 'qbitopt' ? ', then allocating the bits' : ''}…</td></tr>`;
   for (const e of q.history) {
@@ -1109,7 +1248,7 @@ function compareRow(key, label, e, sizeBytes, base) {
     <td class="worst${cls(dWorst)}">${w ? `${esc(w.label)} ${pct(w.accuracy, 1)}` : '—'}${delta(dWorst)}</td><td>${kb(sizeBytes)}</td></tr>`;
 }
 const compareHead = (caption) => `<caption class="sr">${caption}</caption><thead><tr><th scope="col">Model</th>
-    <th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Model size</th></tr></thead><tbody>`;
+    <th scope="col" data-term="top1">Top-1</th><th scope="col" data-term="worst-class">Worst class</th><th scope="col" data-term="size">Model size</th></tr></thead><tbody>`;
 
 // After the run: the epochs with the kept one marked, the curve with FP32's lines, and PTQ against QAT on the evaluation
 // images (QBitOpt: also the allocations with the kept one framed, the bits it uses, and per class).
@@ -1220,7 +1359,7 @@ function renderInqSteps() {
     <th scope="colgroup" colspan="2">Right after freezing<br><span class="sub">held-out images</span></th>
     <th scope="colgroup" colspan="2">After retraining<br><span class="sub">held-out images</span></th>
     <th scope="col" rowspan="2">Training loss<br><span class="sub">mean over the step</span></th><th scope="col" rowspan="2">Time<br><span class="sub">since the start</span></th></tr>
-    <tr><th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Top-1</th><th scope="col">Worst class</th></tr></thead><tbody>`;
+    <tr><th scope="col" data-term="top1">Top-1</th><th scope="col" data-term="worst-class">Worst class</th><th scope="col" data-term="top1">Top-1</th><th scope="col" data-term="worst-class">Worst class</th></tr></thead><tbody>`;
   if (!q.history.length && !q.cancelled) html += '<tr><td colspan="8">Quantizing (PTQ with power-of-two weights) and computing the FP32 model’s outputs on the training images…</td></tr>';
   for (const st of q.history) {
     const retrains = st.step > 0 && st.partition < 100;
@@ -1470,8 +1609,8 @@ function renderPrune() {
   }
   const fp32Bytes = pr.base?.points ? pr.base.points[0].bytes : null;
   let html = `<caption class="sr">Every point of the trade-off: size, latency, top-1 and worst class</caption><thead><tr>
-    <th scope="col">Point</th><th scope="col">Size<br><span class="sub">bytes</span></th><th scope="col">Latency<br><span class="sub">ms per image, WASM</span></th>
-    <th scope="col">Top-1</th><th scope="col">Worst class</th><th scope="col">Pareto frontier<br><span class="sub">${AXIS_NAMES[x]} against ${AXIS_NAMES[y]}</span></th></tr></thead><tbody>`;
+    <th scope="col">Point</th><th scope="col" data-term="size">Size<br><span class="sub">bytes</span></th><th scope="col" data-term="latency">Latency<br><span class="sub">ms per image, WASM</span></th>
+    <th scope="col" data-term="top1">Top-1</th><th scope="col" data-term="worst-class">Worst class</th><th scope="col" data-term="pareto">Pareto frontier<br><span class="sub">${AXIS_NAMES[x]} against ${AXIS_NAMES[y]}</span></th></tr></thead><tbody>`;
   for (const p of pts) {
     html += `<tr data-point="${esc(p.label)}" data-model="${esc(p.model)}" data-precision="${p.precision}"${p.frontier ? ' class="frontier"' : ''}>
       <th scope="row">${esc(p.label)}</th>
@@ -1556,9 +1695,9 @@ function renderPruneModels(pr) {
         ${st.epochs === 0 ? `Importance measured on the training part of ${(r.trainImages + r.valImages).toLocaleString()} images (${r.valImages.toLocaleString()} held out).`
     : `Recovery ${st.distill ? 'distilled from the FP32 model (logits and the first blocks\' outputs)' : 'on the labels alone'}, on ${r.trainImages.toLocaleString()} training images (${r.valImages.toLocaleString()} held out).`}</p>
       <div class="table-wrap"><table class="pr-layers"><caption class="sr">${esc(m.name)}: what each layer kept</caption><thead><tr>
-        <th scope="col">Layer</th><th scope="col">Heads<br><span class="sub">kept / of</span></th><th scope="col">Head importance<br><span class="sub">✕ removed</span></th>
-        <th scope="col">MLP width<br><span class="sub">kept / of</span></th><th scope="col">MLP unit importance<br><span class="sub">largest first; grey removed</span></th>
-        <th scope="col">Parameters</th></tr></thead><tbody>${rows}</tbody></table></div>
+        <th scope="col">Layer</th><th scope="col">Heads<br><span class="sub">kept / of</span></th><th scope="col" data-term="importance">Head importance<br><span class="sub">✕ removed</span></th>
+        <th scope="col">MLP width<br><span class="sub">kept / of</span></th><th scope="col" data-term="importance">MLP unit importance<br><span class="sub">largest first; grey removed</span></th>
+        <th scope="col" data-term="parameters">Parameters</th></tr></thead><tbody>${rows}</tbody></table></div>
       ${m.lost ? '<p class="hint">The worker restarted since (Cancel): this model can no longer be downloaded; its points stay above.</p>'
         : `<button type="button" class="pr-export" data-prune-export="${m.id}"${state.running ? ' disabled' : ''}>Download ${esc(m.name)} (FP32, model folder as .zip)</button>`}
     </article>`;
@@ -1711,9 +1850,9 @@ function renderSos() {
     return `<td class="stage-${k}" data-stage="${k}">${top}${worstNow}</td>`;
   };
   let html = `<caption class="sr">SOS reconstruction: top-1 and PTQ's worst class after each stage</caption><thead><tr><th scope="col">Configuration</th>
-    <th scope="col">PTQ<br><span class="sub">stage 0, same draw</span></th><th scope="col">Stage 1<br><span class="sub">activations reconstructed</span></th>
-    <th scope="col">Stage 2<br><span class="sub">scales folded</span></th><th scope="col">Stage 3<br><span class="sub">weights reconstructed</span></th>
-    <th scope="col">Model size</th><th scope="col">Download</th></tr></thead><tbody>`;
+    <th scope="col" data-term="ptq">PTQ<br><span class="sub">stage 0, same draw</span></th><th scope="col" data-term="sos">Stage 1<br><span class="sub">activations reconstructed</span></th>
+    <th scope="col" data-term="sos">Stage 2<br><span class="sub">scales folded</span></th><th scope="col" data-term="sos">Stage 3<br><span class="sub">weights reconstructed</span></th>
+    <th scope="col" data-term="size">Model size</th><th scope="col">Download</th></tr></thead><tbody>`;
   html += `<tr class="fp32"><th scope="row">FP32</th><td colspan="4">${fp ? `${pct(fp.top1, 2)} <span class="sub">weakest class ${esc(fp.labels[fp.worstClass.index])} ${pct(fp.worstClass.accuracy)}</span>` : '—'}</td><td>${kb(state.modelInfo.parameters * 4)}</td><td></td></tr>`;
   q.runs.forEach((r, i) => {
     html += `<tr data-config="${esc(r.name)}"><th scope="row">${esc(r.name)}</th>${[0, 1, 2, 3].map((k) => cell(r, k, i)).join('')}
@@ -1756,6 +1895,10 @@ function drawSosChart() {
 
 // ---------- results ----------------------------------------------------------------------------
 
+// A loss the results mark in red (the legend under the table says so): 5 points or more below FP32.
+const LOST = 0.05;
+const lost = (drop) => drop != null && Math.round(1000 * drop) >= 1000 * LOST;  // as printed, to 0.1 pt
+
 function renderResults() {
   const r = state.result;
   const s = state.resultSettings;
@@ -1764,22 +1907,23 @@ function renderResults() {
   const fp32Bytes = state.modelInfo.parameters * 4;
   const fpWorst = r.fp32.perClass.reduce((w, v, k) => (v < r.fp32.perClass[w] ? k : w), 0);
   let html = `<caption class="sr">Accuracy per configuration</caption><thead><tr>
-    <th scope="col">Configuration</th><th scope="col">Top-1<br><span class="sub">mean ± std (vs FP32)</span></th>
-    <th scope="col">Worst class<br><span class="sub">mean accuracy (drop)</span></th><th scope="col">Worst case<br><span class="sub">class, seed</span></th>
-    <th scope="col">Largest drop<br><span class="sub">class, seed</span></th><th scope="col">Model size</th><th scope="col">Repair<br><span class="sub">by training</span></th></tr></thead><tbody>`;
-  html += `<tr class="fp32"><th scope="row">FP32</th><td>${pct(r.fp32.top1)}</td>
+    <th scope="col" data-term="wa">Configuration</th><th scope="col" data-term="top1">Top-1<br><span class="sub">mean ± std (vs FP32)</span></th>
+    <th scope="col" data-term="worst-class">Worst class<br><span class="sub">mean accuracy (drop)</span></th><th scope="col" data-term="worst-case">Worst case<br><span class="sub">class, seed (drop)</span></th>
+    <th scope="col" data-term="largest-drop">Largest drop<br><span class="sub">class, seed</span></th><th scope="col" data-term="size">Model size</th><th scope="col" data-term="repair">Repair<br><span class="sub">by training</span></th></tr></thead><tbody>`;
+  html += `<tr class="fp32"><th scope="row"><span data-term="fp32">FP32</span></th><td>${pct(r.fp32.top1)}</td>
     <td>${esc(r.labels[fpWorst])} ${pct(r.fp32.perClass[fpWorst])}</td><td>—</td><td>—</td><td>${kb(fp32Bytes)}</td><td></td></tr>`;
   for (const c of r.configs) {
     const drop = r.fp32.top1 - c.top1Mean;
     html += `<tr data-config="${esc(c.name)}"><th scope="row">${esc(c.name)}</th>
-      <td class="top1${drop > 0.05 ? ' bad' : ''}">${pct(c.top1Mean)} ± ${(100 * c.top1Std).toFixed(1)} <span class="sub">(${pp(drop)})</span></td>
-      <td${c.worstClass.accuracy < 0.5 ? ' class="bad"' : ''}>${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
-      <td>${c.worstCase ? `${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed}</span>` : '—'}</td>
+      <td class="top1${lost(drop) ? ' bad' : ''}">${pct(c.top1Mean)} ± ${(100 * c.top1Std).toFixed(1)} <span class="sub">(${pp(drop)})</span></td>
+      <td class="worst${lost(c.worstClass.drop) ? ' bad' : ''}">${esc(c.worstClass.label)} ${pct(c.worstClass.accuracy)} <span class="sub">(${pp(c.worstClass.drop)})</span></td>
+      <td class="worst-case${c.worstCase && lost(c.worstCase.drop) ? ' bad' : ''}">${c.worstCase ? `${esc(c.worstCase.label)} ${pct(c.worstCase.accuracy)} <span class="sub">seed ${c.worstCase.seed} (${pp(c.worstCase.drop)})</span>` : '—'}</td>
       <td>${c.largestSeedDrop ? `${esc(c.largestSeedDrop.label)} ${pp(c.largestSeedDrop.drop)} <span class="sub">seed ${c.largestSeedDrop.seed}</span>` : '—'}</td>
       <td>${kb(c.modelBytes)}${c.modelBytes ? ` <span class="sub">(${(fp32Bytes / c.modelBytes).toFixed(1)}× smaller)</span>` : ''}</td>
       <td>${parseWA(c.name) ? `<button type="button" class="qat-btn" data-qat="${esc(c.name)}"${state.running ? ' disabled' : ''}>Fine-tune…</button>` : '—'}</td></tr>`;
   }
   $('results-table').innerHTML = `${html}</tbody>`;
+  $('results-legend').hidden = !$('results-table').querySelector('td.bad');
   renderGroups(r);
   const shift = [];
   if (s.calibClasses.length) shift.push(`calibrated on ${s.calibClasses.map((k) => r.labels[k]).join(', ')}`);
@@ -1788,10 +1932,12 @@ function renderResults() {
   if (s.evalCorrupt) shift.push(`evaluation images corrupted (${s.evalCorrupt.type}, severity ${s.evalCorrupt.severity})`);
   $('results-note').textContent = `${state.modelName} on ${state.data.evalN} images; weights ${s.weights} (${s.granularity}), softmax ${s.softmax}; `
     + `${s.seeds} calibration draw${s.seeds > 1 ? 's' : ''} of ${s.calibSize} images from the ${state.data.poolN} loaded`
-    + `${shift.length ? `; ${shift.join('; ')}` : ''}. Worst case: the lowest accuracy of any class under any seed.`
+    + `${shift.length ? `; ${shift.join('; ')}` : ''}.${sameDrawEverySeed(s, { poolN: state.data.poolN }) ? ' Every seed drew the same images (the calibration took the whole pool), so the seeds do not differ.' : ''}`
+    + ' Worst case: the lowest accuracy of any class under any seed.'
     + `${state.resultWorkers ? ` Run on ${state.resultWorkers} worker${state.resultWorkers > 1 ? 's' : ''}.` : ''}`;
 
   drawChart('plot-box', () => boxPlot($('plot-box'), r), 'bitlens-per-class-box');
+  $('plot-box').prepend(boxLegend(r.configs[0]?.seeds.length || 0));
   drawChart('plot-bars', () => barChart($('plot-bars'), r), 'bitlens-per-class-bars');
   $('cm-config').innerHTML = `<option value="-1">FP32</option>${r.configs.map((c, i) => `<option value="${i}">${esc(c.name)}</option>`).join('')}`;
   $('cm-config').value = r.configs.length ? String(r.configs.length - 1) : '-1';
@@ -1806,7 +1952,7 @@ function renderGroups(r) {
   const groups = r.configs[0]?.groups || [];
   $('groups-wrap').hidden = !groups.length;
   if (!groups.length) { $('groups-table').innerHTML = ''; return; }
-  let html = `<caption class="sr">Accuracy per class group</caption><thead><tr><th scope="col">Group</th><th scope="col">FP32</th>${r.configs.map((c) => `<th scope="col">${esc(c.name)}<br><span class="sub">mean (worst seed)</span></th>`).join('')}</tr></thead><tbody>`;
+  let html = `<caption class="sr">Accuracy per class group</caption><thead><tr><th scope="col" data-term="groups">Group</th><th scope="col" data-term="fp32">FP32</th>${r.configs.map((c) => `<th scope="col">${esc(c.name)}<br><span class="sub">mean (worst seed)</span></th>`).join('')}</tr></thead><tbody>`;
   groups.forEach((g, k) => {
     const members = g.classes.map((i) => r.labels[i]).join(', ');
     html += `<tr data-group="${esc(g.name)}"><th scope="row">${esc(g.name)}<span class="sub">${esc(members)}</span></th><td>${pct(g.fp32)}</td>`;
@@ -1903,17 +2049,26 @@ function fillHistSources() {
   $('hist-source').value = pick;
 }
 
+// The histogram view shows each quantizer where the sweep uses it: the weight quantizers on a layer's weights at the
+// chosen granularity, the softmax quantizers on attention probabilities; the ones the settings pick are marked.
 async function drawHistogram() {
   if (!state.modelInfo || state.running) return;
   const v = $('hist-source').value;
   const bits = Number($('hist-bits').value);
-  const req = v === 'softmax' ? { source: 'softmax', bits } : { source: 'weight', layer: v.slice(2), bits };
+  const s = readSettings();
+  const req = v === 'softmax' ? { source: 'softmax', bits } : { source: 'weight', layer: v.slice(2), bits, granularity: s.granularity };
   try {
     const t = await state.primary.call('teach', req);
-    $('hist-caption').textContent = v === 'softmax'
-      ? `Synthetic attention probabilities (softmax of random logits, ${t.n.toLocaleString()} values) with each ${bits}-bit quantizer's levels (red lines) drawn over them`
-      : `The ${t.n.toLocaleString()} weights of ${v.slice(2)} with each ${bits}-bit quantizer's levels (red lines) drawn over them`;
-    drawChart('plot-hist', () => quantHistogram($('plot-hist'), t, bits), `bitlens-levels-${v.replace(/[^a-z0-9.]+/gi, '_')}-${bits}bit`);
+    const used = v === 'softmax' ? s.softmax : s.weights;
+    const usedName = { uniform: 'uniform', pow2: 'power-of-two', log2: 'log2', sulq: 'SULQ' }[used];
+    const term = (key, text) => `<span data-term="${key}">${esc(text)}</span>`;
+    const usedTerm = term(used, usedName);
+    $('hist-caption').innerHTML = v === 'softmax'
+      ? `${term('softmax', 'Softmax outputs')}: synthetic attention probabilities (softmax of random logits, ${t.n.toLocaleString()} values) with each ${bits}-bit softmax quantizer's levels (red lines), one grid per tensor; the sweep uses ${usedTerm} (marked ◀).`
+      : t.granularity === 'channel'
+        ? `${term('per-channel', 'Per channel')}: the ${t.n.toLocaleString()} weights of output channel ${t.channel} of ${t.channels} in ${esc(v.slice(2))} (the channel with the widest range; every channel has its own grid) with each ${bits}-bit weight quantizer's levels (red lines); the sweep uses ${usedTerm} (marked ◀).`
+        : `${term('per-tensor', 'Per tensor')}: the ${t.n.toLocaleString()} weights of ${esc(v.slice(2))} with each ${bits}-bit weight quantizer's levels (red lines), one grid for the whole layer; the sweep uses ${usedTerm} (marked ◀).`;
+    drawChart('plot-hist', () => quantHistogram($('plot-hist'), t, bits, used), `bitlens-levels-${v.replace(/[^a-z0-9.]+/gi, '_')}-${bits}bit`);
   } catch (e) {
     if (!(e instanceof Cancelled)) $('plot-hist').innerHTML = `<p class="error">${esc(e.message)}</p>`;
   }
@@ -1987,6 +2142,11 @@ async function showSample() {
 // ---------- wiring -----------------------------------------------------------------------------
 
 function bind() {
+  // The sticky run bar's height, so that anything scrolled to (results, figures, links) lands below it, not under it.
+  const bar = $('run');
+  const barHeight = () => document.documentElement.style.setProperty('--run-h', `${bar.offsetHeight}px`);
+  new ResizeObserver(barHeight).observe(bar);
+  barHeight();
   $('run-btn').addEventListener('click', run);
   $('mx-run').addEventListener('click', runMixed);
   for (const id of ['mx-budget', 'mx-objective', 'mx-sens']) $(id).addEventListener('change', syncUrl);
@@ -2063,8 +2223,10 @@ function bind() {
   $('settings').addEventListener('change', (e) => {
     syncUrl();
     if (e.target.name === 'config' || ['wq', 'sm', 'gran', 'calib'].includes(e.target.id)) fillSampleConfigs();
+    if (['wq', 'sm', 'gran'].includes(e.target.id)) drawHistogram();
     if (e.target.id === 'method') updateMethodUi();
     renderPruneEstimate();
+    renderSeedNote();
   });
   $('settings').addEventListener('submit', (e) => e.preventDefault());
   $('custom-add').addEventListener('click', () => {
@@ -2128,8 +2290,11 @@ function bind() {
 }
 
 async function boot() {
-  applyQuery();
+  $('glossary').appendChild(glossaryList());
+  setupTooltips();
+  const urlProblems = applyQuery();
   bind();
+  if (urlProblems.length) syncUrl();  // the link now says what the fields hold
   if (!globalThis.Plot) showError('run-error', 'The chart library did not load (web/vendor/plot.js): run `npm install`. Results will show as a table only.');
   state.primary = new WorkerClient();
   try {

@@ -17,7 +17,7 @@ export function boxPlot(el, result) {
   const rows = [];
   for (const c of result.configs) {
     for (const s of c.seeds) {
-      s.perClass.forEach((acc, k) => { if (acc != null && !Number.isNaN(acc)) rows.push({ config: c.name, cls: labels[k], acc }); });
+      s.perClass.forEach((acc, k) => { if (acc != null && !Number.isNaN(acc)) rows.push({ config: c.name, cls: labels[k], acc, seed: s.seed }); });
     }
   }
   const fp = labels.map((l, k) => ({ cls: l, acc: result.fp32.perClass[k] }));
@@ -32,10 +32,25 @@ export function boxPlot(el, result) {
     fy: { domain: names, label: null },
     marks: [
       Plot().frame({ stroke: '#bbb' }),
-      Plot().boxY(rows, { x: 'cls', y: 'acc', fy: 'config', fill: '#9db7e8', stroke: '#111', r: 3 }),
+      Plot().boxY(rows, { x: 'cls', y: 'acc', fy: 'config', fill: '#9db7e8', stroke: '#111', r: 0 }),
       Plot().tickY(fp, { x: 'cls', y: 'acc', stroke: '#c5221f', strokeWidth: 3 }),
+      // Every seed as a dot, so that a few seeds (or seeds that agree, where the box is a flat line) stay visible.
+      Plot().dot(rows, { x: 'cls', y: 'acc', fy: 'config', r: 3.5, fill: '#111', fillOpacity: 0.7, stroke: 'white', strokeWidth: 0.8,
+        title: (d) => `${d.config} · ${d.cls} · seed ${d.seed}: ${pct(d.acc)}`, className: 'seed-dot' }),
     ],
   });
+}
+
+/** The box plot's legend (HTML, above the chart): what a box, its line, a dot and the red tick mean. */
+export function boxLegend(seeds) {
+  const div = document.createElement('div');
+  div.className = 'chart-legend';
+  div.innerHTML = '<span><svg width="26" height="18" aria-hidden="true"><rect x="3" y="3" width="20" height="12" fill="#9db7e8" stroke="#111"/><line x1="3" x2="23" y1="9" y2="9" stroke="#111" stroke-width="2"/></svg>'
+    + ' box: the middle half of the seeds, line: their median, whiskers: the range</span>'
+    + '<span><svg width="14" height="14" aria-hidden="true"><circle cx="7" cy="7" r="4" fill="#111" fill-opacity="0.7"/></svg>'
+    + ` one seed (${seeds} per class and configuration)</span>`
+    + '<span><svg width="22" height="14" aria-hidden="true"><line x1="2" x2="20" y1="7" y2="7" stroke="#c5221f" stroke-width="3"/></svg> FP32</span>';
+  return div;
 }
 
 /** Grouped bars: per class, FP32 and each configuration's mean accuracy; ▼ over each worst class. */
@@ -84,21 +99,23 @@ export function confusionMatrix(el, labels, confusion, title) {
 }
 
 /** A histogram of values with each quantizer's levels drawn over it (one row per quantizer). */
-export function quantHistogram(el, teach, bits) {
+export function quantHistogram(el, teach, bits, used) {
   const hist = teach.hist;
   const lo = hist[0].x0, hi = hist[hist.length - 1].x1;
   const pad = (hi - lo) * 0.04;
-  const names = teach.grids.map((g) => g.quantizer);
+  const label = { uniform: 'uniform', pow2: 'power-of-two', log2: 'log2', sulq: 'SULQ' };
+  const name = (q) => `${label[q] || q}${q === used ? ' ◀' : ''}`;
+  const names = teach.grids.map((g) => name(g.quantizer));
   const softmax = teach.values === 'softmax-like';
   const levels = [];
-  for (const g of teach.grids) for (const v of g.levels) if (v >= lo - pad && v <= hi + pad) levels.push({ quantizer: g.quantizer, v });
+  for (const g of teach.grids) for (const v of g.levels) if (v >= lo - pad && v <= hi + pad) levels.push({ quantizer: name(g.quantizer), v });
+  const gran = softmax || teach.granularity !== 'channel' ? 'per tensor' : `per channel (channel ${teach.channel})`;
   const notes = teach.grids.map((g) => {
     const inRange = g.levels.filter((v) => v >= lo - pad && v <= hi + pad).length;
-    const unsigned = !softmax && (g.quantizer === 'log2' || g.quantizer === 'sulq') ? ' · grid for values ≥ 0 (softmax outputs)' : '';
-    return { quantizer: g.quantizer, text: `${g.levels.length} levels${inRange < g.levels.length ? ` (${inRange} shown)` : ''}${unsigned} · MSE ${Number(g.params.mse).toExponential(2)}` };
+    return { quantizer: name(g.quantizer), text: `${g.levels.length} levels${inRange < g.levels.length ? ` (${inRange} shown)` : ''} · ${gran} · MSE ${Number(g.params.mse).toExponential(2)}${g.quantizer === used ? ' · used by the sweep' : ''}` };
   });
   return Plot().plot({
-    width: width(el), height: 60 + 120 * names.length, marginLeft: 60, marginRight: 80, marginBottom: 46, style,
+    width: width(el), height: 60 + 120 * names.length, marginLeft: 60, marginRight: 110, marginBottom: 46, style,
     x: { domain: [lo - pad, hi + pad], label: softmax ? 'probability' : 'weight value' },
     y: { label: 'count', type: softmax ? 'sqrt' : 'linear', ticks: 3 },
     fy: { domain: names, label: null },

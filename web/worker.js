@@ -102,25 +102,72 @@ function parseIdx(files) {
   return { kind: 'idx', images: img.bytes, labels: lab.bytes, rows, cols, n, imagesName: img.name, labelsName: lab.name };
 }
 
-// Image folders: [{ path: 'root/Class/img.png', bytes }] → files labelled by their parent folder.
+// What an image file's first bytes say it is: { format, width, height, channels } (channels 1 for grey, 3 for colour), or
+// null when it is none of the formats BitLens decodes. Only the header is read: the library decodes the image itself.
+function imageHeader(b) {
+  if (b.length >= 26 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    const ct = b[25];  // PNG colour type: 0 grey, 4 grey + alpha, 2 RGB, 3 palette, 6 RGBA
+    return { format: 'PNG', width: u32(b, 16), height: u32(b, 20), channels: ct === 0 || ct === 4 ? 1 : 3 };
+  }
+  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
+    // JPEG: the first start-of-frame segment (SOF0–SOF15 but DHT, JPG and DAC) holds the size and the components.
+    for (let o = 2; o + 9 < b.length;) {
+      if (b[o] !== 0xff) { o++; continue; }
+      const m = b[o + 1];
+      if (m === 0xff) { o++; continue; }
+      if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { o += 2; continue; }
+      const len = (b[o + 2] << 8) | b[o + 3];
+      if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+        return { format: 'JPEG', height: (b[o + 5] << 8) | b[o + 6], width: (b[o + 7] << 8) | b[o + 8], channels: b[o + 9] === 1 ? 1 : 3 };
+      }
+      o += 2 + len;
+    }
+    return { format: 'JPEG', width: 0, height: 0, channels: 0 };
+  }
+  if (b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d) {
+    const le32 = (o) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24));
+    return { format: 'BMP', width: Math.abs(le32(18)), height: Math.abs(le32(22)), channels: 3 };
+  }
+  if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x38) {
+    return { format: 'GIF', width: b[6] | (b[7] << 8), height: b[8] | (b[9] << 8), channels: 3 };
+  }
+  return null;
+}
+
+// The files named (first ones) in a message, e.g. "a.png, b.png and 3 more".
+function someNames(list, k = 3) {
+  return list.slice(0, k).join(', ') + (list.length > k ? ` and ${(list.length - k).toLocaleString()} more` : '');
+}
+
+// Image folders: [{ path: 'root/Class/img.png', bytes }] → files labelled by their parent folder. Files that are not
+// images of a format BitLens reads (whatever their name says) and images outside a class folder are skipped and
+// listed in `skipped` ({ path, reason }); only a folder with no usable image at all is refused.
 function folderFiles(entries, what) {
   const files = [];
+  const others = [];
   const skipped = [];
   for (const e of entries) {
     const parts = e.path.split('/').filter(Boolean);
     const base = parts[parts.length - 1] || '';
     if (parts.some((p) => p.startsWith('.') || p === '__MACOSX')) continue;
-    if (!IMAGE_EXT.test(base)) { if (base) skipped.push(e.path); continue; }
-    if (parts.length < 2) {
-      throw new Error(`${what}: the image '${e.path}' is not inside a class folder (expected one folder per class, e.g. Trouser/0001.png)`);
-    }
-    files.push({ bytes: bytesOf(e.bytes), name: e.path, label: parts[parts.length - 2] });
+    if (!IMAGE_EXT.test(base)) { if (base) others.push(e.path); continue; }
+    const bytes = bytesOf(e.bytes);
+    const header = imageHeader(bytes);
+    if (!header) { skipped.push({ path: e.path, reason: 'not an image (its bytes are not PNG, JPEG, BMP or GIF)' }); continue; }
+    if (parts.length < 2) { skipped.push({ path: e.path, reason: 'not inside a class folder' }); continue; }
+    files.push({ bytes, name: e.path, label: parts[parts.length - 2], header });
   }
   if (!files.length) {
-    throw new Error(`${what}: no images found (expected one folder per class holding .png, .jpg, .bmp or .gif files${skipped.length ? `; found only ${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', …' : ''}` : ''})`);
+    const outside = skipped.filter((s) => s.reason === 'not inside a class folder').map((s) => s.path);
+    const broken = skipped.filter((s) => s.reason !== 'not inside a class folder').map((s) => s.path);
+    const why = [];
+    if (outside.length) why.push(`${someNames(outside)} ${outside.length > 1 ? 'are' : 'is'} not inside a class folder (expected one folder per class, e.g. Trouser/0001.png)`);
+    if (broken.length) why.push(`${someNames(broken)} ${broken.length > 1 ? 'are not images' : 'is not an image'} (${broken.length > 1 ? 'their' : 'its'} bytes are not PNG, JPEG, BMP or GIF)`);
+    if (!why.length) why.push(`expected one folder per class holding .png, .jpg, .bmp or .gif files${others.length ? `; found only ${someNames(others)}` : ''}`);
+    throw new Error(`${what}: no usable images: ${why.join('; ')}`);
   }
   files.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { kind: 'files', files, n: files.length };
+  return { kind: 'files', files, n: files.length, skipped };
 }
 
 function unzip(bytes, name) {
@@ -172,21 +219,55 @@ function sourceClassNames(src) {
   return [...new Set(src.files.map((f) => f.label))];
 }
 
+// bl.loadDataset of `count` images of a source; a file the library cannot decode (its error starts with the file's name)
+// is dropped from the source and listed in its `skipped`, and the rest is loaded (each such file costs one more attempt,
+// so after MAX_UNDECODABLE of them the set is refused).
+const MAX_UNDECODABLE = 20;
+function loadDatasetSkipping(src, count) {
+  for (let dropped = 0; ; dropped++) {
+    try { return bl.loadDataset(datasetSpec(src, count)); } catch (e) {
+      const bad = src.kind === 'files' ? src.files.findIndex((f) => e.message.startsWith(`${f.name}: `)) : -1;
+      if (bad < 0 || src.files.length === 1) throw e;
+      if (dropped >= MAX_UNDECODABLE) throw new Error(`${e.message} (and ${dropped} other images could not be decoded either: is this an image set?)`);
+      src.skipped.push({ path: src.files[bad].name, reason: e.message.slice(src.files[bad].name.length + 2) });
+      src.files.splice(bad, 1);
+      src.n = src.files.length;
+    }
+  }
+}
+
 function buildDatasets() {
   if (evalData) { evalData.delete(); evalData = null; }
   if (calibData) { calibData.delete(); calibData = null; }
   clearQuantCache();
   clearPruned();
   if (!source || !bl) return;
-  evalData = bl.loadDataset(datasetSpec(source, limit));
-  calibData = bl.loadDataset(datasetSpec(source, 0));
+  calibData = loadDatasetSkipping(source, 0);
+  evalData = loadDatasetSkipping(source, limit);
 }
 
 // The training images, with folder names mapped onto the (current) model's labels.
 function buildTrainData() {
   if (trainData) { trainData.delete(); trainData = null; }
   if (!trainSource || !bl) return;
-  trainData = bl.loadDataset(datasetSpec(trainSource, 0));
+  trainData = loadDatasetSkipping(trainSource, 0);
+}
+
+// The images' own size and colour: { width, height, channels, mixed } (IDX: grey; files: the most common header among
+// them, `mixed` when they differ), to compare with what the model takes.
+function sourceShape(src) {
+  if (src.kind === 'idx') return { width: src.cols, height: src.rows, channels: 1, mixed: false };
+  const count = new Map();
+  for (const f of src.files) {
+    const h = f.header;
+    if (!h || !h.width) continue;
+    const key = `${h.width}x${h.height}x${h.channels}`;
+    count.set(key, (count.get(key) || 0) + 1);
+  }
+  if (!count.size) return null;
+  const [key] = [...count.entries()].sort((a, b) => b[1] - a[1])[0];
+  const [width, height, channels] = key.split('x').map(Number);
+  return { width, height, channels, mixed: count.size > 1 };
 }
 
 function clearTuned() {
@@ -246,7 +327,7 @@ function parseSource(input) {
 function dataSummary() {
   if (!source) return null;
   const evalN = evalData ? evalData.size : Math.min(limit || source.n, source.n);
-  return { name: sourceName, kind: source.kind, poolN: source.n, evalN, classes: sourceClassNames(source) };
+  return { name: sourceName, kind: source.kind, poolN: source.n, evalN, classes: sourceClassNames(source), shape: sourceShape(source), skipped: source.skipped || [] };
 }
 
 
@@ -334,16 +415,51 @@ function histogram(values, bins = 120) {
   return counts.map((c, i) => ({ x0: lo + i * w, x1: lo + (i + 1) * w, count: c }));
 }
 
-function teach({ layer, bits, source: what }) {
+// A Linear layer's input width (its weight is out × in, row-major), from its canonical name and the model's shape.
+function layerInputs(layer) {
+  const info = model.info;
+  const b = /^blocks\.(\d+)\./.exec(layer);
+  const block = b ? info.blocks[Number(b[1])] : null;
+  if (/^patch_embed/.test(layer)) return info.channels * info.patchSize * info.patchSize;
+  if (block && /\.fc2$/.test(layer)) return block.mlpDim;
+  if (block && /\.attn\.proj$/.test(layer)) return block.heads * (info.hiddenSize / info.heads);
+  return info.hiddenSize;
+}
+
+// The values a quantizer sees and its grid over them, as the sweep uses it. Weights: the weight quantizers (uniform and
+// power-of-two, symmetric), per channel (each output channel has its own grid: the widest channel is drawn) or per
+// tensor (one grid for the layer), as `granularity` says. Softmax: the post-softmax quantizers (uniform, log2, SULQ)
+// on attention-like probabilities.
+function teach({ layer, bits, source: what, granularity = 'channel' }) {
   if (!model) throw new Error('load a model first');
-  const values = what === 'softmax' ? softmaxLike() : model.weight(layer);
-  const quantizers = what === 'softmax' ? ['uniform', 'log2', 'sulq'] : ['uniform', 'log2', 'sulq', 'pow2'];
+  let values, channel = null, channels = null;
+  if (what === 'softmax') values = softmaxLike();
+  else {
+    const w = model.weight(layer);
+    values = w;
+    const len = layerInputs(layer);
+    if (granularity === 'channel' && len > 0 && w.length % len === 0 && w.length > len) {
+      channels = w.length / len;
+      let best = 0, widest = -1;
+      for (let r = 0; r < channels; r++) {
+        let m = 0;
+        for (let j = r * len; j < (r + 1) * len; j++) m = Math.max(m, Math.abs(w[j]));
+        if (m > widest) { widest = m; best = r; }
+      }
+      channel = best;
+      values = w.subarray(best * len, (best + 1) * len);
+    }
+  }
+  const quantizers = what === 'softmax' ? ['uniform', 'log2', 'sulq'] : ['uniform', 'pow2'];
   const grids = quantizers.map((quantizer) => {
-    const opts = { quantizer, bits, symmetric: what !== 'softmax' && quantizer === 'uniform' };
+    const opts = { quantizer, bits, symmetric: what !== 'softmax' };
     const r = bl.quantizeTensor(values, opts);
     return { quantizer, levels: Array.from(r.levels), params: r.params };
   });
-  return { values: what === 'softmax' ? 'softmax-like' : layer, n: values.length, hist: histogram(values), grids };
+  return {
+    values: what === 'softmax' ? 'softmax-like' : layer, n: values.length, hist: histogram(values), grids,
+    granularity: what === 'softmax' ? 'tensor' : channel != null ? 'channel' : 'tensor', channel, channels,
+  };
 }
 
 function quantizedFor(cfg, seed, calibSize) {
@@ -495,7 +611,7 @@ const handlers = {
       try { buildTrainData(); } catch { /* keep going */ }
       throw e;
     }
-    return { name, kind: src.kind, n: src.n, classes: sourceClassNames(src) };
+    return { name, kind: src.kind, n: src.n, classes: sourceClassNames(src), shape: sourceShape(src), skipped: src.skipped || [] };
   },
   /**
    * Fine-tuning (QAT; with a `budget`, QBitOpt) of one configuration on the training images, then the PTQ start and

@@ -91,3 +91,66 @@ export async function openPage(problems) {
   };
   return { origin: url.replace(/\/$/, ''), page, close };
 }
+
+/** A safetensors file from { name: { shape, data: Float32Array } } (F32, 8-byte aligned header). */
+export function safetensorsBytes(tensors) {
+  const header = {};
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.data.length] };
+    offset += 4 * t.data.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const out = Buffer.alloc(8 + json.length + offset);
+  out.writeBigUInt64LE(BigInt(json.length), 0);
+  out.write(json, 8, 'latin1');
+  let o = 8 + json.length;
+  for (const t of Object.values(tensors)) {
+    Buffer.from(t.data.buffer, t.data.byteOffset, 4 * t.data.length).copy(out, o);
+    o += 4 * t.data.length;
+  }
+  return out;
+}
+
+/** The tensors of a safetensors file (F32 only): { name: { shape, data: Float32Array } }. */
+export function readSafetensors(bytes) {
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [a, b] = t.data_offsets;
+    const raw = bytes.subarray(8 + n + a, 8 + n + b);
+    out[name] = { shape: t.shape, data: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length)) };
+  }
+  return out;
+}
+
+/**
+ * The shipped Hugging Face ViT (models/vit-fmnist-hf) made into a model for 32×32 RGB images: the patch embedding takes
+ * three channels (each a third of the grey one's weights) and the position embeddings cover 8×8 patches (the 7×7 ones
+ * repeated). Written as a model folder `dir/name/` (model.safetensors, config.json, preprocessor_config.json); returns it.
+ */
+export function writeRgb32Model(dir, name = 'rgb32-vit', configExtra = {}) {
+  const src = join(root, 'models/vit-fmnist-hf');
+  const t = readSafetensors(readFileSync(join(src, 'model.safetensors')));
+  const proj = t['vit.embeddings.patch_embeddings.projection.weight'];
+  const [hidden, , p] = proj.shape;
+  const rgb = new Float32Array(hidden * 3 * p * p);
+  for (let o = 0; o < hidden; o++) for (let c = 0; c < 3; c++) for (let k = 0; k < p * p; k++) rgb[(o * 3 + c) * p * p + k] = proj.data[o * p * p + k] / 3;
+  t['vit.embeddings.patch_embeddings.projection.weight'] = { shape: [hidden, 3, p, p], data: rgb };
+  const pos = t['vit.embeddings.position_embeddings'];
+  const n = 1 + (32 / p) ** 2;
+  const wide = new Float32Array(n * hidden);
+  for (let i = 0; i < n; i++) wide.set(pos.data.subarray((i % pos.shape[1]) * hidden, (i % pos.shape[1] + 1) * hidden), i * hidden);
+  t['vit.embeddings.position_embeddings'] = { shape: [1, n, hidden], data: wide };
+  const config = { ...JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')), image_size: 32, num_channels: 3, ...configExtra };
+  const pre = { ...JSON.parse(readFileSync(join(src, 'preprocessor_config.json'), 'utf8')), size: { height: 32, width: 32 }, image_mean: [0.286, 0.286, 0.286], image_std: [0.353, 0.353, 0.353] };
+  const out = join(dir, name);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'model.safetensors'), safetensorsBytes(t));
+  writeFileSync(join(out, 'config.json'), JSON.stringify(config, null, 1));
+  writeFileSync(join(out, 'preprocessor_config.json'), JSON.stringify(pre, null, 1));
+  return out;
+}
