@@ -4,16 +4,71 @@ import createBitLensModule from './lib/bitlens-core.mjs';
 
 const isNode = typeof process === 'object' && !!(process.versions && process.versions.node);
 
+// A value as messages show it: numbers as JS writes them (NaN, Infinity), the rest as JSON.
+const show = (v) => (typeof v === 'number' || v === undefined ? String(v) : JSON.stringify(v));
+const typeName = (x) => (x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x);
+// Whether an ArrayBuffer was detached (transferred to a worker with postMessage, or by structuredClone): its views read 0 bytes.
+function isDetached(buf) {
+  if (typeof buf.detached === 'boolean') return buf.detached;
+  try {
+    new Uint8Array(buf, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+const DETACHED = 'the ArrayBuffer is detached (transferred, e.g. to a worker with postMessage); pass a copy or the bytes before transferring them';
 function toBytes(x, what) {
-  if (x instanceof Uint8Array) return x;
-  if (x instanceof ArrayBuffer) return new Uint8Array(x);
-  if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  throw new TypeError(`${what}: expected a Uint8Array or ArrayBuffer, got ${x === null ? 'null' : typeof x}`);
+  if (x instanceof ArrayBuffer || ArrayBuffer.isView(x)) {
+    if (isDetached(x instanceof ArrayBuffer ? x : x.buffer)) throw new TypeError(`${what}: ${DETACHED}`);
+    if (x instanceof Uint8Array) return x;
+    if (x instanceof ArrayBuffer) return new Uint8Array(x);
+    return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  }
+  throw new TypeError(`${what}: expected a Uint8Array or ArrayBuffer, got ${typeName(x)}`);
 }
 function toText(x, what) {
   if (x === undefined || x === null) return '';
   if (typeof x === 'string') return x;
+  if (!(x instanceof ArrayBuffer || ArrayBuffer.isView(x))) throw new TypeError(`${what}: expected text (a string) or its bytes (Uint8Array or ArrayBuffer), got ${typeName(x)}`);
   return new TextDecoder().decode(toBytes(x, what));
+}
+// Values for a model's input or quantizeTensor: a Float32Array or an array of numbers, every one finite.
+function toFloats(x, what) {
+  let arr;
+  if (x instanceof Float32Array) {
+    if (isDetached(x.buffer)) throw new TypeError(`${what}: ${DETACHED}`);
+    arr = x;
+  } else if (Array.isArray(x) || ArrayBuffer.isView(x)) {
+    if (ArrayBuffer.isView(x) && isDetached(x.buffer)) throw new TypeError(`${what}: ${DETACHED}`);
+    arr = Float32Array.from(x, Number);
+  } else {
+    throw new TypeError(`${what}: expected a Float32Array or an array of numbers, got ${typeName(x)}`);
+  }
+  for (let i = 0; i < arr.length; i++) {
+    if (!Number.isFinite(arr[i])) throw new RangeError(`${what}: value ${i} is ${Array.isArray(x) && typeof x[i] !== 'number' ? show(x[i]) : arr[i]} (expected finite numbers)`);
+  }
+  return arr;
+}
+// The number options every entry point shares, checked before anything crosses to C++ (where NaN and Infinity would
+// arrive as JSON null, and an out-of-range size_t would wrap).
+const MAX_U32 = 0xffffffff;
+function checkWhole(v, what, name, lo, hi, note = '') {
+  if (Number.isInteger(v) && v >= lo && v <= hi) return v;
+  const want = hi >= Number.MAX_SAFE_INTEGER ? `a whole number ≥ ${lo}` : `a whole number from ${lo} to ${hi}`;
+  throw new (typeof v === 'number' ? RangeError : TypeError)(`${what}: \`${name}\` must be ${want}${note}, got ${show(v)}`);
+}
+// `limit` (images, 0: all): any whole number ≥ 0; beyond the data set's size it means all of them.
+const checkLimit = (limit, what) => Math.min(checkWhole(limit, what, 'limit', 0, Number.MAX_SAFE_INTEGER, ' (0: every image)'), MAX_U32);
+// JSON for C++ with every number finite (JSON.stringify writes NaN and Infinity as null): a non-finite number is an
+// Error naming where it is (`opts.layerBits.head`).
+function cppJson(value, what) {
+  const walk = (v, path) => {
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new RangeError(`${what}: \`${path}\` must be a finite number, got ${v}`);
+    if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}${Array.isArray(v) ? `[${k}]` : `.${k}`}` : k);
+  };
+  walk(value, '');
+  return JSON.stringify(value);
 }
 
 export class Dataset {
@@ -63,10 +118,10 @@ function checkMethod(opts, what, methods, calibSize = opts.calibSize ?? 32) {
     return;
   }
   if (reconIters !== undefined && !(Number.isInteger(reconIters) && reconIters >= 0)) {
-    throw new RangeError(`${what}: \`reconIters\` must be a whole number ≥ 0 (iterations per block and stage), got ${JSON.stringify(reconIters)}`);
+    throw new RangeError(`${what}: \`reconIters\` must be a whole number ≥ 0 (iterations per block and stage), got ${show(reconIters)}`);
   }
   if (reconBatch !== undefined && !(Number.isInteger(reconBatch) && reconBatch >= 1)) {
-    throw new RangeError(`${what}: \`reconBatch\` must be a whole number ≥ 1 (calibration images per iteration), got ${JSON.stringify(reconBatch)}`);
+    throw new RangeError(`${what}: \`reconBatch\` must be a whole number ≥ 1 (calibration images per iteration), got ${show(reconBatch)}`);
   }
   if (Number.isInteger(calibSize) && (reconBatch ?? 16) > calibSize) {
     throw new RangeError(`${what}: \`reconBatch\` (${reconBatch ?? 16}${reconBatch === undefined ? ', the default' : ''}) is larger than \`calibSize\` (${calibSize}): an iteration draws its images from the calibration set`);
@@ -78,6 +133,7 @@ function quantConfig(opts, what = 'quantize', methods = ['ptq'], calibSize = und
   for (const [k, v] of Object.entries(opts)) {
     if (k === 'calib' || k === 'integer' || v === undefined) continue;
     if (!(k in QUANT_FIELDS)) throw new TypeError(`${what}: unknown option '${k}' (expected ${Object.keys(QUANT_FIELDS).join(', ')}${what === 'quantize' ? ', calib, integer' : ''})`);
+    cppJson({ [k]: v }, what);  // NaN / Infinity named with the JS name, before they become null
     cfg[QUANT_FIELDS[k]] = v;
   }
   checkMethod(opts, what, methods, calibSize);
@@ -88,8 +144,8 @@ function quantConfig(opts, what = 'quantize', methods = ['ptq'], calibSize = und
 // the field; the C++ side checks again).
 const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
 const TRAIN_FIELDS = {
-  batch: ['batch', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'],
-  limit: ['limit', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0 (0: every image)'],
+  batch: ['batch', (v) => Number.isInteger(v) && v >= 1 && v <= 65536, 'a whole number from 1 to 65536'],
+  limit: ['limit', (v) => Number.isSafeInteger(v) && v >= 0, 'a whole number ≥ 0 (0: every image)'],
   lr: ['lr', (v) => isNum(v) && v > 0, 'a number > 0'],
   minLr: ['min_lr', (v) => isNum(v) && v >= 0, 'a number ≥ 0 (and ≤ lr)'],
   weightDecay: ['weight_decay', (v) => isNum(v) && v >= 0, 'a number ≥ 0'],
@@ -104,7 +160,7 @@ const TRAIN_FIELDS = {
 // QBitOpt (bit-widths reallocated during QAT under an average-bit budget): qat()'s options beyond the training's.
 // `candidates`: distinct whole bit-widths from 2 to 8 (throws, naming the problem).
 function checkCandidates(v) {
-  if (!Array.isArray(v) || !v.every(Number.isInteger)) throw new TypeError(`qat: \`candidates\` must be an array of whole bit-widths (e.g. [2, 3, 4, 5, 6, 7, 8]), got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || !v.every(Number.isInteger)) throw new TypeError(`qat: \`candidates\` must be an array of whole bit-widths (e.g. [2, 3, 4, 5, 6, 7, 8]), got ${show(v)}`);
   if (!v.length) throw new RangeError('qat: `candidates` is empty (expected bit-widths from 2 to 8, e.g. [2, 3, 4, 5, 6, 7, 8])');
   v.forEach((b, i) => {
     if (!(b >= 2 && b <= 8)) throw new RangeError(`qat: \`candidates\` must be bit-widths from 2 to 8, got ${b}`);
@@ -121,7 +177,7 @@ const QBITOPT_FIELDS = {
   fisherBatches: ['fisher_batches', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1 (batches per sensitivity estimate)'],
   sensitivityDecay: ['sensitivity_decay', (v) => isNum(v) && v >= 0 && v < 1, 'a number in [0, 1) (0: each allocation from its own batches only)'],
 };
-const QAT_FIELDS = { epochs: ['epochs', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1'], ...TRAIN_FIELDS, ...QBITOPT_FIELDS };
+const QAT_FIELDS = { epochs: ['epochs', (v) => Number.isInteger(v) && v >= 1 && v <= 10000, 'a whole number from 1 to 10000'], ...TRAIN_FIELDS, ...QBITOPT_FIELDS };
 // QBitOpt's options together: the other fields need `budget`, each budget at least the smallest candidate, and the
 // bit-widths a budget allocates not given as well (they would be overwritten).
 function checkBudget(options, quant) {
@@ -142,7 +198,7 @@ function checkBudget(options, quant) {
 }
 // INQ's partitions: cumulative percentages of each layer's weights frozen after each step (throws, naming the problem).
 function checkPartitions(v) {
-  if (!Array.isArray(v) || !v.every(isNum)) throw new TypeError(`inq: \`partitions\` must be an array of percentages (e.g. [50, 75, 87.5, 100]), got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || !v.every(isNum)) throw new TypeError(`inq: \`partitions\` must be an array of percentages (e.g. [50, 75, 87.5, 100]), got ${show(v)}`);
   if (!v.length) throw new RangeError('inq: `partitions` is empty (expected e.g. [50, 75, 87.5, 100])');
   v.forEach((p, i) => {
     if (!(p > 0 && p <= 100)) throw new RangeError(`inq: \`partitions\` must be percentages in (0, 100], got ${p}`);
@@ -153,7 +209,7 @@ function checkPartitions(v) {
 }
 const INQ_FIELDS = {
   partitions: ['partitions', checkPartitions, ''],
-  epochsPerStep: ['epochs_per_step', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1 (epochs of retraining per partition step)'],
+  epochsPerStep: ['epochs_per_step', (v) => Number.isInteger(v) && v >= 1 && v <= 10000, 'a whole number from 1 to 10000 (epochs of retraining per partition step)'],
   ...TRAIN_FIELDS,
 };
 // The quantize() options INQ takes (those `bitlens inq` takes): the weights are INQ's power-of-two levels.
@@ -169,7 +225,7 @@ function trainSpec(opts, what, fields, quantKeys, { integer = true, lr = 1e-4 } 
     if (v === undefined || (integer && k === 'integer')) continue;
     if (k in fields) {
       const [name, ok, want] = fields[k];
-      if (!ok(v)) throw new (typeof v === 'number' || typeof v === 'boolean' ? RangeError : TypeError)(`${what}: \`${k}\` must be ${want}, got ${JSON.stringify(v)}`);
+      if (!ok(v)) throw new (typeof v === 'number' || typeof v === 'boolean' ? RangeError : TypeError)(`${what}: \`${k}\` must be ${want}, got ${show(v)}`);
       options[name] = v;
     } else if (quantKeys.includes(k)) {
       quant[k] = v;
@@ -189,7 +245,7 @@ function inqSpec(opts) {
   const { quant, options, integer } = trainSpec(opts, 'inq', INQ_FIELDS, INQ_QUANT);
   const { wbits, weights = 'pow2' } = quant;
   if (wbits === undefined) throw new TypeError('inq: `wbits` is required (the bit-width of the power-of-two weights, 2–8)');
-  if (!(Number.isInteger(wbits) && wbits >= 2 && wbits <= 8)) throw new (typeof wbits === 'number' ? RangeError : TypeError)(`inq: \`wbits\` must be a whole number from 2 to 8, got ${JSON.stringify(wbits)}`);
+  if (!(Number.isInteger(wbits) && wbits >= 2 && wbits <= 8)) throw new (typeof wbits === 'number' ? RangeError : TypeError)(`inq: \`wbits\` must be a whole number from 2 to 8, got ${show(wbits)}`);
   if (weights !== 'pow2') throw new TypeError(`inq: the weights are quantized to powers of two (INQ's levels); \`weights: ${JSON.stringify(weights)}\` does not apply`);
   return { config: quantConfig({ ...quant, weights }, 'inq', ['ptq']), options, integer };
 }
@@ -204,7 +260,7 @@ const PRUNE_FIELDS = {
   featureWeight: ['feature_weight', (v) => isNum(v) && v >= 0, 'a number ≥ 0 (0: no feature loss)'],
   featureBlocks: ['feature_blocks', (v) => Number.isInteger(v) && v >= -1, 'a whole number ≥ 0, or -1 (the first half of the blocks)'],
   seed: ['seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a whole number ≥ 0'],
-  epochs: ['epochs', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0 (0: no recovery)'],
+  epochs: ['epochs', (v) => Number.isInteger(v) && v >= 0 && v <= 10000, 'a whole number from 0 to 10000 (0: no recovery)'],
   ...TRAIN_FIELDS,
 };
 // `blocks`: the model's info.blocks. Each block keeps round(fraction × count) of its heads and units, at least one:
@@ -265,28 +321,47 @@ function readF32Safetensors(bytes) {
   return { tensors, shapes };
 }
 
+// What Model and QuantizedModel share (`m`: either; `labels`: its class names), arguments checked here.
+function evaluateOn(m, data, limit) {
+  m._alive();
+  if (!(data instanceof Dataset)) throw new TypeError('evaluate: expected a Dataset from loadDataset()');
+  const n = checkLimit(limit, 'evaluate');
+  data._alive();
+  return evalResult(JSON.parse(m._h.evaluate(data._h, n)));
+}
+function imageName(name, what) {
+  if (typeof name !== 'string') throw new TypeError(`${what}: \`name\` must be a string (the file name, for messages and the format), got ${typeName(name)}`);
+  return name;
+}
+function classifyOn(m, image, k, name, labels) {
+  m._alive();
+  const bytes = toBytes(image, 'classify');
+  checkWhole(k, 'classify', 'topK', 1, Infinity);
+  return topK(JSON.parse(m._h.classify(bytes, imageName(name, 'classify'))), labels, k);
+}
+function attentionOn(m, image, block, name) {
+  m._alive();
+  const bytes = toBytes(image, 'attention');
+  const depth = m.info.blocks.length;
+  checkWhole(block, 'attention', 'block', -depth, depth - 1, ' (negative: from the last block)');
+  return m._h.attention(bytes, imageName(name, 'attention'), block);
+}
+function forwardRawOn(m, input) {
+  m._alive();
+  return m._h.forwardRaw(toFloats(input, 'forwardRaw'));
+}
+
 export class QuantizedModel {
   /** @internal */ constructor(handle, labels) { this._h = handle; this.info = JSON.parse(handle.info()); this.labels = labels; }
-  evaluate(data, { limit = 0 } = {}) {
-    this._alive();
-    if (!(data instanceof Dataset)) throw new TypeError('evaluate: expected a Dataset from loadDataset()');
-    data._alive();
-    return evalResult(JSON.parse(this._h.evaluate(data._h, limit)));
-  }
+  evaluate(data, { limit = 0 } = {}) { return evaluateOn(this, data, limit); }
   /** Classifies one encoded image with the quantized model. */
-  classify(image, { topK: k = 5, name = 'image' } = {}) {
-    this._alive();
-    return topK(JSON.parse(this._h.classify(toBytes(image, 'classify'), name)), this.labels, k);
-  }
+  classify(image, { topK: k = 5, name = 'image' } = {}) { return classifyOn(this, image, k, name, this.labels); }
   /** Logits for one preprocessed input (Float32Array, channels × height × width, normalised). */
-  forwardRaw(input) { this._alive(); return this._h.forwardRaw(input instanceof Float32Array ? input : Float32Array.from(input)); }
+  forwardRaw(input) { return forwardRawOn(this, input); }
   /** The quantized model as safetensors bytes (packed int4/int8 codes, scales, recipe in __metadata__); loadModel reads it back with the original config.json. */
   exportSafetensors() { this._alive(); return this._h.exportSafetensors(); }
   /** As Model.attention, with the quantized model (post-softmax values after quantization). */
-  attention(image, { block = -1, name = 'image' } = {}) {
-    this._alive();
-    return this._h.attention(toBytes(image, 'attention'), name, block);
-  }
+  attention(image, { block = -1, name = 'image' } = {}) { return attentionOn(this, image, block, name); }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('QuantizedModel: used after delete()'); }
 }
@@ -387,12 +462,7 @@ export class Model {
   /** @internal */ constructor(handle) { this._h = handle; this.info = JSON.parse(handle.info()); }
   get labels() { return this.info.labels; }
   /** Top-1, per-class accuracy, confusion matrix and worst class on a dataset. */
-  evaluate(data, { limit = 0 } = {}) {
-    this._alive();
-    if (!(data instanceof Dataset)) throw new TypeError('evaluate: expected a Dataset from loadDataset()');
-    data._alive();
-    return evalResult(JSON.parse(this._h.evaluate(data._h, limit)));
-  }
+  evaluate(data, { limit = 0 } = {}) { return evaluateOn(this, data, limit); }
   /**
    * Post-training quantization calibrated on `calib` (a Dataset): returns a QuantizedModel.
    * Options: wbits, abits (2–8), softmax ('sulq' | 'log2' | 'uniform'), softmaxBits, weights
@@ -423,7 +493,7 @@ export class Model {
     const { calib, integer = false } = opts;
     if (!(calib instanceof Dataset)) throw new TypeError('quantize: `calib` must be a Dataset from loadDataset()');
     if (evaluate !== undefined && evaluate !== null && !(evaluate instanceof Dataset)) throw new TypeError('quantize: `evaluate` must be a Dataset from loadDataset() (the images each stage is evaluated on)');
-    if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`quantize: \`step\` must be a whole number ≥ 1 (iterations per event-loop turn), got ${JSON.stringify(step)}`);
+    if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`quantize: \`step\` must be a whole number ≥ 1 (iterations per event-loop turn), got ${show(step)}`);
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('quantize: `onProgress` must be a function');
     const config = quantConfig(opts, 'quantize', METHODS);
     calib._alive();
@@ -454,9 +524,9 @@ export class Model {
   gradients(data, { limit = 0 } = {}) {
     this._alive();
     if (!(data instanceof Dataset)) throw new TypeError('gradients: expected a Dataset from loadDataset()');
-    if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`gradients: \`limit\` must be a whole number ≥ 0 (0: every image), got ${JSON.stringify(limit)}`);
+    const n = checkLimit(limit, 'gradients');
     data._alive();
-    const r = this._h.gradients(data._h, limit);
+    const r = this._h.gradients(data._h, n);
     return { loss: r.loss, images: r.images, ...readF32Safetensors(r.safetensors), safetensors: r.safetensors };
   }
   /**
@@ -534,21 +604,18 @@ export class Model {
     }
   }
   /** Logits for one preprocessed input (Float32Array, channels × height × width, normalised). */
-  forwardRaw(input) { this._alive(); return this._h.forwardRaw(input instanceof Float32Array ? input : Float32Array.from(input)); }
+  forwardRaw(input) { return forwardRawOn(this, input); }
   /** One encoded image as the model sees it (decoded, resized/cropped, normalised): Float32Array, channels × height × width. */
-  preprocess(image, { name = 'image' } = {}) { this._alive(); return this._h.preprocess(toBytes(image, 'preprocess'), name); }
+  preprocess(image, { name = 'image' } = {}) {
+    this._alive();
+    return this._h.preprocess(toBytes(image, 'preprocess'), imageName(name, 'preprocess'));
+  }
   /** The FP32 weight of a layer (names in `info.layers`), as a Float32Array [out × in]. */
   weight(name) { this._alive(); return this._h.weight(String(name)); }
   /** Classifies one encoded image (PNG, JPEG, BMP, GIF): the top-k labels with probabilities. */
-  classify(image, { topK: k = 5, name = 'image' } = {}) {
-    this._alive();
-    return topK(JSON.parse(this._h.classify(toBytes(image, 'classify'), name)), this.info.labels, k);
-  }
+  classify(image, { topK: k = 5, name = 'image' } = {}) { return classifyOn(this, image, k, name, this.info.labels); }
   /** The class token's attention to each patch at `block` (negative: from the end), mean over heads: grid rows × cols. */
-  attention(image, { block = -1, name = 'image' } = {}) {
-    this._alive();
-    return this._h.attention(toBytes(image, 'attention'), name, block);
-  }
+  attention(image, { block = -1, name = 'image' } = {}) { return attentionOn(this, image, block, name); }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('Model: used after delete()'); }
 }
@@ -619,7 +686,7 @@ function sweepResult(r) {
 function shardText(s) {
   if (typeof s === 'string') return s;
   if (s && typeof s === 'object' && Number.isInteger(s.index) && Number.isInteger(s.count)) return `${s.index}/${s.count}`;
-  throw new TypeError(`sweep: \`shard\` must be { index, count } with whole numbers (part index of count, 1 ≤ index ≤ count) or 'I/N', found ${JSON.stringify(s)}`);
+  throw new TypeError(`sweep: \`shard\` must be { index, count } with whole numbers (part index of count, 1 ≤ index ≤ count) or 'I/N', found ${show(s)}`);
 }
 
 const abortError = (signal, what) => signal.reason || Object.assign(new Error(`${what} cancelled`), { name: 'AbortError' });
@@ -662,7 +729,7 @@ function wasmUrl(wasmPaths) {
   if (wasmPaths === undefined || wasmPaths === null) return defaultWasmUrl();
   if (typeof wasmPaths === 'string') return wasmPaths + WASM_FILE;
   if (typeof wasmPaths === 'object' && typeof wasmPaths[WASM_FILE] === 'string') return wasmPaths[WASM_FILE];
-  throw new TypeError(`createBitLens: \`wasmPaths\` must be a folder URL ending in '/' or { '${WASM_FILE}': url }, got ${JSON.stringify(wasmPaths)}`);
+  throw new TypeError(`createBitLens: \`wasmPaths\` must be a folder URL ending in '/' or { '${WASM_FILE}': url }, got ${show(wasmPaths)}`);
 }
 function checkWasm(bytes, url, contentType) {
   if (bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d) return bytes;
@@ -694,6 +761,34 @@ async function loadWasm(wasmPaths) {
   return checkWasm(new Uint8Array(await res.arrayBuffer()), url, res.headers.get('content-type'));
 }
 
+// The module's classes and functions, each call followed by the check below.
+const CLASSES = ['Dataset', 'Model', 'SweepRun', 'SensitivityRun', 'QatRun', 'InqRun', 'PruneRun', 'SosRun', 'QuantizedModel'];
+const FUNCTIONS = ['_quantizeTensor', '_planMixed', '_mergeSweeps', '_loadModel', '_loadIdx', '_loadEncoded'];
+// A failed call into C++ returns an empty value and leaves its message behind (throwing a JS exception through
+// the C++ frames would leak what they hold, once per rejected input): every call is followed by _takeError(),
+// and a message becomes the Error thrown here. Wraps the module's own prototypes and functions, once.
+function checked(M) {
+  const check = (r) => {
+    const err = M._takeError();
+    if (err === null) return r;
+    if (r && typeof r.delete === 'function') r.delete();
+    throw new Error(err);
+  };
+  for (const cls of CLASSES) {
+    const proto = M[cls].prototype;
+    for (const k of Object.getOwnPropertyNames(proto)) {
+      const f = proto[k];
+      if (k === 'constructor' || typeof f !== 'function') continue;
+      proto[k] = function (...args) { return check(f.apply(this, args)); };
+    }
+  }
+  for (const k of FUNCTIONS) {
+    const f = M[k];
+    M[k] = (...args) => check(f(...args));
+  }
+  return M;
+}
+
 /**
  * Creates a BitLens instance. The .wasm is found by itself: beside this file (`new URL(..., import.meta.url)`,
  * which Vite and webpack follow and emit), or where `wasmPaths` says (a folder URL ending in '/', or
@@ -706,13 +801,17 @@ export async function createBitLens(options = {}) {
   // The glue never fetches with wasmBinary set; a locateFile keeps it from evaluating its own
   // new URL('bitlens-core.wasm', import.meta.url), which throws where import.meta.url is empty (esbuild's iife).
   if (opts.wasmBinary && !opts.locateFile) opts.locateFile = (file) => file;
-  const M = await createBitLensModule(opts);
+  const M = checked(await createBitLensModule(opts));
   return {
     module: M,
     /** Loads safetensors + config.json (+ preprocessor_config.json), each bytes or text. */
-    loadModel({ safetensors, config, preprocessor, name = 'model.safetensors', heads = 0 }) {
-      return new Model(M._loadModel(toBytes(safetensors, 'loadModel: safetensors'), toText(config, 'config'),
-        toText(preprocessor, 'preprocessor'), name, heads));
+    loadModel(files) {
+      if (files === null || typeof files !== 'object') throw new TypeError(`loadModel: expected { safetensors, config, preprocessor } (bytes or text each), got ${typeName(files)}`);
+      const { safetensors, config, preprocessor, name = 'model.safetensors', heads = 0 } = files;
+      const bytes = toBytes(safetensors, 'loadModel: safetensors');
+      if (typeof name !== 'string') throw new TypeError(`loadModel: \`name\` must be a string (the file name, for messages), got ${typeName(name)}`);
+      checkWhole(heads, 'loadModel', 'heads', 0, 65536, ' (attention heads of a checkpoint without config.json; 0: from the config)');
+      return new Model(M._loadModel(bytes, toText(config, 'loadModel: config'), toText(preprocessor, 'loadModel: preprocessor'), name, heads));
     },
     /**
      * The worst-case reliability sweep: every configuration quantized with `seeds` calibration draws and
@@ -727,14 +826,19 @@ export async function createBitLens(options = {}) {
       if (!(data instanceof Dataset) || !(calib instanceof Dataset)) throw new TypeError('sweep: `data` and `calib` must be Datasets from loadDataset()');
       if (!Array.isArray(configs) || configs.length === 0) throw new TypeError('sweep: `configs` must be a non-empty array');
       model._alive(); data._alive(); calib._alive();
-      const cpp = { configs: configs.map((c) => (typeof c === 'string' ? c : JSON.parse(quantConfig(c, 'sweep', METHODS, rest.calibSize ?? 32)))) };
+      const cpp = { configs: configs.map((c, i) => {
+        if (typeof c === 'string') return c;
+        if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new TypeError(`sweep: \`configs[${i}]\` must be a string like 'w4a4' or an options object (quantize()'s), got ${typeName(c)}`);
+        return JSON.parse(quantConfig(c, 'sweep', METHODS, rest.calibSize ?? 32));
+      }) };
       for (const [k, v] of Object.entries(rest)) {
         if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, shard, ${SWEEP_FIELDS.join(', ')})`);
         if (v !== undefined && v !== null) cpp[k] = k.endsWith('Corrupt') ? corruptionText(v) : v;
       }
       if (signal && signal.aborted) throw abortError(signal, 'sweep');
-      if (shard != null) return JSON.parse(await runSteps(model._h.sweepPart(JSON.stringify(cpp), data._h, calib._h, shardText(shard)), 'sweep', onProgress, signal));
-      return sweepResult(JSON.parse(await runSteps(model._h.sweep(JSON.stringify(cpp), data._h, calib._h), 'sweep', onProgress, signal)));
+      const json = cppJson(cpp, 'sweep');
+      if (shard != null) return JSON.parse(await runSteps(model._h.sweepPart(json, data._h, calib._h, shardText(shard)), 'sweep', onProgress, signal));
+      return sweepResult(JSON.parse(await runSteps(model._h.sweep(json, data._h, calib._h), 'sweep', onProgress, signal)));
     },
     /**
      * The parts of one sweep (sweep() with `shard`, or parsed `bitlens sweep --shard I/N --json` files), in any
@@ -757,6 +861,9 @@ export async function createBitLens(options = {}) {
       if (!(model instanceof Model)) throw new TypeError('sensitivities: `model` must be a Model from loadModel()');
       if (!(calib instanceof Dataset)) throw new TypeError('sensitivities: `calib` must be a Dataset from loadDataset()');
       if (!Array.isArray(candidates) || candidates.length === 0) throw new TypeError('sensitivities: `candidates` must be a non-empty array of bit-widths');
+      if (!candidates.every((b) => Number.isInteger(b) && b >= 2 && b <= 8)) throw new RangeError(`sensitivities: \`candidates\` must be whole bit-widths from 2 to 8, got ${show(candidates)}`);
+      if (objective !== 'mean' && objective !== 'worst') throw new TypeError(`sensitivities: \`objective\` must be 'mean' or 'worst', got ${show(objective)}`);
+      checkWhole(sensSize, 'sensitivities', 'sensSize', 1, Number.MAX_SAFE_INTEGER, ' (images drawn from `calib`)');
       model._alive(); calib._alive();
       if (signal && signal.aborted) throw abortError(signal, 'sensitivities');
       const cpp = { config: JSON.parse(quantConfig(opts, 'sensitivities', ['ptq'])), objective, candidates, sensSize };
@@ -772,10 +879,13 @@ export async function createBitLens(options = {}) {
     planMixed(sens, { budget, maxBytes, abudget = maxBytes !== undefined ? 8 : budget } = {}) {
       if (!sens || !Array.isArray(sens.weights) || !Array.isArray(sens.activations)) throw new TypeError('planMixed: expected the result of sensitivities()');
       if ((budget === undefined) === (maxBytes === undefined)) throw new TypeError('planMixed: give one of `budget` (average bits per weight) or `maxBytes` (model size)');
-      if (budget !== undefined && typeof budget !== 'number') throw new TypeError('planMixed: `budget` (average bits per weight) must be a number');
-      if (maxBytes !== undefined && !Number.isInteger(maxBytes)) throw new TypeError('planMixed: `maxBytes` must be a whole number of bytes');
+      const positive = (v, name, meaning) => {
+        if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new (typeof v === 'number' ? RangeError : TypeError)(`planMixed: \`${name}\` (${meaning}) must be a number > 0, got ${show(v)}`);
+      };
+      if (budget !== undefined) positive(budget, 'budget', 'average bits per weight');
+      if (maxBytes !== undefined) checkWhole(maxBytes, 'planMixed', 'maxBytes', 1, Number.MAX_SAFE_INTEGER, ' (bytes)');
       if (maxBytes !== undefined && (!Number.isInteger(sens.fixedBytes) || !Array.isArray(sens.weightBytes))) throw new TypeError('planMixed: these sensitivities carry no sizes (`fixedBytes`, `weightBytes`), so a size budget cannot be planned');
-      if (typeof abudget !== 'number') throw new TypeError('planMixed: `abudget` (average bits per activation value) must be a number');
+      positive(abudget, 'abudget', 'average bits per activation value');
       const p = JSON.parse(M._planMixed(JSON.stringify({ weights: sens.weights, activations: sens.activations, fixed_bytes: sens.fixedBytes, weight_bytes: sens.weightBytes }),
         JSON.stringify(maxBytes !== undefined ? { maxBytes, abudget } : { budget, abudget })));
       return {
@@ -793,8 +903,12 @@ export async function createBitLens(options = {}) {
      * 'pow2'), bits (2–8), symmetric, range ('minmax' | 'percentile' | 'mse'), roundExponent.
      */
     quantizeTensor(values, options = {}) {
-      const arr = values instanceof Float32Array ? values : Float32Array.from(values);
-      const r = M._quantizeTensor(arr, JSON.stringify(options));
+      const arr = toFloats(values, 'quantizeTensor');
+      if (options === null || typeof options !== 'object') throw new TypeError(`quantizeTensor: the options must be an object, got ${typeName(options)}`);
+      const known = ['quantizer', 'bits', 'symmetric', 'range', 'roundExponent'];
+      for (const k of Object.keys(options)) if (!known.includes(k)) throw new TypeError(`quantizeTensor: unknown option '${k}' (expected ${known.join(', ')})`);
+      if (options.bits !== undefined) checkWhole(options.bits, 'quantizeTensor', 'bits', 2, 8);
+      const r = M._quantizeTensor(arr, cppJson(options, 'quantizeTensor'));
       return { values: r.values, levels: r.levels, params: JSON.parse(r.params) };
     },
     /**
@@ -808,6 +922,9 @@ export async function createBitLens(options = {}) {
           spec.labelsName || 'labels.idx'));
       }
       if (spec && Array.isArray(spec.files)) {
+        spec.files.forEach((f, i) => {
+          if (f === null || typeof f !== 'object') throw new TypeError(`loadDataset: files[${i}] must be { bytes, name, label }, got ${typeName(f)}`);
+        });
         const files = spec.files.map((f, i) => toBytes(f.bytes, `loadDataset: files[${i}].bytes`));
         return new Dataset(M._loadEncoded(files, spec.files.map((f) => String(f.name)),
           spec.files.map((f) => String(f.label))));

@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <malloc.h>
+#include <sanitizer/allocator_interface.h>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -31,17 +34,54 @@ using namespace bitlens;
 
 namespace {
 
-[[noreturn]] void throw_js(const std::string& msg) { val::global("Error").new_(msg).throw_(); }
+// Errors cross to JS without unwinding through C++ frames: guard() catches, keeps the message and returns an empty
+// value; web/bitlens.js takes the message after every call (_takeError) and throws it as a JS Error. (A JS exception
+// thrown from inside the catch would leave the C++ exception and every argument Embind converted — strings, the
+// val handles of the caller's byte arrays — allocated for good: one leak per rejected input.)
+std::string g_error;
+bool g_failed = false;
+
+template <class R>
+R empty_result() {
+    if constexpr (std::is_same_v<R, val>)
+        return val::undefined();
+    else
+        return R{};
+}
 
 template <class F>
 auto guard(F&& f) -> decltype(f()) {
+    using R = decltype(f());
     try {
         return f();
     } catch (const std::bad_alloc&) {
-        throw_js("out of memory");
+        g_error = "out of memory";
     } catch (const std::exception& e) {
-        throw_js(e.what());
+        g_error = e.what();
     }
+    g_failed = true;
+    return empty_result<R>();
+}
+
+// The error of the last call (null if it succeeded), cleared.
+val take_error() {
+    if (!g_failed) return val::null();
+    g_failed = false;
+    val msg(g_error);
+    g_error.clear();
+    g_error.shrink_to_fit();
+    return msg;
+}
+
+// Bytes malloc has handed out and not had back (for the tests: memory stays flat under bad input); ASan's allocator
+// counts its own.
+double heap_in_use() {
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return double(__sanitizer_get_current_allocated_bytes());
+#endif
+#endif
+    return double(mallinfo().uordblks);
 }
 
 // A TypedArray's elements copied into the heap with one TypedArray.set.
@@ -221,12 +261,13 @@ val quantize_tensor_js(val values, std::string options) {
 }
 
 // A sweep in steps: JS calls run(j) for each of its total() runs, yielding to its event loop in between (so
-// an AbortSignal can stop it), then finish(). Holds references to the model and datasets: they must
-// outlive it (the JS wrapper guarantees this by deleting it in a finally).
+// an AbortSignal can stop it), then finish(). Shares the model with its Model handle (deleting that Model mid-sweep
+// frees nothing the sweep reads) and owns its prepared images (the Datasets may go too).
 // A part of a sweep (issue 19: one of the page's workers, or anywhere) goes over the part's runs only, and
 // finish() gives the part as `bitlens sweep --shard I/N --json` writes it, for merge_sweeps_js or `bitlens merge`.
 class SweepHandle {
 public:
+    std::shared_ptr<const AnyModel> model;  // what `runner` reads (declared first: destroyed after it)
     std::unique_ptr<SweepRunner> runner;
     std::vector<size_t> runs;     // the runner's runs this handle does: all of them, or the part's
     bool is_part = false;
@@ -271,9 +312,10 @@ std::string merge_sweeps_js(std::string parts_json) {
 }
 
 // Mixed-precision sensitivities in steps, like SweepHandle. Owns its calibration data and a scratch
-// copy of the model; holds a reference to the FP32 model, which must outlive it.
+// copy of the model; shares the FP32 model with its Model handle, which may be deleted before it.
 class SensitivityHandle {
 public:
+    std::shared_ptr<const AnyModel> model;  // what `runner` reads (declared first: destroyed after it)
     PreparedData data;
     ViT scratch;
     std::unique_ptr<SensitivityRunner> runner;
@@ -328,7 +370,7 @@ train::QatOptions qat_options_from_json(const nlohmann::json& j, train::QatOptio
             throw std::runtime_error(what + ": unknown option '" + kv.key() + "'");
     const double epochs = number_field(j, epochs_key, o.epochs, what);
     if (!(epochs == std::floor(epochs) && std::fabs(epochs) < 1e9))
-        throw std::runtime_error(what + ": '" + epochs_key + "' must be a whole number, found " + j.at(epochs_key).dump());
+        throw std::runtime_error(what + ": '" + epochs_key + "' must be a whole number below 1000000000, found " + j.at(epochs_key).dump());
     o.epochs = int(epochs);
     o.batch = count_field(j, "batch", o.batch, what);
     o.lr = float(number_field(j, "lr", o.lr, what));
@@ -610,13 +652,16 @@ class PruneHandle;
 
 class ModelHandle {
 public:
-    AnyModel model;  // FP32, or a BitLens quantized export; quantizing, sweeping, ... ask model.fp32(what)
+    // FP32, or a BitLens quantized export; quantizing, sweeping, ... ask model->fp32(what). Shared with the stepped
+    // runs that read it after this call returns (SweepHandle, SensitivityHandle), so that deleting the Model from JS
+    // while one of them runs frees nothing they use (it went on to read freed memory: issue 17, Found 7).
+    std::shared_ptr<AnyModel> model = std::make_shared<AnyModel>();
     // The files the model was loaded from (a pruned model's: its own, as export_fp32 writes them), for exports.
     std::shared_ptr<const std::vector<uint8_t>> source;
     std::string source_name, config_json, preprocessor_json;
     int heads_override = 0;
     std::unique_ptr<FakeQuantHook> quant_hook;  // a quantized export's activation quantizers, for inference
-    const ViT& vit() const { return model.vit(); }
+    const ViT& vit() const { return model->vit(); }
     ActivationHook* hook() const { return quant_hook.get(); }
 
     ModelSource files() const {
@@ -631,7 +676,7 @@ public:
     // preprocessor: string} ("" for a file it has none of) — a pruned model's config records its pruning.
     val export_fp32_js() const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("export");
+            const LoadedModel& lm = model->fp32("export");
             const SafeTensors st = parse_safetensors(source->data(), source->size(), source_name);
             const Fp32Export e = export_fp32(lm.vit, files(), st);
             val out = val::object();
@@ -647,10 +692,11 @@ public:
 
     SweepHandle* sweep(std::string spec, const DatasetHandle& eval, const DatasetHandle& calib) const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("sweep");
+            const LoadedModel& lm = model->fp32("sweep");
             SweepSpec sp = sweep_spec_from_json(parse_json_bounded(spec, "JSON from JavaScript"), lm.vit.cfg);
             auto r = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
             auto* h = new SweepHandle;
+            h->model = model;
             h->runner = std::move(r);
             for (size_t i = 0; i < h->runner->total(); ++i) h->runs.push_back(i);
             return h;
@@ -667,9 +713,10 @@ public:
             } catch (const std::runtime_error& e) {
                 throw std::runtime_error(std::string("sweep: shard ") + e.what());
             }
-            const LoadedModel& lm = model.fp32("sweep");
+            const LoadedModel& lm = model->fp32("sweep");
             SweepSpec sp = sweep_spec_from_json(parse_json_bounded(spec, "JSON from JavaScript"), lm.vit.cfg);
             auto h = std::make_unique<SweepHandle>();
+            h->model = model;
             h->runner = std::make_unique<SweepRunner>(lm.vit, eval.ds, calib.ds, sp, 1);
             h->runs = shard_runs(h->runner->total(), sh);
             h->is_part = true;
@@ -685,7 +732,7 @@ public:
     // "worst", candidates: [bits], sensSize: images drawn from calib}.
     SensitivityHandle* sensitivities(std::string spec, const DatasetHandle& calib) const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("sensitivities");
+            const LoadedModel& lm = model->fp32("sensitivities");
             const nlohmann::json j = parse_json_bounded(spec, "JSON from JavaScript");
             for (const auto& kv : j.items())
                 if (kv.key() != "config" && kv.key() != "objective" && kv.key() != "candidates" && kv.key() != "sensSize")
@@ -696,6 +743,7 @@ public:
             const long long n = j.value("sensSize", 64LL);
             if (n < 1) throw std::runtime_error("sensitivities: sensSize must be at least 1, found " + std::to_string(n));
             auto h = std::make_unique<SensitivityHandle>();
+            h->model = model;
             h->data = prepare(calib.ds, lm.vit.cfg);
             if (size_t(n) > h->data.n)
                 throw std::runtime_error("sensitivities: sensSize " + std::to_string(n) + " is larger than the calibration pool (" +
@@ -708,7 +756,7 @@ public:
 
     QuantizedHandle* quantize(std::string config, const DatasetHandle& calib, bool integer) const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("quantize");
+            const LoadedModel& lm = model->fp32("quantize");
             QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
             if (qc.method != Method::Ptq)
                 throw std::runtime_error(std::string("quantize: method '") + method_name(qc.method) + "' runs in steps through sos()");
@@ -720,7 +768,7 @@ public:
     // as F32 safetensors in the checkpoint's own names and shapes — the file `bitlens grad --out` writes.
     val gradients(const DatasetHandle& d, size_t limit) const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("gradients");
+            const LoadedModel& lm = model->fp32("gradients");
             const PreparedData data = prepare(d.ds, lm.vit.cfg, limit);
             const train::GradientResult g = train::gradients(lm.vit, data, data.n, 1);
             SafeTensors gs = f32_checkpoint(g.grads, parse_safetensors(source->data(), source->size(), source_name));
@@ -741,7 +789,7 @@ public:
     // seeds the split and the epochs' order, as in `bitlens qat`; options: qat_options_from_json).
     QatHandle* qat(std::string config, std::string options, const DatasetHandle& train) const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("qat");
+            const LoadedModel& lm = model->fp32("qat");
             const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
             const nlohmann::json j = parse_json_bounded(options, "JSON from JavaScript");
             train::QatOptions o = qat_options_from_json(j, {}, "qat", "epochs", kQbitoptFields);
@@ -765,7 +813,7 @@ public:
     // split and the epochs' order, as in `bitlens inq`; options: inq_options_from_json).
     InqHandle* inq(std::string config, std::string options, const DatasetHandle& train) const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("inq");
+            const LoadedModel& lm = model->fp32("inq");
             const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
             train::InqOptions o = inq_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
             o.train.seed = qc.seed, o.train.jobs = 1;
@@ -783,7 +831,7 @@ public:
     // `eval` (a DatasetHandle, or null/undefined) every stage is evaluated on its images.
     SosHandle* sos(std::string config, const DatasetHandle& calib, val eval) const {
         return guard([&] {
-            const LoadedModel& lm = model.fp32("sos");
+            const LoadedModel& lm = model->fp32("sos");
             const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
             if (qc.method != Method::Sos) throw std::runtime_error(std::string("sos: the configuration's method is '") + method_name(qc.method) + "', not 'sos'");
             auto h = std::make_unique<SosHandle>();
@@ -807,7 +855,7 @@ public:
     std::string info() const {
         const ViTConfig& c = vit().cfg;
         return nlohmann::json{{"naming", naming_name(c.naming)},     {"config", c.config_source},
-                              {"architecture", c.architecture},     {"dtype", model.dtype()},
+                              {"architecture", c.architecture},     {"dtype", model->dtype()},
                               {"parameters", vit().parameter_count()}, {"imageSize", {c.image_h, c.image_w}},
                               {"channels", c.channels},             {"patchSize", c.patch},
                               {"hiddenSize", c.hidden},             {"depth", c.depth},
@@ -824,7 +872,7 @@ public:
                                    for (const ActPoint& p : vit().points) v.push_back(p.name);
                                    return v;
                                }()},
-                              {"quantized", model.q ? bitlens::config_json(model.q->cfg) : nlohmann::json(nullptr)},
+                              {"quantized", model->q ? bitlens::config_json(model->q->cfg) : nlohmann::json(nullptr)},
                               {"pruned", c.pruned()},
                               {"blocks", blocks_json(vit())}}
             .dump();
@@ -871,8 +919,8 @@ ModelHandle* derived_model_handle(ViT m, const ModelHandle& from) {
         h->source = std::make_shared<const std::vector<uint8_t>>(std::move(e.safetensors));
         h->config_json = std::move(e.config_json), h->preprocessor_json = std::move(e.preprocessor_json);
     }
-    h->model.fp.vit = std::move(m);
-    h->model.fp.source_dtype = "F32";
+    h->model->fp.vit = std::move(m);
+    h->model->fp.source_dtype = "F32";
     return h.release();
 }
 
@@ -929,7 +977,7 @@ public:
 
 PruneHandle* ModelHandle::prune(std::string options, const DatasetHandle& train) const {
     return guard([&] {
-        const LoadedModel& lm = model.fp32("prune");
+        const LoadedModel& lm = model->fp32("prune");
         train::PruneOptions o = prune_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
         o.train.jobs = 1;
         o.validate();
@@ -960,8 +1008,8 @@ ModelHandle* load_model_js(val safetensors, std::string config, std::string prep
         src.preprocessor_json = preprocessor;
         src.heads_override = heads;
         auto h = std::make_unique<ModelHandle>();
-        h->model = load_any(src);
-        if (h->model.q) h->quant_hook = std::make_unique<FakeQuantHook>(*h->model.q);  // refers to h->model, which stays put
+        *h->model = load_any(src);
+        if (h->model->q) h->quant_hook = std::make_unique<FakeQuantHook>(*h->model->q);  // refers to *h->model, which stays put
         h->source = std::make_shared<const std::vector<uint8_t>>(std::move(src.safetensors));
         h->source_name = st_name;
         h->config_json = std::move(src.config_json), h->preprocessor_json = std::move(src.preprocessor_json);
@@ -1042,4 +1090,6 @@ EMSCRIPTEN_BINDINGS(bitlens) {
     function("_loadModel", &load_model_js, allow_raw_pointers());
     function("_loadIdx", &load_idx_js, allow_raw_pointers());
     function("_loadEncoded", &load_encoded_js, allow_raw_pointers());
+    function("_takeError", &take_error);
+    function("_heapInUse", &heap_in_use);
 }

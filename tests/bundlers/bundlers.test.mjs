@@ -1,7 +1,8 @@
 // The packed tarball in fresh web apps, one per bundler, each with the defaults a new project gets (Vite: none;
 // webpack: none; esbuild: `--bundle`; Rollup: the node-resolve plugin every Rollup app needs for npm packages):
 // production build, served by a small static server, opened in Chromium, which loads the shipped model and
-// classifies one PNG — the answer must be Node's, bit for bit. Also a module worker built by Vite.
+// classifies one PNG — the answer must be Node's, bit for bit. Also a module worker built by Vite, and
+// createBitLensWorker() (the package's own worker) built by Vite and by webpack.
 // Apps and their node_modules are cached in build/bundlers/ (first run: the npm registry; then only the tarball
 // is reinstalled). Run: npm run test:bundlers.
 import { test, before, after } from 'node:test';
@@ -40,6 +41,20 @@ const HTML = (script, type = 'module') => `<!doctype html><html><head><meta char
 <body><script ${type ? `type="${type}" ` : ''}src="${script}"></script></body></html>
 `;
 
+// The same with createBitLensWorker (bitlens/worker): the bundler must also bundle the package's worker and its .wasm.
+const MAIN_REMOTE = `import { createBitLensWorker } from 'bitlens/worker';
+import { show } from './classify.js';
+show((async () => {
+  const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
+  const bl = await createBitLensWorker();
+  const model = await bl.loadModel({ safetensors: await get('/model/model.safetensors'), config: await get('/model/config.json'),
+    preprocessor: await get('/model/preprocessor_config.json') });
+  const [top] = await model.classify(await get('/img.png'), { topK: 1 });
+  bl.terminate();
+  return top;
+})());
+`;
+
 // name → { deps, files, build, dist }
 const APPS = {
   vite: {
@@ -60,6 +75,16 @@ classify(createBitLens).then((value) => postMessage({ ok: true, value }), (e) =>
 `,
     },
     build: [['npx', 'vite', 'build']],
+  },
+  'vite-createBitLensWorker': {
+    deps: ['vite'],
+    files: { 'index.html': HTML('/src/main.js'), 'src/main.js': MAIN_REMOTE },
+    build: [['npx', 'vite', 'build']],
+  },
+  'webpack-createBitLensWorker': {
+    deps: ['webpack', 'webpack-cli'],
+    files: { 'src/index.js': MAIN_REMOTE, 'dist/index.html': HTML('main.js', '') },
+    build: [['npx', 'webpack', '--mode', 'production']],
   },
   webpack: {
     deps: ['webpack', 'webpack-cli'],

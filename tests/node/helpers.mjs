@@ -98,3 +98,9 @@ export async function assertAbortCycles(bl, run, { cycles = 2, counter = (p) => 
   done.abort();
   await assert.rejects(run(done.signal), { name: 'AbortError' });
 }
+
+// The package's entry (web/bitlens.js), or another build's copy of it: BITLENS_JS names one (asan.test.mjs runs the
+// lifetime and abuse tests again on the AddressSanitizer build that way).
+import { pathToFileURL } from 'node:url';
+export const loadBitLens = async () => (await import(process.env.BITLENS_JS ? pathToFileURL(process.env.BITLENS_JS).href
+  : new URL('../../web/bitlens.js', import.meta.url).href)).createBitLens();

@@ -86,10 +86,11 @@ test('npm pack installs into an empty folder: import and require classify an ima
     assert.match(message, /\/nowhere\/bitlens-core\.wasm \(ENOENT\).*wasmPaths.*wasmBinary/);
     // The types as a user's TypeScript sees them through the installed package's `exports`: tsc --strict, with the
     // calls that must not compile marked @ts-expect-error (an unused one fails too).
-    for (const f of ['tsconfig.json', 'api.ts']) writeFileSync(join(dir, f), readFileSync(path(`tests/package/${f}`)));
+    for (const f of ['tsconfig.json', 'api.ts', 'cjs.cts']) writeFileSync(join(dir, f), readFileSync(path(`tests/package/${f}`)));
     execFileSync(process.execPath, [path('node_modules/typescript/bin/tsc'), '-p', dir], { cwd: dir, stdio: 'pipe' });
     const listed = execFileSync('tar', ['tzf', join(dir, out)]).toString().split('\n').filter(Boolean).sort();
-    assert.deepEqual(listed, ['package/LICENSE', 'package/README.md', 'package/package.json', 'package/web/bitlens.d.ts', 'package/web/bitlens.js',
+    assert.deepEqual(listed, ['package/LICENSE', 'package/README.md', 'package/package.json', 'package/web/bitlens-remote.d.ts',
+      'package/web/bitlens-remote.js', 'package/web/bitlens-worker.js', 'package/web/bitlens.d.ts', 'package/web/bitlens.js',
       'package/web/lib/bitlens-core.mjs', 'package/web/lib/bitlens-core.wasm', 'package/web/lib/bitlens.cjs']);
   } finally {
     rmSync(dir, { recursive: true, force: true });

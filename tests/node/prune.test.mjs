@@ -244,8 +244,8 @@ test('bad prune options are Errors naming the option; a quantized model is refus
   await assert.rejects(prune({ keepMlp: -1 }), /`keepMlp` must be a fraction in \(0, 1\]/);
   await assert.rejects(prune({ keepHeads: undefined }), (e) => e instanceof TypeError && /prune: give `keepHeads` and\/or `keepMlp`/.test(e.message));
   await assert.rejects(prune({ importance: 'foo' }), (e) => e instanceof TypeError && /prune: `importance` must be 'taylor' or 'mask', got "foo"/.test(e.message));
-  await assert.rejects(prune({ epochs: -1 }), (e) => e instanceof RangeError && /prune: `epochs` must be a whole number ≥ 0 \(0: no recovery\), got -1/.test(e.message));
-  await assert.rejects(prune({ epochs: 1.5 }), /`epochs` must be a whole number ≥ 0/);
+  await assert.rejects(prune({ epochs: -1 }), (e) => e instanceof RangeError && /prune: `epochs` must be a whole number from 0 to 10000 \(0: no recovery\), got -1/.test(e.message));
+  await assert.rejects(prune({ epochs: 1.5 }), /`epochs` must be a whole number from 0 to 10000/);
   await assert.rejects(prune({ importanceImages: -1 }), /prune: `importanceImages` must be a whole number ≥ 0/);
   await assert.rejects(prune({ featureWeight: -0.1 }), /prune: `featureWeight` must be a number ≥ 0/);
   await assert.rejects(prune({ featureBlocks: -2 }), /prune: `featureBlocks` must be a whole number ≥ 0, or -1/);

@@ -127,10 +127,10 @@ test('bad QAT and gradient options are Errors naming the field; quantized models
   const model = bl.loadModel(files);
   const train = trainData();
   const qat = (o) => model.qat(train, { limit: 100, ...o });
-  await assert.rejects(qat({ epochs: 0 }), (e) => e instanceof RangeError && /qat: `epochs` must be a whole number ≥ 1, got 0/.test(e.message));
-  await assert.rejects(qat({ epochs: 1.5 }), /`epochs` must be a whole number ≥ 1, got 1.5/);
+  await assert.rejects(qat({ epochs: 0 }), (e) => e instanceof RangeError && /qat: `epochs` must be a whole number from 1 to 10000, got 0/.test(e.message));
+  await assert.rejects(qat({ epochs: 1.5 }), /`epochs` must be a whole number from 1 to 10000, got 1.5/);
   await assert.rejects(qat({ valSplit: 1 }), /qat: `valSplit` must be a fraction in \[0, 1\) of the training images, got 1/);
-  await assert.rejects(qat({ batch: 0 }), /`batch` must be a whole number ≥ 1/);
+  await assert.rejects(qat({ batch: 0 }), /`batch` must be a whole number from 1 to 65536, got 0/);
   await assert.rejects(qat({ lr: -1 }), /`lr` must be a number > 0, got -1/);
   await assert.rejects(qat({ lr: 1e-4, minLr: 1e-3 }), /`minLr` \(0.001\) must not exceed `lr` \(0.0001\)/);
   await assert.rejects(qat({ labelSmoothing: 1 }), /`labelSmoothing` must be a number in \[0, 1\)/);

@@ -88,7 +88,7 @@ test('quantizeTensor returns dequantized values on the quantizer levels, and rej
   const p = bl.quantizeTensor(Float32Array.from({ length: 100 }, (_, i) => (i + 1) / 100), { quantizer: 'sulq', bits: 4 });
   assert.ok(p.levels.length <= 16 && p.params.eta > 0);
   assert.throws(() => bl.quantizeTensor(x, { quantizer: 'log10', bits: 3 }), /unknown quantizer 'log10'/);
-  assert.throws(() => bl.quantizeTensor(x, { quantizer: 'uniform', bits: 9 }), /bit-width 9 is outside 2-8/);
+  assert.throws(() => bl.quantizeTensor(x, { quantizer: 'uniform', bits: 9 }), /quantizeTensor: `bits` must be a whole number from 2 to 8, got 9/);
   assert.throws(() => bl.quantizeTensor([], { bits: 4 }), /no values/);
 });
 
@@ -186,8 +186,8 @@ test('mixed precision in WASM (sensitivities, planMixed, sweep) equals `bitlens 
   assert.throws(() => bl.planMixed(sens, { budget: 1 }), /budget \d+ is infeasible: the cheapest choices cost \d+/);
   assert.throws(() => bl.planMixed(sens, {}), /give one of `budget` \(average bits per weight\) or `maxBytes`/);
   assert.throws(() => bl.planMixed({ weights: [{ name: 'x' }], activations: [] }, { budget: 4 }), /sensitivities: an entry of 'weights' is malformed/);
-  await assert.rejects(bl.sensitivities({ model, calib: data, objective: 'median' }), /objective must be 'mean' or 'worst', found 'median'/);
-  await assert.rejects(bl.sensitivities({ model, calib: data, candidates: [4, 9] }), /bit-width 9 is outside 2-8/);
+  await assert.rejects(bl.sensitivities({ model, calib: data, objective: 'median' }), /sensitivities: `objective` must be 'mean' or 'worst', got "median"/);
+  await assert.rejects(bl.sensitivities({ model, calib: data, candidates: [4, 9] }), /sensitivities: `candidates` must be whole bit-widths from 2 to 8, got \[4,9\]/);
   await assert.rejects(bl.sensitivities({ model, calib: data, colour: 1 }), /sensitivities: unknown option 'colour'/);
   await assert.rejects(bl.sensitivities({ model, calib: data, sensSize: 5000 }), /sensSize 5000 is larger than the calibration pool \(1000 images\)/);
   const ac = new AbortController();

@@ -32,3 +32,30 @@ export async function uses(bytes: Uint8Array, sens: Sensitivities, sweep: SweepR
   // @ts-expect-error wasmPaths is a string or a map
   await createBitLens({ wasmPaths: 3 });
 }
+
+// createBitLensWorker (bitlens/worker): the same calls, each a Promise, the worker's objects as stand-ins.
+import { createBitLensWorker } from 'bitlens/worker';
+import type { Remote, RemoteModel } from 'bitlens/worker';
+import type { EvalResult } from 'bitlens';
+
+export async function usesWorker(bytes: Uint8Array, signal: AbortSignal): Promise<void> {
+  const w = await createBitLensWorker({ wasmPaths: '/assets/' });
+  const model: RemoteModel = await w.loadModel({ safetensors: bytes, config: '{}' });
+  const data: Remote<Dataset> = await w.loadDataset({ idxImages: bytes, idxLabels: bytes });
+  const size: number = data.size;
+  const r: EvalResult = await model.evaluate(data, { limit: 100 });
+  const q: Remote<QuantizedModel> = await model.quantize({ calib: data, wbits: 4, abits: 4 });
+  const labels: string[] = q.labels;
+  const s: SweepResult = await w.sweep({ model, data, calib: data, configs: ['w4a4'] }, { onProgress: ({ done }) => void done, signal });
+  await q.delete();
+  w.terminate();
+  void [size, r, labels, s];
+
+  // @ts-expect-error a call in the worker is a Promise, not its value
+  const top1: number = model.evaluate(data).top1;
+  // @ts-expect-error the stand-in's data is read-only
+  model.info = model.info;
+  // @ts-expect-error locateFile is a function: it cannot be posted to a worker
+  await createBitLensWorker({ locateFile: (p: string) => p });
+  void top1;
+}
