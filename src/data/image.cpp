@@ -53,12 +53,17 @@ namespace {
 // DHT tables (class ≤ 1, id ≤ 3, the 16 code-length counts summing to ≤ 256, the symbols within the
 // segment), DQT tables (65 or 129 bytes each), SOF (8 + 3 per component), SOS (6 + 2 per component), DRI (4).
 // Entropy-coded data after SOS is skipped to the next marker. Throws naming the file, the byte offset and
-// the problem; a file that is not a JPEG is left alone.
+// the problem; a file that is not a JPEG is left alone. A JPEG is what stb_image takes for one: FF, any number of
+// FF fill bytes, then D8 (SOI) — found by fuzzing: with fill bytes before SOI the file skipped this check and
+// reached the overflow.
 void check_jpeg_segments(const uint8_t* p, size_t n, const std::string& what) {
-    if (n < 2 || p[0] != 0xFF || p[1] != 0xD8) return;
+    if (n < 2 || p[0] != 0xFF) return;
+    size_t soi = 1;
+    while (soi < n && p[soi] == 0xFF) ++soi;
+    if (soi >= n || p[soi] != 0xD8) return;
     const std::string pre = what + ": cannot decode image: JPEG ";
     auto at = [](size_t pos) { return " at byte " + std::to_string(pos); };
-    size_t pos = 2;
+    size_t pos = soi + 1;
     while (pos < n) {
         if (p[pos] != 0xFF) throw std::runtime_error(pre + "marker expected" + at(pos) + ", found byte " + std::to_string(p[pos]));
         while (pos < n && p[pos] == 0xFF) ++pos;  // fill bytes
@@ -122,6 +127,26 @@ void check_jpeg_segments(const uint8_t* p, size_t n, const std::string& what) {
     }
 }
 
+// Walks a PNG's chunks before stb_image sees them: each chunk's length must fit in the file. Found by fuzzing
+// (tests/fuzz, fuzz_folder): stb_image grows its IDAT buffer to a chunk's declared length before reading it, so an
+// 800-byte PNG declaring a 1.7 GB IDAT made it allocate 2 GB (in WASM: the module's memory grown to 2 GB for
+// good) before it reported "outofdata". Such a file cannot decode, so refusing it first loses nothing.
+void check_png_chunks(const uint8_t* p, size_t n, const std::string& what) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (n < 8 || !std::equal(sig, sig + 8, p)) return;
+    size_t pos = 8;
+    while (n - pos >= 8) {
+        const uint32_t len = uint32_t(p[pos]) << 24 | uint32_t(p[pos + 1]) << 16 | uint32_t(p[pos + 2]) << 8 | p[pos + 3];
+        const std::string type(reinterpret_cast<const char*>(p + pos + 4), 4);
+        if (len > n - pos - 8)
+            throw std::runtime_error(what + ": cannot decode image: PNG chunk at byte " + std::to_string(pos) + " has length " +
+                                     std::to_string(len) + ", beyond the end of the file (" + std::to_string(n - pos - 8) +
+                                     " bytes left)");
+        if (type == "IEND") return;
+        pos += 8 + size_t(len) + std::min<size_t>(4, n - pos - 8 - len);  // data, then the CRC when present
+    }
+}
+
 }  // namespace
 
 Image8 decode_image(const uint8_t* bytes, size_t n, const std::string& what) {
@@ -129,6 +154,7 @@ Image8 decode_image(const uint8_t* bytes, size_t n, const std::string& what) {
     if (n > static_cast<size_t>(std::numeric_limits<int>::max()))
         throw std::runtime_error(what + ": cannot decode image: file too large (" + std::to_string(n) + " bytes)");
     check_jpeg_segments(bytes, n, what);
+    check_png_chunks(bytes, n, what);
     int w = 0, h = 0, comp = 0;
     // The header's size, checked before stb allocates anything for the pixels (Found 6: a 117-byte GIF claiming
     // 20413×16248 allocated 329 MB; a 31 kB PNG of 1×16,000,000, 3.5 GB).

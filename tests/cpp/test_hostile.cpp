@@ -130,6 +130,15 @@ TEST_CASE("Found 1: a JPEG whose DHT table declares more than 256 symbols is ref
     const std::string expected = "evil.jpg: cannot decode image: JPEG DHT segment at byte " + std::to_string(dht) +
                                  ": its 16 code-length counts sum to 257 symbols (at most 256)";
     CHECK_THROWS_WITH(decode_image(bad.data(), bad.size(), "evil.jpg"), doctest::Contains(expected.c_str()));
+    // Found by fuzzing (tests/fuzz, fuzz_image): FF fill bytes before SOI, which stb_image skips, took the same file
+    // past the check. The good file still decodes with them; the bad one is refused at its DHT, 4 bytes further.
+    std::vector<uint8_t> filled = good;
+    filled.insert(filled.begin(), 4, uint8_t(0xFF));
+    CHECK(decode_image(filled.data(), filled.size(), "filled.jpg").pixels == img.pixels);
+    bad.insert(bad.begin(), 4, uint8_t(0xFF));
+    const std::string expected_filled = "evil.jpg: cannot decode image: JPEG DHT segment at byte " + std::to_string(dht + 4) +
+                                        ": its 16 code-length counts sum to 257 symbols (at most 256)";
+    CHECK_THROWS_WITH(decode_image(bad.data(), bad.size(), "evil.jpg"), doctest::Contains(expected_filled.c_str()));
 
     // Lengths that disagree with the contents or the file.
     std::vector<uint8_t> shortdht = good;
@@ -292,7 +301,9 @@ TEST_CASE("Found 6: resize targets and config dimensions beyond their limits are
         {"image_size", "image height is 100000, it must be at least 1 and at most 4096"},
         {"intermediate_size", "MLP size is 100000, it must be at least 1 and at most 65536"},
         {"num_channels", "channels is 100000, it must be at least 1 and at most 16"}};
-    for (const auto& [field, message] : fields) {
+    for (const auto& fm : fields) {
+        const std::string& field = fm.first;  // not a structured binding: clang (the sanitizer build) cannot capture those
+        const std::string& message = fm.second;
         CAPTURE(field);
         ModelSource s = source(kHfModel);
         nlohmann::json cfg = nlohmann::json::parse(s.config_json);
