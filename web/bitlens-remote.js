@@ -70,7 +70,7 @@ class Client {
   unpack(v) {
     if (Array.isArray(v)) return v.map((x) => this.unpack(x));
     if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-      if (typeof v.__ref === 'number') return makeRemote(this, v);
+      if (typeof v.__ref === 'number') return new Remote(this, v);
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.unpack(x)]));
     }
     return v;
@@ -103,7 +103,6 @@ class Remote {
     return this._client.call(id, 'delete', []);
   }
 }
-const makeRemote = (client, d) => new Remote(client, d);
 
 /**
  * Starts a Web Worker running BitLens and resolves to the API of createBitLens(), every call returning a Promise.

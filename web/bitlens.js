@@ -880,7 +880,7 @@ export async function createBitLens(options = {}) {
       if (!sens || !Array.isArray(sens.weights) || !Array.isArray(sens.activations)) throw new TypeError('planMixed: expected the result of sensitivities()');
       if ((budget === undefined) === (maxBytes === undefined)) throw new TypeError('planMixed: give one of `budget` (average bits per weight) or `maxBytes` (model size)');
       const positive = (v, name, meaning) => {
-        if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new (typeof v === 'number' ? RangeError : TypeError)(`planMixed: \`${name}\` (${meaning}) must be a number > 0, got ${show(v)}`);
+        if (!(isNum(v) && v > 0)) throw new (typeof v === 'number' ? RangeError : TypeError)(`planMixed: \`${name}\` (${meaning}) must be a number > 0, got ${show(v)}`);
       };
       if (budget !== undefined) positive(budget, 'budget', 'average bits per weight');
       if (maxBytes !== undefined) checkWhole(maxBytes, 'planMixed', 'maxBytes', 1, Number.MAX_SAFE_INTEGER, ' (bytes)');
