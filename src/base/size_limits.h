@@ -26,5 +26,7 @@ constexpr int64_t kClasses = 1 << 20;             // classes (ImageNet-21k: 21,8
 // Datasets.
 constexpr int64_t kDatasetImages = 2000000;       // images in one IDX file or folder (ImageNet-1k train: 1.28M)
 constexpr int64_t kDecompressedBytes = 1LL << 30; // a gzip member's decompressed size (Fashion-MNIST train: 47 MB)
+constexpr int64_t kDatasetBytes = 1LL << 32;      // decoded pixels of a folder's or a list's images together: the
+                                                  // WebAssembly heap's maximum (10,000 ImageNet photos: ~4 GB)
 
 }  // namespace bitlens::limits

@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstdio>
 #include <malloc.h>
+#include <map>
 #include <sanitizer/allocator_interface.h>
+#include <tuple>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -336,7 +338,7 @@ std::string plan_mixed_js(std::string sensitivities, std::string budgets) {
     return guard([&] {
         const Sensitivities s = sensitivities_from_json(parse_json_bounded(sensitivities, "JSON from JavaScript"));
         const nlohmann::json b = parse_json_bounded(budgets, "JSON from JavaScript");
-        if (b.contains("maxBytes")) return plan_json(plan_mixed_bytes(s, b.at("maxBytes").get<long long>(), b.at("abudget").get<double>()), s).dump();
+        if (b.contains("maxBytes")) return plan_json(plan_mixed_bytes(s, json_int<long long>(b.at("maxBytes"), "planMixed: maxBytes"), b.at("abudget").get<double>()), s).dump();
         return plan_json(plan_mixed(s, b.at("budget").get<double>(), b.at("abudget").get<double>()), s).dump();
     });
 }
@@ -1092,4 +1094,155 @@ EMSCRIPTEN_BINDINGS(bitlens) {
     function("_loadEncoded", &load_encoded_js, allow_raw_pointers());
     function("_takeError", &take_error);
     function("_heapInUse", &heap_in_use);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// What the page asks the library (issue 18 item 6): which files are images, which model class a folder is, whether a
+// sweep's settings are valid, the images of an IDX pair, the results as CSV. One implementation each — the one the CLI
+// uses — so that the page, the CLI and the package give the same answer and the same error. Registered in a block of
+// their own (bitlens_page) below; web/bitlens.js wraps them.
+namespace {
+
+// image_extensions(): [".png", ".jpg", ".jpeg", ".bmp", ".gif"], what load_image_folder reads.
+std::string image_extensions_js() {
+    return guard([&] { return nlohmann::json(image_extensions()).dump(); });
+}
+
+// Dataset class names (a JSON array of strings) → the model's class index of each, by map_classes: the rule every
+// evaluation applies (a label's name, case-insensitive; a number k means class k; a model with generic labels takes
+// the classes in their order). A name that is no class of the model is map_classes's error.
+std::string class_indices_js(const ModelHandle& m, std::string names_json) {
+    return guard([&] {
+        const nlohmann::json j = parse_json_bounded(names_json, "JSON from JavaScript");
+        if (!j.is_array()) throw std::runtime_error("classIndices: expected an array of class names");
+        std::vector<std::string> names;
+        for (const nlohmann::json& x : j) {
+            if (!x.is_string()) throw std::runtime_error("classIndices: class names must be strings, found " + x.dump());
+            names.push_back(x.get<std::string>());
+        }
+        return nlohmann::json(map_classes(names, m.vit().cfg)).dump();
+    });
+}
+
+// A sweep's spec (the JSON ModelHandle::sweep takes) checked as the sweep checks it, and its calibration drawn from
+// `calib` for the first seed (the pool's classes mapped onto the model's, the calibration size against the pool, the
+// calibration classes and skew): the sweep's own errors, before any work. Returns the spec as the sweep records it.
+std::string check_sweep_js(const ModelHandle& m, std::string spec, const DatasetHandle& calib) {
+    return guard([&] {
+        const ViTConfig& cfg = m.model->fp32("sweep").vit.cfg;
+        const SweepSpec sp = sweep_spec_from_json(parse_json_bounded(spec, "JSON from JavaScript"), cfg);
+        const std::vector<int> map = map_classes(calib.ds.class_names, cfg);
+        std::vector<int> pool(calib.ds.labels.size());
+        for (size_t i = 0; i < pool.size(); ++i) pool[i] = map[size_t(calib.ds.labels[i])];
+        draw_sweep_calibration(pool, cfg.num_classes, size_t(sp.calib_size), sp.calib_classes, sp.calib_skew, sp.first_seed);
+        return sweep_spec_json(sp).dump();
+    });
+}
+
+// What sweep_csv reads of a sweep's JSON (sweep_json's form: bl.sweep()'s `raw`, bl.mergeSweeps()'s, or a `bitlens
+// sweep --json` file): labels, images per class, FP32 per class, and per configuration its runs and groups.
+SweepResult sweep_for_csv(const nlohmann::json& j) {
+    auto number = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+    auto numbers = [&](const nlohmann::json& v, size_t n, const std::string& what) {
+        if (!v.is_array() || v.size() != n)
+            throw std::runtime_error(what + " must hold " + std::to_string(n) + " numbers, found " + (v.is_array() ? std::to_string(v.size()) : v.type_name()));
+        std::vector<double> out;
+        for (const nlohmann::json& x : v) out.push_back(number(x));
+        return out;
+    };
+    SweepResult r;
+    r.labels = j.at("labels").get<std::vector<std::string>>();
+    const size_t C = r.labels.size();
+    r.class_count = j.at("class_count").get<std::vector<size_t>>();
+    if (r.class_count.size() != C) throw std::runtime_error("'class_count' must hold one count per label");
+    r.fp32.per_class = numbers(j.at("fp32").at("per_class"), C, "'fp32.per_class'");
+    for (const nlohmann::json& c : j.at("configs")) {
+        ConfigResult cr;
+        cr.config = config_from_json(c.at("config"));
+        for (const nlohmann::json& run : c.at("runs")) {
+            SeedRun s;
+            s.seed = run.at("seed").get<uint64_t>();
+            s.per_class = numbers(run.at("per_class"), C, "a run's 'per_class'");
+            cr.runs.push_back(std::move(s));
+        }
+        for (const nlohmann::json& g : c.at("groups")) {
+            GroupStats gs;
+            gs.name = g.at("name").get<std::string>();
+            gs.classes = g.at("classes").get<std::vector<int>>();
+            for (int k : gs.classes)
+                if (k < 0 || size_t(k) >= C) throw std::runtime_error("group '" + gs.name + "' names class " + std::to_string(k) + " of " + std::to_string(C));
+            gs.fp32 = number(g.at("fp32"));
+            gs.per_seed = numbers(g.at("per_seed"), cr.runs.size(), "group '" + gs.name + "' 'per_seed'");
+            cr.stats.groups.push_back(std::move(gs));
+        }
+        r.configs.push_back(std::move(cr));
+    }
+    return r;
+}
+
+// A sweep's JSON → the CSV `bitlens sweep --csv` writes (sweep_csv: config,seed,kind,index,name,images,accuracy,fp32,drop).
+std::string sweep_csv_js(std::string result_json) {
+    return guard([&] {
+        const nlohmann::json j = parse_json_bounded(result_json, "JSON from JavaScript");
+        try {
+            return sweep_csv(sweep_for_csv(j));
+        } catch (const std::exception& e) {
+            throw std::runtime_error(std::string("sweepCsv: expected a sweep's result (sweep(), mergeSweeps() or `bitlens sweep --json`): ") + e.what());
+        }
+    });
+}
+
+// The first `n` images of a dataset (all of them when n ≥ its size), with its classes: a new Dataset.
+DatasetHandle* dataset_head_js(const DatasetHandle& d, double n) {
+    return guard([&] {
+        const size_t k = size_t(std::min(n, double(d.ds.size())));
+        auto* h = new DatasetHandle;
+        h->ds.class_names = d.ds.class_names;
+        h->ds.images.assign(d.ds.images.begin(), d.ds.images.begin() + long(k));
+        h->ds.labels.assign(d.ds.labels.begin(), d.ds.labels.begin() + long(k));
+        return h;
+    });
+}
+
+// Image i of a dataset as decoded: {width, height, channels, pixels: Uint8Array (row-major, channels interleaved),
+// label: its class name}.
+val dataset_image_js(const DatasetHandle& d, double i) {
+    return guard([&] {
+        if (!(i >= 0 && i < double(d.ds.size())))
+            throw std::runtime_error("image: index " + std::to_string((long long)i) + " is outside the dataset's " + std::to_string(d.ds.size()) + " images");
+        const Image8& im = d.ds.images[size_t(i)];
+        val out = val::object();
+        out.set("width", im.width);
+        out.set("height", im.height);
+        out.set("channels", im.channels);
+        out.set("pixels", val::global("Uint8Array").new_(val(typed_memory_view(im.pixels.size(), im.pixels.data()))));
+        out.set("label", d.ds.class_names[size_t(d.ds.labels[size_t(i)])]);
+        return out;
+    });
+}
+
+// The images' size and colour: the most common {width, height, channels} among them, `mixed` when they differ.
+std::string dataset_shape_js(const DatasetHandle& d) {
+    return guard([&] {
+        std::map<std::tuple<int, int, int>, size_t> count;
+        for (const Image8& im : d.ds.images) ++count[{im.width, im.height, im.channels}];
+        if (count.empty()) return std::string("null");
+        auto best = count.begin();
+        for (auto it = count.begin(); it != count.end(); ++it)
+            if (it->second > best->second) best = it;
+        const auto [w, h, c] = best->first;
+        return nlohmann::json{{"width", w}, {"height", h}, {"channels", c}, {"mixed", count.size() > 1}}.dump();
+    });
+}
+
+}  // namespace
+
+EMSCRIPTEN_BINDINGS(bitlens_page) {
+    function("_imageExtensions", &image_extensions_js);
+    function("_classIndices", &class_indices_js);
+    function("_checkSweep", &check_sweep_js);
+    function("_sweepCsv", &sweep_csv_js);
+    function("_datasetHead", &dataset_head_js, allow_raw_pointers());
+    function("_datasetImage", &dataset_image_js);
+    function("_datasetShape", &dataset_shape_js);
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "json_limits.h"
 #include "sweep.h"
 
 namespace bitlens::cli {
@@ -38,7 +39,7 @@ int cmd_merge(const Args& a) {
     for (const std::string& path : a.files) {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(read_text(path));
+            j = parse_json_bounded(read_text(path), path);
         } catch (const nlohmann::json::parse_error& e) {
             throw std::runtime_error(path + ": not JSON (" + e.what() + ")");
         }

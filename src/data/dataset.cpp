@@ -255,8 +255,24 @@ Dataset load_idx_files(const std::string& images_path, const std::string& labels
 // Encoded images / image folders
 // ------------------------------------------------------------------------------------------------
 
+namespace {
+
+// The decoded bytes of a dataset's images so far, plus `im`'s (decoded from `file`): beyond kDatasetBytes
+// an error naming the file, the total and the limit. Each image is within kImagePixels already, so at most
+// one image's worth (≤ 1 GB) is allocated past the limit before it is refused.
+void count_decoded(uint64_t& total, const Image8& im, const std::string& file, const std::string& ctx,
+                   int64_t limit = limits::kDatasetBytes) {
+    total += uint64_t(im.pixels.size());
+    if (total > uint64_t(limit))
+        throw std::runtime_error(ctx + ": the images decode to more than " + std::to_string(limit) +
+                                 " bytes together (the limit, src/base/size_limits.h), reached at " + file +
+                                 "; use fewer or smaller images");
+}
+
+}  // namespace
+
 Dataset load_encoded(const std::vector<std::vector<uint8_t>>& files, const std::vector<std::string>& file_names,
-                     const std::vector<std::string>& class_of_file) {
+                     const std::vector<std::string>& class_of_file, int64_t max_decoded_bytes) {
     if (files.size() != file_names.size() || files.size() != class_of_file.size())
         throw std::runtime_error("load_encoded: " + std::to_string(files.size()) + " files but " +
                                  std::to_string(file_names.size()) + " names and " +
@@ -271,12 +287,29 @@ Dataset load_encoded(const std::vector<std::vector<uint8_t>>& files, const std::
     ds.class_names.assign(classes.begin(), classes.end());
     ds.images.reserve(files.size());
     ds.labels.reserve(files.size());
+    uint64_t decoded = 0;
     for (size_t i = 0; i < files.size(); ++i) {
         ds.images.push_back(decode_image(files[i].data(), files[i].size(), file_names[i]));
+        count_decoded(decoded, ds.images.back(), file_names[i], "load_encoded", max_decoded_bytes);
         const auto it = std::lower_bound(ds.class_names.begin(), ds.class_names.end(), class_of_file[i]);
         ds.labels.push_back(int(it - ds.class_names.begin()));
     }
     return ds;
+}
+
+const std::vector<std::string>& image_extensions() {
+    static const std::vector<std::string> ext = {".png", ".jpg", ".jpeg", ".bmp", ".gif"};
+    return ext;
+}
+
+bool has_image_extension_name(const std::string& name) {
+    const size_t slash = name.find_last_of('/');
+    const std::string base = slash == std::string::npos ? name : name.substr(slash + 1);
+    const size_t dot = base.find_last_of('.');
+    if (dot == std::string::npos || dot == 0) return false;  // as std::filesystem: ".png" alone has no extension
+    std::string ext = base.substr(dot);
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return std::find(image_extensions().begin(), image_extensions().end(), ext) != image_extensions().end();
 }
 
 #ifndef __EMSCRIPTEN__
@@ -284,11 +317,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool has_image_extension(const fs::path& p) {
-    std::string ext = p.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".gif";
-}
+bool has_image_extension(const fs::path& p) { return has_image_extension_name(p.filename().string()); }
 
 bool hidden(const fs::path& p) {
     const std::string name = p.filename().string();
@@ -367,6 +396,7 @@ Dataset load_image_folder(const std::string& dir) {
     if (class_dirs.empty())
         throw std::runtime_error(ctx + ": no class subfolders (expected one subfolder of images per class)");
     Dataset ds;
+    uint64_t decoded = 0;
     for (size_t c = 0; c < class_dirs.size(); ++c) {
         const std::string cname = class_dirs[c].filename().string();
         const auto files = list_sorted(class_dirs[c], ctx, [](const fs::directory_entry& e) {
@@ -382,6 +412,7 @@ Dataset load_image_folder(const std::string& dir) {
         for (const auto& f : files) {
             const std::vector<uint8_t> bytes = read_file_bytes(f.string());
             ds.images.push_back(decode_image(bytes.data(), bytes.size(), f.string()));
+            count_decoded(decoded, ds.images.back(), f.string(), ctx);
             ds.labels.push_back(int(c));
         }
     }

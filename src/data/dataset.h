@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "image.h"
+#include "size_limits.h"
 
 namespace bitlens {
 
@@ -32,9 +33,17 @@ Dataset load_idx_files(const std::string& images_path, const std::string& labels
 // folders, no images, an image that does not decode (names the file).
 Dataset load_image_folder(const std::string& dir);
 
-// Encoded images with their class names (e.g. from a zip or a browser folder picker).
+// The file extensions an image folder's images have (lower case, with the dot: ".png", ".jpg", ".jpeg", ".bmp",
+// ".gif"); load_image_folder reads these and nothing else, and the page and the package take the list from here.
+const std::vector<std::string>& image_extensions();
+// Whether `name` ends in one of image_extensions(), case-insensitive ("a/B.PNG": yes, "a.png.txt": no).
+bool has_image_extension_name(const std::string& name);
+
+// Encoded images with their class names (e.g. from a zip or a browser folder picker). Their decoded bytes
+// together may not pass max_decoded_bytes (an error naming the file where they do; tests pass a smaller one).
 Dataset load_encoded(const std::vector<std::vector<uint8_t>>& files, const std::vector<std::string>& file_names,
-                     const std::vector<std::string>& class_of_file);
+                     const std::vector<std::string>& class_of_file,
+                     int64_t max_decoded_bytes = limits::kDatasetBytes);
 
 // Loads a dataset from a path: a directory containing *-images-idx3-ubyte[.gz] + *-labels-idx1-ubyte[.gz]
 // pair → IDX; an IDX images file (labels from `labels_path`, or the sibling file with "images-idx3"

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_limits.h"
 #include "parallel.h"
 #include "rng.h"
 #include "sos.h"  // method sos: the sweep quantizes through the training layer
@@ -871,15 +872,15 @@ std::vector<double> nums_or_nan(const nlohmann::json& a) {
 SweepSpec spec_from_written_json(const nlohmann::json& j, int num_classes) {
     SweepSpec s;
     for (const nlohmann::json& c : j.at("configs")) s.configs.push_back(config_from_json(c));
-    s.seeds = j.at("seeds").get<int>();
-    s.first_seed = j.at("first_seed").get<uint64_t>();
-    s.calib_size = j.at("calib_size").get<int>();
-    s.calib_classes = j.at("calib_classes").get<std::vector<int>>();
+    s.seeds = json_int<int>(j.at("seeds"), "spec.seeds");
+    s.first_seed = json_int<uint64_t>(j.at("first_seed"), "spec.first_seed");
+    s.calib_size = json_int<int>(j.at("calib_size"), "spec.calib_size");
+    s.calib_classes = json_ints<int>(j.at("calib_classes"), "spec.calib_classes");
     s.calib_skew = j.at("calib_skew").get<double>();
     s.calib_corrupt = parse_corruption(j.at("calib_corrupt").get<std::string>());
     s.eval_corrupt = parse_corruption(j.at("eval_corrupt").get<std::string>());
-    for (const nlohmann::json& g : j.at("groups")) s.groups.push_back({g.at("name").get<std::string>(), g.at("classes").get<std::vector<int>>()});
-    s.eval_limit = j.at("eval_limit").get<size_t>();
+    for (const nlohmann::json& g : j.at("groups")) s.groups.push_back({g.at("name").get<std::string>(), json_ints<int>(g.at("classes"), "spec.groups.classes")});
+    s.eval_limit = json_int<size_t>(j.at("eval_limit"), "spec.eval_limit");
     s.validate(num_classes);
     return s;
 }
@@ -944,20 +945,20 @@ SweepPart sweep_part_from_json(const nlohmann::json& j, const std::string& what)
         throw std::runtime_error(what + " is not a part of a sweep (parts come from bitlens sweep --shard I/N --json FILE)");
     }
     if (j.at("bitlens_sweep_part") != kPartFormat)
-        throw std::runtime_error(what + ": part format " + j.at("bitlens_sweep_part").dump() + ", this bitlens reads format " +
+        throw std::runtime_error(what + ": part format " + short_dump(j.at("bitlens_sweep_part")) + ", this bitlens reads format " +
                                  std::to_string(kPartFormat));
     SweepPart p;
     try {
         SweepResult& R = p.shared;
         R.labels = j.at("labels").get<std::vector<std::string>>();
         R.spec = spec_from_written_json(j.at("spec"), int(R.labels.size()));
-        R.class_count = j.at("class_count").get<std::vector<size_t>>();
-        R.eval_n = j.at("eval_n").get<size_t>();
-        R.pool_n = j.at("pool_n").get<size_t>();
-        R.seeds = j.at("seeds").get<std::vector<uint64_t>>();
+        R.class_count = json_ints<size_t>(j.at("class_count"), "class_count");
+        R.eval_n = json_int<size_t>(j.at("eval_n"), "eval_n");
+        R.pool_n = json_int<size_t>(j.at("pool_n"), "pool_n");
+        R.seeds = json_ints<uint64_t>(j.at("seeds"), "seeds");
         for (const json& c : j.at("calibration")) {
-            R.calib_draws.push_back(c.at("indices").get<std::vector<size_t>>());
-            R.calib_class_counts.push_back(c.at("class_counts").get<std::vector<size_t>>());
+            R.calib_draws.push_back(json_ints<size_t>(c.at("indices"), "calibration.indices"));
+            R.calib_class_counts.push_back(json_ints<size_t>(c.at("class_counts"), "calibration.class_counts"));
         }
         const json& fp = j.at("fp32");
         R.fp32.n = R.eval_n;
@@ -965,14 +966,14 @@ SweepPart sweep_part_from_json(const nlohmann::json& j, const std::string& what)
         R.fp32.labels = R.labels;
         R.fp32.class_count = R.class_count;
         R.fp32.per_class = nums_or_nan(fp.at("per_class"));
-        R.fp32.confusion = fp.at("confusion").get<std::vector<std::vector<uint32_t>>>();
-        R.fp32.worst_class = fp.at("worst_class_index").get<int>();
+        R.fp32.confusion = json_int_rows<uint32_t>(fp.at("confusion"), "fp32.confusion");
+        R.fp32.worst_class = json_int<int>(fp.at("worst_class_index"), "fp32.worst_class_index");
         for (const json& g : fp.at("groups")) R.fp32_groups.push_back(num_or_nan(g.at("accuracy")));
         if (j.contains("fp32_clean_top1")) R.fp32_clean_top1 = j.at("fp32_clean_top1").get<double>();
 
         const json& part = j.at("part");
-        p.shard.index = part.at("index").get<int>();
-        p.shard.count = part.at("count").get<int>();
+        p.shard.index = json_int<int>(part.at("index"), "part.index");
+        p.shard.count = json_int<int>(part.at("count"), "part.count");
         const json& model = j.at("model");
         const json& data = j.at("data");
         p.identity.model_tensors = model.at("tensors").get<std::string>();
@@ -984,12 +985,12 @@ SweepPart sweep_part_from_json(const nlohmann::json& j, const std::string& what)
         p.identity.calib_path = data.at("calib").at("path").get<std::string>();
         for (const json& r : j.at("runs")) {
             PartRun pr;
-            pr.index = r.at("index").get<size_t>();
-            pr.model_bytes = r.at("model_bytes").get<size_t>();
-            pr.run.seed = r.at("seed").get<uint64_t>();
+            pr.index = json_int<size_t>(r.at("index"), "runs.index");
+            pr.model_bytes = json_int<size_t>(r.at("model_bytes"), "runs.model_bytes");
+            pr.run.seed = json_int<uint64_t>(r.at("seed"), "runs.seed");
             pr.run.top1 = r.at("top1").get<double>();
             pr.run.per_class = nums_or_nan(r.at("per_class"));
-            pr.run.confusion = r.at("confusion").get<std::vector<std::vector<uint32_t>>>();
+            pr.run.confusion = json_int_rows<uint32_t>(r.at("confusion"), "runs.confusion");
             p.runs.push_back(std::move(pr));
         }
     } catch (const json::exception& e) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "export.h"
+#include "json_limits.h"
 #include "parallel.h"
 
 namespace bitlens {
@@ -134,10 +135,12 @@ std::vector<KnapsackItem> items_from_json(const nlohmann::json& j, const char* w
         KnapsackItem it;
         try {
             it.name = e.at("name").get<std::string>();
-            const long long values = e.at("values").get<long long>();
-            it.bits = e.at("candidates").get<std::vector<int>>();
+            const long long values = json_int<long long>(e.at("values"), "sensitivities: 'values'");
+            it.bits = json_ints<int>(e.at("candidates"), "sensitivities: 'candidates'");
             it.sensitivity = e.at("sensitivity").get<std::vector<double>>();
-            if (values <= 0) throw std::runtime_error("'values' must be positive");
+            // values × bits must not overflow: 2^48 values is far beyond any layer.
+            if (values <= 0 || values > (1LL << 48))
+                throw std::runtime_error("sensitivities: 'values' of '" + it.name + "' must be in [1, 2^48], found " + std::to_string(values));
             for (int b : it.bits) check_bits(b, "candidate"), it.cost.push_back(values * b);
         } catch (const nlohmann::json::exception& ex) {
             throw std::runtime_error(std::string("sensitivities: an entry of '") + what + "' is malformed (" + ex.what() + ")");
@@ -184,17 +187,19 @@ Sensitivities sensitivities_from_json(const nlohmann::json& j) {
         throw std::runtime_error("sensitivities: expected an object with 'weights' and 'activations'");
     Sensitivities s;
     s.weights = items_from_json(j["weights"], "weights"), s.activations = items_from_json(j["activations"], "activations");
+    // Byte counts ≤ 2^50 each, so that sums over any number of layers this side of memory cannot overflow.
+    constexpr long long kMaxBytes = 1LL << 50;
     if (j.contains("fixed_bytes")) {
-        if (!j["fixed_bytes"].is_number_integer() || j["fixed_bytes"].get<long long>() < 0)
-            throw std::runtime_error("sensitivities: 'fixed_bytes' must be a non-negative integer, found " + j["fixed_bytes"].dump());
-        s.fixed_bytes = j["fixed_bytes"].get<long long>();
+        s.fixed_bytes = json_int<long long>(j["fixed_bytes"], "sensitivities: 'fixed_bytes'");
+        if (s.fixed_bytes < 0 || s.fixed_bytes > kMaxBytes)
+            throw std::runtime_error("sensitivities: 'fixed_bytes' must be in [0, 2^50], found " + std::to_string(s.fixed_bytes));
     }
     if (j.contains("weight_bytes")) {
-        try {
-            s.weight_bytes = j["weight_bytes"].get<std::vector<std::vector<long long>>>();
-        } catch (const nlohmann::json::exception&) {
-            throw std::runtime_error("sensitivities: 'weight_bytes' must be a list of byte counts per layer and candidate");
-        }
+        s.weight_bytes = json_int_rows<long long>(j["weight_bytes"], "sensitivities: 'weight_bytes'");
+        for (const auto& row : s.weight_bytes)
+            for (long long b : row)
+                if (b < 0 || b > kMaxBytes)
+                    throw std::runtime_error("sensitivities: 'weight_bytes' must hold byte counts in [0, 2^50], found " + std::to_string(b));
         bool ok = s.weight_bytes.size() == s.weights.size();
         for (size_t i = 0; ok && i < s.weights.size(); ++i) ok = s.weight_bytes[i].size() == s.weights[i].bits.size();
         if (!ok) throw std::runtime_error("sensitivities: 'weight_bytes' must have one count per layer and candidate");

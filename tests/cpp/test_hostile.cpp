@@ -11,14 +11,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dataset.h"
 #include "export.h"
 #include "image.h"
+#include "mixed.h"
+#include "sweep.h"
 #include "test_util.h"
 
 using namespace bitlens;
 using namespace bitlens::test;
 
 namespace {
+
+std::string text_of(const std::string& rel) {
+    const std::vector<uint8_t> b = read_file_bytes(src_path(rel));
+    return std::string(b.begin(), b.end());
+}
 
 std::string nested(size_t depth, const std::string& inner = "1") { return std::string(depth, '[') + inner + std::string(depth, ']'); }
 
@@ -232,6 +240,19 @@ void put_be(std::vector<uint8_t>& v, uint64_t x, int bytes) {
     for (int i = bytes - 1; i >= 0; --i) v.push_back(uint8_t(x >> (8 * i)));
 }
 
+// A valid 1×1 8-bit grey PNG (pixel 0): signature, IHDR, one IDAT of 10 bytes (zlib of {filter 0, 0}), IEND.
+// CRCs are zero: stb_image does not check them.
+std::vector<uint8_t> png_1x1() {
+    std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    put_be(png, 13, 4), png.insert(png.end(), {'I', 'H', 'D', 'R'});
+    put_be(png, 1, 4), put_be(png, 1, 4), png.insert(png.end(), {8, 0, 0, 0, 0});
+    put_be(png, 0, 4);
+    const std::vector<uint8_t> idat = {0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01};
+    put_be(png, uint32_t(idat.size()), 4), png.insert(png.end(), {'I', 'D', 'A', 'T'}), png.insert(png.end(), idat.begin(), idat.end());
+    put_be(png, 0, 4), put_be(png, 0, 4), png.insert(png.end(), {'I', 'E', 'N', 'D'}), put_be(png, 0, 4);
+    return png;
+}
+
 }  // namespace
 
 TEST_CASE("Found 6: image headers claiming huge sizes are refused before decoding (BMP, PNG, GIF)") {
@@ -335,4 +356,69 @@ TEST_CASE("Found 6: IDX image counts and dimensions, and gzip's decompressed siz
                       doctest::Contains("bomb.gz: gzip: decompresses to 1207959552 bytes (trailer), more than the limit 1073741824"));
     gz.erase(gz.begin() + 10, gz.begin() + 10 + 1000000);
     CHECK_THROWS_WITH(maybe_gunzip(gz, "lie.gz"), doctest::Contains("lie.gz: gzip: corrupt or truncated: trailer says 1207959552 uncompressed bytes"));
+}
+
+// Found by the fuzzers of tests/fuzz (sweep, mixed): nlohmann's get<size_t>() / get<long long>() static_cast a
+// float such as 1e300, an undefined conversion. Integer fields of sweep parts, sensitivities and budgets are read
+// through json_int (src/base/json_limits.h): a non-integer or out-of-range value is an error naming the field.
+TEST_CASE("Fuzzing found: integer fields of a sweep part and of mixed-precision sensitivities holding 1e300 or -1 are errors") {
+    const nlohmann::json part = nlohmann::json::parse(text_of("tests/fuzz/corpus/sweep/part-1-of-2.json"));
+    CHECK_NOTHROW(sweep_part_from_json(part, "part.json"));
+    auto refused = [&](const std::function<void(nlohmann::json&)>& edit, const char* message) {
+        nlohmann::json j = part;
+        edit(j);
+        CAPTURE(message);
+        CHECK_THROWS_WITH_AS(sweep_part_from_json(j, "part.json"), doctest::Contains(message), std::runtime_error);
+    };
+    refused([](nlohmann::json& j) { j["eval_n"] = 1e300; }, "part.json: eval_n: expected an integer in [0, 18446744073709551615], found a non-integer number");
+    refused([](nlohmann::json& j) { j["pool_n"] = -1; }, "part.json: pool_n: expected an integer in [0, 18446744073709551615], found -1");
+    refused([](nlohmann::json& j) { j["part"]["index"] = 4294967297.0; }, "part.json: part.index: expected an integer in [-2147483648, 2147483647], found a non-integer number");
+    refused([](nlohmann::json& j) { j["part"]["count"] = 4294967297ULL; }, "part.json: part.count: expected an integer in [-2147483648, 2147483647], found 4294967297");
+    refused([](nlohmann::json& j) { j["runs"][0]["confusion"][1][0] = 1e10; }, "part.json: runs.confusion[1][0]: expected an integer in [0, 4294967295]");
+    refused([](nlohmann::json& j) { j["spec"]["seeds"] = "2"; }, "part.json: spec.seeds: expected an integer in [-2147483648, 2147483647], found a string");
+    refused([](nlohmann::json& j) { j["calibration"][0]["indices"][0] = 1.5; }, "part.json: calibration.indices[0]: expected an integer");
+
+    const std::string seed = text_of("tests/fuzz/corpus/mixed/budget-4");  // sensitivities, then budgets
+    const nlohmann::json sens = nlohmann::json::parse(seed.substr(0, seed.find('\n')));
+    CHECK_NOTHROW(sensitivities_from_json(sens));
+    auto sens_refused = [&](const std::function<void(nlohmann::json&)>& edit, const char* message) {
+        nlohmann::json j = sens;
+        edit(j);
+        CAPTURE(message);
+        CHECK_THROWS_WITH_AS(sensitivities_from_json(j), doctest::Contains(message), std::runtime_error);
+    };
+    sens_refused([](nlohmann::json& j) { j["weights"][0]["values"] = 1e300; }, "sensitivities: 'values': expected an integer in [-9223372036854775808, 9223372036854775807], found a non-integer number");
+    sens_refused([](nlohmann::json& j) { j["weights"][0]["values"] = 1LL << 62; }, "sensitivities: 'values' of '");
+    sens_refused([](nlohmann::json& j) { j["activations"][0]["candidates"][0] = 2.5; }, "sensitivities: 'candidates'[0]: expected an integer");
+    sens_refused([](nlohmann::json& j) { j["fixed_bytes"] = 1e300; }, "sensitivities: 'fixed_bytes': expected an integer");
+    sens_refused([](nlohmann::json& j) { j["fixed_bytes"] = 1LL << 62; }, "sensitivities: 'fixed_bytes' must be in [0, 2^50], found 4611686018427387904");
+}
+
+// Found by the image fuzzer: a PNG whose IDAT chunk declares 1.7 GB made stb_image reserve that much before
+// reading it. Chunk lengths are checked against the bytes left in the file first (check_png_chunks).
+TEST_CASE("Fuzzing found: a PNG chunk declaring more bytes than the file holds is refused before stb_image allocates") {
+    std::vector<uint8_t> png = png_1x1();
+    png[33] = 0x66;               // IDAT's length (bytes 33-36, after the signature and IHDR): 10 → 0x6600000A, 1.7 GB
+    png.resize(png.size() - 12);  // and no IEND: IDAT's 10 bytes of data and its CRC follow the chunk header
+    CHECK_THROWS_WITH_AS(decode_image(png.data(), png.size(), "liar.png"),
+                         doctest::Contains("liar.png: cannot decode image: PNG chunk at byte 33 has length 1711276042, beyond the end of "
+                                           "the file (14 bytes left)"),
+                         std::runtime_error);
+    // The same chunk with its true length decodes: the check refuses only what the file cannot hold.
+    const std::vector<uint8_t> ok = png_1x1();
+    const Image8 img = decode_image(ok.data(), ok.size(), "ok.png");
+    CHECK(img.width == 1);
+    CHECK(img.height == 1);
+    CHECK(img.pixels == std::vector<uint8_t>{0});
+}
+
+// Many images, each within the per-image limit, can still ask for more memory than there is: a folder's or a
+// list's decoded bytes together are limited (kDatasetBytes, 4 GiB; a smaller limit here, the same rule).
+TEST_CASE("the decoded bytes of a dataset's images together are limited: the error names the file that passes the limit") {
+    const std::vector<std::vector<uint8_t>> files(3, png_1x1());  // 1 byte each decoded
+    CHECK(load_encoded(files, {"a/1.png", "a/2.png", "b/3.png"}, {"a", "a", "b"}, 3).size() == 3);
+    CHECK_THROWS_WITH_AS(load_encoded(files, {"a/1.png", "a/2.png", "b/3.png"}, {"a", "a", "b"}, 2),
+                         doctest::Contains("load_encoded: the images decode to more than 2 bytes together (the limit, "
+                                           "src/base/size_limits.h), reached at b/3.png"),
+                         std::runtime_error);
 }

@@ -91,7 +91,9 @@ TEST_CASE("every layer's gradient against central finite differences (token and 
     avg.cfg.avg_pool = true, avg.fc_norm = avg.norm, avg.fc_norm.name = "fc_norm";
     avg.cfg.gelu_tanh = true;
     models.emplace_back("hf, avg pool + fc_norm, tanh GELU", avg);
-    for (auto& [what, m0] : models) {
+    for (auto& named : models) {
+        const std::string& what = named.first;  // not a structured binding: clang 14 cannot capture one in CAPTURE's lambda
+        const ViT& m0 = named.second;
         CAPTURE(what);
         const PreparedData& d = m0.cfg.patch == fx().hf.vit.cfg.patch ? fx().hf_data : fx().tm_data;
         const size_t n = 8;

@@ -102,3 +102,25 @@ test('Found 6: tiny files claiming huge images, datasets or decompressed sizes a
   expectError(['eval', '--model', HF, '--data', join(dir, 'bomb-images-idx3-ubyte.gz')],
     /bomb-images-idx3-ubyte\.gz: gzip: decompresses to 1207959552 bytes \(trailer\), more than the limit 1073741824/);
 }));
+
+// Found by the fuzzers (tests/fuzz): bitlens merge parsed a part without a depth limit (a part nested 100,000 deep
+// overflowed the stack: exit 139), and read counts with nlohmann's get<size_t>(), undefined for 1e300.
+test('bitlens merge: a part nested 100,000 deep, or holding 1e300 or -1 where a count goes, is an error naming the file and field', () => withDir((dir) => {
+  const deep = join(dir, 'deep.json');
+  writeFileSync(deep, '['.repeat(100000) + ']'.repeat(100000));
+  expectError(['merge', deep, '--json', join(dir, 'out.json')], /deep\.json: JSON nested deeper than 64 levels/);
+  const part = readFileSync(path('tests/fuzz/corpus/sweep/part-1-of-2.json'), 'utf8');
+  const ok = run('merge', path('tests/fuzz/corpus/sweep/part-1-of-2.json'), path('tests/fuzz/corpus/sweep/part-2-of-2.json'),
+    '--json', join(dir, 'out.json'));
+  assert.equal(ok.status, 0, ok.stderr);  // the seed parts as written merge
+  const cases = [
+    ['"eval_n":12', '"eval_n":1e300', /huge\.json: eval_n: expected an integer in \[0, 18446744073709551615\], found a non-integer number/],
+    ['"eval_n":12', '"eval_n":-1', /huge\.json: eval_n: expected an integer in \[0, 18446744073709551615\], found -1/],
+  ];
+  for (const [from, to, message] of cases) {
+    assert.ok(part.includes(from), `the seed part has ${from}`);
+    const bad = join(dir, 'huge.json');
+    writeFileSync(bad, part.replace(from, to));
+    expectError(['merge', bad, '--json', join(dir, 'out.json')], message);
+  }
+}));
