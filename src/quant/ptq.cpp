@@ -185,6 +185,17 @@ void FakeQuantHook::on_activation(int point, float* x, size_t rows, size_t cols,
     for (size_t r = 0; r < rows; ++r) fast[size_t(point)].apply(x + r * ld, cols);
 }
 
+void sort_values(std::vector<float>& s) {
+    // Sortable keys: the float's bits with negatives reversed; a total order, so the result is unique.
+    std::vector<uint32_t> key(s.size());
+    for (size_t j = 0; j < s.size(); ++j) {
+        const uint32_t u = bl_f2u(s[j]);
+        key[j] = u & 0x80000000u ? ~u : u | 0x80000000u;
+    }
+    std::sort(key.begin(), key.end());
+    for (size_t j = 0; j < s.size(); ++j) s[j] = bl_u2f(key[j] & 0x80000000u ? key[j] & 0x7FFFFFFFu : ~key[j]);
+}
+
 namespace {
 
 constexpr size_t kSampleCap = 1 << 15;  // values kept per point for the range searches (a few more when images > kSampleCap)
@@ -230,16 +241,7 @@ struct Observer : ActivationHook {
         seen[i] += n;
     }
     void finish() {
-        for (std::vector<float>& s : samples) {
-            // Sortable keys: the float's bits with negatives reversed; a total order, so the result is unique.
-            std::vector<uint32_t> key(s.size());
-            for (size_t j = 0; j < s.size(); ++j) {
-                const uint32_t u = bl_f2u(s[j]);
-                key[j] = u & 0x80000000u ? ~u : u | 0x80000000u;
-            }
-            std::sort(key.begin(), key.end());
-            for (size_t j = 0; j < s.size(); ++j) s[j] = bl_u2f(key[j] & 0x80000000u ? key[j] & 0x7FFFFFFFu : ~key[j]);
-        }
+        for (std::vector<float>& s : samples) sort_values(s);
     }
 };
 

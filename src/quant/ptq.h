@@ -91,6 +91,9 @@ struct PointSamples {
     std::vector<size_t> per_image;
 };
 PointSamples observe_points(const ViT& m, const PreparedData& data, const std::vector<size_t>& idx);
+// Sorts values by a total order on their bits (−0 before +0, NaNs at the ends): a unique sequence for any
+// order they were collected in, so fits whose floating-point sums follow the order give the same result.
+void sort_values(std::vector<float>& v);
 // Whether a point is quantized at all, its bit-width and its fitted quantizer under `cfg`.
 bool point_quantized(const ActPoint& p);
 int point_bits(const ActPoint& p, const QuantConfig& cfg);

@@ -20,20 +20,27 @@ namespace {
 
 constexpr size_t kChannelRows = 2048;  // tokens sampled per post-LN point for its channel-wise fits
 
-// Every value (of a strided subset of rows) of the wanted points, per channel.
+// Every value of a strided subset of rows of the wanted points, per channel, as a function of the set of
+// images, not their order: each image (one on_activation call per point) keeps its own rows 0, s, 2s, …,
+// s = ⌈rows / ⌊kChannelRows / images⌋⌉ — the same count from every image, about kChannelRows together — and
+// finish() sorts each channel's values (sort_values), so the fits see one sequence for any order.
 struct ChannelSampler : ActivationHook {
     std::vector<char> want;
     std::vector<std::vector<std::vector<float>>> vals;  // [point][channel]
-    std::vector<size_t> seen;
-    size_t stride;
-    ChannelSampler(size_t points, size_t stride_) : want(points, 0), vals(points), seen(points, 0), stride(stride_) {}
+    size_t quota;                                       // rows kept per image and point
+    ChannelSampler(size_t points, size_t images)
+        : want(points, 0), vals(points), quota(std::max<size_t>(1, kChannelRows / std::max<size_t>(1, images))) {}
     void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
         const size_t i = size_t(p);
         if (!want[i]) return;
         if (vals[i].empty()) vals[i].resize(cols);
-        for (size_t r = 0; r < rows; ++r)
-            if (seen[i]++ % stride == 0)
-                for (size_t c = 0; c < cols; ++c) vals[i][c].push_back(x[r * ld + c]);
+        const size_t stride = std::max<size_t>(1, (rows + quota - 1) / quota);
+        for (size_t r = 0; r < rows; r += stride)
+            for (size_t c = 0; c < cols; ++c) vals[i][c].push_back(x[r * ld + c]);
+    }
+    void finish() {
+        for (auto& point : vals)
+            for (std::vector<float>& channel : point) sort_values(channel);
     }
 };
 
@@ -453,12 +460,13 @@ SosRun::SosRun(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg,
     std::vector<size_t> all(S.N);
     for (size_t i = 0; i < S.N; ++i) all[i] = i;
     const PointSamples ps = observe_points(S.fpm, S.cal, all);
-    ChannelSampler cs(S.m.points.size(), std::max<size_t>(1, (S.N * S.T + kChannelRows - 1) / kChannelRows));
+    ChannelSampler cs(S.m.points.size(), S.N);
     for (size_t p = 0; p < S.m.points.size(); ++p) cs.want[p] = post_ln(S.m.points[p]);
     {
         Workspace ws;
         std::vector<float> lg(size_t(fp.cfg.num_classes));
         for (size_t i = 0; i < S.N; ++i) S.fpm.forward(&S.cal.inputs[i * S.cal.input_size], lg.data(), ws, &cs);
+        cs.finish();
     }
     const size_t P = S.m.points.size(), nl = S.m.linears().size();
     S.st.weight.resize(nl);

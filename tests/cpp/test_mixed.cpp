@@ -128,6 +128,35 @@ TEST_CASE("mixed precision on the shipped DeiT: sensitivities fall with bits, bu
             CHECK(it.sensitivity[0] >= it.sensitivity[2]);  // 3 bits hurt at least as much as 8
             CHECK(it.sensitivity[2] >= 0);
         }
+        if (obj == Objective::Mean) {
+            // The mean objective is the mean KL(FP32 || one layer at 3 bits) over the images: recomputed here from
+            // two full forward passes with std::exp / std::log, it is positive and equals the measurement (which
+            // reruns only the blocks from the layer's on, from cached FP32 states, with BitLens's own exp).
+            const size_t li = 3;
+            ViT one = m.vit;
+            quantize_weights(*one.linears()[li], 3, base);
+            const size_t C = size_t(m.vit.cfg.num_classes);
+            auto log_softmax_d = [&](const std::vector<float>& z) {
+                double mx = z[0], sum = 0;
+                for (float v : z) mx = std::max(mx, double(v));
+                for (float v : z) sum += std::exp(double(v) - mx);
+                std::vector<double> lp(C);
+                for (size_t c = 0; c < C; ++c) lp[c] = double(z[c]) - mx - std::log(sum);
+                return lp;
+            };
+            Workspace ws;
+            std::vector<float> zf(C), zq(C);
+            double kl = 0;
+            for (size_t i : imgs) {
+                m.vit.forward(&d.inputs[i * d.input_size], zf.data(), ws);
+                one.forward(&d.inputs[i * d.input_size], zq.data(), ws);
+                const std::vector<double> pf = log_softmax_d(zf), pq = log_softmax_d(zq);
+                for (size_t c = 0; c < C; ++c) kl += std::exp(pf[c]) * (pf[c] - pq[c]) / double(imgs.size());
+            }
+            CAPTURE(s.weights[li].name);
+            CHECK(kl > 1e-7);
+            CHECK(s.weights[li].sensitivity[0] == doctest::Approx(kl).epsilon(1e-6));
+        }
         MixedPlan p = plan_mixed(s, 4.0, 4.0), p2 = plan_mixed(s, 4.0, 4.0);
         CHECK(p.weight_cost <= p.weight_budget);
         CHECK(p.act_cost <= p.act_budget);

@@ -201,6 +201,24 @@ TEST_CASE("SOS with 0 iterations leaves the fitted quantizers as they are; resul
     CHECK_FALSE(same_quantized(a.q, r0.q));
 }
 
+TEST_CASE("SOS's stage-1 quantizers are a function of the set of calibration images, not of their order") {
+    // 400 images, all drawn: each keeps tokens 0, 4, …, 16 of its 18 for the channel-wise fits (2048 rows / 400
+    // images = 5 rows each, stride 4). Before, one counter with stride 4 ran across the images: as 18 is not a
+    // multiple of 4, odd and even images kept different tokens, and the reversed pool other rows.
+    const ViT& m = fx().tm.vit;
+    const PreparedData& d = fx().tm_data;
+    const size_t n = 400;
+    REQUIRE(d.n >= n);
+    REQUIRE(size_t(m.cfg.tokens()) > 2048 / n);
+    std::vector<size_t> fwd(n), rev(n);
+    for (size_t i = 0; i < n; ++i) fwd[i] = i, rev[i] = n - 1 - i;
+    const QuantConfig c = sos_config(4, 0, 8, int(n));
+    const SosResult a = sos(m, subset(d, fwd), c), b = sos(m, subset(d, rev), c);
+    CHECK(same_quantized(a.q, b.q));
+    // And the channel-wise fits are not trivially alike: the folded LayerNorm of the first block differs from the FP32 one.
+    CHECK_FALSE(same_bits(a.q.model.blocks[0].norm1.gamma, m.blocks[0].norm1.gamma));
+}
+
 TEST_CASE("SOS in steps: cancelling between iterations leaves nothing behind; advance() covers every iteration") {
     const ViT& m = fx().hf.vit;
     const QuantConfig c = sos_config(4, 3, 4, 8);
