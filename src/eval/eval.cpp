@@ -21,6 +21,14 @@ std::string lower(std::string s) {
 bool is_number(const std::string& s) {
     return !s.empty() && s.size() < 9 && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
 }
+// Letters and digits only, lower case: "T-shirt/top", "t-shirt_top" and "T shirt top" all fold to "tshirttop"
+// (a folder name cannot hold "/", so a label with one is matched by its folded form).
+std::string fold(const std::string& s) {
+    std::string r;
+    for (char ch : s)
+        if (std::isalnum(static_cast<unsigned char>(ch))) r += char(std::tolower(static_cast<unsigned char>(ch)));
+    return r;
+}
 std::string list(const std::vector<std::string>& v) {
     std::string r;
     for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + v[i];
@@ -35,6 +43,12 @@ std::vector<int> map_classes(const std::vector<std::string>& classes, const ViTC
         int found = -1;
         for (int j = 0; j < cfg.num_classes && found < 0; ++j)
             if (lower(cfg.labels[size_t(j)]) == lower(name)) found = j;
+        if (found < 0 && !fold(name).empty()) {  // then by letters and digits alone, when exactly one label matches
+            int matches = 0;
+            for (int j = 0; j < cfg.num_classes; ++j)
+                if (fold(cfg.labels[size_t(j)]) == fold(name)) found = j, ++matches;
+            if (matches > 1) found = -1;
+        }
         if (found < 0 && is_number(name)) found = std::stoi(name);
         if (found < 0 && !cfg.labels_known) found = int(i);  // generic labels: sorted order
         if (found < 0 || found >= cfg.num_classes)

@@ -17,9 +17,11 @@ struct PreparedData {
     std::vector<int> labels;     // model class index per image
 };
 
-// Dataset class → model class. Names must match the model's labels (case-insensitive) when the model
-// has real label names; a numeric name "k" means class k; otherwise (generic labels) classes map in
-// sorted order. A class with no match is an error naming it and the model's labels.
+// Dataset class → model class. Names must match the model's labels (case-insensitive), or else by their
+// letters and digits alone when exactly one label does ("T-shirt_top" is "T-shirt/top": a folder name cannot
+// hold "/"), when the model has real label names; a numeric name "k" means class k; otherwise (generic
+// labels) classes map in sorted order. A class with no match is an error naming it and the model's labels.
+// The page, the package (bl.classIndices) and the CLI all match by this rule.
 std::vector<int> map_classes(const std::vector<std::string>& dataset_classes, const ViTConfig& cfg);
 PreparedData prepare(const Dataset& ds, const ViTConfig& cfg, size_t limit = 0);
 // The images idx of d (with their labels), in that order.

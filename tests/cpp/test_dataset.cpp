@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dataset.h"
+#include "eval.h"
 
 #include "stb_write.h"
 
@@ -413,4 +414,19 @@ TEST_CASE("load_encoded: classes sorted by name, labels follow") {
     CHECK_THROWS_WITH_AS(load_encoded(files, {"a"}, {"a", "b", "c"}), doctest::Contains("3 files but 1 names"),
                          std::runtime_error);
     CHECK_THROWS_WITH_AS(load_encoded({}, {}, {}), doctest::Contains("no images"), std::runtime_error);
+}
+
+TEST_CASE("map_classes: by name in any case, then by letters and digits when one label alone matches, then by number") {
+    ViTConfig cfg;
+    cfg.num_classes = 5;
+    cfg.labels = {"T-shirt/top", "Trouser", "a-b", "a_b", "Ankle boot"};
+    cfg.labels_known = true;
+    CHECK(map_classes({"t-shirt/top", "TROUSER", "T-shirt_top", "T shirt top", "ankle_boot", "4", "A_B"}, cfg) ==
+          std::vector<int>{0, 1, 0, 0, 4, 4, 3});
+    // "a b" folds to "ab" like both "a-b" and "a_b": ambiguous, so no match — an error naming it and the labels.
+    CHECK_THROWS_WITH_AS(map_classes({"a b"}, cfg),
+                         doctest::Contains("dataset class 'a b' is not a class of the model (5 classes: T-shirt/top, Trouser, a-b, a_b, Ankle boot)"),
+                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(map_classes({"Jacket"}, cfg), doctest::Contains("dataset class 'Jacket' is not a class"), std::runtime_error);
+    CHECK_THROWS_WITH_AS(map_classes({"--"}, cfg), doctest::Contains("dataset class '--' is not a class"), std::runtime_error);
 }
