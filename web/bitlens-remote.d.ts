@@ -50,9 +50,18 @@ export interface BitLensWorker {
   sensitivities(spec: ToWorker<SensitivitySpec>, options?: RunOptions): Promise<Sensitivities>;
   planMixed(sens: Sensitivities, budgets: { budget: number; maxBytes?: never; abudget?: number } | { maxBytes: number; budget?: never; abudget?: number }): Promise<MixedPlan>;
   quantizeTensor(values: Float32Array | number[], options?: QuantizeTensorOptions): Promise<QuantizeTensorResult>;
+  classIndices(model: RemoteModel, names: string[]): Promise<number[]>;
+  checkSweep(spec: ToWorker<SweepSpec>): Promise<Record<string, unknown>>;
+  sweepCsv(result: SweepResult | Record<string, unknown>): Promise<string>;
+  /** BitLens.imageExtensions, as the worker's instance has them. */
+  readonly imageExtensions: string[];
+  /** The worker's navigator.hardwareConcurrency. */
+  readonly cores: number;
+  /** The methods a worker added with extendWorker() (web/bitlens-worker.js) and `methods` named: `name(...args)`. */
+  readonly [method: string]: unknown;
   /** The Worker running BitLens. */
   readonly worker: Worker;
-  /** Stops the worker: every call in flight rejects. */
+  /** Stops the worker: every call in flight rejects (an Error named AbortError, "BitLens worker: terminated"). */
   terminate(): void;
 }
 
@@ -60,6 +69,12 @@ export interface BitLensWorker {
 export interface WorkerOptions extends Omit<CreateOptions, 'locateFile' | 'instantiateWasm'> {
   /** A Worker running bitlens/bitlens-worker.js (e.g. one a bundler made); default: a module worker from this package. */
   worker?: Worker;
+  /**
+   * Instance methods the worker added with extendWorker() (a module worker that imports bitlens/bitlens-worker.js and
+   * calls extendWorker({ name(bl, ...args) {…} })): each becomes `name(...args)`, a Promise, with callbacks, signals,
+   * stand-ins and errors carried as for the API's own calls. Rejects when the worker lacks one.
+   */
+  methods?: string[];
 }
 
 export function createBitLensWorker(options?: WorkerOptions): Promise<BitLensWorker>;

@@ -107,24 +107,36 @@ class Remote {
 /**
  * Starts a Web Worker running BitLens and resolves to the API of createBitLens(), every call returning a Promise.
  * Options: `worker` (a Worker to use, e.g. one your bundler made from 'bitlens/bitlens-worker.js'; default: a module
- * worker from this package's bitlens-worker.js) and createBitLens()'s own (`wasmPaths`, …, sent to the worker).
+ * worker from this package's bitlens-worker.js), `methods` (names of instance methods that worker added with
+ * extendWorker(), e.g. the demo page's web/page/worker.js) and createBitLens()'s own (`wasmPaths`, …, sent to the worker).
  * `terminate()` stops the worker: every call in flight rejects.
  */
 export async function createBitLensWorker(options = {}) {
-  const { worker: given, ...init } = options;
+  const { worker: given, methods = [], ...init } = options;
+  if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) throw new TypeError('createBitLensWorker: `methods` must be an array of method names');
   // Written as bundlers look for it (Vite, webpack): they then bundle the worker, its import of bitlens.js and its .wasm.
   const worker = given || new Worker(new URL('./bitlens-worker.js', import.meta.url), { type: 'module' });
   const client = new Client(worker);
-  await client.call(0, 'init', undefined, { init });
+  const ready = await client.call(0, 'init', undefined, { init });
+  const missing = methods.filter((m) => !ready.methods.includes(m));
+  if (missing.length) {
+    worker.terminate();
+    throw new TypeError(`createBitLensWorker: the worker has no method ${missing.map((m) => `'${m}'`).join(', ')} (a worker adds methods with extendWorker())`);
+  }
   const api = {};
-  for (const m of ['loadModel', 'loadDataset', 'sweep', 'mergeSweeps', 'sensitivities', 'planMixed', 'quantizeTensor']) {
+  for (const m of [...API_METHODS, ...methods]) {
     api[m] = (...args) => client.call(0, m, args);
   }
+  api.imageExtensions = ready.imageExtensions;
+  /** The worker's navigator.hardwareConcurrency. */
+  api.cores = ready.cores;
   api.worker = worker;
   api.terminate = () => {
     worker.terminate();
-    client.fail(new Error('BitLens worker: terminated'));
+    client.fail(Object.assign(new Error('BitLens worker: terminated'), { name: 'AbortError' }));
   };
   return api;
 }
+const API_METHODS = ['loadModel', 'loadDataset', 'sweep', 'mergeSweeps', 'sensitivities', 'planMixed', 'quantizeTensor',
+  'classIndices', 'checkSweep', 'sweepCsv'];
 export default createBitLensWorker;

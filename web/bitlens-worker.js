@@ -9,9 +9,22 @@
 // { id, callback: key, value }: `onProgress`), { __signal: true } for an AbortSignal (cancelled by 'abort'). A result
 // that is a BitLens object (it has delete()) is kept here and sent as { __ref, kind, data, methods }: its data
 // properties (info, history, …; nested objects as refs) and the names of its methods.
+//
+// Extending it (a page's own work beside the API, e.g. web/page/worker.js): a module worker imports this file and calls
+// extendWorker({ name(bl, ...args) { … } }); createBitLensWorker({ worker, methods: ['name'] }) then has bl.name(...args),
+// with callbacks, AbortSignals, stand-ins and errors carried as for the API's own calls.
 import { createBitLens } from './bitlens.js';
 
 let bl = null;
+const extensions = new Map();  // name → function(bl, ...args): the instance methods a worker built on this one adds
+
+/** Adds instance methods to this worker: `name(bl, ...args)` is called for createBitLensWorker()'s `bl.name(...args)`. */
+export function extendWorker(methods) {
+  for (const [name, f] of Object.entries(methods)) {
+    if (typeof f !== 'function' || name.startsWith('_')) throw new TypeError(`extendWorker: '${name}' must be a function (and not start with _)`);
+    extensions.set(name, f);
+  }
+}
 const objects = new Map();  // id → object
 let nextId = 1;
 const aborts = new Map();   // call id → AbortController
@@ -68,7 +81,9 @@ function pack(v) {
 async function handle({ id, op, target, method, args, options }, post) {
   if (op === 'init') {
     if (!bl) bl = await createBitLens(options || {});
-    return null;
+    const taken = [...extensions.keys()].filter((k) => k in bl);
+    if (taken.length) throw new TypeError(`BitLens worker: extendWorker() names ${taken.map((k) => `'${k}'`).join(', ')}, which the API has (choose other names)`);
+    return { imageExtensions: bl.imageExtensions, methods: [...extensions.keys()], cores: globalThis.navigator?.hardwareConcurrency || 1 };
   }
   if (!bl) throw new Error("BitLens worker: not initialised (createBitLensWorker() sends 'init' first)");
   if (op !== 'call') throw new Error(`BitLens worker: unknown operation '${op}'`);
@@ -78,7 +93,8 @@ async function handle({ id, op, target, method, args, options }, post) {
     objects.delete(target);
     return null;
   }
-  const f = self[method];
+  const ext = !target && extensions.get(method);
+  const f = ext ? (...a) => ext(bl, ...a) : self[method];
   if (typeof f !== 'function' || method.startsWith('_')) {
     throw new TypeError(`BitLens worker: ${target ? self.constructor.name : 'the instance'} has no method '${method}'`);
   }

@@ -158,6 +158,12 @@ export class Dataset {
   private constructor();
   readonly size: number;
   readonly classes: string[];
+  /** The images' size and colour: the most common among them (`mixed` when they differ); null for no images. */
+  readonly shape: { width: number; height: number; channels: number; mixed: boolean } | null;
+  /** The first `n` images (all when n ≥ size) as a new Dataset with the same classes. */
+  head(n: number): Dataset;
+  /** Image `index` as decoded (pixels row-major, channels interleaved) with its class name. */
+  image(index: number): { width: number; height: number; channels: number; pixels: Uint8Array; label: string };
   delete(): void;
 }
 
@@ -665,6 +671,25 @@ export interface BitLens {
   loadModel(files: ModelFiles): Model;
   loadDataset(spec: DatasetSpec): Dataset;
   quantizeTensor(values: Float32Array | number[], options?: QuantizeTensorOptions): QuantizeTensorResult;
+  /** The extensions of an image folder's images ('.png', '.jpg', '.jpeg', '.bmp', '.gif'): what the CLI reads from a folder. */
+  readonly imageExtensions: string[];
+  /**
+   * The model's class index of each dataset class name, by the rule every evaluation applies: the label's name
+   * (case-insensitive), or a number k for class k; a model with generic labels takes the names in their order. Throws
+   * the evaluation's error for a name that is no class of the model (punctuation counts: 'T-shirt_top' is not 'T-shirt/top').
+   */
+  classIndices(model: Model, names: string[]): number[];
+  /**
+   * Checks a sweep's spec as sweep() does (and its first calibration draw from `calib`) without running it: throws
+   * sweep()'s Error (e.g. "sweep: 'seeds' must be an integer from 1 to 100000, found 0"). Returns the spec as recorded.
+   */
+  checkSweep(spec: SweepSpec): Record<string, unknown>;
+  /**
+   * A sweep's per-seed, per-class and per-group accuracies as the CSV `bitlens sweep --csv` writes
+   * (config,seed,kind,index,name,images,accuracy,fp32,drop), from sweep()'s or mergeSweeps()'s result or the parsed
+   * JSON of `bitlens sweep --json`.
+   */
+  sweepCsv(result: SweepResult | Record<string, unknown>): string;
 }
 
 export function createBitLens(options?: CreateOptions): Promise<BitLens>;

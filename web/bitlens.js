@@ -72,9 +72,22 @@ function cppJson(value, what) {
 }
 
 export class Dataset {
-  /** @internal */ constructor(handle) { this._h = handle; }
+  /** @internal */ constructor(handle, M) { this._h = handle; this._M = M; }
   get size() { this._alive(); return this._h.size(); }
   get classes() { this._alive(); return JSON.parse(this._h.classes()); }
+  /** The images' size and colour: the most common { width, height, channels } among them, `mixed` when they differ. */
+  get shape() { this._alive(); return JSON.parse(this._M._datasetShape(this._h)); }
+  /** The first `n` images (all of them when n ≥ size) as a new Dataset with the same classes. */
+  head(n) {
+    this._alive();
+    return new Dataset(this._M._datasetHead(this._h, checkLimit(n, 'head')), this._M);
+  }
+  /** Image `i` as decoded: { width, height, channels, pixels (Uint8Array, row-major, channels interleaved), label }. */
+  image(i) {
+    this._alive();
+    checkWhole(i, 'image', 'index', 0, Number.MAX_SAFE_INTEGER);
+    return this._M._datasetImage(this._h, i);
+  }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('Dataset: used after delete()'); }
 }
@@ -689,6 +702,25 @@ function shardText(s) {
   throw new TypeError(`sweep: \`shard\` must be { index, count } with whole numbers (part index of count, 1 ≤ index ≤ count) or 'I/N', found ${show(s)}`);
 }
 
+// A sweep's spec (sweep()'s, checkSweep()'s) checked here → its objects and the C++ spec.
+function sweepSpec(spec) {
+  const { model, data, calib, configs, shard, ...rest } = spec || {};
+  if (!(model instanceof Model)) throw new TypeError('sweep: `model` must be a Model from loadModel()');
+  if (!(data instanceof Dataset) || !(calib instanceof Dataset)) throw new TypeError('sweep: `data` and `calib` must be Datasets from loadDataset()');
+  if (!Array.isArray(configs) || configs.length === 0) throw new TypeError('sweep: `configs` must be a non-empty array');
+  model._alive(); data._alive(); calib._alive();
+  const cpp = { configs: configs.map((c, i) => {
+    if (typeof c === 'string') return c;
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new TypeError(`sweep: \`configs[${i}]\` must be a string like 'w4a4' or an options object (quantize()'s), got ${typeName(c)}`);
+    return JSON.parse(quantConfig(c, 'sweep', METHODS, rest.calibSize ?? 32));
+  }) };
+  for (const [k, v] of Object.entries(rest)) {
+    if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, shard, ${SWEEP_FIELDS.join(', ')})`);
+    if (v !== undefined && v !== null) cpp[k] = k.endsWith('Corrupt') ? corruptionText(v) : v;
+  }
+  return { model, data, calib, shard, cpp };
+}
+
 const abortError = (signal, what) => signal.reason || Object.assign(new Error(`${what} cancelled`), { name: 'AbortError' });
 
 // Runs a stepped C++ job (total/run/finish) one step at a time, yielding to the event loop between
@@ -763,7 +795,8 @@ async function loadWasm(wasmPaths) {
 
 // The module's classes and functions, each call followed by the check below.
 const CLASSES = ['Dataset', 'Model', 'SweepRun', 'SensitivityRun', 'QatRun', 'InqRun', 'PruneRun', 'SosRun', 'QuantizedModel'];
-const FUNCTIONS = ['_quantizeTensor', '_planMixed', '_mergeSweeps', '_loadModel', '_loadIdx', '_loadEncoded'];
+const FUNCTIONS = ['_quantizeTensor', '_planMixed', '_mergeSweeps', '_loadModel', '_loadIdx', '_loadEncoded',
+  '_imageExtensions', '_classIndices', '_checkSweep', '_sweepCsv', '_datasetHead', '_datasetImage', '_datasetShape'];
 // A failed call into C++ returns an empty value and leaves its message behind (throwing a JS exception through
 // the C++ frames would leak what they hold, once per rejected input): every call is followed by _takeError(),
 // and a message becomes the Error thrown here. Wraps the module's own prototypes and functions, once.
@@ -821,20 +854,7 @@ export async function createBitLens(options = {}) {
      * and returns that part as plain JSON (as `bitlens sweep --shard I/N --json` writes it): see mergeSweeps.
      */
     async sweep(spec, { onProgress, signal } = {}) {
-      const { model, data, calib, configs, shard, ...rest } = spec || {};
-      if (!(model instanceof Model)) throw new TypeError('sweep: `model` must be a Model from loadModel()');
-      if (!(data instanceof Dataset) || !(calib instanceof Dataset)) throw new TypeError('sweep: `data` and `calib` must be Datasets from loadDataset()');
-      if (!Array.isArray(configs) || configs.length === 0) throw new TypeError('sweep: `configs` must be a non-empty array');
-      model._alive(); data._alive(); calib._alive();
-      const cpp = { configs: configs.map((c, i) => {
-        if (typeof c === 'string') return c;
-        if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new TypeError(`sweep: \`configs[${i}]\` must be a string like 'w4a4' or an options object (quantize()'s), got ${typeName(c)}`);
-        return JSON.parse(quantConfig(c, 'sweep', METHODS, rest.calibSize ?? 32));
-      }) };
-      for (const [k, v] of Object.entries(rest)) {
-        if (!SWEEP_FIELDS.includes(k)) throw new TypeError(`sweep: unknown option '${k}' (expected model, data, calib, configs, shard, ${SWEEP_FIELDS.join(', ')})`);
-        if (v !== undefined && v !== null) cpp[k] = k.endsWith('Corrupt') ? corruptionText(v) : v;
-      }
+      const { model, data, calib, shard, cpp } = sweepSpec(spec);
       if (signal && signal.aborted) throw abortError(signal, 'sweep');
       const json = cppJson(cpp, 'sweep');
       if (shard != null) return JSON.parse(await runSteps(model._h.sweepPart(json, data._h, calib._h, shardText(shard)), 'sweep', onProgress, signal));
@@ -912,6 +932,40 @@ export async function createBitLens(options = {}) {
       return { values: r.values, levels: r.levels, params: JSON.parse(r.params) };
     },
     /**
+     * The file extensions of images in an image folder (".png", ".jpg", ".jpeg", ".bmp", ".gif"): what `bitlens` reads
+     * from a folder; other files are not images to it.
+     */
+    imageExtensions: JSON.parse(M._imageExtensions()),
+    /**
+     * The model's class index for each of a dataset's class names (`data.classes`, or folder names), by the rule every
+     * evaluation applies: the label's name, case-insensitive; a number k means class k; a model with generic labels
+     * takes the classes in their order. A name that is no class of the model throws the evaluation's error.
+     */
+    classIndices(model, names) {
+      if (!(model instanceof Model)) throw new TypeError('classIndices: `model` must be a Model from loadModel()');
+      if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new TypeError(`classIndices: \`names\` must be an array of class names (strings), got ${show(names)}`);
+      model._alive();
+      return JSON.parse(M._classIndices(model._h, JSON.stringify(names)));
+    },
+    /**
+     * Checks a sweep's spec (sweep()'s, shard aside) as sweep() checks it, and its calibration draw from `calib`, without
+     * running anything: throws the Error sweep() would (limits, classes, calibration size against the pool). Returns
+     * the spec as the sweep records it (its JSON's `spec`).
+     */
+    checkSweep(spec) {
+      const { model, calib, cpp } = sweepSpec(spec);
+      return JSON.parse(M._checkSweep(model._h, cppJson(cpp, 'sweep'), calib._h));
+    },
+    /**
+     * A sweep's per-seed, per-class (and per-group) accuracies as CSV, the file `bitlens sweep --csv` writes
+     * (config,seed,kind,index,name,images,accuracy,fp32,drop). `result`: sweep()'s or mergeSweeps()'s result, or the
+     * parsed JSON of `bitlens sweep --json`.
+     */
+    sweepCsv(result) {
+      if (result === null || typeof result !== 'object') throw new TypeError(`sweepCsv: expected a sweep's result, got ${typeName(result)}`);
+      return M._sweepCsv(cppJson(result.raw ?? result, 'sweepCsv'));
+    },
+    /**
      * Loads a labeled dataset: `{ idxImages, idxLabels }` (IDX bytes, gzipped or raw) or
      * `{ files: [{ bytes, name, label }] }` (encoded images with their class names).
      */
@@ -919,7 +973,7 @@ export async function createBitLens(options = {}) {
       if (spec && spec.idxImages) {
         return new Dataset(M._loadIdx(toBytes(spec.idxImages, 'loadDataset: idxImages'),
           toBytes(spec.idxLabels, 'loadDataset: idxLabels'), spec.imagesName || 'images.idx',
-          spec.labelsName || 'labels.idx'));
+          spec.labelsName || 'labels.idx'), M);
       }
       if (spec && Array.isArray(spec.files)) {
         spec.files.forEach((f, i) => {
@@ -927,7 +981,7 @@ export async function createBitLens(options = {}) {
         });
         const files = spec.files.map((f, i) => toBytes(f.bytes, `loadDataset: files[${i}].bytes`));
         return new Dataset(M._loadEncoded(files, spec.files.map((f) => String(f.name)),
-          spec.files.map((f) => String(f.label))));
+          spec.files.map((f) => String(f.label))), M);
       }
       throw new TypeError('loadDataset: expected { idxImages, idxLabels } or { files: [{ bytes, name, label }] }');
     },

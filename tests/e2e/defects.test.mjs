@@ -5,7 +5,7 @@
 // previous images kept), a model whose input the images do not match, and the names uploaded models go by.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
@@ -69,9 +69,9 @@ if (missing.length) {
     });
 
     test('URL settings are checked on load: unknown keys and bad values are named and not put into the fields', async () => {
-      await open('configs=w8a8,w9a9&seeds=500&calib=abc&bogus=1&weights=cubic&skew=2&calibCorrupt=fog:3&workers=0&limit=200');
+      await open('configs=w8a8,w9a9&seeds=100001&calib=abc&bogus=1&weights=cubic&skew=2&calibCorrupt=fog:3&workers=0&limit=200');
       const note = await visibleText('url-note');
-      for (const part of [/“bogus” is not a setting/, /seeds=500: must be a whole number from 1 to 50/, /calib=abc: must be a whole number/,
+      for (const part of [/“bogus” is not a setting/, /seeds=100001: must be a whole number from 1 to 100000/, /calib=abc: must be a whole number/,
         /weights=cubic: must be one of uniform, pow2/, /skew=2: must be a number from 0 to 1/, /w9a9 is not a bit-width/, /calibCorrupt=fog:3/,
         /workers=0: must be a whole number from 1/]) assert.match(note, part);
       assert.match(note, /^The link's settings were checked, and 8 were not used/);
@@ -187,7 +187,8 @@ if (missing.length) {
       assert.deepEqual(unknown, []);
       // Also the terms of views not shown yet (fine-tuning, pruning, SOS tables): every data-term in the page's sources.
       const { GLOSSARY } = await import('../../web/glossary.js');
-      const keys = ['web/index.html', 'web/app.js'].flatMap((f) => [...readFileSync(join(root, f), 'utf8').matchAll(/data-term="([\w-]+)"/g)].map((m) => m[1]));
+      const sources = ['web/index.html', 'web/app.js', ...readdirSync(join(root, 'web/page')).filter((f) => f.endsWith('.js')).map((f) => `web/page/${f}`)];
+      const keys = sources.flatMap((f) => [...readFileSync(join(root, f), 'utf8').matchAll(/data-term="([\w-]+)"/g)].map((m) => m[1]));
       assert.ok(keys.length > 40, `${keys.length} marked terms`);
       assert.deepEqual([...new Set(keys)].filter((k) => !GLOSSARY[k]), []);
       const terms = await page.$$eval('#glossary dt', (dts) => dts.map((d) => d.textContent));

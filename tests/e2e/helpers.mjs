@@ -37,8 +37,14 @@ export function saveArtifact(name, bytes) {
 export { encodePngGray };
 
 /**
+ * A class's folder name: the model's label, or its class number where the label cannot be a folder's name ("T-shirt/top"
+ * → "0"; the library would also take "T-shirt_top", matched by letters and digits).
+ */
+export const classFolderName = (c) => (LABELS[c].includes('/') ? String(c) : LABELS[c]);
+
+/**
  * `perClass` real images of each class from the default evaluation set, as PNG files in one folder per
- * class (named after the model's labels, "/" written as "_": "T-shirt_top"): [{ path, bytes }].
+ * class (classFolderName): [{ path, bytes }].
  */
 export function classFolderImages(perClass = 5, top = 'fmnist-sample') {
   const img = gunzipSync(readFileSync(join(root, 'models/data/fmnist-test-1k-images-idx3-ubyte.gz')));
@@ -51,7 +57,7 @@ export function classFolderImages(perClass = 5, top = 'fmnist-sample') {
     if (count[c] >= perClass) continue;
     count[c]++;
     const png = encodePngGray(img.subarray(16 + i * 784, 16 + (i + 1) * 784), 28, 28);
-    out.push({ path: `${top}/${LABELS[c].replace(/\//g, '_')}/${String(i).padStart(4, '0')}.png`, bytes: png });
+    out.push({ path: `${top}/${classFolderName(c)}/${String(i).padStart(4, '0')}.png`, bytes: png });
   }
   return out;
 }

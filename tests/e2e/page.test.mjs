@@ -75,7 +75,7 @@ if (missing.length) {
       const gz = await fetch(`${origin}/models/data/fmnist-test-1k-labels-idx1-ubyte.gz`, { headers: { 'accept-encoding': 'gzip' } });
       assert.equal(gz.headers.get('content-type'), 'application/octet-stream');
       assert.equal(gz.headers.get('content-encoding'), null);
-      const js = await fetch(`${origin}/web/worker.js`);
+      const js = await fetch(`${origin}/web/page/worker.js`);
       assert.match(js.headers.get('content-type'), /^text\/javascript/);
       assert.equal((await fetch(`${origin}/web/../package.json`)).status, 404);
       assert.equal((await fetch(`${origin}/src/model/model.cpp`)).status, 404);

@@ -103,6 +103,30 @@ function cases() {
   add('sensitivities(sensSize: 1e9)', () => sens({ sensSize: 1e9 }), /sensitivities: sensSize 1000000000 is larger than the calibration pool \(1000 images\)/);
   add('sensitivities(candidates: [NaN])', () => sens({ candidates: [NaN] }), /sensitivities: `candidates` must be whole bit-widths from 2 to 8/);
   add('sensitivities(objective: 3)', () => sens({ objective: 3 }), /sensitivities: `objective` must be 'mean' or 'worst'/);
+  // What the page asks the library (issue 18 item 6): class names, a sweep's settings, the CSV, a dataset's images
+  add('classIndices(no model)', () => bl.classIndices(null, ['Shirt']), /classIndices: `model` must be a Model/);
+  add('classIndices(names: string)', () => bl.classIndices(model, 'Shirt'), /classIndices: `names` must be an array of class names/);
+  add('classIndices(names: [3])', () => bl.classIndices(model, [3]), /classIndices: `names` must be an array of class names/);
+  add('classIndices(punctuated name)', () => bl.classIndices(model, ['T-shirt_top']), /dataset class 'T-shirt_top' is not a class of the model \(10 classes: T-shirt\/top, /);
+  add('classIndices(class 10)', () => bl.classIndices(model, ['10']), /dataset class '10' is not a class of the model/);
+  const check = (o) => bl.checkSweep({ model, data, calib: data, configs: ['w4a4'], ...o });
+  for (const v of [NaN, Infinity, -1, 1.5])
+    add(`checkSweep(seeds: ${String(v)})`, () => check({ seeds: v }), named('sweep', 'seeds'));
+  add('checkSweep(seeds: 100001)', () => check({ seeds: 100001 }), /sweep: 'seeds' must be an integer from 1 to 100000, found 100001/);
+  add('checkSweep(calibSize: 2000)', () => check({ calibSize: 2000 }), /calibration size 2000 is larger than the calibration pool \(1000 images\)/);
+  add('checkSweep(configs: [])', () => check({ configs: [] }), /sweep: `configs` must be a non-empty array/);
+  add('checkSweep(calibClasses: [12])', () => check({ calibClasses: [12] }), /'12' is not a class of the model \(10 classes: 0=T-shirt/);
+  add('checkSweep(no spec)', () => bl.checkSweep(), /sweep: `model` must be a Model/);
+  add('sweepCsv(null)', () => bl.sweepCsv(null), /sweepCsv: expected a sweep's result, got null/);
+  add('sweepCsv({})', () => bl.sweepCsv({}), /sweepCsv: expected a sweep's result .*'labels'/);
+  add('sweepCsv(short per_class)', () => bl.sweepCsv({ labels: ['a', 'b'], class_count: [1, 1], fp32: { per_class: [1] }, configs: [] }), /sweepCsv: .*'fp32\.per_class' must hold 2 numbers, found 1/);
+  add('sweepCsv(NaN)', () => bl.sweepCsv({ labels: ['a'], class_count: [NaN] }), /sweepCsv: `class_count\[0\]` must be a finite number, got NaN/);
+  for (const v of [NaN, -1, 1.5, Infinity, '3'])
+    add(`dataset.head(${String(v)})`, () => data.head(v), /head: `limit` must be a whole number ≥ 0/);
+  for (const v of [NaN, -1, 1.5, Infinity])
+    add(`dataset.image(${String(v)})`, () => data.image(v), /image: `index` must be a whole number ≥ 0/);
+  add('dataset.image(1000)', () => data.image(1000), /image: index 1000 is outside the dataset's 1000 images/);
+  add('dataset.head after delete', () => { const d = data.head(3); d.delete(); return d.head(1); }, /Dataset: used after delete\(\)/);
   // Training runs take the same number checks
   for (const v of [NaN, Infinity, 0, 1e9])
     add(`qat(epochs: ${String(v)})`, () => model.qat(data, { epochs: v }), /qat: `epochs` must be a whole number from 1 to 10000/);
@@ -147,6 +171,10 @@ test('100 rounds of (bad input, then good input): the module keeps working and t
       ['bad image', () => model.classify(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3])), /image/],
       ['bad sweep', () => bl.sweep({ model, data, calib: data, configs: ['w9a9'] }), /bit-width 9 is outside 2-8/],
       ['bad dataset', () => bl.loadDataset({ idxImages: new Uint8Array(20), idxLabels: new Uint8Array(20) }), /idx|IDX|magic/],
+      ['bad class name', () => bl.classIndices(model, ['T-shirt_top']), /not a class of the model/],
+      ['bad sweep check', () => bl.checkSweep({ model, data, calib: data, configs: ['w4a4'], calibSize: 5000 }), /larger than the calibration pool/],
+      ['bad sweep CSV', () => bl.sweepCsv({ labels: ['a'], class_count: [1, 2], fp32: { per_class: [1] }, configs: [] }), /one count per label/],
+      ['bad image index', () => data.image(5000), /outside the dataset/],
     ]) await expectError(what, f, re);
     const m = bl.loadModel(files);
     const top = m.classify(png, { topK: 1 })[0];

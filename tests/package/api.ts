@@ -16,6 +16,14 @@ export async function uses(bytes: Uint8Array, sens: Sensitivities, sweep: SweepR
   const clean: number | undefined = sweep.fp32CleanTop1;
   const drawn: number[] = sweep.calibration[0].indices;
   void [labels, plan, clean, drawn];
+  // What the demo page asks the library: the CLI's CSV, class matching, a sweep's checks, a dataset's images.
+  const csv: string = bl.sweepCsv(sweep);
+  const classes: number[] = bl.classIndices(model, data.classes);
+  bl.checkSweep({ model, data, calib: data, configs: ['w4a4'], seeds: 5 });
+  const first: Dataset = data.head(10);
+  const pixels: Uint8Array = data.image(0).pixels;
+  const exts: string[] = bl.imageExtensions;
+  void [csv, classes, first, pixels, exts];
 
   // @ts-expect-error a Model is made by loadModel(), not new
   new Model();
@@ -48,8 +56,10 @@ export async function usesWorker(bytes: Uint8Array, signal: AbortSignal): Promis
   const labels: string[] = q.labels;
   const s: SweepResult = await w.sweep({ model, data, calib: data, configs: ['w4a4'] }, { onProgress: ({ done }) => void done, signal });
   await q.delete();
+  const csv: string = await w.sweepCsv(s);
+  const extended = await createBitLensWorker({ methods: ['page:sweep'] });
   w.terminate();
-  void [size, r, labels, s];
+  void [size, r, labels, s, csv, extended];
 
   // @ts-expect-error a call in the worker is a Promise, not its value
   const top1: number = model.evaluate(data).top1;

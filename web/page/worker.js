@@ -1,14 +1,20 @@
-// BitLens demo — the module worker. It owns the WebAssembly module, the model and the datasets, so the
-// page never blocks. Messages: { id, type, ...payload } → { id, ok: true, result } | { id, ok: false,
-// error } and, while a sweep, mixed-precision or fine-tuning run goes on, { id, progress }. The page cancels a run by
-// terminating this worker (a synchronous WASM call cannot be interrupted) and starting a fresh one.
-import { createBitLens } from './bitlens.js';
-import { gunzipSync, unzipSync, zipSync, zlibSync } from './vendor/fflate.js';
+// BitLens demo — the page's module worker: the package's worker (web/bitlens-worker.js, what createBitLensWorker()
+// runs) extended with the page's session. It holds the model, the images the user brought (evaluation images,
+// calibration pool, training images) and the models runs made, so the page never blocks and never sends them twice.
+// Every handler here is `bl['page:name'](payload, { onProgress })` on the page (web/page/workers.js); errors, progress and
+// callbacks travel as for the API's own calls. The page cancels a run by terminating the worker (a synchronous WASM
+// call cannot be interrupted) and starting a fresh one.
+//
+// What a rule of the library decides, the library answers: the IDX files are read by loadDataset (src/data/dataset.cpp),
+// the image extensions are bl.imageExtensions, a folder's class is the model's by bl.classIndices (the evaluation's own
+// rule), a sweep's settings are checked by bl.checkSweep and its CSV is bl.sweepCsv (`bitlens sweep --csv`'s).
+import { extendWorker } from '../bitlens-worker.js';
+import { unzipSync, zipSync, zlibSync } from '../vendor/fflate.js';
 
-let bl = null;
+let bl = null;           // the BitLens instance (set on every call: the package's worker owns it)
 let model = null;        // Model
 let modelName = '';
-let source = null;       // the loaded images: { kind: 'idx', images, labels, rows, cols, n } | { kind: 'files', files }
+let source = null;       // the loaded images: { kind: 'idx', data: Dataset (all of them), n } | { kind: 'files', files, n, skipped }
 let sourceName = '';
 let evalData = null;     // Dataset: the evaluation images (the first `limit`, class-balanced for folders)
 let calibData = null;    // Dataset: the calibration pool (all loaded images)
@@ -22,23 +28,15 @@ const prunedModels = new Map(); // page's id ("p1", …) → PrunedModel, every 
 let latencyInputs = null; // the first LATENCY_IMAGES images as the model sees them (for timing forwards)
 const quantCache = new Map(); // "config|seed" → QuantizedModel (for the sample view and the export)
 
-const IMAGE_EXT = /\.(png|jpe?g|bmp|gif)$/i;
+// Whether a file name has one of the library's image extensions (src/data/dataset.cpp image_extensions()).
+const isImageName = (name) => bl.imageExtensions.some((e) => name.toLowerCase().endsWith(e) && name.length > e.length);
 
 // ---------- helpers ----------------------------------------------------------------------------
 
 function bytesOf(x) { return x instanceof Uint8Array ? x : new Uint8Array(x); }
 function textOf(x) { return x == null ? '' : typeof x === 'string' ? x : new TextDecoder().decode(bytesOf(x)); }
-const isGzip = (b) => b.length > 2 && b[0] === 0x1f && b[1] === 0x8b;
 const u32 = (b, o) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 function putU32(b, o, v) { b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 255; b[o + 2] = (v >>> 8) & 255; b[o + 3] = v & 255; }
-
-function ungzip(bytes, name) {
-  if (!isGzip(bytes)) return bytes;
-  try { return gunzipSync(bytes); } catch (e) { throw new Error(`${name}: the gzip data is damaged (${e.message})`); }
-}
-
-// Normalised name for matching a folder name to a model label: "T-shirt_top" ~ "T-shirt/top".
-const norm = (s) => String(s).toLowerCase().replace(/[^a-z0-9]/g, '');
 
 function clearQuantCache() {
   for (const q of quantCache.values()) q.delete();
@@ -81,25 +79,20 @@ function encodePngGray(pixels, width, height) {
 
 // ---------- loading images ----------------------------------------------------------------------
 
-// IDX: two files (images idx3, labels idx1; gzipped or raw), told apart by their magic numbers.
-function parseIdx(files) {
+// IDX: two files (images idx3, labels idx1; gzipped or raw), read by the library (load_idx: its checks, its errors).
+// The files come in either order: when the first pair fails, the other order is tried, and the first error is said
+// if that fails too.
+function loadIdx(files) {
   if (files.length !== 2) {
     throw new Error(`IDX needs two files, the images (…-images-idx3-ubyte[.gz]) and the labels (…-labels-idx1-ubyte[.gz]); got ${files.length}: ${files.map((f) => f.name).join(', ')}`);
   }
-  const raw = files.map((f) => ({ name: f.name, bytes: ungzip(bytesOf(f.bytes), f.name) }));
-  const kind = (f) => (f.bytes.length >= 8 ? u32(f.bytes, 0) : 0);
-  const img = raw.find((f) => kind(f) === 0x803);
-  const lab = raw.find((f) => kind(f) === 0x801);
-  if (!img || !lab) {
-    const bad = raw.find((f) => kind(f) !== 0x803 && kind(f) !== 0x801) || raw[0];
-    throw new Error(`${bad.name}: not an IDX file of ${img ? 'labels' : 'images'} (the file starts with 0x${kind(bad).toString(16).padStart(8, '0')}; expected 0x00000803 for images or 0x00000801 for labels)`);
+  const load = (img, lab) => bl.loadDataset({ idxImages: bytesOf(img.bytes), idxLabels: bytesOf(lab.bytes), imagesName: img.name, labelsName: lab.name });
+  const [a, b] = /labels|idx1/i.test(files[0].name) && !/labels|idx1/i.test(files[1].name) ? [files[1], files[0]] : files;
+  let data, imagesName = a.name;
+  try { data = load(a, b); } catch (e) {
+    try { data = load(b, a); imagesName = b.name; } catch { throw e; }
   }
-  const n = u32(img.bytes, 4), rows = u32(img.bytes, 8), cols = u32(img.bytes, 12);
-  const nl = u32(lab.bytes, 4);
-  if (img.bytes.length < 16 + n * rows * cols) throw new Error(`${img.name}: the header says ${n} images of ${rows}×${cols} pixels but the file is too short (${img.bytes.length} bytes)`);
-  if (lab.bytes.length < 8 + nl) throw new Error(`${lab.name}: the header says ${nl} labels but the file is too short (${lab.bytes.length} bytes)`);
-  if (n !== nl) throw new Error(`${img.name} has ${n} images but ${lab.name} has ${nl} labels: they must match`);
-  return { kind: 'idx', images: img.bytes, labels: lab.bytes, rows, cols, n, imagesName: img.name, labelsName: lab.name };
+  return { kind: 'idx', data, n: data.size, imagesName, skipped: [] };
 }
 
 // What an image file's first bytes say it is: { format, width, height, channels } (channels 1 for grey, 3 for colour), or
@@ -150,7 +143,7 @@ function folderFiles(entries, what) {
     const parts = e.path.split('/').filter(Boolean);
     const base = parts[parts.length - 1] || '';
     if (parts.some((p) => p.startsWith('.') || p === '__MACOSX')) continue;
-    if (!IMAGE_EXT.test(base)) { if (base) others.push(e.path); continue; }
+    if (!isImageName(base)) { if (base) others.push(e.path); continue; }
     const bytes = bytesOf(e.bytes);
     const header = imageHeader(bytes);
     if (!header) { skipped.push({ path: e.path, reason: 'not an image (its bytes are not PNG, JPEG, BMP or GIF)' }); continue; }
@@ -163,7 +156,7 @@ function folderFiles(entries, what) {
     const why = [];
     if (outside.length) why.push(`${someNames(outside)} ${outside.length > 1 ? 'are' : 'is'} not inside a class folder (expected one folder per class, e.g. Trouser/0001.png)`);
     if (broken.length) why.push(`${someNames(broken)} ${broken.length > 1 ? 'are not images' : 'is not an image'} (${broken.length > 1 ? 'their' : 'its'} bytes are not PNG, JPEG, BMP or GIF)`);
-    if (!why.length) why.push(`expected one folder per class holding .png, .jpg, .bmp or .gif files${others.length ? `; found only ${someNames(others)}` : ''}`);
+    if (!why.length) why.push(`expected one folder per class holding ${bl.imageExtensions.join(', ')} files${others.length ? `; found only ${someNames(others)}` : ''}`);
     throw new Error(`${what}: no usable images: ${why.join('; ')}`);
   }
   files.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -178,23 +171,10 @@ function unzip(bytes, name) {
   return Object.entries(entries).filter(([p]) => !p.endsWith('/')).map(([path, b]) => ({ path, bytes: b }));
 }
 
-// The images of a source in dataset form, with the folder names mapped onto the model's labels.
-function datasetSpec(src, count) {
-  if (src.kind === 'idx') {
-    const n = Math.min(count || src.n, src.n);
-    if (n === src.n) return { idxImages: src.images, idxLabels: src.labels, imagesName: src.imagesName, labelsName: src.labelsName };
-    const px = src.rows * src.cols;
-    const images = new Uint8Array(16 + n * px);
-    images.set(src.images.subarray(0, 16 + n * px));
-    putU32(images, 4, n);
-    const labels = new Uint8Array(8 + n);
-    labels.set(src.labels.subarray(0, 8 + n));
-    putU32(labels, 4, n);
-    return { idxImages: images, idxLabels: labels, imagesName: src.imagesName, labelsName: src.labelsName };
-  }
-  const labels = model ? model.info.labels : [];
-  const byNorm = new Map(labels.map((l) => [norm(l), l]));
-  const mapLabel = (l) => (labels.includes(l) ? l : byNorm.get(norm(l)) ?? l);
+// `count` images of a source (0: all) as a Dataset. IDX: the first ones; folders: class-balanced, and each file keeps its
+// folder's name as its class (the evaluation maps it onto the model's classes: bl.classIndices' rule).
+function loadImages(src, count) {
+  if (src.kind === 'idx') return src.data.head(count || src.n);
   let files = src.files;
   if (count && count < files.length) {
     // Class-balanced: round-robin over the classes (folders are sorted by class).
@@ -207,16 +187,15 @@ function datasetSpec(src, count) {
     }
     files = picked;
   }
-  return { files: files.map((f) => ({ bytes: f.bytes, name: f.name, label: mapLabel(f.label) })) };
+  return bl.loadDataset({ files: files.map((f) => ({ bytes: f.bytes, name: f.name, label: f.label })) });
 }
 
 function sourceClassNames(src) {
-  if (src.kind === 'idx') {
-    const s = new Set();
-    for (let i = 0; i < src.n; i++) s.add(src.labels[8 + i]);
-    return [...s].sort((a, b) => a - b).map(String);
-  }
-  return [...new Set(src.files.map((f) => f.label))];
+  return src.kind === 'idx' ? src.data.classes : [...new Set(src.files.map((f) => f.label))];
+}
+
+function freeSource(src) {
+  if (src && src.kind === 'idx') src.data.delete();
 }
 
 // bl.loadDataset of `count` images of a source; a file the library cannot decode (its error starts with the file's name)
@@ -225,7 +204,7 @@ function sourceClassNames(src) {
 const MAX_UNDECODABLE = 20;
 function loadDatasetSkipping(src, count) {
   for (let dropped = 0; ; dropped++) {
-    try { return bl.loadDataset(datasetSpec(src, count)); } catch (e) {
+    try { return loadImages(src, count); } catch (e) {
       const bad = src.kind === 'files' ? src.files.findIndex((f) => e.message.startsWith(`${f.name}: `)) : -1;
       if (bad < 0 || src.files.length === 1) throw e;
       if (dropped >= MAX_UNDECODABLE) throw new Error(`${e.message} (and ${dropped} other images could not be decoded either: is this an image set?)`);
@@ -251,23 +230,6 @@ function buildTrainData() {
   if (trainData) { trainData.delete(); trainData = null; }
   if (!trainSource || !bl) return;
   trainData = loadDatasetSkipping(trainSource, 0);
-}
-
-// The images' own size and colour: { width, height, channels, mixed } (IDX: grey; files: the most common header among
-// them, `mixed` when they differ), to compare with what the model takes.
-function sourceShape(src) {
-  if (src.kind === 'idx') return { width: src.cols, height: src.rows, channels: 1, mixed: false };
-  const count = new Map();
-  for (const f of src.files) {
-    const h = f.header;
-    if (!h || !h.width) continue;
-    const key = `${h.width}x${h.height}x${h.channels}`;
-    count.set(key, (count.get(key) || 0) + 1);
-  }
-  if (!count.size) return null;
-  const [key] = [...count.entries()].sort((a, b) => b[1] - a[1])[0];
-  const [width, height, channels] = key.split('x').map(Number);
-  return { width, height, channels, mixed: count.size > 1 };
 }
 
 function clearTuned() {
@@ -318,7 +280,7 @@ function clearSos() {
 
 // What the page sent (IDX files, a zip, or a folder's files) → a source.
 function parseSource(input) {
-  if (input.kind === 'idx') return { src: parseIdx(input.files), name: input.files.map((f) => f.name).join(' + ') };
+  if (input.kind === 'idx') return { src: loadIdx(input.files), name: input.files.map((f) => f.name).join(' + ') };
   if (input.kind === 'zip') return { src: folderFiles(unzip(input.bytes, input.name), input.name), name: input.name };
   if (input.kind === 'folder') return { src: folderFiles(input.files, input.name), name: input.name };
   throw new Error(`unknown image source '${input.kind}'`);
@@ -327,7 +289,7 @@ function parseSource(input) {
 function dataSummary() {
   if (!source) return null;
   const evalN = evalData ? evalData.size : Math.min(limit || source.n, source.n);
-  return { name: sourceName, kind: source.kind, poolN: source.n, evalN, classes: sourceClassNames(source), shape: sourceShape(source), skipped: source.skipped || [] };
+  return { name: sourceName, kind: source.kind, poolN: source.n, evalN, classes: sourceClassNames(source), shape: calibData ? calibData.shape : null, skipped: source.skipped || [] };
 }
 
 
@@ -476,19 +438,22 @@ function sampleImage(index) {
   if (!source) throw new Error('load images first');
   const i = Math.max(0, Math.min(source.n - 1, index | 0));
   if (source.kind === 'idx') {
-    const px = source.rows * source.cols;
-    const pixels = source.images.subarray(16 + i * px, 16 + (i + 1) * px);
-    return { index: i, png: encodePngGray(pixels, source.cols, source.rows), name: `${source.imagesName} #${i}`, trueClass: String(source.labels[8 + i]) };
+    const im = source.data.image(i);
+    return { index: i, png: encodePngGray(im.pixels, im.width, im.height), name: `${source.imagesName} #${i}`, trueClass: im.label };
   }
   const f = source.files[i];
   return { index: i, png: f.bytes, name: f.name, trueClass: f.label };
 }
 
+// The model's class of an image's class name, by the evaluation's own rule (bl.classIndices over the pool's classes, so
+// a model with generic labels takes them in the pool's order); -1 when the model has no such class.
 function trueIndex(trueClass) {
-  const labels = model.info.labels;
-  let k = labels.findIndex((l) => norm(l) === norm(trueClass));
-  if (k < 0 && /^\d+$/.test(trueClass)) k = Number(trueClass);
-  return k >= 0 && k < labels.length ? k : -1;
+  const names = calibData ? calibData.classes : [trueClass];
+  try {
+    return bl.classIndices(model, names)[names.indexOf(trueClass)] ?? -1;
+  } catch {
+    return -1;
+  }
 }
 
 // The class token's attention to each patch at `block`, mean over heads (FP32, and quantized when a
@@ -518,10 +483,6 @@ function sample({ index, config, seed, calibSize, block = -1 }) {
 // ---------- messages ---------------------------------------------------------------------------
 
 const handlers = {
-  async init() {
-    if (!bl) bl = await createBitLens();
-    return { cores: self.navigator?.hardwareConcurrency || 1 };
-  },
   loadModel({ safetensors, config, preprocessor, name }) {
     if (!safetensors) throw new Error('no .safetensors file: a model needs model.safetensors and config.json');
     if (!config) throw new Error(`no config.json beside ${name || 'the .safetensors file'}: BitLens needs it to know the architecture`);
@@ -546,9 +507,11 @@ const handlers = {
       if (model) buildDatasets();
     } catch (e) {
       source = old.source; sourceName = old.sourceName; limit = old.limit;
+      freeSource(src);
       try { if (model) buildDatasets(); } catch { /* keep going */ }
       throw e;
     }
+    if (old.source !== src) freeSource(old.source);
     return dataSummary();
   },
   setLimit({ limit: lim }) {
@@ -560,7 +523,8 @@ const handlers = {
     const r = model.evaluate(evalData);
     return { top1: r.top1, n: r.n, labels: r.labels, perClass: r.perClass, classCount: r.classCount, worstClass: r.worstClass, confusion: r.confusion };
   },
-  // The whole sweep, or with `spec.shard` one part of it (the page spreads a sweep over workers; see mergeSweeps).
+  // The whole sweep, or with `spec.shard` one part of it (the page spreads a sweep over workers and merges the parts
+  // with the API's own bl.mergeSweeps).
   async sweep({ spec }, post) {
     if (!model || !evalData) throw new Error('load a model and images first');
     let last = 0;
@@ -570,8 +534,11 @@ const handlers = {
     };
     return bl.sweep({ ...spec, model, data: evalData, calib: calibData }, { onProgress });
   },
-  /** The parts of a sweep from every worker → the sweep's result, the numbers of one worker's sweep. */
-  mergeSweeps({ parts }) { return bl.mergeSweeps(parts); },
+  /** A sweep's settings checked by the library against the loaded model and images (the sweep's own error), before any work. */
+  checkSweep({ spec }) {
+    if (!model || !evalData) throw new Error('load a model and images first');
+    return bl.checkSweep({ ...spec, model, data: evalData, calib: calibData });
+  },
   /**
    * Mixed precision: sensitivities on `sensSize` calibration images, the exact plan under `budget`
    * average bits, then a sweep of uniform W⌊budget⌋A⌊budget⌋ against the plan over `seeds` draws.
@@ -608,10 +575,12 @@ const handlers = {
       buildTrainData();
     } catch (e) {
       trainSource = old.trainSource; trainName = old.trainName;
+      freeSource(src);
       try { buildTrainData(); } catch { /* keep going */ }
       throw e;
     }
-    return { name, kind: src.kind, n: src.n, classes: sourceClassNames(src), shape: sourceShape(src), skipped: src.skipped || [] };
+    if (old.trainSource !== src) freeSource(old.trainSource);
+    return { name, kind: src.kind, n: src.n, classes: sourceClassNames(src), shape: trainData ? trainData.shape : null, skipped: src.skipped || [] };
   },
   /**
    * Fine-tuning (QAT; with a `budget`, QBitOpt) of one configuration on the training images, then the PTQ start and
@@ -726,16 +695,9 @@ const handlers = {
   },
 };
 
-self.onmessage = async (ev) => {
-  const { id, type, ...payload } = ev.data;
-  const post = (msg) => self.postMessage({ id, ...msg });
-  try {
-    const h = handlers[type];
-    if (!h) throw new Error(`unknown request '${type}'`);
-    const result = await h(payload, post);
-    post({ ok: true, result });
-  } catch (e) {
-    post({ ok: false, error: e && e.message ? e.message : String(e) });
-  }
-};
-self.postMessage({ ready: true });
+// Every handler becomes an instance method of the package's worker, named 'page:' + its name (apart from the API's own
+// methods): the page calls bl['page:name'](payload, { onProgress }) (web/page/workers.js).
+extendWorker(Object.fromEntries(Object.entries(handlers).map(([name, h]) => [`page:${name}`, (instance, payload = {}, { onProgress } = {}) => {
+  bl = instance;
+  return h(payload, (m) => { if (m.progress && onProgress) onProgress(m.progress); });
+}])));
