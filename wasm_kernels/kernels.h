@@ -137,6 +137,21 @@ void qs8_qc4w_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda
 void qs8_qc4w_gemm_2x4c8_wasmsimd(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed, int32_t* C,
                                   size_t ldc);
 
+// The same two GEMMs with relaxed SIMD (i32x4.relaxed_dot_i8x16_i7x16_add: 16 values of K per instruction), for
+// activation codes in [0, 127] only — then the instruction is exact and C is the integer the kernels above give.
+// Their signatures are the kernels above's, with A rows of stride lda ≥ qs4_gemm_kp(K) readable to that length.
+// The vector code is wasm_kernels/relaxed/qs8-gemm-2x4c16-wasmrelaxed.cpp, which Emscripten 3.1.6 cannot
+// compile: in the WASM build it is a module of its own (bitlens-relaxed.wasm, built by clang-19) sharing the
+// main module's memory, its two functions imported under `env`; natively it runs through SIMDe with the
+// instruction emulated (for the tests). relaxed_simd_enabled() says whether the JS loader bound the real module
+// (web/bitlens.js, browsers only: Node 20's relaxed dot is wrong); the model calls these only then.
+void qs8_gemm_2x4c16_wasmrelaxed(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int16_t* packed, int32_t* C,
+                                 size_t ldc);
+void qs8_qc4w_gemm_2x4c16_wasmrelaxed(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed,
+                                      int32_t* C, size_t ldc);
+bool relaxed_simd_enabled();
+void set_relaxed_simd(bool on);
+
 }  // namespace bitlens::kernels
 
 namespace bitlens::kernels {

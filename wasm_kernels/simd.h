@@ -13,7 +13,8 @@
 //    scalar twins are `b < a ? b : a` / `a < b ? b : a`).
 #pragma once
 
-#if defined(__EMSCRIPTEN__) || defined(__wasm_simd128__)
+// (Emscripten without -msimd128 — bitlens-core-scalar.wasm, for engines without SIMD — takes SIMDe's portable code.)
+#if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 #else
 #ifndef SIMDE_ENABLE_NATIVE_ALIASES

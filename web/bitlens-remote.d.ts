@@ -3,7 +3,7 @@
 import type {
   CreateOptions, Model, Dataset, QuantizedModel, SosModel, ModelFiles, DatasetSpec, QuantizeOptions, SosQuantizeOptions,
   SosRunOptions, SweepSpec, SweepResult, SweepPart, SensitivitySpec, Sensitivities, MixedPlan, QuantizeTensorOptions,
-  QuantizeTensorResult,
+  QuantizeTensorResult, Backend,
 } from './bitlens.js';
 
 /** The objects that stay in the worker. */
@@ -50,6 +50,8 @@ export interface BitLensWorker {
   sensitivities(spec: ToWorker<SensitivitySpec>, options?: RunOptions): Promise<Sensitivities>;
   planMixed(sens: Sensitivities, budgets: { budget: number; maxBytes?: never; abudget?: number } | { maxBytes: number; budget?: never; abudget?: number }): Promise<MixedPlan>;
   quantizeTensor(values: Float32Array | number[], options?: QuantizeTensorOptions): Promise<QuantizeTensorResult>;
+  /** The instruction set in the worker: 'relaxed-simd', 'simd128' or 'scalar' (CreateOptions.backend). */
+  readonly backend: Backend;
   classIndices(model: RemoteModel, names: string[]): Promise<number[]>;
   checkSweep(spec: ToWorker<SweepSpec>): Promise<Record<string, unknown>>;
   sweepCsv(result: SweepResult | Record<string, unknown>): Promise<string>;

@@ -123,7 +123,7 @@ export async function createBitLensWorker(options = {}) {
     worker.terminate();
     throw new TypeError(`createBitLensWorker: the worker has no method ${missing.map((m) => `'${m}'`).join(', ')} (a worker adds methods with extendWorker())`);
   }
-  const api = {};
+  const api = { backend: ready.backend };  // the worker's instruction set: 'relaxed-simd', 'simd128' or 'scalar'
   for (const m of [...API_METHODS, ...methods]) {
     api[m] = (...args) => client.call(0, m, args);
   }

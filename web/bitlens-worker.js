@@ -83,7 +83,7 @@ async function handle({ id, op, target, method, args, options }, post) {
     if (!bl) bl = await createBitLens(options || {});
     const taken = [...extensions.keys()].filter((k) => k in bl);
     if (taken.length) throw new TypeError(`BitLens worker: extendWorker() names ${taken.map((k) => `'${k}'`).join(', ')}, which the API has (choose other names)`);
-    return { imageExtensions: bl.imageExtensions, methods: [...extensions.keys()], cores: globalThis.navigator?.hardwareConcurrency || 1 };
+    return { backend: bl.backend, imageExtensions: bl.imageExtensions, methods: [...extensions.keys()], cores: globalThis.navigator?.hardwareConcurrency || 1 };
   }
   if (!bl) throw new Error("BitLens worker: not initialised (createBitLensWorker() sends 'init' first)");
   if (op !== 'call') throw new Error(`BitLens worker: unknown operation '${op}'`);

@@ -12,12 +12,29 @@ export interface CreateOptions {
    * Where bitlens-core.wasm is when it is not beside the package's JS (a bundler that emits no asset for
    * `new URL(…, import.meta.url)`, a CDN, a self-hosted copy): a folder URL ending in '/' (relative URLs are the
    * page's), or `{ 'bitlens-core.wasm': url }`. In Node a folder path or file: URL. A failed fetch is an Error that
-   * names the URL and this option.
+   * names the URL and this option. The folder also holds bitlens-relaxed.wasm (browsers with relaxed SIMD; a map
+   * without it: SIMD128 only) and bitlens-core-scalar.wasm (engines without SIMD).
    */
-  wasmPaths?: string | { 'bitlens-core.wasm': string };
+  wasmPaths?: string | { 'bitlens-core.wasm': string; 'bitlens-relaxed.wasm'?: string; 'bitlens-core-scalar.wasm'?: string };
   /** Emscripten's locateFile (then Emscripten fetches the .wasm itself; prefer `wasmPaths`). */
   locateFile?: (path: string, prefix: string) => string;
+  /**
+   * The instruction set. 'relaxed-simd': SIMD128, and the integer path's GEMMs for activations of at most 7 bits
+   * in bitlens-relaxed.wasm (relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add, about 2× the SIMD128 kernels);
+   * 'simd128'; 'scalar': bitlens-core-scalar.wasm, no SIMD at all. Left out: relaxed SIMD where the engine
+   * validates it and bitlens-relaxed.wasm loads, never under Node (whose relaxed dot is wrong); else SIMD128 where
+   * validated; else scalar. All give the same logits bit for bit. A backend the engine cannot run is an Error.
+   */
+  backend?: Backend;
+  /** The bytes of bitlens-relaxed.wasm (otherwise fetched from beside bitlens-core.wasm, or `wasmPaths`). */
+  relaxedBinary?: Uint8Array | ArrayBuffer;
 }
+
+export type Backend = 'relaxed-simd' | 'simd128' | 'scalar';
+/** Whether this engine validates relaxed SIMD (and is not Node): what `backend` left out would try first. */
+export function relaxedSimdSupported(): boolean;
+/** Whether this engine validates WebAssembly SIMD128 (if not, `backend` left out is 'scalar'). */
+export function simdSupported(): boolean;
 
 export interface ModelFiles {
   /** model.safetensors (F32, F16 or BF16; Hugging Face or timm naming). */
@@ -651,6 +668,8 @@ export interface MixedPlan {
 }
 
 export interface BitLens {
+  /** The instruction set this instance runs (see CreateOptions.backend). */
+  readonly backend: Backend;
   /** Mixed precision, step 1: per-layer and per-point sensitivities, one step per event-loop turn; cancellable. */
   sensitivities(spec: SensitivitySpec, options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal }): Promise<Sensitivities>;
   /**

@@ -743,25 +743,27 @@ async function runSteps(h, what, onProgress, signal) {
 
 // Where bitlens-core.wasm is, and how to say so when it is not there.
 const WASM_FILE = 'bitlens-core.wasm';
-const WASM_HELP = `Serve ${WASM_FILE} (in the package: web/lib/${WASM_FILE}, exported as 'bitlens/${WASM_FILE}') at that URL, `
+const WASM_HELP = `Serve ${WASM_FILE} (in the package: web/lib/${WASM_FILE}, exported as 'bitlens/${WASM_FILE}'; in browsers also bitlens-relaxed.wasm beside it) at that URL, `
   + `or say where it is: createBitLens({ wasmPaths: '/assets/' }) (a folder URL ending in '/', or { '${WASM_FILE}': url }), `
   + 'or pass its bytes: createBitLens({ wasmBinary })';
 // The URL beside this file, written so that Vite, webpack and Parcel see it and emit the .wasm. Undefined where
 // import.meta.url is not (esbuild's default iife output): then the page's own folder, as Emscripten does.
-function defaultWasmUrl() {
+// `file`: WASM_FILE, or SCALAR_FILE (the same module without SIMD; each URL written out for the bundlers).
+function defaultWasmUrl(file = WASM_FILE) {
   try {
+    if (file === SCALAR_FILE) return new URL('./lib/bitlens-core-scalar.wasm', import.meta.url).href;
     return new URL('./lib/bitlens-core.wasm', import.meta.url).href;
   } catch {
     const base = typeof document === 'object' && document.baseURI ? document.baseURI
       : typeof self === 'object' && self.location ? self.location.href : undefined;
-    return base ? new URL(WASM_FILE, base).href : WASM_FILE;
+    return base ? new URL(file, base).href : file;
   }
 }
-function wasmUrl(wasmPaths) {
-  if (wasmPaths === undefined || wasmPaths === null) return defaultWasmUrl();
-  if (typeof wasmPaths === 'string') return wasmPaths + WASM_FILE;
-  if (typeof wasmPaths === 'object' && typeof wasmPaths[WASM_FILE] === 'string') return wasmPaths[WASM_FILE];
-  throw new TypeError(`createBitLens: \`wasmPaths\` must be a folder URL ending in '/' or { '${WASM_FILE}': url }, got ${show(wasmPaths)}`);
+function wasmUrl(wasmPaths, file = WASM_FILE) {
+  if (wasmPaths === undefined || wasmPaths === null) return defaultWasmUrl(file);
+  if (typeof wasmPaths === 'string') return wasmPaths + file;
+  if (typeof wasmPaths === 'object' && typeof wasmPaths[file] === 'string') return wasmPaths[file];
+  throw new TypeError(`createBitLens: \`wasmPaths\` must be a folder URL ending in '/' or { '${file}': url }, got ${show(wasmPaths)}`);
 }
 function checkWasm(bytes, url, contentType) {
   if (bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d) return bytes;
@@ -770,8 +772,8 @@ function checkWasm(bytes, url, contentType) {
 }
 // The .wasm's bytes: read from disk under Node (process.getBuiltinModule, Node ≥ 20.16: no `node:` import for
 // bundlers to trip on), fetched elsewhere; any failure is an Error naming the URL and the options to set.
-async function loadWasm(wasmPaths) {
-  const url = wasmUrl(wasmPaths);
+async function loadWasm(wasmPaths, file = WASM_FILE) {
+  const url = wasmUrl(wasmPaths, file);
   if (isNode) {
     const fs = typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule('fs') : null;
     if (!fs) throw new Error(`BitLens: this Node has no process.getBuiltinModule (Node ≥ 20.16) to read ${url}; pass createBitLens({ wasmBinary: fs.readFileSync(…/${WASM_FILE}) })`);
@@ -791,6 +793,71 @@ async function loadWasm(wasmPaths) {
   }
   if (!res.ok) throw new Error(`BitLens: fetching the WebAssembly module from ${url} failed with HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}. ${WASM_HELP}`);
   return checkWasm(new Uint8Array(await res.arrayBuffer()), url, res.headers.get('content-type'));
+}
+
+// The relaxed-SIMD kernels (bitlens-relaxed.wasm, built by clang-19: Emscripten 3.1.6 cannot emit relaxed
+// opcodes) are a module of their own that imports the main module's memory; the main module imports their two
+// GEMMs. Loaded only where the engine validates relaxed SIMD and not under Node (Node 20's relaxed dot gives
+// wrong results); elsewhere the imports keep their stand-ins and C++ runs the SIMD128 kernels.
+const RELAXED_FILE = 'bitlens-relaxed.wasm';
+// Engines without SIMD128 get bitlens-core-scalar.wasm instead: the same sources without -msimd128 (the kernels
+// through SIMDe's portable code), the same imports and exports, driven by the same glue.
+const SCALAR_FILE = 'bitlens-core-scalar.wasm';
+const RELAXED_EXPORTS = ['bl_qs8_gemm_2x4c16_wasmrelaxed', 'bl_qs8_qc4w_gemm_2x4c16_wasmrelaxed'];
+const BACKENDS = ['relaxed-simd', 'simd128', 'scalar'];
+// () → v128: i32x4.relaxed_dot_i8x16_i7x16_add_s of three zero vectors (0xfd 0x113). Valid only with relaxed SIMD.
+function relaxedProbe() {
+  const zero = [0xfd, 0x0c, ...new Array(16).fill(0)];
+  const body = [0, ...zero, ...zero, ...zero, 0xfd, 0x93, 0x02, 0x0b];
+  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7b, 3, 2, 1, 0,
+    10, body.length + 2, 1, body.length, ...body]);
+}
+// () → v128: i32x4.add of two zero vectors. Valid with SIMD128.
+function simdProbe() {
+  const zero = [0xfd, 0x0c, ...new Array(16).fill(0)];
+  const body = [0, ...zero, ...zero, 0xfd, 0xae, 0x01, 0x0b];
+  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7b, 3, 2, 1, 0,
+    10, body.length + 2, 1, body.length, ...body]);
+}
+export function simdSupported() {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(simdProbe());
+  } catch {
+    return false;
+  }
+}
+export function relaxedSimdSupported() {
+  if (isNode) return false;
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(relaxedProbe());
+  } catch {
+    return false;
+  }
+}
+function relaxedUrl(wasmPaths) {
+  if (typeof wasmPaths === 'string') return wasmPaths + RELAXED_FILE;
+  if (wasmPaths && typeof wasmPaths === 'object') return wasmPaths[RELAXED_FILE];
+  try {
+    return new URL('./lib/bitlens-relaxed.wasm', import.meta.url).href;
+  } catch {
+    const base = typeof document === 'object' && document.baseURI ? document.baseURI
+      : typeof self === 'object' && self.location ? self.location.href : undefined;
+    return base ? new URL(RELAXED_FILE, base).href : RELAXED_FILE;
+  }
+}
+// The relaxed module's bytes, or null (with `required`: an Error) when they cannot be had.
+async function loadRelaxed(wasmPaths, relaxedBinary, required) {
+  if (relaxedBinary) return toBytes(relaxedBinary, 'createBitLens: relaxedBinary');
+  const url = relaxedUrl(wasmPaths);
+  try {
+    if (!url) throw new Error(`no URL for ${RELAXED_FILE} in wasmPaths`);
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return checkWasm(new Uint8Array(await res.arrayBuffer()), url, res.headers.get('content-type'));
+  } catch (e) {
+    if (required) throw new Error(`BitLens: backend 'relaxed-simd' needs ${RELAXED_FILE} (${url}): ${e.message}`, { cause: e });
+    return null;
+  }
 }
 
 // The module's classes and functions, each call followed by the check below.
@@ -829,14 +896,53 @@ function checked(M) {
  * Nothing process-wide is installed (no uncaughtException / unhandledRejection handlers).
  */
 export async function createBitLens(options = {}) {
-  const { wasmPaths, ...opts } = options;
-  if (!opts.wasmBinary && !opts.locateFile && !opts.instantiateWasm) opts.wasmBinary = await loadWasm(wasmPaths);
+  const { wasmPaths, backend, relaxedBinary, ...opts } = options;
+  if (backend !== undefined && !BACKENDS.includes(backend)) throw new TypeError(`createBitLens: \`backend\` must be ${BACKENDS.map((b) => `'${b}'`).join(', ')} (or left out: the fastest available), got ${show(backend)}`);
+  if (backend === 'simd128' && !simdSupported()) throw new Error("BitLens: backend 'simd128': this engine does not validate WebAssembly SIMD; use 'scalar'");
+  // No SIMD128 (or asked for): the scalar module, unless the caller hands over the bytes or the instantiation.
+  const scalar = backend === 'scalar' || (backend === undefined && !simdSupported());
+  if (backend === 'relaxed-simd' && !relaxedSimdSupported()) {
+    throw new Error(isNode ? "BitLens: backend 'relaxed-simd' is not offered under Node (its relaxed SIMD gives wrong dot products); use 'simd128'"
+      : "BitLens: backend 'relaxed-simd': this engine does not validate relaxed SIMD (WebAssembly.validate)");
+  }
+  if (backend === 'relaxed-simd' && (opts.instantiateWasm || (opts.locateFile && !opts.wasmBinary))) throw new TypeError("createBitLens: backend 'relaxed-simd' needs the module's bytes (wasmBinary or wasmPaths), not your own instantiateWasm or locateFile");
+  const tryRelaxed = !scalar && backend !== 'simd128' && !opts.instantiateWasm && !(opts.locateFile && !opts.wasmBinary) && relaxedSimdSupported();
+  const [coreBytes, relaxedBytes] = await Promise.all([
+    !opts.wasmBinary && !opts.locateFile && !opts.instantiateWasm ? loadWasm(wasmPaths, scalar ? SCALAR_FILE : WASM_FILE) : opts.wasmBinary,
+    tryRelaxed ? loadRelaxed(wasmPaths, relaxedBinary, backend === 'relaxed-simd') : null,
+  ]);
+  if (coreBytes) opts.wasmBinary = coreBytes;
   // The glue never fetches with wasmBinary set; a locateFile keeps it from evaluating its own
   // new URL('bitlens-core.wasm', import.meta.url), which throws where import.meta.url is empty (esbuild's iife).
   if (opts.wasmBinary && !opts.locateFile) opts.locateFile = (file) => file;
-  const M = checked(await createBitLensModule(opts));
+  let failed = null, kern = null;
+  if (relaxedBytes) {
+    try {
+      kern = await WebAssembly.compile(relaxedBytes);
+    } catch (e) {
+      if (backend === 'relaxed-simd') throw new Error(`BitLens: backend 'relaxed-simd': ${RELAXED_FILE} does not compile (${e.message})`, { cause: e });
+    }
+  }
+  if (kern) {
+    // The glue made the memory (it is imported: -sIMPORTED_MEMORY) and hands it over in imports.env; the kernel
+    // module imports the same one, so it sees the heap as it grows, and its exports become the main module's
+    // imports: a direct wasm-to-wasm call.
+    let fail;
+    failed = new Promise((resolve, reject) => { fail = reject; });
+    opts.instantiateWasm = (imports, receive) => {
+      WebAssembly.instantiate(kern, { env: { memory: imports.env.memory } }).then((k) => {
+        for (const name of RELAXED_EXPORTS) imports.env[name] = k.exports[name];
+        return WebAssembly.instantiate(opts.wasmBinary, imports);
+      }).then((r) => receive(r.instance, r.module), fail);
+      return {};
+    };
+  }
+  const M = checked(await (failed ? Promise.race([createBitLensModule(opts), failed]) : createBitLensModule(opts)));
+  M._setRelaxedSimd(!!kern);
   return {
     module: M,
+    /** The instruction set: 'relaxed-simd' (SIMD128, and bitlens-relaxed.wasm for the ≤ 7-bit integer GEMMs), 'simd128' or 'scalar'. */
+    backend: kern ? 'relaxed-simd' : scalar ? 'scalar' : 'simd128',
     /** Loads safetensors + config.json (+ preprocessor_config.json), each bytes or text. */
     loadModel(files) {
       if (files === null || typeof files !== 'object') throw new TypeError(`loadModel: expected { safetensors, config, preprocessor } (bytes or text each), got ${typeName(files)}`);

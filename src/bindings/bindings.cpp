@@ -3,6 +3,7 @@
 // with one TypedArray.set (no per-element copies). Structured results cross as JSON strings; the JS
 // wrapper (web/bitlens.js) parses them and gives the idiomatic API.
 #include <emscripten/bind.h>
+#include <emscripten/emscripten.h>
 #include <emscripten/val.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "export.h"
 #include "inq.h"
 #include "json_limits.h"
+#include "kernels.h"
 #include "mixed.h"
 #include "model.h"
 #include "pruning.h"
@@ -1022,6 +1024,34 @@ ModelHandle* load_model_js(val safetensors, std::string config, std::string prep
 
 }  // namespace
 
+// The integer GEMM alone, for benchmarks (tests/bench/gemm-browser.mjs): M×N×K with codes in [0, 127] and int8
+// (or, with int4, −8..7) weights, `iters` times with the SIMD128 or (when bound) the relaxed-SIMD kernel.
+// Returns { seconds, checksum } as JSON; the checksum (Σ C) is the same for both kernels.
+std::string bench_int_gemm(int M, int N, int K, bool int4, bool relaxed, int iters) {
+    if (M < 1 || N < 1 || K < 1 || iters < 1 || M > 4096 || N > 4096 || K > 4096) return "{}";
+    if (relaxed && !kernels::relaxed_simd_enabled()) return "{}";
+    const size_t Kp = kernels::qs4_gemm_kp(size_t(K));
+    std::vector<int8_t> A(size_t(M) * Kp, 0), W(size_t(N) * size_t(K));
+    SplitMix64 rng(1);
+    for (int m = 0; m < M; ++m)
+        for (int k = 0; k < K; ++k) A[size_t(m) * Kp + size_t(k)] = int8_t(rng.next() % 128);
+    for (int8_t& w : W) w = int4 ? int8_t(int(rng.next() % 16) - 8) : int8_t(int(rng.next() % 256) - 128);
+    std::vector<int16_t> p8;
+    std::vector<uint8_t> p4;
+    if (int4) p4.resize(size_t(N) * Kp / 2), kernels::qs4_gemm_pack(size_t(N), size_t(K), W.data(), p4.data());
+    else p8.resize(size_t(N) * kernels::qs8_gemm_kp(size_t(K))), kernels::qs8_gemm_pack(size_t(N), size_t(K), W.data(), p8.data());
+    std::vector<int32_t> C(size_t(M) * size_t(N));
+    const double t0 = emscripten_get_now();
+    for (int it = 0; it < iters; ++it) {
+        if (int4) (relaxed ? kernels::qs8_qc4w_gemm_2x4c16_wasmrelaxed : kernels::qs8_qc4w_gemm_2x4c8_wasmsimd)(size_t(M), size_t(N), size_t(K), A.data(), Kp, p4.data(), C.data(), size_t(N));
+        else (relaxed ? kernels::qs8_gemm_2x4c16_wasmrelaxed : kernels::qs8_gemm_2x4c8_wasmsimd)(size_t(M), size_t(N), size_t(K), A.data(), Kp, p8.data(), C.data(), size_t(N));
+    }
+    const double seconds = (emscripten_get_now() - t0) / 1000;
+    int64_t sum = 0;
+    for (int32_t c : C) sum += c;
+    return nlohmann::json{{"seconds", seconds}, {"checksum", sum}}.dump();
+}
+
 EMSCRIPTEN_BINDINGS(bitlens) {
     class_<DatasetHandle>("Dataset").function("size", &DatasetHandle::size).function("classes", &DatasetHandle::classes);
     class_<ModelHandle>("Model")
@@ -1094,6 +1124,8 @@ EMSCRIPTEN_BINDINGS(bitlens) {
     function("_loadEncoded", &load_encoded_js, allow_raw_pointers());
     function("_takeError", &take_error);
     function("_heapInUse", &heap_in_use);
+    function("_setRelaxedSimd", &kernels::set_relaxed_simd);
+    function("_benchIntGemm", &bench_int_gemm);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -52,10 +52,12 @@ void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t l
             k::f32_qs8_vcvt_wasmsimd(K, x + r * ldx, q.in.scale, q.in.zero, q.in.qmin, q.in.qmax, q.shift, &xq[r * Kp]);
             std::fill(xq.begin() + std::ptrdiff_t(r * Kp + K), xq.begin() + std::ptrdiff_t((r + 1) * Kp), int8_t(0));
         }
+        // Codes of at most 7 bits are stored in [0, 127] (IntLinear::shift): relaxed SIMD's dot is exact on them.
+        const bool relaxed = q.in.qmin - q.shift >= 0 && q.in.qmax - q.shift <= 127 && k::relaxed_simd_enabled();
         if (q.packed4.empty())
-            k::qs8_gemm_2x4c8_wasmsimd(rows, N, K, xq.data(), Kp, q.packed.data(), acc.data(), N);
+            (relaxed ? k::qs8_gemm_2x4c16_wasmrelaxed : k::qs8_gemm_2x4c8_wasmsimd)(rows, N, K, xq.data(), Kp, q.packed.data(), acc.data(), N);
         else
-            k::qs8_qc4w_gemm_2x4c8_wasmsimd(rows, N, K, xq.data(), Kp, q.packed4.data(), acc.data(), N);
+            (relaxed ? k::qs8_qc4w_gemm_2x4c16_wasmrelaxed : k::qs8_qc4w_gemm_2x4c8_wasmsimd)(rows, N, K, xq.data(), Kp, q.packed4.data(), acc.data(), N);
         k::i32_dequant_f32_wasmsimd(rows, N, acc.data(), N, q.offset.data(), q.out_scale.data(), bias.empty() ? nullptr : bias.data(), y, ldy);
         return;
     }

@@ -15,15 +15,16 @@ namespace bitlens {
 // The integer path of a quantized Linear: int8 weight codes w_q with per-output-channel scales s_w,
 // and the input's uniform quantizer (scale s_x, zero z_x). With input codes x_q:
 //   y[n] = s_x·s_w[n]·(Σ_k x_q[k]·w_q[n][k] − z_x·Σ_k w_q[n][k]) + b[n]
-// computed as an int8×int8→int32 GEMM (input codes shifted by −128 into int8 when unsigned, z_x with
-// them) with the scales applied after accumulation.
+// computed as an int8×int8→int32 GEMM (input codes x_q − shift: in [0, 127] for codes of at most 7 bits, which
+// the relaxed-SIMD kernels need; shifted by −128 into int8 when wider and unsigned; z_x − shift with them) with the
+// scales applied after accumulation.
 struct IntLinear {
     std::vector<int16_t> packed;   // out × Kp weight codes widened to int16 (kernels::qs8_gemm_pack), or empty when
     std::vector<uint8_t> packed4;  // the codes fit 4 bits: two per byte (kernels::qs4_gemm_pack)
     std::vector<float> wscale;     // [out]
     std::vector<int32_t> row_sum;  // Σ_k w_q[n][k]
     Quantizer in;                  // uniform input quantizer
-    int32_t shift = 0;             // 128 when input codes are unsigned, else 0
+    int32_t shift = 0;             // qmin when qmax − qmin ≤ 127; else 128 when input codes are unsigned, 0 when signed
     std::vector<float> out_scale;  // [out] s_x · s_w[n]
     std::vector<int32_t> offset;   // [out] (zero − shift) · row_sum[n]
     void finish();                 // fills out_scale and offset from the fields above

@@ -451,7 +451,9 @@ int enable_integer(QuantizedViT& q) {
         const size_t N = size_t(l.out), K = size_t(l.in), per = q.wq[i].size() == 1 ? 0 : 1;
         auto il = std::make_shared<IntLinear>();
         il->in = q.aq[size_t(point)];
-        il->shift = il->in.qmin >= 0 ? 128 : 0;
+        // Codes spanning at most 128 values (≤ 7 bits) become 0..127, which relaxed SIMD's dot multiplies exactly;
+        // wider unsigned ones are moved into int8 by −128. The offset carries the shift: the same integers either way.
+        il->shift = il->in.qmax - il->in.qmin <= 127 ? il->in.qmin : il->in.qmin >= 0 ? 128 : 0;
         std::vector<int8_t> codes(N * K);
         il->wscale.resize(N);
         il->row_sum.assign(N, 0);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what BitLens needs from Debian packages (as root), or says exactly what is missing.
 set -eu
-PKGS="cmake ninja-build g++ emscripten libsimde-dev doctest-dev libstb-dev nlohmann-json3-dev dataset-fashion-mnist chromium clang-14 libclang-rt-14-dev"
+PKGS="cmake ninja-build g++ emscripten libsimde-dev doctest-dev libstb-dev nlohmann-json3-dev dataset-fashion-mnist chromium clang-14 libclang-rt-14-dev clang-19 lld-19"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,6 +5,7 @@
 //   node tests/bench/bench.mjs [--runs 20] [--warmup 3] [--only deit-tiny,deit-small,vit-fmnist-hf,deit-fmnist-timm]
 //                              [--no-gemm] [--no-sweep] [--no-native] [--no-train] [--no-prune] [--train-rounds 1] [--profile] [--perf]
 //                              [--out build/bench]
+//   node tests/bench/bench.mjs --browser   (issue 16: the integer GEMMs in Chromium, relaxed SIMD vs SIMD128)
 //   --only train: the training section alone (tests/bench/train_bench.cpp against tests/bench/torch_train_step.py)
 //   --only prune: the structured-pruning rows alone (issue 15: pruned vs unpruned forwards of the shipped models in WASM)
 //
@@ -45,6 +46,7 @@ function parseArgs(argv) {
     else if (a === '--train-rounds') o.trainRounds = Math.max(1, parseInt(val(), 10));
     else if (a === '--profile') o.profile = true;
     else if (a === '--perf') o.profile = o.perf = true;
+    else if (a === '--browser') o.browser = true;
     else if (a === '--help' || a === '-h') {
       console.log('usage: node tests/bench/bench.mjs [--runs N] [--warmup N] [--only a,b] [--no-gemm] [--no-sweep] [--no-native]\n' +
         '                                  [--no-train] [--no-prune] [--train-rounds N] [--profile] [--perf] [--model DIR]... [--out DIR]\n' +
@@ -55,13 +57,18 @@ function parseArgs(argv) {
         '  --train-rounds N  repeat the training rows (peer and ours, interleaved) N times; medians over rounds\n' +
         '  --model    also benchmark this model folder (safetensors + config), exported to ONNX like the shipped ones\n' +
         '  --profile  also build tests/bench/profile.cpp (WASM and native) and print where a DeiT-tiny forward spends its time\n' +
-        '  --perf     --profile plus `perf record` of fp32 and W8A8 forward loops (top symbols)');
+        '  --perf     --profile plus `perf record` of fp32 and W8A8 forward loops (top symbols)\n' +
+        '  --browser  instead: the integer GEMMs in headless Chromium, relaxed SIMD against SIMD128 (tests/bench/gemm-browser.mjs)');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
   return o;
 }
 const opt = parseArgs(process.argv.slice(2));
+if (opt.browser) {
+  await import('./gemm-browser.mjs');
+  process.exit(0);
+}
 mkdirSync(opt.out, { recursive: true });
 
 const log = (...a) => console.error('[bench]', ...a);

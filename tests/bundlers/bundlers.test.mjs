@@ -92,7 +92,7 @@ classify(createBitLens).then((value) => postMessage({ ok: true, value }), (e) =>
     build: [['npx', 'webpack', '--mode', 'production']],
   },
   esbuild: {
-    // esbuild emits no asset for new URL(…, import.meta.url): the app serves the .wasm itself (next to the page).
+    // esbuild emits no asset for new URL(…, import.meta.url): the app serves the .wasm files itself (next to the page).
     deps: ['esbuild'],
     files: { 'src/main.js': MAIN(), 'dist/index.html': HTML('main.js', '') },
     build: [['npx', 'esbuild', 'src/main.js', '--bundle', '--outfile=dist/main.js']],
@@ -178,6 +178,8 @@ for (const [name, app] of Object.entries(APPS)) {
       assert.match(missing.error, /bitlens-core\.wasm failed with HTTP 404.*wasmPaths/);
       mkdirSync(join(dir, app.copyWasm, '..'), { recursive: true });
       cpSync(join(dir, 'node_modules/bitlens/web/lib/bitlens-core.wasm'), join(dir, app.copyWasm));
+      // and the relaxed-SIMD kernels beside it (Chromium validates relaxed SIMD, so the package fetches them).
+      cpSync(join(dir, 'node_modules/bitlens/web/lib/bitlens-relaxed.wasm'), join(dir, app.copyWasm, '../bitlens-relaxed.wasm'));
     }
     const { result, error, problems } = await open(dist);
     assert.equal(error, undefined);

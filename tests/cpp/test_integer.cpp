@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "kernels.h"
@@ -143,4 +144,37 @@ TEST_CASE("enable_integer: 4-bit power-of-two weights run as integer multiples o
     for (size_t i = 0; i < sim.predictions.size(); ++i) differ += sim.predictions[i] != integer.predictions[i];
     CHECK(differ <= 2);  // only near-ties can flip (see above)
     CHECK(std::fabs(sim.top1 - integer.top1) <= 0.002);
+}
+
+// Activation codes of ≤ 7 bits are held in [0, 127] (IntLinear::shift), where relaxed SIMD's dot is exact; natively
+// the relaxed kernels run through SIMDe with the instruction emulated, so the model's own calls are checked here
+// (the real instruction: tests/e2e/relaxed.test.mjs in Chromium).
+TEST_CASE("integer path with the relaxed-SIMD GEMMs: logits bit-identical to the SIMD128 kernels at W4A4, W8A6 and W6A7 (codes in [0, 127]); W8A8 keeps −128..127") {
+    struct Restore {
+        ~Restore() { kernels::set_relaxed_simd(false); }
+    } restore;
+    ModelFx& f = model_fx(kHfModel);
+    for (auto [w, a] : {std::pair{4, 4}, {8, 6}, {6, 7}, {8, 8}}) {
+        CAPTURE(w);
+        CAPTURE(a);
+        QuantizedViT qi = quantize(f.lm.vit, f.data, wa(w, a), 2);
+        REQUIRE(enable_integer(qi) > 0);
+        for (const Linear* l : static_cast<const ViT&>(qi.model).linears()) {
+            if (!l->int8) continue;
+            const IntLinear& il = *l->int8;
+            CAPTURE(l->name);
+            if (il.in.qmax - il.in.qmin <= 127) CHECK((il.in.qmin - il.shift == 0 && il.in.qmax - il.shift <= 127));
+            else CHECK((il.in.qmin - il.shift >= -128 && il.in.qmax - il.shift <= 127));
+        }
+        FakeQuantHook hook(qi);
+        for (size_t i = 0; i < 40; ++i) {
+            const std::vector<float> x(f.data.inputs.begin() + long(i * f.data.input_size), f.data.inputs.begin() + long((i + 1) * f.data.input_size));
+            kernels::set_relaxed_simd(false);
+            const std::vector<float> simd = qi.model.forward(x, &hook);
+            kernels::set_relaxed_simd(true);
+            const std::vector<float> relaxed = qi.model.forward(x, &hook);
+            CAPTURE(i);
+            REQUIRE(std::memcmp(simd.data(), relaxed.data(), simd.size() * sizeof(float)) == 0);
+        }
+    }
 }

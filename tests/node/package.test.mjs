@@ -91,7 +91,8 @@ test('npm pack installs into an empty folder: import and require classify an ima
     const listed = execFileSync('tar', ['tzf', join(dir, out)]).toString().split('\n').filter(Boolean).sort();
     assert.deepEqual(listed, ['package/LICENSE', 'package/README.md', 'package/package.json', 'package/web/bitlens-remote.d.ts',
       'package/web/bitlens-remote.js', 'package/web/bitlens-worker.js', 'package/web/bitlens.d.ts', 'package/web/bitlens.js',
-      'package/web/lib/bitlens-core.mjs', 'package/web/lib/bitlens-core.wasm', 'package/web/lib/bitlens.cjs']);
+      'package/web/lib/bitlens-core-scalar.wasm', 'package/web/lib/bitlens-core.mjs', 'package/web/lib/bitlens-core.wasm',
+      'package/web/lib/bitlens-relaxed.wasm', 'package/web/lib/bitlens.cjs']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,10 @@ export async function uses(bytes: Uint8Array, sens: Sensitivities, sweep: SweepR
   const bl = await createBitLens({ wasmPaths: '/assets/' });
   await createBitLens({ wasmPaths: { 'bitlens-core.wasm': 'https://cdn.example/bitlens-core.wasm' } });
   await createBitLens({ wasmBinary: bytes });
+  const fallback = await createBitLens({ backend: 'simd128' });
+  const backend: 'relaxed-simd' | 'simd128' | 'scalar' = fallback.backend;
+  await createBitLens({ backend: 'scalar', wasmPaths: { 'bitlens-core.wasm': '/a/c.wasm', 'bitlens-core-scalar.wasm': '/a/s.wasm', 'bitlens-relaxed.wasm': '/a/r.wasm' } });
+  void backend;
   const model: Model = bl.loadModel({ safetensors: bytes, config: '{}', preprocessor: '{}' });
   const data: Dataset = bl.loadDataset({ idxImages: bytes, idxLabels: bytes });
   const q: QuantizedModel = model.quantize({ calib: data, wbits: 4, abits: 4 });
@@ -25,6 +29,8 @@ export async function uses(bytes: Uint8Array, sens: Sensitivities, sweep: SweepR
   const exts: string[] = bl.imageExtensions;
   void [csv, classes, first, pixels, exts];
 
+  // @ts-expect-error the backends are 'relaxed-simd', 'simd128' and 'scalar'
+  await createBitLens({ backend: 'avx2' });
   // @ts-expect-error a Model is made by loadModel(), not new
   new Model();
   // @ts-expect-error a Dataset is made by loadDataset()

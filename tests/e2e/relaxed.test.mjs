@@ -1,0 +1,85 @@
+// Relaxed SIMD in Chromium (issue 16): the package loads bitlens-relaxed.wasm beside the main module, sharing its
+// memory, and the integer path's GEMMs for activations of at most 7 bits run i32x4.relaxed_dot_i8x16_i7x16_add —
+// with logits bit for bit those of the SIMD128 kernels (backend: 'simd128') and of the module without SIMD
+// (backend: 'scalar'), before and after the heap grows.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { missingPrerequisites, openPage } from './helpers.mjs';
+
+const missing = missingPrerequisites();
+
+test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-identical to forced simd128 and scalar (W4A4, W8A6, W6A7 integer; W8A8 stays SIMD128), also after memory growth', { skip: missing.length ? `missing: ${missing.join(', ')}` : false, timeout: 600_000 }, async () => {
+  const problems = [];
+  const { origin, page, close } = await openPage(problems);
+  try {
+    await page.goto(`${origin}/`);
+    const r = await page.evaluate(async () => {
+      const { createBitLens, relaxedSimdSupported } = await import('/web/bitlens.js');
+      const bytes = async (p) => new Uint8Array(await (await fetch(p)).arrayBuffer());
+      const gunzip = async (b) => new Uint8Array(await new Response(new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
+      const files = { safetensors: await bytes('/models/vit-fmnist-hf/model.safetensors'), config: await (await fetch('/models/vit-fmnist-hf/config.json')).text() };
+      const idx = { idxImages: await bytes('/models/data/fmnist-test-1k-images-idx3-ubyte.gz'), idxLabels: await bytes('/models/data/fmnist-test-1k-labels-idx1-ubyte.gz') };
+      // 24 real images, normalised as the shipped model's preprocessor does ((x/255 − 0.2860) / 0.3530).
+      const raw = await gunzip(idx.idxImages);
+      const inputs = [];
+      for (let i = 0; i < 24; i++) inputs.push(Float32Array.from(raw.subarray(16 + i * 784, 16 + (i + 1) * 784), (v) => (v / 255 - 0.286) / 0.353));
+      const configs = [{ wbits: 4, abits: 4 }, { wbits: 8, abits: 6 }, { wbits: 6, abits: 7 }, { wbits: 8, abits: 8 }];
+      const run = async (bl) => {
+        const model = bl.loadModel(files);
+        const data = bl.loadDataset(idx);
+        const out = [];
+        for (const c of configs) {
+          const q = model.quantize({ calib: data, calibSize: 16, seed: 3, integer: true, ...c });
+          const logits = inputs.map((x) => Array.from(new Uint32Array(q.forwardRaw(x).buffer)));  // the bits
+          out.push({ config: c, integerLayers: q.info.integerLayers, logits, evaluate: q.evaluate(data, { limit: 300 }) });
+          q.delete();
+        }
+        model.delete();
+        data.delete();
+        return out;
+      };
+      const gemm = (bl, relaxed) => JSON.parse(bl.module._benchIntGemm(37, 13, 200, false, relaxed, 1)).checksum
+        + ',' + JSON.parse(bl.module._benchIntGemm(37, 13, 200, true, relaxed, 1)).checksum;
+      const relaxed = await createBitLens();
+      const simd = await createBitLens({ backend: 'simd128' });
+      const scalar = await createBitLens({ backend: 'scalar' });
+      const out = { supported: relaxedSimdSupported(), backends: [relaxed.backend, simd.backend, scalar.backend] };
+      out.relaxed = await run(relaxed);
+      out.simd = await run(simd);
+      out.scalar = await run(scalar);
+      out.gemm = [gemm(relaxed, true), gemm(relaxed, false), gemm(simd, false)];
+      // Memory growth: an 80 MB request grows the shared heap; the relaxed module sees the same, larger memory.
+      out.heapBefore = relaxed.module.HEAPU8.length;
+      relaxed.quantizeTensor(new Float32Array(20_000_000), { bits: 4 });
+      out.heapAfter = relaxed.module.HEAPU8.length;
+      out.relaxedGrown = await run(relaxed);
+      out.gemmGrown = gemm(relaxed, true);
+      try { await createBitLens({ backend: 'avx' }); } catch (e) { out.badBackend = e.message; }
+      const { createBitLensWorker } = await import('/web/bitlens-remote.js');
+      for (const opts of [{}, { backend: 'simd128' }]) {
+        const w = await createBitLensWorker(opts);
+        (out.workerBackends ||= []).push(w.backend);
+        w.terminate();
+      }
+      return out;
+    });
+    assert.equal(r.supported, true);
+    assert.deepEqual(r.backends, ['relaxed-simd', 'simd128', 'scalar']);
+    assert.deepEqual(r.workerBackends, ['relaxed-simd', 'simd128'], 'createBitLensWorker: the worker loads it too');
+    assert.ok(r.heapAfter > r.heapBefore + 64e6, `heap grew: ${r.heapBefore} → ${r.heapAfter}`);
+    for (const [i, c] of r.simd.entries()) {
+      assert.ok(c.integerLayers > 0, `${JSON.stringify(c.config)}: integer layers`);
+      assert.deepEqual(r.relaxed[i].logits, c.logits, `${JSON.stringify(c.config)}: logits bit for bit`);
+      assert.deepEqual(r.relaxed[i].evaluate, c.evaluate, `${JSON.stringify(c.config)}: evaluation`);
+      assert.deepEqual(r.relaxedGrown[i].logits, c.logits, `${JSON.stringify(c.config)}: logits after growth`);
+      assert.deepEqual(r.scalar[i].logits, c.logits, `${JSON.stringify(c.config)}: the scalar module's logits`);
+    }
+    assert.equal(r.gemm[0], r.gemm[1], 'relaxed and SIMD128 GEMMs give the same sums');
+    assert.equal(r.gemm[1], r.gemm[2]);
+    assert.equal(r.gemmGrown, r.gemm[0]);
+    assert.match(r.badBackend, /`backend` must be 'relaxed-simd', 'simd128', 'scalar'/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await close();
+  }
+});
