@@ -154,7 +154,8 @@ TEST_CASE("integer path with the relaxed-SIMD GEMMs: logits bit-identical to the
         ~Restore() { kernels::set_relaxed_simd(false); }
     } restore;
     ModelFx& f = model_fx(kHfModel);
-    for (auto [w, a] : {std::pair{4, 4}, {8, 6}, {6, 7}, {8, 8}}) {
+    for (const std::pair<int, int>& bits : {std::pair{4, 4}, {8, 6}, {6, 7}, {8, 8}}) {
+        const int w = bits.first, a = bits.second;  // not a structured binding: clang 14 cannot CAPTURE one
         CAPTURE(w);
         CAPTURE(a);
         QuantizedViT qi = quantize(f.lm.vit, f.data, wa(w, a), 2);

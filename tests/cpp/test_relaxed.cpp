@@ -89,7 +89,9 @@ TEST_CASE("relaxed qs8×qc4w GEMM: 2x4c16 (nibbles unpacked to an int8 panel) eq
 
 TEST_CASE("relaxed integer GEMMs: DeiT-tiny shapes (197×576×192, 197×192×768) equal the references, int8 and int4 weights") {
     std::mt19937 g(23);
-    for (auto [M, N, K] : {std::tuple<size_t, size_t, size_t>{197, 576, 192}, {197, 192, 768}}) {
+    for (const std::tuple<size_t, size_t, size_t>& shape : {std::tuple<size_t, size_t, size_t>{197, 576, 192}, {197, 192, 768}}) {
+        // Plain variables, not a structured binding: clang 14 cannot use one inside doctest's assertion lambdas.
+        const size_t M = std::get<0>(shape), N = std::get<1>(shape), K = std::get<2>(shape);
         CAPTURE(N);
         const size_t lda = qs4_gemm_kp(K);
         std::vector<int8_t> A(M * lda, 0), W8(N * K), W4(N * K);
