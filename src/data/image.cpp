@@ -147,6 +147,24 @@ void check_png_chunks(const uint8_t* p, size_t n, const std::string& what) {
     }
 }
 
+// A file too short to hold its pixels is truncated, and stb_image decodes it anyway, filling the rest: found by
+// fuzzing (tests/fuzz, fuzz_image), an 830-byte JPEG claiming 7417×7168 took 160 MB and > 10 s under the sanitizers.
+// The least each format needs: JPEG, a Huffman code (≥ 1 bit) for every 8×8 block's DC value, pixels / 512 bytes;
+// PNG, its rows at 1 bit per pixel under deflate's maximum ratio (1032:1); BMP (stb reads it uncompressed), 1 bit
+// per pixel. Refused below half of that (GIF's LZW has no such floor: its screen size is limited above).
+void check_bytes_for_pixels(const uint8_t* p, size_t n, int w, int h, const std::string& what) {
+    const uint64_t px = uint64_t(w) * uint64_t(h);
+    const char* format = nullptr;
+    uint64_t need = 0;  // bytes, half the least a complete file holds
+    if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) format = "JPEG", need = px / 1024;
+    else if (n >= 8 && p[0] == 0x89 && p[1] == 'P' && p[2] == 'N' && p[3] == 'G') format = "PNG", need = uint64_t(h) * (1 + (uint64_t(w) + 7) / 8) / 2064;
+    else if (n >= 2 && p[0] == 'B' && p[1] == 'M') format = "BMP", need = px / 16;
+    if (format && uint64_t(n) < need)
+        throw std::runtime_error(what + ": cannot decode image: a " + format + " of " + std::to_string(w) + "x" + std::to_string(h) +
+                                 " needs at least " + std::to_string(need) + " bytes, the file has " + std::to_string(n) +
+                                 " (truncated)");
+}
+
 }  // namespace
 
 Image8 decode_image(const uint8_t* bytes, size_t n, const std::string& what) {
@@ -166,6 +184,7 @@ Image8 decode_image(const uint8_t* bytes, size_t n, const std::string& what) {
         throw std::runtime_error(what + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", more than the limit of " +
                                  std::to_string(limits::kImageSide) + " per side and " + std::to_string(limits::kImagePixels) +
                                  " pixels (src/base/limits.h)");
+    check_bytes_for_pixels(bytes, n, w, h, what);
     stbi_uc* data = stbi_load_from_memory(bytes, static_cast<int>(n), &w, &h, &comp, 0);
     if (data == nullptr) {
         const char* reason = stbi_failure_reason();

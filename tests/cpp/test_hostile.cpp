@@ -422,3 +422,31 @@ TEST_CASE("the decoded bytes of a dataset's images together are limited: the err
                                            "src/base/size_limits.h), reached at b/3.png"),
                          std::runtime_error);
 }
+
+// Found by the image fuzzer: an 830-byte JPEG claiming 7417×7168 (53 MP, within the pixel limit) took 160 MB and
+// more than 10 s to "decode" under the sanitizers — stb_image fills what a truncated file lacks. A file shorter
+// than half the least its format needs for its pixels is refused before decoding (check_bytes_for_pixels).
+TEST_CASE("Fuzzing found: JPEG, PNG and BMP files too short for the pixels they claim are refused as truncated before decoding") {
+    const std::vector<uint8_t> jpeg = read_file_bytes(src_path("tests/fuzz/corpus/image/found-jpeg-830-bytes-7417x7168"));
+    REQUIRE(jpeg.size() == 830);
+    CHECK_THROWS_WITH_AS(decode_image(jpeg.data(), jpeg.size(), "tiny.jpg"),
+                         doctest::Contains("tiny.jpg: cannot decode image: a JPEG of 7168x7417 needs at least 51919 bytes, the file has 830 (truncated)"),
+                         std::runtime_error);
+    // A PNG whose IHDR says 8192×8192 (8-bit grey) and whose IDAT holds 10 bytes.
+    std::vector<uint8_t> png = png_1x1();
+    png[16] = png[20] = 0, png[17] = png[21] = 0, png[18] = png[22] = 0x20, png[19] = png[23] = 0;  // width, height: 8192
+    CHECK_THROWS_WITH_AS(decode_image(png.data(), png.size(), "tall.png"),
+                         doctest::Contains("tall.png: cannot decode image: a PNG of 8192x8192 needs at least 4068 bytes, the file has 67 (truncated)"),
+                         std::runtime_error);
+    // A 24-bit BMP header of 4096×4096 and no pixels.
+    std::vector<uint8_t> bmp = {'B', 'M'};
+    put_le(bmp, 54, 4), put_le(bmp, 0, 4), put_le(bmp, 54, 4);
+    put_le(bmp, 40, 4), put_le(bmp, 4096, 4), put_le(bmp, 4096, 4), put_le(bmp, 1, 2), put_le(bmp, 24, 2);
+    for (int i = 0; i < 6; ++i) put_le(bmp, 0, 4);
+    CHECK_THROWS_WITH_AS(decode_image(bmp.data(), bmp.size(), "empty.bmp"),
+                         doctest::Contains("empty.bmp: cannot decode image: a BMP of 4096x4096 needs at least 1048576 bytes, the file has 54 (truncated)"),
+                         std::runtime_error);
+    // Real images are far above the floor: the shipped test images still decode (test_image), and so does this 1×1.
+    const std::vector<uint8_t> ok = png_1x1();
+    CHECK(decode_image(ok.data(), ok.size(), "ok.png").width == 1);
+}
