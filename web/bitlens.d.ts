@@ -692,6 +692,8 @@ export interface BitLens {
   quantizeTensor(values: Float32Array | number[], options?: QuantizeTensorOptions): QuantizeTensorResult;
   /** The extensions of an image folder's images ('.png', '.jpg', '.jpeg', '.bmp', '.gif'): what the CLI reads from a folder. */
   readonly imageExtensions: string[];
+  /** The size limits BitLens checks input against (src/base/size_limits.h). */
+  readonly limits: Readonly<{ imageSide: number; imagePixels: number; datasetImages: number; datasetBytes: number; decompressedBytes: number }>;
   /**
    * The model's class index of each dataset class name, by the rule every evaluation applies: the label's name
    * (case-insensitive), or a number k for class k; a model with generic labels takes the names in their order. Throws

@@ -863,7 +863,7 @@ async function loadRelaxed(wasmPaths, relaxedBinary, required) {
 // The module's classes and functions, each call followed by the check below.
 const CLASSES = ['Dataset', 'Model', 'SweepRun', 'SensitivityRun', 'QatRun', 'InqRun', 'PruneRun', 'SosRun', 'QuantizedModel'];
 const FUNCTIONS = ['_quantizeTensor', '_planMixed', '_mergeSweeps', '_loadModel', '_loadIdx', '_loadEncoded',
-  '_imageExtensions', '_classIndices', '_checkSweep', '_sweepCsv', '_datasetHead', '_datasetImage', '_datasetShape'];
+  '_imageExtensions', '_sizeLimits', '_classIndices', '_checkSweep', '_sweepCsv', '_datasetHead', '_datasetImage', '_datasetShape'];
 // A failed call into C++ returns an empty value and leaves its message behind (throwing a JS exception through
 // the C++ frames would leak what they hold, once per rejected input): every call is followed by _takeError(),
 // and a message becomes the Error thrown here. Wraps the module's own prototypes and functions, once.
@@ -1042,6 +1042,11 @@ export async function createBitLens(options = {}) {
      * from a folder; other files are not images to it.
      */
     imageExtensions: JSON.parse(M._imageExtensions()),
+    /**
+     * The size limits BitLens checks input against (src/base/size_limits.h): an image's side and pixels, a dataset's
+     * images and decoded bytes, a gzip member's (and the page's zip's) decompressed bytes.
+     */
+    limits: Object.freeze(JSON.parse(M._sizeLimits())),
     /**
      * The model's class index for each of a dataset's class names (`data.classes`, or folder names), by the rule every
      * evaluation applies: the label's name, case-insensitive; a number k means class k; a model with generic labels

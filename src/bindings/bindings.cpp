@@ -22,6 +22,7 @@
 #include "export.h"
 #include "inq.h"
 #include "json_limits.h"
+#include "size_limits.h"
 #include "kernels.h"
 #include "mixed.h"
 #include "model.h"
@@ -1140,6 +1141,16 @@ std::string image_extensions_js() {
     return guard([&] { return nlohmann::json(image_extensions()).dump(); });
 }
 
+// The size limits of src/base/size_limits.h that callers outside C++ apply too (the page's unzip): JSON.
+std::string size_limits_js() {
+    return guard([&] {
+        return nlohmann::json{{"imageSide", limits::kImageSide},         {"imagePixels", limits::kImagePixels},
+                              {"datasetImages", limits::kDatasetImages}, {"datasetBytes", limits::kDatasetBytes},
+                              {"decompressedBytes", limits::kDecompressedBytes}}
+            .dump();
+    });
+}
+
 // Dataset class names (a JSON array of strings) → the model's class index of each, by map_classes: the rule every
 // evaluation applies (a label's name, case-insensitive; a number k means class k; a model with generic labels takes
 // the classes in their order). A name that is no class of the model is map_classes's error.
@@ -1271,6 +1282,7 @@ std::string dataset_shape_js(const DatasetHandle& d) {
 
 EMSCRIPTEN_BINDINGS(bitlens_page) {
     function("_imageExtensions", &image_extensions_js);
+    function("_sizeLimits", &size_limits_js);
     function("_classIndices", &class_indices_js);
     function("_checkSweep", &check_sweep_js);
     function("_sweepCsv", &sweep_csv_js);

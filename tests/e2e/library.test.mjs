@@ -88,6 +88,25 @@ if (missing.length) {
       assert.match(await page.textContent('#data-summary'), /1,000 images in 10 classes/);
     });
 
+    test('a zip bomb (an entry declaring 2 GiB) is refused before unpacking, by the library\'s limit; the previous images stay', async () => {
+      const tree = {};
+      for (const f of classFolderImages(1, 'bomb')) tree[f.path] = new Uint8Array(f.bytes);
+      const zip = Buffer.from(zipSync(tree));
+      // The first central-directory entry (PK\x01\x02) declares 2 GiB uncompressed (its size field at +24): fflate
+      // would allocate that much for it.
+      const cd = zip.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+      assert.ok(cd > 0);
+      const name = zip.toString('utf8', cd + 46, cd + 46 + zip.readUInt16LE(cd + 28));
+      zip.writeUInt32LE(0x80000000, cd + 24);
+      await page.setInputFiles('#data-files', { name: 'bomb.zip', mimeType: 'application/zip', buffer: zip });
+      await page.waitForFunction(() => !document.getElementById('data-error').hidden, null, { timeout: 60_000, polling: 100 });
+      await waitIdle();
+      const error = await visibleText('data-error');
+      assert.ok(error.includes(`bomb.zip: decompresses to more than ${bl.limits.decompressedBytes.toLocaleString('en-US')} bytes (the limit; ${name} alone declares 2,147,483,648): refused before unpacking`), error);
+      assert.match(await page.textContent('#data-summary'), /1,000 images in 10 classes/);
+      assert.equal(bl.limits.decompressedBytes, 2 ** 30);
+    });
+
     test('createBitLensWorker({ worker, methods }): the page worker\'s methods beside the API\'s own; a method the worker lacks is named', async () => {
       const r = await page.evaluate(async () => {
         const { createBitLensWorker } = await import('/web/bitlens-remote.js');

@@ -163,9 +163,25 @@ function folderFiles(entries, what) {
   return { kind: 'files', files, n: files.length, skipped };
 }
 
+class ZipLimit extends Error {}
+
+// A zip's entries, refused before inflating when they would decompress to more than the library's limit for
+// decompressed bytes (a zip bomb: fflate allocates each entry's declared size and inflates no further than it).
 function unzip(bytes, name) {
+  const limit = bl.limits.decompressedBytes;
+  let total = 0, count = 0;
+  const filter = (f) => {
+    total += f.originalSize;
+    if (++count > bl.limits.datasetImages) throw new ZipLimit(`${name}: holds more than ${bl.limits.datasetImages.toLocaleString('en-US')} files (the limit)`);
+    if (total > limit) {
+      throw new ZipLimit(`${name}: decompresses to more than ${limit.toLocaleString('en-US')} bytes (the limit; ${f.name} alone declares `
+        + `${f.originalSize.toLocaleString('en-US')}): refused before unpacking`);
+    }
+    return true;
+  };
   let entries;
-  try { entries = unzipSync(bytesOf(bytes)); } catch (e) {
+  try { entries = unzipSync(bytesOf(bytes), { filter }); } catch (e) {
+    if (e instanceof ZipLimit) throw new Error(e.message);
     throw new Error(`${name}: not a readable .zip file (${e.message || e})`);
   }
   return Object.entries(entries).filter(([p]) => !p.endsWith('/')).map(([path, b]) => ({ path, bytes: b }));
