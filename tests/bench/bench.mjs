@@ -5,7 +5,9 @@
 //   node tests/bench/bench.mjs [--runs 20] [--warmup 3] [--only deit-tiny,deit-small,vit-fmnist-hf,deit-fmnist-timm]
 //                              [--no-gemm] [--no-sweep] [--no-native] [--no-train] [--no-prune] [--train-rounds 1] [--profile] [--perf]
 //                              [--out build/bench]
-//   node tests/bench/bench.mjs --browser   (issue 16: the integer GEMMs in Chromium, relaxed SIMD vs SIMD128)
+//   node tests/bench/bench.mjs --browser [--deit-small] [--runs N] [--only deit-tiny,...] [--no-gemm]
+//                              (issue 16, in headless Chromium: BitLens relaxed SIMD and SIMD128 against onnxruntime-web on the
+//                              models, and the integer GEMMs; tests/bench/models-browser.mjs, results.json's `browser`)
 //   --only train: the training section alone (tests/bench/train_bench.cpp against tests/bench/torch_train_step.py)
 //   --only prune: the structured-pruning rows alone (issue 15: pruned vs unpruned forwards of the shipped models in WASM)
 //
@@ -18,12 +20,11 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, 
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { encodePng } from '../node/helpers.mjs';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const HERE = path.join(ROOT, 'tests/bench');
+import {
+  HERE, ROOT, SHIPPED_DIRS as SHIPPED_DIRS_DEFAULT, SYNTHETIC, ensureModels as ensureModelsIn, hasTorch, meanStd, preprocess, readIdx,
+  roundRobin as roundRobinWith, runMakeModels as runMakeModelsIn, stats, syntheticImages, xorshift,
+} from './common.mjs';
 
 // ------------------------------------------------------------------------------------------------
 // Options
@@ -58,17 +59,20 @@ function parseArgs(argv) {
         '  --model    also benchmark this model folder (safetensors + config), exported to ONNX like the shipped ones\n' +
         '  --profile  also build tests/bench/profile.cpp (WASM and native) and print where a DeiT-tiny forward spends its time\n' +
         '  --perf     --profile plus `perf record` of fp32 and W8A8 forward loops (top symbols)\n' +
-        '  --browser  instead: the integer GEMMs in headless Chromium, relaxed SIMD against SIMD128 (tests/bench/gemm-browser.mjs)');
+        '  --browser  instead: headless Chromium — models against onnxruntime-web and the integer GEMMs, relaxed SIMD and\n' +
+        '             SIMD128 (tests/bench/models-browser.mjs; `--browser --help` for its options)');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
   return o;
 }
-const opt = parseArgs(process.argv.slice(2));
-if (opt.browser) {
-  await import('./gemm-browser.mjs');
+// `--browser` hands the other arguments to the browser bench (tests/bench/models-browser.mjs; its own --help).
+if (process.argv.includes('--browser')) {
+  const { browserBench } = await import('./models-browser.mjs');
+  await browserBench(process.argv.slice(2).filter((a) => a !== '--browser'));
   process.exit(0);
 }
+const opt = parseArgs(process.argv.slice(2));
 mkdirSync(opt.out, { recursive: true });
 
 const log = (...a) => console.error('[bench]', ...a);
@@ -78,88 +82,16 @@ const uptimeText = () => { try { return execFileSync('uptime', { encoding: 'utf8
 // ------------------------------------------------------------------------------------------------
 // Statistics and timing
 
-function stats(samplesMs) {
-  const s = [...samplesMs].sort((a, b) => a - b);
-  const n = s.length;
-  const median = n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  const mean = s.reduce((a, b) => a + b, 0) / n;
-  return { median_ms: +median.toFixed(4), best_ms: +s[0].toFixed(4), mean_ms: +mean.toFixed(4), worst_ms: +s[n - 1].toFixed(4), runs: n };
-}
-// variants: [{ name, fn }]; each round runs every variant once (in order), after `warmup` rounds.
-async function roundRobin(variants, { runs = opt.runs, warmup = opt.warmup } = {}) {
-  for (let w = 0; w < warmup; w++) for (const v of variants) await v.fn();
-  const t = Object.fromEntries(variants.map((v) => [v.name, []]));
-  for (let r = 0; r < runs; r++)
-    for (const v of variants) {
-      const t0 = performance.now();
-      await v.fn();
-      t[v.name].push(performance.now() - t0);
-    }
-  const out = Object.fromEntries(Object.entries(t).map(([k, s]) => [k, stats(s)]));
-  Object.defineProperty(out, 'raw', { value: t, enumerable: false });  // per-round samples, for paired differences
-  return out;
-}
+// variants: [{ name, fn }]; every variant once per round, after `warmup` rounds (common.mjs).
+const roundRobin = (variants, { runs = opt.runs, warmup = opt.warmup } = {}) => roundRobinWith(variants, { runs, warmup });
 
 // ------------------------------------------------------------------------------------------------
 // Inputs: deterministic images, PNG-encoded for bitlens and preprocessed the same way for ORT
 
-function xorshift(seed) {
-  let s = seed >>> 0 || 1;
-  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
-}
-// Random images with some structure (smooth colour fields plus noise), so they are not all alike.
-function syntheticImages(count, w, h, ch, seed) {
-  const r = xorshift(seed), out = [];
-  for (let n = 0; n < count; n++) {
-    const px = new Uint8Array(w * h * ch), base = [], fx = [], fy = [];
-    for (let c = 0; c < ch; c++) base.push(r() % 256), fx.push((r() % 7) + 1), fy.push((r() % 5) + 1);
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++)
-        for (let c = 0; c < ch; c++) {
-          const v = base[c] + 70 * Math.sin((x * fx[c]) / w * Math.PI) * Math.cos((y * fy[c]) / h * Math.PI) + ((r() % 61) - 30);
-          px[(y * w + x) * ch + c] = Math.max(0, Math.min(255, Math.round(v)));
-        }
-    out.push(px);
-  }
-  return out;
-}
-function readIdx(buf) {
-  const b = buf[0] === 0x1f && buf[1] === 0x8b ? gunzipSync(buf) : buf;
-  const nd = b[3], dims = [];
-  for (let i = 0; i < nd; i++) dims.push(b.readUInt32BE(4 + 4 * i));
-  return { dims, data: new Uint8Array(b.buffer, b.byteOffset + 4 + 4 * nd, dims.reduce((a, c) => a * c, 1)) };
-}
-// bitlens' preprocess() in float32: v = p/255; v = (v - mean[c]) / std[c]; CHW.
-function preprocess(px, w, h, ch, mean, std) {
-  const f = Math.fround, out = new Float32Array(ch * w * h);
-  for (let c = 0; c < ch; c++) {
-    const m = f(mean[c]), s = f(std[c]);
-    for (let i = 0; i < w * h; i++) out[c * w * h + i] = f(f(f(px[i * ch + c] / 255) - m) / s);
-  }
-  return out;
-}
-function meanStd(dir, channels) {
-  const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
-  let mean, std;
-  if (cfg.pretrained_cfg || cfg.model_args || cfg.architecture) {
-    mean = cfg.pretrained_cfg?.mean ?? [0.485, 0.456, 0.406];
-    std = cfg.pretrained_cfg?.std ?? [0.229, 0.224, 0.225];
-  } else {
-    const pre = path.join(dir, 'preprocessor_config.json');
-    const p = existsSync(pre) ? JSON.parse(readFileSync(pre, 'utf8')) : {};
-    mean = p.image_mean ?? [0.5, 0.5, 0.5];
-    std = p.image_std ?? [0.5, 0.5, 0.5];
-  }
-  const fit = (v) => (v.length >= channels ? v.slice(0, channels) : Array(channels).fill(v[0]));
-  return { mean: fit(mean), std: fit(std) };
-}
-
 // ------------------------------------------------------------------------------------------------
 // Cached models (tests/bench/make_models.py)
 
-const SYNTHETIC = ['deit-tiny', 'deit-small'];
-const MODELS_FORMAT = 2;  // tests/bench/make_models.py's FORMAT: cached exports of another format are redone
-const SHIPPED_DIRS = ['models/vit-fmnist-hf', 'models/deit-fmnist-timm', ...opt.models];
+const SHIPPED_DIRS = [...SHIPPED_DIRS_DEFAULT, ...opt.models];
 const SHIPPED = SHIPPED_DIRS.map((d) => path.basename(d));
 const shippedDir = (k) => path.join(ROOT, SHIPPED_DIRS[SHIPPED.indexOf(k)]);
 const want = (k) => !opt.only || opt.only.has(k);
@@ -170,37 +102,9 @@ const trainOnly = !!opt.only && [...opt.only].every((k) => k === 'train' || k ==
 const wantPrune = opt.prune && (!opt.only || opt.only.has('prune'));
 const sosOnly = !!opt.only && opt.only.has('sos') && !opt.only.has('train');
 const wantTrain = opt.train && (!opt.only || opt.only.has('train') || opt.only.has('sos'));
-const manifestPath = path.join(opt.out, 'models.json');
-const readManifest = () => (existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, 'utf8')) : {});
 
-function runMakeModels(parts) {
-  log(`exporting models (${parts.join(',')}) with tests/bench/make_models.py …`);
-  const r = spawnSync('/usr/bin/python3', [path.join(HERE, 'make_models.py'), '--out', opt.out, '--only', parts.join(','),
-    '--shipped', SHIPPED_DIRS.join(',')],
-    { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: '1', PYTHONWARNINGS: 'ignore' } });
-  if (r.status !== 0) log(`make_models.py failed (exit ${r.status}${r.error ? ', ' + r.error.message : ''}); continuing with what exists`);
-}
-function ensureModels() {
-  const man = readManifest(), parts = [];
-  const needInt8 = (k) => man[k] && (!man[k].int8conv || man[k].format !== MODELS_FORMAT) && hasPyOnnx();
-  if (SYNTHETIC.some((k) => want(k) && (!existsSync(path.join(opt.out, k, 'model.onnx')) ||
-    !existsSync(path.join(opt.out, k, 'model.safetensors')) || needInt8(k)))) parts.push('synthetic');
-  for (const k of SHIPPED) {
-    if (!want(k)) continue;
-    const src = path.join(shippedDir(k), 'model.safetensors');
-    if (!existsSync(src)) continue;
-    const st = statSync(src), m = man[k];
-    if (!m || !existsSync(path.join(opt.out, k, 'model.onnx')) || m.source_size !== st.size ||
-      Math.abs(m.source_mtime - st.mtimeMs / 1000) > 1e-3 || needInt8(k)) { parts.push('fmnist'); break; }
-  }
-  if (opt.gemm && !existsSync(path.join(opt.out, 'gemm', 'int8_197x768x192.onnx')) && hasPyOnnx()) parts.push('gemm');
-  if (parts.length) runMakeModels(parts);
-}
-let pyOnnx;
-function hasPyOnnx() {
-  if (pyOnnx === undefined) pyOnnx = spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0;
-  return pyOnnx;
-}
+const runMakeModels = (parts) => runMakeModelsIn(parts, { out: opt.out, shippedDirs: SHIPPED_DIRS, log });
+const ensureModels = () => ensureModelsIn({ out: opt.out, want, shippedDirs: SHIPPED_DIRS, gemm: opt.gemm, log });
 
 // ------------------------------------------------------------------------------------------------
 // GEMM benchmark module from the project's kernels (until the shipped module has `_benchGemm`)
@@ -744,11 +648,6 @@ function trainRun(kind, exe, modelDir, mode, args = []) {
   }
 }
 
-let pyTorch;
-function hasTorch() {
-  if (pyTorch === undefined) pyTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore', timeout: 120000 }).status === 0;
-  return pyTorch;
-}
 // The eager-PyTorch peer for some rows: one process, one thread.
 function peerRun(names) {
   log(`train: PyTorch peer (${names.join(',')}) …`);
@@ -1225,6 +1124,8 @@ async function main() {
   R.env.uptime_after = uptimeText();
   R.env.loadavg_after = loadavg();
   R.targets = targets(R);
+  // `browser` (npm run bench -- --browser, models-browser.mjs) is another run's: kept.
+  try { const prev = JSON.parse(readFileSync(path.join(opt.out, 'results.json'), 'utf8')); if (prev.browser) R.browser = prev.browser; } catch { /* none yet */ }
   writeFileSync(path.join(opt.out, 'results.json'), JSON.stringify(R, null, 2) + '\n');
   printReport(R);
 }

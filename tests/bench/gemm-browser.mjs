@@ -4,14 +4,16 @@
 // PASS/MISS against the issue's 150 GOP/s target for the relaxed int8 GEMM, and checks that both give the same sums.
 //
 //   node tests/bench/gemm-browser.mjs [--seconds 0.5]
-import { openPage } from '../e2e/helpers.mjs';
+// `npm run bench -- --browser` (models-browser.mjs) calls gemmRates on its own page and keeps the rates in results.json.
+import { pathToFileURL } from 'node:url';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 0.5;
 const SHAPES = [['qkv', 197, 576, 192], ['proj', 197, 192, 192], ['fc1', 197, 768, 192], ['fc2', 197, 192, 768]];
-const problems = [];
-const { origin, page, close } = await openPage(problems);
-try {
-  await page.goto(`${origin}/`);
+
+/**
+ * On a page of an origin that serves /web/ and /models/: { rows: [{ weights, shape, relaxed, simd128, same }] (GOP/s),
+ * models: [{ config, relaxed, simd128 }] (vit-fmnist-hf ms per image), int8_mean } (relaxed int8 GOP/s over the shapes).
+ */
+export async function gemmRates(page, { seconds = 0.5 } = {}) {
   const { out: rows, models } = await page.evaluate(async ({ SHAPES, seconds }) => {
     const { createBitLens } = await import('/web/bitlens.js');
     const relaxed = await createBitLens();
@@ -57,17 +59,31 @@ try {
     }
     return { out, models };
   }, { SHAPES, seconds });
+  const int8 = rows.filter((r) => r.weights === 'int8').map((r) => r.relaxed);
+  return { rows, models, int8_mean: int8.reduce((a, b) => a + b, 0) / int8.length };
+}
+
+export function printGemmRates({ rows, models, int8_mean: mean }) {
   console.log('integer GEMM in Chromium, one thread (GOP/s; M×N×K)');
   console.log('weights  shape              relaxed  simd128  ratio  same sums');
   for (const r of rows) {
     console.log(`${r.weights.padEnd(8)} ${r.shape.padEnd(18)} ${r.relaxed.toFixed(1).padStart(7)}  ${r.simd128.toFixed(1).padStart(7)}  ${(r.relaxed / r.simd128).toFixed(2).padStart(5)}  ${r.same}`);
   }
-  const int8 = rows.filter((r) => r.weights === 'int8').map((r) => r.relaxed);
-  const mean = int8.reduce((a, b) => a + b, 0) / int8.length;
   console.log(`relaxed int8 GEMM, mean over DeiT-tiny shapes: ${mean.toFixed(1)} GOP/s — ${mean >= 150 ? 'PASS' : 'MISS'} (target 150)`);
   console.log('vit-fmnist-hf, integer path, ms per image (forwardRaw)');
   for (const m of models) console.log(`${m.config.padEnd(6)} relaxed ${m.relaxed.toFixed(3)}  simd128 ${m.simd128.toFixed(3)}  speed-up ${(m.simd128 / m.relaxed).toFixed(2)}×`);
-  if (problems.length) console.log(problems.join('\n'));
-} finally {
-  await close();
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { openPage } = await import('../e2e/helpers.mjs');
+  const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 0.5;
+  const problems = [];
+  const { origin, page, close } = await openPage(problems);
+  try {
+    await page.goto(`${origin}/`);
+    printGemmRates(await gemmRates(page, { seconds }));
+    if (problems.length) console.log(problems.join('\n'));
+  } finally {
+    await close();
+  }
 }
