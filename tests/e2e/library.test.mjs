@@ -1,5 +1,5 @@
 // The page asks the library (issue 18 item 6; issue 20 item 3): the page's answers are the package's — its worker is
-// the package's worker helper — and so the CLI's: a punctuated class folder is refused with the library's message,
+// the package's worker helper — and so the CLI's: a class folder the model lacks is refused with the library's message,
 // a sweep's limit is the library's with its message, and the results CSV is `bitlens sweep --csv`'s schema, byte for
 // byte what bl.sweepCsv gives for the same sweep in Node.
 import { after, before, describe, test } from 'node:test';
