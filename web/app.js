@@ -16,7 +16,7 @@ import { cancel } from './page/cancel.js';
 import { drawInqChart, drawQatCurve, drawQbChart, fetchDefaultTrain, loadTrainInput, renderInq, renderQat, renderQatEstimate, runFineTune } from './page/finetune.js';
 import { download, parseWA, showError } from './page/format.js';
 import { clearResults, dataFromFiles, evaluateFp32, inputEntries, loadDefaultData, loadShippedModel, modelFromFiles, setupDrop, trainFromFiles, withLoading } from './page/intake.js';
-import { drawHistogram, fillSampleConfigs, showSample } from './page/lessons.js';
+import { drawHistogram, fillSampleConfigs, jumpToWorstCase, renderFlips, showFlips, showSample } from './page/lessons.js';
 import { exploreMixed, renderMixed, runMixed, setBudgetKind } from './page/mixed.js';
 import { renderPrune, renderPruneEstimate, runPrune } from './page/prune.js';
 import { drawConfusion, fillCmSeeds, renderResults, resultsCsv, resultsJson } from './page/results.js';
@@ -24,7 +24,7 @@ import { drawSosChart } from './page/sos.js';
 import { $, PRESET_CONFIGS, state } from './page/state.js';
 import { renderSeedNote, setRunStatus } from './page/status.js';
 import { run } from './page/sweep.js';
-import { applyQuery, readSettings, renderConfigChecks, syncUrl, updateFineTuneUi, updateMethodUi } from './page/url-state.js';
+import { applyQuery, readSettings, renderConfigChecks, setProjectorMode, syncUrl, updateFineTuneUi, updateMethodUi } from './page/url-state.js';
 
 function bind() {
   // The sticky run bar's height, so that anything scrolled to (results, figures, links) lands below it, not under it.
@@ -101,6 +101,14 @@ function bind() {
       showError('run-error', `Export failed: ${e2.message}`);
     }
   });
+  // Projector mode: the page restyled and every chart drawn again at its text size; the URL keeps it.
+  $('projector').addEventListener('change', () => {
+    setProjectorMode($('projector').checked);
+    syncUrl();
+    window.dispatchEvent(new Event('resize'));
+    drawHistogram();
+    showSample();
+  });
   $('share-btn').addEventListener('click', async () => {
     syncUrl();
     try { await navigator.clipboard.writeText(location.href); setRunStatus('Link copied: it opens this page with these settings.'); } catch { setRunStatus(`Link to these settings: ${location.href}`); }
@@ -156,7 +164,18 @@ function bind() {
   $('sample-index').addEventListener('change', showSample);
   $('attn-block').addEventListener('change', showSample);
   $('sample-config').addEventListener('change', () => {
-    state.samplePicked = true; $('export-model').hidden = !$('sample-config').value; showSample(); });
+    state.samplePicked = true; $('export-model').hidden = !$('sample-config').value; showSample(); showFlips(); });
+  $('flips-class').addEventListener('change', renderFlips);
+  $('flips-worst').addEventListener('click', () => { if (!state.running) jumpToWorstCase(); });
+  for (const id of ['flips-broken', 'flips-fixed']) {
+    $(id).addEventListener('click', (e) => {
+      const b = e.target.closest('button.flip');
+      if (!b) return;
+      $('sample-index').value = b.dataset.index;
+      showSample();
+      $('sample').scrollIntoView({ block: 'nearest' });
+    });
+  }
   $('sample-random').addEventListener('click', () => {
     if (!state.data) return;
     $('sample-index').value = String(Math.floor(Math.random() * state.data.poolN));

@@ -7,6 +7,10 @@ const FONT = 'system-ui, "DejaVu Sans", sans-serif';
 const style = { fontSize: '14px', fontFamily: FONT, background: 'white', color: '#111', overflow: 'visible' };
 const SERIES_COLORS = ['#4d4d4d', '#0b57d0', '#e8710a', '#12a4af', '#a142f4', '#d01884', '#188038', '#b06000', '#5f6368'];
 
+/** Projector mode (?projector=1): charts drawn with 16 px text (the page's style sheet holds every chart text at
+ * 16 px or more and thickens the lines); off, 14 px. */
+export function setProjector(on) { style.fontSize = on ? '16px' : '14px'; }
+
 function width(el, fallback = 960) {
   return Math.max(480, Math.min(1500, (el && el.clientWidth) || fallback));
 }
@@ -115,7 +119,7 @@ export function quantHistogram(el, teach, bits, used) {
     return { quantizer: name(g.quantizer), text: `${g.levels.length} levels${inRange < g.levels.length ? ` (${inRange} shown)` : ''} · ${gran} · MSE ${Number(g.params.mse).toExponential(2)}${g.quantizer === used ? ' · used by the sweep' : ''}` };
   });
   return Plot().plot({
-    width: width(el), height: 60 + 120 * names.length, marginLeft: 60, marginRight: 110, marginBottom: 46, style,
+    width: width(el), height: 60 + 120 * names.length, marginLeft: 60, marginRight: style.fontSize === '16px' ? 130 : 110, marginBottom: 46, style,
     x: { domain: [lo - pad, hi + pad], label: softmax ? 'probability' : 'weight value' },
     y: { label: 'count', type: softmax ? 'sqrt' : 'linear', ticks: 3 },
     fy: { domain: names, label: null },

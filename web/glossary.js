@@ -32,6 +32,8 @@ export const GLOSSARY = {
   corrupt: ['Corruption', 'Noise, blur, brightness or contrast changes applied to images, from severity 1 (mild) to 5 (strong).'],
   top1: ['Top-1', 'The share of images whose most likely class is the true one. For a quantized model: the mean ± standard deviation over the seeds, and the change against FP32.'],
   'worst-class': ['Worst class', 'The class with the lowest accuracy, averaged over the seeds; in brackets, how much it lost against the same class in FP32.'],
+  flips: ['Flipped images', 'Images where FP32 and a quantized configuration disagree about being right: FP32 right and the configuration wrong (what quantization broke), or the reverse (what it happened to fix). The worst class usually has the most broken ones.'],
+  projector: ['Projector mode', 'Larger chart text (16 px or more), thicker lines and black on white, laid out to fit a 1024×768 projector. It stays in the link (projector=1).'],
   'worst-case': ['Worst case', 'The lowest accuracy of any class under any one seed: the unluckiest calibration draw for the hardest class. In brackets, its loss against FP32.'],
   'largest-drop': ['Largest drop', 'The biggest fall of any class against FP32 under any one seed (it may be another class than the worst one).'],
   pt: ['pt', 'Percentage points: the difference of two percentages. 80% → 75% is −5 pt.'],

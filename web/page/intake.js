@@ -50,6 +50,8 @@ export function clearResults() {
   state.inq = null;
   state.sos = null;
   state.prune = null;
+  state.flips = null;
+  $('flips').hidden = true;
   $('pr-results').hidden = true;
   $('sos').hidden = true;
   $('results').hidden = true;

@@ -69,6 +69,7 @@ export function fillSampleConfigs() {
   const low = opts.find((o) => /^mixed/.test(o.label)) || opts.find((o) => /W4A4/.test(o.label)) || opts[opts.length - 1];
   $('sample-config').value = state.samplePicked && opts.some((o) => o.value === prev) ? prev : low.value;
   $('export-model').hidden = !$('sample-config').value;
+  if (state.flips && state.flips.sel !== $('sample-config').value) { state.flips = null; $('flips').hidden = true; }
 }
 
 export let sampleUrl = null;
@@ -106,4 +107,68 @@ export async function showSample() {
   } catch (e) {
     if (!(isStopped(e))) box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
   }
+}
+
+// ---------- flips: the images a configuration gets wrong that FP32 gets right, and the reverse (issue 18 item 4) ----------
+// The worker classifies every evaluation image with FP32 and with the configuration chosen under "Quantized with" (the
+// same quantized model as the view above); the lists below the image show where exactly one of the two is right, each
+// image with its true class and both predictions, by class (a selector); clicking one shows it above.
+
+let flipsReq = 0;
+export async function showFlips({ cls = null, open = false } = {}) {
+  const sel = $('sample-config').value;
+  const wrap = $('flips');
+  if (!sel || !state.modelInfo || !state.data) { wrap.hidden = true; state.flips = null; return; }
+  if (state.running) return;
+  const req = ++flipsReq;
+  wrap.hidden = false;
+  $('flips-note').textContent = 'Classifying every evaluation image with FP32 and with this configuration…';
+  $('flips-broken').innerHTML = ''; $('flips-fixed').innerHTML = '';
+  try {
+    const f = await state.primary.call('flips', JSON.parse(sel));
+    if (req !== flipsReq) return;
+    state.flips = { ...f, sel, name: $('sample-config').selectedOptions[0].textContent };
+    const counts = f.labels.map((_, k) => f.broken.filter((x) => x.trueIndex === k).length + f.fixed.filter((x) => x.trueIndex === k).length);
+    $('flips-class').innerHTML = `<option value="">every class (${f.broken.length + f.fixed.length})</option>`
+      + f.labels.map((l, k) => `<option value="${k}">${esc(l)} (${counts[k]})</option>`).join('');
+    $('flips-class').value = cls == null ? '' : String(cls);
+    renderFlips();
+    if (open) {
+      const first = $('flips-broken').querySelector('button') || $('flips-fixed').querySelector('button');
+      if (first) { $('sample-index').value = first.dataset.index; await showSample(); }
+    }
+  } catch (e) {
+    if (req === flipsReq && !isStopped(e)) $('flips-note').innerHTML = `<span class="error">${esc(e.message)}</span>`;
+  }
+}
+
+export function renderFlips() {
+  const f = state.flips;
+  if (!f) return;
+  const v = $('flips-class').value;
+  const keep = (x) => v === '' || x.trueIndex === Number(v);
+  const item = (x) => `<li><button type="button" class="flip" data-index="${x.index}" data-true="${x.trueIndex}" data-fp32="${x.fp32}" data-quant="${x.quant}">`
+    + `Image ${x.index}: <strong>${esc(f.labels[x.trueIndex] ?? '?')}</strong> · FP32 ${esc(f.labels[x.fp32])} · ${esc(f.name.split(',')[0])} ${esc(f.labels[x.quant])}</button></li>`;
+  const broken = f.broken.filter(keep), fixed = f.fixed.filter(keep);
+  $('flips-broken-title').textContent = `FP32 right, ${f.name} wrong (${broken.length})`;
+  $('flips-fixed-title').textContent = `${f.name} right, FP32 wrong (${fixed.length})`;
+  $('flips-broken').innerHTML = broken.map(item).join('') || '<li class="none">none</li>';
+  $('flips-fixed').innerHTML = fixed.map(item).join('') || '<li class="none">none</li>';
+  $('flips-note').textContent = `Of ${f.n} evaluation images, ${f.broken.length} go wrong with ${f.name} that FP32 gets right, and ${f.fixed.length} the reverse`
+    + `${v === '' ? '' : `; shown: true class ${f.labels[Number(v)]}`}. Click one to see it above.`;
+}
+
+// The worst case of the last sweep: the configuration whose worst class under any seed is lowest, at that seed, its
+// worst class's flipped images listed, and the first image FP32 gets right and it gets wrong shown.
+export async function jumpToWorstCase() {
+  const r = state.result;
+  if (!r || !r.configs.some((c) => c.worstCase)) return;
+  const c = r.configs.filter((x) => x.worstCase).reduce((a, b) => (b.worstCase.accuracy <= a.worstCase.accuracy ? b : a));
+  const label = `${c.name}, seed ${c.worstCase.seed}`;
+  const opt = [...$('sample-config').options].find((o) => o.textContent === label || o.textContent === `${label} (worst case)`);
+  if (!opt) return;
+  $('sample-config').value = opt.value;
+  state.samplePicked = true;
+  $('export-model').hidden = false;
+  await showFlips({ cls: c.worstCase.index, open: true });
 }

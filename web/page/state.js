@@ -59,5 +59,7 @@ export const state = {
   qatRate: null,       // measured seconds per training image and epoch (QAT or INQ)
   inq: null,           // the INQ run in progress or done: { name, settings, partitions, history, result }
   sos: null,           // the SOS reconstruction in progress or done: { settings, runs: [{ name, stages, blocks, result }], cancelled }
+  flips: null,         // the one-image view's flips: { sel, name, n, labels, broken, fixed } (images by number, classes by index)
+  projector: false,    // ?projector=1: projector mode (large chart text, thick lines, fits 1024×768)
   prune: null,         // the compression trade-off: { quant, base, models: [{ id, name, settings, result, points, lost }], run }
 };

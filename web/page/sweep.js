@@ -2,6 +2,7 @@
 // per core (part k of N each, as `bitlens sweep --shard k/N`), the parts merged by the library (bl.mergeSweeps).
 import { PageWorker, isStopped, loadInto } from './workers.js';
 import { fmtTime, parseWA, showError } from './format.js';
+import { jumpToWorstCase } from './lessons.js';
 import { renderResults } from './results.js';
 import { runSos } from './sos.js';
 import { $, MAX_WORKERS, state } from './state.js';
@@ -70,6 +71,7 @@ export async function run() {
   };
   progress();
   setRunStatus(`Running ${spec.configs.length} configuration${spec.configs.length > 1 ? 's' : ''} × ${spec.seeds} seed${spec.seeds > 1 ? 's' : ''} on ${nWorkers} worker${nWorkers > 1 ? 's' : ''}…`);
+  let finished = false;
   try {
     // Extra workers get a copy of the model and images; worker k then runs part k + 1 of nWorkers of the
     // (configuration × seed) runs, and the primary merges the parts into the numbers of one worker's sweep.
@@ -90,6 +92,7 @@ export async function run() {
     setRunStatus(`Done: ${total} quantize-and-evaluate runs in ${fmtTime(secs)} on ${nWorkers} worker${nWorkers > 1 ? 's' : ''}.`, 'done');
     renderResults();
     $('results').scrollIntoView({ block: 'start' });
+    finished = true;
   } catch (e) {
     if (isStopped(e) || run.cancelled) return;
     runFailed('run-error', `The sweep stopped: ${e.message}`);
@@ -98,4 +101,6 @@ export async function run() {
     if (state.running === run) state.running = null;
     updateRunButton();
   }
+  // The one-image view goes to the worst case: its configuration and seed, its class's flipped images, the first shown.
+  if (finished) await jumpToWorstCase();
 }

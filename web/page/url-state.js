@@ -1,5 +1,6 @@
 // Settings: the controls read into one object, written into the URL, and a link's settings checked and put back
 // into the controls (each value checked; what is not used is named in one note).
+import { setProjector } from '../charts.js';
 import { parsePartitions } from './finetune.js';
 import { esc, parseWA } from './format.js';
 import { setBudgetKind } from './mixed.js';
@@ -64,6 +65,7 @@ export function readSettings() {
     paretoX: $('pr-x').value,
     paretoY: $('pr-y').value,
     workers: state.workers,  // ?workers=N (0: one per core)
+    projector: $('projector').checked,
   };
 }
 
@@ -109,6 +111,7 @@ export function settingsToQuery(s) {
   if (s.paretoX !== 'bytes') q.set('paretoX', s.paretoX);
   if (s.paretoY !== 'top1') q.set('paretoY', s.paretoY);
   if (s.workers) q.set('workers', s.workers);
+  if (s.projector) q.set('projector', '1');
   return q.toString();
 }
 
@@ -124,7 +127,7 @@ export const URL_CHOICES = {
   weights: 'wq', softmax: 'sm', granularity: 'gran', method: 'method', objective: 'mx-objective', finetune: 'qat-method',
   qbObjective: 'qb-objective', importance: 'pr-importance', paretoX: 'pr-x', paretoY: 'pr-y',
 };
-export const URL_OTHERS = ['configs', 'model', 'classes', 'groups', 'qat', 'inq', 'partitions', 'pruneDistill', 'calibCorrupt', 'evalCorrupt'];
+export const URL_OTHERS = ['configs', 'model', 'classes', 'groups', 'qat', 'inq', 'partitions', 'pruneDistill', 'calibCorrupt', 'evalCorrupt', 'projector'];
 
 // The URL's settings into the fields. Each value is checked first: an unknown key or a value out of range is not put
 // into its field (the field keeps its default) and is listed in one readable note.
@@ -189,6 +192,10 @@ export function applyQuery() {
   if (pd != null && pd !== '0' && pd !== '1') problems.push(`pruneDistill=${shown(pd)}: must be 0 or 1`);
   if (pd === '0') $('pr-distill').checked = false;
   state.workers = num('workers') ?? 0;
+  const pj = q.get('projector');
+  if (pj != null && pj !== '0' && pj !== '1') problems.push(`projector=${shown(pj)}: must be 0 or 1`);
+  $('projector').checked = pj === '1';
+  setProjectorMode(pj === '1');
   for (const [key, t, sv] of [['calibCorrupt', 'cc-type', 'cc-sev'], ['evalCorrupt', 'ec-type', 'ec-sev']]) {
     const v = q.get(key);
     if (!v) continue;
@@ -225,6 +232,13 @@ export function updateFineTuneUi() {
   for (const el of document.querySelectorAll('.qb-only')) el.hidden = m !== 'qbitopt';
   for (const el of document.querySelectorAll('.inq-only')) el.hidden = m !== 'inq';
   $('qat-run').textContent = `Fine-tune (${{ qat: 'QAT', qbitopt: 'QBitOpt', inq: 'INQ' }[m]})`;
+}
+
+// Projector mode: the body's class (the style sheet's large text, thick lines and high contrast) and the charts' text size.
+export function setProjectorMode(on) {
+  state.projector = on;
+  document.body.classList.toggle('projector', on);
+  setProjector(on);
 }
 
 export function syncUrl() {

@@ -711,6 +711,48 @@ const handlers = {
   },
 };
 
+// ---------- the one-image view's flips (issue 18 item 4) ---------------------------------------
+// Every evaluation image classified by FP32 and by one configuration (the same quantized model as the sample view:
+// same configuration, seed and calibration draw), and the images where exactly one of the two is right: `broken`
+// (FP32 right, the configuration wrong) and `fixed` (the reverse). Each image by its number in the loaded images (the
+// sample view's number), with its true class and both top-1 predictions. FP32's predictions are kept per model and images.
+
+let fp32Predictions = null;  // { model, evalData, top: [class index per evaluation image] }
+
+// The evaluation images' numbers among the loaded images (evalData is the first `limit`; for folders class-balanced).
+function evalImageNumbers() {
+  const n = evalData.size;
+  if (source.kind === 'idx' || !(limit && limit < source.files.length)) return Array.from({ length: n }, (_, i) => i);
+  const byClass = new Map();
+  source.files.forEach((f, i) => { if (!byClass.has(f.label)) byClass.set(f.label, []); byClass.get(f.label).push(i); });
+  const queues = [...byClass.values()];
+  const picked = [];
+  for (let i = 0; picked.length < n; i++) for (const q of queues) if (i < q.length && picked.length < n) picked.push(q[i]);
+  return picked;
+}
+
+function flips({ config, seed, calibSize }) {
+  if (!model || !evalData) throw new Error('load a model and images first');
+  const q = quantizedFor(config, seed, calibSize);
+  const numbers = evalImageNumbers();
+  const images = numbers.map((i) => sampleImage(i));
+  if (!fp32Predictions || fp32Predictions.model !== model || fp32Predictions.evalData !== evalData) {
+    fp32Predictions = { model, evalData, top: images.map((im) => model.classify(im.png, { topK: 1, name: im.name })[0].index) };
+  }
+  const truth = new Map();
+  const broken = [], fixed = [];
+  images.forEach((im, k) => {
+    if (!truth.has(im.trueClass)) truth.set(im.trueClass, trueIndex(im.trueClass));
+    const t = truth.get(im.trueClass);
+    const f = fp32Predictions.top[k];
+    const p = q.classify(im.png, { topK: 1, name: im.name })[0].index;
+    if ((f === t) === (p === t)) return;
+    (f === t ? broken : fixed).push({ index: im.index, trueIndex: t, fp32: f, quant: p });
+  });
+  return { n: images.length, labels: model.info.labels, broken, fixed };
+}
+handlers.flips = flips;
+
 // Every handler becomes an instance method of the package's worker, named 'page:' + its name (apart from the API's own
 // methods): the page calls bl['page:name'](payload, { onProgress }) (web/page/workers.js).
 extendWorker(Object.fromEntries(Object.entries(handlers).map(([name, h]) => [`page:${name}`, (instance, payload = {}, { onProgress } = {}) => {
