@@ -10,12 +10,14 @@
 //   page/cancel.js     Cancel and the worker's restart          page/lessons.js   teaching views
 //   page/format.js     numbers, errors, downloads               page/workers.js   the workers (one bootstrap)
 //   page/worker.js     the worker: the package's, extended with the page's session
+//   page/learn.js      Learn mode: the lessons, their figures and knobs
 import { glossaryList, setupTooltips } from './glossary.js';
 import { PageWorker } from './page/workers.js';
 import { cancel } from './page/cancel.js';
 import { drawInqChart, drawQatCurve, drawQbChart, fetchDefaultTrain, loadTrainInput, renderInq, renderQat, renderQatEstimate, runFineTune } from './page/finetune.js';
 import { download, parseWA, showError } from './page/format.js';
 import { clearResults, dataFromFiles, evaluateFp32, inputEntries, loadDefaultData, loadShippedModel, modelFromFiles, setupDrop, trainFromFiles, withLoading } from './page/intake.js';
+import { loadLearnData, redrawLearn, setupLearn } from './page/learn.js';
 import { drawHistogram, fillSampleConfigs, jumpToWorstCase, renderFlips, showFlips, showSample } from './page/lessons.js';
 import { exploreMixed, renderMixed, runMixed, setBudgetKind } from './page/mixed.js';
 import { renderPrune, renderPruneEstimate, runPrune } from './page/prune.js';
@@ -108,6 +110,7 @@ function bind() {
     window.dispatchEvent(new Event('resize'));
     drawHistogram();
     showSample();
+    redrawLearn();
   });
   $('share-btn').addEventListener('click', async () => {
     syncUrl();
@@ -192,7 +195,7 @@ function bind() {
     }
   });
   let resizeTimer;
-  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) { drawQatCurve(); drawQbChart(); if (state.qat.result) renderQat(); } if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); if (state.prune) renderPrune(); }, 300); });
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) { drawQatCurve(); drawQbChart(); if (state.qat.result) renderQat(); } if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); if (state.prune) renderPrune(); redrawLearn(); }, 300); });
 }
 
 async function boot() {
@@ -200,6 +203,7 @@ async function boot() {
   setupTooltips();
   const urlProblems = applyQuery();
   bind();
+  setupLearn(syncUrl);
   if (urlProblems.length) syncUrl();  // the link now says what the fields hold
   if (!globalThis.Plot) showError('run-error', 'The chart library did not load (web/vendor/plot.js): run `npm install`. Results will show as a table only.');
   state.primary = new PageWorker();
@@ -216,6 +220,7 @@ async function boot() {
   setRunStatus('Loading the shipped model and the default images…');
   await loadShippedModel($('shipped-model').value);
   await loadDefaultData();
+  loadLearnData();
   if (!state.fp32) setRunStatus('');
   document.body.dataset.ready = '1';
 }

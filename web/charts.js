@@ -534,3 +534,122 @@ export async function svgToPng(svgText, scale = 2) {
     URL.revokeObjectURL(url);
   }
 }
+
+// ---------- Learn mode's figures (web/page/learn.js): each drawn from numbers the worker computed once ----------
+const LEARN_COLORS = { minmax: '#0b57d0', percentile: '#e8710a', mse: '#188038', uniform: '#0b57d0', log2: '#e8710a', sulq: '#a142f4', tensor: '#e8710a', channel: '#0b57d0' };
+
+/** (a) One channel's weights (grey) and their quantized values (blue), the rounding error as a red line between them, the levels as rules. */
+export function learnQuantize(el, a, bits) {
+  const g = a.byBits[bits];
+  const pts = a.values.map((v, i) => ({ i, v, q: g.q[i] }));
+  return Plot().plot({
+    width: width(el), height: 320, marginLeft: 64, style,
+    x: { label: 'weight (index in the channel) →' }, y: { label: '↑ value', grid: false },
+    color: { legend: true, domain: ['FP32 weight', `${bits}-bit value`, 'rounding error'], range: ['#9aa0a6', '#0b57d0', '#c5221f'] },
+    marks: [
+      Plot().ruleY(g.levels, { stroke: '#0b57d0', strokeOpacity: 0.25 }),
+      Plot().link(pts, { x1: 'i', x2: 'i', y1: 'v', y2: 'q', stroke: '#c5221f', strokeWidth: 2 }),
+      Plot().dot(pts, { x: 'i', y: 'v', r: 3, fill: '#9aa0a6' }),
+      Plot().dot(pts, { x: 'i', y: 'q', r: 3, fill: '#0b57d0', symbol: 'diamond' }),
+    ],
+  });
+}
+
+/** (b) The layer's histogram with each range method's clipping bounds (the chosen one bold), and its error against bits. */
+export function learnRange(el, b, bits, range) {
+  const methods = Object.keys(b.byMethod);
+  const bounds = methods.flatMap((m) => [b.byMethod[m][bits].lo, b.byMethod[m][bits].hi].map((x) => ({ m, x })));
+  const w = width(el);
+  const hist = Plot().plot({
+    width: w, height: 220, marginLeft: 64, style,
+    x: { label: 'weight value →' }, y: { label: '↑ weights', type: 'sqrt' },
+    color: { legend: true, domain: methods, range: methods.map((m) => LEARN_COLORS[m]) },
+    marks: [
+      Plot().rectY(b.hist, { x1: 'x0', x2: 'x1', y: 'count', fill: '#9aa0a6' }),
+      Plot().ruleX(bounds, { x: 'x', stroke: 'm', strokeWidth: (d) => (d.m === range ? 3 : 1), strokeDasharray: (d) => (d.m === range ? null : '4,3') }),
+    ],
+  });
+  const curve = methods.flatMap((m) => Object.entries(b.byMethod[m]).map(([k, v]) => ({ m, bits: Number(k), mse: v.mse })));
+  const err = Plot().plot({
+    width: w, height: 220, marginLeft: 64, style,
+    x: { label: 'bits →', ticks: 7 }, y: { label: '↑ mean squared error (log)', type: 'log', grid: true },
+    color: { domain: methods, range: methods.map((m) => LEARN_COLORS[m]) },
+    marks: [
+      Plot().line(curve, { x: 'bits', y: 'mse', stroke: 'm' }),
+      Plot().dot(curve, { x: 'bits', y: 'mse', fill: 'm', r: (d) => (d.m === range && d.bits === bits ? 7 : 2.5) }),
+    ],
+  });
+  const box = document.createElement('div');
+  box.append(hist, err);
+  return box;
+}
+
+/** (c) Attention probabilities on a log axis with the chosen quantizer's levels over them, and each quantizer's error against bits. */
+export function learnSoftmax(el, c, quantizer, bits, hist) {
+  const g = c.byQuantizer[quantizer][bits];
+  const w = width(el);
+  const names = Object.keys(c.byQuantizer);
+  const top = Plot().plot({
+    width: w, height: 220, marginLeft: 64, style,
+    x: { label: 'attention probability (log) →', type: 'log', tickFormat: '~e' }, y: { label: '↑ probabilities', type: 'sqrt' },
+    marks: [
+      Plot().rectY(hist, { x1: 'x0', x2: 'x1', y: 'count', fill: '#9aa0a6' }),
+      Plot().ruleX(g.levels.filter((v) => v >= hist[0].x0), { stroke: LEARN_COLORS[quantizer], strokeWidth: 2 }),
+    ],
+  });
+  const curve = names.flatMap((m) => Object.entries(c.byQuantizer[m]).map(([k, v]) => ({ m, bits: Number(k), mse: v.mse })));
+  const err = Plot().plot({
+    width: w, height: 220, marginLeft: 64, style,
+    x: { label: 'bits →', ticks: 7 }, y: { label: '↑ mean squared error (log)', type: 'log', grid: true },
+    color: { legend: true, domain: names, range: names.map((m) => LEARN_COLORS[m]) },
+    marks: [
+      Plot().line(curve, { x: 'bits', y: 'mse', stroke: 'm' }),
+      Plot().dot(curve, { x: 'bits', y: 'mse', fill: 'm', r: (d) => (d.m === quantizer && d.bits === bits ? 7 : 2.5) }),
+    ],
+  });
+  const box = document.createElement('div');
+  box.append(top, err);
+  return box;
+}
+
+/** (d) Each output channel's rounding error with one grid for the layer (per tensor) and a grid per channel. */
+export function learnGranularity(el, d, bits) {
+  const g = d.byBits[bits];
+  const rows = ['tensor', 'channel'].flatMap((k) => g[k].map((mse, r) => ({ k: k === 'tensor' ? 'per tensor' : 'per channel', r, mse: Math.max(mse, 1e-12) })));
+  return Plot().plot({
+    width: width(el), height: 320, marginLeft: 64, style,
+    x: { label: 'output channel (row of the weight matrix) →' }, y: { label: '↑ mean squared error (log)', type: 'log', grid: true },
+    color: { legend: true, domain: ['per tensor', 'per channel'], range: [LEARN_COLORS.tensor, LEARN_COLORS.channel] },
+    marks: [Plot().dot(rows, { x: 'r', y: 'mse', fill: 'k', r: 2.5 })],
+  });
+}
+
+/** (e) Per-class accuracy at W b A b (bars; the worst class red) against FP32 (ticks) and the mean (a rule); below, the mean and the worst class against bits. */
+export function learnClasses(el, e, bits) {
+  const g = e.byBits[bits];
+  const worst = g.worstClass?.index;
+  const rows = e.labels.map((label, k) => ({ label, k, acc: g.perClass[k], fp32: e.fp32.perClass[k] })).filter((r) => r.acc != null);
+  const w = width(el);
+  const bars = Plot().plot({
+    width: w, height: 260, marginLeft: 56, marginBottom: 70, style,
+    x: { label: null, domain: e.labels, tickRotate: -30 }, y: { label: '↑ accuracy', domain: [0, 1], tickFormat: '.0%', grid: true },
+    marks: [
+      Plot().barY(rows, { x: 'label', y: 'acc', fill: (d) => (d.k === worst ? '#c5221f' : '#0b57d0') }),
+      Plot().tickY(rows, { x: 'label', y: 'fp32', stroke: '#111', strokeWidth: 2 }),
+      Plot().ruleY([g.top1], { stroke: '#e8710a', strokeWidth: 2, strokeDasharray: '6,3' }),
+    ],
+  });
+  const curve = Object.entries(e.byBits).flatMap(([b, v]) => [{ s: 'mean (top-1)', bits: Number(b), acc: v.top1 }, { s: 'worst class', bits: Number(b), acc: v.worstClass?.accuracy ?? null }]).filter((d) => d.acc != null);
+  const lines = Plot().plot({
+    width: w, height: 200, marginLeft: 56, style,
+    x: { label: 'bits (W = A) →', ticks: 7 }, y: { label: '↑ accuracy', domain: [0, 1], tickFormat: '.0%', grid: true },
+    color: { legend: true, domain: ['mean (top-1)', 'worst class'], range: ['#e8710a', '#c5221f'] },
+    marks: [
+      Plot().line(curve, { x: 'bits', y: 'acc', stroke: 's' }),
+      Plot().dot(curve, { x: 'bits', y: 'acc', fill: 's', r: (d) => (d.bits === bits ? 7 : 2.5) }),
+    ],
+  });
+  const box = document.createElement('div');
+  box.append(bars, lines);
+  return box;
+}

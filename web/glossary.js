@@ -17,6 +17,8 @@ export const GLOSSARY = {
   wq: ['Weight quantizer', 'How the weights are rounded. Uniform: evenly spaced levels. Power-of-two: levels 0 and ±2ⁿ, so multiplications become shifts.'],
   sm: ['Softmax quantizer', 'How the attention probabilities are rounded. SULQ: evenly spaced in log2(x + η), fine near zero. log2: powers of two. Uniform: evenly spaced.'],
   'ft-method': ['Fine-tuning method', 'QAT trains the quantized model at fixed bits; QBitOpt also moves bits between layers within a budget; INQ makes the weights powers of two step by step.'],
+  bits: ['Bits', 'How many bits each rounded number keeps: b bits allow at most 2^b levels, so every bit removed halves them and roughly doubles the gap between them.'],
+  range: ['Range', 'The interval a quantizer’s levels cover; values outside it are clipped to its edge. Min-max covers every value, percentile skips the extreme tail, MSE picks the range with the least error.'],
   granularity: ['Granularity', 'How many weights share one grid: per channel (every output channel its own) or per tensor (one for the whole layer).'],
   'per-channel': ['Per channel', 'Each output channel (row) of a weight matrix gets its own scale, so one large row does not make the others coarse.'],
   'per-tensor': ['Per tensor', 'One scale for the whole weight matrix: simpler, but its largest value sets the grid for all.'],

@@ -3,6 +3,7 @@
 import { setProjector } from '../charts.js';
 import { parsePartitions } from './finetune.js';
 import { esc, parseWA } from './format.js';
+import { learnFromQuery, learnToQuery } from './learn.js';
 import { setBudgetKind } from './mixed.js';
 import { $, DEFAULT_MODEL, INQ_DEFAULT, PRESET_CONFIGS, PRUNE_DEFAULT, QAT_DEFAULT, QB_DEFAULT, SOS_DEFAULT_ITERS, state } from './state.js';
 
@@ -112,6 +113,7 @@ export function settingsToQuery(s) {
   if (s.paretoY !== 'top1') q.set('paretoY', s.paretoY);
   if (s.workers) q.set('workers', s.workers);
   if (s.projector) q.set('projector', '1');
+  learnToQuery(q);  // Learn mode: learn=<lesson> and that lesson's knobs (bits, range, quantizer)
   return q.toString();
 }
 
@@ -134,7 +136,7 @@ export const URL_OTHERS = ['configs', 'model', 'classes', 'groups', 'qat', 'inq'
 export function applyQuery() {
   const q = new URLSearchParams(location.search);
   const problems = [];
-  const known = new Set([...Object.keys(URL_NUMBERS), ...Object.keys(URL_CHOICES), ...URL_OTHERS]);
+  const known = new Set([...Object.keys(URL_NUMBERS), ...Object.keys(URL_CHOICES), ...URL_OTHERS, 'learn', 'bits', 'range', 'quantizer']);
   for (const key of new Set(q.keys())) if (!known.has(key)) problems.push(`“${key}” is not a setting of this page`);
   const shown = (v) => (v.length > 40 ? `${v.slice(0, 40)}…` : v);
   const setSel = (id, v, key) => {
@@ -210,6 +212,7 @@ export function applyQuery() {
   if (badCls.length) problems.push(`classes: ${badCls.map(shown).join(', ')} ${badCls.length > 1 ? 'are not class numbers' : 'is not a class number'}`);
   state.queryClasses = cls.filter((x) => /^\d+$/.test(x.trim())).map(Number);
   if ((q.get('skew') && $('skew').value !== '0') || $('cc-type').value || $('ec-type').value || state.queryClasses.length) $('shift').open = true;
+  learnFromQuery(q, problems);
   const note = $('url-note');
   note.textContent = problems.length
     ? `The link's settings were checked, and ${problems.length === 1 ? 'one was' : `${problems.length} were`} not used (the field${problems.length === 1 ? ' keeps its' : 's keep their'} default): ${problems.join('; ')}.`

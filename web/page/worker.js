@@ -753,6 +753,106 @@ function flips({ config, seed, calibSize }) {
 }
 handlers.flips = flips;
 
+// ---------- Learn mode (issue 18 item 1) -------------------------------------------------------
+// The lessons' numbers, computed once with the library's own quantizers (bl.quantizeTensor) on the loaded model's
+// real tensors, for every knob value a lesson offers (2–8 bits), so that turning a knob only redraws in the page:
+// (a) one output channel of `layer`: its weights and their uniform-quantized values and levels at each bit-width;
+// (b) the whole layer under each range method: its clipping bound and rounding error at each bit-width;
+// (c) real post-softmax attention: the class token's attention to each patch (mean over heads) at every block for the
+//     first images, with the levels and error of the uniform, log2 and SULQ grids at each bit-width;
+// (d) the layer's weight matrix per tensor (one grid) vs per channel (a grid per row): each row's error at each bit-width.
+const LEARN_BITS = [2, 3, 4, 5, 6, 7, 8];
+const mse = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2; return s / a.length; };
+
+function learn({ layer, images = 32 }) {
+  if (!model) throw new Error('load a model first');
+  const name = layer && model.info.layers.includes(layer) ? layer
+    : model.info.layers.find((l) => /blocks\.1\.mlp\.fc1|layer\.1\.intermediate/.test(l)) || model.info.layers[0];
+  const w = model.weight(name);
+  const cols = layerInputs(name);
+  const rows = w.length / cols;
+  // (a) the widest output channel (the one the quantizer view draws).
+  let ch = 0, widest = -1;
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    for (let j = r * cols; j < (r + 1) * cols; j++) m = Math.max(m, Math.abs(w[j]));
+    if (m > widest) { widest = m; ch = r; }
+  }
+  const row = w.slice(ch * cols, (ch + 1) * cols);
+  const shown = Math.min(cols, 64);  // the channel's grid is fitted to all of it; the figure shows its first 64
+  const a = { channel: ch, values: Array.from(row.subarray(0, shown)), byBits: {} };
+  for (const bits of LEARN_BITS) {
+    const q = bl.quantizeTensor(row, { quantizer: 'uniform', bits, symmetric: true, range: 'minmax' });
+    a.byBits[bits] = { q: Array.from(q.values.subarray(0, shown)), levels: Array.from(q.levels), mse: mse(row, q.values) };
+  }
+  // (b) range methods on the whole layer.
+  const b = { hist: histogram(w, 80), byMethod: {} };
+  for (const range of ['minmax', 'percentile', 'mse']) {
+    b.byMethod[range] = {};
+    for (const bits of LEARN_BITS) {
+      const q = bl.quantizeTensor(w, { quantizer: 'uniform', bits, symmetric: true, range });
+      let lo = Infinity, hi = -Infinity, clipped = 0;
+      for (const v of q.levels) { if (v < lo) lo = v; if (v > hi) hi = v; }
+      for (const v of w) if (v < lo || v > hi) clipped++;
+      b.byMethod[range][bits] = { lo, hi, clipped, mse: mse(w, q.values) };
+    }
+  }
+  // (c) attention probabilities at every block for the first images.
+  let c = null;
+  if (source) {
+    const probs = [];
+    const n = Math.min(images, source.n);
+    for (let i = 0; i < n; i++) {
+      const img = sampleImage(i);
+      for (let blk = 0; blk < model.info.depth; blk++) probs.push(...model.attention(img.png, { block: blk, name: img.name }));
+    }
+    const p = Float32Array.from(probs);
+    c = { n: p.length, images: n, blocks: model.info.depth, values: Array.from(p), byQuantizer: {} };
+    for (const quantizer of ['uniform', 'log2', 'sulq']) {
+      c.byQuantizer[quantizer] = {};
+      for (const bits of LEARN_BITS) {
+        const q = bl.quantizeTensor(p, { quantizer, bits, symmetric: false });
+        c.byQuantizer[quantizer][bits] = { levels: Array.from(q.levels), mse: mse(p, q.values), q: Array.from(q.values) };
+      }
+    }
+  }
+  // (d) per tensor vs per channel: each row's mean squared error.
+  const d = { rows, cols, byBits: {} };
+  for (const bits of LEARN_BITS) {
+    const t = bl.quantizeTensor(w, { quantizer: 'uniform', bits, symmetric: true, range: 'minmax' }).values;
+    const tensor = [], channel = [];
+    for (let r = 0; r < rows; r++) {
+      const x = w.subarray(r * cols, (r + 1) * cols);
+      tensor.push(mse(x, t.subarray(r * cols, (r + 1) * cols)));
+      channel.push(mse(x, bl.quantizeTensor(x, { quantizer: 'uniform', bits, symmetric: true, range: 'minmax' }).values));
+    }
+    d.byBits[bits] = { tensor, channel };
+  }
+  return { model: modelName, layer: name, a, b, c, d };
+}
+handlers.learn = learn;
+
+// (e) the average hides the worst class: FP32 and W b A b (the library's default quantizers, seed 0, 32 calibration
+// images) at each bit-width on the evaluation images, per class. Heavier (a quantization and an evaluation per
+// bit-width), so computed only when the lesson opens; progress per bit-width.
+function learnClasses(_, post) {
+  if (!model || !evalData) throw new Error('load a model and images first');
+  const fp = model.evaluate(evalData);
+  const byBits = {};
+  LEARN_BITS.forEach((bits, k) => {
+    post({ progress: { done: k, total: LEARN_BITS.length, bits } });
+    const q = model.quantize({ calib: calibData, wbits: bits, abits: bits, calibSize: Math.min(32, calibData.size), seed: 0 });
+    try {
+      const r = q.evaluate(evalData);
+      byBits[bits] = { top1: r.top1, perClass: r.perClass, worstClass: r.worstClass };
+    } finally {
+      q.delete();
+    }
+  });
+  return { model: modelName, n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass }, byBits };
+}
+handlers.learnClasses = learnClasses;
+
 // Every handler becomes an instance method of the package's worker, named 'page:' + its name (apart from the API's own
 // methods): the page calls bl['page:name'](payload, { onProgress }) (web/page/workers.js).
 extendWorker(Object.fromEntries(Object.entries(handlers).map(([name, h]) => [`page:${name}`, (instance, payload = {}, { onProgress } = {}) => {

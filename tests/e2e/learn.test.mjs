@@ -1,0 +1,158 @@
+// End-to-end test of Learn mode (issue 18 item 1) in headless Debian Chromium: each lesson built opens from its URL in
+// the state the URL gives; its figure changes when its knob changes, redrawn within 100 ms measured in the page
+// (performance.now() around the knob's event, the figure redrawn synchronously); the knob's new value goes back into
+// the URL and a reload opens the same state; each lesson's text has at most 120 words and 2–3 prompts; at 1024×768
+// nothing is wider than the window. No off-origin request, no console error.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { missingPrerequisites, openPage } from './helpers.mjs';
+
+const BUDGET_MS = 100;
+// Each lesson: its URL state and a knob change (the control, its new value, the event it fires).
+const LESSONS = [
+  { k: 'a', query: 'learn=a&bits=4', state: 'a:4', knob: ['learn-bits', '2', 'input'], after: 'a:2', url: /bits=2/ },
+  { k: 'b', query: 'learn=b&bits=3&range=minmax', state: 'b:3:minmax', knob: ['learn-range', 'mse', 'change'], after: 'b:3:mse', url: /range=mse/ },
+  { k: 'c', query: 'learn=c&bits=3&quantizer=uniform', state: 'c:3:', knob: ['learn-quantizer', 'log2', 'change'], after: 'c:3:', end: ':log2', url: /quantizer=log2/ },
+  { k: 'd', query: 'learn=d&bits=8', state: 'd:8', knob: ['learn-bits', '3', 'input'], after: 'd:3', url: /bits=3/ },
+  { k: 'e', query: 'learn=e&bits=8', state: 'e:8', knob: ['learn-bits', '4', 'input'], after: 'e:4', url: /bits=4/ },
+];
+
+const missing = missingPrerequisites();
+if (missing.length) {
+  test('e2e prerequisites (learn mode)', () => assert.fail(`missing: ${missing.join('; ')}`));
+} else {
+  describe('demo page: Learn mode', { timeout: 600_000 }, () => {
+    let origin, page, close;
+    const problems = [];
+    const offOrigin = [];
+    const times = {};
+
+    before(async () => {
+      ({ origin, page, close } = await openPage(problems));
+      page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) offOrigin.push(r.url()); });
+      await page.setViewportSize({ width: 1024, height: 768 });
+    });
+    after(async () => {
+      await close?.();
+      console.log(`knob → figure (ms): ${JSON.stringify(times)}`);
+    });
+
+    const open = async (query) => {
+      await page.goto(`${origin}/?${query}`);
+      await page.waitForSelector('#learn-figure[data-key] svg', { timeout: 120_000 });
+    };
+    const figure = () => page.evaluate(() => ({
+      key: document.getElementById('learn-figure').dataset.key, svg: document.getElementById('learn-figure').innerHTML,
+      caption: document.getElementById('learn-caption').textContent,
+    }));
+
+    test('the Learn tab opens lesson (a) beside the tool, and the Tool tab goes back', async () => {
+      await page.goto(`${origin}/`);
+      await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+      assert.equal(await page.isVisible('#learn'), false);
+      await page.click('#mode-learn');
+      await page.waitForSelector('#learn-figure[data-key] svg', { timeout: 120_000 });
+      assert.match(page.url(), /learn=a/);
+      assert.equal(await page.isVisible('#setup, .setup'), false);
+      await page.click('#mode-tool');
+      assert.equal(await page.isVisible('#learn'), false);
+      assert.equal(await page.isVisible('.setup'), true);
+      assert.doesNotMatch(page.url(), /learn=/);
+    });
+
+    for (const L of LESSONS) {
+      test(`lesson (${L.k}): the URL opens it, its knob redraws the figure in < ${BUDGET_MS} ms, and the state round-trips`, async () => {
+        await open(L.query);
+        const before0 = await figure();
+        assert.ok(before0.key.startsWith(`${L.k}:`) && before0.key.includes(L.state.split(':').slice(1).filter(Boolean).join(':')), `${before0.key} for ${L.query}`);
+        const text = await page.evaluate(() => ({
+          words: document.getElementById('learn-text').textContent.trim().split(/\s+/).length,
+          prompts: document.querySelectorAll('#learn-prompts button').length,
+          title: document.getElementById('learn-title').textContent,
+        }));
+        assert.ok(text.words <= 120, `${text.title}: ${text.words} words`);
+        assert.ok(text.prompts >= 2 && text.prompts <= 3, `${text.title}: ${text.prompts} prompts`);
+        // The knob, timed in the page: the event's handler redraws the figure before it returns.
+        const [id, value, type] = L.knob;
+        const ms = [];
+        for (let rep = 0; rep < 5; rep++) {
+          const v = rep % 2 === 0 ? value : await page.evaluate((i) => document.getElementById(i).value, id);
+          ms.push(await page.evaluate(({ id: i, v: val, type: t, other }) => {
+            const el = document.getElementById(i);
+            el.value = other ?? val;
+            const t0 = performance.now();
+            el.dispatchEvent(new Event(t, { bubbles: true }));
+            return performance.now() - t0;
+          }, { id, v, type, other: rep % 2 === 0 ? null : (id === 'learn-bits' ? '6' : (id === 'learn-range' ? 'percentile' : 'sulq')) }));
+        }
+        // Back to the knob's value under test.
+        const changed = await page.evaluate(({ id: i, val, type: t }) => {
+          const el = document.getElementById(i);
+          el.value = val;
+          const t0 = performance.now();
+          el.dispatchEvent(new Event(t, { bubbles: true }));
+          return { ms: performance.now() - t0, key: document.getElementById('learn-figure').dataset.key };
+        }, { id, val: value, type });
+        ms.push(changed.ms);
+        times[L.k] = ms.map((x) => Number(x.toFixed(1)));
+        // Up to the next frame too (layout and paint of the new figure, plus the wait for the frame).
+        const other = id === 'learn-bits' ? '6' : (id === 'learn-range' ? 'percentile' : 'sulq');
+        const framed = await page.evaluate(({ id: i, val, type: t }) => new Promise((resolve) => {
+          const el = document.getElementById(i);
+          el.value = val;
+          const t0 = performance.now();
+          el.dispatchEvent(new Event(t, { bubbles: true }));
+          document.getElementById('learn-figure').getBoundingClientRect();
+          requestAnimationFrame(() => resolve(performance.now() - t0));
+        }), { id, val: other, type });
+        await page.evaluate(({ id: i, val, type: t }) => { const el = document.getElementById(i); el.value = val; el.dispatchEvent(new Event(t, { bubbles: true })); }, { id, val: value, type });
+        times[`${L.k} to next frame`] = Number(framed.toFixed(1));
+        assert.ok(framed < BUDGET_MS, `knob → next frame took ${framed.toFixed(1)} ms`);
+        const after0 = await figure();
+        assert.ok(after0.key.startsWith(L.after) && after0.key.endsWith(L.end ?? ''), `${after0.key} after ${id}=${value}`);
+        assert.notEqual(after0.svg, before0.svg, 'the figure changed');
+        assert.notEqual(after0.caption, before0.caption, 'the caption changed');
+        assert.ok(Math.max(...ms) < BUDGET_MS, `knob → figure took ${ms.map((x) => x.toFixed(1)).join(', ')} ms`);
+        // The URL follows the knob, and reopening it gives the same lesson, knobs and figure.
+        assert.match(page.url(), L.url);
+        assert.match(page.url(), new RegExp(`learn=${L.k}`));
+        const url = page.url();
+        await page.goto(url);
+        await page.waitForSelector('#learn-figure[data-key] svg', { timeout: 120_000 });
+        const again = await figure();
+        assert.equal(again.key, after0.key);
+        assert.equal(again.caption, after0.caption);
+        assert.equal(await page.evaluate((i) => document.getElementById(i).value, id), value);
+        // At 1024×768 nothing is wider than the window.
+        const m = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, vw: document.documentElement.clientWidth }));
+        assert.ok(m.sw <= 1024 && m.sw <= m.vw, `scrollWidth ${m.sw} at 1024×768`);
+      });
+    }
+
+    test('a prompt sets the knobs and redraws; a bad value in the URL is named and not used', async () => {
+      await open('learn=c&bits=5&quantizer=sulq');
+      await page.click('#learn-prompts li:nth-child(2) button');
+      assert.match((await figure()).key, /^c:3:[a-z]+:log2$/);
+      await page.goto(`${origin}/?learn=b&bits=12&range=wide`);
+      await page.waitForSelector('#learn-figure[data-key] svg', { timeout: 120_000 });
+      const note = await page.textContent('#url-note');
+      assert.match(note, /bits=12/);
+      assert.match(note, /range=wide/);
+      assert.match((await figure()).key, /^b:4:minmax:/);
+    });
+
+    test('lesson (a) animates from 8 bits down to 2 on request', async () => {
+      await open('learn=a&bits=5');
+      await page.click('#learn-animate');
+      await page.waitForFunction(() => document.getElementById('learn-figure').dataset.key.startsWith('a:8:'), null, { timeout: 5_000, polling: 50 });
+      await page.waitForFunction(() => document.getElementById('learn-figure').dataset.key.startsWith('a:2:'), null, { timeout: 15_000, polling: 100 });
+      assert.equal(await page.inputValue('#learn-bits'), '2');
+      assert.match(page.url(), /bits=2/);
+    });
+
+    test('no off-origin request and no console error', () => {
+      assert.deepEqual(offOrigin, []);
+      assert.deepEqual(problems, []);
+    });
+  });
+}

@@ -1,0 +1,271 @@
+// Learn mode (issue 18 item 1): a tab beside the tool, one lesson a concept, each with a short text, one figure that
+// answers its knob, and two or three "try this" prompts, all on the loaded model's real numbers. The worker computes
+// every knob value's numbers once (page method `learn`, web/page/worker.js, with bl.quantizeTensor; lesson (e)'s
+// quantized evaluations with `learnClasses`, when it opens); a knob only redraws the figure here, in the page. The mode, lesson and knobs live in the URL: learn=a&bits=3, range=…, quantizer=….
+import { learnClasses, learnGranularity, learnQuantize, learnRange, learnSoftmax } from '../charts.js';
+import { esc } from './format.js';
+import { $, state } from './state.js';
+import { isStopped } from './workers.js';
+
+const BITS = [2, 3, 4, 5, 6, 7, 8];
+const RANGES = { minmax: 'min-max', percentile: 'percentile', mse: 'MSE' };
+const QUANTIZERS = { uniform: 'uniform', log2: 'log2', sulq: 'SULQ' };
+const fmt = (v) => (v === 0 ? '0' : Math.abs(v) < 1e-3 ? v.toExponential(1) : v.toPrecision(3));
+
+// Each lesson: its title, text (≤ 120 words), prompts (each sets knobs), the knobs it has, and its figure and caption.
+export const LESSONS = {
+  a: {
+    title: 'What a quantizer does',
+    text: 'A quantizer replaces each number by the nearest of a few allowed values, its levels. With b bits a symmetric uniform quantizer has 2^b − 1 levels, evenly spaced from −max to +max. Here are {n} real weights of one output channel of {layer}: grey is the trained FP32 value, blue the value after rounding, red the rounding error. Every bit you remove halves the number of levels and roughly doubles the gap between them, so the red lines grow. At 8 bits they are invisible; at 2 bits each weight is −max, 0 or +max.',
+    prompts: [['Go to 2 bits: how many distinct values remain?', { bits: 2 }], ['Compare 4 and 5 bits: does the error halve?', { bits: 4 }], ['Press Animate and watch the levels spread apart.', { animate: true }]],
+    knobs: ['bits', 'animate'],
+  },
+  d: {
+    title: 'Per tensor vs per channel',
+    text: 'A quantizer’s grid is set by the largest value it must cover. Per tensor, one grid serves the whole weight matrix of {layer}, so its widest row sets the step for every row; rows with small weights round most of them to zero. Per channel, each output channel (row) gets a grid fitted to its own range. Each dot is one row’s mean squared rounding error: orange with one grid for the layer, blue with a grid per row. The gap is what per-channel scales buy. On this log scale it stays much the same from 8 bits down to 4 (the ranges set it, not the bits) and closes at 2, where both grids are too coarse.',
+    prompts: [['At 8 bits, is the gap still there?', { bits: 8 }], ['At 3 bits, how many rows lose more than 10× per tensor?', { bits: 3 }], ['At 2 bits, why do the two clouds meet?', { bits: 2 }]],
+    knobs: ['bits'],
+  },
+  b: {
+    title: 'Range and clipping',
+    text: 'Before rounding, a quantizer chooses its range: values beyond it are clipped to the edge. Min-max covers every weight, so one outlier stretches the grid for all. Percentile ignores the extreme tail. MSE searches for the range with the least total error, trading clipping error on a few weights for finer steps on the many. Top: the weights of {layer} with each method’s clipping bounds (the chosen one bold). Bottom: each method’s mean squared error as the bits change; the big dot is your choice. At few bits, clipping wins; at many, it barely matters.',
+    prompts: [['At 2 bits, how much tighter is MSE’s range than min-max’s?', { bits: 2, range: 'mse' }], ['At 8 bits, which method has the least error?', { bits: 8, range: 'minmax' }], ['Try percentile at 4 bits: how many weights does it clip?', { bits: 4, range: 'percentile' }]],
+    knobs: ['bits', 'range'],
+  },
+  c: {
+    title: 'Quantizing attention probabilities',
+    text: 'After softmax, attention is a probability per patch: all positive, most tiny, a few large. These are the model’s real ones: the class token’s attention to each patch (mean over heads) at every block for the first {images} images. A uniform grid spends its levels evenly from 0 to the maximum, so most small probabilities round to zero. Log2 spaces levels by powers of two, fine near zero and coarse near one. SULQ bends the grid between the two. The top shows the chosen grid’s levels (log scale); the bottom each quantizer’s error.',
+    prompts: [['Uniform at 3 bits: what share of probabilities becomes 0?', { quantizer: 'uniform', bits: 3 }], ['Log2 at 3 bits: same question.', { quantizer: 'log2', bits: 3 }], ['Log2 from 4 to 8 bits: why does its error stop falling?', { quantizer: 'log2', bits: 8 }]],
+    knobs: ['bits', 'quantizer'],
+  },
+  e: {
+    title: 'The average hides the worst class',
+    text: 'A quantized model is usually judged by its top-1 accuracy, the average over all images. But rounding does not hurt every class alike: classes that look like others (in Fashion-MNIST: shirt, pullover, coat) sit near a decision boundary, and a small push sends them across. Here the model is quantized at each bit-width (weights and activations alike; the library’s default quantizers, calibration seed 0) and evaluated on the loaded images. Top: each class’s accuracy (bars, the worst red) against FP32 (black ticks); the dashed line is the average. Bottom: the average and the worst class as the bits change. The worst class falls first, and further.',
+    prompts: [['At 4 bits, how far below the average is the worst class?', { bits: 4 }], ['At 3 bits, which class is worst, and how much did it lose?', { bits: 3 }], ['At which bit-width does the worst class start to fall?', { bits: 6 }]],
+    knobs: ['bits'],
+  },
+};
+export const LESSON_ORDER = ['a', 'b', 'c', 'd', 'e'];
+export const LEARN_DEFAULT = { bits: 4, range: 'minmax', quantizer: 'uniform' };
+
+// The mode's state: lesson null while the tool is shown.
+export const learn = { lesson: null, ...LEARN_DEFAULT, data: null, loading: null, timer: null, classes: null, classesLoading: false };
+
+/** The URL's Learn keys (learn, bits, range, quantizer) into `learn`; a bad value is named in `problems`. */
+export function learnFromQuery(q, problems) {
+  const l = q.get('learn');
+  if (l == null) {
+    for (const k of ['bits', 'range', 'quantizer']) if (q.get(k) != null) problems.push(`${k}=${q.get(k)}: only with learn=…`);
+    return;
+  }
+  if (!LESSONS[l]) { problems.push(`learn=${l}: must be one of ${LESSON_ORDER.join(', ')}`); return; }
+  learn.lesson = l;
+  const bits = q.get('bits');
+  if (bits != null) { if (BITS.includes(Number(bits)) && /^\d$/.test(bits)) learn.bits = Number(bits); else problems.push(`bits=${bits}: must be a whole number from 2 to 8`); }
+  const range = q.get('range');
+  if (range != null) { if (RANGES[range]) learn.range = range; else problems.push(`range=${range}: must be one of ${Object.keys(RANGES).join(', ')}`); }
+  const qz = q.get('quantizer');
+  if (qz != null) { if (QUANTIZERS[qz]) learn.quantizer = qz; else problems.push(`quantizer=${qz}: must be one of ${Object.keys(QUANTIZERS).join(', ')}`); }
+}
+
+/** The Learn keys for the URL: only the open lesson's knobs. */
+export function learnToQuery(q) {
+  if (!learn.lesson) return;
+  q.set('learn', learn.lesson);
+  const knobs = LESSONS[learn.lesson].knobs;
+  if (knobs.includes('bits')) q.set('bits', learn.bits);
+  if (knobs.includes('range')) q.set('range', learn.range);
+  if (knobs.includes('quantizer')) q.set('quantizer', learn.quantizer);
+}
+
+let onChange = () => {};
+
+/** Wires the mode's tabs, lesson list and knobs; `changed` is called when the URL should follow (syncUrl). */
+export function setupLearn(changed) {
+  onChange = changed;
+  $('mode-tool').addEventListener('click', () => setMode(null));
+  $('mode-learn').addEventListener('click', () => setMode(learn.lesson || LESSON_ORDER[0]));
+  $('learn-list').innerHTML = LESSON_ORDER.map((k) => `<li><button type="button" data-lesson="${k}">${k}. ${esc(LESSONS[k].title)}</button></li>`).join('');
+  $('learn-list').addEventListener('click', (e) => { const k = e.target.closest('button')?.dataset.lesson; if (k) setMode(k); });
+  $('learn-bits').addEventListener('input', () => { stopAnimation(); learn.bits = Number($('learn-bits').value); knobChanged(); });
+  $('learn-range').addEventListener('change', () => { learn.range = $('learn-range').value; knobChanged(); });
+  $('learn-quantizer').addEventListener('change', () => { learn.quantizer = $('learn-quantizer').value; knobChanged(); });
+  $('learn-animate').addEventListener('click', () => (learn.timer ? stopAnimation() : animate()));
+  $('learn-prompts').addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    if (!b) return;
+    const set = JSON.parse(b.dataset.set);
+    stopAnimation();
+    if (set.animate) { animate(); return; }
+    Object.assign(learn, set);
+    showKnobs();
+    knobChanged();
+  });
+  showMode();
+}
+
+/** Opens lesson `k` (null: back to the tool). */
+export function setMode(k) {
+  stopAnimation();
+  learn.lesson = k;
+  showMode();
+  onChange();
+}
+
+function showMode() {
+  const on = !!learn.lesson;
+  document.body.classList.toggle('learn-mode', on);
+  $('learn').hidden = !on;
+  $('mode-tool').setAttribute('aria-selected', String(!on));
+  $('mode-learn').setAttribute('aria-selected', String(on));
+  if (!on) return;
+  for (const b of $('learn-list').querySelectorAll('button')) b.setAttribute('aria-current', String(b.dataset.lesson === learn.lesson));
+  const L = LESSONS[learn.lesson];
+  $('learn-title').textContent = `${learn.lesson}. ${L.title}`;
+  $('learn-prompts').innerHTML = L.prompts.map(([text, set]) => `<li><button type="button" data-set='${esc(JSON.stringify(set))}'>${esc(text)}</button></li>`).join('');
+  showKnobs();
+  fillText();
+  loadLearnData();
+}
+
+function showKnobs() {
+  const knobs = LESSONS[learn.lesson].knobs;
+  $('learn-bits-wrap').hidden = !knobs.includes('bits');
+  $('learn-animate').hidden = !knobs.includes('animate');
+  $('learn-range-wrap').hidden = !knobs.includes('range');
+  $('learn-quantizer-wrap').hidden = !knobs.includes('quantizer');
+  $('learn-bits').value = String(learn.bits);
+  $('learn-bits-out').textContent = `${learn.bits} bits`;
+  $('learn-range').value = learn.range;
+  $('learn-quantizer').value = learn.quantizer;
+}
+
+function fillText() {
+  const d = learn.data;
+  $('learn-text').textContent = LESSONS[learn.lesson].text
+    .replace('{layer}', d ? d.layer : 'a layer').replace('{n}', d ? String(d.a.values.length) : 'the').replace('{images}', d?.c ? String(d.c.images) : 'loaded');
+}
+
+/** The lessons' numbers from the worker, once per model and images (after the images load, so (c) has attention). */
+export async function loadLearnData() {
+  if (!learn.lesson) return;
+  if (learn.data && learn.data.model === state.modelName && learn.data.c) { draw(); return; }
+  if (!state.modelInfo || !state.data || !state.primary) { $('learn-caption').textContent = 'Loading the model and images…'; return; }
+  if (learn.loading) return;
+  $('learn-caption').textContent = 'Computing the lessons’ numbers from the model…';
+  learn.loading = state.primary.call('learn', {});
+  try {
+    learn.data = await learn.loading;
+    // The attention values on a log scale, binned once.
+    const c = learn.data.c;
+    if (c) {
+      const pos = c.values.filter((v) => v > 0);
+      const lo = Math.log10(Math.min(...pos)), hi = Math.log10(Math.max(...pos)) + 1e-9, nb = 60, wd = (hi - lo) / nb;
+      const counts = new Array(nb).fill(0);
+      for (const v of pos) counts[Math.min(nb - 1, Math.floor((Math.log10(v) - lo) / wd))]++;
+      c.hist = counts.map((count, i) => ({ x0: 10 ** (lo + i * wd), x1: 10 ** (lo + (i + 1) * wd), count }));
+    }
+  } catch (e) {
+    if (!isStopped(e)) $('learn-caption').innerHTML = `<span class="error">${esc(e.message)}</span>`;
+    return;
+  } finally {
+    learn.loading = null;
+  }
+  if (learn.lesson) { fillText(); draw(); }
+}
+
+// (e)'s numbers: a quantization and an evaluation per bit-width in the worker, once per model and images.
+async function loadClasses() {
+  if (learn.classes || learn.classesLoading || !state.primary) return;
+  learn.classesLoading = true;
+  const total = BITS.length;
+  $('learn-caption').textContent = `Quantizing the model at ${BITS[0]}–${BITS[total - 1]} bits and evaluating each on the images…`;
+  try {
+    learn.classes = await state.primary.call('learnClasses', {}, {
+      onProgress: (p) => { if (learn.lesson === 'e') $('learn-caption').textContent = `Quantizing at ${p.bits} bits and evaluating (${p.done + 1} of ${p.total})…`; },
+    });
+  } catch (e) {
+    if (!isStopped(e) && learn.lesson === 'e') $('learn-caption').innerHTML = `<span class="error">${esc(e.message)}</span>`;
+    return;
+  } finally {
+    learn.classesLoading = false;
+  }
+  if (learn.lesson === 'e') draw();
+}
+
+function knobChanged() {
+  $('learn-bits-out').textContent = `${learn.bits} bits`;
+  draw();
+  onChange();
+}
+
+// Draws the open lesson's figure and caption at its knobs' values, in the page (no worker call).
+function draw() {
+  const d = learn.data;
+  if (!d || !learn.lesson) return;
+  const t0 = performance.now();
+  const fig = $('learn-figure');
+  const { bits, range, quantizer } = learn;
+  let node, caption;
+  if (learn.lesson === 'a') {
+    node = learnQuantize(fig, d.a, bits);
+    const g = d.a.byBits[bits];
+    const distinct = new Set(g.q.map((v) => v.toFixed(7))).size;
+    const worst = Math.max(...d.a.values.map((v, i) => Math.abs(v - g.q[i])));
+    caption = `${bits} bits: ${g.levels.length} levels, of which these ${d.a.values.length} weights use ${distinct}; mean squared error ${fmt(g.mse)}, largest error ${fmt(worst)} (output channel ${d.a.channel} of ${d.layer}).`;
+  } else if (learn.lesson === 'd') {
+    node = learnGranularity(fig, d.d, bits);
+    const g = d.d.byBits[bits];
+    const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const worse10 = g.tensor.filter((x, r) => x > 10 * g.channel[r]).length;
+    caption = `${bits} bits on ${d.layer} (${d.d.rows} rows × ${d.d.cols}): mean squared error ${fmt(mean(g.tensor))} per tensor, ${fmt(mean(g.channel))} per channel (${(mean(g.tensor) / mean(g.channel)).toFixed(1)}×); ${worse10} of ${d.d.rows} rows lose more than 10× with one grid.`;
+  } else if (learn.lesson === 'b') {
+    node = learnRange(fig, d.b, bits, range);
+    const g = d.b.byMethod[range][bits], mm = d.b.byMethod.minmax[bits];
+    caption = `${RANGES[range]} at ${bits} bits: range ±${fmt(g.hi)} (min-max: ±${fmt(mm.hi)}), ${g.clipped.toLocaleString()} weights clipped, mean squared error ${fmt(g.mse)} (min-max: ${fmt(mm.mse)}).`;
+  } else if (learn.lesson === 'e') {
+    const e = learn.classes;
+    if (!e || e.model !== state.modelName) { learn.classes = null; fig.replaceChildren(); delete fig.dataset.key; loadClasses(); return; }
+    node = learnClasses(fig, e, bits);
+    const g = e.byBits[bits], w = g.worstClass;
+    const p = (v) => `${(100 * v).toFixed(1)}%`;
+    const pts = (v) => `${v < 0 ? '−' : '+'}${Math.abs(100 * v).toFixed(1)} points`;
+    caption = `W${bits}A${bits} on ${e.n.toLocaleString()} images: top-1 ${p(g.top1)} (FP32 ${p(e.fp32.top1)}, ${pts(g.top1 - e.fp32.top1)})`
+      + (w ? `; worst class ${w.label} ${p(w.accuracy)} (FP32 ${p(e.fp32.perClass[w.index])}, ${pts(w.accuracy - e.fp32.perClass[w.index])}), ${(100 * (g.top1 - w.accuracy)).toFixed(1)} points below the average.` : '.');
+  } else if (learn.lesson === 'c') {
+    if (!d.c) { $('learn-caption').textContent = 'This lesson needs images: load some in the tool.'; return; }
+    node = learnSoftmax(fig, d.c, quantizer, bits, d.c.hist);
+    const g = d.c.byQuantizer[quantizer][bits];
+    const zeroed = d.c.values.filter((v, i) => v > 0 && g.q[i] === 0).length;
+    caption = `${QUANTIZERS[quantizer]} at ${bits} bits on ${d.c.n.toLocaleString()} attention probabilities: ${g.levels.length} levels, ${(100 * zeroed / d.c.n).toFixed(1)}% of the probabilities rounded to 0, mean squared error ${fmt(g.mse)}.`;
+  }
+  fig.replaceChildren(node);
+  $('learn-caption').textContent = caption;
+  const key = `${learn.lesson}:${bits}:${range}:${quantizer}`;
+  fig.dataset.key = key;
+  fig.dataset.drawMs = (performance.now() - t0).toFixed(1);
+}
+
+// (a)'s animation: 8 bits down to 2, one step every 0.7 s.
+function animate() {
+  stopAnimation();
+  learn.bits = 8;
+  showKnobs();
+  knobChanged();
+  $('learn-animate').textContent = 'Stop';
+  learn.timer = setInterval(() => {
+    if (learn.bits <= 2) { stopAnimation(); return; }
+    learn.bits--;
+    $('learn-bits').value = String(learn.bits);
+    knobChanged();
+  }, 700);
+}
+
+function stopAnimation() {
+  if (learn.timer) clearInterval(learn.timer);
+  learn.timer = null;
+  if ($('learn-animate')) $('learn-animate').textContent = 'Animate 8 → 2 bits';
+}
+
+/** Redraws at the current size (a window resize, projector mode). */
+export function redrawLearn() { if (learn.lesson && learn.data) draw(); }
