@@ -653,3 +653,115 @@ export function learnClasses(el, e, bits) {
   box.append(bars, lines);
   return box;
 }
+
+/** (f) Per-class accuracy of every calibration draw (seed) at W b A b: grey dots, the chosen draw blue, the worst
+ * (class × seed) red, FP32 as black ticks; below, each draw's top-1 and worst class against bits. */
+export function learnDraws(el, f, bits, draw) {
+  const runs = f.byBits[bits];
+  const pts = runs.flatMap((r) => r.perClass.map((acc, k) => ({ label: f.labels[k], k, seed: r.seed, acc }))).filter((d) => d.acc != null);
+  const worst = pts.reduce((a, d) => (d.acc < a.acc ? d : a), pts[0]);
+  const fp = f.labels.map((label, k) => ({ label, acc: f.fp32.perClass[k] })).filter((d) => d.acc != null);
+  const chosen = pts.filter((d) => d.seed === draw);
+  const spans = f.labels.map((label, k) => { const a = pts.filter((d) => d.k === k).map((d) => d.acc); return { label, lo: Math.min(...a), hi: Math.max(...a) }; });
+  const w = width(el);
+  const top = Plot().plot({
+    width: w, height: 270, marginLeft: 56, marginBottom: 70, style,
+    x: { label: null, domain: f.labels, tickRotate: -30 }, y: { label: '↑ class accuracy', domain: [0, 1], tickFormat: '.0%', grid: true },
+    color: { legend: true, domain: ['each draw', `draw ${draw}`, 'worst draw', 'FP32'], range: ['#9aa0a6', '#0b57d0', '#c5221f', '#111'] },
+    marks: [
+      Plot().ruleX(spans, { x: 'label', y1: 'lo', y2: 'hi', stroke: '#9aa0a6', strokeWidth: 6, strokeOpacity: 0.35 }),
+      Plot().tickY(fp, { x: 'label', y: 'acc', stroke: '#111', strokeWidth: 2 }),
+      Plot().dot(pts, { x: 'label', y: 'acc', r: 3, fill: '#9aa0a6' }),
+      Plot().line(chosen, { x: 'label', y: 'acc', stroke: '#0b57d0', strokeOpacity: 0.5 }),
+      Plot().dot(chosen, { x: 'label', y: 'acc', r: 4.5, fill: '#0b57d0' }),
+      Plot().dot([worst], { x: 'label', y: 'acc', r: 8, stroke: '#c5221f', strokeWidth: 3 }),
+    ],
+  });
+  const curve = Object.entries(f.byBits).flatMap(([b, rs]) => rs.flatMap((r) => [
+    { s: 'top-1', bits: Number(b), seed: r.seed, acc: r.top1 }, { s: 'worst class', bits: Number(b), seed: r.seed, acc: r.worstClass?.accuracy ?? null }]))
+    .filter((d) => d.acc != null);
+  const lines = Plot().plot({
+    width: w, height: 200, marginLeft: 56, style,
+    x: { label: 'bits (W = A) →', ticks: Object.keys(f.byBits).length }, y: { label: '↑ accuracy, each draw', domain: [0, 1], tickFormat: '.0%', grid: true },
+    color: { legend: true, domain: ['top-1', 'worst class'], range: ['#e8710a', '#c5221f'] },
+    marks: [
+      Plot().dot(curve, { x: 'bits', y: 'acc', stroke: 's', r: (d) => (d.bits === bits ? 4 : 2.5) }),
+      Plot().dot(curve.filter((d) => d.bits === bits && d.seed === draw), { x: 'bits', y: 'acc', fill: 's', r: 7 }),
+    ],
+  });
+  const box = document.createElement('div');
+  box.append(top, lines);
+  return box;
+}
+
+/** (g) Each layer's weight bits under the mixed plan at budget b (bars, shaded by the layer's sensitivity at b bits)
+ * against uniform W b (black ticks); below, top-1 and worst class against the budget, plan vs uniform. */
+export function learnMixed(el, g, bits) {
+  const at = g.byBits[bits];
+  const k = g.candidates.indexOf(bits);
+  const short = (n) => n.replace(/^blocks\.(\d+)\./, 'b$1.').replace(/^layer\.(\d+)\./, 'l$1.');
+  const rows = g.layers.map((l) => ({ layer: short(l.name), mixed: at.mixed.layerBits[l.name], uniform: at.uniform.layerBits[l.name], sens: Math.max(l.sensitivity[k], 1e-9) }));
+  const w = width(el);
+  const bars = Plot().plot({
+    width: w, height: 270, marginLeft: 56, marginBottom: 90, style,
+    x: { label: null, domain: rows.map((r) => r.layer), tickRotate: -45 }, y: { label: '↑ weight bits', domain: [0, 8], ticks: 8, grid: true },
+    color: { type: 'log', scheme: 'blues', label: `sensitivity at ${bits} bits (KL, log)`, legend: true },
+    marks: [
+      Plot().barY(rows, { x: 'layer', y: 'mixed', fill: 'sens', stroke: '#0b57d0' }),
+      Plot().tickY(rows, { x: 'layer', y: 'uniform', stroke: '#111', strokeWidth: 3 }),
+    ],
+  });
+  const curve = Object.entries(g.byBits).flatMap(([b, v]) => ['mixed', 'uniform'].flatMap((m) => [
+    { s: 'top-1', m, bits: Number(b), acc: v[m].top1 }, { s: 'worst class', m, bits: Number(b), acc: v[m].worstClass?.accuracy ?? null }]))
+    .filter((d) => d.acc != null);
+
+  const lines = Plot().plot({
+    width: w, height: 220, marginLeft: 56, style,
+    x: { label: 'budget: average bits (W = A); solid: plan, dashed: uniform →', ticks: Object.keys(g.byBits).length }, y: { label: '↑ accuracy', domain: [0, 1], tickFormat: '.0%', grid: true },
+    color: { legend: true, domain: ['top-1', 'worst class'], range: ['#e8710a', '#c5221f'] },
+    marks: [
+      Plot().line(curve.filter((d) => d.m === 'mixed'), { x: 'bits', y: 'acc', stroke: 's', strokeWidth: 2 }),
+      Plot().line(curve.filter((d) => d.m === 'uniform'), { x: 'bits', y: 'acc', stroke: 's', strokeDasharray: '5,4' }),
+      Plot().dot(curve.filter((d) => d.m === 'uniform'), { x: 'bits', y: 'acc', stroke: 's', fill: 'white', r: (d) => (d.bits === bits ? 7 : 3) }),
+      Plot().dot(curve.filter((d) => d.m === 'mixed'), { x: 'bits', y: 'acc', fill: 's', r: (d) => (d.bits === bits ? 7 : 3) }),
+    ],
+  });
+  const box = document.createElement('div');
+  box.append(bars, lines);
+  return box;
+}
+
+/** (h) Per-class accuracy after the chosen repair (bars; PTQ's worst class red) against PTQ (grey ticks) and FP32
+ * (black ticks); below, each method's top-1 and its accuracy on PTQ's worst class. */
+export const REPAIR_NAMES = { ptq: 'PTQ', sos: 'SOS reconstruction', qat: 'QAT', inq: 'INQ' };
+export function learnRepair(el, h, method) {
+  const m = h.byMethod[method], ptq = h.byMethod.ptq;
+  const worst = ptq.worstClass.index;
+  const rows = h.labels.map((label, k) => ({ label, k, acc: m.perClass[k], ptq: ptq.perClass[k], fp32: h.fp32.perClass[k] })).filter((r) => r.acc != null);
+  const w = width(el);
+  const bars = Plot().plot({
+    width: w, height: 260, marginLeft: 56, marginBottom: 70, style,
+    x: { label: null, domain: h.labels, tickRotate: -30 }, y: { label: `↑ accuracy, ${REPAIR_NAMES[method]}`, domain: [0, 1], tickFormat: '.0%', grid: true },
+    color: { legend: true, domain: [REPAIR_NAMES[method], 'PTQ’s worst class', 'PTQ', 'FP32'], range: ['#0b57d0', '#c5221f', '#9aa0a6', '#111'] },
+    marks: [
+      Plot().barY(rows, { x: 'label', y: 'acc', fill: (d) => (d.k === worst ? '#c5221f' : '#0b57d0') }),
+      Plot().tickY(rows, { x: 'label', y: 'ptq', stroke: '#9aa0a6', strokeWidth: 3 }),
+      Plot().tickY(rows, { x: 'label', y: 'fp32', stroke: '#111', strokeWidth: 2 }),
+    ],
+  });
+  const names = Object.keys(h.byMethod);
+  const pts = names.flatMap((k) => [{ method: REPAIR_NAMES[k], k, s: 'top-1', acc: h.byMethod[k].top1 }, { method: REPAIR_NAMES[k], k, s: `${h.labels[worst]} (PTQ’s worst)`, acc: h.byMethod[k].perClass[worst] }]);
+  const dots = Plot().plot({
+    width: w, height: 200, marginLeft: 56, style,
+    x: { label: null, domain: names.map((k) => REPAIR_NAMES[k]) }, y: { label: '↑ accuracy', domain: [0, 1], tickFormat: '.0%', grid: true },
+    color: { legend: true, domain: ['top-1', `${h.labels[worst]} (PTQ’s worst)`], range: ['#e8710a', '#c5221f'] },
+    marks: [
+      Plot().ruleY([h.fp32.perClass[worst]], { stroke: '#c5221f', strokeDasharray: '4,3' }),
+      Plot().ruleY([h.fp32.top1], { stroke: '#e8710a', strokeDasharray: '4,3' }),
+      Plot().dot(pts, { x: 'method', y: 'acc', fill: 's', r: (d) => (d.k === method ? 8 : 4) }),
+    ],
+  });
+  const box = document.createElement('div');
+  box.append(bars, dots);
+  return box;
+}

@@ -1,7 +1,8 @@
 // End-to-end test of Learn mode (issue 18 item 1) in headless Debian Chromium: each lesson built opens from its URL in
 // the state the URL gives; its figure changes when its knob changes, redrawn within 100 ms measured in the page
 // (performance.now() around the knob's event, the figure redrawn synchronously); the knob's new value goes back into
-// the URL and a reload opens the same state; each lesson's text has at most 120 words and 2–3 prompts; at 1024×768
+// the URL and a reload opens the same state (lessons (e)–(h) compute their quantized evaluations in the worker when they
+// open, ≈ 10 s each here, so each opening waits for them); each lesson's text has at most 120 words and 2–3 prompts; at 1024×768
 // nothing is wider than the window. No off-origin request, no console error.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,13 @@ const LESSONS = [
   { k: 'c', query: 'learn=c&bits=3&quantizer=uniform', state: 'c:3:', knob: ['learn-quantizer', 'log2', 'change'], after: 'c:3:', end: ':log2', url: /quantizer=log2/ },
   { k: 'd', query: 'learn=d&bits=8', state: 'd:8', knob: ['learn-bits', '3', 'input'], after: 'd:3', url: /bits=3/ },
   { k: 'e', query: 'learn=e&bits=8', state: 'e:8', knob: ['learn-bits', '4', 'input'], after: 'e:4', url: /bits=4/ },
+  { k: 'f', query: 'learn=f&bits=4&draw=0', state: 'f:4', knob: ['learn-bits', '3', 'input'], after: 'f:3', end: ':draw0', url: /bits=3/ },
+  { k: 'g', query: 'learn=g&bits=4', state: 'g:4', knob: ['learn-bits', '3', 'input'], after: 'g:3', url: /bits=3/ },
+  { k: 'h', query: 'learn=h&repair=ptq', state: 'h:', knob: ['learn-repair', 'qat', 'change'], other: 'sos', after: 'h:', end: ':qat', url: /repair=qat/ },
+  { k: 'f', name: 'f, draw', query: 'learn=f&bits=3&draw=0', state: 'f:3', knob: ['learn-draw', '2', 'change'], other: '4', after: 'f:3:', end: ':draw2', url: /draw=2/ },
 ];
+// The other value a knob is turned to between timings (the lesson's own, else one every lesson with the knob offers).
+const otherOf = (L) => L.other ?? ({ 'learn-bits': '6', 'learn-range': 'percentile', 'learn-quantizer': 'sulq' })[L.knob[0]];
 
 const missing = missingPrerequisites();
 if (missing.length) {
@@ -61,7 +68,7 @@ if (missing.length) {
     });
 
     for (const L of LESSONS) {
-      test(`lesson (${L.k}): the URL opens it, its knob redraws the figure in < ${BUDGET_MS} ms, and the state round-trips`, async () => {
+      test(`lesson (${L.name ?? L.k}): the URL opens it, its knob redraws the figure in < ${BUDGET_MS} ms, and the state round-trips`, async () => {
         await open(L.query);
         const before0 = await figure();
         assert.ok(before0.key.startsWith(`${L.k}:`) && before0.key.includes(L.state.split(':').slice(1).filter(Boolean).join(':')), `${before0.key} for ${L.query}`);
@@ -83,7 +90,7 @@ if (missing.length) {
             const t0 = performance.now();
             el.dispatchEvent(new Event(t, { bubbles: true }));
             return performance.now() - t0;
-          }, { id, v, type, other: rep % 2 === 0 ? null : (id === 'learn-bits' ? '6' : (id === 'learn-range' ? 'percentile' : 'sulq')) }));
+          }, { id, v, type, other: rep % 2 === 0 ? null : otherOf(L) }));
         }
         // Back to the knob's value under test.
         const changed = await page.evaluate(({ id: i, val, type: t }) => {
@@ -94,9 +101,9 @@ if (missing.length) {
           return { ms: performance.now() - t0, key: document.getElementById('learn-figure').dataset.key };
         }, { id, val: value, type });
         ms.push(changed.ms);
-        times[L.k] = ms.map((x) => Number(x.toFixed(1)));
+        times[L.name ?? L.k] = ms.map((x) => Number(x.toFixed(1)));
         // Up to the next frame too (layout and paint of the new figure, plus the wait for the frame).
-        const other = id === 'learn-bits' ? '6' : (id === 'learn-range' ? 'percentile' : 'sulq');
+        const other = otherOf(L);
         const framed = await page.evaluate(({ id: i, val, type: t }) => new Promise((resolve) => {
           const el = document.getElementById(i);
           el.value = val;
@@ -106,7 +113,7 @@ if (missing.length) {
           requestAnimationFrame(() => resolve(performance.now() - t0));
         }), { id, val: other, type });
         await page.evaluate(({ id: i, val, type: t }) => { const el = document.getElementById(i); el.value = val; el.dispatchEvent(new Event(t, { bubbles: true })); }, { id, val: value, type });
-        times[`${L.k} to next frame`] = Number(framed.toFixed(1));
+        times[`${L.name ?? L.k} to next frame`] = Number(framed.toFixed(1));
         assert.ok(framed < BUDGET_MS, `knob → next frame took ${framed.toFixed(1)} ms`);
         const after0 = await figure();
         assert.ok(after0.key.startsWith(L.after) && after0.key.endsWith(L.end ?? ''), `${after0.key} after ${id}=${value}`);
@@ -139,6 +146,25 @@ if (missing.length) {
       assert.match(note, /bits=12/);
       assert.match(note, /range=wide/);
       assert.match((await figure()).key, /^b:4:minmax:/);
+    });
+
+    test('lessons (f) and (h): a prompt sets the draw or the repair; bits outside the lesson\'s and a bad draw or repair are named', async () => {
+      await open('learn=h&repair=ptq');
+      await page.click('#learn-prompts li:nth-child(2) button');
+      assert.match((await figure()).key, /^h:.*:sos$/);
+      assert.match(page.url(), /repair=sos/);
+      await page.goto(`${origin}/?learn=f&bits=8&draw=9`);
+      await page.waitForSelector('#learn-figure[data-key] svg', { timeout: 120_000 });
+      const note = await page.textContent('#url-note');
+      assert.match(note, /bits=8: must be a whole number from 3 to 6/);
+      assert.match(note, /draw=9/);
+      assert.match((await figure()).key, /^f:4:.*:draw0$/);
+      await page.click('#learn-prompts li:nth-child(2) button');
+      assert.match((await figure()).key, /^f:4:.*:draw1$/);
+      assert.equal(await page.inputValue('#learn-draw'), '1');
+      await page.goto(`${origin}/?learn=h&repair=magic`);
+      await page.waitForSelector('#learn-figure[data-key] svg', { timeout: 120_000 });
+      assert.match(await page.textContent('#url-note'), /repair=magic/);
     });
 
     test('lesson (a) animates from 8 bits down to 2 on request', async () => {

@@ -1,8 +1,10 @@
 // Learn mode (issue 18 item 1): a tab beside the tool, one lesson a concept, each with a short text, one figure that
 // answers its knob, and two or three "try this" prompts, all on the loaded model's real numbers. The worker computes
-// every knob value's numbers once (page method `learn`, web/page/worker.js, with bl.quantizeTensor; lesson (e)'s
-// quantized evaluations with `learnClasses`, when it opens); a knob only redraws the figure here, in the page. The mode, lesson and knobs live in the URL: learn=a&bits=3, range=…, quantizer=….
-import { learnClasses, learnGranularity, learnQuantize, learnRange, learnSoftmax } from '../charts.js';
+// every knob value's numbers once (page method `learn`, web/page/worker.js, with bl.quantizeTensor; the quantized
+// evaluations of (e) with `learnClasses` and of (f) with `learnDraws`, when the lesson opens); a knob only redraws the
+// figure here, in the page. The mode, lesson and knobs live in the URL: learn=a&bits=3, range=…, quantizer=…, draw=….
+import { REPAIR_NAMES, learnClasses, learnDraws, learnGranularity, learnMixed, learnQuantize, learnRange, learnRepair, learnSoftmax } from '../charts.js';
+import { fetchDefaultTrain, loadTrainInput } from './finetune.js';
 import { esc } from './format.js';
 import { $, state } from './state.js';
 import { isStopped } from './workers.js';
@@ -44,24 +46,70 @@ export const LESSONS = {
     prompts: [['At 4 bits, how far below the average is the worst class?', { bits: 4 }], ['At 3 bits, which class is worst, and how much did it lose?', { bits: 3 }], ['At which bit-width does the worst class start to fall?', { bits: 6 }]],
     knobs: ['bits'],
   },
+  f: {
+    title: 'Calibration draws',
+    text: 'A quantizer fits its activation ranges on a few calibration images drawn at random from a pool; the seed decides which. Another draw gives other ranges, and other accuracy. Here the model was quantized {seeds} times at each bit-width (seeds 0–{last}, {calib} calibration images each) and every draw evaluated on the first {n} images. Top: each class’s accuracy in every draw (grey dots, the grey bar their spread), the draw you choose blue, FP32 black, and the worst draw (the lowest class accuracy of any seed) ringed red. Bottom: each draw’s top-1 and worst class against bits. The top-1 hardly moves between draws; the hard classes swing, so a single seed can miss the worst draw.',
+    prompts: [['At 3 bits, which class swings most between draws?', { bits: 3, draw: 0 }], ['At 4 bits, step through the draws: is the worst class always the same?', { bits: 4, draw: 1 }], ['At 6 bits, how wide is the spread now?', { bits: 6, draw: 0 }]],
+    knobs: ['bits', 'draw'],
+    bits: [3, 4, 5, 6],
+    draws: 5,
+  },
+  g: {
+    title: 'Mixed precision',
+    text: 'Rounding hurts some layers more than others. Mixed precision first measures each layer’s and activation’s sensitivity: how far the model’s outputs move (KL divergence) when only it is quantized, here on {sens} calibration images at 2–8 bits. Then it allocates the bits exactly: the least total sensitivity at the same average bits as uniform, so about the same size. Top: each layer’s weight bits in the plan (bars, darker where more sensitive) against uniform’s (black ticks). Bottom: top-1 and worst class of the plan (solid) and of uniform (dashed) on the first {n} images at each budget, weights and activations alike. The plan lowers the average harm; it does not promise the worst class.',
+    prompts: [['At 3 bits, which layers get more bits, and which pay for them?', { bits: 3 }], ['At 4 bits, compare the worst class of the plan and of uniform.', { bits: 4 }], ['At 6 bits, does the plan still matter?', { bits: 6 }]],
+    knobs: ['bits'],
+    bits: [3, 4, 5, 6],
+  },
+  h: {
+    title: 'Repairing the worst class',
+    text: 'Rounding cannot undo the harm it did to a class; changing the model can. Three repairs of this model at W3A3 (32 calibration images, seed 0): SOS reconstruction tunes each block’s quantized weights until its outputs match FP32’s on the calibration images ({iters} Adam steps per block and stage, no labels); QAT trains the whole quantized model for one epoch on {train} labelled training images, learning from FP32’s outputs; INQ makes every weight a power of two in two steps, retraining the rest in between. Top: each class after the chosen repair (PTQ’s worst class red) against PTQ (grey) and FP32 (black). Bottom: each method’s top-1 and its accuracy on PTQ’s worst class, on the first {n} images.',
+    prompts: [['QAT: how many points does the worst class win back?', { repair: 'qat' }], ['SOS reconstruction sees no labels: how far does it get?', { repair: 'sos' }], ['INQ allows only powers of two: does the worst class recover?', { repair: 'inq' }]],
+    knobs: ['repair'],
+  },
 };
-export const LESSON_ORDER = ['a', 'b', 'c', 'd', 'e'];
-export const LEARN_DEFAULT = { bits: 4, range: 'minmax', quantizer: 'uniform' };
+export const LESSON_ORDER = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+export const LEARN_DEFAULT = { bits: 4, range: 'minmax', quantizer: 'uniform', draw: 0, repair: 'qat' };
+// The lessons whose numbers are quantized evaluations, computed in the worker when the lesson opens: the worker
+// method, where the result is kept in `learn`, and the progress line.
+const HEAVY = {
+  e: { method: 'learnClasses', key: 'classes', start: `Quantizing the model at ${BITS[0]}–${BITS[BITS.length - 1]} bits and evaluating each on the images…`,
+    progress: (p) => `Quantizing at ${p.bits} bits and evaluating (${p.done + 1} of ${p.total})…` },
+  f: { method: 'learnDraws', key: 'draws', start: 'Quantizing the model with 5 calibration draws at each of 3–6 bits and evaluating each…',
+    progress: (p) => `Quantizing at ${p.bits} bits with seed ${p.seed} and evaluating (${p.done + 1} of ${p.total})…` },
+  g: { method: 'learnMixed', key: 'mixed', start: 'Measuring each layer’s and activation’s sensitivity…',
+    progress: (p) => (p.phase === 'sensitivities' ? `Measuring each layer’s and activation’s sensitivity (${p.done} of ${p.total})…`
+      : `Planning ${p.bits} bits, quantizing the plan and uniform, evaluating both (${p.done + 1} of ${p.total})…`) },
+  h: { method: 'learnRepair', key: 'repaired', start: 'Loading the training images, then quantizing at W3A3 and repairing…',
+    progress: (p) => `${REPAIR_NAMES[p.method]} at W3A3, then evaluating (${p.done + 1} of ${p.total})…`,
+    // QAT and INQ train: the shipped training subset goes into the worker first, as the Fine-tune panel does.
+    before: async () => { if (!state.train) await loadTrainInput(state.trainInput || await fetchDefaultTrain()); } },
+};
 
 // The mode's state: lesson null while the tool is shown.
-export const learn = { lesson: null, ...LEARN_DEFAULT, data: null, loading: null, timer: null, classes: null, classesLoading: false };
+export const learn = { lesson: null, ...LEARN_DEFAULT, data: null, loading: null, timer: null, classes: null, draws: null, mixed: null, repaired: null, heavyLoading: new Set() };
 
 /** The URL's Learn keys (learn, bits, range, quantizer) into `learn`; a bad value is named in `problems`. */
 export function learnFromQuery(q, problems) {
   const l = q.get('learn');
   if (l == null) {
-    for (const k of ['bits', 'range', 'quantizer']) if (q.get(k) != null) problems.push(`${k}=${q.get(k)}: only with learn=…`);
+    for (const k of ['bits', 'range', 'quantizer', 'draw', 'repair']) if (q.get(k) != null) problems.push(`${k}=${q.get(k)}: only with learn=…`);
     return;
   }
   if (!LESSONS[l]) { problems.push(`learn=${l}: must be one of ${LESSON_ORDER.join(', ')}`); return; }
   learn.lesson = l;
   const bits = q.get('bits');
-  if (bits != null) { if (BITS.includes(Number(bits)) && /^\d$/.test(bits)) learn.bits = Number(bits); else problems.push(`bits=${bits}: must be a whole number from 2 to 8`); }
+  const allowed = LESSONS[l].bits || BITS;
+  if (bits != null) { if (allowed.includes(Number(bits)) && /^\d$/.test(bits)) learn.bits = Number(bits); else problems.push(`bits=${bits}: must be a whole number from ${allowed[0]} to ${allowed[allowed.length - 1]}`); }
+  else if (!allowed.includes(learn.bits)) learn.bits = allowed[0];
+  const draw = q.get('draw');
+  if (draw != null) {
+    const n = LESSONS[l].draws;
+    if (n && /^\d+$/.test(draw) && Number(draw) < n) learn.draw = Number(draw);
+    else problems.push(n ? `draw=${draw}: must be a whole number from 0 to ${n - 1}` : `draw=${draw}: not a knob of lesson ${l}`);
+  }
+  const repair = q.get('repair');
+  if (repair != null) { if (REPAIR_NAMES[repair]) learn.repair = repair; else problems.push(`repair=${repair}: must be one of ${Object.keys(REPAIR_NAMES).join(', ')}`); }
   const range = q.get('range');
   if (range != null) { if (RANGES[range]) learn.range = range; else problems.push(`range=${range}: must be one of ${Object.keys(RANGES).join(', ')}`); }
   const qz = q.get('quantizer');
@@ -76,6 +124,8 @@ export function learnToQuery(q) {
   if (knobs.includes('bits')) q.set('bits', learn.bits);
   if (knobs.includes('range')) q.set('range', learn.range);
   if (knobs.includes('quantizer')) q.set('quantizer', learn.quantizer);
+  if (knobs.includes('draw')) q.set('draw', learn.draw);
+  if (knobs.includes('repair')) q.set('repair', learn.repair);
 }
 
 let onChange = () => {};
@@ -90,6 +140,18 @@ export function setupLearn(changed) {
   $('learn-bits').addEventListener('input', () => { stopAnimation(); learn.bits = Number($('learn-bits').value); knobChanged(); });
   $('learn-range').addEventListener('change', () => { learn.range = $('learn-range').value; knobChanged(); });
   $('learn-quantizer').addEventListener('change', () => { learn.quantizer = $('learn-quantizer').value; knobChanged(); });
+  // (f)'s draw (seed): made here, beside the other knobs.
+  const drawWrap = document.createElement('label');
+  drawWrap.id = 'learn-draw-wrap';
+  drawWrap.innerHTML = `<span data-term="seed">Draw (seed)</span> <select id="learn-draw">${Array.from({ length: LESSONS.f.draws }, (_, s) => `<option value="${s}">${s}</option>`).join('')}</select>`;
+  $('learn-quantizer-wrap').after(drawWrap);
+  $('learn-draw').addEventListener('change', () => { learn.draw = Number($('learn-draw').value); knobChanged(); });
+  // (h)'s repair method.
+  const repairWrap = document.createElement('label');
+  repairWrap.id = 'learn-repair-wrap';
+  repairWrap.innerHTML = `<span>Repair</span> <select id="learn-repair">${Object.entries(REPAIR_NAMES).map(([k, v]) => `<option value="${k}">${esc(v)}</option>`).join('')}</select>`;
+  drawWrap.after(repairWrap);
+  $('learn-repair').addEventListener('change', () => { learn.repair = $('learn-repair').value; knobChanged(); });
   $('learn-animate').addEventListener('click', () => (learn.timer ? stopAnimation() : animate()));
   $('learn-prompts').addEventListener('click', (e) => {
     const b = e.target.closest('button');
@@ -98,6 +160,7 @@ export function setupLearn(changed) {
     stopAnimation();
     if (set.animate) { animate(); return; }
     Object.assign(learn, set);
+    if (!(LESSONS[learn.lesson].bits || BITS).includes(learn.bits)) learn.bits = (LESSONS[learn.lesson].bits || BITS)[0];
     showKnobs();
     knobChanged();
   });
@@ -108,6 +171,8 @@ export function setupLearn(changed) {
 export function setMode(k) {
   stopAnimation();
   learn.lesson = k;
+  const allowed = (k && LESSONS[k].bits) || BITS;
+  if (!allowed.includes(learn.bits)) learn.bits = allowed.includes(LEARN_DEFAULT.bits) ? LEARN_DEFAULT.bits : allowed[0];
   showMode();
   onChange();
 }
@@ -134,16 +199,28 @@ function showKnobs() {
   $('learn-animate').hidden = !knobs.includes('animate');
   $('learn-range-wrap').hidden = !knobs.includes('range');
   $('learn-quantizer-wrap').hidden = !knobs.includes('quantizer');
+  $('learn-draw-wrap').hidden = !knobs.includes('draw');
+  const allowed = LESSONS[learn.lesson].bits || BITS;
+  $('learn-bits').min = String(allowed[0]);
+  $('learn-bits').max = String(allowed[allowed.length - 1]);
   $('learn-bits').value = String(learn.bits);
+  $('learn-draw').value = String(learn.draw);
+  $('learn-repair-wrap').hidden = !knobs.includes('repair');
+  $('learn-repair').value = learn.repair;
   $('learn-bits-out').textContent = `${learn.bits} bits`;
   $('learn-range').value = learn.range;
   $('learn-quantizer').value = learn.quantizer;
 }
 
 function fillText() {
-  const d = learn.data;
+  const d = learn.data, f = learn.draws;
+  const heavy = HEAVY[learn.lesson] ? learn[HEAVY[learn.lesson].key] : null;
+  const n = HEAVY[learn.lesson] ? (heavy ? heavy.n.toLocaleString() : '400') : d ? String(d.a.values.length) : 'the';
   $('learn-text').textContent = LESSONS[learn.lesson].text
-    .replace('{layer}', d ? d.layer : 'a layer').replace('{n}', d ? String(d.a.values.length) : 'the').replace('{images}', d?.c ? String(d.c.images) : 'loaded');
+    .replace('{layer}', d ? d.layer : 'a layer').replace('{n}', n).replace('{images}', d?.c ? String(d.c.images) : 'loaded')
+    .replace('{seeds}', String(LESSONS.f.draws)).replace('{last}', String(LESSONS.f.draws - 1)).replace('{calib}', f ? String(f.calibSize) : '8')
+    .replace('{sens}', learn.mixed ? String(learn.mixed.sensSize) : '32')
+    .replace('{iters}', learn.repaired ? String(learn.repaired.iters) : '20').replace('{train}', learn.repaired ? String(learn.repaired.train) : '500');
 }
 
 /** The lessons' numbers from the worker, once per model and images (after the images load, so (c) has attention). */
@@ -174,23 +251,24 @@ export async function loadLearnData() {
   if (learn.lesson) { fillText(); draw(); }
 }
 
-// (e)'s numbers: a quantization and an evaluation per bit-width in the worker, once per model and images.
-async function loadClasses() {
-  if (learn.classes || learn.classesLoading || !state.primary) return;
-  learn.classesLoading = true;
-  const total = BITS.length;
-  $('learn-caption').textContent = `Quantizing the model at ${BITS[0]}–${BITS[total - 1]} bits and evaluating each on the images…`;
+// (e)'s and (f)'s numbers (HEAVY): quantizations and evaluations in the worker, once per model and images.
+async function loadHeavy(k) {
+  const h = HEAVY[k];
+  if (learn[h.key] || learn.heavyLoading.has(k) || !state.primary) return;
+  learn.heavyLoading.add(k);
+  $('learn-caption').textContent = h.start;
   try {
-    learn.classes = await state.primary.call('learnClasses', {}, {
-      onProgress: (p) => { if (learn.lesson === 'e') $('learn-caption').textContent = `Quantizing at ${p.bits} bits and evaluating (${p.done + 1} of ${p.total})…`; },
+    if (h.before) await h.before();
+    learn[h.key] = await state.primary.call(h.method, {}, {
+      onProgress: (p) => { if (learn.lesson === k) $('learn-caption').textContent = h.progress(p); },
     });
   } catch (e) {
-    if (!isStopped(e) && learn.lesson === 'e') $('learn-caption').innerHTML = `<span class="error">${esc(e.message)}</span>`;
+    if (!isStopped(e) && learn.lesson === k) $('learn-caption').innerHTML = `<span class="error">${esc(e.message)}</span>`;
     return;
   } finally {
-    learn.classesLoading = false;
+    learn.heavyLoading.delete(k);
   }
-  if (learn.lesson === 'e') draw();
+  if (learn.lesson === k) { fillText(); draw(); }
 }
 
 function knobChanged() {
@@ -225,13 +303,44 @@ function draw() {
     caption = `${RANGES[range]} at ${bits} bits: range ±${fmt(g.hi)} (min-max: ±${fmt(mm.hi)}), ${g.clipped.toLocaleString()} weights clipped, mean squared error ${fmt(g.mse)} (min-max: ${fmt(mm.mse)}).`;
   } else if (learn.lesson === 'e') {
     const e = learn.classes;
-    if (!e || e.model !== state.modelName) { learn.classes = null; fig.replaceChildren(); delete fig.dataset.key; loadClasses(); return; }
+    if (!e || e.model !== state.modelName) { learn.classes = null; fig.replaceChildren(); delete fig.dataset.key; loadHeavy('e'); return; }
     node = learnClasses(fig, e, bits);
     const g = e.byBits[bits], w = g.worstClass;
     const p = (v) => `${(100 * v).toFixed(1)}%`;
     const pts = (v) => `${v < 0 ? '−' : '+'}${Math.abs(100 * v).toFixed(1)} points`;
     caption = `W${bits}A${bits} on ${e.n.toLocaleString()} images: top-1 ${p(g.top1)} (FP32 ${p(e.fp32.top1)}, ${pts(g.top1 - e.fp32.top1)})`
       + (w ? `; worst class ${w.label} ${p(w.accuracy)} (FP32 ${p(e.fp32.perClass[w.index])}, ${pts(w.accuracy - e.fp32.perClass[w.index])}), ${(100 * (g.top1 - w.accuracy)).toFixed(1)} points below the average.` : '.');
+  } else if (learn.lesson === 'f') {
+    const f = learn.draws;
+    if (!f || f.model !== state.modelName) { learn.draws = null; fig.replaceChildren(); delete fig.dataset.key; loadHeavy('f'); return; }
+    node = learnDraws(fig, f, bits, learn.draw);
+    const runs = f.byBits[bits], r = runs[learn.draw];
+    const p = (v) => `${(100 * v).toFixed(1)}%`;
+    const tops = runs.map((x) => x.top1);
+    let worst = null;
+    for (const x of runs) x.perClass.forEach((acc, k) => { if (acc != null && (!worst || acc < worst.acc)) worst = { acc, k, seed: x.seed }; });
+    const span = runs.map((x) => x.perClass[worst.k]);
+    caption = `W${bits}A${bits} on ${f.n.toLocaleString()} images, ${f.seeds} draws of ${f.calibSize} calibration images: top-1 ${p(Math.min(...tops))}–${p(Math.max(...tops))} over the draws (FP32 ${p(f.fp32.top1)}). `
+      + `Draw ${r.seed}: top-1 ${p(r.top1)}, worst class ${r.worstClass.label} ${p(r.worstClass.accuracy)}. `
+      + `Worst draw: ${f.labels[worst.k]} at seed ${worst.seed}, ${p(worst.acc)} (FP32 ${p(f.fp32.perClass[worst.k])}; ${f.labels[worst.k]} over the draws ${p(Math.min(...span))}–${p(Math.max(...span))}).`;
+  } else if (learn.lesson === 'g') {
+    const g = learn.mixed;
+    if (!g || g.model !== state.modelName) { learn.mixed = null; fig.replaceChildren(); delete fig.dataset.key; loadHeavy('g'); return; }
+    node = learnMixed(fig, g, bits);
+    const at = g.byBits[bits], m = at.mixed, u = at.uniform;
+    const p = (v) => `${(100 * v).toFixed(1)}%`;
+    const more = g.layers.filter((l) => m.layerBits[l.name] > bits).length, fewer = g.layers.filter((l) => m.layerBits[l.name] < bits).length;
+    caption = `Budget ${bits} bits: the plan averages ${at.weightBitsAvg.toFixed(2)} bits per weight and ${at.actBitsAvg.toFixed(2)} per activation (${more} of ${g.layers.length} layers above ${bits} bits, ${fewer} below), ${(m.bytes / 1024).toFixed(1)} KB against uniform’s ${(u.bytes / 1024).toFixed(1)} KB. `
+      + `On ${g.n.toLocaleString()} images: top-1 ${p(m.top1)} (uniform ${p(u.top1)}, FP32 ${p(g.fp32.top1)}); worst class ${m.worstClass.label} ${p(m.worstClass.accuracy)} (uniform: ${u.worstClass.label} ${p(u.worstClass.accuracy)}).`;
+  } else if (learn.lesson === 'h') {
+    const h = learn.repaired;
+    if (!h || h.model !== state.modelName) { learn.repaired = null; fig.replaceChildren(); delete fig.dataset.key; loadHeavy('h'); return; }
+    const method = learn.repair, m = h.byMethod[method], ptq = h.byMethod.ptq, wk = ptq.worstClass.index;
+    node = learnRepair(fig, h, method);
+    const p = (v) => `${(100 * v).toFixed(1)}%`;
+    const pts = (v) => `${v < 0 ? '−' : '+'}${Math.abs(100 * v).toFixed(1)} points`;
+    caption = `${REPAIR_NAMES[method]} at W${h.bits}A${h.bits} on ${h.n.toLocaleString()} images: top-1 ${p(m.top1)} (PTQ ${p(ptq.top1)}, FP32 ${p(h.fp32.top1)}); `
+      + `${h.labels[wk]}, PTQ’s worst class, ${p(m.perClass[wk])} (PTQ ${p(ptq.perClass[wk])}, ${pts(m.perClass[wk] - ptq.perClass[wk])}; FP32 ${p(h.fp32.perClass[wk])}); its own worst class ${m.worstClass.label} ${p(m.worstClass.accuracy)}.`;
   } else if (learn.lesson === 'c') {
     if (!d.c) { $('learn-caption').textContent = 'This lesson needs images: load some in the tool.'; return; }
     node = learnSoftmax(fig, d.c, quantizer, bits, d.c.hist);
@@ -241,7 +350,8 @@ function draw() {
   }
   fig.replaceChildren(node);
   $('learn-caption').textContent = caption;
-  const key = `${learn.lesson}:${bits}:${range}:${quantizer}`;
+  const key = `${learn.lesson}:${bits}:${range}:${quantizer}` + (LESSONS[learn.lesson].knobs.includes('draw') ? `:draw${learn.draw}` : '')
+    + (LESSONS[learn.lesson].knobs.includes('repair') ? `:${learn.repair}` : '');
   fig.dataset.key = key;
   fig.dataset.drawMs = (performance.now() - t0).toFixed(1);
 }

@@ -113,7 +113,7 @@ export function settingsToQuery(s) {
   if (s.paretoY !== 'top1') q.set('paretoY', s.paretoY);
   if (s.workers) q.set('workers', s.workers);
   if (s.projector) q.set('projector', '1');
-  learnToQuery(q);  // Learn mode: learn=<lesson> and that lesson's knobs (bits, range, quantizer)
+  learnToQuery(q);  // Learn mode: learn=<lesson> and that lesson's knobs (bits, range, quantizer, draw, repair)
   return q.toString();
 }
 
@@ -136,7 +136,7 @@ export const URL_OTHERS = ['configs', 'model', 'classes', 'groups', 'qat', 'inq'
 export function applyQuery() {
   const q = new URLSearchParams(location.search);
   const problems = [];
-  const known = new Set([...Object.keys(URL_NUMBERS), ...Object.keys(URL_CHOICES), ...URL_OTHERS, 'learn', 'bits', 'range', 'quantizer']);
+  const known = new Set([...Object.keys(URL_NUMBERS), ...Object.keys(URL_CHOICES), ...URL_OTHERS, 'learn', 'bits', 'range', 'quantizer', 'draw', 'repair']);
   for (const key of new Set(q.keys())) if (!known.has(key)) problems.push(`“${key}” is not a setting of this page`);
   const shown = (v) => (v.length > 40 ? `${v.slice(0, 40)}…` : v);
   const setSel = (id, v, key) => {

@@ -853,6 +853,106 @@ function learnClasses(_, post) {
 }
 handlers.learnClasses = learnClasses;
 
+// (f) calibration draws: W b A b at 3–6 bits with DRAW_SEEDS seeds, each drawing DRAW_CALIB calibration images from the
+// pool, evaluated on the first DRAW_IMAGES evaluation images: per seed the top-1 and per-class accuracy, so the page
+// shows the spread over draws and the worst one. A quantization and an evaluation per (bit-width, seed); progress each.
+const DRAW_BITS = [3, 4, 5, 6], DRAW_SEEDS = 5, DRAW_IMAGES = 400, DRAW_CALIB = 8;
+function learnDraws(_, post) {
+  if (!model || !evalData) throw new Error('load a model and images first');
+  const t0 = performance.now();
+  const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(DRAW_CALIB, calibData.size);
+  const fp = model.evaluate(evalData, { limit });
+  const byBits = {}, total = DRAW_BITS.length * DRAW_SEEDS;
+  for (const [i, bits] of DRAW_BITS.entries()) {
+    byBits[bits] = [];
+    for (let seed = 0; seed < DRAW_SEEDS; seed++) {
+      post({ progress: { done: i * DRAW_SEEDS + seed, total, bits, seed } });
+      const q = model.quantize({ calib: calibData, wbits: bits, abits: bits, calibSize, seed });
+      try {
+        const r = q.evaluate(evalData, { limit });
+        byBits[bits].push({ seed, top1: r.top1, perClass: r.perClass, worstClass: r.worstClass });
+      } finally {
+        q.delete();
+      }
+    }
+  }
+  return { model: modelName, n: fp.n, calibSize, seeds: DRAW_SEEDS, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass },
+    byBits, seconds: (performance.now() - t0) / 1000 };
+}
+handlers.learnDraws = learnDraws;
+
+// (g) mixed precision: every layer's and activation point's sensitivity (bl.sensitivities on MIXED_SENS calibration
+// images, seed 0), then at each budget of MIXED_BITS average bits (weights and activations alike) the plan
+// (bl.planMixed) and uniform W b A b, both calibrated on 32 images with seed 0 and evaluated on the first DRAW_IMAGES
+// evaluation images. Progress: the sensitivities' steps (at most every 100 ms), then each budget.
+const MIXED_BITS = [3, 4, 5, 6], MIXED_SENS = 32;
+async function learnMixed(_, post) {
+  if (!model || !evalData) throw new Error('load a model and images first');
+  const t0 = performance.now();
+  const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(32, calibData.size);
+  let last = 0;
+  const sens = await bl.sensitivities({ model, calib: calibData, sensSize: Math.min(MIXED_SENS, calibData.size), seed: 0 }, {
+    onProgress: ({ done, total }) => { const now = Date.now(); if (now - last > 100 || done === total) { last = now; post({ progress: { phase: 'sensitivities', done, total } }); } },
+  });
+  const fp = model.evaluate(evalData, { limit });
+  const run = (opts) => {
+    const q = model.quantize({ calib: calibData, calibSize, seed: 0, ...opts });
+    try {
+      const r = q.evaluate(evalData, { limit });
+      return { top1: r.top1, perClass: r.perClass, worstClass: r.worstClass, bytes: q.info.modelBytes, layerBits: q.info.layerBits, pointBits: q.info.pointBits };
+    } finally {
+      q.delete();
+    }
+  };
+  const byBits = {};
+  for (const [i, bits] of MIXED_BITS.entries()) {
+    post({ progress: { phase: 'budgets', done: i, total: MIXED_BITS.length, bits } });
+    const plan = bl.planMixed(sens, { budget: bits, abudget: bits });
+    byBits[bits] = { mixed: run({ layerBits: plan.layerBits, pointBits: plan.pointBits }), uniform: run({ wbits: bits, abits: bits }),
+      weightBitsAvg: plan.weightBitsAvg, actBitsAvg: plan.actBitsAvg };
+  }
+  return { model: modelName, n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass }, sensSize: sens.sensSize,
+    candidates: sens.candidates, layers: sens.weights.map((w) => ({ name: w.name, values: w.values, sensitivity: w.sensitivity })),
+    byBits, seconds: (performance.now() - t0) / 1000 };
+}
+handlers.learnMixed = learnMixed;
+
+// (h) repairing the worst class at W3A3: PTQ (32 calibration images, seed 0), SOS reconstruction (REPAIR_ITERS Adam
+// iterations per block and stage), QAT (1 epoch on the first REPAIR_TRAIN training images) and INQ (3-bit
+// power-of-two weights, partitions 50 and 100 %, 1 epoch each on the same images), each evaluated on the first
+// DRAW_IMAGES evaluation images. Progress: each method.
+const REPAIR_BITS = 3, REPAIR_ITERS = 20, REPAIR_TRAIN = 500;
+async function learnRepair(_, post) {
+  if (!model || !evalData) throw new Error('load a model and images first');
+  if (!trainData) throw new Error('load training images first');
+  const t0 = performance.now();
+  const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(32, calibData.size);
+  const base = { wbits: REPAIR_BITS, abits: REPAIR_BITS, calibSize, seed: 0 };
+  const train = { epochs: 1, limit: REPAIR_TRAIN };
+  const steps = [
+    ['ptq', () => model.quantize({ ...base, calib: calibData })],
+    ['sos', () => model.quantize({ ...base, calib: calibData, method: 'sos', reconIters: REPAIR_ITERS })],
+    ['qat', () => model.qat(trainData, { ...base, ...train })],
+    ['inq', () => model.inq(trainData, { ...base, calibSize: Math.min(32, REPAIR_TRAIN), partitions: [50, 100], epochsPerStep: 1, limit: REPAIR_TRAIN })],
+  ];
+  const fp = model.evaluate(evalData, { limit });
+  const byMethod = {};
+  for (const [i, [name, make]] of steps.entries()) {
+    post({ progress: { done: i, total: steps.length, method: name } });
+    const t = performance.now();
+    const q = await make();
+    try {
+      const r = q.evaluate(evalData, { limit });
+      byMethod[name] = { top1: r.top1, perClass: r.perClass, worstClass: r.worstClass, seconds: (performance.now() - t) / 1000 };
+    } finally {
+      q.delete();
+    }
+  }
+  return { model: modelName, n: fp.n, labels: fp.labels, bits: REPAIR_BITS, iters: REPAIR_ITERS, train: Math.min(REPAIR_TRAIN, trainData.size),
+    fp32: { top1: fp.top1, perClass: fp.perClass }, byMethod, seconds: (performance.now() - t0) / 1000 };
+}
+handlers.learnRepair = learnRepair;
+
 // Every handler becomes an instance method of the package's worker, named 'page:' + its name (apart from the API's own
 // methods): the page calls bl['page:name'](payload, { onProgress }) (web/page/workers.js).
 extendWorker(Object.fromEntries(Object.entries(handlers).map(([name, h]) => [`page:${name}`, (instance, payload = {}, { onProgress } = {}) => {
