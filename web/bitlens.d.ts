@@ -204,6 +204,8 @@ export class QuantizedModel {
   exportSafetensors(): Uint8Array;
   /** The class token's attention to each patch (mean over heads) after quantization; `block` < 0 counts from the end. */
   attention(image: Bytes, options?: { block?: number; name?: string }): Float32Array;
+  /** Every head's post-softmax attention matrix at `block` after quantization (as Model.attentionProbs). */
+  attentionProbs(image: Bytes, options?: { block?: number; name?: string }): AttentionProbs;
   delete(): void;
 }
 
@@ -524,6 +526,8 @@ export class Model {
   weight(name: string): Float32Array;
   /** The class token's attention to each patch (grid rows × cols, mean over heads); `block` < 0 counts from the end. */
   attention(image: Bytes, options?: { block?: number; name?: string }): Float32Array;
+  /** Every head's post-softmax attention matrix at `block` (< 0 counts from the end), heads × tokens × tokens. */
+  attentionProbs(image: Bytes, options?: { block?: number; name?: string }): AttentionProbs;
   delete(): void;
 }
 
@@ -697,7 +701,8 @@ export interface BitLens {
   /**
    * The model's class index of each dataset class name, by the rule every evaluation applies: the label's name
    * (case-insensitive), or a number k for class k; a model with generic labels takes the names in their order. Throws
-   * the evaluation's error for a name that is no class of the model (punctuation counts: 'T-shirt_top' is not 'T-shirt/top').
+   * the evaluation's error for a name that is no class of the model. A name matching no label as written matches the one
+   * label equal to it in letters and digits (case-insensitive), so 'T-shirt_top' is 'T-shirt/top'.
    */
   classIndices(model: Model, names: string[]): number[];
   /**
@@ -706,6 +711,15 @@ export interface BitLens {
    */
   checkSweep(spec: SweepSpec): Record<string, unknown>;
   /**
+   * Checks model.qat()'s, model.inq()'s or model.prune()'s options as the run does before any work (checkTrainingOptions,
+   * then the quantization settings in C++): throws the run's Error, without training images.
+   */
+  checkTraining(model: Model, kind: 'qat', options: QatOptions): void;
+  checkTraining(model: Model, kind: 'inq', options: InqOptions): void;
+  checkTraining(model: Model, kind: 'prune', options: PruneOptions): void;
+  /** An encoded image's format, size and channels from its header (no pixels decoded), or null when it is no image BitLens reads. */
+  imageInfo(bytes: Bytes): ImageInfo | null;
+  /**
    * A sweep's per-seed, per-class and per-group accuracies as the CSV `bitlens sweep --csv` writes
    * (config,seed,kind,index,name,images,accuracy,fp32,drop), from sweep()'s or mergeSweeps()'s result or the parsed
    * JSON of `bitlens sweep --json`.
@@ -713,5 +727,28 @@ export interface BitLens {
   sweepCsv(result: SweepResult | Record<string, unknown>): string;
 }
 
+/** Model.attentionProbs(): every head's attention matrix, row-major [heads × tokens × tokens]. */
+export interface AttentionProbs {
+  values: Float32Array;
+  heads: number;
+  tokens: number;
+}
+/** BitLens.imageInfo(): what an image's header says. */
+export interface ImageInfo {
+  format: 'PNG' | 'JPEG' | 'BMP' | 'GIF';
+  width: number;
+  height: number;
+  /** 1 for grey (with or without alpha), 3 for colour. */
+  channels: number;
+}
+
+/**
+ * Checks model.qat()'s, model.inq()'s or model.prune()'s options as the call does in JavaScript (same limits, same Error),
+ * without a model or WASM; the quantization settings (bit-widths, calibration size) are checked in C++: BitLens.checkTraining
+ * checks everything. `blocks`: the model's info.blocks, for prune's fractions.
+ */
+export function checkTrainingOptions(kind: 'qat', options: QatOptions): void;
+export function checkTrainingOptions(kind: 'inq', options: InqOptions): void;
+export function checkTrainingOptions(kind: 'prune', options: PruneOptions, model: { blocks: ModelInfo['blocks'] }): void;
 export function createBitLens(options?: CreateOptions): Promise<BitLens>;
 export default createBitLens;

@@ -290,6 +290,23 @@ function pruneSpec(opts, blocks) {
   return { config: '', options, integer: false };
 }
 
+/**
+ * Checks the options of model.qat(), model.inq() or model.prune() (`kind`: 'qat', 'inq' or 'prune') as those calls
+ * check them in JavaScript, without a model or WASM: throws the Error the call would (the same limits and messages,
+ * e.g. "qat: `epochs` must be a whole number from 1 to 10000, got 0"). `blocks`: the model's `info.blocks`, against
+ * which prune's fractions are checked (one that keeps none of a block's heads or units). What it passes, the
+ * quantization settings aside (bit-widths, calibration size: checked in C++), the call accepts; bl.checkTraining()
+ * checks those too.
+ */
+export function checkTrainingOptions(kind, options = {}, { blocks = [] } = {}) {
+  trainingSpec(kind, options, blocks, 'checkTrainingOptions');
+}
+function trainingSpec(kind, options, blocks, what) {
+  const spec = { qat: qatSpec, inq: inqSpec, prune: (o) => pruneSpec(o, blocks) }[kind];
+  if (!spec) throw new TypeError(`${what}: \`kind\` must be 'qat', 'inq' or 'prune', got ${show(kind)}`);
+  return spec(options);
+}
+
 // A worst class as EvalResult gives it: { index, label, accuracy } (null without one).
 const worstOf = (index, accuracy, labels) => (index >= 0 ? { index, label: labels[index], accuracy } : null);
 function epochStats(e, labels) {
@@ -352,12 +369,13 @@ function classifyOn(m, image, k, name, labels) {
   checkWhole(k, 'classify', 'topK', 1, Infinity);
   return topK(JSON.parse(m._h.classify(bytes, imageName(name, 'classify'))), labels, k);
 }
-function attentionOn(m, image, block, name) {
+function attentionOn(m, image, block, name, full = false) {
   m._alive();
-  const bytes = toBytes(image, 'attention');
+  const what = full ? 'attentionProbs' : 'attention';
+  const bytes = toBytes(image, what);
   const depth = m.info.blocks.length;
-  checkWhole(block, 'attention', 'block', -depth, depth - 1, ' (negative: from the last block)');
-  return m._h.attention(bytes, imageName(name, 'attention'), block);
+  checkWhole(block, what, 'block', -depth, depth - 1, ' (negative: from the last block)');
+  return m._h.attention(bytes, imageName(name, what), block, full);
 }
 function forwardRawOn(m, input) {
   m._alive();
@@ -375,6 +393,8 @@ export class QuantizedModel {
   exportSafetensors() { this._alive(); return this._h.exportSafetensors(); }
   /** As Model.attention, with the quantized model (post-softmax values after quantization). */
   attention(image, { block = -1, name = 'image' } = {}) { return attentionOn(this, image, block, name); }
+  /** As Model.attentionProbs, with the quantized model (post-softmax values after quantization). */
+  attentionProbs(image, { block = -1, name = 'image' } = {}) { return attentionOn(this, image, block, name, true); }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('QuantizedModel: used after delete()'); }
 }
@@ -629,6 +649,11 @@ export class Model {
   classify(image, { topK: k = 5, name = 'image' } = {}) { return classifyOn(this, image, k, name, this.info.labels); }
   /** The class token's attention to each patch at `block` (negative: from the end), mean over heads: grid rows × cols. */
   attention(image, { block = -1, name = 'image' } = {}) { return attentionOn(this, image, block, name); }
+  /**
+   * Every head's post-softmax attention at `block` (negative: from the end): `{ values, heads, tokens }`, values a
+   * Float32Array [heads × tokens × tokens] (row i: token i's attention to every token; the class token first).
+   */
+  attentionProbs(image, { block = -1, name = 'image' } = {}) { return attentionOn(this, image, block, name, true); }
   delete() { if (this._h) { this._h.delete(); this._h = null; } }
   _alive() { if (!this._h) throw new Error('Model: used after delete()'); }
 }
@@ -863,7 +888,8 @@ async function loadRelaxed(wasmPaths, relaxedBinary, required) {
 // The module's classes and functions, each call followed by the check below.
 const CLASSES = ['Dataset', 'Model', 'SweepRun', 'SensitivityRun', 'QatRun', 'InqRun', 'PruneRun', 'SosRun', 'QuantizedModel'];
 const FUNCTIONS = ['_quantizeTensor', '_planMixed', '_mergeSweeps', '_loadModel', '_loadIdx', '_loadEncoded',
-  '_imageExtensions', '_sizeLimits', '_classIndices', '_checkSweep', '_sweepCsv', '_datasetHead', '_datasetImage', '_datasetShape'];
+  '_imageExtensions', '_sizeLimits', '_classIndices', '_checkSweep', '_checkTraining', '_imageInfo', '_sweepCsv', '_datasetHead',
+  '_datasetImage', '_datasetShape'];
 // A failed call into C++ returns an empty value and leaves its message behind (throwing a JS exception through
 // the C++ frames would leak what they hold, once per rejected input): every call is followed by _takeError(),
 // and a message becomes the Error thrown here. Wraps the module's own prototypes and functions, once.
@@ -1066,6 +1092,26 @@ export async function createBitLens(options = {}) {
     checkSweep(spec) {
       const { model, calib, cpp } = sweepSpec(spec);
       return JSON.parse(M._checkSweep(model._h, cppJson(cpp, 'sweep'), calib._h));
+    },
+    /**
+     * Checks the options of `model.qat()`, `model.inq()` or `model.prune()` (`kind`: 'qat', 'inq' or 'prune') as the run
+     * checks them before any work — checkTrainingOptions() and then the quantization settings and options in C++ —
+     * without training images: throws the Error the run would. (The calibration size against the training images is
+     * checked when the run starts.)
+     */
+    checkTraining(model, kind, options = {}) {
+      if (!(model instanceof Model)) throw new TypeError('checkTraining: `model` must be a Model from loadModel()');
+      model._alive();
+      const { config, options: cpp } = trainingSpec(kind, options, model.info.blocks, 'checkTraining');
+      M._checkTraining(model._h, kind, config, cpp);
+    },
+    /**
+     * What an encoded image's header says (read by the library's decoder, no pixels decoded): `{ format, width, height,
+     * channels }` (format 'PNG', 'JPEG', 'BMP' or 'GIF'; channels 1 for grey, 3 for colour), or null when the bytes are
+     * no image BitLens reads, whatever the file's name.
+     */
+    imageInfo(bytes) {
+      return JSON.parse(M._imageInfo(toBytes(bytes, 'imageInfo')));
     },
     /**
      * A sweep's per-seed, per-class (and per-group) accuracies as CSV, the file `bitlens sweep --csv` writes

@@ -142,18 +142,27 @@ val float_array(const std::vector<float>& v) {
     return val::global("Float32Array").new_(val(typed_memory_view(v.size(), v.data())));
 }
 
-// Captures the class token's attention to the patches at one block (mean over heads), after any
-// quantization the inner hook applies to the probabilities.
+// Captures the class token's attention to the patches at one block (mean over heads) — or, with `full`, every
+// head's whole attention matrix [heads, tokens, tokens] — after any quantization the inner hook applies to the
+// probabilities.
 struct AttentionCapture : ActivationHook {
     const ViT& m;
     int block;
     ActivationHook* inner;
+    bool full;
     std::vector<float> map;
-    AttentionCapture(const ViT& model, int b, ActivationHook* in) : m(model), block(b), inner(in) {}
+    size_t heads = 0, tokens = 0;
+    AttentionCapture(const ViT& model, int b, ActivationHook* in, bool all = false) : m(model), block(b), inner(in), full(all) {}
     void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
         if (inner) inner->on_activation(p, x, rows, cols, ld);
         if (p != m.point_index(block, ViT::kProbs)) return;
         const size_t T = cols, H = rows / T, pre = size_t(m.cfg.prefix_tokens());
+        heads = H, tokens = T;
+        if (full) {
+            map.resize(rows * cols);
+            for (size_t r = 0; r < rows; ++r) std::copy(x + r * ld, x + r * ld + cols, map.begin() + std::ptrdiff_t(r * cols));
+            return;
+        }
         map.assign(T - pre, 0.0f);
         for (size_t h = 0; h < H; ++h)
             for (size_t j = pre; j < T; ++j) map[j - pre] += x[h * T * ld + j] / float(H);  // row 0 of head h: the class token
@@ -166,13 +175,18 @@ std::vector<float> logits_of(const ViT& m, const val& image_bytes, const std::st
     return m.forward(preprocess(img, m.cfg.pp), hook);
 }
 
-val attention_of(const ViT& m, const val& image_bytes, const std::string& name, int block, ActivationHook* inner) {
+val attention_of(const ViT& m, const val& image_bytes, const std::string& name, int block, ActivationHook* inner, bool full = false) {
     if (block < 0) block += int(m.blocks.size());
     if (block < 0 || block >= int(m.blocks.size()))
         throw std::runtime_error("attention: block " + std::to_string(block) + " is outside 0.." + std::to_string(m.blocks.size() - 1));
-    AttentionCapture cap(m, block, inner);
+    AttentionCapture cap(m, block, inner, full);
     logits_of(m, image_bytes, name, &cap);
-    return float_array(cap.map);
+    if (!full) return float_array(cap.map);
+    val out = val::object();
+    out.set("values", float_array(cap.map));
+    out.set("heads", double(cap.heads));
+    out.set("tokens", double(cap.tokens));
+    return out;
 }
 
 // Per transformer block: its heads, the heads removed (the unpruned model's numbering), MLP width and parameters —
@@ -232,10 +246,10 @@ public:
             return float_array(q.model.forward(floats_of(input), &hook));
         });
     }
-    val attention(val image_bytes, std::string name, int block) const {
+    val attention(val image_bytes, std::string name, int block, bool full) const {
         return guard([&] {
             FakeQuantHook hook(q);
-            return attention_of(q.model, image_bytes, name, block, &hook);
+            return attention_of(q.model, image_bytes, name, block, &hook, full);
         });
     }
 };
@@ -643,6 +657,37 @@ train::PruneOptions prune_options_from_json(const nlohmann::json& j) {
     return o;
 }
 
+// The options each training run starts with, checked as the run checks them before any work: the JSON parsed
+// (the functions above), the values validated, and for pruning the fractions against `vit`'s blocks (one that leaves
+// a block no head or unit), before the importance is measured. The runs and check_training_js share them.
+train::QatOptions qat_run_options(const std::string& options, const QuantConfig& qc) {
+    const nlohmann::json j = parse_json_bounded(options, "JSON from JavaScript");
+    train::QatOptions o = qat_options_from_json(j, {}, "qat", "epochs", kQbitoptFields);
+    qbitopt_options_from_json(j, o);
+    o.seed = qc.seed, o.jobs = 1;
+    o.validate();
+    return o;
+}
+train::InqOptions inq_run_options(const std::string& options, const QuantConfig& qc) {
+    train::InqOptions o = inq_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
+    o.train.seed = qc.seed, o.train.jobs = 1;
+    o.validate();
+    return o;
+}
+train::PruneOptions prune_run_options(const std::string& options, const ViT& vit) {
+    train::PruneOptions o = prune_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
+    o.train.jobs = 1;
+    o.validate();
+    std::vector<std::vector<double>> heads, units;
+    for (size_t b = 0; b < vit.blocks.size(); ++b) {
+        heads.emplace_back(size_t(vit.cfg.block_heads(b)), 0.0);
+        units.emplace_back(size_t(vit.cfg.block_mlp(b)), 0.0);
+    }
+    train::keep_most_important(heads, o.keep_heads, "heads");
+    train::keep_most_important(units, o.keep_mlp, "MLP units");
+    return o;
+}
+
 nlohmann::json progress_json(const train::PruneProgress& p) {
     return {{"epoch", p.epoch},
             {"epochs", p.epochs},
@@ -796,11 +841,7 @@ public:
         return guard([&] {
             const LoadedModel& lm = model->fp32("qat");
             const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
-            const nlohmann::json j = parse_json_bounded(options, "JSON from JavaScript");
-            train::QatOptions o = qat_options_from_json(j, {}, "qat", "epochs", kQbitoptFields);
-            qbitopt_options_from_json(j, o);
-            o.seed = qc.seed, o.jobs = 1;
-            o.validate();
+            const train::QatOptions o = qat_run_options(options, qc);
             // The first `limit` images are all the run uses: prepare only those.
             const PreparedData data = prepare(train.ds, lm.vit.cfg, o.limit);
             auto h = std::make_unique<QatHandle>();
@@ -820,9 +861,7 @@ public:
         return guard([&] {
             const LoadedModel& lm = model->fp32("inq");
             const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
-            train::InqOptions o = inq_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
-            o.train.seed = qc.seed, o.train.jobs = 1;
-            o.validate();
+            const train::InqOptions o = inq_run_options(options, qc);
             const PreparedData data = prepare(train.ds, lm.vit.cfg, o.train.limit);
             auto h = std::make_unique<InqHandle>();
             h->irun = std::make_unique<train::InqRun>(lm.vit, data, qc, o);
@@ -894,8 +933,8 @@ public:
     std::string classify(val image_bytes, std::string name) const {
         return guard([&] { return nlohmann::json(logits_of(vit(), image_bytes, name, hook())).dump(); });
     }
-    val attention(val image_bytes, std::string name, int block) const {
-        return guard([&] { return attention_of(vit(), image_bytes, name, block, hook()); });
+    val attention(val image_bytes, std::string name, int block, bool full) const {
+        return guard([&] { return attention_of(vit(), image_bytes, name, block, hook(), full); });
     }
     val forward_raw(val input) const {
         return guard([&] { return float_array(vit().forward(floats_of(input), hook())); });
@@ -983,17 +1022,7 @@ public:
 PruneHandle* ModelHandle::prune(std::string options, const DatasetHandle& train) const {
     return guard([&] {
         const LoadedModel& lm = model->fp32("prune");
-        train::PruneOptions o = prune_options_from_json(parse_json_bounded(options, "JSON from JavaScript"));
-        o.train.jobs = 1;
-        o.validate();
-        // A fraction that leaves a block with no head or unit fails here, before the importance is measured.
-        std::vector<std::vector<double>> heads, units;
-        for (size_t b = 0; b < lm.vit.blocks.size(); ++b) {
-            heads.emplace_back(size_t(lm.vit.cfg.block_heads(b)), 0.0);
-            units.emplace_back(size_t(lm.vit.cfg.block_mlp(b)), 0.0);
-        }
-        train::keep_most_important(heads, o.keep_heads, "heads");
-        train::keep_most_important(units, o.keep_mlp, "MLP units");
+        const train::PruneOptions o = prune_run_options(options, lm.vit);
         const PreparedData data = prepare(train.ds, lm.vit.cfg, o.train.limit);
         auto h = std::make_unique<PruneHandle>();
         h->prun = std::make_unique<train::PruneRun>(lm.vit, data, o);
@@ -1182,6 +1211,37 @@ std::string check_sweep_js(const ModelHandle& m, std::string spec, const Dataset
     });
 }
 
+// A training run's settings (kind "qat", "inq" or "prune"; `config`: the QuantConfig JSON, unused for pruning;
+// `options`: the run's options JSON) checked as ModelHandle::qat / inq / prune check them before any work, without
+// training images: throws the run's own error. What the page asks before it starts a run.
+void check_training_js(const ModelHandle& m, std::string kind, std::string config, std::string options) {
+    guard([&] {
+        if (kind != "qat" && kind != "inq" && kind != "prune")
+            throw std::runtime_error("checkTraining: unknown run '" + kind + "' (qat, inq or prune)");
+        const LoadedModel& lm = m.model->fp32(kind);
+        if (kind == "prune") {
+            prune_run_options(options, lm.vit);
+            return 0;
+        }
+        const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
+        if (kind == "qat") qat_run_options(options, qc);
+        else inq_run_options(options, qc);
+        return 0;
+    });
+}
+
+// What an encoded image's header says, read by the decoder the library uses (stb_image's info, no pixels decoded):
+// {format: "PNG" | "JPEG" | "BMP" | "GIF", width, height, channels}, or null when the bytes are none of the formats
+// decode_image reads.
+std::string image_info_js(val bytes) {
+    return guard([&] {
+        const std::vector<uint8_t> b = bytes_of(bytes);
+        const ImageInfo info = probe_image(b.data(), b.size());
+        if (info.format.empty()) return std::string("null");
+        return nlohmann::json{{"format", info.format}, {"width", info.width}, {"height", info.height}, {"channels", info.channels}}.dump();
+    });
+}
+
 // What sweep_csv reads of a sweep's JSON (sweep_json's form: bl.sweep()'s `raw`, bl.mergeSweeps()'s, or a `bitlens
 // sweep --json` file): labels, images per class, FP32 per class, and per configuration its runs and groups.
 SweepResult sweep_for_csv(const nlohmann::json& j) {
@@ -1285,6 +1345,8 @@ EMSCRIPTEN_BINDINGS(bitlens_page) {
     function("_sizeLimits", &size_limits_js);
     function("_classIndices", &class_indices_js);
     function("_checkSweep", &check_sweep_js);
+    function("_checkTraining", &check_training_js);
+    function("_imageInfo", &image_info_js);
     function("_sweepCsv", &sweep_csv_js);
     function("_datasetHead", &dataset_head_js, allow_raw_pointers());
     function("_datasetImage", &dataset_image_js);

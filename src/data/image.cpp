@@ -167,6 +167,36 @@ void check_bytes_for_pixels(const uint8_t* p, size_t n, int w, int h, const std:
 
 }  // namespace
 
+namespace {
+// stb_image's test for a JPEG: FF, any number of FF fill bytes, then D8 (SOI).
+bool is_jpeg_start(const uint8_t* p, size_t n) {
+    size_t i = 0;
+    while (i < n && p[i] == 0xFF) ++i;
+    return i >= 1 && i < n && p[i] == 0xD8;
+}
+}  // namespace
+
+ImageInfo probe_image(const uint8_t* p, size_t n) {
+    ImageInfo info;
+    if (p == nullptr || n == 0 || n > static_cast<size_t>(std::numeric_limits<int>::max())) return info;
+    const char* format = n >= 8 && p[0] == 0x89 && p[1] == 'P' && p[2] == 'N' && p[3] == 'G' ? "PNG"
+                         : is_jpeg_start(p, n)                                                 ? "JPEG"
+                         : n >= 2 && p[0] == 'B' && p[1] == 'M'                                ? "BMP"
+                         : n >= 4 && p[0] == 'G' && p[1] == 'I' && p[2] == 'F' && p[3] == '8'  ? "GIF"
+                                                                                               : nullptr;
+    if (format == nullptr) return info;
+    try {  // stb's header scan reads a JPEG's Huffman tables: the same guards as decode_image first
+        check_jpeg_segments(p, n, "image");
+        check_png_chunks(p, n, "image");
+    } catch (const std::runtime_error&) {
+        return info;
+    }
+    int w = 0, h = 0, comp = 0;
+    if (!stbi_info_from_memory(p, static_cast<int>(n), &w, &h, &comp) || w <= 0 || h <= 0) return info;
+    info.format = format, info.width = w, info.height = h, info.channels = comp <= 2 ? 1 : 3;
+    return info;
+}
+
 Image8 decode_image(const uint8_t* bytes, size_t n, const std::string& what) {
     if (bytes == nullptr || n == 0) throw std::runtime_error(what + ": cannot decode image: empty file");
     if (n > static_cast<size_t>(std::numeric_limits<int>::max()))

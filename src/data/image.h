@@ -31,6 +31,15 @@ struct Preprocess {
     bool crop_round = false;
 };
 
+// What an encoded image's header says, without decoding its pixels: format "PNG", "JPEG", "BMP" or "GIF" ("" when the
+// bytes are none of the formats decode_image reads, or their header is unreadable), its size, and its channels as the
+// model input sees them (1 for grey, with or without alpha; 3 for colour and palettes).
+struct ImageInfo {
+    std::string format;
+    int width = 0, height = 0, channels = 0;
+};
+ImageInfo probe_image(const uint8_t* bytes, size_t n);
+
 // Decodes PNG, JPEG, BMP, GIF (first frame) from bytes. `what` names the source in errors.
 // Throws std::runtime_error("<what>: cannot decode image: <reason>") on failure.
 Image8 decode_image(const uint8_t* bytes, size_t n, const std::string& what);

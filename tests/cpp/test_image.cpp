@@ -161,6 +161,51 @@ TEST_CASE("decode_image: errors name the source and stb's reason") {
                          doctest::Contains("half.png: cannot decode image: "), std::runtime_error);
 }
 
+TEST_CASE("probe_image: format, size and channels from the header; none for what decode_image refuses") {
+    struct Case {
+        std::vector<uint8_t> bytes;
+        const char* format;
+        int w, h, channels;
+    };
+    const std::vector<Case> cases = {
+        {encode_png(make_image(7, 5, 1, 1)), "PNG", 7, 5, 1},
+        {encode_png(make_image(7, 5, 2, 2)), "PNG", 7, 5, 1},  // grey + alpha: grey to the model
+        {encode_png(make_image(9, 4, 3, 3)), "PNG", 9, 4, 3},
+        {encode_png(make_image(9, 4, 4, 4)), "PNG", 9, 4, 3},
+        {encode_bmp(make_image(6, 3, 3, 5)), "BMP", 6, 3, 3},
+        {encode_jpg(make_image(16, 8, 1, 6), 90), "JPEG", 16, 8, 3},  // stb's JPEG writer stores three components
+        {encode_jpg(make_image(16, 8, 3, 7), 90), "JPEG", 16, 8, 3},
+    };
+    for (const Case& c : cases) {
+        const ImageInfo info = probe_image(c.bytes.data(), c.bytes.size());
+        const std::string format = c.format;
+        CAPTURE(format);
+        CHECK(info.format == c.format);
+        CHECK(info.width == c.w);
+        CHECK(info.height == c.h);
+        CHECK(info.channels == c.channels);
+        const Image8 img = decode_image(c.bytes.data(), c.bytes.size(), "x");  // the decoder agrees on the size
+        CHECK(img.width == info.width);
+        CHECK(img.height == info.height);
+        CHECK(info.channels == (img.channels <= 2 ? 1 : 3));
+    }
+    // A JPEG after FF fill bytes is still a JPEG to stb_image, and so here.
+    std::vector<uint8_t> filled = encode_jpg(make_image(8, 8, 3, 8), 90);
+    filled.insert(filled.begin(), {0xFF, 0xFF});
+    CHECK(probe_image(filled.data(), filled.size()).format == "JPEG");
+    // Not images, whatever they are called: text, nothing, a PNG signature with no header after it, a JPEG whose DHT
+    // table declares more than 256 symbols (refused by the decoder's segment check before stb reads it).
+    const std::vector<uint8_t> text = {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!'};
+    CHECK(probe_image(text.data(), text.size()).format.empty());
+    CHECK(probe_image(nullptr, 0).format.empty());
+    const std::vector<uint8_t> sig = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    CHECK(probe_image(sig.data(), sig.size()).format.empty());
+    std::vector<uint8_t> bad_dht = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
+    for (int i = 0; i < 16; ++i) bad_dht.push_back(i == 0 ? 255 : i == 1 ? 2 : 0);  // 257 symbols declared
+    CHECK(probe_image(bad_dht.data(), bad_dht.size()).format.empty());
+    CHECK_THROWS(decode_image(bad_dht.data(), bad_dht.size(), "bad.jpg"));
+}
+
 #ifndef __EMSCRIPTEN__
 TEST_CASE("load_image_file: missing file names the path") {
     CHECK_THROWS_WITH_AS(load_image_file("/nonexistent/dir/photo.png"),

@@ -91,6 +91,14 @@ if (missing.length) {
       // A good link: no note.
       await open('configs=w8a8&seeds=2&limit=200');
       assert.equal(await visibleText('url-note'), '');
+      // The training runs' limits are the library's (model.qat() / inq() / prune(): up to 10,000 epochs), on load too.
+      await open('epochs=60&epochsPerStep=10000&pruneEpochs=10001&partitions=50,40,100&limit=200');
+      const training = await visibleText('url-note');
+      assert.match(training, /pruneEpochs=10001: must be a whole number from 0 to 10000/);
+      assert.match(training, /partitions: inq: `partitions` must increase: 50 is followed by 40/);
+      assert.match(training, /and 2 were not used/);
+      assert.equal(await page.inputValue('#qat-epochs'), '60');
+      assert.equal(await page.inputValue('#inq-epochs'), '10000');
     });
 
     test('the model summary names the model class once; settings labels are not cut at 1024 or 1400 wide', async () => {

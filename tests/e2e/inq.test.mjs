@@ -96,8 +96,9 @@ if (missing.length) {
 
     test('bad partitions are readable errors; cancel stops an INQ run and the next one runs; back to QAT', async () => {
       for (const [text, message] of [
-        ['50,40,100', /^Partitions must increase \(each is the share frozen so far\): 50 is followed by 40\.$/],
-        ['50,75', /^The last partition must be 100, so that every weight ends a power of two \(found 75\)\.$/],
+        // The numbers are checked by the library (checkTrainingOptions: model.inq()'s messages); the text by the page.
+        ['50,40,100', /^inq: `partitions` must increase: 50 is followed by 40$/],
+        ['50,75', /^inq: the last of `partitions` must be 100 \(every weight a power of two\), got 75$/],
         ['half,100', /^Partitions must be percentages separated by commas, e\.g\. 50,75,87\.5,100 \(found “half,100”\)\.$/],
       ]) {
         await setField('inq-partitions', text);
@@ -105,6 +106,14 @@ if (missing.length) {
         assert.match(await visibleError('qat-error'), message);
       }
       assert.equal(await page.textContent('#qat-estimate'), '', 'no estimate for partitions that do not parse');
+      // Activation bits the quantizer refuses: checked in C++ through the worker (bl.checkTraining), before any run.
+      await setField('inq-partitions', '50,100');
+      await setField('inq-a', 9);
+      await page.click('#qat-run');
+      await page.waitForFunction(() => !document.getElementById('qat-error').hidden, null, { timeout: 30_000, polling: 100 });
+      assert.equal(await visibleError('qat-error'), 'activations (--abits): bit-width 9 is outside 2-8');
+      assert.equal(await page.isEnabled('#qat-run'), true, 'no run started');
+      await setField('inq-a', 8);
       // A long run (all 4,500 training images, 3 epochs per step), cancelled while retraining.
       await setField('inq-partitions', '50,100');
       await setField('inq-epochs', 3);

@@ -88,6 +88,30 @@ if (missing.length) {
       assert.match(await page.textContent('#data-summary'), /1,000 images in 10 classes/);
     });
 
+    test('two IDX files load whatever their names (the library reads their bytes); two other files get the library\'s IDX error', async () => {
+      const root = MODEL_DIR.slice(0, MODEL_DIR.indexOf('models/'));
+      const images = readFileSync(`${root}models/data/fmnist-test-1k-images-idx3-ubyte.gz`);
+      const labels = readFileSync(`${root}models/data/fmnist-test-1k-labels-idx1-ubyte.gz`);
+      // Labels first and names that say nothing: the page no longer guesses IDX (or the order) from names.
+      await page.setInputFiles('#data-files', [{ name: 'second.bin', mimeType: 'application/octet-stream', buffer: labels },
+        { name: 'first.dat', mimeType: 'application/octet-stream', buffer: images }]);
+      await page.waitForFunction(() => /second\.bin \+ first\.dat|first\.dat/.test(document.getElementById('data-summary').textContent), null, { timeout: 60_000, polling: 100 });
+      await waitIdle();
+      assert.equal(await visibleText('data-error'), '');
+      assert.match(await page.textContent('#data-summary'), /1,000 images in 10 classes/);
+      // Two text files: loadDataset's error (the magic number it found and the one it expected), the images stay.
+      let expected = '';
+      try { bl.loadDataset({ idxImages: Buffer.from('hello world!hello world!'), idxLabels: Buffer.from('goodbye'), imagesName: 'a.txt', labelsName: 'b.txt' }); } catch (e) { expected = e.message; }
+      assert.match(expected, /^a\.txt: .*magic|^a\.txt: truncated/);
+      await page.setInputFiles('#data-files', [{ name: 'a.txt', mimeType: 'text/plain', buffer: Buffer.from('hello world!hello world!') },
+        { name: 'b.txt', mimeType: 'text/plain', buffer: Buffer.from('goodbye') }]);
+      await page.waitForFunction(() => !document.getElementById('data-error').hidden, null, { timeout: 60_000, polling: 100 });
+      await waitIdle();
+      const error = await visibleText('data-error');
+      assert.ok(error.includes(expected), `${error}\nshould include\n${expected}`);
+      assert.match(await page.textContent('#data-summary'), /1,000 images in 10 classes/);
+    });
+
     test('a zip bomb (an entry declaring 2 GiB) is refused before unpacking, by the library\'s limit; the previous images stay', async () => {
       const tree = {};
       for (const f of classFolderImages(1, 'bomb')) tree[f.path] = new Uint8Array(f.bytes);

@@ -179,11 +179,13 @@ if (missing.length) {
       assert.equal(await page.$$eval('.pr-model', (m) => m.length), 2);
 
       for (const [id, value, message] of [
-        ['pr-heads', 0, /^Keep attention heads must be above 0 \(found 0\): every layer keeps at least one of its attention heads\./],
-        ['pr-heads', 1.5, /^Keep attention heads is the fraction of each layer's attention heads that stays, at most 1 \(found 1\.5\)/],
-        ['pr-heads', '', /^Keep attention heads: enter the fraction .* \(found nothing\)\.$/],
-        ['pr-mlp', -0.5, /^Keep MLP units must be above 0 \(found -0\.5\)/],
-        ['pr-epochs', 1.5, /^Recovery epochs must be a whole number from 0 to 50 \(found 1\.5\); 0 keeps the pruned model as it is\.$/],
+        // The library's checks and messages (checkTrainingOptions: model.prune()'s), led by the field's name.
+        ['pr-heads', 0, /^Keep attention heads: prune: `keepHeads` must be a fraction in \(0, 1\] of each layer's attention heads, got 0$/],
+        ['pr-heads', 1.5, /^Keep attention heads: prune: `keepHeads` must be a fraction in \(0, 1\] of each layer's attention heads, got 1\.5$/],
+        ['pr-heads', '', /^Keep attention heads: prune: `keepHeads` must be .*, got an empty field or one that is not a number$/],
+        ['pr-mlp', -0.5, /^Keep MLP units: prune: `keepMlp` must be a fraction in \(0, 1\] of each layer's MLP units, got -0\.5$/],
+        ['pr-epochs', 1.5, /^Recovery epochs: prune: `epochs` must be a whole number from 0 to 10000 \(0: no recovery\), got 1\.5$/],
+        ['pr-epochs', 10001, /^Recovery epochs: prune: `epochs` must be a whole number from 0 to 10000/],
         ['pr-limit', 1, /^Use at least 2 training images/],
       ]) {
         await setField('pr-heads', 0.5);
@@ -195,11 +197,11 @@ if (missing.length) {
         assert.match(await visibleError('pr-error'), message, `${id} = ${value}`);
         assert.equal(await page.isEnabled('#pr-run'), true, 'the page is not stuck');
       }
-      // A fraction that leaves a layer no head (round(0.1 × 4) = 0) or no unit: the API's message.
+      // A fraction that leaves a layer no head (round(0.1 × 4) = 0) or no unit: the API's message, before any run.
       await setField('pr-limit', 300);
       for (const [id, value, message] of [
-        ['pr-heads', 0.1, /^Could not prune h0\.1\/m0\.5: prune: `keepHeads` 0\.1 keeps none of the 4 attention heads of layer 0/],
-        ['pr-mlp', 0.001, /^Could not prune h0\.5\/m0\.001: prune: `keepMlp` 0\.001 keeps none of the 128 MLP units of layer 0/],
+        ['pr-heads', 0.1, /^Keep attention heads: prune: `keepHeads` 0\.1 keeps none of the 4 attention heads of layer 0/],
+        ['pr-mlp', 0.001, /^Keep MLP units: prune: `keepMlp` 0\.001 keeps none of the 128 MLP units of layer 0/],
       ]) {
         await setField('pr-heads', 0.5);
         await setField('pr-mlp', 0.5);

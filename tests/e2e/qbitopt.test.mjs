@@ -114,11 +114,13 @@ if (missing.length) {
 
     test('bad budgets and epochs are readable messages; then a run without an activation budget; back to QAT', async () => {
       for (const [id, value, message] of [
-        ['qb-w', 1, /^The bit budget per weight must be a number of bits from 2 to 8, e\.g\. 4 or 3\.5 \(found 1\): every layer needs at least 2 bits\.$/],
-        ['qb-w', '', /^The bit budget per weight must be .*\(found nothing\)/],
-        ['qb-w', 9.5, /^The bit budget per weight must be a number of bits from 2 to 8.*\(found 9\.5\)/],
-        ['qb-a', 1.5, /^The bit budget per activation must be a number of bits from 2 to 8, or empty to keep the activations at 8 bits \(found 1\.5\)\.$/],
-        ['qb-epochs', 1, /^QBitOpt needs from 2 to 50 epochs \(a whole number\): the bits are reallocated during every epoch but the last, which trains with them fixed\.$/],
+        // The library's checks and messages (checkTrainingOptions: model.qat()'s), led by the field's name.
+        ['qb-w', 1, /^Bit budget per weight: qat: `budget` 1 is infeasible: the smallest candidate is 2 bits, so the budget must be at least 2$/],
+        ['qb-w', '', /^Bit budget per weight: qat: `budget` must be an average bit-width per weight above 0 and at most 8 \(e\.g\. 4\), got 0$/],
+        ['qb-w', 9.5, /^Bit budget per weight: qat: `budget` must be an average bit-width per weight above 0 and at most 8 \(e\.g\. 4\), got 9\.5$/],
+        ['qb-a', 1.5, /^Bit budget per activation: qat: `abudget` 1\.5 is infeasible: the smallest candidate is 2 bits, so the budget must be at least 2$/],
+        ['qb-epochs', 0, /^Epochs: qat: `epochs` must be a whole number from 1 to 10000, got 0$/],
+        ['qb-epochs', 10001, /^Epochs: qat: `epochs` must be a whole number from 1 to 10000, got 10001$/],
       ]) {
         await setField('qb-w', 4);
         await setField('qb-a', 6);

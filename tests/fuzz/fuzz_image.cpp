@@ -1,4 +1,4 @@
-// Image decoding (PNG, JPEG, BMP, GIF through stb_image, with BitLens's header and JPEG segment checks) and
+// Image probing (probe_image) and decoding (PNG, JPEG, BMP, GIF through stb_image, with BitLens's header and JPEG segment checks) and
 // preprocessing: the input is the encoded image; an image that decodes is prepared for one of three model
 // pipelines (chosen by the input's size mod 3): Hugging Face ViT 28×28 grey bilinear, DeiT resize 32×32 +
 // centre crop 28 RGB bicubic, timm shortest edge 24 + rounded crop 20 nearest. Seeds: tests/fuzz/corpus/image/.
@@ -10,9 +10,12 @@
 using namespace bitlens;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    // probe_image (the page's "is this an image?") never throws, and agrees with the decoder on what it decodes.
+    const ImageInfo info = probe_image(data, size);
     try {
         const Image8 img = decode_image(data, size, "fuzz input");
         if (img.pixels.size() != size_t(img.width) * img.height * img.channels) __builtin_trap();
+        if (info.format.empty() || info.width != img.width || info.height != img.height) __builtin_trap();
         Preprocess pp;
         switch (size % 3) {
             case 0:

@@ -1,5 +1,6 @@
 // Fine-tuning a configuration: QAT, QBitOpt (bits reallocated under a budget) and INQ (power-of-two weights), with
 // their checks, time estimates, progress, epochs tables, learning curves and downloads.
+import { checkTrainingOptions } from '../bitlens.js';
 import { isStopped } from './workers.js';
 import { bitAllocationChart, classShiftChart, inqStepChart, learningCurve } from '../charts.js';
 import { esc, fmtTime, kb, pct, showError } from './format.js';
@@ -42,24 +43,25 @@ export function trainingImages(limit) {
 }
 export function qatImages(s) { return trainingImages(s.qatLimit); }
 
-// INQ's partitions as typed ("50, 75, 87.5, 100") → numbers, or a sentence saying what is wrong.
+// INQ's partitions as typed ("50, 75, 87.5, 100") → numbers, or a sentence saying what is wrong: the text is read
+// here, the numbers are checked by the library (checkTrainingOptions: `bitlens inq`'s and model.inq()'s rule).
 export function parsePartitions(text) {
   const parts = text.split(',').map((t) => t.trim());
   if (!text.trim() || parts.some((t) => !/^\d+(\.\d+)?$/.test(t))) return { error: `Partitions must be percentages separated by commas, e.g. ${INQ_DEFAULT.partitions} (found “${text}”).` };
-  const v = parts.map(Number);
-  for (let i = 0; i < v.length; i++) {
-    if (!(v[i] > 0 && v[i] <= 100)) return { error: `Partitions are percentages of each layer's weights from above 0 to 100; ${v[i]} is not.` };
-    if (i && !(v[i] > v[i - 1])) return { error: `Partitions must increase (each is the share frozen so far): ${v[i - 1]} is followed by ${v[i]}.` };
+  const partitions = parts.map(Number);
+  try {
+    checkTrainingOptions('inq', { wbits: 2, partitions });
+  } catch (e) {
+    return { error: e.message };
   }
-  if (v[v.length - 1] !== 100) return { error: `The last partition must be 100, so that every weight ends a power of two (found ${v[v.length - 1]}).` };
-  return { partitions: v };
+  return { partitions };
 }
 
 export function renderQatEstimate() {
   const s = readSettings();
   const inq = s.ftMethod === 'inq', qb = s.ftMethod === 'qbitopt';
   const epochs = inq ? s.inqEpochs : qb ? s.qbEpochs : s.qatEpochs;
-  if (!(epochs >= (qb ? 2 : 1))) { $('qat-estimate').textContent = ''; return; }
+  if (!(epochs >= 1)) { $('qat-estimate').textContent = ''; return; }
   const { train, held } = qatImages(s);
   const rate = state.qatRate || QAT_SECONDS_PER_IMAGE;
   // Training, plus quantizing and the FP32 model's outputs once (~1.5 ms an image) and each evaluation on the held-out images.
@@ -95,30 +97,66 @@ export function validateTrainImages(s) {
   return null;
 }
 
-export function validateQat(s) {
-  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
-  if (!whole(s.qatW, 2, 8) || !whole(s.qatA, 2, 8)) return 'The bit-widths W and A must be whole numbers from 2 to 8.';
-  if (!whole(s.qatEpochs, 1, 50)) return 'Epochs must be a whole number from 1 to 50.';
-  return validateTrainImages(s);
+// A run's options checked by the library: its Error's message, led by the field's name on this page when the message
+// names an option; or null. `libraryProblem` at once, in the page (checkTrainingOptions: the package's checks, for the
+// estimates and links); `workerProblem` before a run starts, in the worker (bl.checkTraining: everything model.qat() /
+// inq() / prune() check before any work, the quantization settings in C++ too).
+const FIELD_NAMES = {
+  qat: { wbits: 'W', abits: 'A', epochs: 'Epochs', budget: 'Bit budget per weight', abudget: 'Bit budget per activation', limit: 'Training images' },
+  inq: { wbits: 'W', abits: 'A', epochsPerStep: 'Epochs per step', partitions: 'Partitions', limit: 'Training images' },
+  prune: { keepHeads: 'Keep attention heads', keepMlp: 'Keep MLP units', epochs: 'Recovery epochs', importanceImages: 'Importance images', limit: 'Training images' },
+};
+function labelled(kind, e) {
+  const key = /^\w+: `(\w+)`/.exec(e.message)?.[1];
+  const field = FIELD_NAMES[kind][key];
+  const message = e.message.replace(/, got NaN$/, ', got an empty field or one that is not a number');
+  return field ? `${field}: ${message}` : message;
+}
+export function libraryProblem(kind, options) {
+  try {
+    checkTrainingOptions(kind, options, { blocks: state.modelInfo?.blocks ?? [] });
+    return null;
+  } catch (e) {
+    return labelled(kind, e);
+  }
+}
+export async function workerProblem(kind, options) {
+  try {
+    await state.primary.call('checkTraining', { kind, options });
+    return null;
+  } catch (e) {
+    return labelled(kind, e);
+  }
 }
 
-export function validateQbitopt(s) {
-  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
-  const bits = (v) => Number.isFinite(v) && v >= 2 && v <= 8;
-  if (!bits(s.qbW)) return `The bit budget per weight must be a number of bits from 2 to 8, e.g. 4 or 3.5 (found ${$('qb-w').value.trim() || 'nothing'}): every layer needs at least 2 bits.`;
-  if (s.qbA != null && !bits(s.qbA)) return `The bit budget per activation must be a number of bits from 2 to 8, or empty to keep the activations at 8 bits (found ${$('qb-a').value.trim() || 'an entry that is not a number'}).`;
-  if (!whole(s.qbEpochs, 2, 50)) return 'QBitOpt needs from 2 to 50 epochs (a whole number): the bits are reallocated during every epoch but the last, which trains with them fixed.';
-  return validateTrainImages(s);
+// What the worker's qat and inq take (model.qat() / model.inq() options, split as the worker merges them back).
+export function qatPayload(s) {
+  const limit = s.qatLimit ? { limit: s.qatLimit } : {};
+  return s.ftMethod === 'qbitopt' ? {
+    quant: { weights: s.weights, ...ptqSettings(s) },
+    options: { epochs: s.qbEpochs, budget: s.qbW, ...(s.qbA != null ? { abudget: s.qbA } : {}), objective: s.qbObjective, ...limit },
+  } : {
+    quant: { wbits: s.qatW, abits: s.qatA, weights: s.weights, ...ptqSettings(s) },
+    options: { epochs: s.qatEpochs, ...limit },
+  };
+}
+export function inqPayload(s, partitions) {
+  return {
+    quant: { wbits: s.inqW, abits: s.inqA, ...ptqSettings(s) },
+    options: { partitions, epochsPerStep: s.inqEpochs, ...(s.qatLimit ? { limit: s.qatLimit } : {}) },
+  };
+}
+export const merged = ({ quant, options }) => ({ ...quant, ...options });
+
+// QAT and QBitOpt (qatPayload tells them apart).
+export function validateQat(s) {
+  return libraryProblem('qat', merged(qatPayload(s))) || validateTrainImages(s);
 }
 
 export function validateInq(s) {
-  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
-  if (!whole(s.inqW, 2, 8)) return 'The weight bits must be a whole number from 2 to 8.';
-  if (!whole(s.inqA, 2, 8)) return 'The activation bits must be a whole number from 2 to 8.';
-  const { error } = parsePartitions(s.inqPartitions);
+  const { partitions, error } = parsePartitions(s.inqPartitions);
   if (error) return error;
-  if (!whole(s.inqEpochs, 1, 50)) return 'Epochs per step must be a whole number from 1 to 50.';
-  return validateTrainImages(s);
+  return libraryProblem('inq', merged(inqPayload(s, partitions))) || validateTrainImages(s);
 }
 
 // What QAT, INQ and pruning runs share: the run registered (Cancel terminates its worker), `setup()` (the section's
@@ -147,10 +185,12 @@ export async function fineTuneRun(setup, body, { errorId = 'qat-error', stopped 
   }
 }
 
-export function runFineTune() {
+export async function runFineTune() {
   showError('qat-error', '');
   const s = readSettings();
-  const problem = { qat: validateQat, qbitopt: validateQbitopt, inq: validateInq }[s.ftMethod](s);
+  const inq = s.ftMethod === 'inq';
+  const problem = (inq ? validateInq : validateQat)(s)
+    || await workerProblem(inq ? 'inq' : 'qat', merged(inq ? inqPayload(s, parsePartitions(s.inqPartitions).partitions) : qatPayload(s)));
   if (problem) { showError('qat-error', problem); return; }
   return s.ftMethod === 'inq' ? runInq(s) : runQat(s);
 }
@@ -212,14 +252,7 @@ export function runQat(s) {
     const { train, held } = qatImages(s);
     intro = `Fine-tuning ${name} for ${epochs} epoch${epochs > 1 ? 's' : ''} on ${train.toLocaleString()} training images (${held.toLocaleString()} held out)`;
     setRunStatus(`${intro}: quantizing and computing the FP32 model’s outputs first${qb ? ', then the first allocation of bits' : ''}…`);
-    const limit = s.qatLimit ? { limit: s.qatLimit } : {};
-    const r = await state.primary.call('qat', qb ? {
-      quant: { weights: s.weights, ...ptqSettings(s) },
-      options: { epochs, budget: s.qbW, ...(s.qbA != null ? { abudget: s.qbA } : {}), objective: s.qbObjective, ...limit },
-    } : {
-      quant: { wbits: s.qatW, abits: s.qatA, weights: s.weights, ...ptqSettings(s) },
-      options: { epochs, ...limit },
-    }, { onProgress });
+    const r = await state.primary.call('qat', qatPayload(s), { onProgress });
     state.qat.result = r;
     state.qat.history = r.history;
     state.qat.allocations = r.allocations;
@@ -372,10 +405,7 @@ export function runInq(s) {
     const { train, held } = qatImages(s);
     intro = `INQ ${name} in ${partitions.length} step${partitions.length > 1 ? 's' : ''} on ${train.toLocaleString()} training images (${held.toLocaleString()} held out)`;
     setRunStatus(`${intro}: quantizing and computing the FP32 model’s outputs first…`);
-    const r = await state.primary.call('inq', {
-      quant: { wbits: s.inqW, abits: s.inqA, ...ptqSettings(s) },
-      options: { partitions, epochsPerStep: s.inqEpochs, ...(s.qatLimit ? { limit: s.qatLimit } : {}) },
-    }, { onProgress });
+    const r = await state.primary.call('inq', inqPayload(s, partitions), { onProgress });
     state.inq.result = r;
     state.inq.history = r.history;
     const retrained = partitions.filter((p) => p < 100).length;

@@ -224,9 +224,10 @@ export async function imagesInput(entries, folderName) {
     return { input: { kind: 'folder', name: folderName || 'image folder', files: files.map((f) => ({ path: f.path, bytes: f.bytes })) }, label: folderName || 'Image folder' };
   }
   if (!entries.length) throw new Error('no files');
-  const odd = entries.filter((e) => !/idx|ubyte|\.gz$/i.test(e.file.name));
-  if (odd.length) {
-    throw new Error(`${odd.map((e) => e.file.name).slice(0, 3).join(', ')}: not something BitLens reads as images. Expected a folder with one subfolder per class (PNG, JPEG, BMP or GIF files), a .zip of such a folder, or two IDX files (…-images-idx3-ubyte and …-labels-idx1-ubyte, gzipped or not).`);
+  // Two other files can only be IDX (whatever their names): the library reads them (loadDataset), and its error names
+  // the file and what its bytes are (e.g. "a.txt: magic 0x68656c6c, expected 0x00000803 (images)").
+  if (entries.length !== 2) {
+    throw new Error(`${entries.map((e) => e.file.name).slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}: not something BitLens reads as images. Expected a folder with one subfolder per class (PNG, JPEG, BMP or GIF files), a .zip of such a folder, or two IDX files (…-images-idx3-ubyte and …-labels-idx1-ubyte, gzipped or not).`);
   }
   const files = await readAll(entries);
   return { input: { kind: 'idx', files: files.map((f) => ({ name: f.name, bytes: f.bytes })) }, label: files.map((f) => f.name).join(' + ') };

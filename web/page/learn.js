@@ -36,7 +36,7 @@ export const LESSONS = {
   },
   c: {
     title: 'Quantizing attention probabilities',
-    text: 'After softmax, attention is a probability per patch: all positive, most tiny, a few large. These are the model’s real ones: the class token’s attention to each patch (mean over heads) at every block for the first {images} images. A uniform grid spends its levels evenly from 0 to the maximum, so most small probabilities round to zero. Log2 spaces levels by powers of two, fine near zero and coarse near one. SULQ bends the grid between the two. The top shows the chosen grid’s levels (log scale); the bottom each quantizer’s error.',
+    text: 'After softmax, attention is a probability per patch: all positive, most tiny, a few large. These are the model’s real ones: every head’s attention from every token to every token, at every block, for the first {images} images. A uniform grid spends its levels evenly from 0 to the maximum, so most small probabilities round to zero. Log2 spaces levels by powers of two, fine near zero and coarse near one. SULQ bends the grid between the two. The top shows the chosen grid’s levels (log scale); the bottom each quantizer’s error.',
     prompts: [['Uniform at 3 bits: what share of probabilities becomes 0?', { quantizer: 'uniform', bits: 3 }], ['Log2 at 3 bits: same question.', { quantizer: 'log2', bits: 3 }], ['Log2 from 4 to 8 bits: why does its error stop falling?', { quantizer: 'log2', bits: 8 }]],
     knobs: ['bits', 'quantizer'],
   },
@@ -233,15 +233,6 @@ export async function loadLearnData() {
   learn.loading = state.primary.call('learn', {});
   try {
     learn.data = await learn.loading;
-    // The attention values on a log scale, binned once.
-    const c = learn.data.c;
-    if (c) {
-      const pos = c.values.filter((v) => v > 0);
-      const lo = Math.log10(Math.min(...pos)), hi = Math.log10(Math.max(...pos)) + 1e-9, nb = 60, wd = (hi - lo) / nb;
-      const counts = new Array(nb).fill(0);
-      for (const v of pos) counts[Math.min(nb - 1, Math.floor((Math.log10(v) - lo) / wd))]++;
-      c.hist = counts.map((count, i) => ({ x0: 10 ** (lo + i * wd), x1: 10 ** (lo + (i + 1) * wd), count }));
-    }
   } catch (e) {
     if (!isStopped(e)) $('learn-caption').innerHTML = `<span class="error">${esc(e.message)}</span>`;
     return;
@@ -345,8 +336,8 @@ function draw() {
     if (!d.c) { $('learn-caption').textContent = 'This lesson needs images: load some in the tool.'; return; }
     node = learnSoftmax(fig, d.c, quantizer, bits, d.c.hist);
     const g = d.c.byQuantizer[quantizer][bits];
-    const zeroed = d.c.values.filter((v, i) => v > 0 && g.q[i] === 0).length;
-    caption = `${QUANTIZERS[quantizer]} at ${bits} bits on ${d.c.n.toLocaleString()} attention probabilities: ${g.levels.length} levels, ${(100 * zeroed / d.c.n).toFixed(1)}% of the probabilities rounded to 0, mean squared error ${fmt(g.mse)}.`;
+    caption = `${QUANTIZERS[quantizer]} at ${bits} bits on ${d.c.n.toLocaleString()} attention probabilities (${d.c.heads} heads × ${d.c.tokens} × ${d.c.tokens} tokens × ${d.c.blocks} blocks × ${d.c.images} images): `
+      + `${g.levels.length} levels, ${(100 * g.zeroed / d.c.n).toFixed(1)}% of the probabilities rounded to 0, mean squared error ${fmt(g.mse)}.`;
   }
   fig.replaceChildren(node);
   $('learn-caption').textContent = caption;

@@ -2,7 +2,7 @@
 // chart, the per-layer views and the downloads.
 import { isStopped } from './workers.js';
 import { paretoChart } from '../charts.js';
-import { fineTuneRun, trainingImages } from './finetune.js';
+import { fineTuneRun, libraryProblem, trainingImages, workerProblem } from './finetune.js';
 import { esc, fmtTime, kb, parseWA, pct, showError } from './format.js';
 import { drawChart } from './results.js';
 import { $, PARETO_CONFIGS, QAT_SECONDS_PER_IMAGE, state } from './state.js';
@@ -28,17 +28,16 @@ export function pruneName(s) {
 
 export function pruneImages(s) { return trainingImages(s.prLimit); }
 
+// model.prune()'s options from the settings (what the worker's prune passes on).
+export const pruneOptions = (s) => ({ keepHeads: s.prHeads, keepMlp: s.prMlp, importance: s.prImportance, importanceImages: s.prImpImages,
+  epochs: s.prEpochs, distill: s.prDistill, ...(s.prLimit !== 0 ? { limit: s.prLimit } : {}) });
+
+// The options as the library checks them (model.prune()'s limits and messages), then what only the page knows: the
+// training images left and the calibration size against the images loaded.
 export function validatePrune(s) {
   const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
-  const typed = (id) => $(id).value.trim() || 'nothing';
-  for (const [v, id, what] of [[s.prHeads, 'pr-heads', 'attention heads'], [s.prMlp, 'pr-mlp', 'MLP units']]) {
-    if (!Number.isFinite(v)) return `Keep ${what}: enter the fraction of each layer's ${what} to keep, above 0 and at most 1, e.g. 0.5 (found ${typed(id)}).`;
-    if (v <= 0) return `Keep ${what} must be above 0 (found ${v}): every layer keeps at least one of its ${what}. To prune only the other kind, keep 1 of these.`;
-    if (v > 1) return `Keep ${what} is the fraction of each layer's ${what} that stays, at most 1 (found ${v}): 1 keeps them all, 0.5 half of them.`;
-  }
-  if (!whole(s.prEpochs, 0, 50)) return `Recovery epochs must be a whole number from 0 to 50 (found ${typed('pr-epochs')}); 0 keeps the pruned model as it is.`;
-  if (!whole(s.prImpImages, 0, 1e9)) return `Importance images must be a whole number of training images (0 = all of them; found ${typed('pr-imp-images')}).`;
-  if (!whole(s.prLimit, 0, 1e9)) return `Training images must be a whole number (0 = all; found ${typed('pr-limit')}).`;
+  const problem = libraryProblem('prune', pruneOptions(s));
+  if (problem) return problem;
   if (pruneImages(s).n < 2) return 'Use at least 2 training images (a tenth is held out to pick the best recovery epoch).';
   if (!whole(s.calibSize, 1, 1e9)) return 'The calibration size (Settings) must be a whole number of at least 1 image.';
   if (state.data && s.calibSize > state.data.poolN) return `The calibration size (${s.calibSize}) is larger than the ${state.data.poolN} images loaded.`;
@@ -66,10 +65,10 @@ export function renderPruneEstimate() {
 export const pruneQuant = (s) => ({ weights: s.weights, softmax: s.softmax, granularity: s.granularity, calibSize: s.calibSize });
 export const pruneQuantKey = (s) => JSON.stringify(pruneQuant(s));
 
-export function runPrune() {
+export async function runPrune() {
   showError('pr-error', '');
   const s = readSettings();
-  const problem = validatePrune(s);
+  const problem = validatePrune(s) || await workerProblem('prune', pruneOptions(s));
   if (problem) { showError('pr-error', problem); return; }
   const quant = pruneQuant(s);
   const quantKey = JSON.stringify(quant);
@@ -120,11 +119,7 @@ export function runPrune() {
             : `Pruning ${name}: epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${loss}${p.step < p.steps ? ` · ${fmtTime(rate * (p.steps - p.step))} left` : ' · evaluating'}`;
         $('progress').setAttribute('aria-valuetext', `Pruning ${name}: step ${p.step} of ${p.steps}`);
       };
-      const result = await state.primary.call('prune', {
-        modelId: id,
-        options: { keepHeads: s.prHeads, keepMlp: s.prMlp, importance: s.prImportance, importanceImages: s.prImpImages, epochs: s.prEpochs,
-          distill: s.prDistill, ...(s.prLimit ? { limit: s.prLimit } : {}) },
-      }, { onProgress });
+      const result = await state.primary.call('prune', { modelId: id, options: pruneOptions(s) }, { onProgress });
       const m = { id, name, settings, result, points: null, lost: false };
       pr.models.push(m);
       if (t0 !== null && s.prEpochs && result.trainImages) {

@@ -48,7 +48,7 @@ export function readSettings() {
     qatLimit: num('qat-limit', 0),
     ftMethod: $('qat-method').value,
     qbW: $('qb-w').validity.badInput ? NaN : num('qb-w', QB_DEFAULT.w),
-    // Empty: no activation budget (null); a bad entry: NaN (validateQbitopt says so).
+    // Empty: no activation budget (null); a bad entry: NaN (validateQat says so).
     qbA: $('qb-a').validity.badInput ? NaN : $('qb-a').value.trim() === '' ? null : Number($('qb-a').value),
     qbObjective: $('qb-objective').value,
     qbEpochs: num('qb-epochs', QB_DEFAULT.epochs),
@@ -117,13 +117,14 @@ export function settingsToQuery(s) {
   return q.toString();
 }
 
-// The settings a link may carry, and the ranges of the numeric ones (those of the fields; `real`: not only whole numbers).
+// The settings a link may carry, and the ranges of the numeric ones (those of the fields, and for the training runs'
+// the library's: checkTrainingOptions; `real`: not only whole numbers).
 export const URL_NUMBERS = {
   reconIters: ['recon-iters', 0, 10000], calib: ['calib', 1, 1 << 24], seeds: ['seeds', 1, 100000], limit: ['limit', 0, 1e9],
   skew: ['skew', 0, 1, 'real'], budget: ['mx-budget', 2, 8, 'real'], maxKB: ['mx-budget', 1e-3, 1e9, 'real'], sensSize: ['mx-sens', 1, 1024],
-  epochs: ['qat-epochs', 1, 50], trainLimit: ['qat-limit', 0, 1e9], qbBudget: ['qb-w', 2, 8, 'real'], qbAbudget: ['qb-a', 2, 8, 'real'],
-  qbEpochs: ['qb-epochs', 2, 50], epochsPerStep: ['inq-epochs', 1, 50], keepHeads: ['pr-heads', 0, 1, 'real'], keepMlp: ['pr-mlp', 0, 1, 'real'],
-  importanceImages: ['pr-imp-images', 0, 1e9], pruneEpochs: ['pr-epochs', 0, 50], pruneLimit: ['pr-limit', 0, 1e9], workers: [null, 1, 64],
+  epochs: ['qat-epochs', 1, 10000], trainLimit: ['qat-limit', 0, 1e9], qbBudget: ['qb-w', 2, 8, 'real'], qbAbudget: ['qb-a', 2, 8, 'real'],
+  qbEpochs: ['qb-epochs', 1, 10000], epochsPerStep: ['inq-epochs', 1, 10000], keepHeads: ['pr-heads', 0, 1, 'real'], keepMlp: ['pr-mlp', 0, 1, 'real'],
+  importanceImages: ['pr-imp-images', 0, 1e9], pruneEpochs: ['pr-epochs', 0, 10000], pruneLimit: ['pr-limit', 0, 1e9], workers: [null, 1, 64],
 };
 export const URL_CHOICES = {
   weights: 'wq', softmax: 'sm', granularity: 'gran', method: 'method', objective: 'mx-objective', finetune: 'qat-method',

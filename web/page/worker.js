@@ -7,7 +7,8 @@
 //
 // What a rule of the library decides, the library answers: the IDX files are read by loadDataset (src/data/dataset.cpp),
 // the image extensions are bl.imageExtensions, a folder's class is the model's by bl.classIndices (the evaluation's own
-// rule), a sweep's settings are checked by bl.checkSweep and its CSV is bl.sweepCsv (`bitlens sweep --csv`'s).
+// rule), whether a file is an image is bl.imageInfo (the decoder's header check, whatever the file's name), a sweep's
+// settings are checked by bl.checkSweep and its CSV is bl.sweepCsv (`bitlens sweep --csv`'s).
 import { extendWorker } from '../bitlens-worker.js';
 import { unzipSync, zipSync, zlibSync } from '../vendor/fflate.js';
 
@@ -35,7 +36,6 @@ const isImageName = (name) => bl.imageExtensions.some((e) => name.toLowerCase().
 
 function bytesOf(x) { return x instanceof Uint8Array ? x : new Uint8Array(x); }
 function textOf(x) { return x == null ? '' : typeof x === 'string' ? x : new TextDecoder().decode(bytesOf(x)); }
-const u32 = (b, o) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 function putU32(b, o, v) { b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 255; b[o + 2] = (v >>> 8) & 255; b[o + 3] = v & 255; }
 
 function clearQuantCache() {
@@ -92,39 +92,8 @@ function loadIdx(files) {
   try { data = load(a, b); } catch (e) {
     try { data = load(b, a); imagesName = b.name; } catch { throw e; }
   }
+  sourceOwned.add(data);
   return { kind: 'idx', data, n: data.size, imagesName, skipped: [] };
-}
-
-// What an image file's first bytes say it is: { format, width, height, channels } (channels 1 for grey, 3 for colour), or
-// null when it is none of the formats BitLens decodes. Only the header is read: the library decodes the image itself.
-function imageHeader(b) {
-  if (b.length >= 26 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
-    const ct = b[25];  // PNG colour type: 0 grey, 4 grey + alpha, 2 RGB, 3 palette, 6 RGBA
-    return { format: 'PNG', width: u32(b, 16), height: u32(b, 20), channels: ct === 0 || ct === 4 ? 1 : 3 };
-  }
-  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
-    // JPEG: the first start-of-frame segment (SOF0–SOF15 but DHT, JPG and DAC) holds the size and the components.
-    for (let o = 2; o + 9 < b.length;) {
-      if (b[o] !== 0xff) { o++; continue; }
-      const m = b[o + 1];
-      if (m === 0xff) { o++; continue; }
-      if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { o += 2; continue; }
-      const len = (b[o + 2] << 8) | b[o + 3];
-      if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
-        return { format: 'JPEG', height: (b[o + 5] << 8) | b[o + 6], width: (b[o + 7] << 8) | b[o + 8], channels: b[o + 9] === 1 ? 1 : 3 };
-      }
-      o += 2 + len;
-    }
-    return { format: 'JPEG', width: 0, height: 0, channels: 0 };
-  }
-  if (b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d) {
-    const le32 = (o) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24));
-    return { format: 'BMP', width: Math.abs(le32(18)), height: Math.abs(le32(22)), channels: 3 };
-  }
-  if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x38) {
-    return { format: 'GIF', width: b[6] | (b[7] << 8), height: b[8] | (b[9] << 8), channels: 3 };
-  }
-  return null;
 }
 
 // The files named (first ones) in a message, e.g. "a.png, b.png and 3 more".
@@ -145,7 +114,7 @@ function folderFiles(entries, what) {
     if (parts.some((p) => p.startsWith('.') || p === '__MACOSX')) continue;
     if (!isImageName(base)) { if (base) others.push(e.path); continue; }
     const bytes = bytesOf(e.bytes);
-    const header = imageHeader(bytes);
+    const header = bl.imageInfo(bytes);  // the library's decoder reads the header: null when it is no image it decodes
     if (!header) { skipped.push({ path: e.path, reason: 'not an image (its bytes are not PNG, JPEG, BMP or GIF)' }); continue; }
     if (parts.length < 2) { skipped.push({ path: e.path, reason: 'not inside a class folder' }); continue; }
     files.push({ bytes, name: e.path, label: parts[parts.length - 2], header });
@@ -187,10 +156,15 @@ function unzip(bytes, name) {
   return Object.entries(entries).filter(([p]) => !p.endsWith('/')).map(([path, b]) => ({ path, bytes: b }));
 }
 
-// `count` images of a source (0: all) as a Dataset. IDX: the first ones; folders: class-balanced, and each file keeps its
+// The IDX sources' own Datasets: the evaluation, calibration and training sets that are all of an IDX source's images
+// are that Dataset itself (not a copy: one set of decoded images in WASM memory), freed with the source (freeSource).
+const sourceOwned = new WeakSet();
+const release = (ds) => { if (ds && !sourceOwned.has(ds)) ds.delete(); };
+
+// `count` images of a source (0: all) as a Dataset. IDX: the first ones (all of them: the source's own); folders: class-balanced, and each file keeps its
 // folder's name as its class (the evaluation maps it onto the model's classes: bl.classIndices' rule).
 function loadImages(src, count) {
-  if (src.kind === 'idx') return src.data.head(count || src.n);
+  if (src.kind === 'idx') return !count || count >= src.n ? src.data : src.data.head(count);
   let files = src.files;
   if (count && count < files.length) {
     // Class-balanced: round-robin over the classes (folders are sorted by class).
@@ -232,8 +206,9 @@ function loadDatasetSkipping(src, count) {
 }
 
 function buildDatasets() {
-  if (evalData) { evalData.delete(); evalData = null; }
-  if (calibData) { calibData.delete(); calibData = null; }
+  release(evalData);
+  release(calibData);
+  evalData = calibData = null;
   clearQuantCache();
   clearPruned();
   if (!source || !bl) return;
@@ -243,7 +218,8 @@ function buildDatasets() {
 
 // The training images, with folder names mapped onto the (current) model's labels.
 function buildTrainData() {
-  if (trainData) { trainData.delete(); trainData = null; }
+  release(trainData);
+  trainData = null;
   if (!trainSource || !bl) return;
   trainData = loadDatasetSkipping(trainSource, 0);
 }
@@ -391,6 +367,17 @@ function histogram(values, bins = 120) {
   const w = (hi - lo) / bins;
   for (const v of values) counts[Math.min(bins - 1, Math.floor((v - lo) / w))]++;
   return counts.map((c, i) => ({ x0: lo + i * w, x1: lo + (i + 1) * w, count: c }));
+}
+
+// The positive values binned on a log10 scale: [{ x0, x1, count }].
+function logHistogram(values, bins) {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) if (v > 0) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  if (!(hi > 0)) return [];
+  const l0 = Math.log10(lo), l1 = Math.log10(hi) + 1e-9, w = (l1 - l0) / bins;
+  const counts = new Array(bins).fill(0);
+  for (const v of values) if (v > 0) counts[Math.min(bins - 1, Math.floor((Math.log10(v) - l0) / w))]++;
+  return counts.map((count, i) => ({ x0: 10 ** (l0 + i * w), x1: 10 ** (l0 + (i + 1) * w), count }));
 }
 
 // A Linear layer's input width (its weight is out × in, row-major), from its canonical name and the model's shape.
@@ -549,6 +536,12 @@ const handlers = {
       if (done === total || done === 0 || now - last > 100) { last = now; post({ progress: { done, total } }); }
     };
     return bl.sweep({ ...spec, model, data: evalData, calib: calibData }, { onProgress });
+  },
+  /** A QAT / QBitOpt / INQ / pruning run's settings checked by the library (bl.checkTraining: the run's own error), before any work. */
+  checkTraining({ kind, options }) {
+    if (!model) throw new Error('load a model first');
+    bl.checkTraining(model, kind, options);
+    return true;
   },
   /** A sweep's settings checked by the library against the loaded model and images (the sweep's own error), before any work. */
   checkSweep({ spec }) {
@@ -758,13 +751,14 @@ handlers.flips = flips;
 // real tensors, for every knob value a lesson offers (2–8 bits), so that turning a knob only redraws in the page:
 // (a) one output channel of `layer`: its weights and their uniform-quantized values and levels at each bit-width;
 // (b) the whole layer under each range method: its clipping bound and rounding error at each bit-width;
-// (c) real post-softmax attention: the class token's attention to each patch (mean over heads) at every block for the
-//     first images, with the levels and error of the uniform, log2 and SULQ grids at each bit-width;
+// (c) real post-softmax attention: every head's whole attention matrix (model.attentionProbs) at every block for the
+//     first images, binned on a log scale, with the levels, error and values rounded to 0 of the uniform, log2 and SULQ
+//     grids at each bit-width (one grid for all of them, as a per-tensor quantizer);
 // (d) the layer's weight matrix per tensor (one grid) vs per channel (a grid per row): each row's error at each bit-width.
 const LEARN_BITS = [2, 3, 4, 5, 6, 7, 8];
 const mse = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2; return s / a.length; };
 
-function learn({ layer, images = 32 }) {
+function learn({ layer, images = 16 }) {
   if (!model) throw new Error('load a model first');
   const name = layer && model.info.layers.includes(layer) ? layer
     : model.info.layers.find((l) => /blocks\.1\.mlp\.fc1|layer\.1\.intermediate/.test(l)) || model.info.layers[0];
@@ -797,22 +791,30 @@ function learn({ layer, images = 32 }) {
       b.byMethod[range][bits] = { lo, hi, clipped, mse: mse(w, q.values) };
     }
   }
-  // (c) attention probabilities at every block for the first images.
+  // (c) every head's attention probabilities at every block for the first images.
   let c = null;
   if (source) {
-    const probs = [];
+    const parts = [];
     const n = Math.min(images, source.n);
+    let heads = 0, tokens = 0;
     for (let i = 0; i < n; i++) {
       const img = sampleImage(i);
-      for (let blk = 0; blk < model.info.depth; blk++) probs.push(...model.attention(img.png, { block: blk, name: img.name }));
+      for (let blk = 0; blk < model.info.depth; blk++) {
+        const a = model.attentionProbs(img.png, { block: blk, name: img.name });
+        parts.push(a.values);
+        heads = a.heads, tokens = a.tokens;
+      }
     }
-    const p = Float32Array.from(probs);
-    c = { n: p.length, images: n, blocks: model.info.depth, values: Array.from(p), byQuantizer: {} };
+    const p = new Float32Array(parts.reduce((t, a) => t + a.length, 0));
+    parts.reduce((o, a) => { p.set(a, o); return o + a.length; }, 0);
+    c = { n: p.length, images: n, blocks: model.info.depth, heads, tokens, hist: logHistogram(p, 60), byQuantizer: {} };
     for (const quantizer of ['uniform', 'log2', 'sulq']) {
       c.byQuantizer[quantizer] = {};
       for (const bits of LEARN_BITS) {
         const q = bl.quantizeTensor(p, { quantizer, bits, symmetric: false });
-        c.byQuantizer[quantizer][bits] = { levels: Array.from(q.levels), mse: mse(p, q.values), q: Array.from(q.values) };
+        let zeroed = 0;
+        for (let i = 0; i < p.length; i++) if (p[i] > 0 && q.values[i] === 0) zeroed++;
+        c.byQuantizer[quantizer][bits] = { levels: Array.from(q.levels), mse: mse(p, q.values), zeroed };
       }
     }
   }

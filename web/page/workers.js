@@ -4,7 +4,7 @@
 import { createBitLensWorker } from '../bitlens-remote.js';
 
 // The page's methods in web/page/worker.js (each registered there as 'page:' + name).
-const PAGE_METHODS = ['loadModel', 'loadData', 'setLimit', 'evaluate', 'sweep', 'checkSweep', 'mixed', 'loadTrainData', 'qat', 'inq',
+const PAGE_METHODS = ['loadModel', 'loadData', 'setLimit', 'evaluate', 'sweep', 'checkSweep', 'checkTraining', 'mixed', 'loadTrainData', 'qat', 'inq',
   'sos', 'exportSos', 'exportTuned', 'prune', 'measure', 'exportPruned', 'teach', 'sample', 'exportModel', 'flips',
   'learn', 'learnClasses', 'learnDraws', 'learnMixed', 'learnRepair'];  // Learn mode's lessons (web/page/learn.js)
 
