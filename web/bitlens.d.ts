@@ -717,6 +717,8 @@ export interface BitLens {
   checkTraining(model: Model, kind: 'qat', options: QatOptions): void;
   checkTraining(model: Model, kind: 'inq', options: InqOptions): void;
   checkTraining(model: Model, kind: 'prune', options: PruneOptions): void;
+  /** SOS reconstruction: model.quantize({ method: 'sos', ... })'s options but `calib`. */
+  checkTraining(model: Model, kind: 'sos', options: Omit<QuantizeOptions, 'calib'>): void;
   /** An encoded image's format, size and channels from its header (no pixels decoded), or null when it is no image BitLens reads. */
   imageInfo(bytes: Bytes): ImageInfo | null;
   /**
@@ -750,5 +752,6 @@ export interface ImageInfo {
 export function checkTrainingOptions(kind: 'qat', options: QatOptions): void;
 export function checkTrainingOptions(kind: 'inq', options: InqOptions): void;
 export function checkTrainingOptions(kind: 'prune', options: PruneOptions, model: { blocks: ModelInfo['blocks'] }): void;
+export function checkTrainingOptions(kind: 'sos', options: Omit<QuantizeOptions, 'calib'>): void;
 export function createBitLens(options?: CreateOptions): Promise<BitLens>;
 export default createBitLens;

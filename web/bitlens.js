@@ -291,8 +291,9 @@ function pruneSpec(opts, blocks) {
 }
 
 /**
- * Checks the options of model.qat(), model.inq() or model.prune() (`kind`: 'qat', 'inq' or 'prune') as those calls
- * check them in JavaScript, without a model or WASM: throws the Error the call would (the same limits and messages,
+ * Checks the options of model.qat(), model.inq() or model.prune() (`kind`: 'qat', 'inq' or 'prune'), or of
+ * model.quantize({ method: 'sos', ... }) (`kind`: 'sos'; the quantize options but `calib`), as those calls check them
+ * in JavaScript, without a model or WASM: throws the Error the call would (the same limits and messages,
  * e.g. "qat: `epochs` must be a whole number from 1 to 10000, got 0"). `blocks`: the model's `info.blocks`, against
  * which prune's fractions are checked (one that keeps none of a block's heads or units). What it passes, the
  * quantization settings aside (bit-widths, calibration size: checked in C++), the call accepts; bl.checkTraining()
@@ -301,9 +302,15 @@ function pruneSpec(opts, blocks) {
 export function checkTrainingOptions(kind, options = {}, { blocks = [] } = {}) {
   trainingSpec(kind, options, blocks, 'checkTrainingOptions');
 }
+// SOS block reconstruction: quantize()'s options with `method: 'sos'` (no `calib`: the run's images).
+function sosSpec(opts) {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('quantize: the options must be an object');
+  const { calib, ...rest } = opts;
+  return { config: quantConfig({ ...rest, method: 'sos' }, 'quantize', METHODS), options: '{}' };
+}
 function trainingSpec(kind, options, blocks, what) {
-  const spec = { qat: qatSpec, inq: inqSpec, prune: (o) => pruneSpec(o, blocks) }[kind];
-  if (!spec) throw new TypeError(`${what}: \`kind\` must be 'qat', 'inq' or 'prune', got ${show(kind)}`);
+  const spec = { qat: qatSpec, inq: inqSpec, prune: (o) => pruneSpec(o, blocks), sos: sosSpec }[kind];
+  if (!spec) throw new TypeError(`${what}: \`kind\` must be 'qat', 'inq', 'prune' or 'sos', got ${show(kind)}`);
   return spec(options);
 }
 
@@ -1094,7 +1101,8 @@ export async function createBitLens(options = {}) {
       return JSON.parse(M._checkSweep(model._h, cppJson(cpp, 'sweep'), calib._h));
     },
     /**
-     * Checks the options of `model.qat()`, `model.inq()` or `model.prune()` (`kind`: 'qat', 'inq' or 'prune') as the run
+     * Checks the options of `model.qat()`, `model.inq()`, `model.prune()` or SOS reconstruction (`kind`: 'qat', 'inq',
+     * 'prune' or 'sos': `model.quantize({ method: 'sos', ... })`'s options but `calib`) as the run
      * checks them before any work — checkTrainingOptions() and then the quantization settings and options in C++ —
      * without training images: throws the Error the run would. (The calibration size against the training images is
      * checked when the run starts.)

@@ -1211,19 +1211,23 @@ std::string check_sweep_js(const ModelHandle& m, std::string spec, const Dataset
     });
 }
 
-// A training run's settings (kind "qat", "inq" or "prune"; `config`: the QuantConfig JSON, unused for pruning;
+// A training run's settings (kind "qat", "inq", "prune" or "sos"; `config`: the QuantConfig JSON, unused for pruning;
 // `options`: the run's options JSON) checked as ModelHandle::qat / inq / prune check them before any work, without
 // training images: throws the run's own error. What the page asks before it starts a run.
 void check_training_js(const ModelHandle& m, std::string kind, std::string config, std::string options) {
     guard([&] {
-        if (kind != "qat" && kind != "inq" && kind != "prune")
-            throw std::runtime_error("checkTraining: unknown run '" + kind + "' (qat, inq or prune)");
+        if (kind != "qat" && kind != "inq" && kind != "prune" && kind != "sos")
+            throw std::runtime_error("checkTraining: unknown run '" + kind + "' (qat, inq, prune or sos)");
         const LoadedModel& lm = m.model->fp32(kind);
         if (kind == "prune") {
             prune_run_options(options, lm.vit);
             return 0;
         }
         const QuantConfig qc = config_from_json(parse_json_bounded(config, "JSON from JavaScript"));
+        if (kind == "sos") {  // as ModelHandle::sos
+            if (qc.method != Method::Sos) throw std::runtime_error(std::string("sos: the configuration's method is '") + method_name(qc.method) + "', not 'sos'");
+            return 0;
+        }
         if (kind == "qat") qat_run_options(options, qc);
         else inq_run_options(options, qc);
         return 0;

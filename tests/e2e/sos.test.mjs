@@ -79,7 +79,8 @@ if (missing.length) {
     test('bad SOS settings are readable errors; cancel stops a run and the page keeps working', async () => {
       await setField('recon-iters', -1);
       await page.click('#run-btn');
-      assert.match(await visibleError('run-error'), /Reconstruction iterations must be a whole number from 0 to 10,000/);
+      // The library's check and message (model.quantize({ method: 'sos' })'s), led by the field's name.
+      assert.equal((await visibleError('run-error')).trim(), 'Reconstruction iterations: quantize: `reconIters` must be a whole number ≥ 0 (iterations per block and stage), got -1');
       await setField('recon-iters', 3);
       await setField('calib', 5000);
       await page.click('#run-btn');

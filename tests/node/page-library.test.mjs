@@ -97,16 +97,18 @@ test('a sweep\'s limits: checkSweep throws what sweep() throws, and accepts what
   assert.equal(bl.checkSweep({ ...spec, seeds: 100000, calibSize: 1000 }).seeds, 100000);
 });
 
-test('training limits: checkTraining throws what model.qat(), inq() and prune() throw, and accepts what they accept', async () => {
+test('training limits: checkTraining throws what model.qat(), inq(), prune() and SOS reconstruction throw, and accepts what they accept', async () => {
   const { checkTrainingOptions } = await import(process.env.BITLENS_JS ? pathToFileURL(process.env.BITLENS_JS).href
     : new URL('../../web/bitlens.js', import.meta.url).href);
   const train = bl.loadDataset(defaultData()).head(40);
-  const run = { qat: (o) => model.qat(train, o), inq: (o) => model.inq(train, o), prune: (o) => model.prune(train, o) };
+  const run = { qat: (o) => model.qat(train, o), inq: (o) => model.inq(train, o), prune: (o) => model.prune(train, o),
+    sos: (o) => model.quantize({ ...o, method: 'sos', calib: train }) };
   for (const [kind, bad] of [
     ['qat', { wbits: 4, abits: 4, epochs: 0 }], ['qat', { wbits: 4, abits: 4, epochs: 10001 }], ['qat', { wbits: 9, abits: 4 }], ['qat', { wbits: 4, abits: 1 }],
     ['qat', { budget: 1, epochs: 2 }], ['qat', { abudget: 4 }], ['qat', { wbits: 4, abits: 4, epochs: NaN }],
     ['inq', { wbits: 3, partitions: [50, 40, 100] }], ['inq', { wbits: 3, partitions: [50, 75] }], ['inq', { wbits: 3, epochsPerStep: 10001 }],
     ['prune', { keepHeads: 0 }], ['prune', { keepHeads: 0.1 }], ['prune', { keepMlp: 0.5, epochs: 1.5 }], ['prune', { epochs: 2 }],
+    ['sos', { wbits: 4, abits: 4, reconIters: -1 }], ['sos', { wbits: 4, abits: 4, calibSize: 8, reconBatch: 16 }], ['sos', { wbits: 9, abits: 4 }],
   ]) {
     let expected = '';
     try { await run[kind](bad); } catch (e) { expected = e.message; }
@@ -119,12 +121,12 @@ test('training limits: checkTraining throws what model.qat(), inq() and prune() 
   }
   // What the page used to refuse (more than 50 epochs; QBitOpt with one epoch) the library accepts.
   for (const [kind, ok] of [['qat', { wbits: 4, abits: 4, epochs: 60 }], ['qat', { budget: 4, epochs: 1 }], ['inq', { wbits: 3, epochsPerStep: 10000 }],
-    ['prune', { keepHeads: 0.5, epochs: 10000 }]]) {
+    ['prune', { keepHeads: 0.5, epochs: 10000 }], ['sos', { wbits: 4, abits: 4, reconIters: 20000, calibSize: 16 }]]) {
     assert.doesNotThrow(() => bl.checkTraining(model, kind, ok), `${kind} ${JSON.stringify(ok)}`);
     assert.doesNotThrow(() => checkTrainingOptions(kind, ok, { blocks: model.info.blocks }), `${kind} ${JSON.stringify(ok)}`);
   }
-  assert.throws(() => checkTrainingOptions('sos', {}), /^TypeError: checkTrainingOptions: `kind` must be 'qat', 'inq' or 'prune', got "sos"$/);
-  assert.throws(() => bl.checkTraining(model, 'sos', {}), /^TypeError: checkTraining: `kind` must be 'qat', 'inq' or 'prune', got "sos"$/);
+  assert.throws(() => checkTrainingOptions('ptq', {}), /^TypeError: checkTrainingOptions: `kind` must be 'qat', 'inq', 'prune' or 'sos', got "ptq"$/);
+  assert.throws(() => bl.checkTraining(model, 'ptq', {}), /^TypeError: checkTraining: `kind` must be 'qat', 'inq', 'prune' or 'sos', got "ptq"$/);
   assert.throws(() => bl.checkTraining({}, 'qat', {}), /`model` must be a Model/);
   train.delete();
 });

@@ -105,6 +105,7 @@ const FIELD_NAMES = {
   qat: { wbits: 'W', abits: 'A', epochs: 'Epochs', budget: 'Bit budget per weight', abudget: 'Bit budget per activation', limit: 'Training images' },
   inq: { wbits: 'W', abits: 'A', epochsPerStep: 'Epochs per step', partitions: 'Partitions', limit: 'Training images' },
   prune: { keepHeads: 'Keep attention heads', keepMlp: 'Keep MLP units', epochs: 'Recovery epochs', importanceImages: 'Importance images', limit: 'Training images' },
+  sos: { reconIters: 'Reconstruction iterations', calibSize: 'Calibration size' },
 };
 function labelled(kind, e) {
   const key = /^\w+: `(\w+)`/.exec(e.message)?.[1];

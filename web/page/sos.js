@@ -7,12 +7,19 @@ import { $, SOS_BATCH, state } from './state.js';
 import { setRunStatus, updateRunButton } from './status.js';
 import { runFailed } from './sweep.js';
 import { syncUrl } from './url-state.js';
+import { libraryProblem, workerProblem } from './finetune.js';
 
+// One configuration's options for model.quantize({ method: 'sos', ... }) (the worker adds `calib`).
+const sosQuant = (s, c) => ({ wbits: c.wbits, abits: c.abits, softmax: s.softmax, weights: s.weights, granularity: s.granularity, calibSize: s.calibSize,
+  reconIters: s.reconIters, reconBatch: Math.min(SOS_BATCH, s.calibSize) });
+
+// The settings as the library checks them (model.quantize()'s limits and messages), then the calibration size against
+// the images loaded.
 export function validateSos(s) {
-  const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
-  if (!s.configs.length) return 'Tick at least one bit-width configuration to reconstruct.';
-  if (!whole(s.reconIters, 0, 10000)) return 'Reconstruction iterations must be a whole number from 0 to 10,000.';
-  if (!whole(s.calibSize, 1, 1e9)) return 'The calibration size must be a whole number of at least 1 image.';
+  const configs = s.configs.map(parseWA).filter(Boolean);
+  if (!configs.length) return 'Tick at least one bit-width configuration to reconstruct.';
+  const problem = libraryProblem('sos', sosQuant(s, configs[0]));
+  if (problem) return problem;
   if (state.data && s.calibSize > state.data.poolN) return `The calibration size (${s.calibSize}) is larger than the ${state.data.poolN} images loaded.`;
   return null;
 }
@@ -20,7 +27,8 @@ export function validateSos(s) {
 // Each ticked configuration in turn, in the primary worker: progress per stage, block and iteration; the
 // table and the chart fill as stages finish.
 export async function runSos(s) {
-  const problem = validateSos(s);
+  let problem = validateSos(s);
+  for (const c of s.configs.map(parseWA).filter(Boolean)) problem = problem || await workerProblem('sos', sosQuant(s, c));
   if (problem) { showError('run-error', problem); return; }
   syncUrl();
   const configs = s.configs.map(parseWA).filter(Boolean);
@@ -33,7 +41,6 @@ export async function runSos(s) {
   renderSos();
   $('progress').value = 0;
   $('progress-text').textContent = '';
-  const reconBatch = Math.min(SOS_BATCH, s.calibSize);
   let doneBefore = 0;  // iterations of the configurations already finished
   const onProgress = (i) => (p) => {
     if (state.running !== run) return;
@@ -59,7 +66,7 @@ export async function runSos(s) {
       const c = configs[i];
       const r = await state.primary.call('sos', {
         name: c.name, first: i === 0,
-        quant: { wbits: c.wbits, abits: c.abits, softmax: s.softmax, weights: s.weights, granularity: s.granularity, calibSize: s.calibSize, reconIters: s.reconIters, reconBatch },
+        quant: sosQuant(s, c),
       }, { onProgress: onProgress(i) });
       Object.assign(sos.runs[i], { stages: r.stages, blocks: r.blocks, result: r });
       doneBefore += 2 * state.modelInfo.depth * s.reconIters;

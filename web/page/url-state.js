@@ -120,7 +120,7 @@ export function settingsToQuery(s) {
 // The settings a link may carry, and the ranges of the numeric ones (those of the fields, and for the training runs'
 // the library's: checkTrainingOptions; `real`: not only whole numbers).
 export const URL_NUMBERS = {
-  reconIters: ['recon-iters', 0, 10000], calib: ['calib', 1, 1 << 24], seeds: ['seeds', 1, 100000], limit: ['limit', 0, 1e9],
+  reconIters: ['recon-iters', 0, 1e9], calib: ['calib', 1, 1 << 24], seeds: ['seeds', 1, 100000], limit: ['limit', 0, 1e9],
   skew: ['skew', 0, 1, 'real'], budget: ['mx-budget', 2, 8, 'real'], maxKB: ['mx-budget', 1e-3, 1e9, 'real'], sensSize: ['mx-sens', 1, 1024],
   epochs: ['qat-epochs', 1, 10000], trainLimit: ['qat-limit', 0, 1e9], qbBudget: ['qb-w', 2, 8, 'real'], qbAbudget: ['qb-a', 2, 8, 'real'],
   qbEpochs: ['qb-epochs', 1, 10000], epochsPerStep: ['inq-epochs', 1, 10000], keepHeads: ['pr-heads', 0, 1, 'real'], keepMlp: ['pr-mlp', 0, 1, 'real'],
