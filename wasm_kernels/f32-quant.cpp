@@ -143,4 +143,29 @@ void i32_dequant_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t 
   }
 }
 
+void i32_dequant_rc_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                            const int32_t* col_offset, float scale, float* y, size_t ldy) {
+  for (size_t r = 0; r < rows; ++r) {
+    const int32_t ro = row_offset ? row_offset[r] : 0;
+    for (size_t n = 0; n < N; ++n) y[r * ldy + n] = scale * float(acc[r * ldacc + n] - ro - col_offset[n]);
+  }
+}
+
+void i32_dequant_rc_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                                 const int32_t* col_offset, float scale, float* y, size_t ldy) {
+  const v128_t vs = wasm_f32x4_splat(scale);
+  for (size_t r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * ldacc;
+    float* o = y + r * ldy;
+    const int32_t ro = row_offset ? row_offset[r] : 0;
+    const v128_t vro = wasm_i32x4_splat(ro);
+    size_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const v128_t d = wasm_i32x4_sub(wasm_i32x4_sub(wasm_v128_load(a + n), vro), wasm_v128_load(col_offset + n));
+      wasm_v128_store(o + n, wasm_f32x4_mul(vs, wasm_f32x4_convert_i32x4(d)));
+    }
+    for (; n < N; ++n) o[n] = scale * float(a[n] - ro - col_offset[n]);
+  }
+}
+
 }  // namespace bitlens::kernels

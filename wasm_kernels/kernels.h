@@ -119,6 +119,11 @@ namespace bitlens::kernels {
 constexpr size_t QS8_GEMM_KB = 8;
 inline size_t qs8_gemm_kp(size_t K) { return (K + QS8_GEMM_KB - 1) / QS8_GEMM_KB * QS8_GEMM_KB; }
 void qs8_gemm_pack(size_t N, size_t K, const int8_t* W, int16_t* packed);  // packed: N × Kp
+// The same layout from a strided source, W[n][k] = src[n·stride_n + k·stride_k] (attention: a head's k codes with
+// stride_k = 1, or its v codes transposed with stride_n = 1), and each row's sum sums[n] = Σ_k W[n][k] (the
+// zero-point correction's term; sums may be null). A plain loop: it is its own reference.
+void qs8_gemm_pack_strided(size_t N, size_t K, const int8_t* src, size_t stride_n, size_t stride_k, int16_t* packed,
+                           int32_t* sums);
 void qs8_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int16_t* packed, int32_t* C, size_t ldc);
 // 2 rows × 4 columns per step (8 accumulators), A by i16x8.load8x8_s, i32x4.dot_i16x8_s, 8 values of K
 // per instruction pair: each weight slice serves two rows.
@@ -203,5 +208,12 @@ void i32_dequant_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc
                          const float* bias, float* y, size_t ldy);
 void i32_dequant_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
                               const float* scale, const float* bias, float* y, size_t ldy);
+// The integer attention matmuls' float output, one scale for the whole matrix and an offset per row and per column
+// (the two zero-point corrections): y[r][n] = scale · float(acc[r][n] − row_offset[r] − col_offset[n]), the
+// subtractions in int32 (exact), then one rounding to float and one rounded multiply. row_offset may be null (0).
+void i32_dequant_rc_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                            const int32_t* col_offset, float scale, float* y, size_t ldy);
+void i32_dequant_rc_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                                 const int32_t* col_offset, float scale, float* y, size_t ldy);
 
 }  // namespace bitlens::kernels

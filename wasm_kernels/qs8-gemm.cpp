@@ -13,6 +13,25 @@ void qs8_gemm_pack(size_t N, size_t K, const int8_t* W, int16_t* packed) {
         for (size_t k = 0; k < Kp; ++k) packed[n * Kp + k] = k < K ? int16_t(W[n * K + k]) : int16_t(0);
 }
 
+void qs8_gemm_pack_strided(size_t N, size_t K, const int8_t* src, size_t stride_n, size_t stride_k, int16_t* packed,
+                           int32_t* sums) {
+    const size_t Kp = qs8_gemm_kp(K);
+    for (size_t n = 0; n < N; ++n) {
+        int16_t* row = packed + n * Kp;
+        const int8_t* w = src + n * stride_n;
+        if (stride_k == 1)  // contiguous rows (a head's k codes): a loop the compiler vectorizes
+            for (size_t k = 0; k < K; ++k) row[k] = int16_t(w[k]);
+        else
+            for (size_t k = 0; k < K; ++k) row[k] = int16_t(w[k * stride_k]);
+        for (size_t k = K; k < Kp; ++k) row[k] = 0;
+        if (sums) {
+            int32_t s = 0;
+            for (size_t k = 0; k < K; ++k) s += row[k];
+            sums[n] = s;
+        }
+    }
+}
+
 void qs8_gemm_ref(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const int16_t* packed, int32_t* C, size_t ldc) {
     const size_t Kp = qs8_gemm_kp(K);
     for (size_t m = 0; m < M; ++m)

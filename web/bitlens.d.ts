@@ -191,6 +191,9 @@ export class QuantizedModel {
   readonly labels: string[];
   readonly info: {
     config: Record<string, unknown>; modelBytes: number; bitsPerWeight: number; fp32Bytes: number; integerLayers: number;
+    /** Attention matmuls running on integer codes (option `integer`): q·kᵀ of each block whose q and k are quantized
+     *  uniformly, plus probs·v of each whose post-softmax quantizer is uniform too. */
+    integerAttention: number;
     /** The bit-width each layer's weights and each quantized activation point got. */
     layerBits: Record<string, number>; pointBits: Record<string, number>;
     /** Per transformer block: its heads and MLP width (a quantized pruned model's are smaller). */

@@ -144,7 +144,8 @@ val float_array(const std::vector<float>& v) {
 
 // Captures the class token's attention to the patches at one block (mean over heads) — or, with `full`, every
 // head's whole attention matrix [heads, tokens, tokens] — after any quantization the inner hook applies to the
-// probabilities.
+// probabilities, or, when the block's probs·v runs integer (the hook then leaves the probabilities alone), the values
+// of the codes it multiplies.
 struct AttentionCapture : ActivationHook {
     const ViT& m;
     int block;
@@ -156,16 +157,22 @@ struct AttentionCapture : ActivationHook {
     void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
         if (inner) inner->on_activation(p, x, rows, cols, ld);
         if (p != m.point_index(block, ViT::kProbs)) return;
+        const IntAttention* ia = m.blocks[size_t(block)].int_attn.get();
+        const Quantizer* pq = ia && ia->pv ? &ia->probs : nullptr;
         const size_t T = cols, H = rows / T, pre = size_t(m.cfg.prefix_tokens());
         heads = H, tokens = T;
         if (full) {
             map.resize(rows * cols);
-            for (size_t r = 0; r < rows; ++r) std::copy(x + r * ld, x + r * ld + cols, map.begin() + std::ptrdiff_t(r * cols));
+            for (size_t r = 0; r < rows; ++r)
+                for (size_t j = 0; j < cols; ++j) map[r * cols + j] = pq ? pq->fake(x[r * ld + j]) : x[r * ld + j];
             return;
         }
         map.assign(T - pre, 0.0f);
         for (size_t h = 0; h < H; ++h)
-            for (size_t j = pre; j < T; ++j) map[j - pre] += x[h * T * ld + j] / float(H);  // row 0 of head h: the class token
+            for (size_t j = pre; j < T; ++j) {  // row 0 of head h: the class token
+                const float v = x[h * T * ld + j];
+                map[j - pre] += (pq ? pq->fake(v) : v) / float(H);
+            }
     }
 };
 
@@ -220,6 +227,8 @@ public:
         for (size_t i = 0; i < ls.size(); ++i) layer_bits[ls[i]->name] = q.wbits[i];
         for (size_t p = 0; p < q.model.points.size(); ++p)
             if (q.act_on[p]) point_bits[q.model.points[p].name] = q.aq[p].bits;
+        int integer_attention = 0;  // attention matmuls on codes: q·kᵀ per block, probs·v where the probs are uniform
+        for (const Block& b : q.model.blocks) integer_attention += b.int_attn ? 1 + int(b.int_attn->pv) : 0;
         return nlohmann::json{{"config", config_json(q.cfg)},
                               {"layerBits", layer_bits},
                               {"pointBits", point_bits},
@@ -227,6 +236,7 @@ public:
                               {"bitsPerWeight", q.bits_per_weight()},
                               {"fp32Bytes", 4 * q.model.parameter_count()},
                               {"integerLayers", integer_layers},
+                              {"integerAttention", integer_attention},
                               {"blocks", blocks_json(q.model)}}
             .dump();
     }

@@ -39,6 +39,32 @@ void IntLinear::finish() {
     for (size_t n = 0; n < wscale.size(); ++n) out_scale[n] = in.scale * wscale[n], offset[n] = zero * row_sum[n];
 }
 
+int32_t activation_shift(const Quantizer& q) { return q.qmax - q.qmin <= 127 ? q.qmin : q.qmin >= 0 ? 128 : 0; }
+
+bool weight_shift(const Quantizer& q, int32_t& shift) {
+    if (q.qmin - q.zero >= -128 && q.qmax - q.zero <= 127) return shift = q.zero, true;  // no row correction
+    if (q.qmax - q.qmin > 255) return false;
+    return shift = q.qmin + 128, true;
+}
+
+void attention_matmul_int(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, bool relaxed, int32_t alpha, int32_t beta,
+                          float scale, Workspace& ws, float* C, size_t ldc) {
+    ws.acc.resize(M * N), ws.row_sum.resize(M);
+    (relaxed ? k::qs8_gemm_2x4c16_wasmrelaxed : k::qs8_gemm_2x4c8_wasmsimd)(M, N, K, A, lda, ws.packed_i.data(), ws.acc.data(), N);
+    const int32_t* row_offset = nullptr;
+    if (beta != 0) {  // −β·Σa per row
+        for (size_t m = 0; m < M; ++m) {
+            int32_t sum = 0;
+            for (size_t j = 0; j < K; ++j) sum += A[m * lda + j];
+            ws.row_sum[m] = -beta * sum;
+        }
+        row_offset = ws.row_sum.data();
+    }
+    const int32_t kab = int32_t(K) * alpha * beta;
+    for (size_t n = 0; n < N; ++n) ws.col_sum[n] = -(alpha * ws.col_sum[n] + kab);  // −(α·Σw + K·α·β) per column
+    k::i32_dequant_rc_f32_wasmsimd(M, N, ws.acc.data(), N, row_offset, ws.col_sum.data(), scale, C, ldc);
+}
+
 void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t ldy) const {
     if (int8) {
         // Integer path: quantize the input rows to int8 codes, int8 GEMM, then back to float.
@@ -123,6 +149,51 @@ namespace {
 inline void notify(ActivationHook* hook, int point, float* x, size_t rows, size_t cols, size_t ld) {
     if (hook) hook->on_activation(point, x, rows, cols, ld);
 }
+
+// Rows of n values (stride ldx) as the integer GEMM's activation operand: codes − shift in rows of stride ldo, zero
+// from n to np (≤ ldo).
+void quantize_rows(const Quantizer& q, int32_t shift, size_t rows, size_t n, const float* x, size_t ldx, int8_t* out, size_t ldo,
+                   size_t np) {
+    for (size_t r = 0; r < rows; ++r) {
+        k::f32_qs8_vcvt_wasmsimd(n, x + r * ldx, q.scale, q.zero, q.qmin, q.qmax, shift, out + r * ldo);
+        std::fill(out + r * ldo + n, out + r * ldo + np, int8_t(0));
+    }
+}
+
+// scores[h] = s_q·s_k·scale · (q_h codes)·(k_h codes)ᵀ for every head, from qkv[T, 3A] (IntAttention).
+void attention_scores_int(const IntAttention& ia, const float* qkv, size_t T, size_t H, size_t d, float scale, Workspace& ws) {
+    const size_t A = H * d, dp = k::qs4_gemm_kp(d), lda = H * dp;  // q codes: row t, head h at h·dp, zero to (h+1)·dp
+    ws.acodes.resize(T * lda), ws.wcodes.resize(T * A), ws.packed_i.resize(T * k::qs8_gemm_kp(d)), ws.col_sum.resize(T);
+    if (dp == d)  // the heads' codes side by side: whole rows at once
+        quantize_rows(ia.q, ia.q_shift, T, A, qkv, 3 * A, ws.acodes.data(), lda, lda);
+    else
+        for (size_t h = 0; h < H; ++h) quantize_rows(ia.q, ia.q_shift, T, d, qkv + h * d, 3 * A, &ws.acodes[h * dp], lda, dp);
+    for (size_t t = 0; t < T; ++t)
+        k::f32_qs8_vcvt_wasmsimd(A, qkv + t * 3 * A + A, ia.k.scale, ia.k.zero, ia.k.qmin, ia.k.qmax, ia.k_shift, &ws.wcodes[t * A]);
+    const bool relaxed = ia.q.qmin - ia.q_shift >= 0 && ia.q.qmax - ia.q_shift <= 127 && k::relaxed_simd_enabled();
+    const float s = ia.q.scale * ia.k.scale * scale;
+    for (size_t h = 0; h < H; ++h) {
+        k::qs8_gemm_pack_strided(T, d, &ws.wcodes[h * d], A, 1, ws.packed_i.data(), ws.col_sum.data());
+        attention_matmul_int(T, T, d, &ws.acodes[h * dp], lda, relaxed, ia.q_shift - ia.q.zero, ia.k_shift - ia.k.zero, s, ws,
+                             &ws.scores[h * T * T], T);
+    }
+}
+
+// ctx[:, h] = s_p·s_v · (probs_h codes)·(v_h codes) for every head (IntAttention with pv), probs in ws.scores.
+void attention_context_int(const IntAttention& ia, const float* qkv, size_t T, size_t H, size_t d, Workspace& ws, float* ctx) {
+    const size_t A = H * d, Tp = k::qs4_gemm_kp(T);
+    ws.acodes.resize(H * T * Tp), ws.wcodes.resize(T * A), ws.packed_i.resize(d * k::qs8_gemm_kp(T)), ws.col_sum.resize(d);
+    quantize_rows(ia.probs, ia.p_shift, H * T, T, ws.scores.data(), T, ws.acodes.data(), Tp, Tp);
+    for (size_t t = 0; t < T; ++t)
+        k::f32_qs8_vcvt_wasmsimd(A, qkv + t * 3 * A + 2 * A, ia.v.scale, ia.v.zero, ia.v.qmin, ia.v.qmax, ia.v_shift, &ws.wcodes[t * A]);
+    const bool relaxed = ia.probs.qmin - ia.p_shift >= 0 && ia.probs.qmax - ia.p_shift <= 127 && k::relaxed_simd_enabled();
+    const float s = ia.probs.scale * ia.v.scale;
+    for (size_t h = 0; h < H; ++h) {
+        k::qs8_gemm_pack_strided(d, T, &ws.wcodes[h * d], 1, A, ws.packed_i.data(), ws.col_sum.data());  // v_hᵀ
+        attention_matmul_int(T, d, T, &ws.acodes[h * T * Tp], Tp, relaxed, ia.p_shift - ia.probs.zero, ia.v_shift - ia.v.zero, s, ws,
+                             ctx + h * d, A);
+    }
+}
 }  // namespace
 
 void ViT::embed(const float* image, Workspace& ws, ActivationHook* hook) const {
@@ -169,18 +240,27 @@ void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* h
         notify(hook, point_index(bidx, kQ), qkv, T, A, 3 * A);
         notify(hook, point_index(bidx, kK), qkv + A, T, A, 3 * A);
         notify(hook, point_index(bidx, kV), qkv + 2 * A, T, A, 3 * A);
-        for (size_t h = 0; h < H; ++h) {                       // scores[h] = q_h · k_hᵀ · scale   [T, T]
-            k::f32_gemm_pack(T, d, qkv + A + h * d, 3 * A, 1, ws.packed_k.data());
-            float* s = &ws.scores[h * T * T];
-            k::f32_gemm_4x8_wasmsimd(T, T, d, qkv + h * d, 3 * A, ws.packed_k.data(), nullptr, s, T);
-            for (size_t i = 0; i < T * T; ++i) s[i] = s[i] * scale;
+        const IntAttention* ia = b.int_attn.get();
+        if (ia) {
+            attention_scores_int(*ia, qkv, T, H, d, scale, ws);
+        } else {
+            for (size_t h = 0; h < H; ++h) {                   // scores[h] = q_h · k_hᵀ · scale   [T, T]
+                k::f32_gemm_pack(T, d, qkv + A + h * d, 3 * A, 1, ws.packed_k.data());
+                float* s = &ws.scores[h * T * T];
+                k::f32_gemm_4x8_wasmsimd(T, T, d, qkv + h * d, 3 * A, ws.packed_k.data(), nullptr, s, T);
+                for (size_t i = 0; i < T * T; ++i) s[i] = s[i] * scale;
+            }
         }
         notify(hook, point_index(bidx, kScores), ws.scores.data(), H * T, T, T);
         k::f32_softmax_wasmsimd(H * T, T, ws.scores.data(), T);
         notify(hook, point_index(bidx, kProbs), ws.scores.data(), H * T, T, T);
-        for (size_t h = 0; h < H; ++h) {                       // ctx[:, h] = probs[h] · v_h   [T, d]
-            k::f32_gemm_pack(d, T, qkv + 2 * A + h * d, 1, 3 * A, ws.packed_v.data());
-            k::f32_gemm_4x8_wasmsimd(T, d, T, &ws.scores[h * T * T], T, ws.packed_v.data(), nullptr, ws.ctx.data() + h * d, A);
+        if (ia && ia->pv) {
+            attention_context_int(*ia, qkv, T, H, d, ws, ws.ctx.data());
+        } else {
+            for (size_t h = 0; h < H; ++h) {                   // ctx[:, h] = probs[h] · v_h   [T, d]
+                k::f32_gemm_pack(d, T, qkv + 2 * A + h * d, 1, 3 * A, ws.packed_v.data());
+                k::f32_gemm_4x8_wasmsimd(T, d, T, &ws.scores[h * T * T], T, ws.packed_v.data(), nullptr, ws.ctx.data() + h * d, A);
+            }
         }
         notify(hook, point_index(bidx, kProjIn), ws.ctx.data(), T, A, A);
         b.proj.forward(ws.ctx.data(), T, A, ws.tmp.data(), D);

@@ -30,6 +30,34 @@ struct IntLinear {
     void finish();                 // fills out_scale and offset from the fields above
 };
 
+// The integer path of a block's attention matmuls, per head (d = head size, T tokens):
+//   scores[i][j] = s_q·s_k/√d · Σ_c (q_q[i][c] − z_q)·(k_q[j][c] − z_k)             (q·kᵀ)
+//   ctx[i][c]    = s_p·s_v · Σ_j (p_q[i][j] − z_p)·(v_q[j][c] − z_v)                 (probs·v, when `pv`)
+// from the uniform per-tensor quantizers of the q, k (probs, v) points. q's codes (probs' codes) are the GEMM's
+// activation operand, stored as code − shift exactly as IntLinear stores its input (≤ 7 bits: in [0, 127], which
+// the relaxed-SIMD dot needs); k's (v's) are its weight operand, code − shift in int8 (shift = z when every
+// code − z fits int8, else qmin + 128). With a = code_a − shift_a, w = code_w − shift_w, α = shift_a − z_a,
+// β = shift_w − z_w, each sum is Σ(a + α)(w + β) = Σa·w + β·Σa + α·Σw + K·α·β: the int32 GEMM, a correction per row
+// (β·Σa, 0 when β = 0), one per column (α·Σw + K·α·β), then one float scale (kernels::i32_dequant_rc_f32).
+struct IntAttention {
+    Quantizer q, k;               // uniform quantizers of the block's q and k points
+    int32_t q_shift = 0, k_shift = 0;
+    bool pv = false;              // probs·v is integer too (probs and v quantized uniformly)
+    Quantizer probs, v;           // valid when pv
+    int32_t p_shift = 0, v_shift = 0;
+};
+// The shifts above: the activation operand's (IntLinear::shift's rule) and the weight operand's; the weight one
+// is false when the codes span more than 256 values.
+int32_t activation_shift(const Quantizer& q);
+bool weight_shift(const Quantizer& q, int32_t& shift);
+struct Workspace;
+// One head's integer matmul: C[m][n] = scale · float(Σ_k (A[m][k] + α)·(w[n][k] + β)) (row stride ldc), A the
+// activation operand (M × K, row stride lda ≥ kernels::qs4_gemm_kp(K), zero from K), w the weight operand packed
+// into ws.packed_i by kernels::qs8_gemm_pack_strided with its row sums in ws.col_sum (N; overwritten); ws.acc
+// (M × N) and ws.row_sum (M) are scratch. `relaxed`: the relaxed-SIMD GEMM (A in [0, 127]), else SIMD128's.
+void attention_matmul_int(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, bool relaxed, int32_t alpha, int32_t beta,
+                          float scale, Workspace& ws, float* C, size_t ldc);
+
 // y[rows, out] = x[rows, in] · weightᵀ + bias. `packed` is the kernel's layout of `weight`.
 struct Linear {
     std::string name;            // canonical name, e.g. "blocks.3.mlp.fc1"
@@ -56,6 +84,7 @@ struct Block {
     LayerNorm norm2;
     Linear fc1;    // [F, D]
     Linear fc2;    // [D, F]
+    std::shared_ptr<const IntAttention> int_attn;  // when set, q·kᵀ (and probs·v when int_attn->pv) run integer
 };
 
 // Activation quantization points: the patch input, each block's points (BITLENS_BLOCK_POINTS), the head input.
@@ -107,6 +136,10 @@ struct ActivationHook {
 // Scratch memory for one forward pass (one per thread).
 struct Workspace {
     std::vector<float> x, ln, qkv, scores, ctx, tmp, mlp, patches, packed_k, packed_v, pooled, logits2;
+    // the integer attention's (IntAttention): codes of q (or probs), of k (or v), the packed head, sums, accumulators
+    std::vector<int8_t> acodes, wcodes;
+    std::vector<int16_t> packed_i;
+    std::vector<int32_t> acc, row_sum, col_sum;
 };
 
 class ViT {

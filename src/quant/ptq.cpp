@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <stdexcept>
 
@@ -176,6 +177,19 @@ FakeQuantHook::FakeQuantHook(const QuantizedViT& qv) : q(qv), active(qv.model.po
         consumed[p] = 1;
         all_integer[p] = all_integer[p] && l->int8 && l->int8->in.type == QType::Uniform && l->int8->in.scale == q.aq[p].scale &&
                          l->int8->in.zero == q.aq[p].zero && l->int8->in.qmin == q.aq[p].qmin && l->int8->in.qmax == q.aq[p].qmax;
+    }
+    // Likewise the q and k points (v and probs) of a block whose attention runs integer with their quantizers.
+    for (size_t bi = 0; bi < q.model.blocks.size(); ++bi) {
+        const IntAttention* ia = q.model.blocks[bi].int_attn.get();
+        if (!ia) continue;
+        auto skip_if = [&](ViT::BlockPoint bp, const Quantizer& used) {
+            const size_t p = size_t(q.model.point_index(int(bi), bp));
+            consumed[p] = 1;
+            all_integer[p] = all_integer[p] && identical(used, q.aq[p]);
+        };
+        skip_if(ViT::kQ, ia->q);
+        skip_if(ViT::kK, ia->k);
+        if (ia->pv) skip_if(ViT::kV, ia->v), skip_if(ViT::kProbs, ia->probs);
     }
     for (size_t p = 0; p < active.size(); ++p) active[p] = q.act_on[p] && !(consumed[p] && all_integer[p]);
 }
@@ -438,6 +452,43 @@ bool integer_levels(const Quantizer& wz, float& scale, std::vector<int32_t>& mul
     return true;
 }
 
+// Whether the integer attention's sums over K terms (IntAttention) stay within int32 at every step: the GEMM
+// (|a|, |w| ≤ 128), the corrections and their total.
+bool fits_int32(size_t K, int32_t alpha, int32_t beta) {
+    const int64_t a = std::abs(int64_t(alpha)), b = std::abs(int64_t(beta));
+    return int64_t(K) * (128 * 128 + 128 * a + 128 * b + a * b) < (int64_t(1) << 31);
+}
+
+// The uniform quantizer of block point bp when it is on, else null.
+const Quantizer* uniform_point(const QuantizedViT& q, size_t block, ViT::BlockPoint bp) {
+    const size_t p = size_t(q.model.point_index(int(block), bp));
+    return q.act_on[p] && q.aq[p].type == QType::Uniform ? &q.aq[p] : nullptr;
+}
+
+// Codes − shift of q fit int8.
+bool fits_int8(const Quantizer& q, int32_t shift) { return q.qmin - shift >= -128 && q.qmax - shift <= 127; }
+
+// The integer attention of block `bi` (IntAttention), or null when q or k is not quantized uniformly (then it stays
+// float; probs·v is integer when probs and v are quantized uniformly too).
+std::shared_ptr<const IntAttention> integer_attention(const QuantizedViT& q, size_t bi) {
+    const Quantizer *qq = uniform_point(q, bi, ViT::kQ), *kq = uniform_point(q, bi, ViT::kK);
+    if (!qq || !kq) return nullptr;
+    auto ia = std::make_shared<IntAttention>();
+    ia->q = *qq, ia->k = *kq, ia->q_shift = activation_shift(*qq);
+    const size_t d = size_t(q.model.cfg.head_dim()), T = size_t(q.model.cfg.tokens());
+    if (!fits_int8(*qq, ia->q_shift) || !weight_shift(*kq, ia->k_shift) ||
+        !fits_int32(d, ia->q_shift - qq->zero, ia->k_shift - kq->zero))
+        return nullptr;
+    const Quantizer *pq = uniform_point(q, bi, ViT::kProbs), *vq = uniform_point(q, bi, ViT::kV);
+    if (pq && vq) {
+        const int32_t p_shift = activation_shift(*pq);
+        int32_t v_shift = 0;
+        if (fits_int8(*pq, p_shift) && weight_shift(*vq, v_shift) && fits_int32(T, p_shift - pq->zero, v_shift - vq->zero))
+            ia->pv = true, ia->probs = *pq, ia->v = *vq, ia->p_shift = p_shift, ia->v_shift = v_shift;
+    }
+    return ia;
+}
+
 }  // namespace
 
 int enable_integer(QuantizedViT& q) {
@@ -453,7 +504,7 @@ int enable_integer(QuantizedViT& q) {
         il->in = q.aq[size_t(point)];
         // Codes spanning at most 128 values (≤ 7 bits) become 0..127, which relaxed SIMD's dot multiplies exactly;
         // wider unsigned ones are moved into int8 by −128. The offset carries the shift: the same integers either way.
-        il->shift = il->in.qmax - il->in.qmin <= 127 ? il->in.qmin : il->in.qmin >= 0 ? 128 : 0;
+        il->shift = activation_shift(il->in);
         std::vector<int8_t> codes(N * K);
         il->wscale.resize(N);
         il->row_sum.assign(N, 0);
@@ -482,6 +533,7 @@ int enable_integer(QuantizedViT& q) {
         l.int8 = std::move(il);
         ++count;
     }
+    for (size_t bi = 0; bi < q.model.blocks.size(); ++bi) q.model.blocks[bi].int_attn = integer_attention(q, bi);
     return count;
 }
 

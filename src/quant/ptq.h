@@ -71,8 +71,9 @@ struct QuantizedViT {
 };
 
 // Hook that replaces each enabled activation by its quantized value (thread-safe: reads only).
-// Points whose only consumers are Linears on the integer path are left alone: those Linears quantize
-// their input with the same quantizer, and quantizing twice gives the same codes.
+// Points whose only consumers are Linears on the integer path, or attention matmuls on the integer path
+// (Block::int_attn: q, k; v and probs when probs·v is integer), are left alone: those quantize their input
+// with the same quantizer, and quantizing twice gives the same codes.
 struct FakeQuantHook : ActivationHook {
     const QuantizedViT& q;
     std::vector<char> active;  // per point: quantize here
@@ -118,7 +119,9 @@ std::vector<Quantizer> quantize_weights(Linear& l, int bits, const QuantConfig& 
 QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfig& cfg, int jobs = 1);
 // Switches to real integer inference (int8 or packed int4 codes, int32 accumulation) every Linear
 // with a uniform-quantized input whose weights are uniform codes or power-of-two levels that are int8
-// multiples of their smallest level (INQ at ≤ 4 bits). Returns how many Linears run in integer.
+// multiples of their smallest level (INQ at ≤ 4 bits), and every block's attention matmuls whose operands are
+// quantized uniformly per tensor (IntAttention: q·kᵀ when q and k are, probs·v when probs and v are too).
+// Returns how many Linears run in integer.
 int enable_integer(QuantizedViT& q);
 EvalResult evaluate_quantized(const QuantizedViT& q, const PreparedData& data, int jobs = 0);
 

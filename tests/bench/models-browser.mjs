@@ -25,7 +25,7 @@ const TARGETS = { int: 2.5, fp32: 1.8, gemm_int8_gops: 150 };  // issue 16, in C
 const CONFIGS = [{ wbits: 4, abits: 4 }, { wbits: 8, abits: 8 }];
 
 function parseArgs(argv) {
-  const o = { runs: 20, warmup: 3, only: null, small: true, gemm: true, seconds: 0.5, out: path.join(ROOT, 'build/bench') };
+  const o = { runs: 20, warmup: 3, only: null, small: true, gemm: true, seconds: 0.5, softmax: null, out: path.join(ROOT, 'build/bench') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
@@ -35,14 +35,20 @@ function parseArgs(argv) {
     else if (a === '--no-deit-small') o.small = false;
     else if (a === '--no-gemm') o.gemm = false;
     else if (a === '--seconds') o.seconds = Number(val()) || 0.5;
+    else if (a === '--softmax') {
+      o.softmax = val();
+      if (!['uniform', 'log2', 'sulq'].includes(o.softmax)) throw new Error(`--softmax must be uniform, log2 or sulq, not '${o.softmax}'`);
+    }
     else if (a === '--out') o.out = path.resolve(val());
     else if (a === '--help' || a === '-h') {
       console.log('usage: npm run bench -- --browser [--runs N] [--warmup N] [--only deit-tiny,deit-small,vit-fmnist-hf,deit-fmnist-timm]\n' +
-        '                                 [--no-deit-small] [--no-gemm] [--seconds S] [--out DIR]\n' +
+        '                                 [--no-deit-small] [--no-gemm] [--seconds S] [--softmax Q] [--out DIR]\n' +
         '  --runs/--warmup  interleaved rounds per model (DeiT-small: 4× DeiT-tiny\'s time a round)\n' +
         '  --no-deit-small  skip DeiT-small (the slowest model; about half of the run)\n' +
         '  --no-gemm        skip the integer GEMM rates (gemm-browser.mjs)\n' +
-        '  --seconds S      length of each timed GEMM batch');
+        '  --seconds S      length of each timed GEMM batch\n' +
+        '  --softmax Q      post-softmax quantizer of the integer configurations (default: the library\'s, sulq; uniform:\n' +
+        '                   probs·v on integer codes too)');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -100,11 +106,13 @@ async function benchModel(page, key, dir, onnxDir, opt, mem) {
   const url = (d) => `/${path.relative(ROOT, d).startsWith('models') ? path.relative(ROOT, d) : 'bench/' + path.relative(opt.out, d)}`;
   const runs = big ? opt.runs : Math.max(opt.runs, 40);  // small models: each sample is already ≥ 20 ms of calls
   const r = await page.evaluate(async (args) => (await import('/tests/bench/models-page.mjs')).benchModel(args),
-    { key, model: url(dir), preprocessor: existsSync(path.join(dir, 'preprocessor_config.json')), onnx: url(onnxDir), shape: [C, H, W], calib: ncal, labels, runs, warmup: opt.warmup, configs: CONFIGS });
+    { key, model: url(dir), preprocessor: existsSync(path.join(dir, 'preprocessor_config.json')), onnx: url(onnxDir), shape: [C, H, W], calib: ncal, labels, runs, warmup: opt.warmup,
+      configs: opt.softmax ? CONFIGS.map((c) => ({ ...c, softmax: opt.softmax })) : CONFIGS });
   r.timing = Object.fromEntries(Object.entries(r.raw).map(([k, s]) => [k, stats(s)]));
   delete r.raw;
   r.shape = [C, H, W];
   r.runs = runs;
+  r.softmax = opt.softmax ?? 'sulq';
   const ratio = (a, b) => (r.timing[a] && r.timing[b] ? +(r.timing[a].median_ms / r.timing[b].median_ms).toFixed(3) : null);
   // speed-up = ORT median / BitLens median (> 1: BitLens faster); BitLens on relaxed SIMD, the backend browsers get.
   r.fp32_speedup = ratio('ort_fp32', 'bitlens_relaxed_fp32');
@@ -141,7 +149,7 @@ function printModels(rows) {
     const c = r.checks;
     const eq = CONFIGS.map(({ wbits, abits }) => `W${wbits}A${abits} ${c[`w${wbits}a${abits}_relaxed_equals_simd128`] ? 'bit-equal' : 'DIFFER'}`).join(', ');
     console.log(`  ${r.model}: FP32 vs ORT fp32 max|Δlogit| ${c.fp32_vs_ort_max_abs_diff ?? '—'}${c.fp32_vs_ort_ok === false ? ' NOT OK' : ''}; relaxed vs SIMD128: ${eq}; ` +
-      `${r.w4a4_integer_layers} Linears integer; ${r.runs} rounds of ${r.reps} call${r.reps > 1 ? 's' : ''}${r.notes.length ? '; ' + r.notes.join('; ') : ''}`);
+      `${r.w4a4_integer_layers} Linears and ${r.w4a4_integer_attention} attention matmuls integer (${r.softmax} probs); ${r.runs} rounds of ${r.reps} call${r.reps > 1 ? 's' : ''}${r.notes.length ? '; ' + r.notes.join('; ') : ''}`);
   }
 }
 

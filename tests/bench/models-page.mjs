@@ -83,6 +83,7 @@ export async function benchModel({ key, model: modelUrl, preprocessor, onnx, sha
         const id = `w${c.wbits}a${c.abits}`;
         res[`quantize_${name}_${id}_ms`] = +(performance.now() - t0).toFixed(1);
         res[`${id}_integer_layers`] = `${qm.info.integerLayers}/${m.info.layers.length}`;
+        res[`${id}_integer_attention`] = qm.info.integerAttention;  // q·kᵀ per block, + probs·v with uniform probs
         q[`${name}_${id}`] = qm;
         logits[`bitlens_${name}_${id}`] = qm.forwardRaw(input);
         V.push({ name: `bitlens_${name}_${id}`, fn: () => qm.forwardRaw(input) });

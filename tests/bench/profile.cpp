@@ -71,9 +71,9 @@ std::string stage_ending_at(const ViT& m, int point) {
         case ViT::kQ: return "qkv GEMM";
         case ViT::kK:
         case ViT::kV: return "(hook bookkeeping)";
-        case ViT::kScores: return "attention q.kT (pack + GEMM + scale)";
+        case ViT::kScores: return "attention q.kT (pack + GEMM + scale; integer: + codes)";
         case ViT::kProbs: return "softmax";
-        case ViT::kProjIn: return "attention p.v (pack + GEMM)";
+        case ViT::kProjIn: return "attention p.v (pack + GEMM; integer: + codes)";
         case ViT::kFc1In: return "proj GEMM + residual + LN2";
         case ViT::kFc2In: return "fc1 GEMM + GELU";
     }
@@ -219,17 +219,21 @@ ModelSource read_dir(const std::string& dir) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: bitlens-profile MODEL_DIR [--iters N] [--calib N] [--no-w8a8]\n");
+        std::fprintf(stderr, "usage: bitlens-profile MODEL_DIR [--iters N] [--calib N] [--no-w8a8] [--bits B] [--softmax uniform|log2|sulq]\n");
         return 2;
     }
     int iters = 10, ncal = 8;
     bool w8a8 = true;
+    int bits = 8;  // --bits 4: the integer section at W4A4 (SULQ probs: q·kᵀ on codes, probs·v float)
+    std::string softmax = "sulq";  // --softmax uniform: probs·v on codes too
     std::string loop;
     for (int i = 2; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
         else if (a == "--calib" && i + 1 < argc) ncal = std::atoi(argv[++i]);
         else if (a == "--no-w8a8") w8a8 = false;
+        else if (a == "--bits" && i + 1 < argc) bits = std::atoi(argv[++i]);
+        else if (a == "--softmax" && i + 1 < argc) softmax = argv[++i];
         else if (a == "--loop" && i + 1 < argc) loop = argv[++i];
     }
     try {
@@ -274,16 +278,21 @@ int main(int argc, char** argv) {
         components(m, iters);
 
         if (w8a8) {
-            QuantConfig qc;  // W8A8 defaults, as model.quantize({wbits: 8, abits: 8}) in the bench
+            QuantConfig qc;  // defaults, as model.quantize({wbits: B, abits: B}) in the bench
             qc.calib_size = int(data.n);
+            qc.wbits = qc.abits = bits;
+            qc.softmax = parse_qtype(softmax);
+            const std::string name = "W" + std::to_string(bits) + "A" + std::to_string(bits) + (softmax == "sulq" ? "" : " " + softmax + " probs");
             const double t0 = now_ms();
             QuantizedViT q = quantize(m, data, qc, 1);
             const int ints = enable_integer(q);
-            std::printf("\nW8A8: quantize %.0f ms, %d Linears on the integer path\n", now_ms() - t0, ints);
+            int attn = 0;
+            for (const Block& b : q.model.blocks) attn += b.int_attn ? 1 + int(b.int_attn->pv) : 0;
+            std::printf("\n%s: quantize %.0f ms, %d Linears and %d attention matmuls on the integer path\n", name.c_str(), now_ms() - t0, ints, attn);
             FakeQuantHook fq(q);
             const double qt = time_ms(iters, [&] { q.model.forward(img, logits.data(), ws, &fq); });
-            std::printf("end-to-end W8A8 integer forward (with FakeQuantHook, as QuantizedModel.evaluate): %.2f ms\n", qt);
-            print_stages(q.model, img, &fq, iters, "W8A8 integer");
+            std::printf("end-to-end %s integer forward (with FakeQuantHook, as QuantizedModel.evaluate): %.2f ms\n", name.c_str(), qt);
+            print_stages(q.model, img, &fq, iters, (name + " integer").c_str());
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bitlens-profile: %s\n", e.what());

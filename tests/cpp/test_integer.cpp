@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "kernels.h"
@@ -17,15 +18,25 @@ using namespace bitlens::test;
 
 namespace {
 
+ModelSource with_heads(ModelSource s, int heads) {
+    s.heads_override = heads;
+    return s;
+}
+
 struct ModelFx {
     LoadedModel lm;
     PreparedData data;  // the 1k default set
-    explicit ModelFx(const std::string& dir)
-        : lm(load_model(source(dir))), data(prepare(load_dataset(src_path("models/data")), lm.vit.cfg)) {}
+    explicit ModelFx(const std::string& dir, int heads = 0)
+        : lm(load_model(with_heads(source(dir), heads))), data(prepare(load_dataset(src_path("models/data")), lm.vit.cfg)) {}
 };
 ModelFx& model_fx(const std::string& dir) {
     static ModelFx hf(kHfModel), tm(kTimmModel);
     return dir == kHfModel ? hf : tm;
+}
+// The HF model read as 8 heads of 8 (head size not a multiple of 16: q codes padded per head).
+ModelFx& hf_8_heads() {
+    static ModelFx f(kHfModel, 8);
+    return f;
 }
 
 QuantConfig wa(int w, int a) {
@@ -176,6 +187,224 @@ TEST_CASE("integer path with the relaxed-SIMD GEMMs: logits bit-identical to the
             const std::vector<float> relaxed = qi.model.forward(x, &hook);
             CAPTURE(i);
             REQUIRE(std::memcmp(simd.data(), relaxed.data(), simd.size() * sizeof(float)) == 0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Integer attention (IntAttention): q·kᵀ, and probs·v when the post-softmax quantizer is uniform, on codes.
+
+TEST_CASE("i32_dequant_rc_f32: the SIMD kernel equals its reference bit for bit (row offsets or none, N tails, strides); qs8_gemm_pack_strided packs as qs8_gemm_pack, transposed too, with row sums") {
+    std::mt19937 g(11);
+    std::uniform_int_distribution<int32_t> big(-3000000, 3000000), small(-128, 127);
+    for (size_t rows : {1u, 3u, 7u})
+        for (size_t N : {1u, 3u, 4u, 9u, 197u}) {
+            CAPTURE(rows);
+            CAPTURE(N);
+            const size_t ldacc = N + 3, ldy = N + 5;
+            std::vector<int32_t> acc(rows * ldacc), ro(rows), co(N);
+            for (int32_t& v : acc) v = big(g);
+            for (int32_t& v : ro) v = big(g) / 8;
+            for (int32_t& v : co) v = big(g) / 8;
+            for (bool with_rows : {false, true}) {
+                std::vector<float> a(rows * ldy, -1.0f), b(rows * ldy, -1.0f);
+                kernels::i32_dequant_rc_f32_ref(rows, N, acc.data(), ldacc, with_rows ? ro.data() : nullptr, co.data(), 0.0173f, a.data(), ldy);
+                kernels::i32_dequant_rc_f32_wasmsimd(rows, N, acc.data(), ldacc, with_rows ? ro.data() : nullptr, co.data(), 0.0173f, b.data(), ldy);
+                CHECK(same_bits(a, b));
+                CHECK(a[0] == 0.0173f * float(acc[0] - (with_rows ? ro[0] : 0) - co[0]));
+            }
+        }
+    for (size_t N : {1u, 5u, 13u})
+        for (size_t K : {1u, 8u, 9u, 64u, 197u}) {
+            CAPTURE(N);
+            CAPTURE(K);
+            std::vector<int8_t> w(N * K), wt(K * N);
+            for (size_t n = 0; n < N; ++n)
+                for (size_t k = 0; k < K; ++k) w[n * K + k] = wt[k * N + n] = int8_t(small(g));
+            const size_t Kp = kernels::qs8_gemm_kp(K);
+            std::vector<int16_t> ref(N * Kp), direct(N * Kp, 7), transposed(N * Kp, 7);
+            std::vector<int32_t> sums(N), sums_t(N);
+            kernels::qs8_gemm_pack(N, K, w.data(), ref.data());
+            kernels::qs8_gemm_pack_strided(N, K, w.data(), K, 1, direct.data(), sums.data());
+            kernels::qs8_gemm_pack_strided(N, K, wt.data(), 1, N, transposed.data(), sums_t.data());
+            CHECK(direct == ref);
+            CHECK(transposed == ref);
+            for (size_t n = 0; n < N; ++n) {
+                int32_t s = 0;
+                for (size_t k = 0; k < K; ++k) s += w[n * K + k];
+                CHECK(sums[n] == s);
+                CHECK(sums_t[n] == s);
+            }
+        }
+}
+
+// Codes q (zero 3) and k (zero 8), K = 3: Σ (q − 3)(k − 8) by hand
+//   q − 3 = [[-2, 1, -3], [4, -1, 2]],  k − 8 = [[-6, 1, -2], [-8, -5, 7]]
+//   → [[12 + 1 + 6, 16 − 5 − 21], [−24 − 1 − 4, −32 + 5 + 14]] = [[19, −10], [−29, −13]], times the scale 0.5.
+TEST_CASE("attention_matmul_int: the zero-point corrections are exact on a hand-checked 2×2×3 case, with the weight operand at its zero (β = 0) or shifted (β ≠ 0: the per-row correction), SIMD128 and relaxed") {
+    struct Restore {
+        ~Restore() { kernels::set_relaxed_simd(false); }
+    } restore;
+    const int32_t q[2][3] = {{1, 4, 0}, {7, 2, 5}}, kc[2][3] = {{2, 9, 6}, {0, 3, 15}}, zq = 3, zk = 8;
+    const float want[4] = {9.5f, -5.0f, -14.5f, -6.5f};
+    for (int32_t k_shift : {8, 4, 0, -20})
+        for (bool relaxed : {false, true}) {
+            CAPTURE(k_shift);
+            CAPTURE(relaxed);
+            const size_t lda = kernels::qs4_gemm_kp(3);
+            std::vector<int8_t> A(2 * lda, 0), W(6);
+            for (int m = 0; m < 2; ++m)
+                for (int j = 0; j < 3; ++j) A[size_t(m) * lda + size_t(j)] = int8_t(q[m][j]), W[size_t(m * 3 + j)] = int8_t(kc[m][j] - k_shift);
+            Workspace ws;
+            ws.packed_i.resize(2 * kernels::qs8_gemm_kp(3)), ws.col_sum.resize(2);
+            kernels::qs8_gemm_pack_strided(2, 3, W.data(), 3, 1, ws.packed_i.data(), ws.col_sum.data());
+            float C[4] = {0, 0, 0, 0};
+            kernels::set_relaxed_simd(relaxed);
+            attention_matmul_int(2, 2, 3, A.data(), lda, relaxed, 0 - zq, k_shift - zk, 0.5f, ws, C, 2);
+            for (int i = 0; i < 4; ++i) CHECK(C[i] == want[i]);
+        }
+}
+
+namespace {
+
+// Records a block's attention values in a forward pass: q, k, v, probs and the attention's input after the inner hook,
+// scores and the context before it. With `replay`, it overwrites each block's attention input and scores with
+// replay's, so that every block's two matmuls see the same operands as in the replayed pass.
+struct AttnProbe : ActivationHook {
+    const ViT& m;
+    ActivationHook* inner;
+    const AttnProbe* replay = nullptr;
+    std::map<int, std::vector<float>> seen;
+    AttnProbe(const ViT& model, ActivationHook* in) : m(model), inner(in) {}
+    void on_activation(int p, float* x, size_t rows, size_t cols, size_t ld) override {
+        const bool in_block = p >= 1 && p < m.head_point();
+        const int local = in_block ? (p - 1) % ViT::kPointsPerBlock : -1;
+        auto copy = [&] {
+            std::vector<float>& v = seen[p];
+            v.resize(rows * cols);
+            for (size_t r = 0; r < rows; ++r) std::memcpy(&v[r * cols], x + r * ld, cols * sizeof(float));
+        };
+        auto paste = [&] {
+            const std::vector<float>& v = replay->seen.at(p);
+            for (size_t r = 0; r < rows; ++r) std::memcpy(x + r * ld, &v[r * cols], cols * sizeof(float));
+        };
+        if (local == ViT::kScores || local == ViT::kProjIn) copy();
+        if (local == ViT::kScores && replay) paste();
+        if (inner) inner->on_activation(p, x, rows, cols, ld);
+        if (local == ViT::kQkvIn && replay) paste();
+        if (local == ViT::kQkvIn || local == ViT::kQ || local == ViT::kK || local == ViT::kV || local == ViT::kProbs) copy();
+    }
+};
+
+}  // namespace
+
+// Only the attention runs integer here (the Linears stay float), and every block's matmuls get the float pass's
+// operands (AttnProbe's replay), so the two differ by the float GEMM's rounding alone: |int − float| ≤ 2e-6 of
+// Σ|terms| (the integer sum is exact; one rounding to float and one multiply; measured: at most 4.3e-7).
+TEST_CASE("integer attention vs the fake-quant float attention: every block of both shipped models (and the HF one read as 8 heads of 8) at W4A4 (SULQ probs: q·kᵀ integer), W4A4 and W8A8 with uniform probs (probs·v too): scores and context within 2e-6 of the sum of |terms|; the hook skips the points the integer attention quantizes") {
+    for (const std::string& dir : {kHfModel, kTimmModel, kHfModel + " (8 heads)"}) {
+        ModelFx& f = dir == kTimmModel ? model_fx(kTimmModel) : dir == kHfModel ? model_fx(kHfModel) : hf_8_heads();
+        const ViTConfig& c = f.lm.vit.cfg;
+        for (int variant = 0; variant < 3; ++variant) {
+            QuantConfig cfg = wa(variant == 2 ? 8 : 4, variant == 2 ? 8 : 4);
+            if (variant > 0) cfg.softmax = QType::Uniform;
+            CAPTURE(dir);
+            CAPTURE(cfg.name());
+            CAPTURE(variant);
+            const QuantizedViT q = quantize(f.lm.vit, f.data, cfg, 2);
+            QuantizedViT qa = q;
+            enable_integer(qa);
+            for (Linear* l : qa.model.linears()) l->int8.reset();  // the attention alone
+            bool row_correction = false;
+            for (size_t bi = 0; bi < qa.model.blocks.size(); ++bi) {
+                const IntAttention* ia = qa.model.blocks[bi].int_attn.get();
+                REQUIRE(ia != nullptr);
+                CHECK(ia->pv == (variant > 0));
+                row_correction = row_correction || ia->k_shift != ia->k.zero || (ia->pv && ia->v_shift != ia->v.zero);
+                // ≤ 7-bit q codes in [0, 127] (the relaxed dot's operand), wider ones in int8, as IntLinear's input
+                if (ia->q.qmax - ia->q.qmin <= 127) CHECK((ia->q.qmin - ia->q_shift == 0 && ia->q.qmax - ia->q_shift <= 127));
+                else CHECK((ia->q.qmin - ia->q_shift >= -128 && ia->q.qmax - ia->q_shift <= 127));
+            }
+            if (variant == 2) CHECK(row_correction);  // 8-bit k or v codes whose zero is not 128 need the per-row term
+            FakeQuantHook hf(q), hi(qa);
+            for (size_t bi = 0; bi < qa.model.blocks.size(); ++bi) {
+                const bool pv = qa.model.blocks[bi].int_attn->pv;
+                for (ViT::BlockPoint bp : {ViT::kQ, ViT::kK, ViT::kV, ViT::kProbs}) {
+                    const size_t p = size_t(qa.model.point_index(int(bi), bp));
+                    CHECK(hf.active[p]);
+                    CHECK(bool(hi.active[p]) == ((bp == ViT::kV || bp == ViT::kProbs) && !pv));
+                }
+            }
+            const size_t T = size_t(c.tokens()), d = size_t(c.head_dim());
+            const double scale = 1.0 / std::sqrt(double(d));
+            double worst_s = 0, worst_c = 0;
+            for (size_t img = 0; img < 3; ++img) {
+                const std::vector<float> x(f.data.inputs.begin() + long(img * f.data.input_size), f.data.inputs.begin() + long((img + 1) * f.data.input_size));
+                AttnProbe pf(q.model, &hf), pi(qa.model, &hi);
+                pi.replay = &pf;
+                q.model.forward(x, &pf);
+                qa.model.forward(x, &pi);
+                for (size_t bi = 0; bi < qa.model.blocks.size(); ++bi) {
+                    const size_t H = size_t(c.block_heads(bi)), A = H * d;
+                    auto at = [&](const AttnProbe& pr, ViT::BlockPoint bp) -> const std::vector<float>& {
+                        return pr.seen.at(q.model.point_index(int(bi), bp));
+                    };
+                    const std::vector<float>&qh = at(pf, ViT::kQ), &kh = at(pf, ViT::kK), &vh = at(pf, ViT::kV), &ph = at(pf, ViT::kProbs);
+                    const std::vector<float>&sf = at(pf, ViT::kScores), &si = at(pi, ViT::kScores), &cf = at(pf, ViT::kProjIn),
+                                             &ci = at(pi, ViT::kProjIn);
+                    for (size_t h = 0; h < H; ++h)
+                        for (size_t i = 0; i < T; ++i)
+                            for (size_t j = 0; j < T; ++j) {
+                                double mag = 0;
+                                for (size_t e = 0; e < d; ++e) mag += std::fabs(double(qh[i * A + h * d + e]) * double(kh[j * A + h * d + e]));
+                                mag *= scale;
+                                const size_t o = (h * T + i) * T + j;
+                                const double err = std::fabs(double(si[o]) - double(sf[o]));
+                                if (mag > 0) worst_s = std::max(worst_s, err / mag);
+                                REQUIRE(err <= 2e-6 * mag);
+                            }
+                    for (size_t i = 0; i < T; ++i)
+                        for (size_t e = 0; e < A; ++e) {
+                            const size_t h = e / d;
+                            double mag = 0;
+                            for (size_t j = 0; j < T; ++j) mag += std::fabs(double(ph[(h * T + i) * T + j]) * double(vh[j * A + e]));
+                            const double err = std::fabs(double(ci[i * A + e]) - double(cf[i * A + e]));
+                            if (mag > 0) worst_c = std::max(worst_c, err / mag);
+                            REQUIRE(err <= 2e-6 * mag);
+                        }
+                }
+            }
+            MESSAGE(dir << " " << cfg.name() << std::string(variant > 0 ? " uniform probs" : " SULQ probs") << ": worst |int - float| / sum|terms|: scores "
+                        << worst_s << ", context " << worst_c);
+        }
+    }
+}
+
+TEST_CASE("integer attention with the relaxed-SIMD GEMMs: logits bit-identical to the SIMD128 kernels at W4A4 with uniform probs (q·kᵀ and probs·v on codes in [0, 127]), head size 16 and 8 (padded)") {
+    struct Restore {
+        ~Restore() { kernels::set_relaxed_simd(false); }
+    } restore;
+    for (int heads : {4, 8}) {
+        CAPTURE(heads);
+        ModelFx& f = heads == 4 ? model_fx(kHfModel) : hf_8_heads();
+        QuantConfig cfg = wa(4, 4);
+        cfg.softmax = QType::Uniform;
+        QuantizedViT qi = quantize(f.lm.vit, f.data, cfg, 2);
+        REQUIRE(enable_integer(qi) > 0);
+        for (const Block& b : qi.model.blocks) {
+            REQUIRE(bool(b.int_attn));
+            CHECK(b.int_attn->pv);
+            CHECK((b.int_attn->probs.qmin - b.int_attn->p_shift == 0 && b.int_attn->probs.qmax - b.int_attn->p_shift <= 127));
+        }
+        FakeQuantHook hook(qi);
+        for (size_t i = 0; i < 40; ++i) {
+            const std::vector<float> x(f.data.inputs.begin() + long(i * f.data.input_size), f.data.inputs.begin() + long((i + 1) * f.data.input_size));
+            kernels::set_relaxed_simd(false);
+            const std::vector<float> simd = qi.model.forward(x, &hook);
+            kernels::set_relaxed_simd(true);
+            const std::vector<float> relaxed = qi.model.forward(x, &hook);
+            CAPTURE(i);
+            REQUIRE(same_bits(simd, relaxed));
         }
     }
 }

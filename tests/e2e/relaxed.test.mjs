@@ -8,7 +8,7 @@ import { missingPrerequisites, openPage } from './helpers.mjs';
 
 const missing = missingPrerequisites();
 
-test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-identical to forced simd128 and scalar (W4A4, W8A6, W6A7 integer; W8A8 stays SIMD128), also after memory growth', { skip: missing.length ? `missing: ${missing.join(', ')}` : false, timeout: 600_000 }, async () => {
+test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-identical to forced simd128 and scalar (W4A4 with SULQ and with uniform probs, W8A6, W6A7 integer, attention matmuls on codes too; W8A8 stays SIMD128), also after memory growth', { skip: missing.length ? `missing: ${missing.join(', ')}` : false, timeout: 600_000 }, async () => {
   const problems = [];
   const { origin, page, close } = await openPage(problems);
   try {
@@ -23,7 +23,9 @@ test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-
       const raw = await gunzip(idx.idxImages);
       const inputs = [];
       for (let i = 0; i < 24; i++) inputs.push(Float32Array.from(raw.subarray(16 + i * 784, 16 + (i + 1) * 784), (v) => (v / 255 - 0.286) / 0.353));
-      const configs = [{ wbits: 4, abits: 4 }, { wbits: 8, abits: 6 }, { wbits: 6, abits: 7 }, { wbits: 8, abits: 8 }];
+      // W4A4 twice: SULQ probs (q·kᵀ on codes) and uniform probs (probs·v on codes too), both on the relaxed dot.
+      const configs = [{ wbits: 4, abits: 4 }, { wbits: 4, abits: 4, softmax: 'uniform' }, { wbits: 8, abits: 6 }, { wbits: 6, abits: 7 },
+        { wbits: 8, abits: 8 }];
       const run = async (bl) => {
         const model = bl.loadModel(files);
         const data = bl.loadDataset(idx);
@@ -31,7 +33,8 @@ test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-
         for (const c of configs) {
           const q = model.quantize({ calib: data, calibSize: 16, seed: 3, integer: true, ...c });
           const logits = inputs.map((x) => Array.from(new Uint32Array(q.forwardRaw(x).buffer)));  // the bits
-          out.push({ config: c, integerLayers: q.info.integerLayers, logits, evaluate: q.evaluate(data, { limit: 300 }) });
+          out.push({ config: c, integerLayers: q.info.integerLayers, integerAttention: q.info.integerAttention, depth: q.info.blocks.length,
+            logits, evaluate: q.evaluate(data, { limit: 300 }) });
           q.delete();
         }
         model.delete();
@@ -69,6 +72,8 @@ test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-
     assert.ok(r.heapAfter > r.heapBefore + 64e6, `heap grew: ${r.heapBefore} → ${r.heapAfter}`);
     for (const [i, c] of r.simd.entries()) {
       assert.ok(c.integerLayers > 0, `${JSON.stringify(c.config)}: integer layers`);
+      // every block's q·kᵀ on codes; probs·v too with uniform probs (the default, SULQ, keeps it float)
+      assert.equal(c.integerAttention, c.depth * (c.config.softmax === 'uniform' ? 2 : 1), `${JSON.stringify(c.config)}: integer attention`);
       assert.deepEqual(r.relaxed[i].logits, c.logits, `${JSON.stringify(c.config)}: logits bit for bit`);
       assert.deepEqual(r.relaxed[i].evaluate, c.evaluate, `${JSON.stringify(c.config)}: evaluation`);
       assert.deepEqual(r.relaxedGrown[i].logits, c.logits, `${JSON.stringify(c.config)}: logits after growth`);
