@@ -73,6 +73,11 @@ inline void tile(size_t Kp, const int8_t* A, size_t lda, const int8_t* w, int32_
     }
 }
 
+// A panel column past N: zero weights, so the tile's extra lanes add nothing.
+inline void zero_column(int8_t* o, size_t Kp) {
+    for (size_t k = 0; k < Kp; k += KB) wasm_v128_store(o + k, wasm_i32x4_splat(0));
+}
+
 inline void run_panel(size_t M, size_t Kp, const int8_t* A, size_t lda, const int8_t* panel, int32_t* C, size_t ldc, size_t nr) {
     size_t m = 0;
     for (; m + 2 <= M; m += 2) tile<2>(Kp, A + m * lda, lda, panel, C + m * ldc, ldc, nr);
@@ -92,7 +97,7 @@ void bl_qs8_gemm_2x4c16_wasmrelaxed(size_t M, size_t N, size_t K, const int8_t* 
         for (size_t j = 0; j < 4; ++j) {
             int8_t* o = panel + j * Kp;
             if (j >= nr) {
-                for (size_t k = 0; k < Kp; k += KB) wasm_v128_store(o + k, zero);
+                zero_column(o, Kp);
                 continue;
             }
             const int16_t* row = packed + (n + j) * Kp8;
@@ -111,13 +116,13 @@ BL_EXPORT(bl_qs8_qc4w_gemm_2x4c16_wasmrelaxed)
 void bl_qs8_qc4w_gemm_2x4c16_wasmrelaxed(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, const uint8_t* packed,
                                       int32_t* C, size_t ldc, int8_t* panel) {
     const size_t Kp = (K + KB - 1) / KB * KB;
-    const v128_t zero = wasm_i32x4_splat(0), mask = wasm_i8x16_splat(15), eight = wasm_i8x16_splat(8);
+    const v128_t mask = wasm_i8x16_splat(15), eight = wasm_i8x16_splat(8);
     for (size_t n = 0; n < N; n += 4) {
         const size_t nr = N - n < 4 ? N - n : 4;
         for (size_t j = 0; j < 4; ++j) {
             int8_t* o = panel + j * Kp;
             if (j >= nr) {
-                for (size_t k = 0; k < Kp; k += KB) wasm_v128_store(o + k, zero);
+                zero_column(o, Kp);
                 continue;
             }
             const uint8_t* row = packed + (n + j) * (Kp / 2);
