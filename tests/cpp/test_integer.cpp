@@ -39,6 +39,20 @@ ModelFx& hf_8_heads() {
     return f;
 }
 
+// The quantized model's logits on the first `n` images with the SIMD128 GEMMs and with the relaxed-SIMD ones: bit for bit.
+void check_relaxed_is_simd128(const QuantizedViT& qi, const PreparedData& data, size_t n) {
+    FakeQuantHook hook(qi);
+    for (size_t i = 0; i < n; ++i) {
+        const std::vector<float> x(data.inputs.begin() + long(i * data.input_size), data.inputs.begin() + long((i + 1) * data.input_size));
+        kernels::set_relaxed_simd(false);
+        const std::vector<float> simd = qi.model.forward(x, &hook);
+        kernels::set_relaxed_simd(true);
+        const std::vector<float> relaxed = qi.model.forward(x, &hook);
+        CAPTURE(i);
+        REQUIRE(same_bits(simd, relaxed));
+    }
+}
+
 QuantConfig wa(int w, int a) {
     QuantConfig c;
     c.wbits = w, c.abits = a;
@@ -178,16 +192,7 @@ TEST_CASE("integer path with the relaxed-SIMD GEMMs: logits bit-identical to the
             if (il.in.qmax - il.in.qmin <= 127) CHECK((il.in.qmin - il.shift == 0 && il.in.qmax - il.shift <= 127));
             else CHECK((il.in.qmin - il.shift >= -128 && il.in.qmax - il.shift <= 127));
         }
-        FakeQuantHook hook(qi);
-        for (size_t i = 0; i < 40; ++i) {
-            const std::vector<float> x(f.data.inputs.begin() + long(i * f.data.input_size), f.data.inputs.begin() + long((i + 1) * f.data.input_size));
-            kernels::set_relaxed_simd(false);
-            const std::vector<float> simd = qi.model.forward(x, &hook);
-            kernels::set_relaxed_simd(true);
-            const std::vector<float> relaxed = qi.model.forward(x, &hook);
-            CAPTURE(i);
-            REQUIRE(std::memcmp(simd.data(), relaxed.data(), simd.size() * sizeof(float)) == 0);
-        }
+        check_relaxed_is_simd128(qi, f.data, 40);
     }
 }
 
@@ -396,15 +401,6 @@ TEST_CASE("integer attention with the relaxed-SIMD GEMMs: logits bit-identical t
             CHECK(b.int_attn->pv);
             CHECK((b.int_attn->probs.qmin - b.int_attn->p_shift == 0 && b.int_attn->probs.qmax - b.int_attn->p_shift <= 127));
         }
-        FakeQuantHook hook(qi);
-        for (size_t i = 0; i < 40; ++i) {
-            const std::vector<float> x(f.data.inputs.begin() + long(i * f.data.input_size), f.data.inputs.begin() + long((i + 1) * f.data.input_size));
-            kernels::set_relaxed_simd(false);
-            const std::vector<float> simd = qi.model.forward(x, &hook);
-            kernels::set_relaxed_simd(true);
-            const std::vector<float> relaxed = qi.model.forward(x, &hook);
-            CAPTURE(i);
-            REQUIRE(same_bits(simd, relaxed));
-        }
+        check_relaxed_is_simd128(qi, f.data, 40);
     }
 }
