@@ -412,15 +412,14 @@ QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfi
     // 3. Activations: observe on the calibration images (weights quantized), fit each point.
     Observer obs = observe(q.model, calib, idx);
     const size_t P = q.model.points.size();
+    // act_on is set here, before the threads. It was a std::vector<bool> set by them: its bits share words, and a
+    // thread setting its point's bit could erase another's (a point left unquantized now and then with jobs = 2).
     q.act_on.assign(P, false);
+    for (size_t i = 0; i < P; ++i) q.act_on[i] = point_quantized(q.model.points[i]);
     q.aq.resize(P);
     parallel_for(P, jobs, [&](size_t b, size_t e, int) {
-        for (size_t i = b; i < e; ++i) {
-            const ActPoint& pt = q.model.points[i];
-            if (!point_quantized(pt)) continue;
-            q.aq[i] = fit_point(pt, obs.samples[i], point_bits(pt, cfg), cfg);
-            q.act_on[i] = true;
-        }
+        for (size_t i = b; i < e; ++i)
+            if (q.act_on[i]) q.aq[i] = fit_point(q.model.points[i], obs.samples[i], point_bits(q.model.points[i], cfg), cfg);
     });
     return q;
 }

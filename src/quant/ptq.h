@@ -62,7 +62,7 @@ struct QuantizedViT {
     ViT model;                                   // fake-quantized (and reparameterised) weights
     std::vector<std::vector<Quantizer>> wq;      // per Linear (model.linears() order): per channel, or one
     std::vector<int> wbits;                      // per Linear
-    std::vector<bool> act_on;                    // per activation point
+    std::vector<char> act_on;                    // per activation point: quantized (char, not bool: set from threads)
     std::vector<Quantizer> aq;                   // per activation point (valid where act_on)
 
     size_t weight_count() const;
