@@ -56,7 +56,7 @@ export const LESSONS = {
   },
   g: {
     title: 'Mixed precision',
-    text: 'Rounding hurts some layers more than others. Mixed precision first measures each layer’s and activation’s sensitivity: how far the model’s outputs move (KL divergence) when only it is quantized, here on {sens} calibration images at 2–8 bits. Then it allocates the bits exactly: the least total sensitivity at the same average bits as uniform, so about the same size. Top: each layer’s weight bits in the plan (bars, darker where more sensitive) against uniform’s (black ticks). Bottom: top-1 and worst class of the plan (solid) and of uniform (dashed) on the first {n} images at each budget, weights and activations alike. The plan lowers the average harm; it does not promise the worst class.',
+    text: 'Rounding hurts some layers more than others. Mixed precision first measures each layer’s and activation’s sensitivity: how far the model’s outputs move (KL divergence) when only it is quantized, here on {sens} calibration images at 2–8 bits. Then it allocates the bits exactly: the least total sensitivity in no more bytes than uniform takes. Top: each layer’s weight bits in the plan (bars, darker where more sensitive) against uniform’s (black ticks). Bottom: top-1 and worst class of the plan (solid) and of uniform (dashed) on the first {n} images at each budget, weights and activations alike. The plan lowers the average harm; it does not promise the worst class.',
     prompts: [['At 3 bits, which layers get more bits, and which pay for them?', { bits: 3 }], ['At 4 bits, compare the worst class of the plan and of uniform.', { bits: 4 }], ['At 6 bits, does the plan still matter?', { bits: 6 }]],
     knobs: ['bits'],
     bits: [3, 4, 5, 6],
@@ -321,7 +321,7 @@ function draw() {
     const at = g.byBits[bits], m = at.mixed, u = at.uniform;
     const p = (v) => `${(100 * v).toFixed(1)}%`;
     const more = g.layers.filter((l) => m.layerBits[l.name] > bits).length, fewer = g.layers.filter((l) => m.layerBits[l.name] < bits).length;
-    caption = `Budget ${bits} bits: the plan averages ${at.weightBitsAvg.toFixed(2)} bits per weight and ${at.actBitsAvg.toFixed(2)} per activation (${more} of ${g.layers.length} layers above ${bits} bits, ${fewer} below), ${(m.bytes / 1024).toFixed(1)} KB against uniform’s ${(u.bytes / 1024).toFixed(1)} KB. `
+    caption = `At uniform W${bits}A${bits}’s size: the plan averages ${at.weightBitsAvg.toFixed(2)} bits per weight and ${at.actBitsAvg.toFixed(2)} per activation (${more} of ${g.layers.length} layers above ${bits} bits, ${fewer} below), ${(m.bytes / 1024).toFixed(1)} KB against uniform’s ${(u.bytes / 1024).toFixed(1)} KB. `
       + `On ${g.n.toLocaleString()} images: top-1 ${p(m.top1)} (uniform ${p(u.top1)}, FP32 ${p(g.fp32.top1)}); worst class ${m.worstClass.label} ${p(m.worstClass.accuracy)} (uniform: ${u.worstClass.label} ${p(u.worstClass.accuracy)}).`;
   } else if (learn.lesson === 'h') {
     const h = learn.repaired;

@@ -884,8 +884,8 @@ function learnDraws(_, post) {
 handlers.learnDraws = learnDraws;
 
 // (g) mixed precision: every layer's and activation point's sensitivity (bl.sensitivities on MIXED_SENS calibration
-// images, seed 0), then at each budget of MIXED_BITS average bits (weights and activations alike) the plan
-// (bl.planMixed) and uniform W b A b, both calibrated on 32 images with seed 0 and evaluated on the first DRAW_IMAGES
+// images, seed 0), then at each of MIXED_BITS bits uniform W b A b and the plan (bl.planMixed) in uniform's bytes with
+// b-bit activations on average, both calibrated on 32 images with seed 0 and evaluated on the first DRAW_IMAGES
 // evaluation images. Progress: the sensitivities' steps (at most every 100 ms), then each budget.
 const MIXED_BITS = [3, 4, 5, 6], MIXED_SENS = 32;
 async function learnMixed(_, post) {
@@ -909,8 +909,10 @@ async function learnMixed(_, post) {
   const byBits = {};
   for (const [i, bits] of MIXED_BITS.entries()) {
     post({ progress: { phase: 'budgets', done: i, total: MIXED_BITS.length, bits } });
-    const plan = bl.planMixed(sens, { budget: bits, abudget: bits });
-    byBits[bits] = { mixed: run({ layerBits: plan.layerBits, pointBits: plan.pointBits }), uniform: run({ wbits: bits, abits: bits }),
+    // The same size: the plan gets uniform's bytes (its 8-bit edges included) and its activation bits.
+    const uniform = run({ wbits: bits, abits: bits });
+    const plan = bl.planMixed(sens, { maxBytes: uniform.bytes, abudget: bits });
+    byBits[bits] = { mixed: run({ layerBits: plan.layerBits, pointBits: plan.pointBits }), uniform,
       weightBitsAvg: plan.weightBitsAvg, actBitsAvg: plan.actBitsAvg };
   }
   return { model: modelName, n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass }, sensSize: sens.sensSize,
