@@ -121,12 +121,18 @@ export function libraryProblem(kind, options) {
     return labelled(kind, e);
   }
 }
-export async function workerProblem(kind, options) {
+// The status says so at once (the last run's "done" goes: a run has been asked for) and the button waits.
+export async function workerProblem(kind, options, button) {
+  setRunStatus('Checking the settings…');
+  if (button) $(button).disabled = true;
   try {
     await state.primary.call('checkTraining', { kind, options });
     return null;
   } catch (e) {
+    setRunStatus('');
     return labelled(kind, e);
+  } finally {
+    if (button) updateRunButton();
   }
 }
 
@@ -191,7 +197,7 @@ export async function runFineTune() {
   const s = readSettings();
   const inq = s.ftMethod === 'inq';
   const problem = (inq ? validateInq : validateQat)(s)
-    || await workerProblem(inq ? 'inq' : 'qat', merged(inq ? inqPayload(s, parsePartitions(s.inqPartitions).partitions) : qatPayload(s)));
+    || await workerProblem(inq ? 'inq' : 'qat', merged(inq ? inqPayload(s, parsePartitions(s.inqPartitions).partitions) : qatPayload(s)), 'qat-run');
   if (problem) { showError('qat-error', problem); return; }
   return s.ftMethod === 'inq' ? runInq(s) : runQat(s);
 }

@@ -68,7 +68,7 @@ export const pruneQuantKey = (s) => JSON.stringify(pruneQuant(s));
 export async function runPrune() {
   showError('pr-error', '');
   const s = readSettings();
-  const problem = validatePrune(s) || await workerProblem('prune', pruneOptions(s));
+  const problem = validatePrune(s) || await workerProblem('prune', pruneOptions(s), 'pr-run');
   if (problem) { showError('pr-error', problem); return; }
   const quant = pruneQuant(s);
   const quantKey = JSON.stringify(quant);

@@ -28,7 +28,7 @@ export function validateSos(s) {
 // table and the chart fill as stages finish.
 export async function runSos(s) {
   let problem = validateSos(s);
-  for (const c of s.configs.map(parseWA).filter(Boolean)) problem = problem || await workerProblem('sos', sosQuant(s, c));
+  for (const c of s.configs.map(parseWA).filter(Boolean)) problem = problem || await workerProblem('sos', sosQuant(s, c), 'run-btn');
   if (problem) { showError('run-error', problem); return; }
   syncUrl();
   const configs = s.configs.map(parseWA).filter(Boolean);
