@@ -152,13 +152,31 @@ void check_png_chunks(const uint8_t* p, size_t n, const std::string& what) {
 // The least each format needs: JPEG, a Huffman code (≥ 1 bit) for every 8×8 block's DC value, pixels / 512 bytes;
 // PNG, its rows at 1 bit per pixel under deflate's maximum ratio (1032:1); BMP (stb reads it uncompressed), 1 bit
 // per pixel. Refused below half of that (GIF's LZW has no such floor: its screen size is limited above).
+// stb_image's test for a JPEG: FF, any number of FF fill bytes, then D8 (SOI).
+bool is_jpeg_start(const uint8_t* p, size_t n) {
+    size_t i = 0;
+    while (i < n && p[i] == 0xFF) ++i;
+    return i >= 1 && i < n && p[i] == 0xD8;
+}
+
+// The format the leading bytes name — "PNG", "JPEG", "BMP" or "GIF" — or null (what stb_image would try, built
+// with those four only).
+const char* image_format(const uint8_t* p, size_t n) {
+    if (n >= 8 && p[0] == 0x89 && p[1] == 'P' && p[2] == 'N' && p[3] == 'G') return "PNG";
+    if (is_jpeg_start(p, n)) return "JPEG";
+    if (n >= 2 && p[0] == 'B' && p[1] == 'M') return "BMP";
+    if (n >= 4 && p[0] == 'G' && p[1] == 'I' && p[2] == 'F' && p[3] == '8') return "GIF";
+    return nullptr;
+}
+
 void check_bytes_for_pixels(const uint8_t* p, size_t n, int w, int h, const std::string& what) {
     const uint64_t px = uint64_t(w) * uint64_t(h);
-    const char* format = nullptr;
-    uint64_t need = 0;  // bytes, half the least a complete file holds
-    if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) format = "JPEG", need = px / 1024;
-    else if (n >= 8 && p[0] == 0x89 && p[1] == 'P' && p[2] == 'N' && p[3] == 'G') format = "PNG", need = uint64_t(h) * (1 + (uint64_t(w) + 7) / 8) / 2064;
-    else if (n >= 2 && p[0] == 'B' && p[1] == 'M') format = "BMP", need = px / 16;
+    const char* format = image_format(p, n);
+    const std::string f = format ? format : "";
+    uint64_t need = 0;  // bytes, half the least a complete file holds (none for GIF)
+    if (f == "JPEG") need = px / 1024;
+    else if (f == "PNG") need = uint64_t(h) * (1 + (uint64_t(w) + 7) / 8) / 2064;
+    else if (f == "BMP") need = px / 16;
     if (format && uint64_t(n) < need)
         throw std::runtime_error(what + ": cannot decode image: a " + format + " of " + std::to_string(w) + "x" + std::to_string(h) +
                                  " needs at least " + std::to_string(need) + " bytes, the file has " + std::to_string(n) +
@@ -167,23 +185,10 @@ void check_bytes_for_pixels(const uint8_t* p, size_t n, int w, int h, const std:
 
 }  // namespace
 
-namespace {
-// stb_image's test for a JPEG: FF, any number of FF fill bytes, then D8 (SOI).
-bool is_jpeg_start(const uint8_t* p, size_t n) {
-    size_t i = 0;
-    while (i < n && p[i] == 0xFF) ++i;
-    return i >= 1 && i < n && p[i] == 0xD8;
-}
-}  // namespace
-
 ImageInfo probe_image(const uint8_t* p, size_t n) {
     ImageInfo info;
     if (p == nullptr || n == 0 || n > static_cast<size_t>(std::numeric_limits<int>::max())) return info;
-    const char* format = n >= 8 && p[0] == 0x89 && p[1] == 'P' && p[2] == 'N' && p[3] == 'G' ? "PNG"
-                         : is_jpeg_start(p, n)                                                 ? "JPEG"
-                         : n >= 2 && p[0] == 'B' && p[1] == 'M'                                ? "BMP"
-                         : n >= 4 && p[0] == 'G' && p[1] == 'I' && p[2] == 'F' && p[3] == '8'  ? "GIF"
-                                                                                               : nullptr;
+    const char* format = image_format(p, n);
     if (format == nullptr) return info;
     try {  // stb's header scan reads a JPEG's Huffman tables: the same guards as decode_image first
         check_jpeg_segments(p, n, "image");
