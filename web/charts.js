@@ -694,8 +694,8 @@ export function learnDraws(el, f, bits, draw) {
   return box;
 }
 
-/** (g) Each layer's weight bits under the mixed plan at budget b (bars, shaded by the layer's sensitivity at b bits)
- * against uniform W b (black ticks); below, top-1 and worst class against the budget, plan vs uniform. */
+/** (g) Each layer's weight bits under the mixed plan in uniform W b A b's bytes (bars, shaded by the layer's sensitivity
+ * at b bits) against uniform W b (black ticks); below, top-1 and worst class against b, plan vs uniform. */
 export function learnMixed(el, g, bits) {
   const at = g.byBits[bits];
   const k = g.candidates.indexOf(bits);
@@ -717,7 +717,7 @@ export function learnMixed(el, g, bits) {
 
   const lines = Plot().plot({
     width: w, height: 220, marginLeft: 56, style,
-    x: { label: 'budget: average bits (W = A); solid: plan, dashed: uniform →', ticks: Object.keys(g.byBits).length }, y: { label: '↑ accuracy', domain: [0, 1], tickFormat: '.0%', grid: true },
+    x: { label: 'bits b (W = A): uniform, and the plan in its bytes; solid: plan, dashed: uniform →', ticks: Object.keys(g.byBits).length }, y: { label: '↑ accuracy', domain: [0, 1], tickFormat: '.0%', grid: true },
     color: { legend: true, domain: ['top-1', 'worst class'], range: ['#e8710a', '#c5221f'] },
     marks: [
       Plot().line(curve.filter((d) => d.m === 'mixed'), { x: 'bits', y: 'acc', stroke: 's', strokeWidth: 2 }),
