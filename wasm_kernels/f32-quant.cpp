@@ -53,7 +53,47 @@ void f32_vtablequant_ref(size_t n, float* x, const ThresholdIndex& ix) {
   for (size_t i = 0; i < n; ++i) x[i] = ix.table[f32_table_code(x[i], ix)];
 }
 
+namespace {
+// code = the number of thresholds ≤ x (NaN: nan_code), 4 values a call; levels by lane. The compares give −1
+// per threshold passed, so each is subtracted. The main loop below takes 16 values a step, each splatted
+// threshold serving 4 vectors.
+inline v128_t small_codes_x4(const v128_t* t, uint32_t count, v128_t v) {
+  v128_t c = wasm_i32x4_splat(0);
+  for (uint32_t j = 0; j < count; ++j) c = wasm_i32x4_sub(c, wasm_f32x4_le(t[j], v));
+  return c;
+}
+inline v128_t levels_x4(const float* table, v128_t c) {
+  v128_t out = wasm_f32x4_splat(0.0f);
+  out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 0)), out, 0);
+  out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 1)), out, 1);
+  out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 2)), out, 2);
+  return wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 3)), out, 3);
+}
+
+void vtablequant_small(size_t n, float* x, const ThresholdIndex& ix) {
+  const uint32_t count = ix.nan_code;
+  v128_t t[kSmallThresholds];
+  for (uint32_t j = 0; j < count; ++j) t[j] = wasm_f32x4_splat(ix.thresholds[j]);
+  const v128_t nan_code = wasm_i32x4_splat(int32_t(count));
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    v128_t v[4], c[4];
+    for (int q = 0; q < 4; ++q) v[q] = wasm_v128_load(x + i + 4 * q), c[q] = wasm_i32x4_splat(0);
+    for (uint32_t j = 0; j < count; ++j)
+      for (int q = 0; q < 4; ++q) c[q] = wasm_i32x4_sub(c[q], wasm_f32x4_le(t[j], v[q]));
+    for (int q = 0; q < 4; ++q)
+      wasm_v128_store(x + i + 4 * q, levels_x4(ix.table, wasm_v128_bitselect(nan_code, c[q], wasm_f32x4_ne(v[q], v[q]))));
+  }
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    wasm_v128_store(x + i, levels_x4(ix.table, wasm_v128_bitselect(nan_code, small_codes_x4(t, count, v), wasm_f32x4_ne(v, v))));
+  }
+  for (; i < n; ++i) x[i] = ix.table[f32_table_code(x[i], ix)];
+}
+}  // namespace
+
 void f32_vtablequant_wasmsimd(size_t n, float* x, const ThresholdIndex& ix) {
+  if (ix.thresholds && ix.nan_code <= kSmallThresholds) return vtablequant_small(n, x, ix);
   const uint32_t* key = ix.key;
   const uint16_t* first = ix.first;
   const float* table = ix.table;

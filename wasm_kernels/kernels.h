@@ -191,7 +191,13 @@ struct ThresholdIndex {
     uint32_t lo = 0, hi = 0;          // bucket range (k >> shift) of the first and last threshold
     int shift = 0, steps = 0;         // bucket width 2^shift; most thresholds in one bucket
     uint32_t nan_code = 0;
+    // When set: the thresholds themselves, nan_code ≤ 15 of them (every quantizer of ≤ 4 bits), ascending and
+    // none NaN. The SIMD kernel then counts the thresholds ≤ x with one float compare each, 16 values at a
+    // time, instead of the bucket lookups (lane by lane: WASM SIMD has no gather) — the same code, since
+    // t ≤ x as floats exactly when key(t) ≤ key(x) for non-NaN t and x. The reference ignores it.
+    const float* thresholds = nullptr;
 };
+constexpr uint32_t kSmallThresholds = 15;
 inline uint32_t order_key(uint32_t bits_of_x_plus_0) {
     const uint32_t u = bits_of_x_plus_0;
     return u ^ ((0u - (u >> 31)) | 0x80000000u);
@@ -200,7 +206,9 @@ uint32_t f32_table_code(float x, const ThresholdIndex& ix);  // the code above, 
 void f32_vtablequant_ref(size_t n, float* x, const ThresholdIndex& ix);
 // 4 values a step: keys, buckets and the NaN mask in SIMD, the table lookups lane by lane (WASM SIMD has
 // no gather). Measured on DeiT-tiny's post-softmax SULQ point: 2.9 ns a value, 5.5–7.4 for the scalar code
-// over a 4096-bucket index scanning up to 3 thresholds.
+// over a 4096-bucket index scanning up to 3 thresholds. With ix.thresholds set, 16 values a step counted
+// against the thresholds (see ThresholdIndex) and only the level lookups lane by lane: 4-bit SULQ there went
+// from 2.6 to 1.2 ms per image (1.4 M values; tests/bench/profile.cpp, Node).
 void f32_vtablequant_wasmsimd(size_t n, float* x, const ThresholdIndex& ix);
 
 // The int8 GEMM's float output: y[r][n] = scale[n] · float(acc[r][n] − offset[n]) (+ bias[n]).

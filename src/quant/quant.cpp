@@ -143,6 +143,10 @@ FastFake::FastFake(const Quantizer& q) : q_(&q) {
         if (most <= 1) break;
     }
     key_.push_back(0xFFFFFFFFu);  // above the key of every value (NaN's is 0; +inf's 0xFF800000)
+    // Few thresholds (≤ 4 bits), ascending, none NaN: the kernel may count them directly (ThresholdIndex).
+    small_ = q.thresholds.size() <= kernels::kSmallThresholds;
+    for (size_t i = 0; i < q.thresholds.size() && small_; ++i)
+        small_ = q.thresholds[i] == q.thresholds[i] && (i == 0 || q.thresholds[i - 1] <= q.thresholds[i]);
 }
 
 kernels::ThresholdIndex FastFake::index() const {
@@ -150,6 +154,7 @@ kernels::ThresholdIndex FastFake::index() const {
     ix.key = key_.data(), ix.first = first_.data(), ix.table = q_->table.data();
     ix.lo = lo_, ix.hi = hi_, ix.shift = shift_, ix.steps = steps_;
     ix.nan_code = uint32_t(key_.size() - 1);  // NaN is below no threshold
+    if (small_) ix.thresholds = q_->thresholds.data();
     return ix;
 }
 

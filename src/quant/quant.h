@@ -73,6 +73,7 @@ private:
     uint32_t lo_ = 0, hi_ = 0;       // buckets (key >> shift_) of the first and the last threshold
     int shift_ = 0;                  // bucket width 2^shift_
     int steps_ = 0;                  // most thresholds in one bucket: the branch-free scan's length
+    bool small_ = false;             // ≤ 15 ascending thresholds, no NaN: counted directly (ThresholdIndex)
 };
 
 // Fitting. `x` are calibration samples (any order). All fits are deterministic.

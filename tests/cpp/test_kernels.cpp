@@ -1062,7 +1062,7 @@ TEST_CASE("uniform quantize kernels: f32_vfakequant and f32_qs8_vcvt (ref and wa
         }
 }
 
-TEST_CASE("table quantize kernel: f32_vtablequant ref and wasmsimd equal Quantizer::fake for log2, SULQ and power-of-two grids (2-8 bits) on every tail length, and leave the value after the row alone") {
+TEST_CASE("table quantize kernel: f32_vtablequant ref and wasmsimd (bucketed, and counting ≤ 15 thresholds) equal Quantizer::fake for log2, SULQ and power-of-two grids (2-8 bits) on every tail length, and leave the value after the row alone") {
     std::mt19937 g(9);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::vector<float> w(3000), p(3000);
@@ -1074,6 +1074,7 @@ TEST_CASE("table quantize kernel: f32_vtablequant ref and wasmsimd equal Quantiz
             CAPTURE(bits);
             const Quantizer q = fit(type, type == QType::Pow2 ? w : p, bits, false, RangeMethod::MinMax);
             const FastFake f(q);
+            CHECK((f.index().thresholds != nullptr) == (q.thresholds.size() <= kSmallThresholds));  // both SIMD paths run
             std::vector<float> x(type == QType::Pow2 ? w.begin() : p.begin(), (type == QType::Pow2 ? w.begin() : p.begin()) + 200);
             for (float th : q.thresholds) x.insert(x.end(), {th, std::nextafter(th, 0.0f), -th});
             x.insert(x.end(), {0.0f, -0.0f, kInf, -kInf, kNaN, 1e30f, -1e-40f});
