@@ -481,7 +481,8 @@ function buildProfile(kind) {  // kind: 'native' | 'wasm'
   const list = (d, re) => readdirSync(path.join(ROOT, d)).filter((f) => re.test(f)).map((f) => path.join(ROOT, d, f));
   const layers = SRC_LAYERS.map((l) => `src/${l}`);
   const srcs = [...layers.flatMap((d) => list(d, /\.cpp$/)), ...list('wasm_kernels', /\.cpp$/)];
-  const deps = [...srcs, ...layers.flatMap((d) => list(d, /\.h$/)), ...list('wasm_kernels', /\.h$/), path.join(HERE, 'profile.cpp')];
+  const deps = [...srcs, ...layers.flatMap((d) => list(d, /\.h$/)), ...list('wasm_kernels', /\.h$/), path.join(HERE, 'profile.cpp'),
+    path.join(ROOT, 'src/bindings/relaxed-imports.js')];
   if (existsSync(target) && statSync(target).mtimeMs > newestMtime(deps)) return target;
   const inc = path.join(ROOT, `build/${kind}/thirdparty/include`);
   if (!existsSync(inc)) throw new Error(`build/${kind}/thirdparty/include missing: run \`npm run build:${kind}\` first`);
@@ -491,7 +492,9 @@ function buildProfile(kind) {  // kind: 'native' | 'wasm'
     // The shipped module's code generation (CMakeLists.txt), plus a real filesystem for reading the model.
     log('building the WASM profiler (compiling src/ and wasm_kernels/ with em++) …');
     r = spawnSync('em++', [...common, '-msimd128', '-fexceptions', ...srcs, path.join(HERE, 'profile.cpp'), '-sNODERAWFS=1', '-sENVIRONMENT=node',
-      '-sALLOW_MEMORY_GROWTH=1', '-sINITIAL_MEMORY=67108864', '-sEXIT_RUNTIME=1', '-o', target],
+      '-sALLOW_MEMORY_GROWTH=1', '-sINITIAL_MEMORY=67108864', '-sEXIT_RUNTIME=1',
+      // the relaxed GEMMs are imports of the main module (CMakeLists.txt); the profiler runs the SIMD128 kernels
+      '--js-library', path.join(ROOT, 'src/bindings/relaxed-imports.js'), '-o', target],
       { encoding: 'utf8', env: { ...process.env, NODE_PATH: '/usr/share/nodejs' } });
   } else {
     const lib = path.join(ROOT, 'build/native/libbitlens_core.a');
