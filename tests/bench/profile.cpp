@@ -2,9 +2,10 @@
 // and with em++ for Node (the real WASM SIMD code, -sNODERAWFS), by `node tests/bench/bench.mjs --profile`
 // (or by hand, see below). The WASM build is run as `node --no-experimental-fetch bitlens-profile-wasm.cjs ...`.
 //
-//   bitlens-profile MODEL_DIR [--iters 10] [--calib 8] [--no-w8a8] [--loop fp32|w8a8]
+//   bitlens-profile MODEL_DIR [--iters 10] [--calib 8] [--no-w8a8] [--bits 8] [--softmax sulq] [--loop fp32|w8a8]
 //
-// --loop runs only forward passes (`iters` of them), for a sampling profiler:
+// --loop runs only forward passes (`iters` of them; w8a8: the integer path at --bits, --softmax), for a sampling
+// profiler (the WASM build: em++ ... --profiling-funcs, then node --cpu-prof):
 //   perf record -F 999 -o build/bench/perf.data build/bench/bitlens-profile build/bench/deit-tiny --loop fp32 --iters 30
 //   perf report -i build/bench/perf.data --no-children --sort symbol
 //
@@ -264,12 +265,13 @@ int main(int argc, char** argv) {
             QuantConfig qc;  // cheap calibration (1 image, min/max ranges): the loop is what perf should see
             qc.calib_size = 1;
             qc.w_range = qc.a_range = RangeMethod::MinMax;
+            qc.wbits = qc.abits = bits, qc.softmax = parse_qtype(softmax);  // --bits, --softmax as below
             QuantizedViT q = quantize(m, data, qc, 1);
             enable_integer(q);
             FakeQuantHook fq(q);
             const double t0 = now_ms();
             for (int i = 0; i < iters; ++i) q.model.forward(img, logits.data(), ws, &fq);
-            std::printf("%d W8A8 forwards: %.1f ms each\n", iters, (now_ms() - t0) / iters);
+            std::printf("%d W%dA%d forwards: %.1f ms each\n", iters, bits, bits, (now_ms() - t0) / iters);
             return 0;
         }
         const double fp = time_ms(iters, [&] { m.forward(img, logits.data(), ws, nullptr); });
