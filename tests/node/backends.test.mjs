@@ -2,12 +2,14 @@
 // run here — Node 20's relaxed SIMD gives wrong dot products, so the package never loads it under Node (the real
 // instruction is tested in Chromium: tests/e2e/relaxed.test.mjs); it must live inside the main module's memory
 // without owning any of it. And bitlens-core-scalar.wasm, for engines without SIMD128: the same glue drives it,
-// and it gives the SIMD128 module's numbers bit for bit.
+// and it gives the SIMD128 module's numbers bit for bit — forced, and picked by a V8 with SIMD really off.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { createBitLens, relaxedSimdSupported, simdSupported } from '../../web/bitlens.js';
-import { path, modelFiles, defaultData } from './helpers.mjs';
+import { spawnSync } from 'node:child_process';
+import { createBitLens, relaxedSimdSupported } from '../../web/bitlens.js';
+import { path } from './helpers.mjs';
+import { runModel } from './backend-run.mjs';
 
 const FILE = path('web/lib/bitlens-relaxed.wasm');
 
@@ -65,40 +67,29 @@ test('bitlens-core-scalar.wasm has the SIMD128 module\'s imports and exports (on
 });
 
 test('backend scalar: logits and evaluations bit-identical to simd128 (FP32, W4A4 integer, W8A8 and W3A3 SULQ simulated)', async () => {
-  const run = async (backend) => {
-    const bl = await createBitLens({ backend });
-    const model = bl.loadModel(modelFiles('models/vit-fmnist-hf'));
-    const data = bl.loadDataset(defaultData());
-    const inputs = Array.from({ length: 8 }, (_, i) => Float32Array.from({ length: 784 }, (_, j) => Math.sin(i * 784 + j)));
-    const out = { backend: bl.backend, fp32: model.evaluate(data, { limit: 200 }), runs: [] };
-    for (const c of [{ wbits: 4, abits: 4, integer: true }, { wbits: 8, abits: 8 }, { wbits: 3, abits: 3, softmax: 'sulq' }]) {
-      const q = model.quantize({ calib: data, calibSize: 8, seed: 1, ...c });
-      out.runs.push({ evaluate: q.evaluate(data, { limit: 200 }), logits: inputs.map((x) => Array.from(new Uint32Array(q.forwardRaw(x).buffer))) });
-      q.delete();
-    }
-    model.delete();
-    data.delete();
-    return out;
-  };
-  const simd = await run('simd128'), scalar = await run('scalar');
+  const simd = await runModel('simd128'), scalar = await runModel('scalar');
   assert.equal(simd.backend, 'simd128');
   assert.equal(scalar.backend, 'scalar');
-  assert.deepEqual(scalar.fp32, simd.fp32);
-  for (const [i, r] of simd.runs.entries()) {
-    assert.deepEqual(scalar.runs[i].logits, r.logits, `run ${i}: logits bit for bit`);
-    assert.deepEqual(scalar.runs[i].evaluate, r.evaluate, `run ${i}: evaluation`);
-  }
+  assertSameRuns(scalar, simd);
 });
 
-test('an engine that rejects SIMD128 (WebAssembly.validate) gets the scalar module; simd128 is then refused', async () => {
-  const validate = WebAssembly.validate;
-  WebAssembly.validate = (bytes) => (bytes.length < 100 ? false : validate(bytes));  // the probes say no
-  try {
-    assert.equal(simdSupported(), false);
-    assert.equal((await createBitLens()).backend, 'scalar');
-    await assert.rejects(createBitLens({ backend: 'simd128' }), /does not validate WebAssembly SIMD; use 'scalar'/);
-  } finally {
-    WebAssembly.validate = validate;
+function assertSameRuns(a, b) {
+  assert.deepEqual(a.fp32, b.fp32);
+  for (const [i, r] of b.runs.entries()) {
+    assert.deepEqual(a.runs[i].logits, r.logits, `run ${i}: logits bit for bit`);
+    assert.deepEqual(a.runs[i].evaluate, r.evaluate, `run ${i}: evaluation`);
   }
-  assert.equal(simdSupported(), true);
+}
+
+// SIMD really off: V8 compiles Wasm SIMD only on CPUs with SSE4.1 (CpuFeatures::SupportsWasmSimd128), and
+// --no-enable-sse4-1 hides it, so that engine rejects every SIMD module as an engine without SIMD does.
+test('a V8 with Wasm SIMD off (node --no-enable-sse4-1): the package picks the scalar module by itself, refuses simd128, and gives the SIMD128 logits and evaluations bit for bit', async () => {
+  const r = spawnSync(process.execPath, ['--no-enable-sse4-1', path('tests/node/backend-run.mjs')], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const off = JSON.parse(r.stdout);
+  assert.equal(off.coreValidates, false, 'the flag must really switch SIMD off: bitlens-core.wasm still validated');
+  assert.equal(off.simdSupported, false);
+  assert.match(off.simd128, /does not validate WebAssembly SIMD; use 'scalar'/);
+  assert.equal(off.backend, 'scalar');
+  assertSameRuns(off, await runModel('simd128'));
 });
