@@ -198,6 +198,20 @@ function bind() {
   window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.result) renderResults(); if (state.mixed) renderMixed(); if (state.qat) { drawQatCurve(); drawQbChart(); if (state.qat.result) renderQat(); } if (state.inq) { drawInqChart(); if (state.inq.result) renderInq(); } if (state.sos) drawSosChart(); if (state.prune) renderPrune(); redrawLearn(); }, 300); });
 }
 
+// The instruction set the worker's WebAssembly runs (bl.backend), and what it means for speed.
+const BACKENDS = {
+  'relaxed-simd': ['relaxed SIMD', 'WebAssembly relaxed SIMD for the ≤ 7-bit integer GEMMs, SIMD128 elsewhere: the fastest kernels.'],
+  simd128: ['SIMD128', 'WebAssembly SIMD128 (this browser has no relaxed SIMD, which would speed up the low-bit integer path).'],
+  scalar: ['scalar (slow)', 'This browser runs WebAssembly without SIMD: the same results, about 15× slower. A current Chrome, Edge, Firefox or Safari has SIMD.'],
+};
+function showBackend(backend) {
+  const [text, title] = BACKENDS[backend] || [String(backend), ''];
+  const dd = $('st-backend');
+  dd.textContent = text;
+  dd.title = title;
+  dd.dataset.backend = backend;
+}
+
 async function boot() {
   $('glossary').appendChild(glossaryList());
   setupTooltips();
@@ -210,6 +224,7 @@ async function boot() {
   try {
     const api = await state.primary.ready;
     state.caps = { cores: api.cores, imageExtensions: api.imageExtensions };
+    showBackend(api.backend);
   } catch (e) {
     showError('run-error', e.message);
     setRunStatus('');

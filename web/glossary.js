@@ -61,6 +61,7 @@ export const GLOSSARY = {
   prune: ['Pruning', 'Removing whole attention heads and MLP units, so the matrices get smaller and the model faster.'],
   taylor: ['Taylor importance', 'An estimate of how much the loss would grow if a head or unit were removed: its gradient × its activation.'],
   pareto: ['Pareto frontier', 'The models that no other model beats on both size (or speed) and accuracy.'],
+  kernels: ['Kernels', 'The instruction set this browser gives BitLens\'s WebAssembly. Relaxed SIMD: the fastest low-bit integer products. SIMD128: 4 numbers per instruction. Scalar: one at a time, about 15× slower. All three give the same results.'],
 };
 
 /** The glossary as a definition list (for the page's "Glossary" box). */

@@ -82,11 +82,11 @@ export function writeClassFolder(dir, perClass = 3) {
 
 // A test server on a free port and a Chromium page on it (1366×900, downloads on) whose page errors and console
 // errors go into `problems`; close() stops both.
-export async function openPage(problems) {
+export async function openPage(problems, { args = [] } = {}) {  // args: Chromium switches added to CHROMIUM_ARGS
   const { chromium } = await import('playwright-core');
   const { start } = await import('../../web/serve.mjs');
   const { server, url } = await start({ port: 0, quiet: true });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...args] });
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));

@@ -1,9 +1,11 @@
 // Relaxed SIMD in Chromium (issue 16): the package loads bitlens-relaxed.wasm beside the main module, sharing its
 // memory, and the integer path's GEMMs for activations of at most 7 bits run i32x4.relaxed_dot_i8x16_i7x16_add —
 // with logits bit for bit those of the SIMD128 kernels (backend: 'simd128') and of the module without SIMD
-// (backend: 'scalar'), before and after the heap grows.
+// (backend: 'scalar'), before and after the heap grows. And a Chromium with SIMD switched off, which gets the scalar
+// module by itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
 import { missingPrerequisites, openPage } from './helpers.mjs';
 
 const missing = missingPrerequisites();
@@ -66,6 +68,8 @@ test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-
       }
       return out;
     });
+    await page.waitForFunction(() => document.getElementById('st-backend').dataset.backend, null, { timeout: 120_000 });
+    assert.equal(await page.textContent('#st-backend'), 'relaxed SIMD', 'the page says which kernels run');
     assert.equal(r.supported, true);
     assert.deepEqual(r.backends, ['relaxed-simd', 'simd128', 'scalar']);
     assert.deepEqual(r.workerBackends, ['relaxed-simd', 'simd128'], 'createBitLensWorker: the worker loads it too');
@@ -87,4 +91,74 @@ test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-
   } finally {
     await close();
   }
+});
+
+// The configurations the SIMD-off browser and Node compare (integer paths and a simulated one), and one run of them:
+// logits bits on 24 real images and an evaluation. A plain function, so that the page runs its own source text.
+async function runConfigs(bl, files, idx, inputs) {
+  const model = bl.loadModel(files);
+  const data = bl.loadDataset(idx);
+  const out = [];
+  for (const c of [{ wbits: 4, abits: 4, integer: true }, { wbits: 4, abits: 4, softmax: 'uniform', integer: true }, { wbits: 8, abits: 8 }]) {
+    const q = model.quantize({ calib: data, calibSize: 16, seed: 3, ...c });
+    out.push({ config: c, logits: inputs.map((x) => Array.from(new Uint32Array(q.forwardRaw(x).buffer))), evaluate: q.evaluate(data, { limit: 300 }) });
+    q.delete();
+  }
+  model.delete();
+  data.delete();
+  return out;
+}
+
+// SIMD really off: V8 compiles Wasm SIMD only where the CPU has SSE4.1, and --js-flags=--no-enable-sse4-1 hides it,
+// so this Chromium rejects every SIMD module as an engine without SIMD does (tests/node/backends.test.mjs does the
+// same to Node).
+test('Chromium with Wasm SIMD off (--js-flags=--no-enable-sse4-1): the package and the page pick the scalar module by themselves and say so; its logits and evaluations are Node\'s SIMD128 ones bit for bit', { skip: missing.length ? `missing: ${missing.join(', ')}` : false, timeout: 600_000 }, async () => {
+  const problems = [];
+  const { origin, page, close } = await openPage(problems, { args: ['--js-flags=--no-enable-sse4-1'] });
+  let r;
+  try {
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 300_000 });
+    const shown = await page.evaluate(() => ({ text: document.getElementById('st-backend').textContent, title: document.getElementById('st-backend').title }));
+    r = await page.evaluate(`(async () => {
+      const { createBitLens, simdSupported } = await import('/web/bitlens.js');
+      const bytes = async (p) => new Uint8Array(await (await fetch(p)).arrayBuffer());
+      const gunzip = async (b) => new Uint8Array(await new Response(new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
+      const files = { safetensors: await bytes('/models/vit-fmnist-hf/model.safetensors'), config: await (await fetch('/models/vit-fmnist-hf/config.json')).text() };
+      const idx = { idxImages: await bytes('/models/data/fmnist-test-1k-images-idx3-ubyte.gz'), idxLabels: await bytes('/models/data/fmnist-test-1k-labels-idx1-ubyte.gz') };
+      const raw = await gunzip(idx.idxImages);
+      const inputs = [];
+      for (let i = 0; i < 24; i++) inputs.push(Float32Array.from(raw.subarray(16 + i * 784, 16 + (i + 1) * 784), (v) => (v / 255 - 0.286) / 0.353));
+      const out = { simdSupported: simdSupported(), coreValidates: WebAssembly.validate(await bytes('/web/lib/bitlens-core.wasm')) };
+      try { await createBitLens({ backend: 'simd128' }); out.simd128 = 'loaded'; } catch (e) { out.simd128 = e.message; }
+      const bl = await createBitLens();
+      out.backend = bl.backend;
+      out.runs = await (${runConfigs.toString()})(bl, files, idx, inputs);
+      return out;
+    })()`);
+    r.shown = shown;
+  } finally {
+    await close();
+  }
+  assert.equal(r.coreValidates, false, 'the flag must really switch SIMD off: bitlens-core.wasm still validated');
+  assert.equal(r.simdSupported, false);
+  assert.match(r.simd128, /does not validate WebAssembly SIMD; use 'scalar'/);
+  assert.equal(r.backend, 'scalar');
+  assert.equal(r.shown.text, 'scalar (slow)', 'the page says which kernels run');
+  assert.match(r.shown.title, /without SIMD/);
+  // The same runs in this Node process on the SIMD128 module.
+  const { createBitLens } = await import('../../web/bitlens.js');
+  const { modelFiles, defaultData } = await import('../node/helpers.mjs');
+  const idx = defaultData();
+  const raw = gunzipSync(idx.idxImages);
+  const inputs = Array.from({ length: 24 }, (_, i) => Float32Array.from(raw.subarray(16 + i * 784, 16 + (i + 1) * 784), (v) => (v / 255 - 0.286) / 0.353));
+  const bl = await createBitLens({ backend: 'simd128' });
+  const { safetensors, config } = modelFiles('models/vit-fmnist-hf');
+  const node = await runConfigs(bl, { safetensors, config: config.toString() }, idx, inputs);
+  for (const [i, c] of node.entries()) {
+    assert.deepEqual(r.runs[i].config, c.config);
+    assert.deepEqual(r.runs[i].logits, c.logits, `${JSON.stringify(c.config)}: logits bit for bit`);
+    assert.deepEqual(r.runs[i].evaluate, c.evaluate, `${JSON.stringify(c.config)}: evaluation`);
+  }
+  assert.deepEqual(problems, []);
 });
