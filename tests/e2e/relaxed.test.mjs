@@ -10,21 +10,28 @@ import { missingPrerequisites, openPage } from './helpers.mjs';
 
 const missing = missingPrerequisites();
 
+// In the page: the shipped model's files, the default images, and 24 of them normalised as the model's preprocessor
+// does ((x/255 − 0.2860) / 0.3530), left in globalThis.relaxedTest for the runs.
+async function loadInPage() {
+  const bytes = async (p) => new Uint8Array(await (await fetch(p)).arrayBuffer());
+  const gunzip = async (b) => new Uint8Array(await new Response(new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
+  const files = { safetensors: await bytes('/models/vit-fmnist-hf/model.safetensors'), config: await (await fetch('/models/vit-fmnist-hf/config.json')).text() };
+  const idx = { idxImages: await bytes('/models/data/fmnist-test-1k-images-idx3-ubyte.gz'), idxLabels: await bytes('/models/data/fmnist-test-1k-labels-idx1-ubyte.gz') };
+  const raw = await gunzip(idx.idxImages);
+  const inputs = [];
+  for (let i = 0; i < 24; i++) inputs.push(Float32Array.from(raw.subarray(16 + i * 784, 16 + (i + 1) * 784), (v) => (v / 255 - 0.286) / 0.353));
+  globalThis.relaxedTest = { files, idx, inputs };
+}
+
 test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-identical to forced simd128 and scalar (W4A4 with SULQ and with uniform probs, W8A6, W6A7 integer, attention matmuls on codes too; W8A8 stays SIMD128), also after memory growth', { skip: missing.length ? `missing: ${missing.join(', ')}` : false, timeout: 600_000 }, async () => {
   const problems = [];
   const { origin, page, close } = await openPage(problems);
   try {
     await page.goto(`${origin}/`);
+    await page.evaluate(loadInPage);
     const r = await page.evaluate(async () => {
       const { createBitLens, relaxedSimdSupported } = await import('/web/bitlens.js');
-      const bytes = async (p) => new Uint8Array(await (await fetch(p)).arrayBuffer());
-      const gunzip = async (b) => new Uint8Array(await new Response(new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
-      const files = { safetensors: await bytes('/models/vit-fmnist-hf/model.safetensors'), config: await (await fetch('/models/vit-fmnist-hf/config.json')).text() };
-      const idx = { idxImages: await bytes('/models/data/fmnist-test-1k-images-idx3-ubyte.gz'), idxLabels: await bytes('/models/data/fmnist-test-1k-labels-idx1-ubyte.gz') };
-      // 24 real images, normalised as the shipped model's preprocessor does ((x/255 − 0.2860) / 0.3530).
-      const raw = await gunzip(idx.idxImages);
-      const inputs = [];
-      for (let i = 0; i < 24; i++) inputs.push(Float32Array.from(raw.subarray(16 + i * 784, 16 + (i + 1) * 784), (v) => (v / 255 - 0.286) / 0.353));
+      const { files, idx, inputs } = globalThis.relaxedTest;
       // W4A4 twice: SULQ probs (q·kᵀ on codes) and uniform probs (probs·v on codes too), both on the relaxed dot.
       const configs = [{ wbits: 4, abits: 4 }, { wbits: 4, abits: 4, softmax: 'uniform' }, { wbits: 8, abits: 6 }, { wbits: 6, abits: 7 },
         { wbits: 8, abits: 8 }];
@@ -120,16 +127,12 @@ test('Chromium with Wasm SIMD off (--js-flags=--no-enable-sse4-1): the package a
     await page.goto(`${origin}/`);
     await page.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 300_000 });
     const shown = await page.evaluate(() => ({ text: document.getElementById('st-backend').textContent, title: document.getElementById('st-backend').title }));
+    await page.evaluate(loadInPage);
     r = await page.evaluate(`(async () => {
       const { createBitLens, simdSupported } = await import('/web/bitlens.js');
-      const bytes = async (p) => new Uint8Array(await (await fetch(p)).arrayBuffer());
-      const gunzip = async (b) => new Uint8Array(await new Response(new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
-      const files = { safetensors: await bytes('/models/vit-fmnist-hf/model.safetensors'), config: await (await fetch('/models/vit-fmnist-hf/config.json')).text() };
-      const idx = { idxImages: await bytes('/models/data/fmnist-test-1k-images-idx3-ubyte.gz'), idxLabels: await bytes('/models/data/fmnist-test-1k-labels-idx1-ubyte.gz') };
-      const raw = await gunzip(idx.idxImages);
-      const inputs = [];
-      for (let i = 0; i < 24; i++) inputs.push(Float32Array.from(raw.subarray(16 + i * 784, 16 + (i + 1) * 784), (v) => (v / 255 - 0.286) / 0.353));
-      const out = { simdSupported: simdSupported(), coreValidates: WebAssembly.validate(await bytes('/web/lib/bitlens-core.wasm')) };
+      const { files, idx, inputs } = globalThis.relaxedTest;
+      const core = new Uint8Array(await (await fetch('/web/lib/bitlens-core.wasm')).arrayBuffer());
+      const out = { simdSupported: simdSupported(), coreValidates: WebAssembly.validate(core) };
       try { await createBitLens({ backend: 'simd128' }); out.simd128 = 'loaded'; } catch (e) { out.simd128 = e.message; }
       const bl = await createBitLens();
       out.backend = bl.backend;
