@@ -226,6 +226,7 @@ async function boot() {
     state.caps = { cores: api.cores, imageExtensions: api.imageExtensions };
     showBackend(api.backend);
   } catch (e) {
+    for (const id of ['st-model', 'st-data', 'st-backend']) $(id).textContent = 'none';  // no worker: nothing loads
     showError('run-error', e.message);
     setRunStatus('');
     return;

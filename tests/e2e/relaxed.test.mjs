@@ -2,7 +2,7 @@
 // memory, and the integer path's GEMMs for activations of at most 7 bits run i32x4.relaxed_dot_i8x16_i7x16_add —
 // with logits bit for bit those of the SIMD128 kernels (backend: 'simd128') and of the module without SIMD
 // (backend: 'scalar'), before and after the heap grows. And a Chromium with SIMD switched off, which gets the scalar
-// module by itself.
+// module by itself, and a page served without its modules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
@@ -164,4 +164,25 @@ test('Chromium with Wasm SIMD off (--js-flags=--no-enable-sse4-1): the package a
     assert.deepEqual(r.runs[i].evaluate, c.evaluate, `${JSON.stringify(c.config)}: evaluation`);
   }
   assert.deepEqual(problems, []);
+});
+
+// A server without the WASM modules (a deployment that forgot web/lib): the page says what is missing and which file
+// to serve, the header says no model, images or kernels loaded, and nothing hangs on "loading…".
+test('the page without its WebAssembly (HTTP 404 for the modules): a readable error naming the file, the header says none', { skip: missing.length ? `missing: ${missing.join(', ')}` : false, timeout: 120_000 }, async () => {
+  const problems = [];
+  const { origin, page, close } = await openPage(problems);
+  try {
+    await page.context().route(/\/web\/lib\/bitlens-[a-z-]*\.wasm$/, (route) => route.fulfill({ status: 404, body: 'not here' }));
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => document.getElementById('run-error').textContent.trim() !== '', null, { timeout: 60_000 });
+    const error = await page.textContent('#run-error');
+    assert.match(error, /the BitLens worker failed to start: .*bitlens-core\.wasm failed with HTTP 404/);
+    assert.match(error, /npm run build:wasm/);
+    for (const id of ['st-model', 'st-data', 'st-backend']) assert.equal(await page.textContent(`#${id}`), 'none', id);
+    assert.equal(await page.evaluate(() => document.body.dataset.ready), undefined, 'the page must not claim to be ready');
+  } finally {
+    await close();
+  }
+  // The 404s themselves are the browser's console errors; anything else is not.
+  assert.deepEqual(problems.filter((p) => !/404/.test(p)), []);
 });
