@@ -491,7 +491,8 @@ function buildProfile(kind) {  // kind: 'native' | 'wasm'
   if (kind === 'wasm') {
     // The shipped module's code generation (CMakeLists.txt), plus a real filesystem for reading the model.
     log('building the WASM profiler (compiling src/ and wasm_kernels/ with em++) …');
-    r = spawnSync('em++', [...common, '-msimd128', '-fexceptions', ...srcs, path.join(HERE, 'profile.cpp'), '-sNODERAWFS=1', '-sENVIRONMENT=node',
+    // --profiling-funcs keeps the function names (not the code) for `node --cpu-prof` (tests/bench/cpuprof-top.mjs).
+    r = spawnSync('em++', [...common, '-msimd128', '-fexceptions', '--profiling-funcs', ...srcs, path.join(HERE, 'profile.cpp'), '-sNODERAWFS=1', '-sENVIRONMENT=node',
       '-sALLOW_MEMORY_GROWTH=1', '-sINITIAL_MEMORY=67108864', '-sEXIT_RUNTIME=1',
       // the relaxed GEMMs are imports of the main module (CMakeLists.txt); the profiler runs the SIMD128 kernels
       '--js-library', path.join(ROOT, 'src/bindings/relaxed-imports.js'), '-o', target],

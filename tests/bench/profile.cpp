@@ -5,7 +5,7 @@
 //   bitlens-profile MODEL_DIR [--iters 10] [--calib 8] [--no-w8a8] [--bits 8] [--softmax sulq] [--loop fp32|w8a8]
 //
 // --loop runs only forward passes (`iters` of them; w8a8: the integer path at --bits, --softmax), for a sampling
-// profiler (the WASM build: em++ ... --profiling-funcs, then node --cpu-prof):
+// profiler (the WASM build, which keeps its function names: node --cpu-prof, then tests/bench/cpuprof-top.mjs):
 //   perf record -F 999 -o build/bench/perf.data build/bench/bitlens-profile build/bench/deit-tiny --loop fp32 --iters 30
 //   perf report -i build/bench/perf.data --no-children --sort symbol
 //
