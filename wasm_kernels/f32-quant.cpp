@@ -54,14 +54,15 @@ void f32_vtablequant_ref(size_t n, float* x, const ThresholdIndex& ix) {
 }
 
 namespace {
-// code = the number of thresholds ≤ x (NaN: nan_code), 4 values a call; levels by lane. The compares give −1
-// per threshold passed, so each is subtracted. The main loop below takes 16 values a step, each splatted
-// threshold serving 4 vectors.
+// code = the number of thresholds ≤ x (NaN: nan_code), 4 values a call. The compares give −1 per threshold
+// passed, so each is subtracted. The main loop below takes 16 values a step, each splatted threshold serving 4
+// vectors.
 inline v128_t small_codes_x4(const v128_t* t, uint32_t count, v128_t v) {
   v128_t c = wasm_i32x4_splat(0);
   for (uint32_t j = 0; j < count; ++j) c = wasm_i32x4_sub(c, wasm_f32x4_le(t[j], v));
   return c;
 }
+// The levels of 4 codes, lane by lane (WASM SIMD has no gather); both SIMD paths end with it.
 inline v128_t levels_x4(const float* table, v128_t c) {
   v128_t out = wasm_f32x4_splat(0.0f);
   out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 0)), out, 0);
@@ -114,12 +115,7 @@ void f32_vtablequant_wasmsimd(size_t n, float* x, const ThresholdIndex& ix) {
                    k2 = uint32_t(wasm_i32x4_extract_lane(k, 2)), k3 = uint32_t(wasm_i32x4_extract_lane(k, 3));
     for (int s = 0; s < steps; ++s) c0 += key[c0] <= k0, c1 += key[c1] <= k1, c2 += key[c2] <= k2, c3 += key[c3] <= k3;
     const v128_t c = wasm_v128_bitselect(nan_code, wasm_i32x4_make(int32_t(c0), int32_t(c1), int32_t(c2), int32_t(c3)), isnan);
-    v128_t out = zero;
-    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 0)), out, 0);
-    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 1)), out, 1);
-    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 2)), out, 2);
-    out = wasm_v128_load32_lane(table + uint32_t(wasm_i32x4_extract_lane(c, 3)), out, 3);
-    wasm_v128_store(x + i, out);
+    wasm_v128_store(x + i, levels_x4(table, c));
   }
   for (; i < n; ++i) x[i] = table[f32_table_code(x[i], ix)];
 }
