@@ -2,6 +2,8 @@
 // int32 GEMM results: references and WASM SIMD, bit-identical (see kernels.h for the formulas). The SIMD
 // versions round with the reference's 1.5·2^23 trick too (exact round-half-even for |v| ≤ 2^22, which the
 // clamp guarantees), and finish each row with the reference's scalar code.
+#include <limits>
+
 #include "kernels.h"
 #include "simd.h"
 
@@ -176,6 +178,74 @@ void i32_dequant_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t 
       wasm_v128_store(o + n, v);
     }
     i32_dequant_f32_ref(1, N - n, a + n, ldacc, offset + n, scale + n, bias ? bias + n : nullptr, o + n, ldy);
+  }
+}
+
+namespace {
+inline int32_t tcode(float v, const ThresholdCodes& tc) {
+  for (uint32_t j = 0; j < tc.n_zones; ++j)
+    if (tc.zone_lo[j] <= v && v <= tc.zone_hi[j]) return tc.exact(v, tc.ctx);
+  if (!(v > -std::numeric_limits<float>::infinity())) return tc.special;
+  int32_t c = tc.base;
+  for (uint32_t j = 0; j < tc.n_up; ++j) c += tc.up[j] <= v;
+  for (uint32_t j = 0; j < tc.n_down; ++j) c += v <= tc.down[j];
+  return c;
+}
+}  // namespace
+
+void i32_dequant_tcodes_qs8_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
+                                const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out, size_t ldo) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t n = 0; n < N; ++n) {
+      const float v = scale[n] * float(acc[r * ldacc + n] - offset[n]);
+      out[r * ldo + n] = int8_t(tcode(bias ? v + bias[n] : v, tc));
+    }
+}
+
+void i32_dequant_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
+                                     const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out,
+                                     size_t ldo) {
+  v128_t up[kThresholdCodesMax], down[kThresholdCodesMax];
+  const uint32_t nu = tc.n_up, nd = tc.n_down, nz = tc.n_zones;
+  if (nu > kThresholdCodesMax || nd > kThresholdCodesMax - nu || nz > kThresholdCodesMax)  // the reference's loop
+    return i32_dequant_tcodes_qs8_ref(rows, N, acc, ldacc, offset, scale, bias, tc, out, ldo);
+  v128_t zlo[kThresholdCodesMax], zhi[kThresholdCodesMax];
+  for (uint32_t j = 0; j < nu; ++j) up[j] = wasm_f32x4_splat(tc.up[j]);
+  for (uint32_t j = 0; j < nd; ++j) down[j] = wasm_f32x4_splat(tc.down[j]);
+  for (uint32_t j = 0; j < nz; ++j) zlo[j] = wasm_f32x4_splat(tc.zone_lo[j]), zhi[j] = wasm_f32x4_splat(tc.zone_hi[j]);
+  const v128_t base = wasm_i32x4_splat(tc.base), special = wasm_i32x4_splat(tc.special);
+  const v128_t ninf = wasm_f32x4_splat(-std::numeric_limits<float>::infinity());
+  for (size_t r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * ldacc;
+    int8_t* o = out + r * ldo;
+    size_t n = 0;
+    for (; n + 16 <= N; n += 16) {
+      v128_t v[4], c[4];
+      for (int q = 0; q < 4; ++q) {
+        const size_t m = n + 4 * size_t(q);
+        const v128_t d = wasm_i32x4_sub(wasm_v128_load(a + m), wasm_v128_load(offset + m));
+        v[q] = wasm_f32x4_mul(wasm_v128_load(scale + m), wasm_f32x4_convert_i32x4(d));
+        if (bias) v[q] = wasm_f32x4_add(v[q], wasm_v128_load(bias + m));
+        c[q] = base;
+      }
+      for (uint32_t j = 0; j < nu; ++j)
+        for (int q = 0; q < 4; ++q) c[q] = wasm_i32x4_sub(c[q], wasm_f32x4_le(up[j], v[q]));
+      for (uint32_t j = 0; j < nd; ++j)
+        for (int q = 0; q < 4; ++q) c[q] = wasm_i32x4_sub(c[q], wasm_f32x4_ge(down[j], v[q]));
+      for (int q = 0; q < 4; ++q) c[q] = wasm_v128_bitselect(c[q], special, wasm_f32x4_gt(v[q], ninf));
+      // codes − shift fit int8 (the builder's), so both narrows are exact
+      const v128_t lo = wasm_i16x8_narrow_i32x4(c[0], c[1]), hi = wasm_i16x8_narrow_i32x4(c[2], c[3]);
+      wasm_v128_store(o + n, wasm_i8x16_narrow_i16x8(lo, hi));
+      if (nz != 0) {  // a value in a zone: these 16 again through the reference (rare: zones are a few ulps wide)
+        v128_t in = wasm_i32x4_splat(0);
+        for (uint32_t j = 0; j < nz; ++j)
+          for (int q = 0; q < 4; ++q)
+            in = wasm_v128_or(in, wasm_v128_and(wasm_f32x4_le(zlo[j], v[q]), wasm_f32x4_le(v[q], zhi[j])));
+        if (wasm_v128_any_true(in))
+          i32_dequant_tcodes_qs8_ref(1, 16, a + n, ldacc, offset + n, scale + n, bias ? bias + n : nullptr, tc, o + n, ldo);
+      }
+    }
+    i32_dequant_tcodes_qs8_ref(1, N - n, a + n, ldacc, offset + n, scale + n, bias ? bias + n : nullptr, tc, o + n, ldo);
   }
 }
 

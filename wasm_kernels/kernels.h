@@ -216,6 +216,33 @@ void i32_dequant_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc
                          const float* bias, float* y, size_t ldy);
 void i32_dequant_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
                               const float* scale, const float* bias, float* y, size_t ldy);
+// The int8 GEMM's output straight to the next integer Linear's input codes, through a function of the dequantized
+// value given by its thresholds (ThresholdCodes: e.g. GELU followed by a uniform quantizer, src/quant/ptq.cpp
+// integer_gelu). With v = i32_dequant_f32's value (the same operations, bit for bit):
+//   out[r][n] = int8(exact(v))  when zone_lo[i] ≤ v ≤ zone_hi[i] for some i (where the function, computed in float,
+//                               is not monotone: the count below could be off by one there);
+//             = int8(special)   when !(v > −inf) (NaN, −inf);
+//             = int8(base + #{j : up[j] ≤ v} + #{j : v ≤ down[j]}) otherwise.
+// The SIMD form counts 16 values a step, one float compare per threshold (as vtablequant_small), narrows the codes
+// to int8 in registers, and sends a step with a value in a zone to the reference. At most kThresholdCodesMax
+// thresholds together (more: the reference throughout).
+struct ThresholdCodes {
+    const float* up = nullptr;    // ascending thresholds where the code steps up as v grows
+    uint32_t n_up = 0;
+    const float* down = nullptr;  // thresholds below which (inclusive) the code steps up as v falls
+    uint32_t n_down = 0;
+    int32_t base = 0, special = 0;  // the code between the two sets; the code of NaN and −inf
+    const float* zone_lo = nullptr;
+    const float* zone_hi = nullptr;
+    uint32_t n_zones = 0;
+    int32_t (*exact)(float v, const void* ctx) = nullptr;  // the code computed, for the zones
+    const void* ctx = nullptr;
+};
+constexpr uint32_t kThresholdCodesMax = 24;
+void i32_dequant_tcodes_qs8_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
+                                const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out, size_t ldo);
+void i32_dequant_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
+                                     const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out, size_t ldo);
 // The integer attention matmuls' float output, one scale for the whole matrix and an offset per row and per column
 // (the two zero-point corrections): y[r][n] = scale · float(acc[r][n] − row_offset[r] − col_offset[n]), the
 // subtractions in int32 (exact), then one rounding to float and one rounded multiply. row_offset may be null (0).

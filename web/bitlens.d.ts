@@ -194,6 +194,9 @@ export class QuantizedModel {
     /** Attention matmuls running on integer codes (option `integer`): q·kᵀ of each block whose q and k are quantized
      *  uniformly, plus probs·v of each whose post-softmax quantizer is uniform too. */
     integerAttention: number;
+    /** Blocks whose GELU runs on thresholds (option `integer`, fc2's input of ≤ 4 bits): fc1's int32 sums go straight
+     *  to fc2's input codes, the same codes as GELU in float then fc2's quantizer. */
+    integerGelu: number;
     /** The bit-width each layer's weights and each quantized activation point got. */
     layerBits: Record<string, number>; pointBits: Record<string, number>;
     /** Per transformer block: its heads and MLP width (a quantized pruned model's are smaller). */

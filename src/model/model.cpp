@@ -39,6 +39,23 @@ void IntLinear::finish() {
     for (size_t n = 0; n < wscale.size(); ++n) out_scale[n] = in.scale * wscale[n], offset[n] = zero * row_sum[n];
 }
 
+int32_t IntGelu::code(float x) const {
+    (tanh_form ? k::f32_gelu_tanh_ref : k::f32_gelu_ref)(1, &x);
+    int8_t o;
+    k::f32_qs8_vcvt_ref(1, &x, in.scale, in.zero, in.qmin, in.qmax, shift, &o);
+    return o;
+}
+
+kernels::ThresholdCodes IntGelu::codes() const {
+    k::ThresholdCodes tc;
+    tc.up = up.data(), tc.n_up = uint32_t(up.size()), tc.down = down.data(), tc.n_down = uint32_t(down.size());
+    tc.base = base, tc.special = special;
+    tc.zone_lo = zone_lo.data(), tc.zone_hi = zone_hi.data(), tc.n_zones = uint32_t(zone_lo.size());
+    tc.exact = [](float v, const void* self) { return static_cast<const IntGelu*>(self)->code(v); };
+    tc.ctx = this;
+    return tc;
+}
+
 int32_t activation_shift(const Quantizer& q) { return q.qmax - q.qmin <= 127 ? q.qmin : q.qmin >= 0 ? 128 : 0; }
 
 bool weight_shift(const Quantizer& q, int32_t& shift) {
@@ -65,26 +82,42 @@ void attention_matmul_int(size_t M, size_t N, size_t K, const int8_t* A, size_t 
     k::i32_dequant_rc_f32_wasmsimd(M, N, ws.acc.data(), N, row_offset, ws.col_sum.data(), scale, C, ldc);
 }
 
+void Linear::quantize_input(const float* x, size_t rows, size_t ldx, int8_t* xq) const {
+    const IntLinear& q = *int8;
+    const size_t K = size_t(in), Kp = k::qs4_gemm_kp(K);  // a row stride both kernels accept
+    for (size_t r = 0; r < rows; ++r) {
+        k::f32_qs8_vcvt_wasmsimd(K, x + r * ldx, q.in.scale, q.in.zero, q.in.qmin, q.in.qmax, q.shift, &xq[r * Kp]);
+        std::fill(xq + r * Kp + K, xq + (r + 1) * Kp, int8_t(0));
+    }
+}
+
+void Linear::sums(const int8_t* xq, size_t rows, int32_t* acc) const {
+    const IntLinear& q = *int8;
+    const size_t K = size_t(in), Kp = k::qs4_gemm_kp(K), N = size_t(out);
+    // Codes of at most 7 bits are stored in [0, 127] (IntLinear::shift): relaxed SIMD's dot is exact on them.
+    const bool relaxed = q.in.qmin - q.shift >= 0 && q.in.qmax - q.shift <= 127 && k::relaxed_simd_enabled();
+    if (q.packed4.empty())
+        (relaxed ? k::qs8_gemm_2x4c16_wasmrelaxed : k::qs8_gemm_2x4c8_wasmsimd)(rows, N, K, xq, Kp, q.packed.data(), acc, N);
+    else
+        (relaxed ? k::qs8_qc4w_gemm_2x4c16_wasmrelaxed : k::qs8_qc4w_gemm_2x4c8_wasmsimd)(rows, N, K, xq, Kp, q.packed4.data(), acc, N);
+}
+
+void Linear::forward_codes(const int8_t* xq, size_t rows, float* y, size_t ldy) const {
+    const IntLinear& q = *int8;
+    const size_t N = size_t(out);
+    thread_local std::vector<int32_t> acc;
+    acc.resize(rows * N);
+    sums(xq, rows, acc.data());
+    k::i32_dequant_f32_wasmsimd(rows, N, acc.data(), N, q.offset.data(), q.out_scale.data(), bias.empty() ? nullptr : bias.data(), y, ldy);
+}
+
 void Linear::forward(const float* x, size_t rows, size_t ldx, float* y, size_t ldy) const {
     if (int8) {
         // Integer path: quantize the input rows to int8 codes, int8 GEMM, then back to float.
-        const IntLinear& q = *int8;
-        const size_t K = size_t(in), Kp = k::qs4_gemm_kp(K), N = size_t(out);  // a row stride both kernels accept
         thread_local std::vector<int8_t> xq;
-        thread_local std::vector<int32_t> acc;
-        xq.resize(rows * Kp);
-        acc.resize(rows * N);
-        for (size_t r = 0; r < rows; ++r) {
-            k::f32_qs8_vcvt_wasmsimd(K, x + r * ldx, q.in.scale, q.in.zero, q.in.qmin, q.in.qmax, q.shift, &xq[r * Kp]);
-            std::fill(xq.begin() + std::ptrdiff_t(r * Kp + K), xq.begin() + std::ptrdiff_t((r + 1) * Kp), int8_t(0));
-        }
-        // Codes of at most 7 bits are stored in [0, 127] (IntLinear::shift): relaxed SIMD's dot is exact on them.
-        const bool relaxed = q.in.qmin - q.shift >= 0 && q.in.qmax - q.shift <= 127 && k::relaxed_simd_enabled();
-        if (q.packed4.empty())
-            (relaxed ? k::qs8_gemm_2x4c16_wasmrelaxed : k::qs8_gemm_2x4c8_wasmsimd)(rows, N, K, xq.data(), Kp, q.packed.data(), acc.data(), N);
-        else
-            (relaxed ? k::qs8_qc4w_gemm_2x4c16_wasmrelaxed : k::qs8_qc4w_gemm_2x4c8_wasmsimd)(rows, N, K, xq.data(), Kp, q.packed4.data(), acc.data(), N);
-        k::i32_dequant_f32_wasmsimd(rows, N, acc.data(), N, q.offset.data(), q.out_scale.data(), bias.empty() ? nullptr : bias.data(), y, ldy);
+        xq.resize(rows * k::qs4_gemm_kp(size_t(in)));
+        quantize_input(x, rows, ldx, xq.data());
+        forward_codes(xq.data(), rows, y, ldy);
         return;
     }
     k::f32_gemm_4x8_wasmsimd(rows, size_t(out), size_t(in), x, ldx, packed.data(), bias.empty() ? nullptr : bias.data(), y, ldy);
@@ -268,11 +301,25 @@ void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* h
         // --- MLP: x = x + fc2(GELU(fc1(LN2(x))))
         k::f32_layernorm_wasmsimd(T, D, x, D, b.norm2.gamma.data(), b.norm2.beta.data(), c.ln_eps, ws.ln.data(), D);
         notify(hook, point_index(bidx, kFc1In), ws.ln.data(), T, D, D);
-        b.fc1.forward(ws.ln.data(), T, D, ws.mlp.data(), F);
-        if (c.gelu_tanh) k::f32_gelu_tanh_wasmsimd(T * F, ws.mlp.data());
-        else k::f32_gelu_wasmsimd(T * F, ws.mlp.data());
-        notify(hook, point_index(bidx, kFc2In), ws.mlp.data(), T, F, F);
-        b.fc2.forward(ws.mlp.data(), T, F, ws.tmp.data(), D);
+        const int fc2_in = point_index(bidx, kFc2In);
+        if (b.int_gelu && !(hook && hook->reads(fc2_in))) {  // fc1's sums → fc2's codes (IntGelu): no floats between
+            const IntLinear& q1 = *b.fc1.int8;
+            const size_t Fp = k::qs4_gemm_kp(F);
+            ws.mlp_codes.resize(std::max(T * k::qs4_gemm_kp(D), T * Fp)), ws.acc.resize(T * F);
+            b.fc1.quantize_input(ws.ln.data(), T, D, ws.mlp_codes.data());
+            b.fc1.sums(ws.mlp_codes.data(), T, ws.acc.data());
+            k::i32_dequant_tcodes_qs8_wasmsimd(T, F, ws.acc.data(), F, q1.offset.data(), q1.out_scale.data(),
+                                               b.fc1.bias.empty() ? nullptr : b.fc1.bias.data(), b.int_gelu->codes(),
+                                               ws.mlp_codes.data(), Fp);
+            for (size_t t = 0; t < T; ++t) std::fill(ws.mlp_codes.data() + t * Fp + F, ws.mlp_codes.data() + (t + 1) * Fp, int8_t(0));
+            b.fc2.forward_codes(ws.mlp_codes.data(), T, ws.tmp.data(), D);
+        } else {
+            b.fc1.forward(ws.ln.data(), T, D, ws.mlp.data(), F);
+            if (c.gelu_tanh) k::f32_gelu_tanh_wasmsimd(T * F, ws.mlp.data());
+            else k::f32_gelu_wasmsimd(T * F, ws.mlp.data());
+            notify(hook, fc2_in, ws.mlp.data(), T, F, F);
+            b.fc2.forward(ws.mlp.data(), T, F, ws.tmp.data(), D);
+        }
         for (size_t i = 0; i < T * D; ++i) x[i] = x[i] + ws.tmp[i];
     }
 }

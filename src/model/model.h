@@ -46,6 +46,19 @@ struct IntAttention {
     Quantizer probs, v;           // valid when pv
     int32_t p_shift = 0, v_shift = 0;
 };
+// A block's fc1 → GELU → fc2 on the integer path without the floats in between: fc1's int32 sums go straight to
+// fc2's input codes (kernels::i32_dequant_tcodes_qs8), GELU and fc2's input quantizer folded into thresholds on
+// fc1's dequantized output (built by integer_gelu, src/quant/ptq.cpp, which checks them against the two
+// computed in turn). Codes are stored as fc2's IntLinear stores them (code − shift).
+struct IntGelu {
+    Quantizer in;                 // fc2's input quantizer, its codes stored − shift
+    int32_t shift = 0;
+    bool tanh_form = false;       // GELU's form (ViTConfig::gelu_tanh)
+    std::vector<float> up, down, zone_lo, zone_hi;  // kernels::ThresholdCodes
+    int32_t base = 0, special = 0;
+    int32_t code(float x) const;  // computed: kernels::f32_gelu(_tanh)_ref, then f32_qs8_vcvt_ref
+    kernels::ThresholdCodes codes() const;
+};
 // The shifts above: the activation operand's (IntLinear::shift's rule) and the weight operand's; the weight one
 // is false when the codes span more than 256 values.
 int32_t activation_shift(const Quantizer& q);
@@ -69,6 +82,11 @@ struct Linear {
     std::shared_ptr<const IntLinear> int8;  // when set, forward() runs the integer path
     void pack();                 // call after changing `weight`
     void forward(const float* x, size_t rows, size_t ldx, float* y, size_t ldy) const;
+    // The integer path in its steps (int8 set): x's codes in rows of kernels::qs4_gemm_kp(in) (zero after `in`),
+    // the int32 sums of codes (rows × out), and forward() from codes.
+    void quantize_input(const float* x, size_t rows, size_t ldx, int8_t* xq) const;
+    void sums(const int8_t* xq, size_t rows, int32_t* acc) const;
+    void forward_codes(const int8_t* xq, size_t rows, float* y, size_t ldy) const;
 };
 
 struct LayerNorm {
@@ -85,6 +103,7 @@ struct Block {
     Linear fc1;    // [F, D]
     Linear fc2;    // [D, F]
     std::shared_ptr<const IntAttention> int_attn;  // when set, q·kᵀ (and probs·v when int_attn->pv) run integer
+    std::shared_ptr<const IntGelu> int_gelu;       // when set (fc1 and fc2 integer), GELU runs on thresholds
 };
 
 // Activation quantization points: the patch input, each block's points (BITLENS_BLOCK_POINTS), the head input.
@@ -131,6 +150,9 @@ struct ActivationHook {
     virtual ~ActivationHook() = default;
     // x is rows × cols with row stride ld (elements); the hook may rewrite it in place.
     virtual void on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) = 0;
+    // false when on_activation would neither read nor change this point's values: the forward pass may then
+    // skip making them (Block::int_gelu).
+    virtual bool reads(int /*point*/) const { return true; }
 };
 
 // Scratch memory for one forward pass (one per thread).
@@ -140,6 +162,7 @@ struct Workspace {
     std::vector<int8_t> acodes, wcodes;
     std::vector<int16_t> packed_i;
     std::vector<int32_t> acc, row_sum, col_sum;
+    std::vector<int8_t> mlp_codes;  // Block::int_gelu: fc2's input codes
 };
 
 class ViT {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 
@@ -488,6 +489,87 @@ std::shared_ptr<const IntAttention> integer_attention(const QuantizedViT& q, siz
     return ia;
 }
 
+// fc1 → GELU → fc2's input codes as thresholds on fc1's output x (IntGelu), when there are few enough. With
+// c(x) = IntGelu::code (GELU, then fc2's input quantizer: the references, bit for bit the SIMD kernels), GELU falls
+// from −0 to its minimum at x* ≈ −0.7518 and rises after it, so c falls (weakly) to c* = c(x*), then rises:
+//   x ≥ x*: c(x) = c* + #{up ≤ x},  up[i] where the code first reaches c* + i + 1;
+//   x < x*: c(x) = c* + #{x ≤ down},  down[i] where it last is c* + i + 1 or more;
+//   NaN and −inf (GELU: NaN): c(NaN).
+// Each threshold is found by bisection and then every float within kScan ulps of it is computed: GELU in float
+// is within ~1e-6 of the real one but not monotone to the last bit, so its code can step back and forth over a
+// few ulps (3 measured on the shipped DeiT). Such a stretch becomes a zone, computed exactly by the kernel; the
+// threshold is its first (up) or last (down) float. So every code equals the float GELU's, as long as each
+// stretch lies within kScan ulps of its bisection point: the error bound gives ≤ ~400 ulps wherever the slope is
+// not flat, i.e. unless a quantizer boundary lies within 1% of GELU's minimum — then no thresholds (GELU stays
+// float), as when they would be more than kThresholdCodesMax. The result is checked at the extremes, at x*, on a
+// grid and around every threshold; any mismatch also leaves GELU in float.
+std::shared_ptr<const IntGelu> integer_gelu(const IntLinear& fc2, bool tanh_form) {
+    constexpr int64_t kScan = 2048;
+    const float xs = -0.75179154f, big = std::numeric_limits<float>::max(), inf = std::numeric_limits<float>::infinity();
+    auto g = std::make_shared<IntGelu>();
+    g->in = fc2.in, g->shift = fc2.shift, g->tanh_form = tanh_form;
+    auto code = [&](float x) { return g->code(x); };
+    auto key = [](float x) { return int64_t(kernels::order_key(bl_f2u(x + 0.0f))); };
+    auto from_key = [](int64_t k) { const uint32_t u = uint32_t(k); return bl_u2f(u & 0x80000000u ? u & 0x7FFFFFFFu : ~u); };
+    g->base = code(xs), g->special = code(std::numeric_limits<float>::quiet_NaN());
+    if (int64_t(code(big)) + code(-big) - 2 * int64_t(g->base) > int64_t(kernels::kThresholdCodesMax)) return nullptr;
+    {  // a quantizer boundary near GELU's minimum (flat there): its stretch could be wider than the scan
+        float m = xs;
+        (tanh_form ? kernels::f32_gelu_tanh_ref : kernels::f32_gelu_ref)(1, &m);
+        int8_t lo, hi;
+        const float below = m * 1.01f, above = m * 0.99f;
+        kernels::f32_qs8_vcvt_ref(1, &below, g->in.scale, g->in.zero, g->in.qmin, g->in.qmax, g->shift, &lo);
+        kernels::f32_qs8_vcvt_ref(1, &above, g->in.scale, g->in.zero, g->in.qmin, g->in.qmax, g->shift, &hi);
+        if (lo != hi || lo != g->base) return nullptr;
+    }
+    // One step of the code at `level` between keys a (code below it on that side) and b (at or above it);
+    // a < b for a rise (right of x*), a > b for a fall (left). Returns false when the stretch is not inside the scan.
+    auto step = [&](int64_t a, int64_t b, int32_t level, std::vector<float>& cuts) {
+        while (std::abs(b - a) > 1) {
+            const int64_t mid = a + (b - a) / 2;
+            (code(from_key(mid)) >= level ? b : a) = mid;
+        }
+        const int64_t dir = b > a ? 1 : -1, lo_end = a - dir * kScan, hi_end = b + dir * kScan;
+        if (code(from_key(lo_end)) >= level || code(from_key(hi_end)) < level) return false;
+        int64_t first_at = b, last_below = a;  // in the direction of the rise
+        for (int64_t k = lo_end; k != hi_end + dir; k += dir) {
+            const bool at = code(from_key(k)) >= level;
+            if (at && dir * (k - first_at) < 0) first_at = k;
+            if (!at && dir * (k - last_below) > 0) last_below = k;
+        }
+        cuts.push_back(from_key(first_at));
+        if (dir * (last_below - first_at) > 0) {  // not monotone here: a zone from first_at to last_below
+            g->zone_lo.push_back(from_key(std::min(first_at, last_below)));
+            g->zone_hi.push_back(from_key(std::max(first_at, last_below)));
+        }
+        return true;
+    };
+    for (int32_t level = g->base + 1, top = code(big); level <= top; ++level)
+        if (!step(key(xs), key(big), level, g->up)) return nullptr;
+    for (int32_t level = code(-big); level > g->base; --level)  // highest first: down ascends
+        if (!step(key(xs), key(-big), level, g->down)) return nullptr;
+    auto counted = [&](float x) {
+        for (size_t j = 0; j < g->zone_lo.size(); ++j)
+            if (g->zone_lo[j] <= x && x <= g->zone_hi[j]) return code(x);
+        if (!(x > -inf)) return g->special;
+        int32_t c = g->base;
+        for (float t : g->up) c += t <= x;
+        for (float t : g->down) c += x <= t;
+        return c;
+    };
+    std::vector<float> probe{-inf, -big, -0.0f, 0.0f, big, inf, std::numeric_limits<float>::quiet_NaN(),
+                             std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min()};
+    for (int i = -4000; i <= 4000; ++i) probe.push_back(float(i) * 0.004f);  // [−16, 16]
+    std::vector<float> centres = g->up;
+    centres.insert(centres.end(), g->down.begin(), g->down.end());
+    centres.push_back(xs);
+    for (float t : centres)
+        for (int64_t d = -64; d <= 64; ++d) probe.push_back(from_key(key(t) + d));
+    for (float x : probe)
+        if (counted(x) != code(x)) return nullptr;
+    return g;
+}
+
 }  // namespace
 
 int enable_integer(QuantizedViT& q) {
@@ -532,7 +614,11 @@ int enable_integer(QuantizedViT& q) {
         l.int8 = std::move(il);
         ++count;
     }
-    for (size_t bi = 0; bi < q.model.blocks.size(); ++bi) q.model.blocks[bi].int_attn = integer_attention(q, bi);
+    for (size_t bi = 0; bi < q.model.blocks.size(); ++bi) {
+        Block& b = q.model.blocks[bi];
+        b.int_attn = integer_attention(q, bi);
+        b.int_gelu = b.fc1.int8 && b.fc2.int8 ? integer_gelu(*b.fc2.int8, q.model.cfg.gelu_tanh) : nullptr;
+    }
     return count;
 }
 

@@ -80,6 +80,7 @@ struct FakeQuantHook : ActivationHook {
     std::vector<FastFake> fast;  // per point
     explicit FakeQuantHook(const QuantizedViT& qv);
     void on_activation(int point, float* x, size_t rows, size_t cols, size_t ld) override;
+    bool reads(int point) const override { return active[size_t(point)] != 0; }
 };
 
 // Building blocks shared with mixed precision:

@@ -146,6 +146,42 @@ TEST_CASE("enable_integer: W8A8 and W4A4 switch every Linear (patch embedding, 4
     }
 }
 
+namespace {
+// FakeQuantHook that claims to read every point, so that the forward pass computes GELU in float before fc2 (no
+// Block::int_gelu): the codes fc2 then makes from the floats are what the thresholds must give.
+struct ReadsEveryPoint : FakeQuantHook {
+    using FakeQuantHook::FakeQuantHook;
+    bool reads(int) const override { return true; }
+};
+}  // namespace
+
+TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (fc1's sums straight to fc2's codes), bit for bit the float GELU then fc2's quantization; none at 8 bits") {
+    for (const std::string& dir : {kHfModel, kTimmModel}) {
+        ModelFx& f = model_fx(dir);
+        for (int bits : {8, 4, 3}) {
+            CAPTURE(dir);
+            CAPTURE(bits);
+            QuantizedViT qi = quantize(f.lm.vit, f.data, wa(bits, bits), 2);
+            enable_integer(qi);
+            for (const Block& b : qi.model.blocks) {
+                CHECK(bool(b.int_gelu) == (bits <= 4));
+                if (!b.int_gelu) continue;
+                CHECK(b.int_gelu->up.size() + b.int_gelu->down.size() <= kernels::kThresholdCodesMax);
+                CHECK(std::is_sorted(b.int_gelu->up.begin(), b.int_gelu->up.end()));
+                CHECK(std::is_sorted(b.int_gelu->down.begin(), b.int_gelu->down.end()));
+            }
+            FakeQuantHook hook(qi);
+            ReadsEveryPoint floats(qi);
+            for (size_t i = 0; i < 64; ++i) {
+                const std::vector<float> x(f.data.inputs.begin() + long(i * f.data.input_size),
+                                           f.data.inputs.begin() + long((i + 1) * f.data.input_size));
+                CAPTURE(i);
+                REQUIRE(same_bits(qi.model.forward(x, &hook), qi.model.forward(x, &floats)));
+            }
+        }
+    }
+}
+
 TEST_CASE("enable_integer: 4-bit power-of-two weights run as integer multiples of their smallest level (exact); 8-bit ones, whose multiples do not fit int8, stay float") {
     ModelFx& f = model_fx(kHfModel);
     QuantConfig c = wa(4, 4);

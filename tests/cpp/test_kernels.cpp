@@ -4,6 +4,7 @@
 // double-precision version (named tolerances), and the bl_* math functions against std:: in double.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -1060,6 +1061,57 @@ TEST_CASE("uniform quantize kernels: f32_vfakequant and f32_qs8_vcvt (ref and wa
             CHECK(yr[N] == -7.0f);  // the padding is untouched
             CHECK(yr[0] == scale[0] * float(acc[0] - offset[0]) + (with_bias ? bias[0] : 0.0f));
         }
+}
+
+TEST_CASE("threshold codes kernel: i32_dequant_tcodes_qs8 wasmsimd equals its ref, which is i32_dequant_f32's value counted against up and down thresholds (NaN and -inf: special; zones: computed), on every tail length and stride") {
+    std::mt19937 g(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_int_distribution<int32_t> di(-3000, 3000);
+    const std::vector<float> up{-0.5f, -0.1f, 0.0f, 0.2f, 0.45f, 0.9f, 1.5f, 2.5f}, down{-3.0f, -1.25f};
+    const std::vector<float> zlo{0.2f, -1.3f}, zhi{0.45f, -1.25f};
+    auto exact = [](float v, const void* ctx) { return int32_t(v < 0.0f ? 50 : 55) + *static_cast<const int32_t*>(ctx); };
+    const int32_t ctx = 1;
+    for (uint32_t nz : {0u, 2u})
+    for (uint32_t nu : {0u, 3u, 8u})
+        for (uint32_t ndn : {0u, 2u})
+            for (size_t N : {size_t(1), size_t(5), size_t(15), size_t(16), size_t(17), size_t(33), size_t(64)})
+                for (bool with_bias : {true, false}) {
+                    CAPTURE(nu);
+                    CAPTURE(ndn);
+                    CAPTURE(N);
+                    const size_t rows = 3, ldacc = N + 3, ldo = N + 5;
+                    const ThresholdCodes tc{up.data(), nu, down.data(), ndn, -4, 77, zlo.data(), zhi.data(), nz, exact, &ctx};
+                    std::vector<int32_t> acc(rows * ldacc), offset(N);
+                    std::vector<float> scale(N), bias(N);
+                    for (int32_t& v : acc) v = di(g);
+                    for (size_t n = 0; n < N; ++n) offset[n] = di(g) / 10, scale[n] = std::abs(nd(g)) * 1e-3f, bias[n] = nd(g);
+                    scale[0] = std::numeric_limits<float>::quiet_NaN();      // column 0: NaN
+                    if (N > 1) scale[1] = std::numeric_limits<float>::infinity(), offset[1] = 0, acc[1] = -5;  // row 0, col 1: -inf
+                    if (N > 2) scale[2] = 1.0f, bias[2] = 0.0f, offset[2] = 0, acc[2] = 0;  // value 0: on a threshold
+                    if (N > 3) scale[3] = 0.1f, bias[3] = 0.0f, offset[3] = 0, acc[ldacc + 3] = 3;  // row 1: 0.3, in zone 0
+                    std::vector<int8_t> cr(rows * ldo, 99), cs(rows * ldo, 99), ce(rows * ldo, 99);
+                    std::vector<float> y(rows * N);
+                    i32_dequant_f32_ref(rows, N, acc.data(), ldacc, offset.data(), scale.data(), with_bias ? bias.data() : nullptr, y.data(), N);
+                    for (size_t r = 0; r < rows; ++r)
+                        for (size_t n = 0; n < N; ++n) {
+                            const float v = y[r * N + n];
+                            if ((nz && zlo[0] <= v && v <= zhi[0]) || (nz && zlo[1] <= v && v <= zhi[1])) {
+                                ce[r * ldo + n] = int8_t(exact(v, &ctx));
+                                continue;
+                            }
+                            int32_t c = tc.base;
+                            for (uint32_t j = 0; j < nu; ++j) c += up[j] <= v;
+                            for (uint32_t j = 0; j < ndn; ++j) c += v <= down[j];
+                            ce[r * ldo + n] = int8_t(v > -std::numeric_limits<float>::infinity() ? c : tc.special);
+                        }
+                    i32_dequant_tcodes_qs8_ref(rows, N, acc.data(), ldacc, offset.data(), scale.data(), with_bias ? bias.data() : nullptr, tc, cr.data(), ldo);
+                    i32_dequant_tcodes_qs8_wasmsimd(rows, N, acc.data(), ldacc, offset.data(), scale.data(), with_bias ? bias.data() : nullptr, tc, cs.data(), ldo);
+                    REQUIRE(cr == ce);  // the bytes between rows untouched too
+                    REQUIRE(cs == ce);
+                    CHECK(ce[0] == 77);
+                    if (N > 1 && !with_bias) CHECK(ce[1] == 77);
+                    if (nz && N > 3) CHECK(ce[ldo + 3] == 56);  // the value in a zone, computed
+                }
 }
 
 TEST_CASE("table quantize kernel: f32_vtablequant ref and wasmsimd (bucketed, and counting ≤ 15 thresholds) equal Quantizer::fake for log2, SULQ and power-of-two grids (2-8 bits) on every tail length, and leave the value after the row alone") {

@@ -42,7 +42,7 @@ test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-
         for (const c of configs) {
           const q = model.quantize({ calib: data, calibSize: 16, seed: 3, integer: true, ...c });
           const logits = inputs.map((x) => Array.from(new Uint32Array(q.forwardRaw(x).buffer)));  // the bits
-          out.push({ config: c, integerLayers: q.info.integerLayers, integerAttention: q.info.integerAttention, depth: q.info.blocks.length,
+          out.push({ config: c, integerLayers: q.info.integerLayers, integerAttention: q.info.integerAttention, integerGelu: q.info.integerGelu, depth: q.info.blocks.length,
             logits, evaluate: q.evaluate(data, { limit: 300 }) });
           q.delete();
         }
@@ -85,6 +85,8 @@ test('relaxed SIMD: backend relaxed-simd in Chromium, logits and accuracies bit-
       assert.ok(c.integerLayers > 0, `${JSON.stringify(c.config)}: integer layers`);
       // every block's q·kᵀ on codes; probs·v too with uniform probs (the default, SULQ, keeps it float)
       assert.equal(c.integerAttention, c.depth * (c.config.softmax === 'uniform' ? 2 : 1), `${JSON.stringify(c.config)}: integer attention`);
+      // GELU on thresholds where fc2's input has ≤ 4 bits (the same codes: covered by the bitwise comparisons below)
+      assert.equal(c.integerGelu, c.config.abits <= 4 ? c.depth : 0, `${JSON.stringify(c.config)}: GELU on thresholds`);
       assert.deepEqual(r.relaxed[i].logits, c.logits, `${JSON.stringify(c.config)}: logits bit for bit`);
       assert.deepEqual(r.relaxed[i].evaluate, c.evaluate, `${JSON.stringify(c.config)}: evaluation`);
       assert.deepEqual(r.relaxedGrown[i].logits, c.logits, `${JSON.stringify(c.config)}: logits after growth`);

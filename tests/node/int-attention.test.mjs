@@ -19,6 +19,8 @@ test('integer attention: info.integerAttention counts q·kᵀ per block (+ probs
       try {
         assert.equal(sim.info.integerAttention, 0, softmax);
         assert.equal(int.info.integerAttention, softmax === 'uniform' ? 2 * depth : depth, softmax);
+        assert.equal(sim.info.integerGelu, 0, softmax);
+        assert.equal(int.info.integerGelu, depth, softmax);  // 4-bit fc2 inputs: GELU on thresholds in every block
         const a = sim.evaluate(data, { limit: 500 }), b = int.evaluate(data, { limit: 500 });
         // int32 sums against float sums of the same codes: only an image whose two best classes are within ~1e-6 can
         // flip; one flip moves two cells of the confusion matrix by 1
