@@ -1,8 +1,9 @@
 // End-to-end test of Learn mode (issue 18 item 1) in headless Debian Chromium: each lesson built opens from its URL in
 // the state the URL gives; its figure changes when its knob changes, redrawn within 100 ms measured in the page
 // (performance.now() around the knob's event, the figure redrawn synchronously); the knob's new value goes back into
-// the URL and a reload opens the same state (lessons (e)–(h) compute their quantized evaluations in the worker when they
-// open, ≈ 10 s each here, so each opening waits for them); each lesson's text has at most 120 words and 2–3 prompts; at 1024×768
+// the URL and a reload opens the same state (lessons (e)–(h) compute their quantized evaluations when they open, (e), (f)
+// and (h) spread over the page's workers, ≈ 5–10 s each here, so each opening waits for them; spread or not, the same
+// numbers); each lesson's text has at most 120 words and 2–3 prompts; at 1024×768
 // nothing is wider than the window. No off-origin request, no console error.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -165,6 +166,17 @@ if (missing.length) {
       await page.goto(`${origin}/?learn=h&repair=magic`);
       await page.waitForSelector('#learn-figure[data-key] svg', { timeout: 120_000 });
       assert.match(await page.textContent('#url-note'), /repair=magic/);
+    });
+
+    test('lesson (f) spread over 3 workers (an uneven split of its 20 runs) draws what one worker\'s numbers draw', async () => {
+      const figs = [];
+      for (const workers of [1, 3]) {
+        await open(`learn=f&bits=3&draw=2&workers=${workers}`);
+        await page.waitForFunction(() => !/Quantizing/.test(document.getElementById('learn-caption').textContent), null, { timeout: 120_000 });
+        figs.push(await figure());
+      }
+      assert.match(figs[0].key, /^f:3:.*:draw2$/);
+      assert.deepEqual(figs[1], figs[0]);
     });
 
     test('lesson (a) animates from 8 bits down to 2 on request', async () => {

@@ -6,8 +6,9 @@
 import { REPAIR_NAMES, learnClasses, learnDraws, learnGranularity, learnMixed, learnQuantize, learnRange, learnRepair, learnSoftmax } from '../charts.js';
 import { fetchDefaultTrain, loadTrainInput } from './finetune.js';
 import { esc } from './format.js';
-import { $, state } from './state.js';
-import { isStopped } from './workers.js';
+import { $, MAX_WORKERS, state } from './state.js';
+import { readSettings } from './url-state.js';
+import { PageWorker, isStopped, loadInto } from './workers.js';
 
 const BITS = [2, 3, 4, 5, 6, 7, 8];
 const RANGES = { minmax: 'min-max', percentile: 'percentile', mse: 'MSE' };
@@ -242,7 +243,7 @@ export async function loadLearnData() {
   if (learn.lesson) { fillText(); draw(); }
 }
 
-// (e)'s and (f)'s numbers (HEAVY): quantizations and evaluations in the worker, once per model and images.
+// The heavy lessons' numbers (HEAVY): quantizations and evaluations in the workers, once per model and images.
 async function loadHeavy(k) {
   const h = HEAVY[k];
   if (learn[h.key] || learn.heavyLoading.has(k) || !state.primary) return;
@@ -250,9 +251,7 @@ async function loadHeavy(k) {
   $('learn-caption').textContent = h.start;
   try {
     if (h.before) await h.before();
-    learn[h.key] = await state.primary.call(h.method, {}, {
-      onProgress: (p) => { if (learn.lesson === k) $('learn-caption').textContent = h.progress(p); },
-    });
+    learn[h.key] = await spread(k, h);
   } catch (e) {
     if (!isStopped(e) && learn.lesson === k) $('learn-caption').innerHTML = `<span class="error">${esc(e.message)}</span>`;
     return;
@@ -260,6 +259,49 @@ async function loadHeavy(k) {
     learn.heavyLoading.delete(k);
   }
   if (learn.lesson === k) { fillText(); draw(); }
+}
+
+// Lesson k's runs (independent, a function of their item alone: web/page/worker.js) spread over the primary worker and
+// extra ones as a sweep is (`?workers=N`, else one per core, at most MAX_WORKERS and one per run), each holding a copy of
+// the model and images, item i on worker i mod N; the parts merged in the items' order: one worker's numbers.
+async function spread(k, h) {
+  const { [k]: items } = await state.primary.call('learnItems');
+  const show = (p) => { if (learn.lesson === k) $('learn-caption').textContent = h.progress(p); };
+  if (!items) return state.primary.call(h.method, {}, { onProgress: show });  // (g): one run after another
+  const cores = Math.max(1, state.caps?.cores || navigator.hardwareConcurrency || 1);
+  const n = Math.max(1, Math.min(state.workers || cores, MAX_WORKERS, items.length));
+  const clients = [state.primary];
+  const done = new Array(n).fill(0);
+  const t0 = performance.now();
+  try {
+    for (let w = 1; w < n; w++) clients.push(new PageWorker());
+    await Promise.all(clients.slice(1).map((c) => loadInto(c, {
+      model: state.modelSrc, data: { input: state.dataInput, limit: readSettings().limit },
+      ...(k === 'h' ? { train: { input: state.trainInput, name: state.trainInput?.name } } : {}),
+    })));
+    const parts = await Promise.all(clients.map((c, w) => c.call(h.method, { items: items.filter((_, i) => i % n === w), fp32: w === 0 }, {
+      onProgress: (p) => { done[w] = p.done; show({ ...p, done: done.reduce((a, b) => a + b, 0), total: items.length }); },
+    })));
+    return mergeParts(parts, items, (performance.now() - t0) / 1000);
+  } finally {
+    for (const c of clients.slice(1)) c.terminate();
+  }
+}
+
+// The parts of a heavy lesson as one result: the first's fields (FP32 included), byBits and byMethod in the items' order.
+function mergeParts(parts, items, seconds) {
+  const out = { ...parts[0], seconds };
+  if (parts[0].byBits) {  // (e): one result per bit-width; (f): per bit-width a list over seeds, in seed order
+    const all = {};
+    for (const p of parts) for (const [b, v] of Object.entries(p.byBits)) all[b] = Array.isArray(v) ? [...(all[b] || []), ...v] : v;
+    for (const v of Object.values(all)) if (Array.isArray(v)) v.sort((x, y) => x.seed - y.seed);
+    out.byBits = all;
+  }
+  if (parts[0].byMethod) {
+    const all = Object.assign({}, ...parts.map((p) => p.byMethod));
+    out.byMethod = Object.fromEntries(items.filter((m) => all[m]).map((m) => [m, all[m]]));
+  }
+  return out;
 }
 
 function knobChanged() {

@@ -834,15 +834,27 @@ function learn({ layer, images = 16 }) {
 }
 handlers.learn = learn;
 
+// The heavy lessons (e), (f) and (h) are lists of independent runs, each a function of its item alone: the page spreads
+// them over its workers (payload.items: this worker's share, all by default; payload.fp32: false on the workers that
+// leave the FP32 evaluation to the first) and merges the parts (web/page/learn.js), the same numbers as one worker's.
+const share = (payload, all) => (payload.items ?? all).map((it) => {
+  if (!all.some((a) => JSON.stringify(a) === JSON.stringify(it))) throw new Error(`not an item of this lesson: ${JSON.stringify(it)}`);
+  return it;
+});
+
+// Each heavy lesson's items (the page splits them over its workers).
+handlers.learnItems = () => ({ e: LEARN_BITS, f: DRAW_ITEMS, h: REPAIR_METHODS });
+
 // (e) the average hides the worst class: FP32 and W b A b (the library's default quantizers, seed 0, 32 calibration
 // images) at each bit-width on the evaluation images, per class. Heavier (a quantization and an evaluation per
 // bit-width), so computed only when the lesson opens; progress per bit-width.
-function learnClasses(_, post) {
+function learnClasses(payload, post) {
   if (!model || !evalData) throw new Error('load a model and images first');
-  const fp = model.evaluate(evalData);
+  const items = share(payload, LEARN_BITS);
+  const fp = payload.fp32 === false ? null : model.evaluate(evalData);
   const byBits = {};
-  LEARN_BITS.forEach((bits, k) => {
-    post({ progress: { done: k, total: LEARN_BITS.length, bits } });
+  items.forEach((bits, k) => {
+    post({ progress: { done: k, total: items.length, bits } });
     const q = model.quantize({ calib: calibData, wbits: bits, abits: bits, calibSize: Math.min(32, calibData.size), seed: 0 });
     try {
       const r = q.evaluate(evalData);
@@ -851,35 +863,35 @@ function learnClasses(_, post) {
       q.delete();
     }
   });
-  return { model: modelName, n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass }, byBits };
+  return { model: modelName, ...fp32Of(fp), byBits };
 }
 handlers.learnClasses = learnClasses;
+// The FP32 evaluation's part of a lesson's result (null on a worker that leaves it to the first).
+function fp32Of(fp) { return fp ? { n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass } } : {}; }
 
 // (f) calibration draws: W b A b at 3–6 bits with DRAW_SEEDS seeds, each drawing DRAW_CALIB calibration images from the
 // pool, evaluated on the first DRAW_IMAGES evaluation images: per seed the top-1 and per-class accuracy, so the page
 // shows the spread over draws and the worst one. A quantization and an evaluation per (bit-width, seed); progress each.
 const DRAW_BITS = [3, 4, 5, 6], DRAW_SEEDS = 5, DRAW_IMAGES = 400, DRAW_CALIB = 8;
-function learnDraws(_, post) {
+const DRAW_ITEMS = DRAW_BITS.flatMap((bits) => Array.from({ length: DRAW_SEEDS }, (_, seed) => [bits, seed]));
+function learnDraws(payload, post) {
   if (!model || !evalData) throw new Error('load a model and images first');
   const t0 = performance.now();
+  const items = share(payload, DRAW_ITEMS);
   const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(DRAW_CALIB, calibData.size);
-  const fp = model.evaluate(evalData, { limit });
-  const byBits = {}, total = DRAW_BITS.length * DRAW_SEEDS;
-  for (const [i, bits] of DRAW_BITS.entries()) {
-    byBits[bits] = [];
-    for (let seed = 0; seed < DRAW_SEEDS; seed++) {
-      post({ progress: { done: i * DRAW_SEEDS + seed, total, bits, seed } });
-      const q = model.quantize({ calib: calibData, wbits: bits, abits: bits, calibSize, seed });
-      try {
-        const r = q.evaluate(evalData, { limit });
-        byBits[bits].push({ seed, top1: r.top1, perClass: r.perClass, worstClass: r.worstClass });
-      } finally {
-        q.delete();
-      }
+  const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
+  const byBits = {};
+  for (const [i, [bits, seed]] of items.entries()) {
+    post({ progress: { done: i, total: items.length, bits, seed } });
+    const q = model.quantize({ calib: calibData, wbits: bits, abits: bits, calibSize, seed });
+    try {
+      const r = q.evaluate(evalData, { limit });
+      (byBits[bits] ||= []).push({ seed, top1: r.top1, perClass: r.perClass, worstClass: r.worstClass });
+    } finally {
+      q.delete();
     }
   }
-  return { model: modelName, n: fp.n, calibSize, seeds: DRAW_SEEDS, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass },
-    byBits, seconds: (performance.now() - t0) / 1000 };
+  return { model: modelName, calibSize, seeds: DRAW_SEEDS, ...fp32Of(fp), byBits, seconds: (performance.now() - t0) / 1000 };
 }
 handlers.learnDraws = learnDraws;
 
@@ -926,20 +938,23 @@ handlers.learnMixed = learnMixed;
 // power-of-two weights, partitions 50 and 100 %, 1 epoch each on the same images), each evaluated on the first
 // DRAW_IMAGES evaluation images. Progress: each method.
 const REPAIR_BITS = 3, REPAIR_ITERS = 20, REPAIR_TRAIN = 500;
-async function learnRepair(_, post) {
+const REPAIR_METHODS = ['ptq', 'sos', 'qat', 'inq'];
+async function learnRepair(payload, post) {
   if (!model || !evalData) throw new Error('load a model and images first');
   if (!trainData) throw new Error('load training images first');
   const t0 = performance.now();
+  const items = share(payload, REPAIR_METHODS);
   const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(32, calibData.size);
   const base = { wbits: REPAIR_BITS, abits: REPAIR_BITS, calibSize, seed: 0 };
   const train = { epochs: 1, limit: REPAIR_TRAIN };
-  const steps = [
-    ['ptq', () => model.quantize({ ...base, calib: calibData })],
-    ['sos', () => model.quantize({ ...base, calib: calibData, method: 'sos', reconIters: REPAIR_ITERS })],
-    ['qat', () => model.qat(trainData, { ...base, ...train })],
-    ['inq', () => model.inq(trainData, { ...base, calibSize: Math.min(32, REPAIR_TRAIN), partitions: [50, 100], epochsPerStep: 1, limit: REPAIR_TRAIN })],
-  ];
-  const fp = model.evaluate(evalData, { limit });
+  const make = {
+    ptq: () => model.quantize({ ...base, calib: calibData }),
+    sos: () => model.quantize({ ...base, calib: calibData, method: 'sos', reconIters: REPAIR_ITERS }),
+    qat: () => model.qat(trainData, { ...base, ...train }),
+    inq: () => model.inq(trainData, { ...base, calibSize: Math.min(32, REPAIR_TRAIN), partitions: [50, 100], epochsPerStep: 1, limit: REPAIR_TRAIN }),
+  };
+  const steps = items.map((m) => [m, make[m]]);
+  const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
   const byMethod = {};
   for (const [i, [name, make]] of steps.entries()) {
     post({ progress: { done: i, total: steps.length, method: name } });
@@ -952,8 +967,8 @@ async function learnRepair(_, post) {
       q.delete();
     }
   }
-  return { model: modelName, n: fp.n, labels: fp.labels, bits: REPAIR_BITS, iters: REPAIR_ITERS, train: Math.min(REPAIR_TRAIN, trainData.size),
-    fp32: { top1: fp.top1, perClass: fp.perClass }, byMethod, seconds: (performance.now() - t0) / 1000 };
+  return { model: modelName, bits: REPAIR_BITS, iters: REPAIR_ITERS, train: Math.min(REPAIR_TRAIN, trainData.size),
+    ...fp32Of(fp), byMethod, seconds: (performance.now() - t0) / 1000 };
 }
 handlers.learnRepair = learnRepair;
 

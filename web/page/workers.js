@@ -6,7 +6,7 @@ import { createBitLensWorker } from '../bitlens-remote.js';
 // The page's methods in web/page/worker.js (each registered there as 'page:' + name).
 const PAGE_METHODS = ['loadModel', 'loadData', 'setLimit', 'evaluate', 'sweep', 'checkSweep', 'checkTraining', 'mixed', 'loadTrainData', 'qat', 'inq',
   'sos', 'exportSos', 'exportTuned', 'prune', 'measure', 'exportPruned', 'teach', 'sample', 'exportModel', 'flips',
-  'learn', 'learnClasses', 'learnDraws', 'learnMixed', 'learnRepair'];  // Learn mode's lessons (web/page/learn.js)
+  'learn', 'learnItems', 'learnClasses', 'learnDraws', 'learnMixed', 'learnRepair'];  // Learn mode's lessons (web/page/learn.js)
 
 /** Whether an error is a run stopped on purpose (Cancel terminated its worker), not a failure to show. */
 export const isStopped = (e) => e?.name === 'AbortError';
