@@ -267,7 +267,6 @@ async function loadHeavy(k) {
 async function spread(k, h) {
   const { [k]: items } = await state.primary.call('learnItems');
   const show = (p) => { if (learn.lesson === k) $('learn-caption').textContent = h.progress(p); };
-  if (!items) return state.primary.call(h.method, {}, { onProgress: show });  // (g): one run after another
   const cores = Math.max(1, state.caps?.cores || navigator.hardwareConcurrency || 1);
   const n = Math.max(1, Math.min(state.workers || cores, MAX_WORKERS, items.length));
   const clients = [state.primary];
@@ -275,11 +274,15 @@ async function spread(k, h) {
   const t0 = performance.now();
   try {
     for (let w = 1; w < n; w++) clients.push(new PageWorker());
-    await Promise.all(clients.slice(1).map((c) => loadInto(c, {
+    const loading = Promise.all(clients.slice(1).map((c) => loadInto(c, {
       model: state.modelSrc, data: { input: state.dataInput, limit: readSettings().limit },
       ...(k === 'h' ? { train: { input: state.trainInput, name: state.trainInput?.name } } : {}),
     })));
-    const parts = await Promise.all(clients.map((c, w) => c.call(h.method, { items: items.filter((_, i) => i % n === w), fp32: w === 0 }, {
+    // (g): the sensitivities first, on the primary while the others load, then handed to every worker with its budgets
+    let common = {};
+    if (k === 'g' && n > 1) common = await Promise.all([state.primary.call(h.method, { sensOnly: true }, { onProgress: show }), loading]).then(([r]) => r);
+    await loading;
+    const parts = await Promise.all(clients.map((c, w) => c.call(h.method, { ...common, items: items.filter((_, i) => i % n === w), fp32: w === 0 }, {
       onProgress: (p) => { done[w] = p.done; show({ ...p, done: done.reduce((a, b) => a + b, 0), total: items.length }); },
     })));
     return mergeParts(parts, items, (performance.now() - t0) / 1000);

@@ -843,7 +843,7 @@ const share = (payload, all) => (payload.items ?? all).map((it) => {
 });
 
 // Each heavy lesson's items (the page splits them over its workers).
-handlers.learnItems = () => ({ e: LEARN_BITS, f: DRAW_ITEMS, h: REPAIR_METHODS });
+handlers.learnItems = () => ({ e: LEARN_BITS, f: DRAW_ITEMS, g: MIXED_BITS, h: REPAIR_METHODS });
 
 // (e) the average hides the worst class: FP32 and W b A b (the library's default quantizers, seed 0, 32 calibration
 // images) at each bit-width on the evaluation images, per class. Heavier (a quantization and an evaluation per
@@ -900,15 +900,19 @@ handlers.learnDraws = learnDraws;
 // b-bit activations on average, both calibrated on 32 images with seed 0 and evaluated on the first DRAW_IMAGES
 // evaluation images. Progress: the sensitivities' steps (at most every 100 ms), then each budget.
 const MIXED_BITS = [3, 4, 5, 6], MIXED_SENS = 32;
-async function learnMixed(_, post) {
+// In two steps when the page spreads it: payload.sensOnly returns the sensitivities alone; then each worker gets them
+// (payload.sens) with its share of the bit-widths (payload.items) and plans, quantizes and evaluates those.
+async function learnMixed(payload, post) {
   if (!model || !evalData) throw new Error('load a model and images first');
   const t0 = performance.now();
   const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(32, calibData.size);
   let last = 0;
-  const sens = await bl.sensitivities({ model, calib: calibData, sensSize: Math.min(MIXED_SENS, calibData.size), seed: 0 }, {
+  const sens = payload.sens ?? await bl.sensitivities({ model, calib: calibData, sensSize: Math.min(MIXED_SENS, calibData.size), seed: 0 }, {
     onProgress: ({ done, total }) => { const now = Date.now(); if (now - last > 100 || done === total) { last = now; post({ progress: { phase: 'sensitivities', done, total } }); } },
   });
-  const fp = model.evaluate(evalData, { limit });
+  if (payload.sensOnly) return { sens };
+  const items = share(payload, MIXED_BITS);
+  const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
   const run = (opts) => {
     const q = model.quantize({ calib: calibData, calibSize, seed: 0, ...opts });
     try {
@@ -919,15 +923,15 @@ async function learnMixed(_, post) {
     }
   };
   const byBits = {};
-  for (const [i, bits] of MIXED_BITS.entries()) {
-    post({ progress: { phase: 'budgets', done: i, total: MIXED_BITS.length, bits } });
+  for (const [i, bits] of items.entries()) {
+    post({ progress: { phase: 'budgets', done: i, total: items.length, bits } });
     // The same size: the plan gets uniform's bytes (its 8-bit edges included) and its activation bits.
     const uniform = run({ wbits: bits, abits: bits });
     const plan = bl.planMixed(sens, { maxBytes: uniform.bytes, abudget: bits });
     byBits[bits] = { mixed: run({ layerBits: plan.layerBits, pointBits: plan.pointBits }), uniform,
       weightBitsAvg: plan.weightBitsAvg, actBitsAvg: plan.actBitsAvg };
   }
-  return { model: modelName, n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass }, sensSize: sens.sensSize,
+  return { model: modelName, ...fp32Of(fp), sensSize: sens.sensSize,
     candidates: sens.candidates, layers: sens.weights.map((w) => ({ name: w.name, values: w.values, sensitivity: w.sensitivity })),
     byBits, seconds: (performance.now() - t0) / 1000 };
 }
