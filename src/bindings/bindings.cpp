@@ -227,10 +227,7 @@ public:
         for (size_t i = 0; i < ls.size(); ++i) layer_bits[ls[i]->name] = q.wbits[i];
         for (size_t p = 0; p < q.model.points.size(); ++p)
             if (q.act_on[p]) point_bits[q.model.points[p].name] = q.aq[p].bits;
-        int integer_attention = 0;  // attention matmuls on codes: q·kᵀ per block, probs·v where the probs are uniform
-        for (const Block& b : q.model.blocks) integer_attention += b.int_attn ? 1 + int(b.int_attn->pv) : 0;
-        int integer_gelu = 0;  // blocks whose GELU runs on thresholds (fc1's sums straight to fc2's codes)
-        for (const Block& b : q.model.blocks) integer_gelu += bool(b.int_gelu);
+        const IntegerBlocks ib = integer_blocks(q);
         return nlohmann::json{{"config", config_json(q.cfg)},
                               {"layerBits", layer_bits},
                               {"pointBits", point_bits},
@@ -238,8 +235,8 @@ public:
                               {"bitsPerWeight", q.bits_per_weight()},
                               {"fp32Bytes", 4 * q.model.parameter_count()},
                               {"integerLayers", integer_layers},
-                              {"integerAttention", integer_attention},
-                              {"integerGelu", integer_gelu},
+                              {"integerAttention", ib.attention},
+                              {"integerGelu", ib.gelu},
                               {"blocks", blocks_json(q.model)}}
             .dump();
     }

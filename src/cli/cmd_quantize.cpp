@@ -126,8 +126,10 @@ int cmd_quantize(const Args& a) {
         q = quantize(lm.vit, calib, qc, jobs);
     }
     const int integer_layers = a.flags.count("integer") ? enable_integer(q) : 0;
+    const IntegerBlocks ib = integer_blocks(q);
     json out = {{"config", config_json(qc)}, {"model_bytes", q.model_bytes()}, {"bits_per_weight", q.bits_per_weight()},
-                {"fp32_bytes", 4 * lm.vit.parameter_count()}, {"integer_layers", integer_layers}};
+                {"fp32_bytes", 4 * lm.vit.parameter_count()}, {"integer_layers", integer_layers},
+                {"integer_attention", ib.attention}, {"integer_gelu", ib.gelu}};
     const std::string out_dir = a.get("out");
     size_t file_bytes = 0;
     if (!out_dir.empty()) {
@@ -160,6 +162,9 @@ int cmd_quantize(const Args& a) {
                             100 * st["eval"]["top1"].get<double>(), st["eval"]["worst_class"]["label"].get<std::string>().c_str(),
                             100 * st["eval"]["worst_class"]["accuracy"].get<double>());
     }
+    if (a.flags.count("integer"))
+        std::printf("integer path: %d of %zu Linears, %d attention matmuls on codes, GELU on thresholds in %d of %zu blocks\n",
+                    integer_layers, q.model.linears().size(), ib.attention, ib.gelu, q.model.blocks.size());
     std::printf("model size: %zu bytes (FP32 %zu), %.2f bits per weight\n\n", q.model_bytes(), 4 * lm.vit.parameter_count(),
                 q.bits_per_weight());
     if (!out_dir.empty())

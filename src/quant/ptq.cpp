@@ -622,6 +622,12 @@ int enable_integer(QuantizedViT& q) {
     return count;
 }
 
+IntegerBlocks integer_blocks(const QuantizedViT& q) {
+    IntegerBlocks r;
+    for (const Block& b : q.model.blocks) r.attention += b.int_attn ? 1 + int(b.int_attn->pv) : 0, r.gelu += bool(b.int_gelu);
+    return r;
+}
+
 EvalResult evaluate_quantized(const QuantizedViT& q, const PreparedData& data, int jobs) {
     FakeQuantHook hook(q);
     return evaluate(q.model, data, jobs, &hook);

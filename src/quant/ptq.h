@@ -124,6 +124,10 @@ QuantizedViT quantize(const ViT& fp, const PreparedData& calib, const QuantConfi
 // quantized uniformly per tensor (IntAttention: q·kᵀ when q and k are, probs·v when probs and v are too).
 // Returns how many Linears run in integer.
 int enable_integer(QuantizedViT& q);
+// What runs on the integer path after enable_integer: attention matmuls on codes (q·kᵀ per block with
+// Block::int_attn, + probs·v where it is integer too) and blocks whose GELU runs on thresholds (Block::int_gelu).
+struct IntegerBlocks { int attention = 0, gelu = 0; };
+IntegerBlocks integer_blocks(const QuantizedViT& q);
 EvalResult evaluate_quantized(const QuantizedViT& q, const PreparedData& data, int jobs = 0);
 
 }  // namespace bitlens

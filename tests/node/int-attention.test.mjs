@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBitLens } from '../../web/bitlens.js';
-import { modelFiles, defaultData, defaultImage, encodePngGray } from './helpers.mjs';
+import { spawnSync } from 'node:child_process';
+import { cli, modelFiles, defaultData, defaultImage, encodePngGray, path } from './helpers.mjs';
 
 test('integer attention: info.integerAttention counts q·kᵀ per block (+ probs·v with uniform probs); predictions and attention maps as the simulated model', async () => {
   const bl = await createBitLens();
@@ -40,6 +41,40 @@ test('integer attention: info.integerAttention counts q·kᵀ per block (+ probs
       } finally {
         sim.delete();
         int.delete();
+      }
+    }
+  } finally {
+    model.delete();
+    data.delete();
+  }
+});
+
+test('the CLI\'s --integer (native) reports the same integer path as the package (WASM) and evaluates to its numbers: W4A4 with SULQ and uniform probs', async () => {
+  const bl = await createBitLens();
+  const model = bl.loadModel(modelFiles('models/vit-fmnist-hf'));
+  const data = bl.loadDataset(defaultData());
+  try {
+    for (const softmax of ['sulq', 'uniform']) {
+      const q = model.quantize({ calib: data, calibSize: 16, seed: 2, wbits: 4, abits: 4, softmax, integer: true });
+      try {
+        const r = spawnSync(cli, ['quantize', '--model', path('models/vit-fmnist-hf'), '--calib', path('models/data'), '--calib-size', '16',
+          '--seed', '2', '--wbits', '4', '--abits', '4', '--softmax', softmax, '--integer', '--eval', path('models/data'), '--limit', '500', '--json'],
+        { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        const j = JSON.parse(r.stdout);
+        assert.equal(j.integer_layers, q.info.integerLayers, softmax);
+        assert.equal(j.integer_attention, q.info.integerAttention, softmax);
+        assert.equal(j.integer_gelu, q.info.integerGelu, softmax);
+        assert.equal(j.integer_gelu, model.info.blocks.length, softmax);
+        const e = q.evaluate(data, { limit: 500 });
+        assert.equal(j.top1, e.top1, `${softmax}: native and WASM integer paths, the same top-1`);
+        assert.deepEqual(j.confusion, e.confusion, softmax);
+        const text = spawnSync(cli, ['quantize', '--model', path('models/vit-fmnist-hf'), '--calib', path('models/data'), '--calib-size', '16',
+          '--seed', '2', '--wbits', '4', '--abits', '4', '--softmax', softmax, '--integer'], { encoding: 'utf8' });
+        assert.equal(text.status, 0, text.stderr);
+        assert.match(text.stdout, new RegExp(`integer path: ${j.integer_layers} of ${j.integer_layers} Linears, ${j.integer_attention} attention matmuls on codes, GELU on thresholds in 4 of 4 blocks`));
+      } finally {
+        q.delete();
       }
     }
   } finally {
