@@ -1127,7 +1127,15 @@ TEST_CASE("table quantize kernel: f32_vtablequant ref and wasmsimd (bucketed, an
             const Quantizer q = fit(type, type == QType::Pow2 ? w : p, bits, false, RangeMethod::MinMax);
             const FastFake f(q);
             CHECK((f.index().thresholds != nullptr) == (q.thresholds.size() <= kSmallThresholds));  // both SIMD paths run
-            std::vector<float> x(type == QType::Pow2 ? w.begin() : p.begin(), (type == QType::Pow2 ? w.begin() : p.begin()) + 200);
+            // First, 16-value steps (the SIMD kernel's) whose largest value is just below or exactly at each threshold,
+            // in a lane that moves; a NaN among small values too.
+            std::vector<float> x;
+            for (size_t k = 0; k < q.thresholds.size() && q.thresholds.size() <= kSmallThresholds; ++k) {
+                const float th = q.thresholds[k], low = q.thresholds[0] > 0 ? q.thresholds[0] * 0.5f : q.thresholds[0] - 1.0f;
+                for (int lane = 0; lane < 16; ++lane) x.push_back(lane == int(k) ? std::nextafter(th, -kInf) : low);
+                for (int lane = 0; lane < 16; ++lane) x.push_back(lane == int(15 - k) ? th : lane == 3 && k == 2 ? kNaN : low);
+            }
+            x.insert(x.end(), type == QType::Pow2 ? w.begin() : p.begin(), (type == QType::Pow2 ? w.begin() : p.begin()) + 200);
             for (float th : q.thresholds) x.insert(x.end(), {th, std::nextafter(th, 0.0f), -th});
             x.insert(x.end(), {0.0f, -0.0f, kInf, -kInf, kNaN, 1e30f, -1e-40f});
             for (size_t n : {size_t(0), size_t(1), size_t(3), size_t(4), size_t(5), size_t(7), size_t(8), size_t(9), size_t(17), x.size()}) {
