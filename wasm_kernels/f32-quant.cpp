@@ -181,8 +181,7 @@ void i32_dequant_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t 
   }
 }
 
-namespace {
-inline int32_t tcode(float v, const ThresholdCodes& tc) {
+int32_t f32_threshold_code(float v, const ThresholdCodes& tc) {
   for (uint32_t j = 0; j < tc.n_zones; ++j)
     if (tc.zone_lo[j] <= v && v <= tc.zone_hi[j]) return tc.exact(v, tc.ctx);
   if (!(v > -std::numeric_limits<float>::infinity())) return tc.special;
@@ -191,14 +190,13 @@ inline int32_t tcode(float v, const ThresholdCodes& tc) {
   for (uint32_t j = 0; j < tc.n_down; ++j) c += v <= tc.down[j];
   return c;
 }
-}  // namespace
 
 void i32_dequant_tcodes_qs8_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
                                 const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out, size_t ldo) {
   for (size_t r = 0; r < rows; ++r)
     for (size_t n = 0; n < N; ++n) {
       const float v = scale[n] * float(acc[r * ldacc + n] - offset[n]);
-      out[r * ldo + n] = int8_t(tcode(bias ? v + bias[n] : v, tc));
+      out[r * ldo + n] = int8_t(f32_threshold_code(bias ? v + bias[n] : v, tc));
     }
 }
 

@@ -239,6 +239,7 @@ struct ThresholdCodes {
     const void* ctx = nullptr;
 };
 constexpr uint32_t kThresholdCodesMax = 24;
+int32_t f32_threshold_code(float v, const ThresholdCodes& tc);  // the code above, of one value
 void i32_dequant_tcodes_qs8_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
                                 const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out, size_t ldo);
 void i32_dequant_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,

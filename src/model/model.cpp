@@ -39,11 +39,15 @@ void IntLinear::finish() {
     for (size_t n = 0; n < wscale.size(); ++n) out_scale[n] = in.scale * wscale[n], offset[n] = zero * row_sum[n];
 }
 
+int32_t IntGelu::quantize(float y) const {
+    int8_t o;
+    k::f32_qs8_vcvt_ref(1, &y, in.scale, in.zero, in.qmin, in.qmax, shift, &o);
+    return o;
+}
+
 int32_t IntGelu::code(float x) const {
     (tanh_form ? k::f32_gelu_tanh_ref : k::f32_gelu_ref)(1, &x);
-    int8_t o;
-    k::f32_qs8_vcvt_ref(1, &x, in.scale, in.zero, in.qmin, in.qmax, shift, &o);
-    return o;
+    return quantize(x);
 }
 
 kernels::ThresholdCodes IntGelu::codes() const {

@@ -56,7 +56,8 @@ struct IntGelu {
     bool tanh_form = false;       // GELU's form (ViTConfig::gelu_tanh)
     std::vector<float> up, down, zone_lo, zone_hi;  // kernels::ThresholdCodes
     int32_t base = 0, special = 0;
-    int32_t code(float x) const;  // computed: kernels::f32_gelu(_tanh)_ref, then f32_qs8_vcvt_ref
+    int32_t quantize(float y) const;  // y's code under `in` (kernels::f32_qs8_vcvt_ref), − shift
+    int32_t code(float x) const;      // computed: kernels::f32_gelu(_tanh)_ref, then quantize
     kernels::ThresholdCodes codes() const;
 };
 // The shifts above: the activation operand's (IntLinear::shift's rule) and the weight operand's; the weight one

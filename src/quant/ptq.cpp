@@ -516,11 +516,7 @@ std::shared_ptr<const IntGelu> integer_gelu(const IntLinear& fc2, bool tanh_form
     {  // a quantizer boundary near GELU's minimum (flat there): its stretch could be wider than the scan
         float m = xs;
         (tanh_form ? kernels::f32_gelu_tanh_ref : kernels::f32_gelu_ref)(1, &m);
-        int8_t lo, hi;
-        const float below = m * 1.01f, above = m * 0.99f;
-        kernels::f32_qs8_vcvt_ref(1, &below, g->in.scale, g->in.zero, g->in.qmin, g->in.qmax, g->shift, &lo);
-        kernels::f32_qs8_vcvt_ref(1, &above, g->in.scale, g->in.zero, g->in.qmin, g->in.qmax, g->shift, &hi);
-        if (lo != hi || lo != g->base) return nullptr;
+        if (g->quantize(m * 1.01f) != g->base || g->quantize(m * 0.99f) != g->base) return nullptr;
     }
     // One step of the code at `level` between keys a (code below it on that side) and b (at or above it);
     // a < b for a rise (right of x*), a > b for a fall (left). Returns false when the stretch is not inside the scan.
@@ -548,15 +544,6 @@ std::shared_ptr<const IntGelu> integer_gelu(const IntLinear& fc2, bool tanh_form
         if (!step(key(xs), key(big), level, g->up)) return nullptr;
     for (int32_t level = code(-big); level > g->base; --level)  // highest first: down ascends
         if (!step(key(xs), key(-big), level, g->down)) return nullptr;
-    auto counted = [&](float x) {
-        for (size_t j = 0; j < g->zone_lo.size(); ++j)
-            if (g->zone_lo[j] <= x && x <= g->zone_hi[j]) return code(x);
-        if (!(x > -inf)) return g->special;
-        int32_t c = g->base;
-        for (float t : g->up) c += t <= x;
-        for (float t : g->down) c += x <= t;
-        return c;
-    };
     std::vector<float> probe{-inf, -big, -0.0f, 0.0f, big, inf, std::numeric_limits<float>::quiet_NaN(),
                              std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min()};
     for (int i = -4000; i <= 4000; ++i) probe.push_back(float(i) * 0.004f);  // [−16, 16]
@@ -565,8 +552,9 @@ std::shared_ptr<const IntGelu> integer_gelu(const IntLinear& fc2, bool tanh_form
     centres.push_back(xs);
     for (float t : centres)
         for (int64_t d = -64; d <= 64; ++d) probe.push_back(from_key(key(t) + d));
+    const kernels::ThresholdCodes tc = g->codes();
     for (float x : probe)
-        if (counted(x) != code(x)) return nullptr;
+        if (kernels::f32_threshold_code(x, tc) != code(x)) return nullptr;
     return g;
 }
 

@@ -6,7 +6,8 @@
 import { REPAIR_NAMES, learnClasses, learnDraws, learnGranularity, learnMixed, learnQuantize, learnRange, learnRepair, learnSoftmax } from '../charts.js';
 import { fetchDefaultTrain, loadTrainInput } from './finetune.js';
 import { esc } from './format.js';
-import { $, MAX_WORKERS, state } from './state.js';
+import { $, state } from './state.js';
+import { sweepWorkers } from './sweep.js';
 import { readSettings } from './url-state.js';
 import { PageWorker, isStopped, loadInto } from './workers.js';
 
@@ -267,15 +268,15 @@ async function loadHeavy(k) {
 async function spread(k, h) {
   const { [k]: items } = await state.primary.call('learnItems');
   const show = (p) => { if (learn.lesson === k) $('learn-caption').textContent = h.progress(p); };
-  const cores = Math.max(1, state.caps?.cores || navigator.hardwareConcurrency || 1);
-  const n = Math.max(1, Math.min(state.workers || cores, MAX_WORKERS, items.length));
+  const settings = readSettings();
+  const n = sweepWorkers(settings, items.length);
   const clients = [state.primary];
   const done = new Array(n).fill(0);
   const t0 = performance.now();
   try {
     for (let w = 1; w < n; w++) clients.push(new PageWorker());
     const loading = Promise.all(clients.slice(1).map((c) => loadInto(c, {
-      model: state.modelSrc, data: { input: state.dataInput, limit: readSettings().limit },
+      model: state.modelSrc, data: { input: state.dataInput, limit: settings.limit },
       ...(k === 'h' ? { train: { input: state.trainInput, name: state.trainInput?.name } } : {}),
     })));
     // (g): the sensitivities first, on the primary while the others load, then handed to every worker with its budgets

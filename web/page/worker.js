@@ -957,13 +957,12 @@ async function learnRepair(payload, post) {
     qat: () => model.qat(trainData, { ...base, ...train }),
     inq: () => model.inq(trainData, { ...base, calibSize: Math.min(32, REPAIR_TRAIN), partitions: [50, 100], epochsPerStep: 1, limit: REPAIR_TRAIN }),
   };
-  const steps = items.map((m) => [m, make[m]]);
   const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
   const byMethod = {};
-  for (const [i, [name, make]] of steps.entries()) {
-    post({ progress: { done: i, total: steps.length, method: name } });
+  for (const [i, name] of items.entries()) {
+    post({ progress: { done: i, total: items.length, method: name } });
     const t = performance.now();
-    const q = await make();
+    const q = await make[name]();
     try {
       const r = q.evaluate(evalData, { limit });
       byMethod[name] = { top1: r.top1, perClass: r.perClass, worstClass: r.worstClass, seconds: (performance.now() - t) / 1000 };
