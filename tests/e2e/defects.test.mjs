@@ -243,8 +243,18 @@ if (missing.length) {
 
     test('the mixed-precision table fits its box at 1400×900 and 1024×768', async () => {
       await setField('seeds', 1);
-      await setField('mx-sens', 4);
       await waitIdle();
+      // Settings a link could not carry are refused before any work, named with what was typed.
+      for (const [id, value, message] of [['mx-sens', 2000, 'Use 1 to 1,024 sensitivity images, found 2000.'],
+        ['mx-budget', 9, 'The budget must be an average bit-width from 2 to 8, found 9.']]) {
+        await setField(id, value);
+        await page.click('#mx-run');
+        await page.waitForFunction(() => !document.getElementById('mx-error').hidden, null, { timeout: 10_000, polling: 50 });
+        assert.equal(await visibleText('mx-error'), message);
+        assert.equal(await page.evaluate(() => document.getElementById('run-btn').disabled), false, 'nothing started');
+        await setField(id, id === 'mx-sens' ? 32 : 4);
+      }
+      await setField('mx-sens', 4);
       await page.click('#mx-run');
       await page.waitForFunction(() => /^Mixed precision done/.test(document.getElementById('run-status').textContent)
         && !document.getElementById('mx-results').hidden, null, { timeout: 200_000, polling: 250 });

@@ -6,7 +6,7 @@ import { drawChart, lost, renderResults } from './results.js';
 import { $, state } from './state.js';
 import { setRunStatus, updateRunButton } from './status.js';
 import { checkSweep, runFailed } from './sweep.js';
-import { readSettings, syncUrl } from './url-state.js';
+import { URL_NUMBERS, readSettings, syncUrl } from './url-state.js';
 
 // The budget input means bits or kB; switching sets a sensible starting value.
 export function setBudgetKind() {
@@ -22,14 +22,23 @@ export function setBudgetKind() {
   }
 }
 
+// The panel's own settings, in the ranges a link may carry (URL_NUMBERS), so that every run the panel starts can be
+// shared and reopened: the budget in bits is an average over the candidates 2–8 (the library would call a lower one
+// infeasible), the sensitivity images at most 1,024 (each costs a forward pass per layer and candidate).
+function mixedProblem(s) {
+  const [, bmin, bmax] = URL_NUMBERS.budget, [, , kbMax] = URL_NUMBERS.maxKB, [, smin, smax] = URL_NUMBERS.sensSize;
+  if (s.mxKind !== 'kb' && !(s.mxBudget >= bmin && s.mxBudget <= bmax)) return `The budget must be an average bit-width from ${bmin} to ${bmax}, found ${s.mxBudget}.`;
+  if (s.mxKind === 'kb' && !(s.mxBudget > 0 && s.mxBudget <= kbMax)) return `The model size must be a positive number of kB, found ${s.mxBudget}.`;
+  if (!(s.mxSens >= smin && s.mxSens <= smax)) return `Use ${smin} to ${smax.toLocaleString('en')} sensitivity images, found ${s.mxSens}.`;
+  return null;
+}
+
 export async function runMixed() {
   showError('mx-error', '');
   const s = readSettings();
   const byBytes = s.mxKind === 'kb';
   const problem = (await checkSweep({ configs: ['w4a4'], seeds: s.seeds, calibSize: s.calibSize }))
-    || (!byBytes && !(s.mxBudget >= 2 && s.mxBudget <= 8) ? 'The budget must be an average bit-width from 2 to 8.' : null)
-    || (byBytes && !(s.mxBudget > 0) ? 'The model size must be a positive number of kB.' : null)
-    || (!(s.mxSens >= 1) ? 'Use at least 1 sensitivity image.' : null);
+    || mixedProblem(s);
   if (problem) { showError('mx-error', problem); return; }
   syncUrl();
   const run = { clients: [state.primary], cancelled: false, started: performance.now() };
