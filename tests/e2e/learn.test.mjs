@@ -177,6 +177,33 @@ if (missing.length) {
       }
     });
 
+    test('a page worker refuses a lesson item that is not the lesson\'s, naming it, before any work, and answers after', async () => {
+      if (!page.url().startsWith(origin)) await open('learn=a&bits=4');  // the page's modules, when run alone
+      // A fresh worker with nothing loaded: the items are checked before what it holds.
+      const r = await page.evaluate(async () => {
+        const { PageWorker } = await import('/web/page/workers.js');
+        const w = new PageWorker();
+        try {
+          const refused = async (type, items) => w.call(type, { items, fp32: false }).then(() => 'answered', (e) => e.message);
+          return {
+            e: await refused('learnClasses', [4, 9]),
+            f: await refused('learnDraws', [[3, 0], [3, 99]]),
+            g: await refused('learnMixed', [5, 7]),
+            h: await refused('learnRepair', ['magic']),
+            unloaded: await refused('learnClasses', [4]),
+            items: await w.call('learnItems'),
+          };
+        } finally { w.terminate(); }
+      });
+      assert.match(r.e, /not an item of this lesson: 9$/);
+      assert.match(r.f, /not an item of this lesson: \[3,99\]$/);
+      assert.match(r.g, /not an item of this lesson: 7$/);
+      assert.match(r.h, /not an item of this lesson: "magic"$/);
+      assert.match(r.unloaded, /load a model and images first/);
+      assert.equal(r.items.e.includes(4) && !r.items.e.includes(9), true);
+      assert.equal(r.items.g.includes(5) && !r.items.g.includes(7), true);
+    });
+
     test('lesson (a) animates from 8 bits down to 2 on request', async () => {
       await open('learn=a&bits=5');
       await page.click('#learn-animate');

@@ -834,9 +834,10 @@ function learn({ layer, images = 16 }) {
 }
 handlers.learn = learn;
 
-// The heavy lessons (e), (f) and (h) are lists of independent runs, each a function of its item alone: the page spreads
+// The heavy lessons (e)–(h) are lists of independent runs, each a function of its item alone: the page spreads
 // them over its workers (payload.items: this worker's share, all by default; payload.fp32: false on the workers that
 // leave the FP32 evaluation to the first) and merges the parts (web/page/learn.js), the same numbers as one worker's.
+// Each handler checks its items first, before what it has loaded and before any work.
 const share = (payload, all) => (payload.items ?? all).map((it) => {
   if (!all.some((a) => JSON.stringify(a) === JSON.stringify(it))) throw new Error(`not an item of this lesson: ${JSON.stringify(it)}`);
   return it;
@@ -849,8 +850,8 @@ handlers.learnItems = () => ({ e: LEARN_BITS, f: DRAW_ITEMS, g: MIXED_BITS, h: R
 // images) at each bit-width on the evaluation images, per class. Heavier (a quantization and an evaluation per
 // bit-width), so computed only when the lesson opens; progress per bit-width.
 function learnClasses(payload, post) {
-  if (!model || !evalData) throw new Error('load a model and images first');
   const items = share(payload, LEARN_BITS);
+  if (!model || !evalData) throw new Error('load a model and images first');
   const fp = payload.fp32 === false ? null : model.evaluate(evalData);
   const byBits = {};
   items.forEach((bits, k) => {
@@ -875,9 +876,9 @@ function fp32Of(fp) { return fp ? { n: fp.n, labels: fp.labels, fp32: { top1: fp
 const DRAW_BITS = [3, 4, 5, 6], DRAW_SEEDS = 5, DRAW_IMAGES = 400, DRAW_CALIB = 8;
 const DRAW_ITEMS = DRAW_BITS.flatMap((bits) => Array.from({ length: DRAW_SEEDS }, (_, seed) => [bits, seed]));
 function learnDraws(payload, post) {
+  const items = share(payload, DRAW_ITEMS);
   if (!model || !evalData) throw new Error('load a model and images first');
   const t0 = performance.now();
-  const items = share(payload, DRAW_ITEMS);
   const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(DRAW_CALIB, calibData.size);
   const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
   const byBits = {};
@@ -903,6 +904,7 @@ const MIXED_BITS = [3, 4, 5, 6], MIXED_SENS = 32;
 // In two steps when the page spreads it: payload.sensOnly returns the sensitivities alone; then each worker gets them
 // (payload.sens) with its share of the bit-widths (payload.items) and plans, quantizes and evaluates those.
 async function learnMixed(payload, post) {
+  const items = share(payload, MIXED_BITS);
   if (!model || !evalData) throw new Error('load a model and images first');
   const t0 = performance.now();
   const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(32, calibData.size);
@@ -911,7 +913,6 @@ async function learnMixed(payload, post) {
     onProgress: ({ done, total }) => { const now = Date.now(); if (now - last > 100 || done === total) { last = now; post({ progress: { phase: 'sensitivities', done, total } }); } },
   });
   if (payload.sensOnly) return { sens };
-  const items = share(payload, MIXED_BITS);
   const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
   const run = (opts) => {
     const q = model.quantize({ calib: calibData, calibSize, seed: 0, ...opts });
@@ -944,10 +945,10 @@ handlers.learnMixed = learnMixed;
 const REPAIR_BITS = 3, REPAIR_ITERS = 20, REPAIR_TRAIN = 500;
 const REPAIR_METHODS = ['ptq', 'sos', 'qat', 'inq'];
 async function learnRepair(payload, post) {
+  const items = share(payload, REPAIR_METHODS);
   if (!model || !evalData) throw new Error('load a model and images first');
   if (!trainData) throw new Error('load training images first');
   const t0 = performance.now();
-  const items = share(payload, REPAIR_METHODS);
   const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(32, calibData.size);
   const base = { wbits: REPAIR_BITS, abits: REPAIR_BITS, calibSize, seed: 0 };
   const train = { epochs: 1, limit: REPAIR_TRAIN };
