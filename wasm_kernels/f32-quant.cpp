@@ -2,6 +2,7 @@
 // int32 GEMM results: references and WASM SIMD, bit-identical (see kernels.h for the formulas). The SIMD
 // versions round with the reference's 1.5·2^23 trick too (exact round-half-even for |v| ≤ 2^22, which the
 // clamp guarantees), and finish each row with the reference's scalar code.
+#include <algorithm>
 #include <limits>
 
 #include "kernels.h"
@@ -245,6 +246,80 @@ void i32_dequant_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, 
     }
     i32_dequant_tcodes_qs8_ref(1, N - n, a + n, ldacc, offset + n, scale + n, bias ? bias + n : nullptr, tc, o + n, ldo);
   }
+}
+
+namespace {
+// Channels [n0, N) of `rows` rows by the reference formula (the SIMD form's tail).
+void tcodes_ref_from(size_t n0, size_t rows, size_t N, const int32_t* acc, size_t ldacc, const SumThresholdCodes& tc, int8_t* out,
+                     size_t ldo) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t n = n0; n < N; ++n) {
+      const int32_t a = std::min(std::max(acc[r * ldacc + n], int32_t(-32768)), int32_t(32767));
+      int32_t c = tc.base;
+      for (uint32_t j = 0; j < tc.n_up; ++j) c += a > tc.up[sum_threshold_index(n, j, tc.n_up)];
+      for (uint32_t j = 0; j < tc.n_down; ++j) c += a < tc.down[sum_threshold_index(n, j, tc.n_down)];
+      out[r * ldo + n] = int8_t(c);
+    }
+}
+
+// 16 sums of one row as two int16 vectors (the narrows saturate, as the reference clamps).
+inline void load_sums16(const int32_t* a, v128_t& lo, v128_t& hi) {
+  lo = wasm_i16x8_narrow_i32x4(wasm_v128_load(a), wasm_v128_load(a + 4));
+  hi = wasm_i16x8_narrow_i32x4(wasm_v128_load(a + 8), wasm_v128_load(a + 12));
+}
+}  // namespace
+
+void i32_tcodes_qs8_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const SumThresholdCodes& tc, int8_t* out,
+                        size_t ldo) {
+  tcodes_ref_from(0, rows, N, acc, ldacc, tc, out, ldo);
+}
+
+void i32_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const SumThresholdCodes& tc, int8_t* out,
+                             size_t ldo) {
+  const v128_t base = wasm_i16x8_splat(int16_t(tc.base));
+  const size_t N16 = N & ~size_t(15);
+  size_t r = 0;
+  for (; r + 2 <= rows; r += 2) {  // two rows a pass: each threshold vector loaded once for both
+    const int32_t *a = acc + r * ldacc, *b = a + ldacc;
+    int8_t *oa = out + r * ldo, *ob = oa + ldo;
+    for (size_t n = 0; n < N16; n += 16) {
+      v128_t a0, a1, b0, b1;
+      load_sums16(a + n, a0, a1);
+      load_sums16(b + n, b0, b1);
+      v128_t ca0 = base, ca1 = base, cb0 = base, cb1 = base;
+      const int16_t* t = tc.up + n * tc.n_up;  // sum_threshold_index(n, 0, n_up), then 16 further per j
+      for (uint32_t j = 0; j < tc.n_up; ++j, t += 16) {  // a compare is all ones (−1) where it holds
+        const v128_t t0 = wasm_v128_load(t), t1 = wasm_v128_load(t + 8);
+        ca0 = wasm_i16x8_sub(ca0, wasm_i16x8_gt(a0, t0)), ca1 = wasm_i16x8_sub(ca1, wasm_i16x8_gt(a1, t1));
+        cb0 = wasm_i16x8_sub(cb0, wasm_i16x8_gt(b0, t0)), cb1 = wasm_i16x8_sub(cb1, wasm_i16x8_gt(b1, t1));
+      }
+      t = tc.down + n * tc.n_down;
+      for (uint32_t j = 0; j < tc.n_down; ++j, t += 16) {
+        const v128_t t0 = wasm_v128_load(t), t1 = wasm_v128_load(t + 8);
+        ca0 = wasm_i16x8_sub(ca0, wasm_i16x8_gt(t0, a0)), ca1 = wasm_i16x8_sub(ca1, wasm_i16x8_gt(t1, a1));
+        cb0 = wasm_i16x8_sub(cb0, wasm_i16x8_gt(t0, b0)), cb1 = wasm_i16x8_sub(cb1, wasm_i16x8_gt(t1, b1));
+      }
+      wasm_v128_store(oa + n, wasm_i8x16_narrow_i16x8(ca0, ca1));  // codes − shift fit int8 (the builder's): exact
+      wasm_v128_store(ob + n, wasm_i8x16_narrow_i16x8(cb0, cb1));
+    }
+  }
+  for (; r < rows; ++r) {  // the last row alone
+    const int32_t* a = acc + r * ldacc;
+    int8_t* o = out + r * ldo;
+    for (size_t n = 0; n < N16; n += 16) {
+      v128_t a0, a1;
+      load_sums16(a + n, a0, a1);
+      v128_t c0 = base, c1 = base;
+      const int16_t* t = tc.up + n * tc.n_up;
+      for (uint32_t j = 0; j < tc.n_up; ++j, t += 16)
+        c0 = wasm_i16x8_sub(c0, wasm_i16x8_gt(a0, wasm_v128_load(t))), c1 = wasm_i16x8_sub(c1, wasm_i16x8_gt(a1, wasm_v128_load(t + 8)));
+      t = tc.down + n * tc.n_down;
+      for (uint32_t j = 0; j < tc.n_down; ++j, t += 16)
+        c0 = wasm_i16x8_sub(c0, wasm_i16x8_gt(wasm_v128_load(t), a0)), c1 = wasm_i16x8_sub(c1, wasm_i16x8_gt(wasm_v128_load(t + 8), a1));
+      wasm_v128_store(o + n, wasm_i8x16_narrow_i16x8(c0, c1));
+    }
+  }
+  tcodes_ref_from(N16, rows, N, acc, ldacc, tc, out, ldo);
 }
 
 void i32_dequant_rc_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,

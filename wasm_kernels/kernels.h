@@ -244,6 +244,28 @@ void i32_dequant_tcodes_qs8_ref(size_t rows, size_t N, const int32_t* acc, size_
                                 const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out, size_t ldo);
 void i32_dequant_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* offset,
                                      const float* scale, const float* bias, const ThresholdCodes& tc, int8_t* out, size_t ldo);
+// The same codes from the int32 sums themselves, when every sum a GEMM can give fits int16 (src/quant/ptq.cpp
+// integer_gelu_sums checks the range per channel from the weights and the input codes, and translates each threshold
+// through i32_dequant_f32's value, which grows with the sum). Per channel n, with a = acc clamped to int16:
+//   out[r][n] = int8(base + #{j : a > up[ix(n, j, n_up)]} + #{j : a < down[ix(n, j, n_down)]})
+// (32767 in up and −32768 in down: never counted). The thresholds of 16 channels lie together, one row of 16 per j
+// (sum_threshold_index), so that the SIMD form walks them in order: 8 sums a compare instead of 4 floats, two rows of
+// sums a pass, no conversion.
+struct SumThresholdCodes {
+    const int16_t* up = nullptr;    // sum_threshold_index(n, j, n_up): counted where a > it
+    uint32_t n_up = 0;
+    const int16_t* down = nullptr;  // sum_threshold_index(n, j, n_down): counted where a < it
+    uint32_t n_down = 0;
+    int32_t base = 0;
+};
+// Where channel n's threshold j lies among `count` per channel; arrays hold sum_threshold_size(N, count) values
+// (N rounded up to 16; the channels past N are never read).
+inline size_t sum_threshold_index(size_t n, size_t j, size_t count) { return (n / 16) * 16 * count + j * 16 + n % 16; }
+inline size_t sum_threshold_size(size_t N, size_t count) { return (N + 15) / 16 * 16 * count; }
+void i32_tcodes_qs8_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const SumThresholdCodes& tc, int8_t* out,
+                        size_t ldo);
+void i32_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const SumThresholdCodes& tc, int8_t* out,
+                             size_t ldo);
 // The integer attention matmuls' float output, one scale for the whole matrix and an offset per row and per column
 // (the two zero-point corrections): y[r][n] = scale · float(acc[r][n] − row_offset[r] − col_offset[n]), the
 // subtractions in int32 (exact), then one rounding to float and one rounded multiply. row_offset may be null (0).

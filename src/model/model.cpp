@@ -50,6 +50,13 @@ int32_t IntGelu::code(float x) const {
     return quantize(x);
 }
 
+kernels::SumThresholdCodes IntGelu::sum_codes() const {
+    k::SumThresholdCodes tc;
+    tc.n_up = uint32_t(up.size()), tc.n_down = uint32_t(down.size());
+    tc.up = sum_up.data(), tc.down = sum_down.data(), tc.base = base;
+    return tc;
+}
+
 kernels::ThresholdCodes IntGelu::codes() const {
     k::ThresholdCodes tc;
     tc.up = up.data(), tc.n_up = uint32_t(up.size()), tc.down = down.data(), tc.n_down = uint32_t(down.size());
@@ -312,9 +319,12 @@ void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* h
             ws.mlp_codes.resize(std::max(T * k::qs4_gemm_kp(D), T * Fp)), ws.acc.resize(T * F);
             b.fc1.quantize_input(ws.ln.data(), T, D, ws.mlp_codes.data());
             b.fc1.sums(ws.mlp_codes.data(), T, ws.acc.data());
-            k::i32_dequant_tcodes_qs8_wasmsimd(T, F, ws.acc.data(), F, q1.offset.data(), q1.out_scale.data(),
-                                               b.fc1.bias.empty() ? nullptr : b.fc1.bias.data(), b.int_gelu->codes(),
-                                               ws.mlp_codes.data(), Fp);
+            if (b.int_gelu->on_sums)  // the thresholds on the int16 sums themselves
+                k::i32_tcodes_qs8_wasmsimd(T, F, ws.acc.data(), F, b.int_gelu->sum_codes(), ws.mlp_codes.data(), Fp);
+            else
+                k::i32_dequant_tcodes_qs8_wasmsimd(T, F, ws.acc.data(), F, q1.offset.data(), q1.out_scale.data(),
+                                                   b.fc1.bias.empty() ? nullptr : b.fc1.bias.data(), b.int_gelu->codes(),
+                                                   ws.mlp_codes.data(), Fp);
             for (size_t t = 0; t < T; ++t) std::fill(ws.mlp_codes.data() + t * Fp + F, ws.mlp_codes.data() + (t + 1) * Fp, int8_t(0));
             b.fc2.forward_codes(ws.mlp_codes.data(), T, ws.tmp.data(), D);
         } else {

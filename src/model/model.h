@@ -23,6 +23,7 @@ struct IntLinear {
     std::vector<uint8_t> packed4;  // the codes fit 4 bits: two per byte (kernels::qs4_gemm_pack)
     std::vector<float> wscale;     // [out]
     std::vector<int32_t> row_sum;  // Σ_k w_q[n][k]
+    std::vector<int32_t> pos_sum, neg_sum;  // Σ_k max(w_q[n][k], 0), Σ_k min(w_q[n][k], 0): the range of the sums
     Quantizer in;                  // uniform input quantizer
     int32_t shift = 0;             // qmin when qmax − qmin ≤ 127; else 128 when input codes are unsigned, 0 when signed
     std::vector<float> out_scale;  // [out] s_x · s_w[n]
@@ -56,9 +57,14 @@ struct IntGelu {
     bool tanh_form = false;       // GELU's form (ViTConfig::gelu_tanh)
     std::vector<float> up, down, zone_lo, zone_hi;  // kernels::ThresholdCodes
     int32_t base = 0, special = 0;
+    // The same thresholds on fc1's int32 sums, per channel (kernels::SumThresholdCodes, sum_threshold_index), when every
+    // sum fc1 can give fits int16 and no zone is reached (integer_gelu_sums, src/quant/ptq.cpp); else empty.
+    std::vector<int16_t> sum_up, sum_down;
+    bool on_sums = false;
     int32_t quantize(float y) const;  // y's code under `in` (kernels::f32_qs8_vcvt_ref), − shift
     int32_t code(float x) const;      // computed: kernels::f32_gelu(_tanh)_ref, then quantize
     kernels::ThresholdCodes codes() const;
+    kernels::SumThresholdCodes sum_codes() const;
 };
 // The shifts above: the activation operand's (IntLinear::shift's rule) and the weight operand's; the weight one
 // is false when the codes span more than 256 values.

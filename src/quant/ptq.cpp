@@ -503,7 +503,7 @@ std::shared_ptr<const IntAttention> integer_attention(const QuantizedViT& q, siz
 // not flat, i.e. unless a quantizer boundary lies within 1% of GELU's minimum — then no thresholds (GELU stays
 // float), as when they would be more than kThresholdCodesMax. The result is checked at the extremes, at x*, on a
 // grid and around every threshold; any mismatch also leaves GELU in float.
-std::shared_ptr<const IntGelu> integer_gelu(const IntLinear& fc2, bool tanh_form) {
+std::shared_ptr<IntGelu> integer_gelu(const IntLinear& fc2, bool tanh_form) {
     constexpr int64_t kScan = 2048;
     const float xs = -0.75179154f, big = std::numeric_limits<float>::max(), inf = std::numeric_limits<float>::infinity();
     auto g = std::make_shared<IntGelu>();
@@ -558,6 +558,76 @@ std::shared_ptr<const IntGelu> integer_gelu(const IntLinear& fc2, bool tanh_form
     return g;
 }
 
+// The same codes from fc1's int32 sums (IntGelu::sum_up/sum_down, kernels::SumThresholdCodes), skipping the floats.
+// The float kernel's value v(s) = out_scale[n]·float(s − offset[n]) (+ bias[n]) never falls as the sum s grows
+// (out_scale > 0; each float operation is monotone), so v ≥ up[j] holds from the first sum where it does, and v ≤
+// down[j] up to the last: one integer threshold each, per channel. Over the sums fc1 can give — [lo, hi] from the
+// weights' positive and negative sums and the input codes' range — which must lie in [−32767, 32766], so that int16
+// holds every sum and both sentinels (32767 never exceeded, −32768 never undercut). Leaves the float kernel in place
+// when a range does not fit, a value is not finite, or a sum's value lies in a zone where the count is not the code.
+void integer_gelu_sums(IntGelu& g, const Linear& fc1) {
+    const IntLinear& q = *fc1.int8;
+    const size_t N = size_t(fc1.out), nu = g.up.size(), nd = g.down.size();
+    const int64_t amin = q.in.qmin - q.shift, amax = q.in.qmax - q.shift;
+    const kernels::ThresholdCodes tc = g.codes();
+    std::vector<int16_t> up(kernels::sum_threshold_size(N, nu), 32767), down(kernels::sum_threshold_size(N, nd), -32768);
+    for (size_t n = 0; n < N; ++n) {
+        const int64_t lo = amin * q.pos_sum[n] + amax * q.neg_sum[n], hi = amax * q.pos_sum[n] + amin * q.neg_sum[n];
+        if (lo < -32767 || hi > 32766 || !(q.out_scale[n] > 0)) return;
+        const float* bias = fc1.bias.empty() ? nullptr : &fc1.bias[n];
+        auto v = [&](int64_t s) {  // i32_dequant_tcodes_qs8_ref's value, operation for operation
+            const float x = q.out_scale[n] * float(int32_t(s) - q.offset[n]);
+            return bias ? x + *bias : x;
+        };
+        if (!std::isfinite(v(lo)) || !std::isfinite(v(hi))) return;
+        auto first = [&](auto holds) {  // the first sum in [lo, hi] where holds(v) (monotone), else hi + 1
+            int64_t a = lo, b = hi + 1;
+            while (a < b) {
+                const int64_t m = a + (b - a) / 2;
+                if (holds(v(m))) b = m; else a = m + 1;
+            }
+            return a;
+        };
+        for (size_t j = 0; j < nu; ++j)
+            up[kernels::sum_threshold_index(n, j, nu)] = int16_t(first([&](float x) { return x >= g.up[j]; }) - 1);
+        for (size_t j = 0; j < nd; ++j)
+            down[kernels::sum_threshold_index(n, j, nd)] = int16_t(first([&](float x) { return x > g.down[j]; }));
+        auto count = [&](float x) {
+            int32_t c = g.base;
+            for (float t : g.up) c += t <= x;
+            for (float t : g.down) c += x <= t;
+            return c;
+        };
+        for (size_t z = 0; z < g.zone_lo.size(); ++z)  // the sums whose value lies in a zone: the count must be the code
+            for (int64_t s = first([&](float x) { return x >= g.zone_lo[z]; }); s <= hi && v(s) <= g.zone_hi[z]; ++s)
+                if (count(v(s)) != kernels::f32_threshold_code(v(s), tc)) return;
+    }
+    g.sum_up = std::move(up), g.sum_down = std::move(down), g.on_sums = true;
+    // Probes: the range's ends and each threshold's two sides, both kernels' references, a row of channels at a time.
+    const kernels::SumThresholdCodes sc = g.sum_codes();
+    const size_t probes = 2 + 2 * (nu + nd);
+    std::vector<int32_t> acc(probes * N);
+    for (size_t n = 0; n < N; ++n) {
+        const int64_t lo = amin * q.pos_sum[n] + amax * q.neg_sum[n], hi = amax * q.pos_sum[n] + amin * q.neg_sum[n];
+        std::vector<int64_t> probe{lo, hi};
+        for (size_t j = 0; j < nu; ++j) {
+            const int64_t t = g.sum_up[kernels::sum_threshold_index(n, j, nu)];
+            probe.push_back(t), probe.push_back(t + 1);
+        }
+        for (size_t j = 0; j < nd; ++j) {
+            const int64_t t = g.sum_down[kernels::sum_threshold_index(n, j, nd)];
+            probe.push_back(t), probe.push_back(t - 1);
+        }
+        for (size_t k = 0; k < probes; ++k) acc[k * N + n] = int32_t(std::clamp(probe[k], lo, hi));
+    }
+    std::vector<int8_t> want(probes * N), got(probes * N);
+    kernels::i32_dequant_tcodes_qs8_ref(probes, N, acc.data(), N, q.offset.data(), q.out_scale.data(),
+                                        fc1.bias.empty() ? nullptr : fc1.bias.data(), tc, want.data(), N);
+    kernels::i32_tcodes_qs8_ref(probes, N, acc.data(), N, sc, got.data(), N);
+    g.on_sums = want == got;
+    if (!g.on_sums) g.sum_up.clear(), g.sum_down.clear();
+}
+
 }  // namespace
 
 int enable_integer(QuantizedViT& q) {
@@ -576,7 +646,7 @@ int enable_integer(QuantizedViT& q) {
         il->shift = activation_shift(il->in);
         std::vector<int8_t> codes(N * K);
         il->wscale.resize(N);
-        il->row_sum.assign(N, 0);
+        il->row_sum.assign(N, 0), il->pos_sum.assign(N, 0), il->neg_sum.assign(N, 0);
         bool ok = true, fits4 = true;
         std::vector<int32_t> multiple;
         for (size_t n = 0; n < N && ok; ++n) {
@@ -586,7 +656,7 @@ int enable_integer(QuantizedViT& q) {
                 const int32_t c = wz.code(l.weight[n * K + k]);
                 const int32_t v = multiple.empty() ? c : multiple[size_t(c)];
                 codes[n * K + k] = int8_t(v);
-                il->row_sum[n] += v;
+                il->row_sum[n] += v, (v > 0 ? il->pos_sum : il->neg_sum)[n] += v;
                 fits4 = fits4 && v >= -8 && v <= 7;
             }
         }
@@ -605,7 +675,9 @@ int enable_integer(QuantizedViT& q) {
     for (size_t bi = 0; bi < q.model.blocks.size(); ++bi) {
         Block& b = q.model.blocks[bi];
         b.int_attn = integer_attention(q, bi);
-        b.int_gelu = b.fc1.int8 && b.fc2.int8 ? integer_gelu(*b.fc2.int8, q.model.cfg.gelu_tanh) : nullptr;
+        std::shared_ptr<IntGelu> g = b.fc1.int8 && b.fc2.int8 ? integer_gelu(*b.fc2.int8, q.model.cfg.gelu_tanh) : nullptr;
+        if (g) integer_gelu_sums(*g, b.fc1);
+        b.int_gelu = std::move(g);
     }
     return count;
 }

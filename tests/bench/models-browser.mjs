@@ -149,7 +149,7 @@ function printModels(rows) {
     const c = r.checks;
     const eq = CONFIGS.map(({ wbits, abits }) => `W${wbits}A${abits} ${c[`w${wbits}a${abits}_relaxed_equals_simd128`] ? 'bit-equal' : 'DIFFER'}`).join(', ');
     console.log(`  ${r.model}: FP32 vs ORT fp32 max|Δlogit| ${c.fp32_vs_ort_max_abs_diff ?? '—'}${c.fp32_vs_ort_ok === false ? ' NOT OK' : ''}; relaxed vs SIMD128: ${eq}; ` +
-      `${r.w4a4_integer_layers} Linears and ${r.w4a4_integer_attention} attention matmuls integer (${r.softmax} probs); ${r.runs} rounds of ${r.reps} call${r.reps > 1 ? 's' : ''}${r.notes.length ? '; ' + r.notes.join('; ') : ''}`);
+      `${r.w4a4_integer_layers} Linears and ${r.w4a4_integer_attention} attention matmuls integer (${r.softmax} probs), GELU on thresholds in ${r.w4a4_integer_gelu ?? '—'} blocks; ${r.runs} rounds of ${r.reps} call${r.reps > 1 ? 's' : ''}${r.notes.length ? '; ' + r.notes.join('; ') : ''}`);
   }
 }
 

@@ -84,6 +84,7 @@ export async function benchModel({ key, model: modelUrl, preprocessor, onnx, sha
         res[`quantize_${name}_${id}_ms`] = +(performance.now() - t0).toFixed(1);
         res[`${id}_integer_layers`] = `${qm.info.integerLayers}/${m.info.layers.length}`;
         res[`${id}_integer_attention`] = qm.info.integerAttention;  // q·kᵀ per block, + probs·v with uniform probs
+        res[`${id}_integer_gelu`] = qm.info.integerGelu;  // blocks whose GELU runs on thresholds
         q[`${name}_${id}`] = qm;
         logits[`bitlens_${name}_${id}`] = qm.forwardRaw(input);
         V.push({ name: `bitlens_${name}_${id}`, fn: () => qm.forwardRaw(input) });

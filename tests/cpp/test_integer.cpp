@@ -155,7 +155,7 @@ struct ReadsEveryPoint : FakeQuantHook {
 };
 }  // namespace
 
-TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (fc1's sums straight to fc2's codes), bit for bit the float GELU then fc2's quantization; none at 8 bits") {
+TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (on fc1's int16 sums, straight to fc2's codes), bit for bit the float GELU then fc2's quantization; none at 8 bits") {
     for (const std::string& dir : {kHfModel, kTimmModel}) {
         ModelFx& f = model_fx(dir);
         for (int bits : {8, 4, 3}) {
@@ -169,6 +169,7 @@ TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (fc1
                 CHECK(b.int_gelu->up.size() + b.int_gelu->down.size() <= kernels::kThresholdCodesMax);
                 CHECK(std::is_sorted(b.int_gelu->up.begin(), b.int_gelu->up.end()));
                 CHECK(std::is_sorted(b.int_gelu->down.begin(), b.int_gelu->down.end()));
+                CHECK(b.int_gelu->on_sums);  // the shipped models' fc1 sums fit int16: the kernel below counts on them
             }
             FakeQuantHook hook(qi);
             ReadsEveryPoint floats(qi);
@@ -180,6 +181,45 @@ TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (fc1
             }
         }
     }
+}
+
+TEST_CASE("integer GELU on sums: for every sum fc1 can give (each channel's range from its weights and the input codes), the int16 thresholds give the float thresholds' code") {
+    for (const std::string& dir : {kHfModel, kTimmModel})
+        for (int bits : {4, 3}) {
+            CAPTURE(dir);
+            CAPTURE(bits);
+            ModelFx& f = model_fx(dir);
+            QuantizedViT qi = quantize(f.lm.vit, f.data, wa(bits, bits), 2);
+            enable_integer(qi);
+            const Block& b = qi.model.blocks[0];
+            REQUIRE(bool(b.int_gelu));
+            REQUIRE(b.int_gelu->on_sums);
+            const IntLinear& q = *b.fc1.int8;
+            const size_t N = size_t(b.fc1.out);
+            const int64_t amin = q.in.qmin - q.shift, amax = q.in.qmax - q.shift;
+            std::vector<int64_t> lo(N), hi(N);
+            for (size_t n = 0; n < N; ++n)
+                lo[n] = amin * q.pos_sum[n] + amax * q.neg_sum[n], hi[n] = amax * q.pos_sum[n] + amin * q.neg_sum[n];
+            const int64_t first = *std::min_element(lo.begin(), lo.end()), last = *std::max_element(hi.begin(), hi.end());
+            CHECK(first >= -32767);
+            CHECK(last <= 32766);
+            const kernels::ThresholdCodes tc = b.int_gelu->codes();
+            const kernels::SumThresholdCodes sc = b.int_gelu->sum_codes();
+            std::vector<int32_t> acc(N);
+            std::vector<int8_t> want(N), got(N);
+            size_t differ = 0, sums = 0;
+            for (int64_t s = first; s <= last; ++s) {
+                for (size_t n = 0; n < N; ++n) acc[n] = int32_t(std::clamp(s, lo[n], hi[n]));
+                kernels::i32_dequant_tcodes_qs8_ref(1, N, acc.data(), N, q.offset.data(), q.out_scale.data(),
+                                                    b.fc1.bias.empty() ? nullptr : b.fc1.bias.data(), tc, want.data(), N);
+                kernels::i32_tcodes_qs8_ref(1, N, acc.data(), N, sc, got.data(), N);
+                for (size_t n = 0; n < N; ++n) differ += want[n] != got[n];
+                sums += N;
+            }
+            CAPTURE(sums);
+            CHECK(differ == 0);
+            CHECK(last - first > 500);  // hundreds of sums per channel, not a degenerate range
+        }
 }
 
 TEST_CASE("enable_integer: 4-bit power-of-two weights run as integer multiples of their smallest level (exact); 8-bit ones, whose multiples do not fit int8, stay float") {

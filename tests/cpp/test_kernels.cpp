@@ -1114,6 +1114,49 @@ TEST_CASE("threshold codes kernel: i32_dequant_tcodes_qs8 wasmsimd equals its re
                 }
 }
 
+TEST_CASE("sum threshold codes kernel: i32_tcodes_qs8 wasmsimd equals its ref, which counts the int16-clamped sum against each channel's up (>) and down (<) thresholds, sentinels never counted, on every row count, tail length and stride") {
+    std::mt19937 g(12);
+    std::uniform_int_distribution<int32_t> di(-40000, 40000), dt(-32768, 32767);
+    for (uint32_t nu : {0u, 1u, 9u, 20u})
+        for (uint32_t ndn : {0u, 2u})
+            for (size_t N : {size_t(1), size_t(7), size_t(15), size_t(16), size_t(17), size_t(40), size_t(64)})
+                for (size_t rows : {size_t(1), size_t(2), size_t(5)}) {
+                    CAPTURE(nu);
+                    CAPTURE(ndn);
+                    CAPTURE(N);
+                    CAPTURE(rows);
+                    const size_t ldacc = N + 3, ldo = N + 5;
+                    std::vector<int16_t> up(sum_threshold_size(N, nu)), down(sum_threshold_size(N, ndn));
+                    for (int16_t& t : up) t = int16_t(dt(g) / 4);
+                    for (int16_t& t : down) t = int16_t(dt(g) / 4);
+                    if (nu) up[sum_threshold_index(0, 0, nu)] = 32767;        // channel 0: never above it
+                    if (ndn) down[sum_threshold_index(0, 0, ndn)] = -32768;  // nor below this
+                    if (nu && N > 1) up[sum_threshold_index(1, 0, nu)] = -32768;  // channel 1: above it unless clamped to −32768
+                    std::vector<int32_t> acc(rows * ldacc);
+                    for (int32_t& v : acc) v = di(g);  // some beyond int16: clamped
+                    acc[0] = 32767;
+                    if (rows > 1) acc[ldacc] = 1 << 20;  // channel 0 at and beyond the top: still never above 32767
+                    if (N > 1) acc[1] = -(1 << 20);
+                    if (N > 1 && rows > 1) acc[ldacc + 1] = -32767;
+                    const SumThresholdCodes tc{up.data(), nu, down.data(), ndn, -3};
+                    std::vector<int8_t> cr(rows * ldo, 99), cs(rows * ldo, 99), ce(rows * ldo, 99);
+                    for (size_t r = 0; r < rows; ++r)
+                        for (size_t n = 0; n < N; ++n) {
+                            const int64_t a = std::clamp<int64_t>(acc[r * ldacc + n], -32768, 32767);
+                            int32_t c = tc.base;
+                            for (uint32_t j = 0; j < nu; ++j) c += a > up[sum_threshold_index(n, j, nu)];
+                            for (uint32_t j = 0; j < ndn; ++j) c += a < down[sum_threshold_index(n, j, ndn)];
+                            ce[r * ldo + n] = int8_t(c);
+                        }
+                    i32_tcodes_qs8_ref(rows, N, acc.data(), ldacc, tc, cr.data(), ldo);
+                    i32_tcodes_qs8_wasmsimd(rows, N, acc.data(), ldacc, tc, cs.data(), ldo);
+                    REQUIRE(cr == ce);  // the bytes between rows untouched too
+                    REQUIRE(cs == ce);
+                    // the clamp: channel 1's sum −2^20 is −32768, not above up = −32768; −32767 is
+                    if (nu && N > 1 && rows > 1) CHECK(ce[ldo + 1] - ce[1] >= 1);
+                }
+}
+
 TEST_CASE("table quantize kernel: f32_vtablequant ref and wasmsimd (bucketed, and counting ≤ 15 thresholds) equal Quantizer::fake for log2, SULQ and power-of-two grids (2-8 bits) on every tail length, and leave the value after the row alone") {
     std::mt19937 g(9);
     std::normal_distribution<float> nd(0.0f, 1.0f);
