@@ -273,5 +273,13 @@ void i32_dequant_rc_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ld
                             const int32_t* col_offset, float scale, float* y, size_t ldy);
 void i32_dequant_rc_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
                                  const int32_t* col_offset, float scale, float* y, size_t ldy);
+// The integer attention's scores straight into softmax: y = f32_softmax(i32_dequant_rc_f32(acc)), row by row and bit
+// for bit, without the scores in memory (the reference: the two in turn). For a finite scale > 0 the largest score
+// is scale · float(the largest int32 difference) — the product never falls as the integer grows — so the SIMD form
+// takes the max on the integers, then recomputes each score for its exp; any other scale: the two kernels in turn.
+void i32_softmax_rc_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                            const int32_t* col_offset, float scale, float* y, size_t ldy);
+void i32_softmax_rc_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                                 const int32_t* col_offset, float scale, float* y, size_t ldy);
 
 }  // namespace bitlens::kernels

@@ -10,6 +10,7 @@
 // with bl_expf_x4_le88, bit-identical for these inputs, the tail included.)
 // Backward (f32_softmax_bwd): dot = Σ_j p_j * dy_j in the sum's order above (each product rounded, then
 // added), dx_i = p_i * (dy_i - dot). The dot is complete before any dx_i is written, so dx may alias dy.
+#include <algorithm>
 #include <limits>
 
 #include "kernels.h"
@@ -84,6 +85,60 @@ void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld) {
     const v128_t vinv = wasm_f32x4_splat(inv);
     for (size_t i = 0; i < nb; i += 4) wasm_v128_store(p + i, wasm_f32x4_mul(wasm_v128_load(p + i), vinv));
     for (size_t i = nb; i < n; ++i) p[i] = p[i] * inv;
+  }
+}
+
+void i32_softmax_rc_f32_ref(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                            const int32_t* col_offset, float scale, float* y, size_t ldy) {
+  i32_dequant_rc_f32_ref(rows, N, acc, ldacc, row_offset, col_offset, scale, y, ldy);
+  f32_softmax_ref(rows, N, y, ldy);
+}
+
+void i32_softmax_rc_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t ldacc, const int32_t* row_offset,
+                                 const int32_t* col_offset, float scale, float* y, size_t ldy) {
+  if (N == 0) return;
+  if (!(scale > 0.0f && scale <= std::numeric_limits<float>::max())) {  // the max is not the largest integer's
+    i32_dequant_rc_f32_wasmsimd(rows, N, acc, ldacc, row_offset, col_offset, scale, y, ldy);
+    return f32_softmax_wasmsimd(rows, N, y, ldy);
+  }
+  const size_t nb = N & ~size_t(3);
+  const v128_t vs = wasm_f32x4_splat(scale);
+  for (size_t r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * ldacc;
+    float* p = y + r * ldy;
+    const int32_t ro = row_offset ? row_offset[r] : 0;
+    const v128_t vro = wasm_i32x4_splat(ro);
+    auto diff = [&](size_t i) { return wasm_i32x4_sub(wasm_i32x4_sub(wasm_v128_load(a + i), vro), wasm_v128_load(col_offset + i)); };
+    v128_t vm = wasm_i32x4_splat(std::numeric_limits<int32_t>::min());
+    for (size_t i = 0; i < nb; i += 4) vm = wasm_i32x4_max(vm, diff(i));
+    int32_t md = std::max(std::max(wasm_i32x4_extract_lane(vm, 0), wasm_i32x4_extract_lane(vm, 1)),
+                          std::max(wasm_i32x4_extract_lane(vm, 2), wasm_i32x4_extract_lane(vm, 3)));
+    for (size_t i = nb; i < N; ++i) md = std::max(md, a[i] - ro - col_offset[i]);
+    const float mx = scale * float(md);  // i32_dequant_rc_f32's score of the largest difference: the largest score
+
+    // From here f32_softmax_wasmsimd's passes, each score computed as i32_dequant_rc_f32 computes it.
+    const v128_t vmx = wasm_f32x4_splat(mx);
+    v128_t vsum = wasm_f32x4_splat(0.0f);
+    for (size_t i = 0; i < nb; i += 4) {
+      const v128_t e = bl_expf_x4_le88(wasm_f32x4_sub(wasm_f32x4_mul(vs, wasm_f32x4_convert_i32x4(diff(i))), vmx));
+      wasm_v128_store(p + i, e);
+      vsum = wasm_f32x4_add(vsum, e);
+    }
+    float sum = (wasm_f32x4_extract_lane(vsum, 0) + wasm_f32x4_extract_lane(vsum, 1)) +
+                (wasm_f32x4_extract_lane(vsum, 2) + wasm_f32x4_extract_lane(vsum, 3));
+    if (nb < N) {
+      float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (size_t i = nb; i < N; ++i) t[i - nb] = scale * float(a[i] - ro - col_offset[i]) - mx;
+      wasm_v128_store(t, bl_expf_x4_le88(wasm_v128_load(t)));
+      for (size_t i = nb; i < N; ++i) {
+        p[i] = t[i - nb];
+        sum = sum + t[i - nb];
+      }
+    }
+    const float inv = 1.0f / sum;
+    const v128_t vinv = wasm_f32x4_splat(inv);
+    for (size_t i = 0; i < nb; i += 4) wasm_v128_store(p + i, wasm_f32x4_mul(wasm_v128_load(p + i), vinv));
+    for (size_t i = nb; i < N; ++i) p[i] = p[i] * inv;
   }
 }
 

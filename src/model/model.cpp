@@ -76,7 +76,7 @@ bool weight_shift(const Quantizer& q, int32_t& shift) {
 }
 
 void attention_matmul_int(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, bool relaxed, int32_t alpha, int32_t beta,
-                          float scale, Workspace& ws, float* C, size_t ldc) {
+                          float scale, Workspace& ws, float* C, size_t ldc, bool softmax) {
     ws.acc.resize(M * N), ws.row_sum.resize(M);
     (relaxed ? k::qs8_gemm_2x4c16_wasmrelaxed : k::qs8_gemm_2x4c8_wasmsimd)(M, N, K, A, lda, ws.packed_i.data(), ws.acc.data(), N);
     const int32_t* row_offset = nullptr;
@@ -90,7 +90,8 @@ void attention_matmul_int(size_t M, size_t N, size_t K, const int8_t* A, size_t 
     }
     const int32_t kab = int32_t(K) * alpha * beta;
     for (size_t n = 0; n < N; ++n) ws.col_sum[n] = -(alpha * ws.col_sum[n] + kab);  // −(α·Σw + K·α·β) per column
-    k::i32_dequant_rc_f32_wasmsimd(M, N, ws.acc.data(), N, row_offset, ws.col_sum.data(), scale, C, ldc);
+    (softmax ? k::i32_softmax_rc_f32_wasmsimd : k::i32_dequant_rc_f32_wasmsimd)(M, N, ws.acc.data(), N, row_offset, ws.col_sum.data(),
+                                                                                 scale, C, ldc);
 }
 
 void Linear::quantize_input(const float* x, size_t rows, size_t ldx, int8_t* xq) const {
@@ -204,8 +205,10 @@ void quantize_rows(const Quantizer& q, int32_t shift, size_t rows, size_t n, con
     }
 }
 
-// scores[h] = s_q·s_k·scale · (q_h codes)·(k_h codes)ᵀ for every head, from qkv[T, 3A] (IntAttention).
-void attention_scores_int(const IntAttention& ia, const float* qkv, size_t T, size_t H, size_t d, float scale, Workspace& ws) {
+// scores[h] = s_q·s_k·scale · (q_h codes)·(k_h codes)ᵀ for every head, from qkv[T, 3A] (IntAttention); with `softmax`,
+// their softmax (kernels::i32_softmax_rc_f32: the same bits, the scores never stored).
+void attention_scores_int(const IntAttention& ia, const float* qkv, size_t T, size_t H, size_t d, float scale, Workspace& ws,
+                          bool softmax) {
     const size_t A = H * d, dp = k::qs4_gemm_kp(d), lda = H * dp;  // q codes: row t, head h at h·dp, zero to (h+1)·dp
     ws.acodes.resize(T * lda), ws.wcodes.resize(T * A), ws.packed_i.resize(T * k::qs8_gemm_kp(d)), ws.col_sum.resize(T);
     if (dp == d)  // the heads' codes side by side: whole rows at once
@@ -219,7 +222,7 @@ void attention_scores_int(const IntAttention& ia, const float* qkv, size_t T, si
     for (size_t h = 0; h < H; ++h) {
         k::qs8_gemm_pack_strided(T, d, &ws.wcodes[h * d], A, 1, ws.packed_i.data(), ws.col_sum.data());
         attention_matmul_int(T, T, d, &ws.acodes[h * dp], lda, relaxed, ia.q_shift - ia.q.zero, ia.k_shift - ia.k.zero, s, ws,
-                             &ws.scores[h * T * T], T);
+                             &ws.scores[h * T * T], T, softmax);
     }
 }
 
@@ -235,7 +238,7 @@ void attention_context_int(const IntAttention& ia, const float* qkv, size_t T, s
     for (size_t h = 0; h < H; ++h) {
         k::qs8_gemm_pack_strided(d, T, &ws.wcodes[h * d], 1, A, ws.packed_i.data(), ws.col_sum.data());  // v_hᵀ
         attention_matmul_int(T, d, T, &ws.acodes[h * T * Tp], Tp, relaxed, ia.p_shift - ia.probs.zero, ia.v_shift - ia.v.zero, s, ws,
-                             ctx + h * d, A);
+                             ctx + h * d, A, false);
     }
 }
 }  // namespace
@@ -285,8 +288,10 @@ void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* h
         notify(hook, point_index(bidx, kK), qkv + A, T, A, 3 * A);
         notify(hook, point_index(bidx, kV), qkv + 2 * A, T, A, 3 * A);
         const IntAttention* ia = b.int_attn.get();
+        // Integer q·kᵀ whose scores nobody reads: its int32 sums go straight into softmax.
+        const bool fused_softmax = ia && !(hook && hook->reads(point_index(bidx, kScores)));
         if (ia) {
-            attention_scores_int(*ia, qkv, T, H, d, scale, ws);
+            attention_scores_int(*ia, qkv, T, H, d, scale, ws, fused_softmax);
         } else {
             for (size_t h = 0; h < H; ++h) {                   // scores[h] = q_h · k_hᵀ · scale   [T, T]
                 k::f32_gemm_pack(T, d, qkv + A + h * d, 3 * A, 1, ws.packed_k.data());
@@ -295,8 +300,10 @@ void ViT::run_blocks(size_t first, size_t last, Workspace& ws, ActivationHook* h
                 for (size_t i = 0; i < T * T; ++i) s[i] = s[i] * scale;
             }
         }
-        notify(hook, point_index(bidx, kScores), ws.scores.data(), H * T, T, T);
-        k::f32_softmax_wasmsimd(H * T, T, ws.scores.data(), T);
+        if (!fused_softmax) {
+            notify(hook, point_index(bidx, kScores), ws.scores.data(), H * T, T, T);
+            k::f32_softmax_wasmsimd(H * T, T, ws.scores.data(), T);
+        }
         notify(hook, point_index(bidx, kProbs), ws.scores.data(), H * T, T, T);
         if (ia && ia->pv) {
             attention_context_int(*ia, qkv, T, H, d, ws, ws.ctx.data());

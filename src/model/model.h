@@ -75,8 +75,9 @@ struct Workspace;
 // activation operand (M × K, row stride lda ≥ kernels::qs4_gemm_kp(K), zero from K), w the weight operand packed
 // into ws.packed_i by kernels::qs8_gemm_pack_strided with its row sums in ws.col_sum (N; overwritten); ws.acc
 // (M × N) and ws.row_sum (M) are scratch. `relaxed`: the relaxed-SIMD GEMM (A in [0, 127]), else SIMD128's.
+// `softmax`: C is the softmax of each row instead (kernels::i32_softmax_rc_f32, bit for bit the two in turn).
 void attention_matmul_int(size_t M, size_t N, size_t K, const int8_t* A, size_t lda, bool relaxed, int32_t alpha, int32_t beta,
-                          float scale, Workspace& ws, float* C, size_t ldc);
+                          float scale, Workspace& ws, float* C, size_t ldc, bool softmax = false);
 
 // y[rows, out] = x[rows, in] · weightᵀ + bias. `packed` is the kernel's layout of `weight`.
 struct Linear {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -155,7 +156,7 @@ struct ReadsEveryPoint : FakeQuantHook {
 };
 }  // namespace
 
-TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (on fc1's int16 sums, straight to fc2's codes), bit for bit the float GELU then fc2's quantization; none at 8 bits") {
+TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (on fc1's int16 sums, straight to fc2's codes), bit for bit the float GELU then fc2's quantization, and softmax straight from q·kᵀ's sums bit for bit the stored scores'; none at 8 bits") {
     for (const std::string& dir : {kHfModel, kTimmModel}) {
         ModelFx& f = model_fx(dir);
         for (int bits : {8, 4, 3}) {
@@ -173,6 +174,9 @@ TEST_CASE("enable_integer: at ≤ 4-bit activations GELU runs on thresholds (on 
             }
             FakeQuantHook hook(qi);
             ReadsEveryPoint floats(qi);
+            // Nor does this hook read the attention scores: with it, q·kᵀ's sums go straight into softmax
+            // (kernels::i32_softmax_rc_f32); `floats` has them stored, then softmax.
+            CHECK_FALSE(hook.reads(qi.model.point_index(0, ViT::kScores)));
             for (size_t i = 0; i < 64; ++i) {
                 const std::vector<float> x(f.data.inputs.begin() + long(i * f.data.input_size),
                                            f.data.inputs.begin() + long((i + 1) * f.data.input_size));
@@ -274,6 +278,36 @@ TEST_CASE("integer path with the relaxed-SIMD GEMMs: logits bit-identical to the
 
 // ---------------------------------------------------------------------------------------------------
 // Integer attention (IntAttention): q·kᵀ, and probs·v when the post-softmax quantizer is uniform, on codes.
+
+TEST_CASE("i32_softmax_rc_f32: the SIMD kernel (max on the integers) equals dequantizing then softmax bit for bit, at every scale (other than finite and > 0: the two in turn), row offsets or none, N tails, strides, ties at the max") {
+    std::mt19937 g(13);
+    std::uniform_int_distribution<int32_t> small(-3000, 3000), huge(-2000000000, 2000000000);
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    for (size_t rows : {1u, 2u, 5u})
+        for (size_t N : {1u, 2u, 3u, 4u, 5u, 9u, 197u})
+            for (float scale : {0.0173f, 1e-3f, 3.0f, 1e-40f, 3e38f, 0.0f, -0.5f, inf, nan})
+                for (bool wide : {false, true}) {
+                    CAPTURE(rows);
+                    CAPTURE(N);
+                    CAPTURE(scale);
+                    CAPTURE(wide);
+                    const size_t ldacc = N + 3, ldy = N + 5;
+                    std::vector<int32_t> acc(rows * ldacc), ro(rows), co(N);
+                    for (int32_t& v : acc) v = wide ? huge(g) / 2 : small(g);
+                    for (int32_t& v : ro) v = small(g) / 8;
+                    for (int32_t& v : co) v = small(g) / 8;
+                    if (N > 2) acc[1] = acc[2] = 100000 + co[1], co[2] = co[1];  // row 0: a tie at the max
+                    for (bool with_rows : {false, true}) {
+                        std::vector<float> want(rows * ldy, -1.0f), ref(rows * ldy, -1.0f), simd(rows * ldy, -1.0f);
+                        kernels::i32_dequant_rc_f32_ref(rows, N, acc.data(), ldacc, with_rows ? ro.data() : nullptr, co.data(), scale, want.data(), ldy);
+                        kernels::f32_softmax_ref(rows, N, want.data(), ldy);
+                        kernels::i32_softmax_rc_f32_ref(rows, N, acc.data(), ldacc, with_rows ? ro.data() : nullptr, co.data(), scale, ref.data(), ldy);
+                        kernels::i32_softmax_rc_f32_wasmsimd(rows, N, acc.data(), ldacc, with_rows ? ro.data() : nullptr, co.data(), scale, simd.data(), ldy);
+                        CHECK(same_bits(want, ref));
+                        CHECK(same_bits(want, simd));
+                    }
+                }
+}
 
 TEST_CASE("i32_dequant_rc_f32: the SIMD kernel equals its reference bit for bit (row offsets or none, N tails, strides); qs8_gemm_pack_strided packs as qs8_gemm_pack, transposed too, with row sums") {
     std::mt19937 g(11);
