@@ -21,6 +21,35 @@ namespace bitlens::kernels {
 namespace {
 inline float pmax(float a, float b) { return a < b ? b : a; }
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// The SIMD forms' exp, sum and normalising passes over one row p of n values (nb = n & ~3), given its max mx and its
+// scores through score4(i) (the 4 at i, i < nb) and score1(i) (a tail one), in the order of the comment above. p may
+// hold the scores themselves: each is read before its e is written.
+template <class Score4, class Score1>
+inline void softmax_row_simd(float* p, size_t n, size_t nb, float mx, Score4 score4, Score1 score1) {
+  const v128_t vmx = wasm_f32x4_splat(mx);
+  v128_t vs = wasm_f32x4_splat(0.0f);
+  for (size_t i = 0; i < nb; i += 4) {  // x − max ≤ 0 (or NaN): bl_expf_x4_le88 is bl_expf_x4 there
+    const v128_t e = bl_expf_x4_le88(wasm_f32x4_sub(score4(i), vmx));
+    wasm_v128_store(p + i, e);
+    vs = wasm_f32x4_add(vs, e);
+  }
+  float sum = (wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1)) +
+              (wasm_f32x4_extract_lane(vs, 2) + wasm_f32x4_extract_lane(vs, 3));
+  if (nb < n) {  // the 1–3 tail values through one vector exp (lane for lane bl_expf), added in order
+    float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = nb; i < n; ++i) t[i - nb] = score1(i) - mx;
+    wasm_v128_store(t, bl_expf_x4_le88(wasm_v128_load(t)));
+    for (size_t i = nb; i < n; ++i) {
+      p[i] = t[i - nb];
+      sum = sum + t[i - nb];
+    }
+  }
+  const float inv = 1.0f / sum;
+  const v128_t vinv = wasm_f32x4_splat(inv);
+  for (size_t i = 0; i < nb; i += 4) wasm_v128_store(p + i, wasm_f32x4_mul(wasm_v128_load(p + i), vinv));
+  for (size_t i = nb; i < n; ++i) p[i] = p[i] * inv;
+}
 }  // namespace
 
 void f32_softmax_ref(size_t rows, size_t n, float* x, size_t ld) {
@@ -62,29 +91,7 @@ void f32_softmax_wasmsimd(size_t rows, size_t n, float* x, size_t ld) {
     float mx = pmax(pmax(wasm_f32x4_extract_lane(vm, 0), wasm_f32x4_extract_lane(vm, 1)),
                     pmax(wasm_f32x4_extract_lane(vm, 2), wasm_f32x4_extract_lane(vm, 3)));
     for (size_t i = nb; i < n; ++i) mx = pmax(mx, p[i]);
-
-    const v128_t vmx = wasm_f32x4_splat(mx);
-    v128_t vs = wasm_f32x4_splat(0.0f);
-    for (size_t i = 0; i < nb; i += 4) {  // x − max ≤ 0 (or NaN): bl_expf_x4_le88 is bl_expf_x4 there
-      const v128_t e = bl_expf_x4_le88(wasm_f32x4_sub(wasm_v128_load(p + i), vmx));
-      wasm_v128_store(p + i, e);
-      vs = wasm_f32x4_add(vs, e);
-    }
-    float sum = (wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1)) +
-                (wasm_f32x4_extract_lane(vs, 2) + wasm_f32x4_extract_lane(vs, 3));
-    if (nb < n) {  // the 1–3 tail values through one vector exp (lane for lane bl_expf), added in order
-      float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (size_t i = nb; i < n; ++i) t[i - nb] = p[i] - mx;
-      wasm_v128_store(t, bl_expf_x4_le88(wasm_v128_load(t)));
-      for (size_t i = nb; i < n; ++i) {
-        p[i] = t[i - nb];
-        sum = sum + t[i - nb];
-      }
-    }
-    const float inv = 1.0f / sum;
-    const v128_t vinv = wasm_f32x4_splat(inv);
-    for (size_t i = 0; i < nb; i += 4) wasm_v128_store(p + i, wasm_f32x4_mul(wasm_v128_load(p + i), vinv));
-    for (size_t i = nb; i < n; ++i) p[i] = p[i] * inv;
+    softmax_row_simd(p, n, nb, mx, [&](size_t i) { return wasm_v128_load(p + i); }, [&](size_t i) { return p[i]; });
   }
 }
 
@@ -116,29 +123,9 @@ void i32_softmax_rc_f32_wasmsimd(size_t rows, size_t N, const int32_t* acc, size
     for (size_t i = nb; i < N; ++i) md = std::max(md, a[i] - ro - col_offset[i]);
     const float mx = scale * float(md);  // i32_dequant_rc_f32's score of the largest difference: the largest score
 
-    // From here f32_softmax_wasmsimd's passes, each score computed as i32_dequant_rc_f32 computes it.
-    const v128_t vmx = wasm_f32x4_splat(mx);
-    v128_t vsum = wasm_f32x4_splat(0.0f);
-    for (size_t i = 0; i < nb; i += 4) {
-      const v128_t e = bl_expf_x4_le88(wasm_f32x4_sub(wasm_f32x4_mul(vs, wasm_f32x4_convert_i32x4(diff(i))), vmx));
-      wasm_v128_store(p + i, e);
-      vsum = wasm_f32x4_add(vsum, e);
-    }
-    float sum = (wasm_f32x4_extract_lane(vsum, 0) + wasm_f32x4_extract_lane(vsum, 1)) +
-                (wasm_f32x4_extract_lane(vsum, 2) + wasm_f32x4_extract_lane(vsum, 3));
-    if (nb < N) {
-      float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (size_t i = nb; i < N; ++i) t[i - nb] = scale * float(a[i] - ro - col_offset[i]) - mx;
-      wasm_v128_store(t, bl_expf_x4_le88(wasm_v128_load(t)));
-      for (size_t i = nb; i < N; ++i) {
-        p[i] = t[i - nb];
-        sum = sum + t[i - nb];
-      }
-    }
-    const float inv = 1.0f / sum;
-    const v128_t vinv = wasm_f32x4_splat(inv);
-    for (size_t i = 0; i < nb; i += 4) wasm_v128_store(p + i, wasm_f32x4_mul(wasm_v128_load(p + i), vinv));
-    for (size_t i = nb; i < N; ++i) p[i] = p[i] * inv;
+    // f32_softmax_wasmsimd's passes, each score computed as i32_dequant_rc_f32 computes it.
+    softmax_row_simd(p, N, nb, mx, [&](size_t i) { return wasm_f32x4_mul(vs, wasm_f32x4_convert_i32x4(diff(i))); },
+                     [&](size_t i) { return scale * float(a[i] - ro - col_offset[i]); });
   }
 }
 
