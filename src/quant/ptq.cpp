@@ -570,18 +570,22 @@ void integer_gelu_sums(IntGelu& g, const Linear& fc1) {
     const size_t N = size_t(fc1.out), nu = g.up.size(), nd = g.down.size();
     const int64_t amin = q.in.qmin - q.shift, amax = q.in.qmax - q.shift;
     const kernels::ThresholdCodes tc = g.codes();
+    kernels::ThresholdCodes counted = tc;  // the count alone, as the kernel gives it outside the zones
+    counted.n_zones = 0;
+    std::vector<int64_t> lo(N), hi(N);  // the sums channel n can give
+    for (size_t n = 0; n < N; ++n)
+        lo[n] = amin * q.pos_sum[n] + amax * q.neg_sum[n], hi[n] = amax * q.pos_sum[n] + amin * q.neg_sum[n];
     std::vector<int16_t> up(kernels::sum_threshold_size(N, nu), 32767), down(kernels::sum_threshold_size(N, nd), -32768);
     for (size_t n = 0; n < N; ++n) {
-        const int64_t lo = amin * q.pos_sum[n] + amax * q.neg_sum[n], hi = amax * q.pos_sum[n] + amin * q.neg_sum[n];
-        if (lo < -32767 || hi > 32766 || !(q.out_scale[n] > 0)) return;
+        if (lo[n] < -32767 || hi[n] > 32766 || !(q.out_scale[n] > 0)) return;
         const float* bias = fc1.bias.empty() ? nullptr : &fc1.bias[n];
         auto v = [&](int64_t s) {  // i32_dequant_tcodes_qs8_ref's value, operation for operation
             const float x = q.out_scale[n] * float(int32_t(s) - q.offset[n]);
             return bias ? x + *bias : x;
         };
-        if (!std::isfinite(v(lo)) || !std::isfinite(v(hi))) return;
+        if (!std::isfinite(v(lo[n])) || !std::isfinite(v(hi[n]))) return;
         auto first = [&](auto holds) {  // the first sum in [lo, hi] where holds(v) (monotone), else hi + 1
-            int64_t a = lo, b = hi + 1;
+            int64_t a = lo[n], b = hi[n] + 1;
             while (a < b) {
                 const int64_t m = a + (b - a) / 2;
                 if (holds(v(m))) b = m; else a = m + 1;
@@ -592,15 +596,9 @@ void integer_gelu_sums(IntGelu& g, const Linear& fc1) {
             up[kernels::sum_threshold_index(n, j, nu)] = int16_t(first([&](float x) { return x >= g.up[j]; }) - 1);
         for (size_t j = 0; j < nd; ++j)
             down[kernels::sum_threshold_index(n, j, nd)] = int16_t(first([&](float x) { return x > g.down[j]; }));
-        auto count = [&](float x) {
-            int32_t c = g.base;
-            for (float t : g.up) c += t <= x;
-            for (float t : g.down) c += x <= t;
-            return c;
-        };
         for (size_t z = 0; z < g.zone_lo.size(); ++z)  // the sums whose value lies in a zone: the count must be the code
-            for (int64_t s = first([&](float x) { return x >= g.zone_lo[z]; }); s <= hi && v(s) <= g.zone_hi[z]; ++s)
-                if (count(v(s)) != kernels::f32_threshold_code(v(s), tc)) return;
+            for (int64_t s = first([&](float x) { return x >= g.zone_lo[z]; }); s <= hi[n] && v(s) <= g.zone_hi[z]; ++s)
+                if (kernels::f32_threshold_code(v(s), counted) != kernels::f32_threshold_code(v(s), tc)) return;
     }
     g.sum_up = std::move(up), g.sum_down = std::move(down), g.on_sums = true;
     // Probes: the range's ends and each threshold's two sides, both kernels' references, a row of channels at a time.
@@ -608,8 +606,7 @@ void integer_gelu_sums(IntGelu& g, const Linear& fc1) {
     const size_t probes = 2 + 2 * (nu + nd);
     std::vector<int32_t> acc(probes * N);
     for (size_t n = 0; n < N; ++n) {
-        const int64_t lo = amin * q.pos_sum[n] + amax * q.neg_sum[n], hi = amax * q.pos_sum[n] + amin * q.neg_sum[n];
-        std::vector<int64_t> probe{lo, hi};
+        std::vector<int64_t> probe{lo[n], hi[n]};
         for (size_t j = 0; j < nu; ++j) {
             const int64_t t = g.sum_up[kernels::sum_threshold_index(n, j, nu)];
             probe.push_back(t), probe.push_back(t + 1);
@@ -618,7 +615,7 @@ void integer_gelu_sums(IntGelu& g, const Linear& fc1) {
             const int64_t t = g.sum_down[kernels::sum_threshold_index(n, j, nd)];
             probe.push_back(t), probe.push_back(t - 1);
         }
-        for (size_t k = 0; k < probes; ++k) acc[k * N + n] = int32_t(std::clamp(probe[k], lo, hi));
+        for (size_t k = 0; k < probes; ++k) acc[k * N + n] = int32_t(std::clamp(probe[k], lo[n], hi[n]));
     }
     std::vector<int8_t> want(probes * N), got(probes * N);
     kernels::i32_dequant_tcodes_qs8_ref(probes, N, acc.data(), N, q.offset.data(), q.out_scale.data(),
