@@ -278,10 +278,10 @@ void i32_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t l
                              size_t ldo) {
   const v128_t base = wasm_i16x8_splat(int16_t(tc.base));
   const size_t N16 = N & ~size_t(15);
-  size_t r = 0;
-  for (; r + 2 <= rows; r += 2) {  // two rows a pass: each threshold vector loaded once for both
-    const int32_t *a = acc + r * ldacc, *b = a + ldacc;
-    int8_t *oa = out + r * ldo, *ob = oa + ldo;
+  for (size_t r = 0; r < rows; r += 2) {  // two rows a pass: each threshold vector loaded once for both
+    const bool pair = r + 1 < rows;            // a last row alone is counted as its own pair (stored twice, the same)
+    const int32_t *a = acc + r * ldacc, *b = pair ? a + ldacc : a;
+    int8_t *oa = out + r * ldo, *ob = pair ? oa + ldo : oa;
     for (size_t n = 0; n < N16; n += 16) {
       v128_t a0, a1, b0, b1;
       load_sums16(a + n, a0, a1);
@@ -301,22 +301,6 @@ void i32_tcodes_qs8_wasmsimd(size_t rows, size_t N, const int32_t* acc, size_t l
       }
       wasm_v128_store(oa + n, wasm_i8x16_narrow_i16x8(ca0, ca1));  // codes − shift fit int8 (the builder's): exact
       wasm_v128_store(ob + n, wasm_i8x16_narrow_i16x8(cb0, cb1));
-    }
-  }
-  for (; r < rows; ++r) {  // the last row alone
-    const int32_t* a = acc + r * ldacc;
-    int8_t* o = out + r * ldo;
-    for (size_t n = 0; n < N16; n += 16) {
-      v128_t a0, a1;
-      load_sums16(a + n, a0, a1);
-      v128_t c0 = base, c1 = base;
-      const int16_t* t = tc.up + n * tc.n_up;
-      for (uint32_t j = 0; j < tc.n_up; ++j, t += 16)
-        c0 = wasm_i16x8_sub(c0, wasm_i16x8_gt(a0, wasm_v128_load(t))), c1 = wasm_i16x8_sub(c1, wasm_i16x8_gt(a1, wasm_v128_load(t + 8)));
-      t = tc.down + n * tc.n_down;
-      for (uint32_t j = 0; j < tc.n_down; ++j, t += 16)
-        c0 = wasm_i16x8_sub(c0, wasm_i16x8_gt(wasm_v128_load(t), a0)), c1 = wasm_i16x8_sub(c1, wasm_i16x8_gt(wasm_v128_load(t + 8), a1));
-      wasm_v128_store(o + n, wasm_i8x16_narrow_i16x8(c0, c1));
     }
   }
   tcodes_ref_from(N16, rows, N, acc, ldacc, tc, out, ldo);
