@@ -852,7 +852,7 @@ handlers.learnItems = () => ({ e: LEARN_BITS, f: DRAW_ITEMS, g: MIXED_BITS, h: R
 function learnClasses(payload, post) {
   const items = share(payload, LEARN_BITS);
   if (!model || !evalData) throw new Error('load a model and images first');
-  const fp = payload.fp32 === false ? null : model.evaluate(evalData);
+  const fp32 = fp32Part(payload);
   const byBits = {};
   items.forEach((bits, k) => {
     post({ progress: { done: k, total: items.length, bits } });
@@ -864,11 +864,16 @@ function learnClasses(payload, post) {
       q.delete();
     }
   });
-  return { model: modelName, ...fp32Of(fp), byBits };
+  return { model: modelName, ...fp32, byBits };
 }
 handlers.learnClasses = learnClasses;
-// The FP32 evaluation's part of a lesson's result (null on a worker that leaves it to the first).
-function fp32Of(fp) { return fp ? { n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass } } : {}; }
+// A lesson's FP32 evaluation (opts: evaluate's), as its result's fields; none on a worker that leaves it to the first
+// (payload.fp32 false).
+function fp32Part(payload, opts) {
+  if (payload.fp32 === false) return {};
+  const fp = model.evaluate(evalData, opts);
+  return { n: fp.n, labels: fp.labels, fp32: { top1: fp.top1, perClass: fp.perClass } };
+}
 
 // (f) calibration draws: W b A b at 3–6 bits with DRAW_SEEDS seeds, each drawing DRAW_CALIB calibration images from the
 // pool, evaluated on the first DRAW_IMAGES evaluation images: per seed the top-1 and per-class accuracy, so the page
@@ -880,7 +885,7 @@ function learnDraws(payload, post) {
   if (!model || !evalData) throw new Error('load a model and images first');
   const t0 = performance.now();
   const limit = Math.min(DRAW_IMAGES, evalData.size), calibSize = Math.min(DRAW_CALIB, calibData.size);
-  const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
+  const fp32 = fp32Part(payload, { limit });
   const byBits = {};
   for (const [i, [bits, seed]] of items.entries()) {
     post({ progress: { done: i, total: items.length, bits, seed } });
@@ -892,7 +897,7 @@ function learnDraws(payload, post) {
       q.delete();
     }
   }
-  return { model: modelName, calibSize, seeds: DRAW_SEEDS, ...fp32Of(fp), byBits, seconds: (performance.now() - t0) / 1000 };
+  return { model: modelName, calibSize, seeds: DRAW_SEEDS, ...fp32, byBits, seconds: (performance.now() - t0) / 1000 };
 }
 handlers.learnDraws = learnDraws;
 
@@ -913,7 +918,7 @@ async function learnMixed(payload, post) {
     onProgress: ({ done, total }) => { const now = Date.now(); if (now - last > 100 || done === total) { last = now; post({ progress: { phase: 'sensitivities', done, total } }); } },
   });
   if (payload.sensOnly) return { sens };
-  const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
+  const fp32 = fp32Part(payload, { limit });
   const run = (opts) => {
     const q = model.quantize({ calib: calibData, calibSize, seed: 0, ...opts });
     try {
@@ -932,7 +937,7 @@ async function learnMixed(payload, post) {
     byBits[bits] = { mixed: run({ layerBits: plan.layerBits, pointBits: plan.pointBits }), uniform,
       weightBitsAvg: plan.weightBitsAvg, actBitsAvg: plan.actBitsAvg };
   }
-  return { model: modelName, ...fp32Of(fp), sensSize: sens.sensSize,
+  return { model: modelName, ...fp32, sensSize: sens.sensSize,
     candidates: sens.candidates, layers: sens.weights.map((w) => ({ name: w.name, values: w.values, sensitivity: w.sensitivity })),
     byBits, seconds: (performance.now() - t0) / 1000 };
 }
@@ -958,7 +963,7 @@ async function learnRepair(payload, post) {
     qat: () => model.qat(trainData, { ...base, ...train }),
     inq: () => model.inq(trainData, { ...base, calibSize: Math.min(32, REPAIR_TRAIN), partitions: [50, 100], epochsPerStep: 1, limit: REPAIR_TRAIN }),
   };
-  const fp = payload.fp32 === false ? null : model.evaluate(evalData, { limit });
+  const fp32 = fp32Part(payload, { limit });
   const byMethod = {};
   for (const [i, name] of items.entries()) {
     post({ progress: { done: i, total: items.length, method: name } });
@@ -972,7 +977,7 @@ async function learnRepair(payload, post) {
     }
   }
   return { model: modelName, bits: REPAIR_BITS, iters: REPAIR_ITERS, train: Math.min(REPAIR_TRAIN, trainData.size),
-    ...fp32Of(fp), byMethod, seconds: (performance.now() - t0) / 1000 };
+    ...fp32, byMethod, seconds: (performance.now() - t0) / 1000 };
 }
 handlers.learnRepair = learnRepair;
 
